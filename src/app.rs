@@ -1,0 +1,120 @@
+//! One wallet of one data dir, opened with everything around it: the ledger, the wallet backend,
+//! the buyer's [`Payer`] and the [`Seller`]. Entry points (CLI, MCP server) start here.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Serialize;
+use tracing::{info, warn};
+
+use crate::budget::{BudgetStatus, DAY_SECS};
+use crate::clock::SharedClock;
+use crate::ledger::{Ledger, LedgerError};
+use crate::mint::Seller;
+use crate::pay::{PayError, Payer};
+use crate::wallet::embedded::EmbeddedError;
+use crate::wallet::{EmbeddedWallet, Wallet, WalletError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Embedded(#[from] EmbeddedError),
+    #[error(transparent)]
+    Pay(#[from] PayError),
+    #[error(transparent)]
+    Wallet(#[from] WalletError),
+}
+
+/// An opened wallet.
+#[derive(Debug)]
+pub struct App {
+    pub data_dir: PathBuf,
+    pub wallet_name: String,
+    pub ledger: Ledger,
+    pub wallet: Arc<dyn Wallet>,
+    /// Set when the backend is the embedded wallet (deposits are possible).
+    pub embedded: Option<Arc<EmbeddedWallet>>,
+    pub payer: Payer,
+    pub seller: Seller,
+    pub clock: SharedClock,
+}
+
+/// Balance, budget and earnings of a wallet, as shown to people and agents.
+#[derive(Debug, Clone, Serialize)]
+pub struct WalletStatus {
+    pub wallet: String,
+    pub backend: &'static str,
+    pub network: crate::bolt11::Network,
+    pub balance_msat: u64,
+    /// True when the balance is test sats, not real bitcoin.
+    pub demo_funds: bool,
+    pub budget: BudgetStatus,
+    /// Income settled in the last 24 hours.
+    pub earned_24h_msat: u64,
+}
+
+impl App {
+    /// Open wallet `wallet_name` in `data_dir` with the embedded backend (created on first use),
+    /// and reconcile payments a previous run left pending.
+    pub async fn open_embedded(
+        data_dir: &Path,
+        wallet_name: &str,
+        clock: SharedClock,
+    ) -> Result<App, AppError> {
+        let ledger = Ledger::open_in(data_dir).await?;
+        let embedded =
+            Arc::new(EmbeddedWallet::open(&ledger, data_dir, wallet_name, clock.clone()).await?);
+        let wallet: Arc<dyn Wallet> = embedded.clone();
+        let payer = Payer::new(wallet_name, wallet.clone(), ledger.clone(), clock.clone()).await?;
+        let seller = Seller::new(wallet_name, wallet.clone(), ledger.clone(), clock.clone());
+        let report = payer.reconcile().await?;
+        if report.succeeded + report.failed > 0 {
+            info!(
+                ?report,
+                "reconciled payments left pending by an earlier run"
+            );
+        }
+        if report.still_pending > 0 {
+            warn!(
+                pending = report.still_pending,
+                "payments still pending; their budget stays reserved until resolved"
+            );
+        }
+        Ok(App {
+            data_dir: data_dir.to_owned(),
+            wallet_name: wallet_name.to_owned(),
+            ledger,
+            wallet,
+            embedded: Some(embedded),
+            payer,
+            seller,
+            clock,
+        })
+    }
+
+    /// Balance, budget and earnings.
+    pub async fn status(&self) -> Result<WalletStatus, AppError> {
+        let now = self.clock.now();
+        let info = self.wallet.info().await?;
+        let balance = self.wallet.balance().await?;
+        if let Err(e) = self.seller.refresh_incoming().await {
+            warn!(error = %e, "could not refresh incoming payments");
+        }
+        let policy = self.ledger.budget(&self.wallet_name).await?;
+        let used = self.ledger.window_use(&self.wallet_name, None, now).await?;
+        Ok(WalletStatus {
+            wallet: self.wallet_name.clone(),
+            backend: info.backend,
+            network: info.network,
+            balance_msat: balance.msat,
+            demo_funds: balance.demo_funds,
+            budget: BudgetStatus::new(policy, &used),
+            earned_24h_msat: self
+                .ledger
+                .earned_since(&self.wallet_name, now.saturating_sub(DAY_SECS))
+                .await?,
+        })
+    }
+}

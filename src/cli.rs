@@ -1,0 +1,511 @@
+//! The command line, for people: the same library the MCP tools use, with readable output
+//! and `--json` for scripts. Logs go to stderr (`RUST_LOG` to tune); results to stdout.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+
+use l402_mcp::app::{App, WalletStatus};
+use l402_mcp::budget::{BudgetPolicy, BudgetStatus, MSAT_PER_SAT, sats};
+use l402_mcp::config;
+use l402_mcp::ledger::Direction;
+use l402_mcp::mint::{ChallengeRequest, DEFAULT_INVOICE_EXPIRY_SECS};
+use l402_mcp::pay::PayRequest;
+use l402_mcp::wallet::EmbeddedWallet;
+
+#[derive(Parser)]
+#[command(
+    name = "l402-mcp",
+    version,
+    about = "A Lightning wallet for AI agents that speaks L402"
+)]
+struct Cli {
+    /// Folder holding the ledger and embedded wallet keys [default: $XDG_DATA_HOME/l402-mcp]
+    #[arg(long, global = true, env = config::DATA_DIR_ENV)]
+    data_dir: Option<PathBuf>,
+    /// Wallet name within the data dir (each has its own balance and budget)
+    #[arg(long, global = true, env = config::WALLET_ENV, default_value = config::DEFAULT_WALLET)]
+    wallet: String,
+    /// Print machine-readable JSON instead of text
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show the wallet balance, budget and earnings
+    Balance,
+    /// Create an invoice to receive sats
+    Invoice {
+        /// Amount in sats
+        amount_sats: u64,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Seconds until the invoice expires
+        #[arg(long, default_value_t = DEFAULT_INVOICE_EXPIRY_SECS)]
+        expiry: u64,
+    },
+    /// Pay a BOLT11 invoice, within the budget
+    Pay {
+        bolt11: String,
+        /// Refuse if the invoice asks for more than this many sats
+        #[arg(long)]
+        max_sats: Option<u64>,
+        /// Routing fee limit in sats (the budget's fee limit applies when lower)
+        #[arg(long)]
+        max_fee_sats: Option<u64>,
+    },
+    /// Decode a BOLT11 invoice without paying it
+    Decode { bolt11: String },
+    /// List recent payments
+    History {
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[arg(long, value_parser = ["in", "out"])]
+        direction: Option<String>,
+    },
+    /// Show or change the spending budget
+    Budget {
+        #[command(subcommand)]
+        action: BudgetAction,
+    },
+    /// Embedded wallet management
+    Wallet {
+        #[command(subcommand)]
+        action: WalletAction,
+    },
+    /// Sell: create an L402 challenge (invoice + macaroon)
+    Challenge {
+        /// Price in sats
+        amount_sats: u64,
+        #[arg(long)]
+        service: Option<String>,
+        #[arg(long)]
+        tier: Option<u8>,
+        /// Capability granted (repeatable)
+        #[arg(long = "capability")]
+        capabilities: Vec<String>,
+        /// Token lifetime in seconds (default: no expiry)
+        #[arg(long)]
+        valid_for: Option<u64>,
+        #[arg(long)]
+        description: Option<String>,
+        /// Seconds until the invoice expires
+        #[arg(long)]
+        expiry: Option<u64>,
+    },
+    /// Sell: verify an L402 credential ("L402 <macaroon>:<preimage>")
+    Verify {
+        authorization: String,
+        #[arg(long)]
+        service: Option<String>,
+        #[arg(long)]
+        capability: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum BudgetAction {
+    /// Show the budget and what has been spent
+    Show,
+    /// Change budget limits (unnamed limits are kept)
+    Set(BudgetSet),
+}
+
+#[derive(Args)]
+struct BudgetSet {
+    /// Largest invoice one payment may pay, in sats
+    #[arg(long)]
+    per_payment_sats: Option<u64>,
+    /// Cap over a rolling 24 hours, fees included, in sats
+    #[arg(long)]
+    daily_sats: Option<u64>,
+    /// Cap over the last hour, in sats ("none" to remove)
+    #[arg(long, value_parser = optional_u64)]
+    hourly_sats: Option<Option<u64>>,
+    /// Cap per host over 24 hours, in sats ("none" to remove)
+    #[arg(long, value_parser = optional_u64)]
+    per_host_daily_sats: Option<Option<u64>>,
+    /// Only pay these hosts (repeatable; replaces the list)
+    #[arg(long = "allow-host")]
+    allow_hosts: Vec<String>,
+    /// Never pay these hosts (repeatable; replaces the list)
+    #[arg(long = "deny-host")]
+    deny_hosts: Vec<String>,
+    /// Empty both host lists
+    #[arg(long)]
+    clear_hosts: bool,
+    /// Routing fee floor in sats
+    #[arg(long)]
+    max_fee_sats: Option<u64>,
+    /// Routing fee limit as a percentage of the amount
+    #[arg(long)]
+    max_fee_percent: Option<f64>,
+}
+
+#[derive(Subcommand)]
+enum WalletAction {
+    /// Add test sats to an embedded wallet (not real bitcoin)
+    Deposit { amount_sats: u64 },
+    /// List the embedded wallets in the data dir
+    List,
+}
+
+fn optional_u64(s: &str) -> Result<Option<u64>, String> {
+    if s.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    s.parse()
+        .map(Some)
+        .map_err(|_| format!("{s:?} is not a whole number or \"none\""))
+}
+
+fn to_msat(sats: u64) -> Result<u64> {
+    sats.checked_mul(MSAT_PER_SAT)
+        .ok_or_else(|| anyhow!("{sats} sats is too large"))
+}
+
+pub async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let json = cli.json;
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if json {
+                println!("{}", json!({ "error": e.to_string() }));
+            } else {
+                // Library errors carry their cause in their own message; `{e}` prints it once.
+                eprintln!("error: {e}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    if let Command::Decode { bolt11 } = &cli.command {
+        // Needs no wallet and no data dir.
+        let d = l402_mcp::bolt11::decode(bolt11)?;
+        return print(cli.json, &d, || {
+            format!(
+                "network      {}\namount       {}\npayment hash {}\ndescription  {}\ncreated      {} (unix)\nexpires      {} (unix, after {} s)\npayee        {}",
+                d.network,
+                d.amount_msat.map_or("none (amountless)".into(), sats),
+                hex::encode(d.payment_hash),
+                d.description.as_deref().unwrap_or("-"),
+                d.timestamp,
+                d.expires_at(),
+                d.expiry_secs,
+                d.payee
+            )
+        });
+    }
+    let data_dir = cli
+        .data_dir
+        .clone()
+        .or_else(config::default_data_dir)
+        .context("no data dir: set --data-dir or L402_MCP_DATA_DIR (HOME is not set)")?;
+    let app = App::open_embedded(&data_dir, &cli.wallet, l402_mcp::clock::system()).await?;
+    let j = cli.json;
+    match cli.command {
+        Command::Decode { .. } => unreachable!("handled above"),
+        Command::Balance => {
+            let s = app.status().await?;
+            print(j, &s, || status_text(&s))
+        }
+        Command::Invoice {
+            amount_sats,
+            description,
+            expiry,
+        } => {
+            let (created, _) = app
+                .seller
+                .create_invoice(to_msat(amount_sats)?, &description, expiry)
+                .await?;
+            let out = json!({ "bolt11": created.bolt11, "payment_hash": hex::encode(created.payment_hash), "amount_msat": to_msat(amount_sats)?, "expires_at": created.expires_at });
+            print(j, &out, || created.bolt11.clone())
+        }
+        Command::Pay {
+            bolt11,
+            max_sats,
+            max_fee_sats,
+        } => {
+            let req = PayRequest {
+                invoice: &bolt11,
+                max_amount_msat: max_sats.map(to_msat).transpose()?,
+                max_fee_msat: max_fee_sats.map(to_msat).transpose()?,
+                ..Default::default()
+            };
+            let receipt = app.payer.pay(&req).await?;
+            let demo = app.wallet.info().await?.demo_funds;
+            let out = json!({
+                "paid": !receipt.already_paid,
+                "already_paid": receipt.already_paid,
+                "amount_msat": receipt.amount_msat,
+                "fee_msat": receipt.fee_msat,
+                "payment_hash": hex::encode(receipt.payment_hash),
+                "preimage": hex::encode(receipt.preimage),
+                "demo_funds": demo,
+            });
+            print(j, &out, || {
+                let what = if receipt.already_paid {
+                    "already paid earlier; nothing spent"
+                } else {
+                    "paid"
+                };
+                format!(
+                    "{what}: {} + {} fee{}\npayment hash {}\npreimage     {}",
+                    sats(receipt.amount_msat),
+                    sats(receipt.fee_msat),
+                    if demo { " (demo test sats)" } else { "" },
+                    hex::encode(receipt.payment_hash),
+                    hex::encode(receipt.preimage)
+                )
+            })
+        }
+        Command::History { limit, direction } => {
+            let dir = direction.as_deref().map(|d| {
+                if d == "in" {
+                    Direction::In
+                } else {
+                    Direction::Out
+                }
+            });
+            let rows = app
+                .ledger
+                .list_payments(&app.wallet_name, dir, limit)
+                .await?;
+            print(j, &rows, || {
+                if rows.is_empty() {
+                    return "no payments yet".into();
+                }
+                rows.iter()
+                    .map(|p| {
+                        let dir = if p.direction == Direction::Out {
+                            "out"
+                        } else {
+                            "in "
+                        };
+                        let amount = u64::try_from(p.amount_msat).unwrap_or(0);
+                        let fee = u64::try_from(p.fee_msat).unwrap_or(0);
+                        format!(
+                            "#{:<5} {dir} {:<9} {:>14} fee {:>10}  {}  {}{}",
+                            p.id,
+                            format!("{:?}", p.status).to_lowercase(),
+                            sats(amount),
+                            sats(fee),
+                            &p.payment_hash[..16],
+                            p.description.as_deref().or(p.url.as_deref()).unwrap_or(""),
+                            p.error
+                                .as_deref()
+                                .map(|e| format!("  [{e}]"))
+                                .unwrap_or_default()
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+        }
+        Command::Budget {
+            action: BudgetAction::Show,
+        } => {
+            let s = app.status().await?;
+            print(j, &s.budget, || budget_text(&s.budget))
+        }
+        Command::Budget {
+            action: BudgetAction::Set(set),
+        } => {
+            let mut p = app.ledger.budget(&app.wallet_name).await?;
+            apply_budget(&mut p, set)?;
+            app.ledger
+                .set_budget(&app.wallet_name, &p, app.clock.now())
+                .await?;
+            let s = app.status().await?;
+            print(j, &s.budget, || {
+                format!("budget updated\n{}", budget_text(&s.budget))
+            })
+        }
+        Command::Wallet {
+            action: WalletAction::Deposit { amount_sats },
+        } => {
+            let embedded = app
+                .embedded
+                .as_ref()
+                .context("deposits are only for the embedded wallet")?;
+            let balance = embedded.deposit(to_msat(amount_sats)?).await?;
+            let out = json!({ "deposited_msat": to_msat(amount_sats)?, "balance_msat": balance, "demo_funds": true });
+            print(j, &out, || {
+                format!(
+                    "added {} of test sats (not real bitcoin); balance {}",
+                    sats(to_msat(amount_sats).unwrap_or(0)),
+                    sats(balance)
+                )
+            })
+        }
+        Command::Wallet {
+            action: WalletAction::List,
+        } => {
+            let names = EmbeddedWallet::list(&app.ledger).await?;
+            print(j, &names, || names.join("\n"))
+        }
+        Command::Challenge {
+            amount_sats,
+            service,
+            tier,
+            capabilities,
+            valid_for,
+            description,
+            expiry,
+        } => {
+            let c = app
+                .seller
+                .create_challenge(&ChallengeRequest {
+                    amount_msat: to_msat(amount_sats)?,
+                    description,
+                    expiry_secs: expiry,
+                    service,
+                    tier,
+                    capabilities,
+                    valid_for_secs: valid_for,
+                })
+                .await?;
+            print(j, &c, || {
+                format!(
+                    "invoice   {}\nmacaroon  {}\nWWW-Authenticate: {}\nWWW-Authenticate: {}",
+                    c.invoice, c.macaroon, c.www_authenticate[0], c.www_authenticate[1]
+                )
+            })
+        }
+        Command::Verify {
+            authorization,
+            service,
+            capability,
+        } => {
+            let v = app
+                .seller
+                .verify_authorization(&authorization, service.as_deref(), capability.as_deref())
+                .await?;
+            print(j, &v, || {
+                if v.valid {
+                    format!(
+                        "valid: token {} for payment {}{}",
+                        v.token_id.as_deref().unwrap_or("?"),
+                        v.payment_hash.as_deref().unwrap_or("?"),
+                        v.amount_paid_msat
+                            .map(|a| format!(" ({} paid)", sats(a)))
+                            .unwrap_or_default()
+                    )
+                } else {
+                    format!("invalid: {}", v.reason.as_deref().unwrap_or("?"))
+                }
+            })?;
+            if v.valid {
+                Ok(())
+            } else {
+                bail!(
+                    "credential refused ({})",
+                    v.reason_code.unwrap_or("invalid")
+                )
+            }
+        }
+    }
+}
+
+fn apply_budget(p: &mut BudgetPolicy, set: BudgetSet) -> Result<()> {
+    if let Some(v) = set.per_payment_sats {
+        p.per_payment_msat = to_msat(v)?;
+    }
+    if let Some(v) = set.daily_sats {
+        p.daily_msat = to_msat(v)?;
+    }
+    if let Some(v) = set.hourly_sats {
+        p.hourly_msat = v.map(to_msat).transpose()?;
+    }
+    if let Some(v) = set.per_host_daily_sats {
+        p.per_host_daily_msat = v.map(to_msat).transpose()?;
+    }
+    if set.clear_hosts {
+        p.allow_hosts.clear();
+        p.deny_hosts.clear();
+    }
+    if !set.allow_hosts.is_empty() {
+        p.allow_hosts = set.allow_hosts;
+    }
+    if !set.deny_hosts.is_empty() {
+        p.deny_hosts = set.deny_hosts;
+    }
+    if let Some(v) = set.max_fee_sats {
+        p.max_fee_floor_msat = to_msat(v)?;
+    }
+    if let Some(pct) = set.max_fee_percent {
+        if !(0.0..=100.0).contains(&pct) {
+            bail!("--max-fee-percent must be between 0 and 100");
+        }
+        p.max_fee_ppm = (pct * 10_000.0).round() as u64;
+    }
+    Ok(())
+}
+
+fn status_text(s: &WalletStatus) -> String {
+    let demo = if s.demo_funds {
+        "  (demo test sats, not real bitcoin)"
+    } else {
+        ""
+    };
+    format!(
+        "wallet   {} ({} on {})\nbalance  {}{demo}\nearned   {} in the last 24 h\n{}",
+        s.wallet,
+        s.backend,
+        s.network,
+        sats(s.balance_msat),
+        sats(s.earned_24h_msat),
+        budget_text(&s.budget)
+    )
+}
+
+fn budget_text(b: &BudgetStatus) -> String {
+    let p = &b.policy;
+    let opt = |v: Option<u64>| v.map_or("none".into(), sats);
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            "-".to_owned()
+        } else {
+            v.join(", ")
+        }
+    };
+    format!(
+        "budget   per payment {}, daily {} (rolling 24 h, fees included), hourly {}, per host daily {}\n         spent {} + reserved {} in the last 24 h; {} left\n         fee limit max({}, {}% of amount); allow hosts {}; deny hosts {}",
+        sats(p.per_payment_msat),
+        sats(p.daily_msat),
+        opt(p.hourly_msat),
+        opt(p.per_host_daily_msat),
+        sats(b.spent_24h_msat),
+        sats(b.reserved_msat),
+        sats(b.remaining_24h_msat),
+        sats(p.max_fee_floor_msat),
+        p.max_fee_ppm as f64 / 10_000.0,
+        list(&p.allow_hosts),
+        list(&p.deny_hosts)
+    )
+}
+
+fn print<T: serde::Serialize>(json: bool, value: &T, text: impl FnOnce() -> String) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(value)?);
+    } else {
+        println!("{}", text());
+    }
+    Ok(())
+}

@@ -1,0 +1,475 @@
+//! Verification of an L402 credential, in Aperture's order:
+//! (1) decode the identifier and check `sha256(preimage) == payment_hash`;
+//! (2) find the root key by `sha256(identifier)` and check the signature;
+//! (3) check the caveats.
+//!
+//! Step (2) needs the seller's root-key store, so verification comes in two pure halves:
+//! [`prepare`] (decode, preimage) and [`finish`] (signature, caveats), with the lookup between.
+
+use super::caveat::{self, Caveat, Service};
+use super::identifier::Identifier;
+use super::macaroon::Macaroon;
+use super::{Preimage, preimage_matches, sha256};
+
+/// Why a credential was refused. Every failure has one; `code()` is a stable name for programs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    #[error("malformed credential: {0}")]
+    Malformed(String),
+    #[error("unknown token: no root key for this identifier (not minted here, or revoked)")]
+    UnknownToken,
+    #[error("bad signature: the macaroon was not minted with this root key or was altered")]
+    BadSignature,
+    #[error("preimage does not hash to the payment hash in the token")]
+    PreimageMismatch,
+    #[error("token expired at {valid_until} (unix seconds)")]
+    Expired { valid_until: u64 },
+    #[error("token is not valid for service {wanted:?} (it allows: {allowed})")]
+    WrongService { wanted: String, allowed: String },
+    #[error("token lacks capability {wanted:?} for service {service:?} (it allows: {allowed:?})")]
+    MissingCapability {
+        service: String,
+        wanted: String,
+        allowed: String,
+    },
+    #[error("caveat {0:?} is not understood; this verifier refuses what it cannot check")]
+    UnknownCaveat(String),
+    #[error("caveat {caveat:?} widens an earlier one; later caveats may only narrow")]
+    WidenedCaveat { caveat: String },
+    #[error("caveat {caveat:?} is invalid: {why}")]
+    InvalidCaveat { caveat: String, why: String },
+}
+
+impl Rejection {
+    /// A stable, machine-readable name for the reason.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Rejection::Malformed(_) => "malformed",
+            Rejection::UnknownToken => "unknown_token",
+            Rejection::BadSignature => "bad_signature",
+            Rejection::PreimageMismatch => "preimage_mismatch",
+            Rejection::Expired { .. } => "expired",
+            Rejection::WrongService { .. } => "wrong_service",
+            Rejection::MissingCapability { .. } => "missing_capability",
+            Rejection::UnknownCaveat(_) => "unknown_caveat",
+            Rejection::WidenedCaveat { .. } => "widened_caveat",
+            Rejection::InvalidCaveat { .. } => "invalid_caveat",
+        }
+    }
+}
+
+/// What the verifier is asked to authorize.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct VerifyParams<'a> {
+    /// The service being accessed. `None` checks only what does not depend on it
+    /// (signature, preimage, every expiry).
+    pub service: Option<&'a str>,
+    /// A capability the request needs, within `service`.
+    pub capability: Option<&'a str>,
+    /// Current time, unix seconds.
+    pub now_unix: u64,
+}
+
+/// A credential decoded and matched against its preimage, waiting for its root key.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub macaroon: Macaroon,
+    pub identifier: Identifier,
+    /// `sha256(identifier bytes)`: the root key's name in the store.
+    pub key_id: [u8; 32],
+}
+
+/// A credential that passed every check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedToken {
+    pub identifier: Identifier,
+    pub caveats: Vec<Caveat>,
+    /// The services caveat in force, if any.
+    pub services: Option<Vec<Service>>,
+    /// The earliest expiry in force (unix seconds), if any.
+    pub valid_until: Option<u64>,
+}
+
+/// Step (1): decode the macaroon and identifier, check the preimage against the payment hash.
+pub fn prepare(macaroon_bytes: &[u8], preimage: &Preimage) -> Result<Prepared, Rejection> {
+    let macaroon =
+        Macaroon::deserialize(macaroon_bytes).map_err(|e| Rejection::Malformed(e.to_string()))?;
+    let identifier = Identifier::decode(macaroon.identifier())
+        .map_err(|e| Rejection::Malformed(e.to_string()))?;
+    if !preimage_matches(preimage, &identifier.payment_hash) {
+        return Err(Rejection::PreimageMismatch);
+    }
+    let key_id = sha256(macaroon.identifier());
+    Ok(Prepared {
+        macaroon,
+        identifier,
+        key_id,
+    })
+}
+
+/// Steps (2) and (3): the signature with the root key found (or not) for `prepared.key_id`,
+/// then the caveats.
+pub fn finish(
+    prepared: &Prepared,
+    root_key: Option<&[u8]>,
+    params: &VerifyParams<'_>,
+) -> Result<VerifiedToken, Rejection> {
+    let root_key = root_key.ok_or(Rejection::UnknownToken)?;
+    if !prepared.macaroon.verify_signature(root_key) {
+        return Err(Rejection::BadSignature);
+    }
+    let caveats = prepared
+        .macaroon
+        .caveats()
+        .iter()
+        .map(|raw| {
+            Caveat::parse(raw)
+                .map_err(|_| Rejection::UnknownCaveat(String::from_utf8_lossy(raw).into_owned()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let (services, valid_until) = check_caveats(&caveats, params)?;
+    Ok(VerifiedToken {
+        identifier: prepared.identifier,
+        caveats,
+        services,
+        valid_until,
+    })
+}
+
+/// The conditions this verifier understands.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Condition<'a> {
+    Services,
+    Capabilities(&'a str),
+    ValidUntil(&'a str),
+    ExpirationMillis,
+}
+
+fn classify(condition: &str) -> Option<Condition<'_>> {
+    if condition == caveat::SERVICES {
+        return Some(Condition::Services);
+    }
+    if condition == caveat::EXPIRATION {
+        return Some(Condition::ExpirationMillis);
+    }
+    if let Some(service) = condition.strip_suffix(caveat::CAPABILITIES_SUFFIX)
+        && !service.is_empty()
+    {
+        return Some(Condition::Capabilities(service));
+    }
+    if let Some(service) = condition.strip_suffix(caveat::VALID_UNTIL_SUFFIX)
+        && !service.is_empty()
+    {
+        return Some(Condition::ValidUntil(service));
+    }
+    None
+}
+
+type CaveatOutcome = (Option<Vec<Service>>, Option<u64>);
+
+/// Aperture's rule: caveats of one condition form a chain, each may only narrow the one before,
+/// and the last decides. Unknown conditions are refused (fail-closed).
+fn check_caveats(
+    caveats: &[Caveat],
+    params: &VerifyParams<'_>,
+) -> Result<CaveatOutcome, Rejection> {
+    // Group in order of first appearance; a handful of caveats, so a Vec beats a map.
+    let mut groups: Vec<(Condition<'_>, Vec<&Caveat>)> = Vec::new();
+    for c in caveats {
+        let cond = classify(&c.condition).ok_or_else(|| Rejection::UnknownCaveat(c.to_string()))?;
+        match groups.iter_mut().find(|(k, _)| *k == cond) {
+            Some((_, list)) => list.push(c),
+            None => groups.push((cond, vec![c])),
+        }
+    }
+
+    let mut services_in_force = None;
+    let mut earliest_expiry: Option<u64> = None;
+    for (cond, chain) in &groups {
+        match cond {
+            Condition::Services => {
+                let last = services_chain(chain)?;
+                if let Some(wanted) = params.service
+                    && !last.iter().any(|s| s.name == wanted)
+                {
+                    return Err(Rejection::WrongService {
+                        wanted: wanted.to_owned(),
+                        allowed: chain.last().map(|c| c.value.clone()).unwrap_or_default(),
+                    });
+                }
+                services_in_force = Some(last);
+            }
+            Condition::Capabilities(service) => {
+                let last = capabilities_chain(chain)?;
+                if params.service == Some(*service)
+                    && let Some(wanted) = params.capability
+                    && !last.contains(&wanted)
+                {
+                    return Err(Rejection::MissingCapability {
+                        service: (*service).to_owned(),
+                        wanted: wanted.to_owned(),
+                        allowed: last.join(","),
+                    });
+                }
+            }
+            Condition::ValidUntil(service) => {
+                let valid_until = timestamp_chain(chain)?;
+                // With a target service, only its expiry applies (as in Aperture); without one,
+                // every expiry does.
+                if params.service.is_none_or(|s| s == *service) {
+                    if params.now_unix > valid_until {
+                        return Err(Rejection::Expired { valid_until });
+                    }
+                    earliest_expiry =
+                        Some(earliest_expiry.map_or(valid_until, |e| e.min(valid_until)));
+                }
+            }
+            Condition::ExpirationMillis => {
+                let millis = timestamp_chain(chain)?;
+                let valid_until = millis / 1000;
+                if u128::from(params.now_unix) * 1000 > u128::from(millis) {
+                    return Err(Rejection::Expired { valid_until });
+                }
+                earliest_expiry = Some(earliest_expiry.map_or(valid_until, |e| e.min(valid_until)));
+            }
+        }
+    }
+    Ok((services_in_force, earliest_expiry))
+}
+
+fn invalid(c: &Caveat, why: impl ToString) -> Rejection {
+    Rejection::InvalidCaveat {
+        caveat: c.to_string(),
+        why: why.to_string(),
+    }
+}
+
+fn widened(c: &Caveat) -> Rejection {
+    Rejection::WidenedCaveat {
+        caveat: c.to_string(),
+    }
+}
+
+fn services_chain(chain: &[&Caveat]) -> Result<Vec<Service>, Rejection> {
+    let mut prev: Option<Vec<Service>> = None;
+    for c in chain {
+        let cur = caveat::parse_services(&c.value).map_err(|e| invalid(c, e))?;
+        if let Some(prev) = &prev
+            && !cur.iter().all(|s| prev.iter().any(|p| p.name == s.name))
+        {
+            return Err(widened(c));
+        }
+        prev = Some(cur);
+    }
+    Ok(prev.unwrap_or_default())
+}
+
+fn capabilities_chain<'a>(chain: &[&'a Caveat]) -> Result<Vec<&'a str>, Rejection> {
+    let mut prev: Option<Vec<&str>> = None;
+    for c in chain {
+        let cur = caveat::parse_capabilities(&c.value);
+        if let Some(prev) = &prev
+            && !cur.iter().all(|cap| prev.contains(cap))
+        {
+            return Err(widened(c));
+        }
+        prev = Some(cur);
+    }
+    Ok(prev.unwrap_or_default())
+}
+
+fn timestamp_chain(chain: &[&Caveat]) -> Result<u64, Rejection> {
+    let mut prev: Option<u64> = None;
+    for c in chain {
+        let cur = caveat::parse_timestamp(&c.value).map_err(|e| invalid(c, e))?;
+        if prev.is_some_and(|p| cur > p) {
+            return Err(widened(c));
+        }
+        prev = Some(cur);
+    }
+    prev.ok_or_else(|| Rejection::Malformed("empty caveat chain".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::l402::macaroon::L402_LOCATION;
+
+    const ROOT: [u8; 32] = [42; 32];
+    const PREIMAGE: [u8; 32] = [5; 32];
+
+    fn mint(caveats: &[&str]) -> Vec<u8> {
+        let id = Identifier {
+            payment_hash: sha256(&PREIMAGE),
+            token_id: [1; 32],
+        };
+        let mut m = Macaroon::new(&ROOT, id.encode().to_vec(), L402_LOCATION);
+        for c in caveats {
+            m.add_caveat(c.as_bytes());
+        }
+        m.serialize()
+    }
+
+    fn check(caveats: &[&str], params: VerifyParams<'_>) -> Result<VerifiedToken, Rejection> {
+        let p = prepare(&mint(caveats), &PREIMAGE)?;
+        finish(&p, Some(&ROOT), &params)
+    }
+
+    fn svc(
+        service: &'static str,
+        capability: Option<&'static str>,
+        now: u64,
+    ) -> VerifyParams<'static> {
+        VerifyParams {
+            service: Some(service),
+            capability,
+            now_unix: now,
+        }
+    }
+
+    const STD: &[&str] = &[
+        "services=meme:0",
+        "meme_capabilities=read,write",
+        "meme_valid_until=1000",
+    ];
+
+    #[test]
+    fn accepts_a_good_token() {
+        let t = check(STD, svc("meme", Some("read"), 999)).unwrap();
+        assert_eq!(t.valid_until, Some(1000));
+        assert_eq!(t.services, Some(vec![Service::new("meme", 0).unwrap()]));
+        assert_eq!(t.caveats.len(), 3);
+        // No target: signature, preimage and expiry only.
+        check(
+            STD,
+            VerifyParams {
+                now_unix: 5,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn each_failure_has_its_reason() {
+        assert_eq!(
+            check(STD, svc("meme", None, 1001)),
+            Err(Rejection::Expired { valid_until: 1000 })
+        );
+        assert_eq!(
+            check(STD, svc("news", None, 1)).unwrap_err().code(),
+            "wrong_service"
+        );
+        assert_eq!(
+            check(STD, svc("meme", Some("admin"), 1))
+                .unwrap_err()
+                .code(),
+            "missing_capability"
+        );
+        assert_eq!(
+            check(&["color=red"], svc("meme", None, 1))
+                .unwrap_err()
+                .code(),
+            "unknown_caveat"
+        );
+        assert_eq!(
+            check(&["services=meme:x"], svc("meme", None, 1))
+                .unwrap_err()
+                .code(),
+            "invalid_caveat"
+        );
+        assert_eq!(
+            check(&["novalue"], svc("meme", None, 1))
+                .unwrap_err()
+                .code(),
+            "unknown_caveat"
+        );
+
+        let p = prepare(&mint(STD), &PREIMAGE).unwrap();
+        assert_eq!(
+            finish(&p, None, &svc("meme", None, 1)),
+            Err(Rejection::UnknownToken)
+        );
+        assert_eq!(
+            finish(&p, Some(&[0; 32]), &svc("meme", None, 1)),
+            Err(Rejection::BadSignature)
+        );
+        assert_eq!(
+            prepare(&mint(STD), &[6; 32]).unwrap_err(),
+            Rejection::PreimageMismatch
+        );
+        assert_eq!(prepare(b"junk", &PREIMAGE).unwrap_err().code(), "malformed");
+    }
+
+    #[test]
+    fn chains_may_only_narrow_and_the_last_decides() {
+        // Narrowing is fine; the last caveat decides.
+        let narrowed = ["services=meme:0,news:0", "services=news:0"];
+        assert!(check(&narrowed, svc("news", None, 1)).is_ok());
+        assert_eq!(
+            check(&narrowed, svc("meme", None, 1)).unwrap_err().code(),
+            "wrong_service"
+        );
+        // Widening is refused.
+        let widened = ["services=meme:0", "services=meme:0,news:0"];
+        assert_eq!(
+            check(&widened, svc("news", None, 1)).unwrap_err().code(),
+            "widened_caveat"
+        );
+        let caps = ["meme_capabilities=read", "meme_capabilities=read,write"];
+        assert_eq!(
+            check(&caps, svc("meme", Some("read"), 1))
+                .unwrap_err()
+                .code(),
+            "widened_caveat"
+        );
+        let later = ["meme_valid_until=100", "meme_valid_until=200"];
+        assert_eq!(
+            check(&later, svc("meme", None, 1)).unwrap_err().code(),
+            "widened_caveat"
+        );
+        let earlier = ["meme_valid_until=200", "meme_valid_until=100"];
+        assert_eq!(
+            check(&earlier, svc("meme", None, 150)),
+            Err(Rejection::Expired { valid_until: 100 })
+        );
+    }
+
+    #[test]
+    fn expiry_of_other_services_and_lsat_js_expiration() {
+        let two = ["services=a:0,b:0", "a_valid_until=100", "b_valid_until=300"];
+        assert!(check(&two, svc("b", None, 200)).is_ok());
+        assert_eq!(
+            check(&two, svc("a", None, 200)).unwrap_err().code(),
+            "expired"
+        );
+        // No target service: every expiry applies.
+        let none = VerifyParams {
+            now_unix: 200,
+            ..Default::default()
+        };
+        assert_eq!(check(&two, none).unwrap_err().code(), "expired");
+        // lsat-js's `expiration` is in milliseconds.
+        assert!(check(&["expiration=5000"], svc("x", None, 4)).is_ok());
+        assert_eq!(
+            check(&["expiration=5000"], svc("x", None, 6))
+                .unwrap_err()
+                .code(),
+            "expired"
+        );
+    }
+
+    #[test]
+    fn empty_capabilities_grant_nothing_but_absence_restricts_nothing() {
+        assert_eq!(
+            check(
+                &["services=meme:0", "meme_capabilities="],
+                svc("meme", Some("read"), 1)
+            )
+            .unwrap_err()
+            .code(),
+            "missing_capability"
+        );
+        assert!(check(&["services=meme:0"], svc("meme", Some("read"), 1)).is_ok());
+    }
+}

@@ -1,0 +1,144 @@
+//! The spend ledger: one SQLite file (WAL mode) per data dir, shared by every wallet and process
+//! that uses that dir. It holds payments and budget reservations ([`payments`]), the token cache
+//! ([`tokens`]), minted tokens and their root keys ([`root_keys`]), settings, and the embedded
+//! wallet's books.
+//!
+//! The file holds secrets (root keys, preimages), so it is created mode 0600 in a 0700 folder.
+
+pub mod payments;
+pub mod root_keys;
+pub mod tokens;
+
+pub use payments::{Direction, NewOutgoing, PaymentRecord, Reservation, ReserveError, Status};
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+/// The name of the ledger file in a data dir.
+pub const LEDGER_FILE: &str = "ledger.sqlite";
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("ledger database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("ledger migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot prepare the ledger file {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("ledger holds an invalid value: {0}")]
+    Corrupt(String),
+}
+
+/// A handle on the ledger; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    pool: SqlitePool,
+}
+
+impl Ledger {
+    /// Open (creating if needed) the ledger in `data_dir`, and bring its schema up to date.
+    pub async fn open_in(data_dir: &Path) -> Result<Ledger, LedgerError> {
+        crate::fsutil::private_dir(data_dir).map_err(|source| LedgerError::Io {
+            path: data_dir.display().to_string(),
+            source,
+        })?;
+        Self::open(&data_dir.join(LEDGER_FILE)).await
+    }
+
+    /// Open (creating if needed) the ledger file at `path`.
+    pub async fn open(path: &Path) -> Result<Ledger, LedgerError> {
+        // Create the file ourselves so it is 0600 from the first byte; SQLite gives its WAL and
+        // shared-memory files the same mode.
+        crate::fsutil::private_file(path).map_err(|source| LedgerError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Ledger { pool })
+    }
+
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// A setting, or `None` when unset.
+    pub async fn setting<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, LedgerError> {
+        let value: Option<String> = sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        value
+            .map(|v| {
+                serde_json::from_str(&v)
+                    .map_err(|e| LedgerError::Corrupt(format!("setting {key}: {e}")))
+            })
+            .transpose()
+    }
+
+    pub async fn set_setting<T: Serialize>(
+        &self,
+        key: &str,
+        value: &T,
+        now: u64,
+    ) -> Result<(), LedgerError> {
+        let json = serde_json::to_string(value).map_err(|e| LedgerError::Corrupt(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        )
+        .bind(key)
+        .bind(json)
+        .bind(db_int(now)?)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The budget policy of `wallet` (the default policy until one is set).
+    pub async fn budget(&self, wallet: &str) -> Result<crate::budget::BudgetPolicy, LedgerError> {
+        Ok(self.setting(&budget_key(wallet)).await?.unwrap_or_default())
+    }
+
+    pub async fn set_budget(
+        &self,
+        wallet: &str,
+        policy: &crate::budget::BudgetPolicy,
+        now: u64,
+    ) -> Result<(), LedgerError> {
+        self.set_setting(&budget_key(wallet), policy, now).await
+    }
+}
+
+fn budget_key(wallet: &str) -> String {
+    format!("budget.{wallet}")
+}
+
+/// SQLite integers are i64; money and time here always fit.
+pub(crate) fn db_int(v: u64) -> Result<i64, LedgerError> {
+    i64::try_from(v).map_err(|_| LedgerError::Corrupt(format!("{v} does not fit in the ledger")))
+}
+
+/// Back from the database: a negative value would be a corrupt row.
+pub(crate) fn from_db(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}

@@ -1,0 +1,405 @@
+//! Payments and budget reservations.
+//!
+//! An outgoing payment is reserved by inserting it as `pending` inside one `BEGIN IMMEDIATE`
+//! transaction that first sums what every window already holds: SQLite lets one writer in at a
+//! time, so concurrent payers (threads or processes) see each other's reservations and can never
+//! exceed a cap together.
+
+use serde::Serialize;
+use tracing::{error, warn};
+
+use super::{Ledger, LedgerError, db_int, from_db};
+use crate::bolt11::DecodedInvoice;
+use crate::budget::{BudgetPolicy, BudgetRefusal, DAY_SECS, HOUR_SECS, WindowUse};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type)]
+#[sqlx(type_name = "TEXT", rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Out,
+    In,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type)]
+#[sqlx(type_name = "TEXT", rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pending,
+    Succeeded,
+    Failed,
+}
+
+/// One row of the ledger.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct PaymentRecord {
+    pub id: i64,
+    pub wallet: String,
+    pub direction: Direction,
+    pub status: Status,
+    pub payment_hash: String,
+    pub bolt11: String,
+    pub amount_msat: i64,
+    pub max_fee_msat: i64,
+    pub fee_msat: i64,
+    pub reserved_msat: i64,
+    /// Proof of payment; a bearer secret together with its macaroon, so it is never serialized.
+    #[serde(skip)]
+    pub preimage: Option<String>,
+    pub description: Option<String>,
+    pub url: Option<String>,
+    pub host: Option<String>,
+    pub error: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub settled_at: Option<i64>,
+}
+
+impl PaymentRecord {
+    pub fn preimage_bytes(&self) -> Option<[u8; 32]> {
+        self.preimage.as_deref().and_then(crate::l402::parse_hex32)
+    }
+}
+
+/// An outgoing payment about to be made.
+#[derive(Debug, Clone)]
+pub struct NewOutgoing<'a> {
+    pub wallet: &'a str,
+    pub invoice: &'a DecodedInvoice,
+    pub amount_msat: u64,
+    pub max_fee_msat: u64,
+    pub url: Option<&'a str>,
+    pub host: Option<&'a str>,
+}
+
+/// The result of asking to reserve budget for a payment.
+#[derive(Debug)]
+pub enum Reservation {
+    /// Budget is held by the new pending payment `id`: go ahead and pay.
+    Reserved { id: i64 },
+    /// This invoice was already paid from this wallet: do not pay again.
+    AlreadyPaid(Box<PaymentRecord>),
+    /// A payment of this invoice is under way or its outcome is unknown: do not pay again.
+    InFlight(Box<PaymentRecord>),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReserveError {
+    #[error(transparent)]
+    Refused(#[from] BudgetRefusal),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+impl From<sqlx::Error> for ReserveError {
+    fn from(e: sqlx::Error) -> Self {
+        ReserveError::Ledger(LedgerError::Db(e))
+    }
+}
+
+const HELD: &str = "CASE status WHEN 'pending' THEN reserved_msat ELSE amount_msat + fee_msat END";
+
+impl Ledger {
+    /// Check the budget and reserve it for an outgoing payment, atomically.
+    pub async fn reserve(
+        &self,
+        new: &NewOutgoing<'_>,
+        policy: &BudgetPolicy,
+        now: u64,
+    ) -> Result<Reservation, ReserveError> {
+        policy.check_static(new.amount_msat, new.host)?;
+        let hash = hex::encode(new.invoice.payment_hash);
+        let needed = new.amount_msat.saturating_add(new.max_fee_msat);
+
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let existing: Option<PaymentRecord> = sqlx::query_as(
+            "SELECT * FROM payments WHERE wallet = ? AND direction = 'out' AND payment_hash = ? AND status != 'failed'",
+        )
+        .bind(new.wallet)
+        .bind(&hash)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(p) = existing {
+            return Ok(match p.status {
+                Status::Succeeded => Reservation::AlreadyPaid(Box::new(p)),
+                _ => Reservation::InFlight(Box::new(p)),
+            });
+        }
+
+        let held = window_use(&mut tx, new.wallet, new.host, now).await?;
+        policy.check_windows(needed, &held)?;
+
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO payments (wallet, direction, status, payment_hash, bolt11, amount_msat, max_fee_msat,
+                 reserved_msat, description, url, host, created_at, updated_at)
+             VALUES (?, 'out', 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(new.wallet)
+        .bind(&hash)
+        .bind(&new.invoice.bolt11)
+        .bind(db_int(new.amount_msat)?)
+        .bind(db_int(new.max_fee_msat)?)
+        .bind(db_int(needed)?)
+        .bind(&new.invoice.description)
+        .bind(new.url)
+        .bind(new.host.map(str::to_ascii_lowercase))
+        .bind(db_int(now)?)
+        .bind(db_int(now)?)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Reservation::Reserved { id })
+    }
+
+    /// What each window of `wallet` holds now (settled + reserved).
+    pub async fn window_use(
+        &self,
+        wallet: &str,
+        host: Option<&str>,
+        now: u64,
+    ) -> Result<WindowUse, LedgerError> {
+        let mut conn = self.pool().acquire().await?;
+        window_use(&mut conn, wallet, host, now).await
+    }
+
+    /// The payment succeeded: record the preimage and actual fee; the reservation becomes spend.
+    /// Also applies to a row that was marked failed by mistake (money moved after all).
+    pub async fn mark_succeeded(
+        &self,
+        id: i64,
+        preimage: Option<&[u8; 32]>,
+        fee_msat: u64,
+        note: Option<&str>,
+        now: u64,
+    ) -> Result<(), LedgerError> {
+        let previous: Option<Status> =
+            sqlx::query_scalar("SELECT status FROM payments WHERE id = ?")
+                .bind(id)
+                .fetch_optional(self.pool())
+                .await?;
+        if previous == Some(Status::Failed) {
+            error!(
+                payment_id = id,
+                "a payment recorded as failed has succeeded after all; recording the spend"
+            );
+        }
+        sqlx::query(
+            "UPDATE payments SET status = 'succeeded', preimage = ?, fee_msat = ?, reserved_msat = 0,
+                 error = ?, settled_at = ?, updated_at = ? WHERE id = ?",
+        )
+        .bind(preimage.map(hex::encode))
+        .bind(db_int(fee_msat)?)
+        .bind(note)
+        .bind(db_int(now)?)
+        .bind(db_int(now)?)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// The payment definitely did not happen: release its reservation.
+    pub async fn mark_failed(&self, id: i64, reason: &str, now: u64) -> Result<(), LedgerError> {
+        let done = sqlx::query(
+            "UPDATE payments SET status = 'failed', reserved_msat = 0, error = ?, updated_at = ?
+             WHERE id = ? AND status = 'pending'",
+        )
+        .bind(reason)
+        .bind(db_int(now)?)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        if done.rows_affected() == 0 {
+            warn!(
+                payment_id = id,
+                "asked to fail a payment that is not pending; left as it is"
+            );
+        }
+        Ok(())
+    }
+
+    /// Record an invoice we issued, waiting to be paid.
+    pub async fn record_incoming(
+        &self,
+        wallet: &str,
+        invoice: &DecodedInvoice,
+        now: u64,
+    ) -> Result<i64, LedgerError> {
+        let id = sqlx::query_scalar(
+            "INSERT INTO payments (wallet, direction, status, payment_hash, bolt11, amount_msat, description, created_at, updated_at)
+             VALUES (?, 'in', 'pending', ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(wallet)
+        .bind(hex::encode(invoice.payment_hash))
+        .bind(&invoice.bolt11)
+        .bind(db_int(invoice.amount_msat.unwrap_or(0))?)
+        .bind(&invoice.description)
+        .bind(db_int(now)?)
+        .bind(db_int(now)?)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(id)
+    }
+
+    /// An invoice we issued was paid. Returns whether a pending row changed.
+    pub async fn mark_incoming_settled(
+        &self,
+        wallet: &str,
+        payment_hash: &[u8; 32],
+        amount_msat: Option<u64>,
+        now: u64,
+    ) -> Result<bool, LedgerError> {
+        let done = sqlx::query(
+            "UPDATE payments SET status = 'succeeded', amount_msat = COALESCE(?, amount_msat), settled_at = ?, updated_at = ?
+             WHERE wallet = ? AND direction = 'in' AND payment_hash = ? AND status = 'pending'",
+        )
+        .bind(amount_msat.map(db_int).transpose()?)
+        .bind(db_int(now)?)
+        .bind(db_int(now)?)
+        .bind(wallet)
+        .bind(hex::encode(payment_hash))
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// An invoice we issued expired unpaid.
+    pub async fn mark_incoming_expired(&self, id: i64, now: u64) -> Result<(), LedgerError> {
+        sqlx::query("UPDATE payments SET status = 'failed', error = 'expired unpaid', updated_at = ? WHERE id = ? AND status = 'pending'")
+            .bind(db_int(now)?)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn payment(&self, id: i64) -> Result<Option<PaymentRecord>, LedgerError> {
+        Ok(sqlx::query_as("SELECT * FROM payments WHERE id = ?")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?)
+    }
+
+    /// The live (not failed) payment of `payment_hash` in one direction.
+    pub async fn payment_by_hash(
+        &self,
+        wallet: &str,
+        direction: Direction,
+        payment_hash: &[u8; 32],
+    ) -> Result<Option<PaymentRecord>, LedgerError> {
+        Ok(sqlx::query_as(
+            "SELECT * FROM payments WHERE wallet = ? AND direction = ? AND payment_hash = ?
+             ORDER BY status = 'failed', id DESC LIMIT 1",
+        )
+        .bind(wallet)
+        .bind(direction)
+        .bind(hex::encode(payment_hash))
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// Pending payments of `wallet` in one direction, oldest first.
+    pub async fn pending(
+        &self,
+        wallet: &str,
+        direction: Direction,
+    ) -> Result<Vec<PaymentRecord>, LedgerError> {
+        Ok(sqlx::query_as("SELECT * FROM payments WHERE wallet = ? AND direction = ? AND status = 'pending' ORDER BY id")
+            .bind(wallet)
+            .bind(direction)
+            .fetch_all(self.pool())
+            .await?)
+    }
+
+    /// The newest payments of `wallet`, newest first.
+    pub async fn list_payments(
+        &self,
+        wallet: &str,
+        direction: Option<Direction>,
+        limit: u32,
+    ) -> Result<Vec<PaymentRecord>, LedgerError> {
+        Ok(sqlx::query_as(
+            "SELECT * FROM payments WHERE wallet = ? AND (? IS NULL OR direction = ?) ORDER BY id DESC LIMIT ?",
+        )
+        .bind(wallet)
+        .bind(direction)
+        .bind(direction)
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Sums over all time: settled out (amount + fee), settled in, pending out (reserved).
+    pub async fn totals(&self, wallet: &str) -> Result<Totals, LedgerError> {
+        let (spent, received, reserved): (i64, i64, i64) = sqlx::query_as(
+            "SELECT
+                COALESCE(SUM(CASE WHEN direction = 'out' AND status = 'succeeded' THEN amount_msat + fee_msat END), 0),
+                COALESCE(SUM(CASE WHEN direction = 'in' AND status = 'succeeded' THEN amount_msat END), 0),
+                COALESCE(SUM(CASE WHEN direction = 'out' AND status = 'pending' THEN reserved_msat END), 0)
+             FROM payments WHERE wallet = ?",
+        )
+        .bind(wallet)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(Totals {
+            spent_msat: from_db(spent),
+            received_msat: from_db(received),
+            reserved_msat: from_db(reserved),
+        })
+    }
+
+    /// Incoming payments settled since `since`.
+    pub async fn earned_since(&self, wallet: &str, since: u64) -> Result<u64, LedgerError> {
+        let v: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(SUM(amount_msat), 0) FROM payments
+             WHERE wallet = ? AND direction = 'in' AND status = 'succeeded' AND settled_at >= ?",
+        )
+        .bind(wallet)
+        .bind(db_int(since)?)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(from_db(v))
+    }
+}
+
+/// All-time sums of one wallet's ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    pub spent_msat: u64,
+    pub received_msat: u64,
+    pub reserved_msat: u64,
+}
+
+async fn window_use(
+    conn: &mut sqlx::SqliteConnection,
+    wallet: &str,
+    host: Option<&str>,
+    now: u64,
+) -> Result<WindowUse, LedgerError> {
+    let day_start = db_int(now.saturating_sub(DAY_SECS))?;
+    let hour_start = db_int(now.saturating_sub(HOUR_SECS))?;
+    let host = host.map(str::to_ascii_lowercase);
+    let sql = format!(
+        "SELECT
+            COALESCE(SUM({HELD}), 0),
+            COALESCE(SUM(CASE WHEN created_at >= ?2 THEN {HELD} END), 0),
+            COALESCE(SUM(CASE WHEN host = ?3 THEN {HELD} END), 0),
+            COALESCE(SUM(CASE WHEN status = 'pending' THEN reserved_msat END), 0)
+         FROM payments
+         WHERE wallet = ?4 AND direction = 'out' AND status != 'failed' AND created_at >= ?1"
+    );
+    let (daily, hourly, host_daily, reserved): (i64, i64, i64, i64) =
+        sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(day_start)
+            .bind(hour_start)
+            .bind(host.as_deref())
+            .bind(wallet)
+            .fetch_one(&mut *conn)
+            .await?;
+    Ok(WindowUse {
+        daily_msat: from_db(daily),
+        hourly_msat: from_db(hourly),
+        host_daily_msat: from_db(host_daily),
+        reserved_msat: from_db(reserved),
+        has_host: host.is_some(),
+    })
+}

@@ -1,0 +1,102 @@
+//! Root keys of minted tokens, named by `sha256(identifier)`, and what each token was sold for.
+
+use super::{Ledger, LedgerError, db_int, from_db};
+
+/// What a minted token was sold for.
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+pub struct MintedToken {
+    pub token_id: String,
+    pub wallet: String,
+    pub payment_hash: String,
+    pub amount_msat: i64,
+    pub service: String,
+    pub tier: i64,
+    pub capabilities: String,
+    pub valid_until: Option<i64>,
+    pub created_at: i64,
+}
+
+/// A new token's root key and sale terms.
+#[derive(Debug)]
+pub struct NewMintedToken<'a> {
+    pub key_id: [u8; 32],
+    pub root_key: &'a [u8; 32],
+    pub token_id: [u8; 32],
+    pub wallet: &'a str,
+    pub payment_hash: [u8; 32],
+    pub amount_msat: u64,
+    pub service: &'a str,
+    pub tier: u8,
+    pub capabilities: &'a [String],
+    pub valid_until: Option<u64>,
+}
+
+impl Ledger {
+    /// Store a new token's root key and terms, in one transaction.
+    pub async fn store_minted(&self, t: &NewMintedToken<'_>, now: u64) -> Result<(), LedgerError> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("INSERT INTO root_keys (key_id, root_key, created_at) VALUES (?, ?, ?)")
+            .bind(hex::encode(t.key_id))
+            .bind(&t.root_key[..])
+            .bind(db_int(now)?)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO minted_tokens (token_id, key_id, wallet, payment_hash, amount_msat, service, tier,
+                 capabilities, valid_until, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(hex::encode(t.token_id))
+        .bind(hex::encode(t.key_id))
+        .bind(t.wallet)
+        .bind(hex::encode(t.payment_hash))
+        .bind(db_int(t.amount_msat)?)
+        .bind(t.service)
+        .bind(i64::from(t.tier))
+        .bind(t.capabilities.join(","))
+        .bind(t.valid_until.map(db_int).transpose()?)
+        .bind(db_int(now)?)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The root key named `key_id`, if this data dir minted it and has not revoked it.
+    pub async fn root_key(&self, key_id: &[u8; 32]) -> Result<Option<[u8; 32]>, LedgerError> {
+        let key: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT root_key FROM root_keys WHERE key_id = ?")
+                .bind(hex::encode(key_id))
+                .fetch_optional(self.pool())
+                .await?;
+        key.map(|k| {
+            <[u8; 32]>::try_from(k.as_slice())
+                .map_err(|_| LedgerError::Corrupt("root key is not 32 bytes".into()))
+        })
+        .transpose()
+    }
+
+    /// Revoke a token by deleting its root key. Returns whether there was one.
+    pub async fn revoke_root_key(&self, key_id: &[u8; 32]) -> Result<bool, LedgerError> {
+        let done = sqlx::query("DELETE FROM root_keys WHERE key_id = ?")
+            .bind(hex::encode(key_id))
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub async fn minted_token(
+        &self,
+        token_id: &[u8; 32],
+    ) -> Result<Option<MintedToken>, LedgerError> {
+        Ok(sqlx::query_as("SELECT token_id, wallet, payment_hash, amount_msat, service, tier, capabilities, valid_until, created_at FROM minted_tokens WHERE token_id = ?")
+            .bind(hex::encode(token_id))
+            .fetch_optional(self.pool())
+            .await?)
+    }
+}
+
+impl MintedToken {
+    pub fn amount_msat(&self) -> u64 {
+        from_db(self.amount_msat)
+    }
+}

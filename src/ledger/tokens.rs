@@ -1,0 +1,148 @@
+//! The buyer's token cache: credentials bought, reused for later requests to the same origin
+//! within the same path scope.
+
+use super::{Ledger, LedgerError, db_int, from_db};
+use crate::l402::Scheme;
+
+/// A credential bought earlier.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CachedToken {
+    pub origin: String,
+    pub path_prefix: String,
+    pub scheme: Scheme,
+    pub macaroon: Vec<u8>,
+    pub preimage: [u8; 32],
+    pub payment_hash: [u8; 32],
+    pub expires_at: Option<u64>,
+}
+
+impl std::fmt::Debug for CachedToken {
+    // Macaroon + preimage is a bearer credential: never in debug output.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedToken")
+            .field("origin", &self.origin)
+            .field("path_prefix", &self.path_prefix)
+            .field("scheme", &self.scheme)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CachedToken {
+    /// The `Authorization` value to send.
+    pub fn authorization(&self) -> String {
+        crate::l402::Credential::format(self.scheme, &self.macaroon, &self.preimage)
+    }
+}
+
+type Row = (String, String, String, String, String, String, Option<i64>);
+
+impl Ledger {
+    /// Cache a credential for `origin` and every path under `path_prefix` (replacing one there).
+    pub async fn put_token(
+        &self,
+        wallet: &str,
+        token: &CachedToken,
+        now: u64,
+    ) -> Result<(), LedgerError> {
+        sqlx::query(
+            "INSERT INTO token_cache (wallet, origin, path_prefix, scheme, macaroon, preimage, payment_hash, expires_at, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (wallet, origin, path_prefix) DO UPDATE SET scheme = excluded.scheme, macaroon = excluded.macaroon,
+                 preimage = excluded.preimage, payment_hash = excluded.payment_hash, expires_at = excluded.expires_at,
+                 created_at = excluded.created_at",
+        )
+        .bind(wallet)
+        .bind(&token.origin)
+        .bind(&token.path_prefix)
+        .bind(token.scheme.as_str())
+        .bind(crate::l402::b64::encode(&token.macaroon))
+        .bind(hex::encode(token.preimage))
+        .bind(hex::encode(token.payment_hash))
+        .bind(token.expires_at.map(db_int).transpose()?)
+        .bind(db_int(now)?)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// The unexpired credential with the longest path prefix covering `path` on `origin`.
+    pub async fn find_token(
+        &self,
+        wallet: &str,
+        origin: &str,
+        path: &str,
+        now: u64,
+    ) -> Result<Option<CachedToken>, LedgerError> {
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT origin, path_prefix, scheme, macaroon, preimage, payment_hash, expires_at FROM token_cache
+             WHERE wallet = ? AND origin = ? AND (expires_at IS NULL OR expires_at > ?)
+             ORDER BY length(path_prefix) DESC",
+        )
+        .bind(wallet)
+        .bind(origin)
+        .bind(db_int(now)?)
+        .fetch_all(self.pool())
+        .await?;
+        for row in rows {
+            if path_in_scope(path, &row.1) {
+                return decode_row(row).map(Some);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Forget a credential (e.g. the server refused it).
+    pub async fn drop_token(
+        &self,
+        wallet: &str,
+        origin: &str,
+        path_prefix: &str,
+    ) -> Result<(), LedgerError> {
+        sqlx::query("DELETE FROM token_cache WHERE wallet = ? AND origin = ? AND path_prefix = ?")
+            .bind(wallet)
+            .bind(origin)
+            .bind(path_prefix)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+}
+
+/// `path` is `prefix` or below it (`/api` covers `/api` and `/api/x`, not `/apix`).
+fn path_in_scope(path: &str, prefix: &str) -> bool {
+    let prefix = prefix.trim_end_matches('/');
+    path.strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/') || prefix.is_empty())
+}
+
+fn decode_row(
+    (origin, path_prefix, scheme, macaroon, preimage, payment_hash, expires_at): Row,
+) -> Result<CachedToken, LedgerError> {
+    let corrupt = |what: &str| LedgerError::Corrupt(format!("token cache {what}"));
+    Ok(CachedToken {
+        origin,
+        path_prefix,
+        scheme: scheme.parse().map_err(|_| corrupt("scheme"))?,
+        macaroon: crate::l402::b64::decode(&macaroon).ok_or_else(|| corrupt("macaroon"))?,
+        preimage: crate::l402::parse_hex32(&preimage).ok_or_else(|| corrupt("preimage"))?,
+        payment_hash: crate::l402::parse_hex32(&payment_hash)
+            .ok_or_else(|| corrupt("payment hash"))?,
+        expires_at: expires_at.map(from_db),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::path_in_scope;
+
+    #[test]
+    fn scopes() {
+        assert!(path_in_scope("/api", "/api"));
+        assert!(path_in_scope("/api/x", "/api"));
+        assert!(path_in_scope("/api/x", "/api/"));
+        assert!(!path_in_scope("/apix", "/api"));
+        assert!(path_in_scope("/anything", "/"));
+        assert!(path_in_scope("/anything", ""));
+    }
+}

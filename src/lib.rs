@@ -1,0 +1,19 @@
+//! l402-mcp: a Lightning wallet for AI agents that speaks L402.
+//!
+//! Data flows one way: entry points (CLI, MCP tools, gateway) call the buyer's pay path
+//! ([`pay`]) and the seller's mint/verify service ([`mint`]), which use the pure protocol module
+//! ([`l402`]), invoices ([`bolt11`]), a wallet backend ([`wallet`]) and the spend ledger
+//! ([`ledger`]). Nothing below calls back up.
+
+pub mod app;
+pub mod bolt11;
+pub mod budget;
+pub mod clock;
+pub mod config;
+pub mod fault;
+pub mod fsutil;
+pub mod l402;
+pub mod ledger;
+pub mod mint;
+pub mod pay;
+pub mod wallet;

@@ -1,0 +1,8 @@
+//! The `l402-mcp` binary: a thin shell over the library (see `cli.rs`).
+
+mod cli;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    cli::main().await
+}

@@ -1,0 +1,382 @@
+//! The seller: create invoices and L402 challenges, and verify credentials, with an embedded
+//! verifier (no hosted service). Every entry point (MCP tools, CLI, gateway) uses this one service.
+//!
+//! Minting follows Aperture: a random 32-byte root key per token, stored by `sha256(identifier)`;
+//! caveats `services=<name>:<tier>`, `<name>_capabilities=...` and, when a lifetime is given,
+//! `<name>_valid_until=<unix seconds>`.
+
+use std::sync::Arc;
+
+use rand::RngCore;
+use serde::Serialize;
+use tracing::{Instrument, info, info_span};
+
+use crate::bolt11::{self, DecodedInvoice};
+use crate::clock::SharedClock;
+use crate::l402::caveat::{self, Caveat, Service};
+use crate::l402::macaroon::L402_LOCATION;
+use crate::l402::verify::{self, Rejection, VerifyParams};
+use crate::l402::{Credential, Identifier, Macaroon, challenge};
+use crate::ledger::root_keys::NewMintedToken;
+use crate::ledger::{Direction, Ledger, LedgerError};
+use crate::wallet::{CreatedInvoice, IncomingStatus, InvoiceRequest, Wallet, WalletError};
+
+/// The service name used when a seller does not name one.
+pub const DEFAULT_SERVICE: &str = "api";
+/// Invoice lifetime when a seller does not give one.
+pub const DEFAULT_INVOICE_EXPIRY_SECS: u64 = 3600;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SellError {
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Wallet(#[from] WalletError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("the wallet made an invoice that does not decode: {0}")]
+    BadInvoice(#[from] bolt11::InvoiceError),
+}
+
+/// Terms of an L402 challenge.
+#[derive(Debug, Clone, Default)]
+pub struct ChallengeRequest {
+    pub amount_msat: u64,
+    pub description: Option<String>,
+    /// Invoice lifetime; default [`DEFAULT_INVOICE_EXPIRY_SECS`].
+    pub expiry_secs: Option<u64>,
+    /// Service name; default [`DEFAULT_SERVICE`].
+    pub service: Option<String>,
+    pub tier: Option<u8>,
+    pub capabilities: Vec<String>,
+    /// Token lifetime after minting; none means the token does not expire (as in Aperture).
+    pub valid_for_secs: Option<u64>,
+}
+
+/// A challenge to send to a buyer. Holds no secret: not the root key, not the preimage.
+#[derive(Debug, Clone, Serialize)]
+pub struct IssuedChallenge {
+    /// Standard base64 of the V2 macaroon.
+    pub macaroon: String,
+    pub invoice: String,
+    #[serde(with = "hex::serde")]
+    pub payment_hash: [u8; 32],
+    #[serde(with = "hex::serde")]
+    pub token_id: [u8; 32],
+    pub amount_msat: u64,
+    /// The `WWW-Authenticate` values to send, legacy `LSAT` first, exactly as Aperture does.
+    pub www_authenticate: [String; 2],
+    /// When the invoice stops being payable (unix seconds).
+    pub invoice_expires_at: u64,
+    /// When the token stops being accepted (unix seconds), if ever.
+    pub valid_until: Option<u64>,
+    pub service: String,
+    pub tier: u8,
+    pub capabilities: Vec<String>,
+}
+
+/// The verdict on a credential. An invalid credential is a normal answer, not an error.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verification {
+    pub valid: bool,
+    /// Machine-readable reason when invalid (`Rejection::code`).
+    pub reason_code: Option<&'static str>,
+    /// Human-readable reason when invalid.
+    pub reason: Option<String>,
+    pub payment_hash: Option<String>,
+    pub token_id: Option<String>,
+    /// What the buyer paid, when this data dir issued the token.
+    pub amount_paid_msat: Option<u64>,
+    pub caveats: Vec<String>,
+    pub valid_until: Option<u64>,
+}
+
+impl Verification {
+    fn rejected(r: &Rejection, id: Option<&Identifier>, caveats: Vec<String>) -> Verification {
+        Verification {
+            valid: false,
+            reason_code: Some(r.code()),
+            reason: Some(r.to_string()),
+            payment_hash: id.map(|i| hex::encode(i.payment_hash)),
+            token_id: id.map(|i| hex::encode(i.token_id)),
+            amount_paid_msat: None,
+            caveats,
+            valid_until: None,
+        }
+    }
+}
+
+/// Sells through one wallet.
+#[derive(Debug, Clone)]
+pub struct Seller {
+    wallet_name: String,
+    wallet: Arc<dyn Wallet>,
+    ledger: Ledger,
+    clock: SharedClock,
+}
+
+impl Seller {
+    pub fn new(
+        wallet_name: &str,
+        wallet: Arc<dyn Wallet>,
+        ledger: Ledger,
+        clock: SharedClock,
+    ) -> Seller {
+        Seller {
+            wallet_name: wallet_name.to_owned(),
+            wallet,
+            ledger,
+            clock,
+        }
+    }
+
+    /// Create an invoice and record it in the ledger as pending income.
+    pub async fn create_invoice(
+        &self,
+        amount_msat: u64,
+        description: &str,
+        expiry_secs: u64,
+    ) -> Result<(CreatedInvoice, DecodedInvoice), SellError> {
+        if amount_msat == 0 {
+            return Err(SellError::Invalid("amount must be positive".into()));
+        }
+        if expiry_secs == 0 {
+            return Err(SellError::Invalid("expiry must be positive".into()));
+        }
+        let span = info_span!("create_invoice", wallet = %self.wallet_name, amount_msat);
+        async {
+            let created = self
+                .wallet
+                .create_invoice(&InvoiceRequest {
+                    amount_msat,
+                    description: description.to_owned(),
+                    expiry_secs,
+                })
+                .await?;
+            let decoded = bolt11::decode(&created.bolt11)?;
+            self.ledger
+                .record_incoming(&self.wallet_name, &decoded, self.clock.now())
+                .await?;
+            info!(payment_hash = %hex::encode(created.payment_hash), "invoice created");
+            Ok((created, decoded))
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Create an invoice and mint the macaroon bound to its payment hash.
+    pub async fn create_challenge(
+        &self,
+        req: &ChallengeRequest,
+    ) -> Result<IssuedChallenge, SellError> {
+        let service = req
+            .service
+            .clone()
+            .unwrap_or_else(|| DEFAULT_SERVICE.to_owned());
+        let tier = req.tier.unwrap_or(0);
+        let service_entry =
+            Service::new(&service, tier).map_err(|e| SellError::Invalid(e.to_string()))?;
+        for c in &req.capabilities {
+            caveat::validate_capability(c).map_err(|e| SellError::Invalid(e.to_string()))?;
+        }
+        let description = req
+            .description
+            .clone()
+            .unwrap_or_else(|| format!("L402 access to {service}"));
+        let expiry = req.expiry_secs.unwrap_or(DEFAULT_INVOICE_EXPIRY_SECS);
+        let (created, _) = self
+            .create_invoice(req.amount_msat, &description, expiry)
+            .await?;
+
+        let now = self.clock.now();
+        let valid_until = req.valid_for_secs.map(|s| now.saturating_add(s));
+        let mut token_id = [0u8; 32];
+        let mut root_key = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut token_id);
+        rand::thread_rng().fill_bytes(&mut root_key);
+        let identifier = Identifier {
+            payment_hash: created.payment_hash,
+            token_id,
+        }
+        .encode();
+        let mut mac = Macaroon::new(&root_key, identifier.to_vec(), L402_LOCATION);
+        mac.add_caveat(&Caveat::services(std::slice::from_ref(&service_entry)).encode());
+        mac.add_caveat(&Caveat::capabilities(&service, &req.capabilities).encode());
+        if let Some(t) = valid_until {
+            mac.add_caveat(&Caveat::valid_until(&service, t).encode());
+        }
+        self.ledger
+            .store_minted(
+                &NewMintedToken {
+                    key_id: crate::l402::sha256(&identifier),
+                    root_key: &root_key,
+                    token_id,
+                    wallet: &self.wallet_name,
+                    payment_hash: created.payment_hash,
+                    amount_msat: req.amount_msat,
+                    service: &service,
+                    tier,
+                    capabilities: &req.capabilities,
+                    valid_until,
+                },
+                now,
+            )
+            .await?;
+        let bytes = mac.serialize();
+        info!(token_id = %hex::encode(token_id), service = %service, "L402 token minted");
+        Ok(IssuedChallenge {
+            macaroon: crate::l402::b64::encode(&bytes),
+            www_authenticate: challenge::aperture_headers(&bytes, &created.bolt11),
+            invoice: created.bolt11,
+            payment_hash: created.payment_hash,
+            token_id,
+            amount_msat: req.amount_msat,
+            invoice_expires_at: created.expires_at,
+            valid_until,
+            service,
+            tier,
+            capabilities: req.capabilities.clone(),
+        })
+    }
+
+    /// Verify an `Authorization` header value.
+    pub async fn verify_authorization(
+        &self,
+        authorization: &str,
+        service: Option<&str>,
+        capability: Option<&str>,
+    ) -> Result<Verification, SellError> {
+        match Credential::parse(authorization) {
+            Ok(c) => {
+                self.verify(&c.macaroons, &c.preimage, service, capability)
+                    .await
+            }
+            Err(e) => Ok(Verification::rejected(
+                &Rejection::Malformed(e.to_string()),
+                None,
+                Vec::new(),
+            )),
+        }
+    }
+
+    /// Verify a credential: one or more macaroons and a preimage. With several macaroons the
+    /// first that verifies wins; otherwise the first one's reason is given.
+    pub async fn verify(
+        &self,
+        macaroons: &[Vec<u8>],
+        preimage: &[u8; 32],
+        service: Option<&str>,
+        capability: Option<&str>,
+    ) -> Result<Verification, SellError> {
+        let params = VerifyParams {
+            service,
+            capability,
+            now_unix: self.clock.now(),
+        };
+        let mut first_rejection: Option<Verification> = None;
+        for bytes in macaroons {
+            let v = self.verify_one(bytes, preimage, &params).await?;
+            if v.valid {
+                return Ok(v);
+            }
+            first_rejection.get_or_insert(v);
+        }
+        Ok(first_rejection.unwrap_or_else(|| {
+            Verification::rejected(
+                &Rejection::Malformed("no macaroon".into()),
+                None,
+                Vec::new(),
+            )
+        }))
+    }
+
+    async fn verify_one(
+        &self,
+        bytes: &[u8],
+        preimage: &[u8; 32],
+        params: &VerifyParams<'_>,
+    ) -> Result<Verification, SellError> {
+        let prepared = match verify::prepare(bytes, preimage) {
+            Ok(p) => p,
+            Err(r) => {
+                let decoded = Macaroon::deserialize(bytes).ok();
+                let id = decoded
+                    .as_ref()
+                    .and_then(|m| Identifier::decode(m.identifier()).ok());
+                let caveats = decoded.map(|m| m.caveat_strings()).unwrap_or_default();
+                return Ok(Verification::rejected(&r, id.as_ref(), caveats));
+            }
+        };
+        let root_key = self.ledger.root_key(&prepared.key_id).await?;
+        let caveats = prepared.macaroon.caveat_strings();
+        let token = match verify::finish(&prepared, root_key.as_ref().map(|k| &k[..]), params) {
+            Ok(t) => t,
+            Err(r) => {
+                return Ok(Verification::rejected(
+                    &r,
+                    Some(&prepared.identifier),
+                    caveats,
+                ));
+            }
+        };
+        // The preimage proves the invoice was paid: record the income if we issued it.
+        let minted = self.ledger.minted_token(&token.identifier.token_id).await?;
+        if let Some(m) = &minted {
+            self.ledger
+                .mark_incoming_settled(
+                    &m.wallet,
+                    &token.identifier.payment_hash,
+                    Some(m.amount_msat()),
+                    self.clock.now(),
+                )
+                .await?;
+        }
+        Ok(Verification {
+            valid: true,
+            reason_code: None,
+            reason: None,
+            payment_hash: Some(hex::encode(token.identifier.payment_hash)),
+            token_id: Some(hex::encode(token.identifier.token_id)),
+            amount_paid_msat: minted.map(|m| m.amount_msat()),
+            caveats,
+            valid_until: token.valid_until,
+        })
+    }
+
+    /// Ask the wallet about invoices still pending in the ledger; record those paid or expired.
+    pub async fn refresh_incoming(&self) -> Result<u32, SellError> {
+        let mut settled = 0;
+        for p in self
+            .ledger
+            .pending(&self.wallet_name, Direction::In)
+            .await?
+        {
+            let Some(hash) = crate::l402::parse_hex32(&p.payment_hash) else {
+                continue;
+            };
+            match self.wallet.lookup_incoming(&hash).await? {
+                IncomingStatus::Settled { amount_msat } => {
+                    if self
+                        .ledger
+                        .mark_incoming_settled(
+                            &self.wallet_name,
+                            &hash,
+                            Some(amount_msat),
+                            self.clock.now(),
+                        )
+                        .await?
+                    {
+                        settled += 1;
+                    }
+                }
+                IncomingStatus::Expired => {
+                    self.ledger
+                        .mark_incoming_expired(p.id, self.clock.now())
+                        .await?
+                }
+                IncomingStatus::Pending | IncomingStatus::NotFound => {}
+            }
+        }
+        Ok(settled)
+    }
+}

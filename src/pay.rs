@@ -1,0 +1,467 @@
+//! The buyer's pay path: decode -> policy check -> reserve -> pay -> record preimage -> commit.
+//!
+//! - A definite failure releases the reservation; an unknown outcome leaves the payment pending,
+//!   to be resolved by [`Payer::reconcile`] through the wallet's lookup. It is never retried blind.
+//! - Amountless and expired invoices, invoices for another network, and amounts above any cap
+//!   are refused before anything is reserved.
+//! - A preimage that does not hash to the invoice's payment hash is recorded loudly: money moved,
+//!   but there is no proof of payment.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use tracing::{Instrument, error, info, info_span, warn};
+
+use crate::bolt11::{self, DecodedInvoice, InvoiceError, Network};
+use crate::budget::{BudgetRefusal, sats};
+use crate::clock::SharedClock;
+use crate::ledger::{
+    Direction, Ledger, LedgerError, NewOutgoing, PaymentRecord, Reservation, ReserveError, Status,
+};
+use crate::wallet::{OutgoingStatus, PaymentResult, Wallet, WalletError};
+
+/// A payment with no answer from the wallet is only declared failed after this long, so a
+/// payment another process is making right now is never mistaken for a dead one.
+pub const RECONCILE_GRACE_SECS: u64 = 60;
+
+/// What to pay, and the caller's own limits.
+#[derive(Debug, Clone, Default)]
+pub struct PayRequest<'a> {
+    pub invoice: &'a str,
+    /// The caller's cap on the invoice amount (e.g. a tool call's `max_price_sats`).
+    pub max_amount_msat: Option<u64>,
+    /// The caller's routing-fee limit; the policy's limit applies when it is lower.
+    pub max_fee_msat: Option<u64>,
+    /// What the payment is for, for the ledger and the per-host caps.
+    pub url: Option<&'a str>,
+    pub host: Option<&'a str>,
+}
+
+/// A payment that went through.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+pub struct Receipt {
+    pub payment_id: i64,
+    #[serde(with = "hex::serde")]
+    pub payment_hash: [u8; 32],
+    pub amount_msat: u64,
+    pub fee_msat: u64,
+    /// Proof of payment. Not serialized: with its macaroon it is a bearer credential.
+    #[serde(skip)]
+    pub preimage: [u8; 32],
+    /// True when this invoice had been paid before and nothing new was spent.
+    pub already_paid: bool,
+}
+
+impl std::fmt::Debug for Receipt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Receipt")
+            .field("payment_id", &self.payment_id)
+            .field("payment_hash", &hex::encode(self.payment_hash))
+            .field("amount_msat", &self.amount_msat)
+            .field("fee_msat", &self.fee_msat)
+            .field("already_paid", &self.already_paid)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PayError {
+    #[error("invalid invoice: {0}")]
+    InvalidInvoice(#[from] InvoiceError),
+    #[error(
+        "the invoice has no amount; amountless invoices are refused because the price cannot be checked"
+    )]
+    Amountless,
+    #[error("the invoice expired at {expired_at} (unix seconds); ask the seller for a new one")]
+    Expired { expired_at: u64 },
+    #[error("the invoice is for {invoice} but this wallet is on {wallet}")]
+    WrongNetwork { invoice: Network, wallet: Network },
+    #[error("refused by the budget, nothing was spent: {0}")]
+    Budget(#[from] BudgetRefusal),
+    #[error(
+        "a payment of this invoice (ledger #{payment_id}) is already under way or its outcome is unknown; it will not be paid again"
+    )]
+    InFlight { payment_id: i64 },
+    #[error("payment failed, nothing was spent: {0}")]
+    Failed(WalletError),
+    #[error(
+        "payment outcome unknown (ledger #{payment_id}, left pending and reconciled later; do not retry): {detail}"
+    )]
+    OutcomeUnknown { payment_id: i64, detail: String },
+    #[error("paid {} (ledger #{payment_id}) but the wallet returned no preimage, so no L402 credential can be shown; use a wallet that returns preimages", sats(*amount_msat))]
+    NoPreimage { payment_id: i64, amount_msat: u64 },
+    #[error(
+        "paid (ledger #{payment_id}) but the wallet's preimage does not match the invoice's payment hash: the payment has no valid proof"
+    )]
+    PreimageMismatch { payment_id: i64 },
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("wallet error: {0}")]
+    Wallet(WalletError),
+}
+
+impl PayError {
+    /// True when money may have left the wallet.
+    pub fn money_may_have_moved(&self) -> bool {
+        matches!(
+            self,
+            PayError::OutcomeUnknown { .. }
+                | PayError::NoPreimage { .. }
+                | PayError::PreimageMismatch { .. }
+                | PayError::InFlight { .. }
+        )
+    }
+}
+
+impl From<ReserveError> for PayError {
+    fn from(e: ReserveError) -> Self {
+        match e {
+            ReserveError::Refused(r) => PayError::Budget(r),
+            ReserveError::Ledger(l) => PayError::Ledger(l),
+        }
+    }
+}
+
+/// What [`Payer::reconcile`] resolved.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ReconcileReport {
+    pub succeeded: u32,
+    pub failed: u32,
+    pub still_pending: u32,
+}
+
+/// Pays invoices from one wallet under that wallet's budget.
+#[derive(Debug)]
+pub struct Payer {
+    wallet_name: String,
+    wallet: Arc<dyn Wallet>,
+    network: Network,
+    ledger: Ledger,
+    clock: SharedClock,
+    /// Ledger ids this process is paying right now: reconcile leaves them alone.
+    in_flight: Mutex<HashSet<i64>>,
+}
+
+/// Removes a payment from the in-flight set however the pay call ends.
+struct InFlightGuard<'a> {
+    set: &'a Mutex<HashSet<i64>>,
+    id: i64,
+}
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut set) = self.set.lock() {
+            set.remove(&self.id);
+        }
+    }
+}
+
+impl Payer {
+    /// A payer for `wallet`, named `wallet_name` in the ledger (budgets are per name).
+    pub async fn new(
+        wallet_name: &str,
+        wallet: Arc<dyn Wallet>,
+        ledger: Ledger,
+        clock: SharedClock,
+    ) -> Result<Payer, PayError> {
+        let network = wallet.info().await.map_err(PayError::Wallet)?.network;
+        Ok(Payer {
+            wallet_name: wallet_name.to_owned(),
+            wallet,
+            network,
+            ledger,
+            clock,
+            in_flight: Mutex::new(HashSet::new()),
+        })
+    }
+
+    pub fn wallet_name(&self) -> &str {
+        &self.wallet_name
+    }
+    pub fn wallet(&self) -> &Arc<dyn Wallet> {
+        &self.wallet
+    }
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// Decode and check an invoice without paying it: the checks that need no ledger.
+    pub fn precheck(&self, invoice: &str, now: u64) -> Result<(DecodedInvoice, u64), PayError> {
+        let inv = bolt11::decode(invoice)?;
+        let amount = inv
+            .amount_msat
+            .filter(|a| *a > 0)
+            .ok_or(PayError::Amountless)?;
+        if inv.is_expired(now) {
+            return Err(PayError::Expired {
+                expired_at: inv.expires_at(),
+            });
+        }
+        if inv.network != self.network {
+            return Err(PayError::WrongNetwork {
+                invoice: inv.network,
+                wallet: self.network,
+            });
+        }
+        Ok((inv, amount))
+    }
+
+    /// Pay an invoice under the budget. See the module docs for the sequence.
+    pub async fn pay(&self, req: &PayRequest<'_>) -> Result<Receipt, PayError> {
+        let now = self.clock.now();
+        let (inv, amount) = self.precheck(req.invoice, now)?;
+        let span = info_span!("pay", wallet = %self.wallet_name, payment_hash = %hex::encode(inv.payment_hash), amount_msat = amount, host = req.host);
+        self.pay_decoded(req, inv, amount, now)
+            .instrument(span)
+            .await
+    }
+
+    async fn pay_decoded(
+        &self,
+        req: &PayRequest<'_>,
+        inv: DecodedInvoice,
+        amount: u64,
+        now: u64,
+    ) -> Result<Receipt, PayError> {
+        if let Some(cap) = req.max_amount_msat
+            && amount > cap
+        {
+            return Err(BudgetRefusal::CallerCap {
+                amount_msat: amount,
+                cap_msat: cap,
+            }
+            .into());
+        }
+        if let Err(e) = self.reconcile().await {
+            warn!(error = %e, "could not reconcile pending payments before paying");
+        }
+        let policy = self.ledger.budget(&self.wallet_name).await?;
+        let max_fee = policy
+            .max_fee_msat(amount)
+            .min(req.max_fee_msat.unwrap_or(u64::MAX));
+        let new = NewOutgoing {
+            wallet: &self.wallet_name,
+            invoice: &inv,
+            amount_msat: amount,
+            max_fee_msat: max_fee,
+            url: req.url,
+            host: req.host,
+        };
+        let id = match self.ledger.reserve(&new, &policy, now).await? {
+            Reservation::Reserved { id } => id,
+            Reservation::AlreadyPaid(rec) => return already_paid(&rec),
+            Reservation::InFlight(rec) => return Err(PayError::InFlight { payment_id: rec.id }),
+        };
+        info!(
+            payment_id = id,
+            max_fee_msat = max_fee,
+            "budget reserved; paying"
+        );
+        if let Ok(mut set) = self.in_flight.lock() {
+            set.insert(id);
+        }
+        let _guard = InFlightGuard {
+            set: &self.in_flight,
+            id,
+        };
+        crate::fault::point("after-reserve");
+
+        let outcome = self.wallet.pay_invoice(&inv, max_fee).await;
+        crate::fault::point("after-pay");
+        match outcome {
+            Ok(result) => {
+                if result.fee_msat > max_fee {
+                    warn!(
+                        fee_msat = result.fee_msat,
+                        max_fee_msat = max_fee,
+                        "wallet paid more fee than allowed"
+                    );
+                }
+                self.record_success(id, &inv, amount, result).await
+            }
+            Err(e) if e.definitely_not_paid() => {
+                info!(payment_id = id, error = %e, "payment failed; reservation released");
+                self.ledger
+                    .mark_failed(id, &e.to_string(), self.clock.now())
+                    .await?;
+                Err(PayError::Failed(e))
+            }
+            Err(e) => {
+                warn!(payment_id = id, error = %e, "payment outcome unknown; left pending for reconciliation");
+                Err(PayError::OutcomeUnknown {
+                    payment_id: id,
+                    detail: e.to_string(),
+                })
+            }
+        }
+    }
+
+    async fn record_success(
+        &self,
+        id: i64,
+        inv: &DecodedInvoice,
+        amount: u64,
+        result: PaymentResult,
+    ) -> Result<Receipt, PayError> {
+        let proof = self.record_proof(id, &inv.payment_hash, &result).await?;
+        match proof {
+            Proof::Missing => Err(PayError::NoPreimage {
+                payment_id: id,
+                amount_msat: amount,
+            }),
+            Proof::Mismatch => Err(PayError::PreimageMismatch { payment_id: id }),
+            Proof::Valid(preimage) => {
+                info!(payment_id = id, fee_msat = result.fee_msat, "paid");
+                Ok(Receipt {
+                    payment_id: id,
+                    payment_hash: inv.payment_hash,
+                    amount_msat: amount,
+                    fee_msat: result.fee_msat,
+                    preimage,
+                    already_paid: false,
+                })
+            }
+        }
+    }
+
+    /// Record a payment the wallet made, with its preimage only when it proves the payment.
+    async fn record_proof(
+        &self,
+        id: i64,
+        payment_hash: &[u8; 32],
+        result: &PaymentResult,
+    ) -> Result<Proof, PayError> {
+        let now = self.clock.now();
+        let proof = match result.preimage {
+            None => Proof::Missing,
+            Some(p) if crate::l402::preimage_matches(&p, payment_hash) => Proof::Valid(p),
+            Some(_) => Proof::Mismatch,
+        };
+        let (preimage, note) = match &proof {
+            Proof::Valid(p) => (Some(p), None),
+            Proof::Missing => {
+                error!(
+                    payment_id = id,
+                    "wallet paid but returned no preimage: no L402 credential can be shown"
+                );
+                (None, Some("wallet returned no preimage"))
+            }
+            Proof::Mismatch => {
+                error!(
+                    payment_id = id,
+                    "PREIMAGE MISMATCH: the wallet's preimage does not hash to the invoice's payment hash; money moved without proof of payment"
+                );
+                (
+                    None,
+                    Some(
+                        "PREIMAGE MISMATCH: wallet returned a preimage that does not hash to the payment hash",
+                    ),
+                )
+            }
+        };
+        self.ledger
+            .mark_succeeded(id, preimage, result.fee_msat, note, now)
+            .await?;
+        Ok(proof)
+    }
+
+    /// Resolve pending payments through the wallet's lookup: those left by a crash, or whose
+    /// outcome was unknown. Payments this process is making right now are left alone, and a
+    /// payment the wallet has no record of is only failed after [`RECONCILE_GRACE_SECS`].
+    pub async fn reconcile(&self) -> Result<ReconcileReport, PayError> {
+        let mut report = ReconcileReport::default();
+        for p in self
+            .ledger
+            .pending(&self.wallet_name, Direction::Out)
+            .await?
+        {
+            if self.in_flight.lock().is_ok_and(|s| s.contains(&p.id)) {
+                continue;
+            }
+            let span = info_span!("reconcile", payment_id = p.id, payment_hash = %p.payment_hash);
+            match self.reconcile_one(&p).instrument(span).await? {
+                Some(Status::Succeeded) => report.succeeded += 1,
+                Some(Status::Failed) => report.failed += 1,
+                _ => report.still_pending += 1,
+            }
+        }
+        Ok(report)
+    }
+
+    /// Resolve one pending payment; returns its new status, `None` while unresolved.
+    async fn reconcile_one(&self, p: &PaymentRecord) -> Result<Option<Status>, PayError> {
+        let Some(hash) = crate::l402::parse_hex32(&p.payment_hash) else {
+            return Ok(None);
+        };
+        let now = self.clock.now();
+        match self.wallet.lookup_outgoing(&hash).await {
+            Ok(OutgoingStatus::Succeeded(r)) => {
+                self.record_proof(p.id, &hash, &r).await?;
+                info!(amount_msat = p.amount_msat, "reconciled: paid");
+                Ok(Some(Status::Succeeded))
+            }
+            Ok(OutgoingStatus::Failed(why)) => {
+                self.ledger
+                    .mark_failed(p.id, &format!("reconciled: {why}"), now)
+                    .await?;
+                info!("reconciled: failed, reservation released");
+                Ok(Some(Status::Failed))
+            }
+            Ok(OutgoingStatus::NotFound)
+                if crate::ledger::from_db(p.created_at) + RECONCILE_GRACE_SECS <= now =>
+            {
+                self.ledger
+                    .mark_failed(
+                        p.id,
+                        "reconciled: the wallet has no record of this payment",
+                        now,
+                    )
+                    .await?;
+                info!("reconciled: never sent, reservation released");
+                Ok(Some(Status::Failed))
+            }
+            Ok(_) => Ok(None),
+            Err(e) => {
+                warn!(error = %e, "lookup failed; payment stays pending");
+                Ok(None)
+            }
+        }
+    }
+
+    /// Look a past payment up in the ledger.
+    pub async fn find(&self, payment_hash: &[u8; 32]) -> Result<Option<PaymentRecord>, PayError> {
+        Ok(self
+            .ledger
+            .payment_by_hash(&self.wallet_name, Direction::Out, payment_hash)
+            .await?)
+    }
+}
+
+/// What a wallet's answer proves.
+enum Proof {
+    Valid([u8; 32]),
+    Missing,
+    Mismatch,
+}
+
+fn already_paid(rec: &PaymentRecord) -> Result<Receipt, PayError> {
+    debug_assert_eq!(rec.status, Status::Succeeded);
+    let (Some(preimage), Some(hash)) = (
+        rec.preimage_bytes(),
+        crate::l402::parse_hex32(&rec.payment_hash),
+    ) else {
+        return Err(PayError::NoPreimage {
+            payment_id: rec.id,
+            amount_msat: crate::ledger::from_db(rec.amount_msat),
+        });
+    };
+    Ok(Receipt {
+        payment_id: rec.id,
+        payment_hash: hash,
+        amount_msat: crate::ledger::from_db(rec.amount_msat),
+        fee_msat: crate::ledger::from_db(rec.fee_msat),
+        preimage,
+        already_paid: true,
+    })
+}

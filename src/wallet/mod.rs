@@ -1,0 +1,138 @@
+//! What a wallet backend must do, and the backends: one file each.
+//!
+//! The pay path needs to know, when a payment call fails, whether money may have moved:
+//! [`WalletError::definitely_not_paid`] says so. A definite failure releases the budget
+//! reservation; anything else leaves the payment pending until a lookup resolves it.
+
+pub mod embedded;
+
+pub use embedded::EmbeddedWallet;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::bolt11::{DecodedInvoice, Network};
+
+/// What a backend says about itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WalletInfo {
+    /// Backend kind, e.g. `embedded`, `lnbits`.
+    pub backend: &'static str,
+    pub network: Network,
+    /// The node's public key, hex, when the backend has one.
+    pub node_id: Option<String>,
+    /// Whether paying returns the preimage (without it no L402 credential can be shown).
+    pub returns_preimages: bool,
+    /// Whether the funds are test sats (the embedded wallet's demo grant and deposits).
+    pub demo_funds: bool,
+}
+
+/// A wallet balance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Balance {
+    pub msat: u64,
+    /// True when these are test sats, not real bitcoin. Show it wherever the balance is shown.
+    pub demo_funds: bool,
+}
+
+/// An invoice to create.
+#[derive(Debug, Clone)]
+pub struct InvoiceRequest {
+    pub amount_msat: u64,
+    pub description: String,
+    pub expiry_secs: u64,
+}
+
+/// An invoice created by a backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedInvoice {
+    pub bolt11: String,
+    pub payment_hash: [u8; 32],
+    /// Unix seconds.
+    pub expires_at: u64,
+}
+
+/// The outcome of a payment the backend made.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct PaymentResult {
+    /// `None` when the backend does not reveal preimages.
+    pub preimage: Option<[u8; 32]>,
+    pub fee_msat: u64,
+}
+
+impl std::fmt::Debug for PaymentResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PaymentResult")
+            .field("has_preimage", &self.preimage.is_some())
+            .field("fee_msat", &self.fee_msat)
+            .finish()
+    }
+}
+
+/// An invoice we issued, as the backend sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IncomingStatus {
+    Pending,
+    Settled { amount_msat: u64 },
+    Expired,
+    NotFound,
+}
+
+/// A payment we made, as the backend sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutgoingStatus {
+    /// Under way: money may still move.
+    InFlight,
+    Succeeded(PaymentResult),
+    /// Failed for good: no money moved.
+    Failed(String),
+    /// The backend has no record: the payment never reached it.
+    NotFound,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WalletError {
+    /// The backend refused before any money moved (insufficient balance, no route, expired...).
+    #[error("payment refused by the wallet: {0}")]
+    Rejected(String),
+    /// This backend cannot pay this invoice at all.
+    #[error("{0}")]
+    NotPayable(String),
+    /// The backend could not be reached or did not understand us; no payment was sent.
+    #[error("wallet unavailable: {0}")]
+    Unavailable(String),
+    /// The request may have reached the backend but we do not know the outcome.
+    #[error("payment outcome unknown: {0}")]
+    OutcomeUnknown(String),
+    #[error("wallet error: {0}")]
+    Other(String),
+}
+
+impl WalletError {
+    /// True when no money moved and none will: the budget reservation can be released.
+    pub fn definitely_not_paid(&self) -> bool {
+        matches!(
+            self,
+            WalletError::Rejected(_) | WalletError::NotPayable(_) | WalletError::Unavailable(_)
+        )
+    }
+}
+
+/// A Lightning wallet backend.
+#[async_trait]
+pub trait Wallet: Send + Sync + std::fmt::Debug {
+    async fn info(&self) -> Result<WalletInfo, WalletError>;
+    async fn balance(&self) -> Result<Balance, WalletError>;
+    async fn create_invoice(&self, request: &InvoiceRequest)
+    -> Result<CreatedInvoice, WalletError>;
+    /// Pay `invoice`, spending at most `max_fee_msat` on routing.
+    async fn pay_invoice(
+        &self,
+        invoice: &DecodedInvoice,
+        max_fee_msat: u64,
+    ) -> Result<PaymentResult, WalletError>;
+    async fn lookup_incoming(&self, payment_hash: &[u8; 32])
+    -> Result<IncomingStatus, WalletError>;
+    async fn lookup_outgoing(&self, payment_hash: &[u8; 32])
+    -> Result<OutgoingStatus, WalletError>;
+}

@@ -1,0 +1,90 @@
+//! Shared set-up for integration tests: two embedded wallets trading in one data dir.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use bitcoin::secp256k1::SecretKey;
+use l402_mcp::app::App;
+use l402_mcp::bolt11::{self, Network, NewInvoice};
+use l402_mcp::clock::{ManualClock, SharedClock};
+
+pub const T0: u64 = 1_800_000_000;
+
+pub struct Trade {
+    pub dir: tempfile::TempDir,
+    pub clock: Arc<ManualClock>,
+    pub buyer: App,
+    pub seller: App,
+}
+
+pub async fn trade() -> Trade {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let clock = ManualClock::new(T0);
+    let shared: SharedClock = clock.clone();
+    let buyer = App::open_embedded(dir.path(), "buyer", shared.clone())
+        .await
+        .expect("buyer");
+    let seller = App::open_embedded(dir.path(), "seller", shared)
+        .await
+        .expect("seller");
+    Trade {
+        dir,
+        clock,
+        buyer,
+        seller,
+    }
+}
+
+/// An invoice signed by a key no embedded wallet has.
+pub fn foreign_invoice(
+    network: Network,
+    amount_msat: Option<u64>,
+    timestamp: u64,
+    expiry_secs: u64,
+) -> String {
+    let key = SecretKey::from_slice(&[0x42; 32]).expect("key");
+    bolt11::create(
+        &key,
+        &NewInvoice {
+            network,
+            amount_msat,
+            description: "not from here",
+            payment_hash: [0x77; 32],
+            payment_secret: [0x01; 32],
+            timestamp,
+            expiry_secs,
+        },
+    )
+    .expect("invoice")
+}
+
+pub async fn balance(app: &App) -> u64 {
+    app.wallet.balance().await.expect("balance").msat
+}
+
+impl Trade {
+    /// A fresh invoice from the seller, valid for 10 minutes.
+    pub async fn invoice(&self, amount_msat: u64) -> String {
+        let (inv, _) = self
+            .seller
+            .seller
+            .create_invoice(amount_msat, "test", 600)
+            .await
+            .expect("invoice");
+        inv.bolt11
+    }
+
+    /// The seller's verdict on an `Authorization` value.
+    pub async fn verify(
+        &self,
+        authorization: &str,
+        service: Option<&str>,
+        capability: Option<&str>,
+    ) -> l402_mcp::mint::Verification {
+        self.seller
+            .seller
+            .verify_authorization(authorization, service, capability)
+            .await
+            .expect("verify")
+    }
+}

@@ -1,0 +1,389 @@
+//! The buyer's pay path and the seller's mint/verify service, between two embedded wallets that
+//! share one data dir, through the library's public surface.
+
+mod common;
+
+use common::{T0, Trade, balance, foreign_invoice, trade};
+use l402_mcp::bolt11::Network;
+use l402_mcp::budget::{BudgetPolicy, BudgetRefusal};
+use l402_mcp::l402::{Credential, Scheme, b64};
+use l402_mcp::ledger::tokens::CachedToken;
+use l402_mcp::ledger::{Direction, Status};
+use l402_mcp::mint::ChallengeRequest;
+use l402_mcp::pay::{PayError, PayRequest, Receipt};
+use l402_mcp::wallet::WalletError;
+use l402_mcp::wallet::embedded::DEMO_GRANT_MSAT;
+
+fn pay(invoice: &str) -> PayRequest<'_> {
+    PayRequest {
+        invoice,
+        ..Default::default()
+    }
+}
+
+async fn buy(t: &Trade, req: PayRequest<'_>) -> Result<Receipt, PayError> {
+    t.buyer.payer.pay(&req).await
+}
+
+/// The reason code of a verdict, or "valid".
+async fn reason(
+    t: &Trade,
+    auth: &str,
+    service: Option<&str>,
+    capability: Option<&str>,
+) -> &'static str {
+    t.verify(auth, service, capability)
+        .await
+        .reason_code
+        .unwrap_or("valid")
+}
+
+#[tokio::test]
+async fn buy_an_l402_token_and_have_it_verified() {
+    let t = trade().await;
+    let request = ChallengeRequest {
+        amount_msat: 21_000,
+        service: Some("weather".into()),
+        capabilities: vec!["forecast".into()],
+        valid_for_secs: Some(600),
+        ..Default::default()
+    };
+    let challenge = t.seller.seller.create_challenge(&request).await.unwrap();
+    assert!(challenge.www_authenticate[0].starts_with("LSAT macaroon=\""));
+    assert!(challenge.www_authenticate[1].starts_with("L402 macaroon=\""));
+    let challenge_json = serde_json::to_string(&challenge).unwrap();
+
+    let receipt = buy(
+        &t,
+        PayRequest {
+            max_amount_msat: Some(21_000),
+            ..pay(&challenge.invoice)
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (receipt.amount_msat, receipt.fee_msat, receipt.already_paid),
+        (21_000, 0, false)
+    );
+    assert_eq!(balance(&t.buyer).await, DEMO_GRANT_MSAT - 21_000);
+    assert_eq!(balance(&t.seller).await, DEMO_GRANT_MSAT + 21_000);
+    // The challenge, issued before payment, never carried the preimage of its own invoice.
+    assert!(
+        !challenge_json.contains(&hex::encode(receipt.preimage)),
+        "unpaid preimage leaked"
+    );
+
+    let macaroon = b64::decode(&challenge.macaroon).unwrap();
+    let auth = Credential::format(Scheme::L402, &macaroon, &receipt.preimage);
+    let v = t.verify(&auth, Some("weather"), Some("forecast")).await;
+    assert!(v.valid, "{v:?}");
+    assert_eq!(
+        (v.amount_paid_msat, v.valid_until),
+        (Some(21_000), Some(T0 + 600))
+    );
+    let until = format!("weather_valid_until={}", T0 + 600);
+    assert_eq!(
+        v.caveats,
+        vec![
+            "services=weather:0",
+            "weather_capabilities=forecast",
+            &until
+        ]
+    );
+    // The LSAT spelling verifies the same token.
+    let lsat = Credential::format(Scheme::Lsat, &macaroon, &receipt.preimage);
+    assert_eq!(reason(&t, &lsat, Some("weather"), None).await, "valid");
+
+    // Refusals, each with its reason.
+    assert_eq!(reason(&t, &auth, Some("news"), None).await, "wrong_service");
+    assert_eq!(
+        reason(&t, &auth, Some("weather"), Some("admin")).await,
+        "missing_capability"
+    );
+    let wrong = Credential::format(Scheme::L402, &macaroon, &[0; 32]);
+    assert_eq!(reason(&t, &wrong, None, None).await, "preimage_mismatch");
+    assert_eq!(reason(&t, "Bearer x", None, None).await, "malformed");
+    t.clock.advance(601);
+    assert_eq!(reason(&t, &auth, Some("weather"), None).await, "expired");
+
+    // The seller's ledger shows the sale.
+    let sold = t
+        .seller
+        .ledger
+        .list_payments("seller", Some(Direction::In), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        (sold.len(), sold[0].status, sold[0].amount_msat),
+        (1, Status::Succeeded, 21_000)
+    );
+    let status = t.seller.status().await.unwrap();
+    assert_eq!(status.earned_24h_msat, 21_000);
+    assert!(status.demo_funds);
+}
+
+#[tokio::test]
+async fn refusals_spend_nothing() {
+    let t = trade().await;
+    let cases = [
+        (
+            foreign_invoice(Network::Regtest, None, T0, 600),
+            "amountless",
+        ),
+        (
+            foreign_invoice(Network::Regtest, Some(1_000), T0 - 7200, 600),
+            "expired",
+        ),
+        (
+            foreign_invoice(Network::Mainnet, Some(1_000), T0, 600),
+            "network",
+        ),
+        (
+            foreign_invoice(Network::Regtest, Some(1_000), T0, 600),
+            "not issued here",
+        ),
+        ("lnbcrt1garbage".to_owned(), "invalid"),
+    ];
+    for (invoice, what) in &cases {
+        let err = buy(&t, pay(invoice)).await.unwrap_err();
+        match (*what, &err) {
+            ("amountless", PayError::Amountless)
+            | ("expired", PayError::Expired { .. })
+            | (
+                "network",
+                PayError::WrongNetwork {
+                    invoice: Network::Mainnet,
+                    wallet: Network::Regtest,
+                },
+            )
+            | ("invalid", PayError::InvalidInvoice(_)) => {}
+            ("not issued here", PayError::Failed(WalletError::NotPayable(msg))) => {
+                assert!(msg.contains("configure a real wallet backend"), "{msg}");
+            }
+            _ => panic!("{what}: unexpected {err:?}"),
+        }
+        assert!(!err.money_may_have_moved(), "{what}");
+    }
+
+    // Caps: per payment (default 1000 sats), the caller's own cap, the host lists.
+    let big = t.invoice(1_000_001).await;
+    let err = buy(&t, pay(&big)).await.unwrap_err();
+    assert!(
+        matches!(err, PayError::Budget(BudgetRefusal::PerPaymentCap { .. })),
+        "{err}"
+    );
+    let small = t.invoice(5_000).await;
+    let err = buy(
+        &t,
+        PayRequest {
+            max_amount_msat: Some(4_000),
+            ..pay(&small)
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, PayError::Budget(BudgetRefusal::CallerCap { .. })),
+        "{err}"
+    );
+    let policy = BudgetPolicy {
+        deny_hosts: vec!["evil.example".into()],
+        ..Default::default()
+    };
+    t.buyer
+        .ledger
+        .set_budget("buyer", &policy, T0)
+        .await
+        .unwrap();
+    let err = buy(
+        &t,
+        PayRequest {
+            host: Some("api.evil.example"),
+            ..pay(&small)
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, PayError::Budget(BudgetRefusal::HostDenied(_))),
+        "{err}"
+    );
+
+    assert_eq!(balance(&t.buyer).await, DEMO_GRANT_MSAT);
+    let totals = t.buyer.ledger.totals("buyer").await.unwrap();
+    assert_eq!((totals.spent_msat, totals.reserved_msat), (0, 0));
+    // The "not issued here" attempt reached the wallet, was refused, and was released.
+    let rows = t
+        .buyer
+        .ledger
+        .list_payments("buyer", Some(Direction::Out), 10)
+        .await
+        .unwrap();
+    assert!(rows.iter().all(|r| r.status == Status::Failed), "{rows:?}");
+}
+
+#[tokio::test]
+async fn an_invoice_is_never_paid_twice() {
+    let t = trade().await;
+    let inv = t.invoice(10_000).await;
+    let first = buy(&t, pay(&inv)).await.unwrap();
+    let second = buy(&t, pay(&inv)).await.unwrap();
+    assert!(!first.already_paid && second.already_paid);
+    assert_eq!(first.preimage, second.preimage);
+    assert_eq!(balance(&t.buyer).await, DEMO_GRANT_MSAT - 10_000);
+
+    // Concurrent attempts at one invoice: one payment, the rest see it paid or in flight.
+    let inv = t.invoice(10_000).await;
+    let results = futures::future::join_all((0..8).map(|_| buy(&t, pay(&inv)))).await;
+    let paid = results
+        .iter()
+        .filter(|r| matches!(r, Ok(rc) if !rc.already_paid))
+        .count();
+    assert_eq!(paid, 1, "{results:?}");
+    assert!(
+        results
+            .iter()
+            .all(|r| matches!(r, Ok(_) | Err(PayError::InFlight { .. }))),
+        "{results:?}"
+    );
+    assert_eq!(balance(&t.buyer).await, DEMO_GRANT_MSAT - 20_000);
+}
+
+#[tokio::test]
+async fn failures_release_the_reservation_and_windows_roll() {
+    let t = trade().await;
+    // Insufficient balance: refused by the wallet, reservation released.
+    let roomy = BudgetPolicy {
+        per_payment_msat: u64::MAX / 4,
+        daily_msat: u64::MAX / 4,
+        ..Default::default()
+    };
+    t.buyer
+        .ledger
+        .set_budget("buyer", &roomy, T0)
+        .await
+        .unwrap();
+    let huge = t.invoice(DEMO_GRANT_MSAT + 1).await;
+    let err = buy(&t, pay(&huge)).await.unwrap_err();
+    assert!(
+        matches!(err, PayError::Failed(WalletError::Rejected(ref m)) if m.contains("insufficient balance")),
+        "{err}"
+    );
+    assert_eq!(
+        t.buyer.ledger.totals("buyer").await.unwrap().reserved_msat,
+        0
+    );
+
+    // A daily window of 30 sats, fees included (fee limit 0 here): 3 x 10 sats, then refused,
+    // then allowed again once the first payment is more than 24 h old.
+    let policy = BudgetPolicy {
+        daily_msat: 30_000,
+        max_fee_floor_msat: 0,
+        max_fee_ppm: 0,
+        ..Default::default()
+    };
+    t.buyer
+        .ledger
+        .set_budget("buyer", &policy, T0)
+        .await
+        .unwrap();
+    for i in 0..3 {
+        buy(&t, pay(&t.invoice(10_000).await)).await.unwrap();
+        t.clock.advance(3600 * (i + 1));
+    }
+    let err = buy(&t, pay(&t.invoice(10_000).await)).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            PayError::Budget(BudgetRefusal::Window {
+                remaining_msat: 0,
+                ..
+            })
+        ),
+        "{err}"
+    );
+    t.clock.set(T0 + 24 * 3600 + 1);
+    buy(&t, pay(&t.invoice(10_000).await)).await.unwrap();
+    let s = t.buyer.status().await.unwrap();
+    assert_eq!(
+        (s.budget.spent_24h_msat, s.budget.remaining_24h_msat),
+        (30_000, 0)
+    );
+}
+
+#[tokio::test]
+async fn revoked_tokens_are_unknown() {
+    let t = trade().await;
+    let request = ChallengeRequest {
+        amount_msat: 1_000,
+        ..Default::default()
+    };
+    let c = t.seller.seller.create_challenge(&request).await.unwrap();
+    let r = buy(&t, pay(&c.invoice)).await.unwrap();
+    let mac = b64::decode(&c.macaroon).unwrap();
+    let auth = Credential::format(Scheme::L402, &mac, &r.preimage);
+    assert_eq!(reason(&t, &auth, Some("api"), None).await, "valid");
+    let m = l402_mcp::l402::Macaroon::deserialize(&mac).unwrap();
+    assert!(
+        t.seller
+            .ledger
+            .revoke_root_key(&l402_mcp::l402::sha256(m.identifier()))
+            .await
+            .unwrap()
+    );
+    assert_eq!(reason(&t, &auth, Some("api"), None).await, "unknown_token");
+}
+
+#[tokio::test]
+async fn token_cache_scopes_and_expiry() {
+    let t = trade().await;
+    let token = CachedToken {
+        origin: "https://api.example".into(),
+        path_prefix: "/v1".into(),
+        scheme: Scheme::Lsat,
+        macaroon: vec![2, 1, 0],
+        preimage: [9; 32],
+        payment_hash: [8; 32],
+        expires_at: Some(T0 + 100),
+    };
+    let ledger = &t.buyer.ledger;
+    ledger.put_token("buyer", &token, T0).await.unwrap();
+    let find = |wallet: &'static str, origin: &'static str, path: &'static str, now: u64| async move {
+        ledger.find_token(wallet, origin, path, now).await.unwrap()
+    };
+    let found = find("buyer", "https://api.example", "/v1/x", T0)
+        .await
+        .unwrap();
+    assert_eq!(found, token);
+    assert!(found.authorization().starts_with("LSAT AgEA:0909"));
+    assert!(
+        find("buyer", "https://api.example", "/v2", T0)
+            .await
+            .is_none()
+    );
+    assert!(
+        find("buyer", "https://other.example", "/v1", T0)
+            .await
+            .is_none()
+    );
+    assert!(
+        find("seller", "https://api.example", "/v1", T0)
+            .await
+            .is_none()
+    );
+    assert!(
+        find("buyer", "https://api.example", "/v1", T0 + 100)
+            .await
+            .is_none()
+    );
+    ledger
+        .drop_token("buyer", "https://api.example", "/v1")
+        .await
+        .unwrap();
+    assert!(
+        find("buyer", "https://api.example", "/v1", T0)
+            .await
+            .is_none()
+    );
+}
