@@ -36,7 +36,7 @@ pub struct App {
     pub wallet: Arc<dyn Wallet>,
     /// Set when the backend is the embedded wallet (deposits are possible).
     pub embedded: Option<Arc<EmbeddedWallet>>,
-    pub payer: Payer,
+    pub payer: Arc<Payer>,
     pub seller: Seller,
     pub clock: SharedClock,
 }
@@ -67,7 +67,8 @@ impl App {
         let embedded =
             Arc::new(EmbeddedWallet::open(&ledger, data_dir, wallet_name, clock.clone()).await?);
         let wallet: Arc<dyn Wallet> = embedded.clone();
-        let payer = Payer::new(wallet_name, wallet.clone(), ledger.clone(), clock.clone()).await?;
+        let payer =
+            Arc::new(Payer::new(wallet_name, wallet.clone(), ledger.clone(), clock.clone()).await?);
         let seller = Seller::new(wallet_name, wallet.clone(), ledger.clone(), clock.clone());
         let report = payer.reconcile().await?;
         if report.succeeded + report.failed > 0 {

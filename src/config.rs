@@ -1,24 +1,288 @@
-//! Where things live. The data dir holds the ledger and the embedded wallets' keys; it defaults
-//! to the XDG data dir (`$XDG_DATA_HOME/l402-mcp`, else `~/.local/share/l402-mcp`).
+//! Configuration: a TOML file plus environment overrides; command-line flags override both.
+//!
+//! The file is `--config PATH`, else `$L402_MCP_CONFIG`, else `$XDG_CONFIG_HOME/l402-mcp/config.toml`
+//! (or `~/.config/l402-mcp/config.toml`) when it exists. Every setting is optional:
+//!
+//! ```toml
+//! data_dir = "/home/me/.local/share/l402-mcp"   # env L402_MCP_DATA_DIR
+//! wallet = "default"                             # env L402_MCP_WALLET
+//!
+//! [budget]            # applied at every start, over what `l402-mcp budget set` stored
+//! per_payment_sats = 1000      # env L402_MCP_PER_PAYMENT_SATS
+//! daily_sats = 10000           # env L402_MCP_DAILY_SATS
+//! hourly_sats = 2000           # env L402_MCP_HOURLY_SATS
+//! per_host_daily_sats = 5000   # env L402_MCP_PER_HOST_DAILY_SATS
+//! allow_hosts = ["api.example.com"]
+//! deny_hosts = []
+//! max_fee_sats = 10
+//! max_fee_percent = 1.0
+//!
+//! [http]              # `l402-mcp serve --http`
+//! bearer_token = "..."         # env L402_MCP_HTTP_TOKEN
+//! allowed_hosts = ["mcp.example.com"]          # env L402_MCP_ALLOWED_HOSTS (comma-separated)
+//! allowed_origins = ["https://app.example.com"]  # env L402_MCP_ALLOWED_ORIGINS
+//! ```
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::budget::{BudgetPolicy, MSAT_PER_SAT};
 
 /// Environment variable naming the data dir.
 pub const DATA_DIR_ENV: &str = "L402_MCP_DATA_DIR";
 /// Environment variable naming the wallet.
 pub const WALLET_ENV: &str = "L402_MCP_WALLET";
+/// Environment variable naming the config file.
+pub const CONFIG_ENV: &str = "L402_MCP_CONFIG";
+/// Environment variable holding the HTTP bearer token.
+pub const HTTP_TOKEN_ENV: &str = "L402_MCP_HTTP_TOKEN";
 /// The wallet used when none is named.
 pub const DEFAULT_WALLET: &str = "default";
 
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: String, message: String },
+    #[error("environment variable {name}: {message}")]
+    Env { name: &'static str, message: String },
+}
+
+/// Everything a config file can say.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub data_dir: Option<PathBuf>,
+    pub wallet: Option<String>,
+    #[serde(default)]
+    pub budget: BudgetConfig,
+    #[serde(default)]
+    pub http: HttpConfig,
+}
+
+/// Budget settings in sats; unset ones keep the stored policy.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetConfig {
+    pub per_payment_sats: Option<u64>,
+    pub daily_sats: Option<u64>,
+    pub hourly_sats: Option<u64>,
+    pub per_host_daily_sats: Option<u64>,
+    pub allow_hosts: Option<Vec<String>>,
+    pub deny_hosts: Option<Vec<String>>,
+    pub max_fee_sats: Option<u64>,
+    pub max_fee_percent: Option<f64>,
+}
+
+/// Settings of the HTTP transport.
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    pub bearer_token: Option<String>,
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+}
+
+impl std::fmt::Debug for HttpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpConfig")
+            .field("bearer_token", &self.bearer_token.as_ref().map(|_| "<set>"))
+            .field("allowed_hosts", &self.allowed_hosts)
+            .field("allowed_origins", &self.allowed_origins)
+            .finish()
+    }
+}
+
+impl BudgetConfig {
+    pub fn is_empty(&self) -> bool {
+        *self == BudgetConfig::default()
+    }
+
+    /// Apply the settings given here to `policy`.
+    pub fn apply(&self, policy: &mut BudgetPolicy) {
+        let msat = |sats: u64| sats.saturating_mul(MSAT_PER_SAT);
+        if let Some(v) = self.per_payment_sats {
+            policy.per_payment_msat = msat(v);
+        }
+        if let Some(v) = self.daily_sats {
+            policy.daily_msat = msat(v);
+        }
+        if let Some(v) = self.hourly_sats {
+            policy.hourly_msat = Some(msat(v));
+        }
+        if let Some(v) = self.per_host_daily_sats {
+            policy.per_host_daily_msat = Some(msat(v));
+        }
+        if let Some(v) = &self.allow_hosts {
+            policy.allow_hosts = v.clone();
+        }
+        if let Some(v) = &self.deny_hosts {
+            policy.deny_hosts = v.clone();
+        }
+        if let Some(v) = self.max_fee_sats {
+            policy.max_fee_floor_msat = msat(v);
+        }
+        if let Some(p) = self.max_fee_percent {
+            policy.max_fee_ppm = (p.clamp(0.0, 100.0) * 10_000.0).round() as u64;
+        }
+    }
+}
+
+impl Config {
+    /// Read the config file (`path`, else the environment's, else the default one if it exists)
+    /// and apply environment overrides.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let explicit = path.map(Path::to_owned).or_else(|| env_path(CONFIG_ENV));
+        let mut config = match explicit {
+            Some(p) => Self::read(&p)?,
+            None => match default_config_file() {
+                Some(p) if p.is_file() => Self::read(&p)?,
+                _ => Config::default(),
+            },
+        };
+        config.apply_env()?;
+        Ok(config)
+    }
+
+    fn read(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|message| ConfigError::Parse {
+            path: path.display().to_string(),
+            message,
+        })
+    }
+
+    /// Parse config text.
+    pub fn parse(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    fn apply_env(&mut self) -> Result<(), ConfigError> {
+        if let Some(p) = env_path(DATA_DIR_ENV) {
+            self.data_dir = Some(p);
+        }
+        if let Some(w) = env_string(WALLET_ENV) {
+            self.wallet = Some(w);
+        }
+        let sats = |name: &'static str| -> Result<Option<u64>, ConfigError> {
+            env_string(name)
+                .map(|v| {
+                    v.trim().parse().map_err(|_| ConfigError::Env {
+                        name,
+                        message: format!("{v:?} is not a whole number of sats"),
+                    })
+                })
+                .transpose()
+        };
+        if let Some(v) = sats("L402_MCP_PER_PAYMENT_SATS")? {
+            self.budget.per_payment_sats = Some(v);
+        }
+        if let Some(v) = sats("L402_MCP_DAILY_SATS")? {
+            self.budget.daily_sats = Some(v);
+        }
+        if let Some(v) = sats("L402_MCP_HOURLY_SATS")? {
+            self.budget.hourly_sats = Some(v);
+        }
+        if let Some(v) = sats("L402_MCP_PER_HOST_DAILY_SATS")? {
+            self.budget.per_host_daily_sats = Some(v);
+        }
+        if let Some(t) = env_string(HTTP_TOKEN_ENV) {
+            self.http.bearer_token = Some(t);
+        }
+        if let Some(v) = env_string("L402_MCP_ALLOWED_HOSTS") {
+            self.http.allowed_hosts = split_list(&v);
+        }
+        if let Some(v) = env_string("L402_MCP_ALLOWED_ORIGINS") {
+            self.http.allowed_origins = split_list(&v);
+        }
+        Ok(())
+    }
+
+    /// The data dir: the configured one, else the XDG default.
+    pub fn data_dir(&self) -> Option<PathBuf> {
+        self.data_dir.clone().or_else(default_data_dir)
+    }
+
+    pub fn wallet(&self) -> &str {
+        self.wallet.as_deref().unwrap_or(DEFAULT_WALLET)
+    }
+}
+
+fn env_string(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn env_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os(name)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+fn split_list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn xdg_dir(var: &str, fallback: &[&str]) -> Option<PathBuf> {
+    env_path(var).or_else(|| {
+        let mut p = env_path("HOME")?;
+        p.extend(fallback);
+        Some(p)
+    })
+}
+
 /// The default data dir, or `None` when neither `XDG_DATA_HOME` nor `HOME` is set.
 pub fn default_data_dir() -> Option<PathBuf> {
-    let xdg = std::env::var_os("XDG_DATA_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from);
-    let base = xdg.or_else(|| {
-        std::env::var_os("HOME")
-            .filter(|v| !v.is_empty())
-            .map(|h| PathBuf::from(h).join(".local").join("share"))
-    })?;
-    Some(base.join("l402-mcp"))
+    xdg_dir("XDG_DATA_HOME", &[".local", "share"]).map(|p| p.join("l402-mcp"))
+}
+
+/// The default config file location.
+pub fn default_config_file() -> Option<PathBuf> {
+    xdg_dir("XDG_CONFIG_HOME", &[".config"]).map(|p| p.join("l402-mcp").join("config.toml"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_full_file_and_refuses_typos() {
+        let c = Config::parse(
+            r#"
+            data_dir = "/tmp/x"
+            wallet = "agent"
+            [budget]
+            per_payment_sats = 50
+            daily_sats = 500
+            max_fee_percent = 0.5
+            [http]
+            bearer_token = "s3cret"
+            allowed_hosts = ["mcp.example.com"]
+            "#,
+        )
+        .unwrap_or_default();
+        assert_eq!(c.wallet(), "agent");
+        let mut p = BudgetPolicy::default();
+        c.budget.apply(&mut p);
+        assert_eq!(
+            (p.per_payment_msat, p.daily_msat, p.max_fee_ppm),
+            (50_000, 500_000, 5_000)
+        );
+        assert!(!format!("{:?}", c.http).contains("s3cret"));
+        assert!(Config::parse("[budget]\ndaily = 5").is_err());
+        assert!(Config::parse("walet = \"x\"").is_err());
+    }
 }

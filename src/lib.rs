@@ -11,9 +11,19 @@ pub mod budget;
 pub mod clock;
 pub mod config;
 pub mod fault;
+pub mod fetch;
 pub mod fsutil;
 pub mod l402;
 pub mod ledger;
+pub mod mcp;
 pub mod mint;
 pub mod pay;
 pub mod wallet;
+
+/// Install the TLS crypto provider (ring) that reqwest and rustls use, once per process. reqwest
+/// is built without a provider of its own, and building an HTTP client before one is installed
+/// panics; everything in this crate that builds a client calls this first.
+pub fn init_tls() {
+    // An error only means a provider is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -4,5 +4,6 @@ mod cli;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    l402_mcp::init_tls();
     cli::main().await
 }

@@ -29,6 +29,25 @@ pub enum Status {
     Failed,
 }
 
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Out => "out",
+            Direction::In => "in",
+        }
+    }
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Succeeded => "succeeded",
+            Status::Failed => "failed",
+        }
+    }
+}
+
 /// One row of the ledger.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct PaymentRecord {

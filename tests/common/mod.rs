@@ -1,6 +1,8 @@
 //! Shared set-up for integration tests: two embedded wallets trading in one data dir.
 #![allow(dead_code)]
 
+pub mod agents;
+
 use std::sync::Arc;
 
 use bitcoin::secp256k1::SecretKey;

@@ -1,5 +1,8 @@
 //! The command line, for people: the same library the MCP tools use, with readable output
-//! and `--json` for scripts. Logs go to stderr (`RUST_LOG` to tune); results to stdout.
+//! and `--json` for scripts. Logs go to stderr (`RUST_LOG` to tune); results to stdout, except
+//! under `serve`, where stdout belongs to the stdio transport.
+
+mod demo;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,9 +15,13 @@ use l402_mcp::app::{App, WalletStatus};
 use l402_mcp::budget::{BudgetPolicy, BudgetStatus, MSAT_PER_SAT, sats};
 use l402_mcp::config;
 use l402_mcp::ledger::Direction;
+use l402_mcp::mcp::L402Server;
+use l402_mcp::mcp::http::HttpOptions;
 use l402_mcp::mint::{ChallengeRequest, DEFAULT_INVOICE_EXPIRY_SECS};
 use l402_mcp::pay::PayRequest;
 use l402_mcp::wallet::EmbeddedWallet;
+use rmcp::ServiceExt;
+use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
 #[command(
@@ -23,12 +30,15 @@ use l402_mcp::wallet::EmbeddedWallet;
     about = "A Lightning wallet for AI agents that speaks L402"
 )]
 struct Cli {
+    /// Config file [default: $L402_MCP_CONFIG, else $XDG_CONFIG_HOME/l402-mcp/config.toml if it exists]
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
     /// Folder holding the ledger and embedded wallet keys [default: $XDG_DATA_HOME/l402-mcp]
     #[arg(long, global = true, env = config::DATA_DIR_ENV)]
     data_dir: Option<PathBuf>,
-    /// Wallet name within the data dir (each has its own balance and budget)
-    #[arg(long, global = true, env = config::WALLET_ENV, default_value = config::DEFAULT_WALLET)]
-    wallet: String,
+    /// Wallet name within the data dir (each has its own balance and budget) [default: default]
+    #[arg(long, global = true, env = config::WALLET_ENV)]
+    wallet: Option<String>,
     /// Print machine-readable JSON instead of text
     #[arg(long, global = true)]
     json: bool,
@@ -38,6 +48,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the MCP server: stdio by default (for mcpServers), or HTTP with --http
+    Serve(ServeArgs),
+    /// Watch a buyer agent pay a seller agent through the MCP tools, offline, in a throwaway data dir
+    Demo,
     /// Show the wallet balance, budget and earnings
     Balance,
     /// Create an invoice to receive sats
@@ -109,6 +123,22 @@ enum Command {
     },
 }
 
+#[derive(Args)]
+struct ServeArgs {
+    /// Serve MCP over HTTP on this address (e.g. 127.0.0.1:8402): streamable HTTP at /mcp, legacy SSE at /sse
+    #[arg(long, value_name = "ADDR")]
+    http: Option<std::net::SocketAddr>,
+    /// Bearer token HTTP clients must send (required off loopback)
+    #[arg(long, env = config::HTTP_TOKEN_ENV, hide_env_values = true)]
+    http_token: Option<String>,
+    /// Extra Host header value to accept, e.g. mcp.example.com (repeatable)
+    #[arg(long = "allowed-host")]
+    allowed_hosts: Vec<String>,
+    /// Extra browser Origin to accept, e.g. https://app.example.com (repeatable)
+    #[arg(long = "allowed-origin")]
+    allowed_origins: Vec<String>,
+}
+
 #[derive(Subcommand)]
 enum BudgetAction {
     /// Show the budget and what has been spent
@@ -172,11 +202,19 @@ fn to_msat(sats: u64) -> Result<u64> {
 
 pub async fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The server logs its work; one-shot commands only warnings. Always to stderr, which MCP
+    // clients show in their logs: no colour codes.
+    let default_level = if matches!(cli.command, Command::Serve(_)) {
+        "info"
+    } else {
+        "warn"
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(false)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
         .init();
     let json = cli.json;
@@ -212,15 +250,31 @@ async fn run(cli: Cli) -> Result<()> {
             )
         });
     }
+    if let Command::Demo = &cli.command {
+        return demo::run().await;
+    }
+    let cfg = config::Config::load(cli.config.as_deref())?;
     let data_dir = cli
         .data_dir
         .clone()
-        .or_else(config::default_data_dir)
+        .or_else(|| cfg.data_dir())
         .context("no data dir: set --data-dir or L402_MCP_DATA_DIR (HOME is not set)")?;
-    let app = App::open_embedded(&data_dir, &cli.wallet, l402_mcp::clock::system()).await?;
+    let wallet = cli
+        .wallet
+        .clone()
+        .unwrap_or_else(|| cfg.wallet().to_owned());
+    let app = App::open_embedded(&data_dir, &wallet, l402_mcp::clock::system()).await?;
+    if !cfg.budget.is_empty() {
+        let mut policy = app.ledger.budget(&app.wallet_name).await?;
+        cfg.budget.apply(&mut policy);
+        app.ledger
+            .set_budget(&app.wallet_name, &policy, app.clock.now())
+            .await?;
+    }
     let j = cli.json;
     match cli.command {
-        Command::Decode { .. } => unreachable!("handled above"),
+        Command::Decode { .. } | Command::Demo => unreachable!("handled above"),
+        Command::Serve(args) => serve(app, args, cfg.http).await,
         Command::Balance => {
             let s = app.status().await?;
             print(j, &s, || status_text(&s))
@@ -301,9 +355,9 @@ async fn run(cli: Cli) -> Result<()> {
                         let amount = u64::try_from(p.amount_msat).unwrap_or(0);
                         let fee = u64::try_from(p.fee_msat).unwrap_or(0);
                         format!(
-                            "#{:<5} {dir} {:<9} {:>14} fee {:>10}  {}  {}{}",
+                            "#{:<5} {dir:<3} {:<9} {:>14} fee {:>10}  {}  {}{}",
                             p.id,
-                            format!("{:?}", p.status).to_lowercase(),
+                            p.status.as_str(),
                             sats(amount),
                             sats(fee),
                             &p.payment_hash[..16],
@@ -421,6 +475,57 @@ async fn run(cli: Cli) -> Result<()> {
             }
         }
     }
+}
+
+async fn serve(app: App, args: ServeArgs, http: config::HttpConfig) -> Result<()> {
+    let server = L402Server::new(std::sync::Arc::new(app))?;
+    let Some(bind) = args.http else {
+        tracing::info!("MCP over stdio");
+        let running = server
+            .serve(rmcp::transport::stdio())
+            .await
+            .context("MCP handshake over stdio failed")?;
+        running
+            .waiting()
+            .await
+            .context("MCP stdio session failed")?;
+        return Ok(());
+    };
+    let mut allowed_hosts = http.allowed_hosts;
+    allowed_hosts.extend(args.allowed_hosts);
+    let mut allowed_origins = http.allowed_origins;
+    allowed_origins.extend(args.allowed_origins);
+    let opts = HttpOptions {
+        bind,
+        bearer_token: args.http_token.or(http.bearer_token),
+        allowed_hosts,
+        allowed_origins,
+    };
+    let shutdown = CancellationToken::new();
+    let on_signal = shutdown.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        on_signal.cancel();
+    });
+    l402_mcp::mcp::http::serve(server, opts, shutdown).await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        if let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = ctrl_c.await;
 }
 
 fn apply_budget(p: &mut BudgetPolicy, set: BudgetSet) -> Result<()> {

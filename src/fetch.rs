@@ -1,0 +1,657 @@
+//! `fetch_paid`: an HTTP fetch that pays L402 challenges under the budget.
+//!
+//! 1. Send the request, with a cached credential for this origin and path if there is one.
+//! 2. On anything but 402, return the response.
+//! 3. On 402: a cached credential that was refused is dropped. The challenge is read from the
+//!    `WWW-Authenticate` headers, or else from a JSON body. A 402 that is not L402 (e.g. x402) is
+//!    reported, unpaid.
+//! 4. Under a per-resource lock, check the cache again (a parallel call may have paid meanwhile);
+//!    otherwise pay through the pay path (price checked against the decoded invoice, budget,
+//!    never twice for one invoice), cache the credential, and resend once with the scheme the
+//!    server used. A second 402 after paying is reported; it is never paid again.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use futures::StreamExt;
+use reqwest::header::{
+    AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, WWW_AUTHENTICATE,
+};
+use serde::Serialize;
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::clock::SharedClock;
+use crate::l402::caveat::{self, Caveat};
+use crate::l402::{Macaroon, Scheme, b64, challenge};
+use crate::ledger::tokens::CachedToken;
+use crate::ledger::{Ledger, LedgerError};
+use crate::pay::{PayError, PayRequest, Payer, Receipt};
+
+/// Default and largest response body kept.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 1 << 20;
+pub const MAX_RESPONSE_BYTES: usize = 16 << 20;
+/// Default and largest time for one HTTP exchange.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
+pub const MAX_TIMEOUT_SECS: u64 = 300;
+/// Response headers passed back to the caller.
+const KEPT_HEADERS: &[&str] = &[
+    "content-type",
+    "content-length",
+    "content-language",
+    "cache-control",
+    "etag",
+    "last-modified",
+    "location",
+    "retry-after",
+    "www-authenticate",
+    "link",
+];
+
+/// One HTTP request to make.
+#[derive(Debug, Clone)]
+pub struct FetchRequest {
+    pub url: String,
+    pub method: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<String>,
+    /// The caller's cap on what this request may pay, in msat; the budget applies too.
+    pub max_price_msat: Option<u64>,
+    pub timeout: Duration,
+    pub max_response_bytes: usize,
+}
+
+impl FetchRequest {
+    pub fn get(url: &str) -> FetchRequest {
+        FetchRequest {
+            url: url.to_owned(),
+            method: "GET".into(),
+            headers: Vec::new(),
+            body: None,
+            max_price_msat: None,
+            timeout: Duration::from_secs(DEFAULT_TIMEOUT_SECS),
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+        }
+    }
+}
+
+/// A response body: text when it is text, base64 otherwise.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Body {
+    /// `text` or `base64`.
+    pub encoding: &'static str,
+    pub content: String,
+    /// Bytes received (up to the limit).
+    pub bytes: usize,
+    /// True when the body was cut at the size limit.
+    pub truncated: bool,
+}
+
+/// What was paid for this fetch.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FetchReceipt {
+    /// True when this call paid an invoice.
+    pub paid: bool,
+    pub amount_msat: u64,
+    pub fee_msat: u64,
+    pub payment_hash: Option<String>,
+    /// True when a credential bought earlier was presented.
+    pub token_reused: bool,
+    /// The scheme of the credential presented (`L402` or `LSAT`), if any.
+    pub scheme: Option<Scheme>,
+    /// What may still be spent in the daily window.
+    pub budget_remaining_msat: u64,
+}
+
+/// The outcome of a fetch.
+#[derive(Debug, Clone, Serialize)]
+pub struct FetchResponse {
+    pub status: u16,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub content_type: Option<String>,
+    pub body: Body,
+    pub receipt: FetchReceipt,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    #[error("HTTP request failed: {0}")]
+    Http(String),
+    #[error("the server answered 402 but not with an L402 challenge ({detail}); nothing was paid")]
+    NotL402 { detail: String },
+    #[error("{0}")]
+    Pay(#[from] PayError),
+    #[error(
+        "paid {amount_msat} msat (payment hash {payment_hash}) but the server answered 402 again with the credential; not paying again. The payment is in the ledger; contact the seller"
+    )]
+    RefusedAfterPayment {
+        amount_msat: u64,
+        payment_hash: String,
+    },
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+impl FetchError {
+    /// True when money may have left the wallet during this call.
+    pub fn money_may_have_moved(&self) -> bool {
+        match self {
+            FetchError::Pay(p) => p.money_may_have_moved(),
+            FetchError::RefusedAfterPayment { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+/// Makes HTTP requests for one wallet, paying L402 challenges through its [`Payer`].
+#[derive(Debug)]
+pub struct Fetcher {
+    payer: Arc<Payer>,
+    ledger: Ledger,
+    wallet: String,
+    http: reqwest::Client,
+    clock: SharedClock,
+    /// One lock per resource (origin + path), so parallel calls pay once.
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// Where a credential applies: origin and path (without query).
+#[derive(Debug, Clone)]
+struct Resource {
+    origin: String,
+    path: String,
+    host: Option<String>,
+}
+
+impl Resource {
+    fn of(url: &reqwest::Url) -> Resource {
+        Resource {
+            origin: url.origin().ascii_serialization(),
+            path: url.path().to_owned(),
+            host: url.host_str().map(str::to_owned),
+        }
+    }
+    fn key(&self) -> String {
+        format!("{}{}", self.origin, self.path)
+    }
+}
+
+/// A challenge found in a 402 response.
+enum Found {
+    /// Header (or JSON) challenge with a macaroon.
+    L402 {
+        scheme: Scheme,
+        macaroon: Vec<u8>,
+        invoice: String,
+    },
+    /// JSON body with an invoice and no macaroon: pay, then resend with `payment_hash` in the body.
+    PaymentHashBody { invoice: String },
+}
+
+impl Fetcher {
+    pub fn new(
+        payer: Arc<Payer>,
+        ledger: Ledger,
+        clock: SharedClock,
+    ) -> Result<Fetcher, FetchError> {
+        crate::init_tls();
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("l402-mcp/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::limited(5))
+            .build()
+            .map_err(|e| FetchError::Http(e.to_string()))?;
+        Ok(Fetcher {
+            wallet: payer.wallet_name().to_owned(),
+            payer,
+            ledger,
+            http,
+            clock,
+            locks: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Fetch `req.url`, paying an L402 challenge within the caller's cap and the budget.
+    pub async fn fetch(&self, req: &FetchRequest) -> Result<FetchResponse, FetchError> {
+        let url = parse_url(&req.url)?;
+        let span = info_span!("fetch_paid", url = %url, method = %req.method);
+        self.fetch_url(req, url).instrument(span).await
+    }
+
+    async fn fetch_url(
+        &self,
+        req: &FetchRequest,
+        url: reqwest::Url,
+    ) -> Result<FetchResponse, FetchError> {
+        let resource = Resource::of(&url);
+        let now = self.clock.now();
+        let cached = self
+            .ledger
+            .find_token(&self.wallet, &resource.origin, &resource.path, now)
+            .await?;
+        let first = self.send(req, &url, cached.as_ref(), None).await?;
+        if first.status() != reqwest::StatusCode::PAYMENT_REQUIRED {
+            return self
+                .finish(first, req, &resource, cached.as_ref(), None)
+                .await;
+        }
+        if let Some(stale) = &cached {
+            info!("the server refused the cached credential; dropping it");
+            self.ledger
+                .drop_token(&self.wallet, &stale.origin, &stale.path_prefix)
+                .await?;
+        }
+        let headers = first.headers().clone();
+        let (body, _) = read_body(first, req.max_response_bytes).await?;
+        let found = find_challenge(&headers, &body)?;
+
+        // Pay under the resource lock; a parallel call may have paid while we waited.
+        let lock = self.lock_for(&resource.key());
+        let _held = lock.lock().await;
+        let now = self.clock.now();
+        if let Some(fresh) = self
+            .ledger
+            .find_token(&self.wallet, &resource.origin, &resource.path, now)
+            .await?
+            && cached
+                .as_ref()
+                .is_none_or(|c| c.payment_hash != fresh.payment_hash)
+        {
+            info!("a parallel call bought a credential for this resource; using it");
+            let resp = self.send(req, &url, Some(&fresh), None).await?;
+            if resp.status() != reqwest::StatusCode::PAYMENT_REQUIRED {
+                return self.finish(resp, req, &resource, Some(&fresh), None).await;
+            }
+            self.ledger
+                .drop_token(&self.wallet, &fresh.origin, &fresh.path_prefix)
+                .await?;
+        }
+
+        let invoice = match &found {
+            Found::L402 { invoice, .. } | Found::PaymentHashBody { invoice } => invoice.clone(),
+        };
+        let receipt = self
+            .payer
+            .pay(&PayRequest {
+                invoice: &invoice,
+                max_amount_msat: req.max_price_msat,
+                max_fee_msat: None,
+                url: Some(url.as_str()),
+                host: resource.host.as_deref(),
+            })
+            .await?;
+
+        let (resp, token) = match &found {
+            Found::L402 {
+                scheme, macaroon, ..
+            } => {
+                let token = CachedToken {
+                    origin: resource.origin.clone(),
+                    path_prefix: resource.path.clone(),
+                    scheme: *scheme,
+                    macaroon: macaroon.clone(),
+                    preimage: receipt.preimage,
+                    payment_hash: receipt.payment_hash,
+                    expires_at: token_expiry(macaroon),
+                };
+                self.ledger.put_token(&self.wallet, &token, now).await?;
+                let resp = self.send(req, &url, Some(&token), None).await?;
+                if resp.status() == reqwest::StatusCode::PAYMENT_REQUIRED {
+                    self.ledger
+                        .drop_token(&self.wallet, &token.origin, &token.path_prefix)
+                        .await?;
+                }
+                (resp, Some(token))
+            }
+            Found::PaymentHashBody { .. } => (
+                self.send(req, &url, None, Some(&receipt.payment_hash))
+                    .await?,
+                None,
+            ),
+        };
+        if resp.status() == reqwest::StatusCode::PAYMENT_REQUIRED {
+            warn!(payment_hash = %hex::encode(receipt.payment_hash), "402 again after paying; not paying again");
+            return Err(FetchError::RefusedAfterPayment {
+                amount_msat: receipt.amount_msat,
+                payment_hash: hex::encode(receipt.payment_hash),
+            });
+        }
+        self.finish(resp, req, &resource, token.as_ref(), Some(&receipt))
+            .await
+    }
+
+    fn lock_for(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self
+            .locks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if locks.len() > 10_000 {
+            // Forget locks nobody holds, so the map does not grow without bound.
+            locks.retain(|_, l| Arc::strong_count(l) > 1);
+        }
+        locks.entry(key.to_owned()).or_default().clone()
+    }
+
+    async fn send(
+        &self,
+        req: &FetchRequest,
+        url: &reqwest::Url,
+        token: Option<&CachedToken>,
+        payment_hash: Option<&[u8; 32]>,
+    ) -> Result<reqwest::Response, FetchError> {
+        let method = reqwest::Method::from_bytes(req.method.to_ascii_uppercase().as_bytes())
+            .map_err(|_| FetchError::Invalid(format!("{:?} is not an HTTP method", req.method)))?;
+        let mut headers = HeaderMap::new();
+        for (k, v) in &req.headers {
+            let name = HeaderName::from_bytes(k.as_bytes())
+                .map_err(|_| FetchError::Invalid(format!("bad header name {k:?}")))?;
+            if name == AUTHORIZATION && token.is_some() {
+                continue; // ours wins: it is what was paid for
+            }
+            let value = HeaderValue::from_str(v)
+                .map_err(|_| FetchError::Invalid(format!("bad value for header {k:?}")))?;
+            headers.append(name, value);
+        }
+        if let Some(t) = token {
+            let value = HeaderValue::from_str(&t.authorization())
+                .map_err(|_| FetchError::Invalid("credential is not a valid header".into()))?;
+            headers.insert(AUTHORIZATION, value);
+        }
+        let mut body = req.body.clone();
+        if let Some(hash) = payment_hash {
+            body = Some(with_payment_hash(body.as_deref(), hash));
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        let mut builder = self
+            .http
+            .request(method, url.clone())
+            .headers(headers)
+            .timeout(req.timeout);
+        if let Some(b) = body {
+            builder = builder.body(b);
+        }
+        builder
+            .send()
+            .await
+            .map_err(|e| FetchError::Http(describe_reqwest(&e)))
+    }
+
+    async fn finish(
+        &self,
+        resp: reqwest::Response,
+        req: &FetchRequest,
+        resource: &Resource,
+        token: Option<&CachedToken>,
+        paid: Option<&Receipt>,
+    ) -> Result<FetchResponse, FetchError> {
+        let status = resp.status().as_u16();
+        let final_url = resp.url().to_string();
+        let headers: Vec<(String, String)> = resp
+            .headers()
+            .iter()
+            .filter(|(k, _)| KEPT_HEADERS.contains(&k.as_str()))
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let content_type = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let (bytes, truncated) = read_body(resp, req.max_response_bytes).await?;
+        let remaining = self.budget_remaining(resource).await?;
+        Ok(FetchResponse {
+            status,
+            url: final_url,
+            headers,
+            body: encode_body(&bytes, truncated, content_type.as_deref()),
+            content_type,
+            receipt: FetchReceipt {
+                paid: paid.is_some_and(|r| !r.already_paid),
+                amount_msat: paid.map_or(0, |r| r.amount_msat),
+                fee_msat: paid.map_or(0, |r| r.fee_msat),
+                payment_hash: paid
+                    .map(|r| hex::encode(r.payment_hash))
+                    .or_else(|| token.map(|t| hex::encode(t.payment_hash))),
+                token_reused: paid.is_none() && token.is_some(),
+                scheme: token.map(|t| t.scheme),
+                budget_remaining_msat: remaining,
+            },
+        })
+    }
+
+    async fn budget_remaining(&self, resource: &Resource) -> Result<u64, LedgerError> {
+        let policy = self.ledger.budget(&self.wallet).await?;
+        let used = self
+            .ledger
+            .window_use(&self.wallet, resource.host.as_deref(), self.clock.now())
+            .await?;
+        Ok(policy.daily_msat.saturating_sub(used.daily_msat))
+    }
+}
+
+fn parse_url(s: &str) -> Result<reqwest::Url, FetchError> {
+    let url = reqwest::Url::parse(s.trim())
+        .map_err(|e| FetchError::Invalid(format!("{s:?} is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(FetchError::Invalid(format!(
+            "only http and https URLs can be fetched, not {}",
+            url.scheme()
+        )));
+    }
+    if url.host_str().is_none() {
+        return Err(FetchError::Invalid("the URL has no host".into()));
+    }
+    Ok(url)
+}
+
+/// Read the challenge of a 402: headers first, then a JSON body.
+fn find_challenge(headers: &HeaderMap, body: &[u8]) -> Result<Found, FetchError> {
+    let values: Vec<&str> = headers
+        .get_all(WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let header_result = challenge::parse_headers(values.iter().copied());
+    if let Ok(all) = &header_result
+        && let Some(c) = challenge::preferred(all)
+    {
+        return Ok(Found::L402 {
+            scheme: c.scheme,
+            macaroon: c.macaroon.clone(),
+            invoice: c.invoice.clone(),
+        });
+    }
+    if let Some(json) = challenge::parse_json_body(body) {
+        return Ok(match json.macaroon {
+            Some(macaroon) => Found::L402 {
+                scheme: Scheme::L402,
+                macaroon,
+                invoice: json.invoice,
+            },
+            None => Found::PaymentHashBody {
+                invoice: json.invoice,
+            },
+        });
+    }
+    let mut detail = match header_result {
+        Err(e) => e.to_string(),
+        Ok(_) => "no usable challenge".into(),
+    };
+    if headers.contains_key("x-payment-required")
+        || headers.contains_key("payment-required")
+        || looks_like_x402(body)
+    {
+        detail.push_str("; it looks like x402, which this wallet does not pay");
+    }
+    Err(FetchError::NotL402 { detail })
+}
+
+fn looks_like_x402(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("x402Version").cloned())
+        .is_some()
+}
+
+/// The request body with `payment_hash` added (a JSON object), for servers in the LNbits-tutorial
+/// style that check the payment by its hash.
+fn with_payment_hash(body: Option<&str>, hash: &[u8; 32]) -> String {
+    let mut obj = body
+        .and_then(|b| serde_json::from_str::<serde_json::Value>(b).ok())
+        .and_then(|v| v.as_object().cloned())
+        .unwrap_or_default();
+    obj.insert(
+        "payment_hash".into(),
+        serde_json::Value::String(hex::encode(hash)),
+    );
+    serde_json::Value::Object(obj).to_string()
+}
+
+/// When a macaroon stops being accepted: its earliest `_valid_until` or `expiration` caveat.
+fn token_expiry(macaroon: &[u8]) -> Option<u64> {
+    let m = Macaroon::deserialize(macaroon).ok()?;
+    m.caveats()
+        .iter()
+        .filter_map(|raw| Caveat::parse(raw).ok())
+        .filter_map(|c| {
+            if c.condition.ends_with(caveat::VALID_UNTIL_SUFFIX) {
+                caveat::parse_timestamp(&c.value).ok()
+            } else if c.condition == caveat::EXPIRATION {
+                caveat::parse_timestamp(&c.value).ok().map(|ms| ms / 1000)
+            } else {
+                None
+            }
+        })
+        .min()
+}
+
+async fn read_body(resp: reqwest::Response, limit: usize) -> Result<(Vec<u8>, bool), FetchError> {
+    let mut out = BytesMut::new();
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| FetchError::Http(describe_reqwest(&e)))?;
+        let room = limit.saturating_sub(out.len());
+        if chunk.len() > room {
+            out.extend_from_slice(&chunk[..room]);
+            return Ok((out.to_vec(), true));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok((out.to_vec(), false))
+}
+
+fn encode_body(bytes: &[u8], truncated: bool, content_type: Option<&str>) -> Body {
+    let texty = content_type.is_none_or(|ct| {
+        let ct = ct.to_ascii_lowercase();
+        ct.starts_with("text/")
+            || [
+                "json",
+                "xml",
+                "javascript",
+                "x-www-form-urlencoded",
+                "yaml",
+                "csv",
+            ]
+            .iter()
+            .any(|t| ct.contains(t))
+    });
+    // A truncated body may end inside a UTF-8 sequence: keep the valid prefix.
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => Some(t),
+        Err(e) if truncated && e.error_len().is_none() => {
+            std::str::from_utf8(&bytes[..e.valid_up_to()]).ok()
+        }
+        Err(_) => None,
+    };
+    match text {
+        Some(t) if texty => Body {
+            encoding: "text",
+            content: t.to_owned(),
+            bytes: bytes.len(),
+            truncated,
+        },
+        _ => Body {
+            encoding: "base64",
+            content: b64::encode(bytes),
+            bytes: bytes.len(),
+            truncated,
+        },
+    }
+}
+
+fn describe_reqwest(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else if e.is_redirect() {
+        "too many redirects"
+    } else if e.is_body() || e.is_decode() {
+        "could not read the response"
+    } else {
+        "failed"
+    };
+    let mut msg = format!("{kind}: {e}");
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        msg.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies() {
+        let b = encode_body(b"{\"a\":1}", false, Some("application/json"));
+        assert_eq!((b.encoding, b.content.as_str()), ("text", "{\"a\":1}"));
+        let b = encode_body(&[0xff, 0x00], false, Some("image/png"));
+        assert_eq!((b.encoding, b.content.as_str()), ("base64", "/wA="));
+        // Cut inside a two-byte character: the valid prefix is kept as text.
+        let b = encode_body(
+            "né".as_bytes().get(..2).unwrap_or_default(),
+            true,
+            Some("text/plain"),
+        );
+        assert_eq!(
+            (b.encoding, b.content.as_str(), b.truncated),
+            ("text", "n", true)
+        );
+    }
+
+    #[test]
+    fn payment_hash_body() {
+        let h = [0xab; 32];
+        let v: serde_json::Value =
+            serde_json::from_str(&with_payment_hash(Some(r#"{"q":"x"}"#), &h)).unwrap_or_default();
+        assert_eq!(v["q"], "x");
+        assert_eq!(v["payment_hash"], hex::encode(h));
+        let v: serde_json::Value =
+            serde_json::from_str(&with_payment_hash(None, &h)).unwrap_or_default();
+        assert_eq!(v["payment_hash"], hex::encode(h));
+    }
+
+    #[test]
+    fn urls() {
+        assert!(parse_url("https://example.com/x").is_ok());
+        assert!(matches!(
+            parse_url("ftp://example.com"),
+            Err(FetchError::Invalid(_))
+        ));
+        assert!(matches!(
+            parse_url("not a url"),
+            Err(FetchError::Invalid(_))
+        ));
+    }
+}

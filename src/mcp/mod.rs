@@ -1,0 +1,8 @@
+//! The MCP face of the library: the tool server, and its transports (stdio, streamable HTTP,
+//! and the legacy HTTP+SSE transport for older clients).
+
+pub mod http;
+pub mod server;
+pub mod sse;
+
+pub use server::L402Server;

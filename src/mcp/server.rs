@@ -1,0 +1,819 @@
+//! The MCP server: tools that translate calls into the library (no business logic here).
+//!
+//! Business failures (over budget, price above the cap, wallet error, bad invoice) are tool
+//! results with `isError: true` and a message the agent can act on; JSON-RPC errors are left to
+//! protocol misuse (unknown tool, arguments that do not match the schema).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::IntoCallToolResult;
+use rmcp::handler::server::wrapper::{Json, Parameters};
+use rmcp::model::{
+    CallToolResponse, CallToolResult, ContentBlock, Implementation, ServerCapabilities,
+    ServerConfig,
+};
+use rmcp::{ErrorData, ServerHandler, tool, tool_handler, tool_router};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::app::App;
+use crate::bolt11;
+use crate::budget::MSAT_PER_SAT;
+use crate::fetch::{self, FetchError, FetchRequest, Fetcher};
+use crate::ledger::Direction;
+use crate::mint::{ChallengeRequest, DEFAULT_INVOICE_EXPIRY_SECS, SellError};
+use crate::pay::{PayError, PayRequest};
+
+const INSTRUCTIONS: &str = "A Lightning wallet that speaks L402. To buy: call fetch_paid instead of a plain HTTP fetch; \
+it pays an L402 challenge (HTTP 402) within the per-call cap (max_price_sats) and the wallet's budget, then retries with \
+the credential, and reuses it later. To sell: create_l402_challenge returns the 402 headers to send; verify_l402_payment \
+checks the Authorization header a buyer sends back. wallet_balance shows funds and what the budget still allows. \
+Amounts are in sats. When wallet_balance says demo_funds, the sats are test sats, not real bitcoin.";
+
+/// The tools, over one opened wallet.
+#[derive(Clone)]
+pub struct L402Server {
+    app: Arc<App>,
+    fetcher: Arc<Fetcher>,
+    tool_router: ToolRouter<Self>,
+}
+
+impl std::fmt::Debug for L402Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("L402Server")
+            .field("wallet", &self.app.wallet_name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A business failure, returned as a tool result with `isError: true`.
+#[derive(Debug)]
+pub struct ToolError {
+    /// Stable, machine-readable kind (e.g. `budget_exceeded`).
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ToolError {
+    fn new(code: &'static str, message: impl Into<String>) -> ToolError {
+        ToolError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoCallToolResult for ToolError {
+    fn into_call_tool_result(self) -> Result<CallToolResponse, ErrorData> {
+        Ok(CallToolResult::error(vec![ContentBlock::text(format!(
+            "{}: {}",
+            self.code, self.message
+        ))])
+        .into())
+    }
+}
+
+impl From<PayError> for ToolError {
+    fn from(e: PayError) -> Self {
+        let code = match &e {
+            PayError::InvalidInvoice(_) => "invalid_invoice",
+            PayError::Amountless => "amountless_invoice",
+            PayError::Expired { .. } => "expired_invoice",
+            PayError::WrongNetwork { .. } => "wrong_network",
+            PayError::Budget(
+                crate::budget::BudgetRefusal::PerPaymentCap { .. }
+                | crate::budget::BudgetRefusal::CallerCap { .. },
+            ) => "price_above_cap",
+            PayError::Budget(_) => "budget_exceeded",
+            PayError::InFlight { .. } => "payment_in_flight",
+            PayError::Failed(_) => "payment_failed",
+            PayError::OutcomeUnknown { .. } => "payment_outcome_unknown",
+            PayError::NoPreimage { .. } => "no_preimage",
+            PayError::PreimageMismatch { .. } => "preimage_mismatch",
+            PayError::Ledger(_) | PayError::Wallet(_) => "wallet_error",
+        };
+        ToolError::new(code, e.to_string())
+    }
+}
+
+impl From<FetchError> for ToolError {
+    fn from(e: FetchError) -> Self {
+        match e {
+            FetchError::Pay(p) => p.into(),
+            FetchError::Invalid(m) => ToolError::new("invalid_request", m),
+            FetchError::Http(m) => ToolError::new("http_error", format!("{m}; nothing was paid")),
+            e @ FetchError::NotL402 { .. } => ToolError::new("not_l402", e.to_string()),
+            e @ FetchError::RefusedAfterPayment { .. } => {
+                ToolError::new("refused_after_payment", e.to_string())
+            }
+            FetchError::Ledger(l) => ToolError::new("wallet_error", l.to_string()),
+        }
+    }
+}
+
+impl From<SellError> for ToolError {
+    fn from(e: SellError) -> Self {
+        match e {
+            SellError::Invalid(m) => ToolError::new("invalid_request", m),
+            other => ToolError::new("wallet_error", other.to_string()),
+        }
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> ToolError {
+    ToolError::new("wallet_error", e.to_string())
+}
+
+fn to_msat(sats: u64, what: &str) -> Result<u64, ToolError> {
+    sats.checked_mul(MSAT_PER_SAT)
+        .ok_or_else(|| ToolError::new("invalid_request", format!("{what} is too large")))
+}
+
+/// Whole sats for display (msat kept alongside where precision matters).
+fn whole_sats(msat: u64) -> u64 {
+    msat / MSAT_PER_SAT
+}
+
+// ---------------------------------------------------------------- fetch_paid
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct FetchPaidParams {
+    /// The http:// or https:// URL to fetch.
+    pub url: String,
+    /// HTTP method; default GET.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Request headers, as name -> value.
+    #[serde(default)]
+    pub headers: Option<BTreeMap<String, String>>,
+    /// Request body (text, e.g. JSON).
+    #[serde(default)]
+    pub body: Option<String>,
+    /// The most this call may pay, in sats (checked against the invoice itself). Default: the wallet's per-payment cap.
+    #[serde(default)]
+    pub max_price_sats: Option<u64>,
+    /// Seconds to wait for each HTTP exchange; default 30, at most 300.
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
+    /// Largest response body returned, in bytes; default 1048576, at most 16777216. Longer bodies are truncated (and say so).
+    #[serde(default)]
+    pub max_response_bytes: Option<usize>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct FetchPaidOutput {
+    /// HTTP status of the final response.
+    pub status: u16,
+    /// The final URL (after redirects).
+    pub url: String,
+    /// Selected response headers.
+    pub headers: BTreeMap<String, String>,
+    pub content_type: Option<String>,
+    /// The response body: text, or base64 when binary (see body_encoding).
+    pub body: String,
+    /// "text" or "base64".
+    pub body_encoding: String,
+    /// Bytes of body received.
+    pub body_bytes: usize,
+    /// True when the body was cut at max_response_bytes.
+    pub truncated: bool,
+    pub receipt: FetchReceiptOutput,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct FetchReceiptOutput {
+    /// True when this call paid an invoice.
+    pub paid: bool,
+    pub amount_sats: u64,
+    pub fee_sats: u64,
+    pub amount_msat: u64,
+    pub fee_msat: u64,
+    /// Payment hash of the invoice paid (or of the credential reused).
+    pub payment_hash: Option<String>,
+    /// True when a credential bought earlier was reused (nothing paid).
+    pub token_reused: bool,
+    /// Scheme of the credential presented: L402 or LSAT.
+    pub scheme: Option<String>,
+    /// What the daily budget still allows, in sats.
+    pub budget_remaining_sats: u64,
+}
+
+// ---------------------------------------------------------------- selling
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct CreateChallengeParams {
+    /// Price in sats (at least 1).
+    pub amount_sats: u64,
+    /// Invoice description shown to the payer.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Seconds until the invoice expires; default 3600.
+    #[serde(default)]
+    pub expiry_secs: Option<u64>,
+    /// Service name the token is for; default "api". Letters, digits, '-', '_', '.'.
+    #[serde(default)]
+    pub service: Option<String>,
+    /// Pricing tier within the service; default 0.
+    #[serde(default)]
+    pub tier: Option<u8>,
+    /// Capabilities the token grants within the service (none by default).
+    #[serde(default)]
+    pub capabilities: Option<Vec<String>>,
+    /// Token lifetime in seconds after minting; default: the token does not expire.
+    #[serde(default)]
+    pub valid_for_secs: Option<u64>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct CreateChallengeOutput {
+    /// The macaroon, standard base64.
+    pub macaroon: String,
+    /// The BOLT11 invoice the buyer pays.
+    pub invoice: String,
+    pub payment_hash: String,
+    pub token_id: String,
+    pub amount_sats: u64,
+    /// The two WWW-Authenticate header values to send with status 402, in this order (LSAT first, then L402).
+    pub www_authenticate: Vec<String>,
+    /// When the invoice expires (unix seconds).
+    pub invoice_expires_at: u64,
+    /// When the token stops being accepted (unix seconds), or null if never.
+    pub valid_until: Option<u64>,
+    pub service: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct VerifyParams {
+    /// The full Authorization header value, e.g. "L402 <macaroon>:<preimage>". Give this, or macaroon and preimage.
+    #[serde(default)]
+    pub authorization: Option<String>,
+    /// The macaroon, base64 (with preimage, instead of authorization).
+    #[serde(default)]
+    pub macaroon: Option<String>,
+    /// The payment preimage, 64 hex characters (with macaroon).
+    #[serde(default)]
+    pub preimage: Option<String>,
+    /// The service being accessed; when given, the token must be for it.
+    #[serde(default)]
+    pub service: Option<String>,
+    /// A capability the request needs within the service.
+    #[serde(default)]
+    pub capability: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct VerifyOutput {
+    /// True when the credential is valid: serve the request.
+    pub valid: bool,
+    /// Why it is not valid: malformed, unknown_token, bad_signature, preimage_mismatch, expired, wrong_service, missing_capability, unknown_caveat, widened_caveat, invalid_caveat.
+    pub reason_code: Option<String>,
+    /// The reason in words.
+    pub reason: Option<String>,
+    pub payment_hash: Option<String>,
+    pub token_id: Option<String>,
+    /// What the buyer paid, when this wallet issued the token.
+    pub amount_paid_sats: Option<u64>,
+    pub caveats: Vec<String>,
+    /// When the token expires (unix seconds), if it does.
+    pub valid_until: Option<u64>,
+}
+
+// ---------------------------------------------------------------- wallet
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct NoParams {}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct BalanceOutput {
+    pub wallet: String,
+    /// Wallet backend, e.g. "embedded".
+    pub backend: String,
+    /// mainnet, testnet, signet or regtest.
+    pub network: String,
+    pub balance_sats: u64,
+    pub balance_msat: u64,
+    /// True when the balance is test sats (the embedded demo wallet), not real bitcoin.
+    pub demo_funds: bool,
+    pub budget: BudgetOutput,
+    /// Income received in the last 24 hours, in sats.
+    pub earned_24h_sats: u64,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct BudgetOutput {
+    pub per_payment_sats: u64,
+    /// Cap over a rolling 24 hours, fees included.
+    pub daily_sats: u64,
+    pub hourly_sats: Option<u64>,
+    pub per_host_daily_sats: Option<u64>,
+    pub spent_24h_sats: u64,
+    /// Held by payments in flight.
+    pub reserved_sats: u64,
+    /// What may still be spent in the daily window.
+    pub remaining_24h_sats: u64,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct PayInvoiceParams {
+    /// The BOLT11 invoice to pay.
+    pub bolt11: String,
+    /// Routing fee limit in sats; the budget's fee limit applies when lower.
+    #[serde(default)]
+    pub max_fee_sats: Option<u64>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct PayInvoiceOutput {
+    /// False when the invoice had been paid before (nothing new was spent).
+    pub paid: bool,
+    pub amount_sats: u64,
+    pub fee_sats: u64,
+    pub amount_msat: u64,
+    pub fee_msat: u64,
+    pub payment_hash: String,
+    /// Proof of payment, 64 hex characters.
+    pub preimage: String,
+    pub budget_remaining_sats: u64,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct CreateInvoiceParams {
+    /// Amount in sats (at least 1).
+    pub amount_sats: u64,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Seconds until the invoice expires; default 3600.
+    #[serde(default)]
+    pub expiry_secs: Option<u64>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct CreateInvoiceOutput {
+    pub bolt11: String,
+    pub payment_hash: String,
+    pub amount_sats: u64,
+    /// Unix seconds.
+    pub expires_at: u64,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct DecodeInvoiceParams {
+    /// The BOLT11 invoice to decode.
+    pub bolt11: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct DecodeInvoiceOutput {
+    pub network: String,
+    /// Null for an amountless invoice (which this wallet refuses to pay).
+    pub amount_sats: Option<u64>,
+    pub amount_msat: Option<u64>,
+    pub payment_hash: String,
+    pub description: Option<String>,
+    /// Creation time, unix seconds.
+    pub timestamp: u64,
+    /// Unix seconds.
+    pub expires_at: u64,
+    /// True when it can no longer be paid.
+    pub expired: bool,
+    /// Payee node public key.
+    pub payee: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ListPaymentsParams {
+    /// How many (newest first); default 20, at most 200.
+    #[serde(default)]
+    pub limit: Option<u32>,
+    /// "in" (received) or "out" (sent); default both.
+    #[serde(default)]
+    pub direction: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ListPaymentsOutput {
+    pub payments: Vec<PaymentOutput>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct PaymentOutput {
+    pub id: i64,
+    /// "in" or "out".
+    pub direction: String,
+    /// pending, succeeded or failed.
+    pub status: String,
+    pub amount_sats: u64,
+    pub fee_sats: u64,
+    pub amount_msat: u64,
+    pub fee_msat: u64,
+    pub payment_hash: String,
+    pub description: Option<String>,
+    pub url: Option<String>,
+    pub error: Option<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+    pub settled_at: Option<i64>,
+}
+
+#[tool_router(router = tool_router)]
+impl L402Server {
+    /// Tools over an opened wallet.
+    pub fn new(app: Arc<App>) -> Result<L402Server, FetchError> {
+        let fetcher = Arc::new(Fetcher::new(
+            app.payer.clone(),
+            app.ledger.clone(),
+            app.clock.clone(),
+        )?);
+        Ok(L402Server {
+            app,
+            fetcher,
+            tool_router: Self::tool_router(),
+        })
+    }
+
+    async fn budget_remaining(&self) -> Result<u64, ToolError> {
+        let s = self.app.status().await.map_err(internal)?;
+        Ok(whole_sats(s.budget.remaining_24h_msat))
+    }
+
+    #[tool(
+        description = "Fetch an HTTP(S) URL and, if it answers 402 with an L402 (or LSAT) challenge, pay the invoice and retry with the credential, without asking anyone. The price is checked against the decoded invoice: it must be at most max_price_sats (default: the wallet's per-payment cap) and fit the wallet's daily budget; otherwise nothing is paid and the result is an error saying which limit refused it. Credentials are cached and reused for the same URL path, so repeat calls do not pay again. Returns the status, selected headers, the body (text, or base64 for binary; truncated at max_response_bytes) and a receipt (paid, amount, fee, payment hash, token reused, budget remaining). A 402 that is not L402 (e.g. x402) is reported and not paid.",
+        annotations(
+            title = "Fetch a URL, paying L402 if asked",
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = false,
+            open_world_hint = true
+        )
+    )]
+    async fn fetch_paid(
+        &self,
+        Parameters(p): Parameters<FetchPaidParams>,
+    ) -> Result<Json<FetchPaidOutput>, ToolError> {
+        let max_price_msat = p
+            .max_price_sats
+            .map(|s| to_msat(s, "max_price_sats"))
+            .transpose()?;
+        let timeout = p.timeout_secs.unwrap_or(fetch::DEFAULT_TIMEOUT_SECS);
+        if timeout == 0 || timeout > fetch::MAX_TIMEOUT_SECS {
+            return Err(ToolError::new(
+                "invalid_request",
+                format!("timeout_secs must be 1 to {}", fetch::MAX_TIMEOUT_SECS),
+            ));
+        }
+        let max_bytes = p
+            .max_response_bytes
+            .unwrap_or(fetch::DEFAULT_MAX_RESPONSE_BYTES);
+        if max_bytes == 0 || max_bytes > fetch::MAX_RESPONSE_BYTES {
+            return Err(ToolError::new(
+                "invalid_request",
+                format!(
+                    "max_response_bytes must be 1 to {}",
+                    fetch::MAX_RESPONSE_BYTES
+                ),
+            ));
+        }
+        let req = FetchRequest {
+            url: p.url,
+            method: p.method.unwrap_or_else(|| "GET".into()),
+            headers: p.headers.unwrap_or_default().into_iter().collect(),
+            body: p.body,
+            max_price_msat,
+            timeout: Duration::from_secs(timeout),
+            max_response_bytes: max_bytes,
+        };
+        let r = self.fetcher.fetch(&req).await?;
+        let receipt = FetchReceiptOutput {
+            paid: r.receipt.paid,
+            amount_sats: whole_sats(r.receipt.amount_msat),
+            fee_sats: whole_sats(r.receipt.fee_msat),
+            amount_msat: r.receipt.amount_msat,
+            fee_msat: r.receipt.fee_msat,
+            payment_hash: r.receipt.payment_hash,
+            token_reused: r.receipt.token_reused,
+            scheme: r.receipt.scheme.map(|s| s.to_string()),
+            budget_remaining_sats: whole_sats(r.receipt.budget_remaining_msat),
+        };
+        Ok(Json(FetchPaidOutput {
+            status: r.status,
+            url: r.url,
+            headers: r.headers.into_iter().collect(),
+            content_type: r.content_type,
+            body: r.body.content,
+            body_encoding: r.body.encoding.to_owned(),
+            body_bytes: r.body.bytes,
+            truncated: r.body.truncated,
+            receipt,
+        }))
+    }
+
+    #[tool(
+        description = "Sell access: create an invoice for amount_sats and mint an L402 macaroon bound to it (Aperture-compatible). Send the returned www_authenticate values as two WWW-Authenticate headers with HTTP status 402; the buyer pays and comes back with 'Authorization: L402 <macaroon>:<preimage>', which verify_l402_payment checks. The result never contains the invoice's preimage.",
+        annotations(
+            title = "Create an L402 challenge",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = false,
+            open_world_hint = false
+        )
+    )]
+    async fn create_l402_challenge(
+        &self,
+        Parameters(p): Parameters<CreateChallengeParams>,
+    ) -> Result<Json<CreateChallengeOutput>, ToolError> {
+        if p.amount_sats == 0 {
+            return Err(ToolError::new(
+                "invalid_request",
+                "amount_sats must be at least 1",
+            ));
+        }
+        let c = self
+            .app
+            .seller
+            .create_challenge(&ChallengeRequest {
+                amount_msat: to_msat(p.amount_sats, "amount_sats")?,
+                description: p.description,
+                expiry_secs: p.expiry_secs,
+                service: p.service,
+                tier: p.tier,
+                capabilities: p.capabilities.unwrap_or_default(),
+                valid_for_secs: p.valid_for_secs,
+            })
+            .await?;
+        Ok(Json(CreateChallengeOutput {
+            macaroon: c.macaroon,
+            invoice: c.invoice,
+            payment_hash: hex::encode(c.payment_hash),
+            token_id: hex::encode(c.token_id),
+            amount_sats: whole_sats(c.amount_msat),
+            www_authenticate: c.www_authenticate.to_vec(),
+            invoice_expires_at: c.invoice_expires_at,
+            valid_until: c.valid_until,
+            service: c.service,
+        }))
+    }
+
+    #[tool(
+        description = "Check an L402 credential a buyer sent (the Authorization header, or macaroon + preimage) with the embedded verifier: signature, payment preimage, expiry, service and capability. An invalid credential is a normal result with valid=false and a reason (answer the buyer with a fresh 402 from create_l402_challenge); only a broken request is an error.",
+        annotations(
+            title = "Verify an L402 credential",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn verify_l402_payment(
+        &self,
+        Parameters(p): Parameters<VerifyParams>,
+    ) -> Result<Json<VerifyOutput>, ToolError> {
+        let seller = &self.app.seller;
+        let (service, capability) = (p.service.as_deref(), p.capability.as_deref());
+        let v = match (p.authorization, p.macaroon, p.preimage) {
+            (Some(auth), None, None) => {
+                seller
+                    .verify_authorization(&auth, service, capability)
+                    .await?
+            }
+            (None, Some(mac), Some(pre)) => {
+                let auth = format!("L402 {}:{}", mac.trim(), pre.trim());
+                seller
+                    .verify_authorization(&auth, service, capability)
+                    .await?
+            }
+            _ => {
+                return Err(ToolError::new(
+                    "invalid_request",
+                    "give either authorization, or both macaroon and preimage",
+                ));
+            }
+        };
+        Ok(Json(VerifyOutput {
+            valid: v.valid,
+            reason_code: v.reason_code.map(str::to_owned),
+            reason: v.reason,
+            payment_hash: v.payment_hash,
+            token_id: v.token_id,
+            amount_paid_sats: v.amount_paid_msat.map(whole_sats),
+            caveats: v.caveats,
+            valid_until: v.valid_until,
+        }))
+    }
+
+    #[tool(
+        description = "Show the wallet: balance in sats (demo_funds=true means test sats, not real bitcoin), network and backend, the spending budget (per-payment cap, daily cap over a rolling 24 h, spent, reserved, remaining) and income of the last 24 h.",
+        annotations(
+            title = "Wallet balance and budget",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn wallet_balance(
+        &self,
+        Parameters(_): Parameters<NoParams>,
+    ) -> Result<Json<BalanceOutput>, ToolError> {
+        let s = self.app.status().await.map_err(internal)?;
+        let b = &s.budget;
+        Ok(Json(BalanceOutput {
+            wallet: s.wallet,
+            backend: s.backend.to_owned(),
+            network: s.network.to_string(),
+            balance_sats: whole_sats(s.balance_msat),
+            balance_msat: s.balance_msat,
+            demo_funds: s.demo_funds,
+            budget: BudgetOutput {
+                per_payment_sats: whole_sats(b.policy.per_payment_msat),
+                daily_sats: whole_sats(b.policy.daily_msat),
+                hourly_sats: b.policy.hourly_msat.map(whole_sats),
+                per_host_daily_sats: b.policy.per_host_daily_msat.map(whole_sats),
+                spent_24h_sats: whole_sats(b.spent_24h_msat),
+                reserved_sats: whole_sats(b.reserved_msat),
+                remaining_24h_sats: whole_sats(b.remaining_24h_msat),
+            },
+            earned_24h_sats: whole_sats(s.earned_24h_msat),
+        }))
+    }
+
+    #[tool(
+        description = "Pay a BOLT11 invoice under the same rules as fetch_paid: the invoice must have an amount, not be expired, be for this wallet's network, be at most the per-payment cap and fit the daily budget. Paying an invoice that was already paid returns the first payment and spends nothing.",
+        annotations(
+            title = "Pay a Lightning invoice",
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = true,
+            open_world_hint = true
+        )
+    )]
+    async fn pay_invoice(
+        &self,
+        Parameters(p): Parameters<PayInvoiceParams>,
+    ) -> Result<Json<PayInvoiceOutput>, ToolError> {
+        let max_fee_msat = p
+            .max_fee_sats
+            .map(|s| to_msat(s, "max_fee_sats"))
+            .transpose()?;
+        let r = self
+            .app
+            .payer
+            .pay(&PayRequest {
+                invoice: &p.bolt11,
+                max_fee_msat,
+                ..Default::default()
+            })
+            .await?;
+        Ok(Json(PayInvoiceOutput {
+            paid: !r.already_paid,
+            amount_sats: whole_sats(r.amount_msat),
+            fee_sats: whole_sats(r.fee_msat),
+            amount_msat: r.amount_msat,
+            fee_msat: r.fee_msat,
+            payment_hash: hex::encode(r.payment_hash),
+            preimage: hex::encode(r.preimage),
+            budget_remaining_sats: self.budget_remaining().await?,
+        }))
+    }
+
+    #[tool(
+        description = "Create a BOLT11 invoice to receive amount_sats into this wallet.",
+        annotations(
+            title = "Create an invoice",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = false,
+            open_world_hint = false
+        )
+    )]
+    async fn create_invoice(
+        &self,
+        Parameters(p): Parameters<CreateInvoiceParams>,
+    ) -> Result<Json<CreateInvoiceOutput>, ToolError> {
+        if p.amount_sats == 0 {
+            return Err(ToolError::new(
+                "invalid_request",
+                "amount_sats must be at least 1",
+            ));
+        }
+        let expiry = p.expiry_secs.unwrap_or(DEFAULT_INVOICE_EXPIRY_SECS);
+        let (created, _) = self
+            .app
+            .seller
+            .create_invoice(
+                to_msat(p.amount_sats, "amount_sats")?,
+                p.description.as_deref().unwrap_or(""),
+                expiry,
+            )
+            .await?;
+        Ok(Json(CreateInvoiceOutput {
+            bolt11: created.bolt11,
+            payment_hash: hex::encode(created.payment_hash),
+            amount_sats: p.amount_sats,
+            expires_at: created.expires_at,
+        }))
+    }
+
+    #[tool(
+        description = "Decode a BOLT11 invoice without paying it: network, amount, payment hash, description, expiry, payee.",
+        annotations(
+            title = "Decode an invoice",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn decode_invoice(
+        &self,
+        Parameters(p): Parameters<DecodeInvoiceParams>,
+    ) -> Result<Json<DecodeInvoiceOutput>, ToolError> {
+        let d = bolt11::decode(&p.bolt11)
+            .map_err(|e| ToolError::new("invalid_invoice", e.to_string()))?;
+        let now = self.app.clock.now();
+        Ok(Json(DecodeInvoiceOutput {
+            network: d.network.to_string(),
+            amount_sats: d.amount_msat.map(whole_sats),
+            amount_msat: d.amount_msat,
+            payment_hash: hex::encode(d.payment_hash),
+            description: d.description.clone(),
+            timestamp: d.timestamp,
+            expires_at: d.expires_at(),
+            expired: d.is_expired(now),
+            payee: d.payee,
+        }))
+    }
+
+    #[tool(
+        description = "List recent payments from the wallet's ledger, newest first: direction (in/out), status (pending/succeeded/failed), amount and fee in sats, payment hash, what it was for.",
+        annotations(
+            title = "List payments",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn list_payments(
+        &self,
+        Parameters(p): Parameters<ListPaymentsParams>,
+    ) -> Result<Json<ListPaymentsOutput>, ToolError> {
+        let limit = p.limit.unwrap_or(20).clamp(1, 200);
+        let direction = match p
+            .direction
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("") | Some("all") => None,
+            Some("in") => Some(Direction::In),
+            Some("out") => Some(Direction::Out),
+            Some(other) => {
+                return Err(ToolError::new(
+                    "invalid_request",
+                    format!("direction must be \"in\" or \"out\", not {other:?}"),
+                ));
+            }
+        };
+        let rows = self
+            .app
+            .ledger
+            .list_payments(&self.app.wallet_name, direction, limit)
+            .await
+            .map_err(internal)?;
+        let payments = rows
+            .into_iter()
+            .map(|r| {
+                let amount = u64::try_from(r.amount_msat).unwrap_or(0);
+                let fee = u64::try_from(r.fee_msat).unwrap_or(0);
+                PaymentOutput {
+                    id: r.id,
+                    direction: r.direction.as_str().to_owned(),
+                    status: r.status.as_str().to_owned(),
+                    amount_sats: whole_sats(amount),
+                    fee_sats: whole_sats(fee),
+                    amount_msat: amount,
+                    fee_msat: fee,
+                    payment_hash: r.payment_hash,
+                    description: r.description,
+                    url: r.url,
+                    error: r.error,
+                    created_at: r.created_at,
+                    settled_at: r.settled_at,
+                }
+            })
+            .collect();
+        Ok(Json(ListPaymentsOutput { payments }))
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for L402Server {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("l402-mcp", env!("CARGO_PKG_VERSION")))
+            .with_instructions(INSTRUCTIONS)
+    }
+}

@@ -1,0 +1,514 @@
+//! End to end through a real MCP client (rmcp's) against `l402-mcp serve` processes: the buy/sell
+//! loop between two agents over stdio and streamable HTTP, bad input to every tool, and a sweep
+//! of every output and log line for secrets.
+
+mod common;
+
+use std::process::Stdio;
+
+use common::agents::{BIN, JOKE_SATS, balance_sats, call, failed, ok, seller_api, spawn_agent};
+use common::foreign_invoice;
+use l402_mcp::bolt11::Network;
+use rmcp::ServiceExt;
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buy_and_sell_between_two_agents_over_stdio() {
+    let dir = tempfile::tempdir().unwrap();
+    let seller = spawn_agent(dir.path(), "seller", &[], Stdio::null()).await;
+    let buyer = spawn_agent(dir.path(), "buyer", &[], Stdio::null()).await;
+    let addr = seller_api(seller.clone()).await;
+
+    let tools = buyer.list_all_tools().await.unwrap();
+    let mut names: Vec<_> = tools.iter().map(|t| t.name.to_string()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "create_invoice",
+            "create_l402_challenge",
+            "decode_invoice",
+            "fetch_paid",
+            "list_payments",
+            "pay_invoice",
+            "verify_l402_payment",
+            "wallet_balance"
+        ]
+    );
+    assert!(
+        tools
+            .iter()
+            .all(|t| t.output_schema.is_some() && t.annotations.is_some())
+    );
+
+    let (b0, s0) = (balance_sats(&buyer).await, balance_sats(&seller).await);
+    let url = format!("http://{addr}/joke");
+    let first = ok(&call(
+        &buyer,
+        "fetch_paid",
+        json!({ "url": url, "max_price_sats": 50 }),
+    )
+    .await);
+    assert_eq!(first["status"], 200, "{first}");
+    assert_eq!(first["body"], r#"{"joke":"knock knock"}"#);
+    assert_eq!(
+        (
+            first["receipt"]["paid"].as_bool(),
+            first["receipt"]["amount_sats"].as_u64()
+        ),
+        (Some(true), Some(JOKE_SATS))
+    );
+    assert_eq!(first["receipt"]["scheme"], "L402");
+
+    let second = ok(&call(&buyer, "fetch_paid", json!({ "url": url })).await);
+    assert_eq!(second["status"], 200);
+    assert_eq!(
+        (
+            second["receipt"]["paid"].as_bool(),
+            second["receipt"]["token_reused"].as_bool()
+        ),
+        (Some(false), Some(true))
+    );
+
+    assert_eq!(balance_sats(&buyer).await, b0 - JOKE_SATS);
+    assert_eq!(balance_sats(&seller).await, s0 + JOKE_SATS);
+    let sold = ok(&call(&seller, "wallet_balance", json!({})).await);
+    assert_eq!(sold["earned_24h_sats"], JOKE_SATS);
+    let bought = ok(&call(&buyer, "list_payments", json!({ "direction": "out" })).await);
+    let payments = bought["payments"].as_array().unwrap();
+    assert_eq!(payments.len(), 1);
+    assert_eq!(
+        (
+            payments[0]["status"].as_str(),
+            payments[0]["amount_sats"].as_u64()
+        ),
+        (Some("succeeded"), Some(JOKE_SATS))
+    );
+
+    // Parallel calls for a fresh resource pay once.
+    let dir2 = tempfile::tempdir().unwrap();
+    let seller2 = spawn_agent(dir2.path(), "seller", &[], Stdio::null()).await;
+    let buyer2 = spawn_agent(dir2.path(), "buyer", &[], Stdio::null()).await;
+    let addr2 = seller_api(seller2.clone()).await;
+    let url2 = format!("http://{addr2}/joke");
+    let calls = (0..6).map(|_| call(&buyer2, "fetch_paid", json!({ "url": url2 })));
+    let results = futures::future::join_all(calls).await;
+    let paid = results
+        .iter()
+        .map(ok)
+        .filter(|r| r["receipt"]["paid"] == json!(true))
+        .count();
+    assert_eq!(paid, 1);
+    assert!(results.iter().map(ok).all(|r| r["status"] == 200));
+    assert_eq!(balance_sats(&buyer2).await, 100_000 - JOKE_SATS);
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buy_over_streamable_http_with_a_bearer_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let seller = spawn_agent(dir.path(), "seller", &[], Stdio::null()).await;
+    let addr = seller_api(seller.clone()).await;
+    let port = free_port();
+    let mut server = tokio::process::Command::new(BIN)
+        .args([
+            "serve",
+            "--wallet",
+            "buyer",
+            "--http",
+            &format!("127.0.0.1:{port}"),
+            "--http-token",
+            "t0ken",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    l402_mcp::init_tls();
+    let http = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..100 {
+        if http.get(&url).send().await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(up, "HTTP server did not come up");
+
+    // No token, a wrong token, a foreign Host, a foreign Origin: refused.
+    let init = json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}});
+    let post = |auth: Option<&str>| {
+        let mut r = http
+            .post(&url)
+            .header("Accept", "application/json, text/event-stream")
+            .json(&init);
+        if let Some(a) = auth {
+            r = r.header("Authorization", a);
+        }
+        r
+    };
+    assert_eq!(post(None).send().await.unwrap().status(), 401);
+    assert_eq!(
+        post(Some("Bearer nope")).send().await.unwrap().status(),
+        401
+    );
+    assert_eq!(
+        post(Some("Bearer t0ken"))
+            .header("Host", "evil.example")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    assert_eq!(
+        post(Some("Bearer t0ken"))
+            .header("Origin", "https://evil.example")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    assert_eq!(
+        post(Some("Bearer t0ken")).send().await.unwrap().status(),
+        200
+    );
+    // The legacy SSE endpoint is behind the same token.
+    assert_eq!(
+        http.get(format!("http://127.0.0.1:{port}/sse"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(url.as_str()).auth_header("t0ken"),
+    );
+    let buyer = ().serve(transport).await.expect("MCP over HTTP");
+    let r = ok(&call(
+        &buyer,
+        "fetch_paid",
+        json!({ "url": format!("http://{addr}/joke") }),
+    )
+    .await);
+    assert_eq!(
+        (r["status"].as_u64(), r["receipt"]["paid"].as_bool()),
+        (Some(200), Some(true))
+    );
+    assert_eq!(balance_sats(&buyer).await, 100_000 - JOKE_SATS);
+    let _ = buyer.cancel().await;
+    let _ = server.kill().await;
+}
+
+#[tokio::test]
+async fn public_address_without_token_is_refused() {
+    let out = tokio::process::Command::new(BIN)
+        .args(["serve", "--http", "0.0.0.0:0"])
+        .arg("--data-dir")
+        .arg(tempfile::tempdir().unwrap().path())
+        .env_remove("L402_MCP_HTTP_TOKEN")
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("without a bearer token"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_to_every_tool_spends_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let seller = spawn_agent(dir.path(), "seller", &[], Stdio::null()).await;
+    // A buyer whose daily budget allows one joke and no more.
+    let buyer = spawn_agent(
+        dir.path(),
+        "buyer",
+        &[("L402_MCP_DAILY_SATS", "40")],
+        Stdio::null(),
+    )
+    .await;
+    let addr = seller_api(seller.clone()).await;
+    let before = balance_sats(&buyer).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+
+    let expect = async |tool: &'static str, args: serde_json::Value, code: &str| {
+        let msg = failed(&call(&buyer, tool, args).await);
+        assert!(msg.starts_with(code), "{tool}: expected {code}, got {msg}");
+    };
+    expect(
+        "fetch_paid",
+        json!({ "url": "not a url" }),
+        "invalid_request",
+    )
+    .await;
+    expect(
+        "fetch_paid",
+        json!({ "url": "file:///etc/passwd" }),
+        "invalid_request",
+    )
+    .await;
+    expect(
+        "fetch_paid",
+        json!({ "url": format!("http://{addr}/joke"), "timeout_secs": 0 }),
+        "invalid_request",
+    )
+    .await;
+    expect(
+        "fetch_paid",
+        json!({ "url": format!("http://{addr}/joke"), "max_price_sats": 20 }),
+        "price_above_cap",
+    )
+    .await;
+    expect(
+        "fetch_paid",
+        json!({ "url": format!("http://{addr}/x402") }),
+        "not_l402",
+    )
+    .await;
+    expect(
+        "fetch_paid",
+        json!({ "url": "http://127.0.0.1:1/unreachable" }),
+        "http_error",
+    )
+    .await;
+    expect(
+        "decode_invoice",
+        json!({ "bolt11": "lnbc1garbage" }),
+        "invalid_invoice",
+    )
+    .await;
+    expect(
+        "pay_invoice",
+        json!({ "bolt11": "garbage" }),
+        "invalid_invoice",
+    )
+    .await;
+    expect(
+        "pay_invoice",
+        json!({ "bolt11": foreign_invoice(Network::Regtest, None, now, 600) }),
+        "amountless_invoice",
+    )
+    .await;
+    expect(
+        "pay_invoice",
+        json!({ "bolt11": foreign_invoice(Network::Regtest, Some(1_000), now - 7200, 600) }),
+        "expired_invoice",
+    )
+    .await;
+    expect(
+        "pay_invoice",
+        json!({ "bolt11": foreign_invoice(Network::Mainnet, Some(1_000), now, 600) }),
+        "wrong_network",
+    )
+    .await;
+    expect(
+        "pay_invoice",
+        json!({ "bolt11": foreign_invoice(Network::Regtest, Some(1_000), now, 600) }),
+        "payment_failed",
+    )
+    .await;
+    expect(
+        "create_invoice",
+        json!({ "amount_sats": 0 }),
+        "invalid_request",
+    )
+    .await;
+    expect(
+        "create_l402_challenge",
+        json!({ "amount_sats": 5, "service": "a:b" }),
+        "invalid_request",
+    )
+    .await;
+    expect(
+        "create_l402_challenge",
+        json!({ "amount_sats": 5, "capabilities": ["has space"] }),
+        "invalid_request",
+    )
+    .await;
+    expect(
+        "list_payments",
+        json!({ "direction": "sideways" }),
+        "invalid_request",
+    )
+    .await;
+    expect("verify_l402_payment", json!({}), "invalid_request").await;
+    // A bad credential is an answer, not an error.
+    let v = ok(&call(
+        &buyer,
+        "verify_l402_payment",
+        json!({ "authorization": "L402 garbage" }),
+    )
+    .await);
+    assert_eq!(
+        (v["valid"].as_bool(), v["reason_code"].as_str()),
+        (Some(false), Some("malformed"))
+    );
+    // Arguments that do not match the schema are tool errors the model can correct (SEP-1303);
+    // an unknown tool is a protocol error.
+    assert!(
+        failed(&call(&buyer, "decode_invoice", json!({})).await).contains("missing field `bolt11`")
+    );
+    assert!(
+        failed(&call(&buyer, "fetch_paid", json!({ "url": 5 })).await)
+            .contains("expected a string")
+    );
+    assert!(
+        buyer
+            .call_tool(rmcp::model::CallToolRequestParams::new("no_such_tool"))
+            .await
+            .is_err()
+    );
+    assert_eq!(balance_sats(&buyer).await, before, "bad input spent money");
+
+    // The budget: one joke fits (21 + 10 max fee <= 40), a second, new resource does not.
+    ok(&call(
+        &buyer,
+        "fetch_paid",
+        json!({ "url": format!("http://{addr}/joke") }),
+    )
+    .await);
+    let other_seller = spawn_agent(dir.path(), "seller2", &[], Stdio::null()).await;
+    let other = seller_api(other_seller).await;
+    expect(
+        "fetch_paid",
+        json!({ "url": format!("http://{other}/joke") }),
+        "budget_exceeded",
+    )
+    .await;
+    assert_eq!(balance_sats(&buyer).await, before - JOKE_SATS);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_reaches_a_tool_result_or_a_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let log = |name: &str| std::fs::File::create(logs.path().join(name)).unwrap();
+    let verbose = [("RUST_LOG", "trace")];
+    let seller = spawn_agent(
+        dir.path(),
+        "seller",
+        &verbose,
+        Stdio::from(log("seller.log")),
+    )
+    .await;
+    let buyer = spawn_agent(dir.path(), "buyer", &verbose, Stdio::from(log("buyer.log"))).await;
+    let addr = seller_api(seller.clone()).await;
+
+    let mut outputs = Vec::new();
+    let mut record =
+        |r: rmcp::model::CallToolResult| outputs.push(serde_json::to_string(&r).unwrap());
+    record(
+        call(
+            &buyer,
+            "fetch_paid",
+            json!({ "url": format!("http://{addr}/joke") }),
+        )
+        .await,
+    );
+    record(
+        call(
+            &buyer,
+            "fetch_paid",
+            json!({ "url": format!("http://{addr}/joke") }),
+        )
+        .await,
+    );
+    let unpaid = call(
+        &seller,
+        "create_l402_challenge",
+        json!({ "amount_sats": 7, "valid_for_secs": 60 }),
+    )
+    .await;
+    let unpaid_hash = ok(&unpaid)["payment_hash"].as_str().unwrap().to_owned();
+    record(unpaid);
+    record(call(&seller, "create_invoice", json!({ "amount_sats": 3 })).await);
+    for tool in ["wallet_balance", "list_payments"] {
+        record(call(&buyer, tool, json!({})).await);
+        record(call(&seller, tool, json!({})).await);
+    }
+    drop(buyer);
+    drop(seller);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+
+    // The secrets: node keys, every root key, the preimages of invoices not paid.
+    let mut secrets: Vec<String> = Vec::new();
+    for entry in std::fs::read_dir(dir.path().join("wallets")).unwrap() {
+        secrets.push(
+            std::fs::read_to_string(entry.unwrap().path())
+                .unwrap()
+                .trim()
+                .to_owned(),
+        );
+    }
+    let db = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("ledger.sqlite").display()
+    ))
+    .await
+    .unwrap();
+    let root_keys: Vec<Vec<u8>> = sqlx::query_scalar("SELECT root_key FROM root_keys")
+        .fetch_all(&db)
+        .await
+        .unwrap();
+    assert!(root_keys.len() >= 2);
+    for k in root_keys {
+        secrets.push(hex::encode(&k));
+        secrets.push(l402_mcp::l402::b64::encode(&k));
+    }
+    let unpaid_preimages: Vec<String> =
+        sqlx::query_scalar("SELECT preimage FROM embedded_invoices WHERE paid_by IS NULL")
+            .fetch_all(&db)
+            .await
+            .unwrap();
+    assert!(unpaid_preimages.len() >= 2);
+    let stored_for_hash: String =
+        sqlx::query_scalar("SELECT preimage FROM embedded_invoices WHERE payment_hash = ?")
+            .bind(&unpaid_hash)
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert!(unpaid_preimages.contains(&stored_for_hash));
+    secrets.extend(unpaid_preimages);
+
+    let mut haystacks = outputs;
+    for name in ["seller.log", "buyer.log"] {
+        let text = std::fs::read_to_string(logs.path().join(name)).unwrap();
+        assert!(
+            text.len() > 1000,
+            "trace logs should say something ({name}: {} bytes)",
+            text.len()
+        );
+        haystacks.push(text);
+    }
+    for secret in &secrets {
+        for h in &haystacks {
+            assert!(
+                !h.contains(secret.as_str()),
+                "a secret leaked: {}...",
+                &secret[..8]
+            );
+        }
+    }
+}
