@@ -13,7 +13,7 @@ use crate::ledger::{Ledger, LedgerError};
 use crate::mint::Seller;
 use crate::pay::{PayError, Payer};
 use crate::wallet::embedded::EmbeddedError;
-use crate::wallet::{EmbeddedWallet, Wallet, WalletError};
+use crate::wallet::{BackendConfig, EmbeddedWallet, Wallet, WalletError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -63,10 +63,28 @@ impl App {
         wallet_name: &str,
         clock: SharedClock,
     ) -> Result<App, AppError> {
+        Self::open(data_dir, wallet_name, &BackendConfig::Embedded, clock).await
+    }
+
+    /// Open wallet `wallet_name` (the name its ledger entries and budget go under) on `backend`,
+    /// and reconcile payments a previous run left pending.
+    pub async fn open(
+        data_dir: &Path,
+        wallet_name: &str,
+        backend: &BackendConfig,
+        clock: SharedClock,
+    ) -> Result<App, AppError> {
+        crate::wallet::embedded::validate_name(wallet_name)?;
         let ledger = Ledger::open_in(data_dir).await?;
-        let embedded =
-            Arc::new(EmbeddedWallet::open(&ledger, data_dir, wallet_name, clock.clone()).await?);
-        let wallet: Arc<dyn Wallet> = embedded.clone();
+        let (wallet, embedded): (Arc<dyn Wallet>, _) = match backend {
+            BackendConfig::Embedded => {
+                let e = Arc::new(
+                    EmbeddedWallet::open(&ledger, data_dir, wallet_name, clock.clone()).await?,
+                );
+                (e.clone(), Some(e))
+            }
+            remote => (crate::wallet::open_remote(remote).await?, None),
+        };
         let payer =
             Arc::new(Payer::new(wallet_name, wallet.clone(), ledger.clone(), clock.clone()).await?);
         let seller = Seller::new(wallet_name, wallet.clone(), ledger.clone(), clock.clone());
@@ -88,7 +106,7 @@ impl App {
             wallet_name: wallet_name.to_owned(),
             ledger,
             wallet,
-            embedded: Some(embedded),
+            embedded,
             payer,
             seller,
             clock,

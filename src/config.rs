@@ -17,6 +17,12 @@
 //! max_fee_sats = 10
 //! max_fee_percent = 1.0
 //!
+//! [backend]           # the wallet; default: the embedded demo wallet
+//! kind = "lnbits"     # embedded | lnbits | lnd | cln | phoenixd | nwc   (env L402_MCP_BACKEND)
+//! url = "https://lnbits.example.com"   # every field also as env L402_MCP_<KIND>_<FIELD>,
+//! admin_key = "..."                    # e.g. L402_MCP_LNBITS_ADMIN_KEY
+//! invoice_key = "..."
+//!
 //! [http]              # `l402-mcp serve --http`
 //! bearer_token = "..."         # env L402_MCP_HTTP_TOKEN
 //! allowed_hosts = ["mcp.example.com"]          # env L402_MCP_ALLOWED_HOSTS (comma-separated)
@@ -28,6 +34,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::budget::{BudgetPolicy, MSAT_PER_SAT};
+use crate::wallet::BackendConfig;
 
 /// Environment variable naming the data dir.
 pub const DATA_DIR_ENV: &str = "L402_MCP_DATA_DIR";
@@ -51,6 +58,8 @@ pub enum ConfigError {
     Parse { path: String, message: String },
     #[error("environment variable {name}: {message}")]
     Env { name: &'static str, message: String },
+    #[error("the [backend] settings are not valid: {0}")]
+    Backend(String),
 }
 
 /// Everything a config file can say.
@@ -63,6 +72,9 @@ pub struct Config {
     pub budget: BudgetConfig,
     #[serde(default)]
     pub http: HttpConfig,
+    /// The `[backend]` table as written (merged with the environment); see [`Config::backend`].
+    #[serde(default)]
+    pub backend: Option<toml::Table>,
 }
 
 /// Budget settings in sats; unset ones keep the stored policy.
@@ -196,6 +208,7 @@ impl Config {
         if let Some(v) = sats("L402_MCP_PER_HOST_DAILY_SATS")? {
             self.budget.per_host_daily_sats = Some(v);
         }
+        self.apply_backend_env();
         if let Some(t) = env_string(HTTP_TOKEN_ENV) {
             self.http.bearer_token = Some(t);
         }
@@ -206,6 +219,50 @@ impl Config {
             self.http.allowed_origins = split_list(&v);
         }
         Ok(())
+    }
+
+    /// `L402_MCP_BACKEND=<kind>` picks the backend; `L402_MCP_<KIND>_<FIELD>=value` sets any of
+    /// its fields (over the file's), e.g. `L402_MCP_LNBITS_ADMIN_KEY`.
+    fn apply_backend_env(&mut self) {
+        let mut table = self.backend.take().unwrap_or_default();
+        if let Some(kind) = env_string("L402_MCP_BACKEND") {
+            let kind = kind.trim().to_ascii_lowercase();
+            if table.get("kind").and_then(|k| k.as_str()) != Some(kind.as_str()) {
+                table.clear(); // another backend's file settings do not carry over
+            }
+            table.insert("kind".into(), toml::Value::String(kind));
+        }
+        if let Some(kind) = table
+            .get("kind")
+            .and_then(|k| k.as_str())
+            .map(str::to_ascii_uppercase)
+        {
+            let prefix = format!("L402_MCP_{kind}_");
+            for (name, value) in std::env::vars() {
+                if let Some(field) = name.strip_prefix(&prefix)
+                    && !value.trim().is_empty()
+                {
+                    let value = match value.trim().parse::<i64>() {
+                        Ok(n) if field.ends_with("_SECS") => toml::Value::Integer(n),
+                        _ => toml::Value::String(value),
+                    };
+                    table.insert(field.to_ascii_lowercase(), value);
+                }
+            }
+            if let Some(n) = env_string("L402_MCP_NETWORK") {
+                table.insert("network".into(), toml::Value::String(n));
+            }
+        }
+        self.backend = (!table.is_empty()).then_some(table);
+    }
+
+    /// The wallet backend: the embedded wallet unless configured.
+    pub fn backend(&self) -> Result<BackendConfig, ConfigError> {
+        match &self.backend {
+            None => Ok(BackendConfig::Embedded),
+            Some(table) => BackendConfig::deserialize(toml::Value::Table(table.clone()))
+                .map_err(|e| ConfigError::Backend(e.to_string())),
+        }
     }
 
     /// The data dir: the configured one, else the XDG default.
@@ -283,6 +340,16 @@ mod tests {
         );
         assert!(!format!("{:?}", c.http).contains("s3cret"));
         assert!(Config::parse("[budget]\ndaily = 5").is_err());
+        assert!(matches!(c.backend(), Ok(BackendConfig::Embedded)));
+        let lnbits = Config::parse("[backend]\nkind = \"lnbits\"\nurl = \"http://x\"\nadmin_key = \"a\"\ninvoice_key = \"i\"").unwrap_or_default();
+        assert!(matches!(lnbits.backend(), Ok(BackendConfig::Lnbits(_))));
+        let missing =
+            Config::parse("[backend]\nkind = \"lnbits\"\nurl = \"http://x\"").unwrap_or_default();
+        assert!(
+            matches!(missing.backend(), Err(ConfigError::Backend(m)) if m.contains("admin_key"))
+        );
+        let unknown = Config::parse("[backend]\nkind = \"paypal\"").unwrap_or_default();
+        assert!(unknown.backend().is_err());
         assert!(Config::parse("walet = \"x\"").is_err());
     }
 }

@@ -136,7 +136,8 @@ pub struct ReconcileReport {
 pub struct Payer {
     wallet_name: String,
     wallet: Arc<dyn Wallet>,
-    network: Network,
+    /// Asked of the wallet on first use, so a backend that is down does not stop a start.
+    network: tokio::sync::OnceCell<Network>,
     ledger: Ledger,
     clock: SharedClock,
     /// Ledger ids this process is paying right now: reconcile leaves them alone.
@@ -165,11 +166,10 @@ impl Payer {
         ledger: Ledger,
         clock: SharedClock,
     ) -> Result<Payer, PayError> {
-        let network = wallet.info().await.map_err(PayError::Wallet)?.network;
         Ok(Payer {
             wallet_name: wallet_name.to_owned(),
             wallet,
-            network,
+            network: tokio::sync::OnceCell::new(),
             ledger,
             clock,
             in_flight: Mutex::new(HashSet::new()),
@@ -186,8 +186,26 @@ impl Payer {
         &self.ledger
     }
 
+    /// The wallet's network (asked once).
+    pub async fn network(&self) -> Result<Network, PayError> {
+        self.network
+            .get_or_try_init(|| async {
+                self.wallet
+                    .info()
+                    .await
+                    .map(|i| i.network)
+                    .map_err(PayError::Wallet)
+            })
+            .await
+            .copied()
+    }
+
     /// Decode and check an invoice without paying it: the checks that need no ledger.
-    pub fn precheck(&self, invoice: &str, now: u64) -> Result<(DecodedInvoice, u64), PayError> {
+    pub async fn precheck(
+        &self,
+        invoice: &str,
+        now: u64,
+    ) -> Result<(DecodedInvoice, u64), PayError> {
         let inv = bolt11::decode(invoice)?;
         let amount = inv
             .amount_msat
@@ -198,10 +216,11 @@ impl Payer {
                 expired_at: inv.expires_at(),
             });
         }
-        if inv.network != self.network {
+        let network = self.network().await?;
+        if inv.network != network {
             return Err(PayError::WrongNetwork {
                 invoice: inv.network,
-                wallet: self.network,
+                wallet: network,
             });
         }
         Ok((inv, amount))
@@ -210,7 +229,7 @@ impl Payer {
     /// Pay an invoice under the budget. See the module docs for the sequence.
     pub async fn pay(&self, req: &PayRequest<'_>) -> Result<Receipt, PayError> {
         let now = self.clock.now();
-        let (inv, amount) = self.precheck(req.invoice, now)?;
+        let (inv, amount) = self.precheck(req.invoice, now).await?;
         let span = info_span!("pay", wallet = %self.wallet_name, payment_hash = %hex::encode(inv.payment_hash), amount_msat = amount, host = req.host);
         self.pay_decoded(req, inv, amount, now)
             .instrument(span)

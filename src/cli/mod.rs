@@ -3,6 +3,7 @@
 //! under `serve`, where stdout belongs to the stdio transport.
 
 mod demo;
+mod doctor;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -52,6 +53,8 @@ enum Command {
     Serve(ServeArgs),
     /// Watch a buyer agent pay a seller agent through the MCP tools, offline, in a throwaway data dir
     Demo,
+    /// Check the configured wallet backend and say what to fix
+    Doctor,
     /// Show the wallet balance, budget and earnings
     Balance,
     /// Create an invoice to receive sats
@@ -263,7 +266,11 @@ async fn run(cli: Cli) -> Result<()> {
         .wallet
         .clone()
         .unwrap_or_else(|| cfg.wallet().to_owned());
-    let app = App::open_embedded(&data_dir, &wallet, l402_mcp::clock::system()).await?;
+    let backend = cfg.backend()?;
+    if let Command::Doctor = &cli.command {
+        return doctor::run(&data_dir, &wallet, &backend, cli.json).await;
+    }
+    let app = App::open(&data_dir, &wallet, &backend, l402_mcp::clock::system()).await?;
     if !cfg.budget.is_empty() {
         let mut policy = app.ledger.budget(&app.wallet_name).await?;
         cfg.budget.apply(&mut policy);
@@ -273,7 +280,7 @@ async fn run(cli: Cli) -> Result<()> {
     }
     let j = cli.json;
     match cli.command {
-        Command::Decode { .. } | Command::Demo => unreachable!("handled above"),
+        Command::Decode { .. } | Command::Demo | Command::Doctor => unreachable!("handled above"),
         Command::Serve(args) => serve(app, args, cfg.http).await,
         Command::Balance => {
             let s = app.status().await?;

@@ -4,14 +4,66 @@
 //! [`WalletError::definitely_not_paid`] says so. A definite failure releases the budget
 //! reservation; anything else leaves the payment pending until a lookup resolves it.
 
+pub mod cln;
 pub mod embedded;
+pub mod lnbits;
+pub mod lnd;
+pub mod nwc;
+pub mod phoenixd;
+pub mod rest;
 
 pub use embedded::EmbeddedWallet;
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::Serialize;
 
 use crate::bolt11::{DecodedInvoice, Network};
+
+/// Which wallet backend to use, from the `[backend]` config section (`kind = "..."`) or the
+/// environment (`L402_MCP_BACKEND` and `L402_MCP_<KIND>_<FIELD>`).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum BackendConfig {
+    /// The offline demo wallet in the data dir (the default).
+    #[default]
+    Embedded,
+    Lnbits(lnbits::LnbitsConfig),
+    Lnd(lnd::LndConfig),
+    Cln(cln::ClnConfig),
+    Phoenixd(phoenixd::PhoenixdConfig),
+    Nwc(nwc::NwcConfig),
+}
+
+impl BackendConfig {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            BackendConfig::Embedded => "embedded",
+            BackendConfig::Lnbits(_) => "lnbits",
+            BackendConfig::Lnd(_) => "lnd",
+            BackendConfig::Cln(_) => "cln",
+            BackendConfig::Phoenixd(_) => "phoenixd",
+            BackendConfig::Nwc(_) => "nwc",
+        }
+    }
+}
+
+/// Open a backend other than the embedded wallet (which needs the ledger: see `App`).
+pub async fn open_remote(config: &BackendConfig) -> Result<Arc<dyn Wallet>, WalletError> {
+    Ok(match config {
+        BackendConfig::Embedded => {
+            return Err(WalletError::Other(
+                "the embedded wallet is opened with its data dir".into(),
+            ));
+        }
+        BackendConfig::Lnbits(c) => Arc::new(lnbits::LnbitsWallet::new(c)?),
+        BackendConfig::Lnd(c) => Arc::new(lnd::LndWallet::new(c)?),
+        BackendConfig::Cln(c) => Arc::new(cln::ClnWallet::new(c)?),
+        BackendConfig::Phoenixd(c) => Arc::new(phoenixd::PhoenixdWallet::new(c)?),
+        BackendConfig::Nwc(c) => Arc::new(nwc::NwcWallet::new(c).await?),
+    })
+}
 
 /// What a backend says about itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

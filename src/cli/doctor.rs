@@ -1,0 +1,234 @@
+//! `l402-mcp doctor`: check the configured wallet backend the way a new user needs it checked,
+//! and say what to fix.
+
+use std::path::Path;
+
+use anyhow::{Result, bail};
+use serde::Serialize;
+
+use l402_mcp::app::App;
+use l402_mcp::budget::sats;
+use l402_mcp::wallet::{BackendConfig, InvoiceRequest, Wallet, WalletError};
+
+#[derive(Debug, Serialize)]
+struct Check {
+    check: &'static str,
+    /// ok, warn or fail
+    status: &'static str,
+    detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fix: Option<String>,
+}
+
+fn ok(check: &'static str, detail: impl Into<String>) -> Check {
+    Check {
+        check,
+        status: "ok",
+        detail: detail.into(),
+        fix: None,
+    }
+}
+fn warn(check: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+    Check {
+        check,
+        status: "warn",
+        detail: detail.into(),
+        fix: Some(fix.into()),
+    }
+}
+fn fail(check: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+    Check {
+        check,
+        status: "fail",
+        detail: detail.into(),
+        fix: Some(fix.into()),
+    }
+}
+
+/// What to do about a wallet error, in a user's words.
+fn fix_for(e: &WalletError, kind: &str) -> String {
+    let text = e.to_string();
+    let upper = kind.to_ascii_uppercase();
+    if text.contains("credentials") || text.contains("401") || text.contains("403") {
+        format!(
+            "the backend refused the key: check the key/macaroon/rune/password in [backend] (or L402_MCP_{upper}_...)"
+        )
+    } else if text.contains("reach")
+        || text.contains("connect")
+        || text.contains("dns")
+        || text.contains("timed out")
+    {
+        format!(
+            "check [backend] url (or L402_MCP_{upper}_URL), that the node is running, and that this machine can reach it"
+        )
+    } else if text.contains("certificate") || text.contains("TLS") || text.contains("tls") {
+        "check tls_cert_path: it must be the node's own certificate (PEM)".into()
+    } else {
+        "check the [backend] settings against the README section for this backend".into()
+    }
+}
+
+pub async fn run(
+    data_dir: &Path,
+    wallet_name: &str,
+    backend: &BackendConfig,
+    json: bool,
+) -> Result<()> {
+    let kind = backend.kind();
+    let mut checks = vec![ok("config", format!("backend {kind}: {backend:?}"))];
+    if matches!(backend, BackendConfig::Embedded) {
+        checks.push(warn("backend", "the embedded demo wallet holds test sats and can only pay other embedded wallets in this data dir", "to pay real invoices, set [backend] kind = lnbits | lnd | cln | phoenixd | nwc (see README, Wallets)"));
+    }
+    let app = match App::open(data_dir, wallet_name, backend, l402_mcp::clock::system()).await {
+        Ok(app) => app,
+        Err(e) => {
+            checks.push(fail("open", e.to_string(), "fix the [backend] settings"));
+            return report(checks, json);
+        }
+    };
+    let wallet = app.wallet.clone();
+    diagnose(wallet.as_ref(), kind, &mut checks).await;
+    let now = app.clock.now();
+    let budget = async {
+        let policy = app.ledger.budget(&app.wallet_name).await?;
+        let used = app.ledger.window_use(&app.wallet_name, None, now).await?;
+        Ok::<_, l402_mcp::ledger::LedgerError>(l402_mcp::budget::BudgetStatus::new(policy, &used))
+    };
+    match budget.await {
+        Ok(b) => {
+            let detail = format!(
+                "per payment {}, daily {}, spent {} + reserved {} in 24 h",
+                sats(b.policy.per_payment_msat),
+                sats(b.policy.daily_msat),
+                sats(b.spent_24h_msat),
+                sats(b.reserved_msat)
+            );
+            match wallet.balance().await {
+                Ok(bal) if !bal.demo_funds && b.policy.daily_msat > bal.msat => {
+                    checks.push(warn("budget", detail, "the daily budget is larger than the balance: payments will fail for lack of funds before the budget stops them"));
+                }
+                _ => checks.push(ok("budget", detail)),
+            }
+        }
+        Err(e) => checks.push(fail(
+            "budget",
+            e.to_string(),
+            "the ledger in the data dir could not be read",
+        )),
+    }
+    report(checks, json)
+}
+
+async fn diagnose(wallet: &dyn Wallet, kind: &str, checks: &mut Vec<Check>) {
+    let info = match wallet.info().await {
+        Ok(info) => {
+            checks.push(ok(
+                "reachable",
+                format!(
+                    "{} answered; node {}",
+                    info.backend,
+                    info.node_id.as_deref().unwrap_or("(no node id)")
+                ),
+            ));
+            info
+        }
+        Err(e) => {
+            checks.push(fail("reachable", e.to_string(), fix_for(&e, kind)));
+            return;
+        }
+    };
+    match wallet.balance().await {
+        Ok(b) if b.msat == 0 => checks.push(warn(
+            "balance",
+            "0 sats",
+            "fund the wallet before an agent can buy anything",
+        )),
+        Ok(b) => checks.push(ok(
+            "balance",
+            format!(
+                "{}{}",
+                sats(b.msat),
+                if b.demo_funds {
+                    " (demo test sats)"
+                } else {
+                    ""
+                }
+            ),
+        )),
+        Err(e) => checks.push(fail("authenticated", e.to_string(), fix_for(&e, kind))),
+    }
+    let probe = InvoiceRequest {
+        amount_msat: 1_000,
+        description: "l402-mcp doctor check (never paid)".into(),
+        expiry_secs: 60,
+    };
+    match wallet.create_invoice(&probe).await {
+        Ok(inv) => match l402_mcp::bolt11::decode(&inv.bolt11) {
+            Ok(d) if d.network == info.network => checks.push(ok(
+                "network",
+                format!("{} (the invoices it makes say so too)", info.network),
+            )),
+            Ok(d) => checks.push(fail(
+                "network",
+                format!(
+                    "the backend says {} but its invoices are for {}",
+                    info.network, d.network
+                ),
+                format!("set network = \"{}\" in [backend]", d.network),
+            )),
+            Err(e) => checks.push(fail(
+                "network",
+                format!("the backend made an invoice that does not decode: {e}"),
+                "report this backend's invoice format",
+            )),
+        },
+        Err(e) => checks.push(fail(
+            "receive",
+            e.to_string(),
+            format!("the key cannot create invoices: {}", fix_for(&e, kind)),
+        )),
+    }
+    if info.returns_preimages {
+        checks.push(ok(
+            "preimages",
+            "payments return the preimage, so L402 credentials can be shown",
+        ));
+    } else {
+        checks.push(fail(
+            "preimages",
+            "this backend does not return payment preimages",
+            "L402 needs the preimage as proof of payment: use a wallet that returns it",
+        ));
+    }
+}
+
+fn report(checks: Vec<Check>, json: bool) -> Result<()> {
+    let failed = checks.iter().filter(|c| c.status == "fail").count();
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "ok": failed == 0, "checks": checks })
+            )?
+        );
+    } else {
+        for c in &checks {
+            println!("[{:<4}] {:<13} {}", c.status, c.check, c.detail);
+            if let Some(fix) = &c.fix {
+                println!("       {:<13} fix: {fix}", "");
+            }
+        }
+        println!(
+            "{}",
+            if failed == 0 {
+                "\nall checks passed".to_owned()
+            } else {
+                format!("\n{failed} check(s) failed")
+            }
+        );
+    }
+    if failed > 0 {
+        bail!("doctor found {failed} problem(s)");
+    }
+    Ok(())
+}

@@ -1,0 +1,109 @@
+//! LND backend (REST API on port 8080): macaroon as a hex header, the node's TLS certificate.
+//!
+//! NOT IMPLEMENTED YET: every call fails with a clear error until this backend lands.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Deserialize;
+
+use super::{
+    Balance, CreatedInvoice, IncomingStatus, InvoiceRequest, OutgoingStatus, PaymentResult, Wallet,
+    WalletError, WalletInfo,
+};
+use crate::bolt11::{DecodedInvoice, Network};
+
+/// `[backend] kind = "lnd"` settings.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LndConfig {
+    /// REST URL, e.g. https://127.0.0.1:8080
+    pub url: String,
+    /// Macaroon, hex (or macaroon_path). Secret.
+    #[serde(default)]
+    pub macaroon_hex: Option<String>,
+    /// Path of the macaroon file (or macaroon_hex).
+    #[serde(default)]
+    pub macaroon_path: Option<std::path::PathBuf>,
+    /// Path of LND's tls.cert (PEM), when it is self-signed.
+    #[serde(default)]
+    pub tls_cert_path: Option<std::path::PathBuf>,
+    /// Network of the node; default mainnet.
+    #[serde(default)]
+    pub network: Option<Network>,
+    /// Seconds per request; default 30.
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
+}
+
+impl std::fmt::Debug for LndConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LndConfig")
+            .field("url", &self.url)
+            .field(
+                "macaroon_hex",
+                &self.macaroon_hex.as_ref().map(|_| "<secret>"),
+            )
+            .field("macaroon_path", &self.macaroon_path)
+            .field("tls_cert_path", &self.tls_cert_path)
+            .field("network", &self.network)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The LND backend.
+#[derive(Debug)]
+pub struct LndWallet {
+    config: LndConfig,
+}
+
+impl LndWallet {
+    pub fn new(config: &LndConfig) -> Result<LndWallet, WalletError> {
+        let _ = Duration::from_secs(config.timeout_secs.unwrap_or(30));
+        Ok(LndWallet {
+            config: config.clone(),
+        })
+    }
+
+    fn missing(&self) -> WalletError {
+        WalletError::Unavailable(format!(
+            "the LND backend is not implemented yet (configured: {:?})",
+            self.config
+        ))
+    }
+}
+
+#[async_trait]
+impl Wallet for LndWallet {
+    async fn info(&self) -> Result<WalletInfo, WalletError> {
+        Err(self.missing())
+    }
+    async fn balance(&self) -> Result<Balance, WalletError> {
+        Err(self.missing())
+    }
+    async fn create_invoice(
+        &self,
+        _request: &InvoiceRequest,
+    ) -> Result<CreatedInvoice, WalletError> {
+        Err(self.missing())
+    }
+    async fn pay_invoice(
+        &self,
+        _invoice: &DecodedInvoice,
+        _max_fee_msat: u64,
+    ) -> Result<PaymentResult, WalletError> {
+        Err(self.missing())
+    }
+    async fn lookup_incoming(
+        &self,
+        _payment_hash: &[u8; 32],
+    ) -> Result<IncomingStatus, WalletError> {
+        Err(self.missing())
+    }
+    async fn lookup_outgoing(
+        &self,
+        _payment_hash: &[u8; 32],
+    ) -> Result<OutgoingStatus, WalletError> {
+        Err(self.missing())
+    }
+}
