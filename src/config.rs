@@ -23,6 +23,11 @@
 //! admin_key = "..."                    # e.g. L402_MCP_LNBITS_ADMIN_KEY
 //! invoice_key = "..."
 //!
+//! [fetch]             # what fetch_paid may reach besides public addresses (default: nothing)
+//! allow_loopback = false      # env L402_MCP_FETCH_ALLOW_LOOPBACK=1
+//! allow_private = false       # env L402_MCP_FETCH_ALLOW_PRIVATE=1 (10/8, 172.16/12, 192.168/16, ...)
+//! allow_link_local = false    # env L402_MCP_FETCH_ALLOW_LINK_LOCAL=1 (169.254/16: cloud metadata!)
+//!
 //! [http]              # `l402-mcp serve --http`
 //! bearer_token = "..."         # env L402_MCP_HTTP_TOKEN
 //! allowed_hosts = ["mcp.example.com"]          # env L402_MCP_ALLOWED_HOSTS (comma-separated)
@@ -72,6 +77,9 @@ pub struct Config {
     pub budget: BudgetConfig,
     #[serde(default)]
     pub http: HttpConfig,
+    /// What `fetch_paid` may reach besides public addresses.
+    #[serde(default)]
+    pub fetch: crate::netguard::NetPolicy,
     /// The `[backend]` table as written (merged with the environment); see [`Config::backend`].
     #[serde(default)]
     pub backend: Option<toml::Table>,
@@ -209,6 +217,27 @@ impl Config {
             self.budget.per_host_daily_sats = Some(v);
         }
         self.apply_backend_env();
+        let flag = |name: &'static str| -> Result<Option<bool>, ConfigError> {
+            env_string(name)
+                .map(|v| match v.trim().to_ascii_lowercase().as_str() {
+                    "1" | "true" | "yes" | "on" => Ok(true),
+                    "0" | "false" | "no" | "off" => Ok(false),
+                    _ => Err(ConfigError::Env {
+                        name,
+                        message: format!("{v:?} is not true or false"),
+                    }),
+                })
+                .transpose()
+        };
+        if let Some(v) = flag("L402_MCP_FETCH_ALLOW_LOOPBACK")? {
+            self.fetch.allow_loopback = v;
+        }
+        if let Some(v) = flag("L402_MCP_FETCH_ALLOW_PRIVATE")? {
+            self.fetch.allow_private = v;
+        }
+        if let Some(v) = flag("L402_MCP_FETCH_ALLOW_LINK_LOCAL")? {
+            self.fetch.allow_link_local = v;
+        }
         if let Some(t) = env_string(HTTP_TOKEN_ENV) {
             self.http.bearer_token = Some(t);
         }

@@ -9,6 +9,10 @@
 //!    otherwise pay through the pay path (price checked against the decoded invoice, budget,
 //!    never twice for one invoice), cache the credential, and resend once with the scheme the
 //!    server used. A second 402 after paying is reported; it is never paid again.
+//!
+//! Redirects are followed here (at most five), not by the HTTP client: every hop is checked
+//! against the network policy ([`crate::netguard`]), and a credential is only sent to the
+//! origin and path it was bought for.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -27,6 +31,7 @@ use crate::l402::caveat::{self, Caveat};
 use crate::l402::{Macaroon, Scheme, b64, challenge};
 use crate::ledger::tokens::CachedToken;
 use crate::ledger::{Ledger, LedgerError};
+use crate::netguard::{self, NetPolicy};
 use crate::pay::{PayError, PayRequest, Payer, Receipt};
 
 /// Default and largest response body kept.
@@ -121,6 +126,8 @@ pub enum FetchError {
     Invalid(String),
     #[error("HTTP request failed: {0}")]
     Http(String),
+    #[error("{0}; nothing was fetched or paid")]
+    Blocked(#[from] crate::netguard::Blocked),
     #[error("the server answered 402 but not with an L402 challenge ({detail}); nothing was paid")]
     NotL402 { detail: String },
     #[error("{0}")]
@@ -132,6 +139,10 @@ pub enum FetchError {
         amount_msat: u64,
         payment_hash: String,
     },
+    #[error(
+        "{origin} took a payment earlier and then refused the credential; it is not paid again until {until} (unix seconds)"
+    )]
+    SellerDistrusted { origin: String, until: u64 },
     #[error(transparent)]
     Ledger(#[from] LedgerError),
 }
@@ -155,6 +166,9 @@ pub struct Fetcher {
     wallet: String,
     http: reqwest::Client,
     clock: SharedClock,
+    policy: NetPolicy,
+    /// Origins that took a payment and answered 402 again: not paid again until the time given.
+    refused: Mutex<HashMap<String, u64>>,
     /// One lock per resource (origin + path), so parallel calls pay once.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -162,17 +176,30 @@ pub struct Fetcher {
 /// Where a credential applies: origin and path (without query).
 #[derive(Debug, Clone)]
 struct Resource {
+    url: reqwest::Url,
     origin: String,
     path: String,
-    host: Option<String>,
 }
+
+/// One request with its redirects: the final response, its URL, and the credential sent there.
+struct Exchange {
+    response: reqwest::Response,
+    url: reqwest::Url,
+    token: Option<CachedToken>,
+}
+
+/// How long a seller that refused a paid credential is not paid again.
+const DISTRUST_SECS: u64 = 24 * 3600;
+
+/// Redirects followed at most.
+const MAX_REDIRECTS: usize = 5;
 
 impl Resource {
     fn of(url: &reqwest::Url) -> Resource {
         Resource {
+            url: url.clone(),
             origin: url.origin().ascii_serialization(),
             path: url.path().to_owned(),
-            host: url.host_str().map(str::to_owned),
         }
     }
     fn key(&self) -> String {
@@ -193,15 +220,18 @@ enum Found {
 }
 
 impl Fetcher {
+    /// A fetcher for `payer`'s wallet that only reaches addresses `policy` allows.
     pub fn new(
         payer: Arc<Payer>,
         ledger: Ledger,
         clock: SharedClock,
+        policy: NetPolicy,
     ) -> Result<Fetcher, FetchError> {
         crate::init_tls();
         let http = reqwest::Client::builder()
             .user_agent(concat!("l402-mcp/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::limited(5))
+            .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(netguard::resolver(policy))
             .build()
             .map_err(|e| FetchError::Http(e.to_string()))?;
         Ok(Fetcher {
@@ -210,6 +240,8 @@ impl Fetcher {
             ledger,
             http,
             clock,
+            policy,
+            refused: Mutex::new(HashMap::new()),
             locks: Mutex::new(HashMap::new()),
         })
     }
@@ -226,26 +258,21 @@ impl Fetcher {
         req: &FetchRequest,
         url: reqwest::Url,
     ) -> Result<FetchResponse, FetchError> {
-        let resource = Resource::of(&url);
-        let now = self.clock.now();
-        let cached = self
-            .ledger
-            .find_token(&self.wallet, &resource.origin, &resource.path, now)
-            .await?;
-        let first = self.send(req, &url, cached.as_ref(), None).await?;
-        if first.status() != reqwest::StatusCode::PAYMENT_REQUIRED {
-            return self
-                .finish(first, req, &resource, cached.as_ref(), None)
-                .await;
+        let first = self.exchange(req, url, None).await?;
+        if first.response.status() != reqwest::StatusCode::PAYMENT_REQUIRED {
+            return self.finish(first, req, None).await;
         }
-        if let Some(stale) = &cached {
+        // The URL that asked for payment is the resource the credential is for.
+        let resource = Resource::of(&first.url);
+        if let Some(stale) = &first.token {
             info!("the server refused the cached credential; dropping it");
             self.ledger
                 .drop_token(&self.wallet, &stale.origin, &stale.path_prefix)
                 .await?;
         }
-        let headers = first.headers().clone();
-        let (body, _) = read_body(first, req.max_response_bytes).await?;
+        let refused = first.token.as_ref().map(|t| t.payment_hash);
+        let headers = first.response.headers().clone();
+        let (body, _) = read_body(first.response, req.max_response_bytes).await?;
         let found = find_challenge(&headers, &body)?;
 
         // Pay under the resource lock; a parallel call may have paid while we waited.
@@ -256,20 +283,24 @@ impl Fetcher {
             .ledger
             .find_token(&self.wallet, &resource.origin, &resource.path, now)
             .await?
-            && cached
-                .as_ref()
-                .is_none_or(|c| c.payment_hash != fresh.payment_hash)
+            && refused != Some(fresh.payment_hash)
         {
             info!("a parallel call bought a credential for this resource; using it");
-            let resp = self.send(req, &url, Some(&fresh), None).await?;
-            if resp.status() != reqwest::StatusCode::PAYMENT_REQUIRED {
-                return self.finish(resp, req, &resource, Some(&fresh), None).await;
+            let retry = self.exchange(req, resource.url.clone(), None).await?;
+            if retry.response.status() != reqwest::StatusCode::PAYMENT_REQUIRED {
+                return self.finish(retry, req, None).await;
             }
             self.ledger
                 .drop_token(&self.wallet, &fresh.origin, &fresh.path_prefix)
                 .await?;
         }
 
+        if let Some(until) = self.refused_until(&resource.origin, now) {
+            return Err(FetchError::SellerDistrusted {
+                origin: resource.origin.clone(),
+                until,
+            });
+        }
         let invoice = match &found {
             Found::L402 { invoice, .. } | Found::PaymentHashBody { invoice } => invoice.clone(),
         };
@@ -279,12 +310,12 @@ impl Fetcher {
                 invoice: &invoice,
                 max_amount_msat: req.max_price_msat,
                 max_fee_msat: None,
-                url: Some(url.as_str()),
-                host: resource.host.as_deref(),
+                url: Some(resource.url.as_str()),
+                host: resource.url.host_str(),
             })
             .await?;
 
-        let (resp, token) = match &found {
+        let paid = match &found {
             Found::L402 {
                 scheme, macaroon, ..
             } => {
@@ -298,29 +329,115 @@ impl Fetcher {
                     expires_at: token_expiry(macaroon),
                 };
                 self.ledger.put_token(&self.wallet, &token, now).await?;
-                let resp = self.send(req, &url, Some(&token), None).await?;
-                if resp.status() == reqwest::StatusCode::PAYMENT_REQUIRED {
-                    self.ledger
-                        .drop_token(&self.wallet, &token.origin, &token.path_prefix)
-                        .await?;
-                }
-                (resp, Some(token))
+                self.exchange(req, resource.url.clone(), None).await?
             }
-            Found::PaymentHashBody { .. } => (
-                self.send(req, &url, None, Some(&receipt.payment_hash))
-                    .await?,
-                None,
-            ),
+            Found::PaymentHashBody { .. } => {
+                self.exchange(req, resource.url.clone(), Some(&receipt.payment_hash))
+                    .await?
+            }
         };
-        if resp.status() == reqwest::StatusCode::PAYMENT_REQUIRED {
-            warn!(payment_hash = %hex::encode(receipt.payment_hash), "402 again after paying; not paying again");
+        if paid.response.status() == reqwest::StatusCode::PAYMENT_REQUIRED {
+            if let Some(t) = &paid.token {
+                self.ledger
+                    .drop_token(&self.wallet, &t.origin, &t.path_prefix)
+                    .await?;
+            }
+            warn!(payment_hash = %hex::encode(receipt.payment_hash), "402 again after paying; not paying this seller again for a day");
+            if let Ok(mut refused) = self.refused.lock() {
+                refused.insert(resource.origin.clone(), now.saturating_add(DISTRUST_SECS));
+            }
             return Err(FetchError::RefusedAfterPayment {
                 amount_msat: receipt.amount_msat,
                 payment_hash: hex::encode(receipt.payment_hash),
             });
         }
-        self.finish(resp, req, &resource, token.as_ref(), Some(&receipt))
-            .await
+        self.finish(paid, req, Some(&receipt)).await
+    }
+
+    /// Send the request and follow redirects, checking each hop against the network policy and
+    /// presenting, at each hop, only a credential bought for that hop's origin and path.
+    async fn exchange(
+        &self,
+        req: &FetchRequest,
+        mut url: reqwest::Url,
+        payment_hash: Option<&[u8; 32]>,
+    ) -> Result<Exchange, FetchError> {
+        let mut method = reqwest::Method::from_bytes(req.method.to_ascii_uppercase().as_bytes())
+            .map_err(|_| FetchError::Invalid(format!("{:?} is not an HTTP method", req.method)))?;
+        let mut body = req.body.clone();
+        if let Some(hash) = payment_hash {
+            body = Some(with_payment_hash(body.as_deref(), hash));
+        }
+        for _ in 0..=MAX_REDIRECTS {
+            self.check_literal(&url)?;
+            let here = Resource::of(&url);
+            let token = self
+                .ledger
+                .find_token(&self.wallet, &here.origin, &here.path, self.clock.now())
+                .await?;
+            let response = self
+                .send(
+                    req,
+                    &method,
+                    &url,
+                    token.as_ref(),
+                    body.as_deref(),
+                    payment_hash.is_some(),
+                )
+                .await?;
+            let status = response.status();
+            if !status.is_redirection() || status == reqwest::StatusCode::NOT_MODIFIED {
+                return Ok(Exchange {
+                    response,
+                    url,
+                    token,
+                });
+            }
+            let Some(next) = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .and_then(|l| url.join(l).ok())
+            else {
+                return Ok(Exchange {
+                    response,
+                    url,
+                    token,
+                });
+            };
+            if !matches!(next.scheme(), "http" | "https") {
+                return Err(FetchError::Invalid(format!(
+                    "redirected to a {} URL, which is not fetched",
+                    next.scheme()
+                )));
+            }
+            // 303, and 301/302 after a POST, turn into a GET without a body (as browsers do).
+            if status == reqwest::StatusCode::SEE_OTHER
+                || (matches!(status.as_u16(), 301 | 302) && method == reqwest::Method::POST)
+            {
+                method = reqwest::Method::GET;
+                body = None;
+            }
+            url = next;
+        }
+        Err(FetchError::Http(format!(
+            "more than {MAX_REDIRECTS} redirects"
+        )))
+    }
+
+    /// A URL whose host is an IP address is checked here (names are checked by the resolver).
+    fn check_literal(&self, url: &reqwest::Url) -> Result<(), FetchError> {
+        let ip = match url.host() {
+            Some(url::Host::Ipv4(v4)) => std::net::IpAddr::V4(v4),
+            Some(url::Host::Ipv6(v6)) => std::net::IpAddr::V6(v6),
+            _ => return Ok(()),
+        };
+        Ok(self.policy.check(&ip.to_string(), ip)?)
+    }
+
+    fn refused_until(&self, origin: &str, now: u64) -> Option<u64> {
+        let refused = self.refused.lock().ok()?;
+        refused.get(origin).copied().filter(|until| *until > now)
     }
 
     fn lock_for(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -338,12 +455,12 @@ impl Fetcher {
     async fn send(
         &self,
         req: &FetchRequest,
+        method: &reqwest::Method,
         url: &reqwest::Url,
         token: Option<&CachedToken>,
-        payment_hash: Option<&[u8; 32]>,
+        body: Option<&str>,
+        json_body: bool,
     ) -> Result<reqwest::Response, FetchError> {
-        let method = reqwest::Method::from_bytes(req.method.to_ascii_uppercase().as_bytes())
-            .map_err(|_| FetchError::Invalid(format!("{:?} is not an HTTP method", req.method)))?;
         let mut headers = HeaderMap::new();
         for (k, v) in &req.headers {
             let name = HeaderName::from_bytes(k.as_bytes())
@@ -356,39 +473,40 @@ impl Fetcher {
             headers.append(name, value);
         }
         if let Some(t) = token {
-            let value = HeaderValue::from_str(&t.authorization())
+            let mut value = HeaderValue::from_str(&t.authorization())
                 .map_err(|_| FetchError::Invalid("credential is not a valid header".into()))?;
+            value.set_sensitive(true);
             headers.insert(AUTHORIZATION, value);
         }
-        let mut body = req.body.clone();
-        if let Some(hash) = payment_hash {
-            body = Some(with_payment_hash(body.as_deref(), hash));
+        if json_body {
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         }
         let mut builder = self
             .http
-            .request(method, url.clone())
+            .request(method.clone(), url.clone())
             .headers(headers)
             .timeout(req.timeout);
         if let Some(b) = body {
-            builder = builder.body(b);
+            builder = builder.body(b.to_owned());
         }
-        builder
-            .send()
-            .await
-            .map_err(|e| FetchError::Http(describe_reqwest(&e)))
+        builder.send().await.map_err(|e| match blocked_cause(&e) {
+            Some(b) => FetchError::Blocked(b),
+            None => FetchError::Http(describe_reqwest(&e)),
+        })
     }
 
     async fn finish(
         &self,
-        resp: reqwest::Response,
+        ex: Exchange,
         req: &FetchRequest,
-        resource: &Resource,
-        token: Option<&CachedToken>,
         paid: Option<&Receipt>,
     ) -> Result<FetchResponse, FetchError> {
+        let Exchange {
+            response: resp,
+            url,
+            token,
+        } = ex;
         let status = resp.status().as_u16();
-        let final_url = resp.url().to_string();
         let headers: Vec<(String, String)> = resp
             .headers()
             .iter()
@@ -406,10 +524,10 @@ impl Fetcher {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let (bytes, truncated) = read_body(resp, req.max_response_bytes).await?;
-        let remaining = self.budget_remaining(resource).await?;
+        let remaining = self.budget_remaining(url.host_str()).await?;
         Ok(FetchResponse {
             status,
-            url: final_url,
+            url: url.to_string(),
             headers,
             body: encode_body(&bytes, truncated, content_type.as_deref()),
             content_type,
@@ -419,19 +537,19 @@ impl Fetcher {
                 fee_msat: paid.map_or(0, |r| r.fee_msat),
                 payment_hash: paid
                     .map(|r| hex::encode(r.payment_hash))
-                    .or_else(|| token.map(|t| hex::encode(t.payment_hash))),
+                    .or_else(|| token.as_ref().map(|t| hex::encode(t.payment_hash))),
                 token_reused: paid.is_none() && token.is_some(),
-                scheme: token.map(|t| t.scheme),
+                scheme: token.as_ref().map(|t| t.scheme),
                 budget_remaining_msat: remaining,
             },
         })
     }
 
-    async fn budget_remaining(&self, resource: &Resource) -> Result<u64, LedgerError> {
+    async fn budget_remaining(&self, host: Option<&str>) -> Result<u64, LedgerError> {
         let policy = self.ledger.budget(&self.wallet).await?;
         let used = self
             .ledger
-            .window_use(&self.wallet, resource.host.as_deref(), self.clock.now())
+            .window_use(&self.wallet, host, self.clock.now())
             .await?;
         Ok(policy.daily_msat.saturating_sub(used.daily_msat))
     }
@@ -585,6 +703,18 @@ fn encode_body(bytes: &[u8], truncated: bool, content_type: Option<&str>) -> Bod
             truncated,
         },
     }
+}
+
+/// The network policy's refusal, when that is why a request failed.
+fn blocked_cause(e: &reqwest::Error) -> Option<crate::netguard::Blocked> {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(b) = s.downcast_ref::<crate::netguard::Blocked>() {
+            return Some(b.clone());
+        }
+        source = s.source();
+    }
+    None
 }
 
 fn describe_reqwest(e: &reqwest::Error) -> String {

@@ -27,3 +27,4 @@ pub fn init_tls() {
     // An error only means a provider is installed already.
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
+pub mod netguard;

@@ -147,3 +147,38 @@ async fn twenty_processes_against_a_budget_for_five() {
     assert_eq!(spent.spent_msat, 5 * PRICE_MSAT);
     assert_eq!(balance(&buyer).await, DEMO_GRANT_MSAT - spent.spent_msat);
 }
+
+/// Several servers started at the same moment on a new data dir (an agent host starting two
+/// MCP servers): every one comes up. Without the lock around creating and migrating the ledger
+/// about a quarter of them died with "table payments already exists" or "database is locked".
+#[test]
+fn processes_starting_together_on_a_new_data_dir_all_come_up() {
+    for _round in 0..8 {
+        let dir = tempfile::tempdir().unwrap();
+        let children: Vec<_> = ["a", "b", "c", "d"]
+            .iter()
+            .map(|w| {
+                Command::new(env!("CARGO_BIN_EXE_l402-mcp"))
+                    .args([
+                        "--data-dir",
+                        dir.path().to_str().unwrap(),
+                        "--wallet",
+                        w,
+                        "balance",
+                    ])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}

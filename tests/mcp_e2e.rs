@@ -42,6 +42,11 @@ async fn buy_and_sell_between_two_agents_over_stdio() {
             .iter()
             .all(|t| t.output_schema.is_some() && t.annotations.is_some())
     );
+    // No non-standard integer formats (clients warn about each).
+    for t in &tools {
+        let schemas = format!("{:?}{:?}", t.input_schema, t.output_schema);
+        assert!(!schemas.contains("uint64") && !schemas.contains("int64"), "{}", t.name);
+    }
 
     let (b0, s0) = (balance_sats(&buyer).await, balance_sats(&seller).await);
     let url = format!("http://{addr}/joke");
@@ -132,6 +137,7 @@ async fn buy_over_streamable_http_with_a_bearer_token() {
         .arg("--data-dir")
         .arg(dir.path())
         .stderr(Stdio::null())
+        .env("L402_MCP_FETCH_ALLOW_LOOPBACK", "1")
         .kill_on_drop(true)
         .spawn()
         .unwrap();

@@ -158,7 +158,9 @@ async fn spawn_agent(exe: &Path, dir: &Path, wallet: &str) -> Result<Agent> {
                 .arg(dir)
                 .arg("--wallet")
                 .arg(wallet)
-                .env("RUST_LOG", "warn");
+                .env("RUST_LOG", "warn")
+                // The demo's seller listens on loopback, which fetch_paid refuses unless allowed.
+                .env("L402_MCP_FETCH_ALLOW_LOOPBACK", "1");
         }))
         .stderr(std::process::Stdio::inherit())
         .spawn()

@@ -281,7 +281,7 @@ async fn run(cli: Cli) -> Result<()> {
     let j = cli.json;
     match cli.command {
         Command::Decode { .. } | Command::Demo | Command::Doctor => unreachable!("handled above"),
-        Command::Serve(args) => serve(app, args, cfg.http).await,
+        Command::Serve(args) => serve(app, args, cfg.http, cfg.fetch).await,
         Command::Balance => {
             let s = app.status().await?;
             print(j, &s, || status_text(&s))
@@ -484,8 +484,13 @@ async fn run(cli: Cli) -> Result<()> {
     }
 }
 
-async fn serve(app: App, args: ServeArgs, http: config::HttpConfig) -> Result<()> {
-    let server = L402Server::new(std::sync::Arc::new(app))?;
+async fn serve(
+    app: App,
+    args: ServeArgs,
+    http: config::HttpConfig,
+    fetch: l402_mcp::netguard::NetPolicy,
+) -> Result<()> {
+    let server = L402Server::new(std::sync::Arc::new(app), fetch)?;
     let Some(bind) = args.http else {
         tracing::info!("MCP over stdio");
         let running = server

@@ -55,13 +55,29 @@ impl Ledger {
     }
 
     /// Open (creating if needed) the ledger file at `path`.
+    ///
+    /// Several processes may start on one new data dir at once (an agent host starting two
+    /// servers): creating the file, switching it to WAL and migrating happen under an exclusive
+    /// lock on `<path>.lock`, so exactly one of them does it and the others wait.
     pub async fn open(path: &Path) -> Result<Ledger, LedgerError> {
-        // Create the file ourselves so it is 0600 from the first byte; SQLite gives its WAL and
-        // shared-memory files the same mode.
-        crate::fsutil::private_file(path).map_err(|source| LedgerError::Io {
+        let io = |source| LedgerError::Io {
             path: path.display().to_string(),
             source,
-        })?;
+        };
+        // Create the file ourselves so it is 0600 from the first byte; SQLite gives its WAL and
+        // shared-memory files the same mode.
+        crate::fsutil::private_file(path).map_err(io)?;
+        let lock_path = path.with_extension("lock");
+        crate::fsutil::private_file(&lock_path).map_err(io)?;
+        let lock = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&lock_path)
+            .map_err(io)?;
+        // Blocking wait on the lock, off the async runtime's worker threads.
+        let lock = tokio::task::spawn_blocking(move || lock.lock().map(|()| lock))
+            .await
+            .map_err(|e| io(std::io::Error::other(e)))?
+            .map_err(io)?;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -74,6 +90,7 @@ impl Ledger {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
+        drop(lock); // closing the file releases the lock
         Ok(Ledger { pool })
     }
 

@@ -105,6 +105,10 @@ impl From<FetchError> for ToolError {
             FetchError::Pay(p) => p.into(),
             FetchError::Invalid(m) => ToolError::new("invalid_request", m),
             FetchError::Http(m) => ToolError::new("http_error", format!("{m}; nothing was paid")),
+            e @ FetchError::Blocked(_) => ToolError::new("address_refused", e.to_string()),
+            e @ FetchError::SellerDistrusted { .. } => {
+                ToolError::new("seller_distrusted", e.to_string())
+            }
             e @ FetchError::NotL402 { .. } => ToolError::new("not_l402", e.to_string()),
             e @ FetchError::RefusedAfterPayment { .. } => {
                 ToolError::new("refused_after_payment", e.to_string())
@@ -119,6 +123,39 @@ impl From<SellError> for ToolError {
         match e {
             SellError::Invalid(m) => ToolError::new("invalid_request", m),
             other => ToolError::new("wallet_error", other.to_string()),
+        }
+    }
+}
+
+/// schemars marks integers with formats such as `uint64` that are not JSON Schema formats; some
+/// clients print a warning for each. The type and `minimum` already say it all.
+fn tidy_tool_schemas(tool: &mut rmcp::model::Tool) {
+    fn tidy(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(map) => {
+                if map
+                    .get("format")
+                    .and_then(|f| f.as_str())
+                    .is_some_and(|f| f.starts_with("int") || f.starts_with("uint"))
+                {
+                    map.remove("format");
+                }
+                map.values_mut().for_each(tidy);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(tidy),
+            _ => {}
+        }
+    }
+    let mut input = serde_json::Value::Object((*tool.input_schema).clone());
+    tidy(&mut input);
+    if let serde_json::Value::Object(map) = input {
+        tool.input_schema = Arc::new(map);
+    }
+    if let Some(out) = &tool.output_schema {
+        let mut output = serde_json::Value::Object((**out).clone());
+        tidy(&mut output);
+        if let serde_json::Value::Object(map) = output {
+            tool.output_schema = Some(Arc::new(map));
         }
     }
 }
@@ -206,6 +243,7 @@ pub struct FetchReceiptOutput {
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct CreateChallengeParams {
     /// Price in sats (at least 1).
+    #[schemars(range(min = 1))]
     pub amount_sats: u64,
     /// Invoice description shown to the payer.
     #[serde(default)]
@@ -342,6 +380,7 @@ pub struct PayInvoiceOutput {
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct CreateInvoiceParams {
     /// Amount in sats (at least 1).
+    #[schemars(range(min = 1))]
     pub amount_sats: u64,
     #[serde(default)]
     pub description: Option<String>,
@@ -421,16 +460,24 @@ pub struct PaymentOutput {
 #[tool_router(router = tool_router)]
 impl L402Server {
     /// Tools over an opened wallet.
-    pub fn new(app: Arc<App>) -> Result<L402Server, FetchError> {
+    pub fn new(
+        app: Arc<App>,
+        policy: crate::netguard::NetPolicy,
+    ) -> Result<L402Server, FetchError> {
         let fetcher = Arc::new(Fetcher::new(
             app.payer.clone(),
             app.ledger.clone(),
             app.clock.clone(),
+            policy,
         )?);
+        let mut tool_router = Self::tool_router();
+        for route in tool_router.map.values_mut() {
+            tidy_tool_schemas(&mut route.attr);
+        }
         Ok(L402Server {
             app,
             fetcher,
-            tool_router: Self::tool_router(),
+            tool_router,
         })
     }
 

@@ -30,7 +30,9 @@ pub async fn spawn_agent(dir: &Path, wallet: &str, env: &[(&str, &str)], stderr:
                 .arg("--data-dir")
                 .arg(dir)
                 .arg("--wallet")
-                .arg(wallet);
+                .arg(wallet)
+                // Test sellers listen on loopback, which fetch_paid refuses unless allowed.
+                .env("L402_MCP_FETCH_ALLOW_LOOPBACK", "1");
             for (k, v) in env {
                 c.env(k, v);
             }
