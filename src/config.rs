@@ -77,6 +77,9 @@ pub struct Config {
     pub budget: BudgetConfig,
     #[serde(default)]
     pub http: HttpConfig,
+    /// `l402-mcp gateway` settings.
+    #[serde(default)]
+    pub gateway: Option<crate::gateway::GatewayConfig>,
     /// What `fetch_paid` may reach besides public addresses.
     #[serde(default)]
     pub fetch: crate::netguard::NetPolicy,

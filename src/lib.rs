@@ -13,6 +13,7 @@ pub mod config;
 pub mod fault;
 pub mod fetch;
 pub mod fsutil;
+pub mod gateway;
 pub mod l402;
 pub mod ledger;
 pub mod mcp;
@@ -28,3 +29,4 @@ pub fn init_tls() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 pub mod netguard;
+pub mod store;

@@ -19,6 +19,7 @@ use crate::l402::verify::{self, Rejection, VerifyParams};
 use crate::l402::{Credential, Identifier, Macaroon, challenge};
 use crate::ledger::root_keys::NewMintedToken;
 use crate::ledger::{Direction, Ledger, LedgerError};
+use crate::store::TokenStore;
 use crate::wallet::{CreatedInvoice, IncomingStatus, InvoiceRequest, Wallet, WalletError};
 
 /// The service name used when a seller does not name one.
@@ -34,6 +35,8 @@ pub enum SellError {
     Wallet(#[from] WalletError),
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
     #[error("the wallet made an invoice that does not decode: {0}")]
     BadInvoice(#[from] bolt11::InvoiceError),
 }
@@ -51,6 +54,8 @@ pub struct ChallengeRequest {
     pub capabilities: Vec<String>,
     /// Token lifetime after minting; none means the token does not expire (as in Aperture).
     pub valid_for_secs: Option<u64>,
+    /// Uses allowed (N-use tokens, counted by whoever serves the requests); none = unlimited.
+    pub max_uses: Option<u64>,
 }
 
 /// A challenge to send to a buyer. Holds no secret: not the root key, not the preimage.
@@ -89,6 +94,8 @@ pub struct Verification {
     pub amount_paid_msat: Option<u64>,
     pub caveats: Vec<String>,
     pub valid_until: Option<u64>,
+    /// Uses the token was sold for (N-use tokens), when this data dir issued it.
+    pub max_uses: Option<u64>,
 }
 
 impl Verification {
@@ -102,6 +109,7 @@ impl Verification {
             amount_paid_msat: None,
             caveats,
             valid_until: None,
+            max_uses: None,
         }
     }
 }
@@ -112,6 +120,8 @@ pub struct Seller {
     wallet_name: String,
     wallet: Arc<dyn Wallet>,
     ledger: Ledger,
+    /// Root keys, token terms and sales: the ledger, or a store shared by several instances.
+    tokens: Arc<dyn TokenStore>,
     clock: SharedClock,
 }
 
@@ -125,9 +135,27 @@ impl Seller {
         Seller {
             wallet_name: wallet_name.to_owned(),
             wallet,
+            tokens: Arc::new(ledger.clone()),
             ledger,
             clock,
         }
+    }
+
+    /// Keep root keys, token terms and sales in `tokens` instead of the ledger (e.g. PostgreSQL
+    /// shared by several gateway instances).
+    pub fn with_token_store(mut self, tokens: Arc<dyn TokenStore>) -> Seller {
+        self.tokens = tokens;
+        self
+    }
+
+    /// The current time of this seller's clock (unix seconds).
+    pub fn now(&self) -> u64 {
+        self.clock.now()
+    }
+
+    /// The store of root keys, token terms, use counters and sales.
+    pub fn tokens(&self) -> &Arc<dyn TokenStore> {
+        &self.tokens
     }
 
     /// Create an invoice and record it in the ledger as pending income.
@@ -205,7 +233,7 @@ impl Seller {
         if let Some(t) = valid_until {
             mac.add_caveat(&Caveat::valid_until(&service, t).encode());
         }
-        self.ledger
+        self.tokens
             .store_minted(
                 &NewMintedToken {
                     key_id: crate::l402::sha256(&identifier),
@@ -218,6 +246,7 @@ impl Seller {
                     tier,
                     capabilities: &req.capabilities,
                     valid_until,
+                    max_uses: req.max_uses,
                 },
                 now,
             )
@@ -307,7 +336,7 @@ impl Seller {
                 return Ok(Verification::rejected(&r, id.as_ref(), caveats));
             }
         };
-        let root_key = self.ledger.root_key(&prepared.key_id).await?;
+        let root_key = self.tokens.root_key(&prepared.key_id).await?;
         let caveats = prepared.macaroon.caveat_strings();
         let token = match verify::finish(&prepared, root_key.as_ref().map(|k| &k[..]), params) {
             Ok(t) => t,
@@ -320,8 +349,16 @@ impl Seller {
             }
         };
         // The preimage proves the invoice was paid: record the income if we issued it.
-        let minted = self.ledger.minted_token(&token.identifier.token_id).await?;
+        let minted = self.tokens.minted_token(&token.identifier.token_id).await?;
         if let Some(m) = &minted {
+            let (hash, id) = (&token.identifier.payment_hash, &token.identifier.token_id);
+            if self
+                .tokens
+                .record_sale(hash, id, &m.service, m.amount_msat(), self.clock.now())
+                .await?
+            {
+                info!(token_id = %hex::encode(id), service = %m.service, amount_msat = m.amount_msat(), "sale");
+            }
             self.ledger
                 .mark_incoming_settled(
                     &m.wallet,
@@ -337,10 +374,31 @@ impl Seller {
             reason: None,
             payment_hash: Some(hex::encode(token.identifier.payment_hash)),
             token_id: Some(hex::encode(token.identifier.token_id)),
+            max_uses: minted
+                .as_ref()
+                .and_then(|m| m.max_uses)
+                .map(crate::ledger::from_db),
             amount_paid_msat: minted.map(|m| m.amount_msat()),
             caveats,
             valid_until: token.valid_until,
         })
+    }
+
+    /// Count one use of a valid N-use token: a token whose uses are spent comes back invalid
+    /// (`used_up`). Call once per request served; other verdicts pass through.
+    pub async fn consume(&self, mut v: Verification) -> Result<Verification, SellError> {
+        let (Some(max), true) = (v.max_uses, v.valid) else {
+            return Ok(v);
+        };
+        let Some(token_id) = v.token_id.as_deref().and_then(crate::l402::parse_hex32) else {
+            return Ok(v);
+        };
+        if self.tokens.use_token(&token_id, max).await?.is_none() {
+            v.valid = false;
+            v.reason_code = Some("used_up");
+            v.reason = Some(format!("the token paid for {max} request(s), all used"));
+        }
+        Ok(v)
     }
 
     /// Ask the wallet about invoices still pending in the ledger; record those paid or expired.

@@ -49,6 +49,11 @@ fn fail(check: &'static str, detail: impl Into<String>, fix: impl Into<String>) 
 fn fix_for(e: &WalletError, kind: &str) -> String {
     let text = e.to_string();
     let upper = kind.to_ascii_uppercase();
+    if kind == "nwc"
+        && (text.contains("relay") || text.contains("connect") || text.contains("reach"))
+    {
+        return "check the relay in the connection uri ([backend] uri or L402_MCP_NWC_URI) and that this machine can reach it".into();
+    }
     if text.contains("credentials") || text.contains("401") || text.contains("403") {
         format!(
             "the backend refused the key: check the key/macaroon/rune/password in [backend] (or L402_MCP_{upper}_...)"

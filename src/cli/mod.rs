@@ -55,6 +55,14 @@ enum Command {
     Demo,
     /// Check the configured wallet backend and say what to fix
     Doctor,
+    /// Put an HTTP API behind an L402 paywall: `--upstream URL --price SATS`, or [gateway] in the config
+    Gateway(GatewayArgs),
+    /// Report sales (L402 tokens paid for and accepted)
+    Sales {
+        /// Period to report, in hours
+        #[arg(long, default_value_t = 24)]
+        hours: u64,
+    },
     /// Show the wallet balance, budget and earnings
     Balance,
     /// Create an invoice to receive sats
@@ -110,6 +118,9 @@ enum Command {
         /// Token lifetime in seconds (default: no expiry)
         #[arg(long)]
         valid_for: Option<u64>,
+        /// Requests the token pays for (default: unlimited)
+        #[arg(long)]
+        max_uses: Option<u64>,
         #[arg(long)]
         description: Option<String>,
         /// Seconds until the invoice expires
@@ -140,6 +151,28 @@ struct ServeArgs {
     /// Extra browser Origin to accept, e.g. https://app.example.com (repeatable)
     #[arg(long = "allowed-origin")]
     allowed_origins: Vec<String>,
+}
+
+#[derive(Args)]
+struct GatewayArgs {
+    /// The service to put behind the paywall, e.g. http://127.0.0.1:3000
+    #[arg(long)]
+    upstream: Option<String>,
+    /// Price in sats of every request under --path (a quick single-route gateway)
+    #[arg(long)]
+    price: Option<u64>,
+    /// Path prefix the price applies to
+    #[arg(long, default_value = "/")]
+    path: String,
+    /// Service name in the tokens
+    #[arg(long)]
+    service: Option<String>,
+    /// Token lifetime in seconds
+    #[arg(long)]
+    valid_for: Option<u64>,
+    /// Where to listen [default: 127.0.0.1:8402]
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Subcommand)]
@@ -281,6 +314,18 @@ async fn run(cli: Cli) -> Result<()> {
     let j = cli.json;
     match cli.command {
         Command::Decode { .. } | Command::Demo | Command::Doctor => unreachable!("handled above"),
+        Command::Gateway(args) => gateway(app, args, cfg.gateway.unwrap_or_default()).await,
+        Command::Sales { hours } => {
+            let since = app.clock.now().saturating_sub(hours.saturating_mul(3600));
+            let summary = app.seller.tokens().sales_since(since).await?;
+            print(j, &summary, || {
+                let mut out = format!("{} sale(s), {} in the last {hours} h", summary.count, sats(summary.amount_msat));
+                for s in &summary.by_service {
+                    out.push_str(&format!("\n  {:<20} {:>5} sale(s) {:>14}", s.service, s.count, sats(s.amount_msat)));
+                }
+                out
+            })
+        }
         Command::Serve(args) => serve(app, args, cfg.http, cfg.fetch).await,
         Command::Balance => {
             let s = app.status().await?;
@@ -423,6 +468,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Challenge {
             amount_sats,
+            max_uses,
             service,
             tier,
             capabilities,
@@ -440,6 +486,7 @@ async fn run(cli: Cli) -> Result<()> {
                     tier,
                     capabilities,
                     valid_for_secs: valid_for,
+                    max_uses,
                 })
                 .await?;
             print(j, &c, || {
@@ -520,6 +567,58 @@ async fn serve(
         on_signal.cancel();
     });
     l402_mcp::mcp::http::serve(server, opts, shutdown).await?;
+    Ok(())
+}
+
+async fn gateway(app: App, args: GatewayArgs, mut cfg: l402_mcp::gateway::GatewayConfig) -> Result<()> {
+    use l402_mcp::gateway::{self, RouteConfig};
+    if let Some(u) = args.upstream {
+        cfg.upstream = Some(u);
+    }
+    if let Some(price) = args.price {
+        cfg.routes.push(RouteConfig {
+            path: args.path.clone(),
+            price_sats: Some(price),
+            pricing_hook: None,
+            free: false,
+            service: args.service.clone(),
+            tier: None,
+            capabilities: Vec::new(),
+            valid_for_secs: args.valid_for,
+            max_uses: None,
+            free_per_day: 0,
+            description: None,
+        });
+    }
+    let upstream = cfg.upstream.clone().context("no upstream: give --upstream URL or [gateway] upstream in the config")?;
+    let routes = gateway::routes_from(&cfg)?;
+    if routes.is_empty() {
+        bail!("no routes: give --price SATS (with --path) or [[gateway.routes]] in the config");
+    }
+    let mut seller = app.seller.clone();
+    if let Some(url) = &cfg.database_url {
+        seller = seller.with_token_store(l402_mcp::store::postgres::connect(url).await?);
+    }
+    let mut paywall = gateway::Paywall::new(seller, routes).trust_forwarded_for(cfg.trust_forwarded_for);
+    if cfg.deny_unmatched {
+        paywall = paywall.deny_unmatched();
+    }
+    let network = app.wallet.info().await.map(|i| i.network.to_string()).unwrap_or_else(|_| "unknown".into());
+    let about = gateway::discovery::About {
+        name: cfg.name.clone().unwrap_or_else(|| "L402 API".into()),
+        description: cfg.description.clone().unwrap_or_else(|| format!("{upstream} behind an L402 paywall")),
+        base_url: cfg.public_url.clone(),
+        network,
+    };
+    let router = gateway::router(paywall, &upstream, about, &cfg.cors_origins)?;
+    let listen = args.listen.or(cfg.listen).unwrap_or(std::net::SocketAddr::from(([127, 0, 0, 1], 8402)));
+    let shutdown = CancellationToken::new();
+    let on_signal = shutdown.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        on_signal.cancel();
+    });
+    gateway::serve(router, listen, shutdown).await?;
     Ok(())
 }
 

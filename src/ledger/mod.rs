@@ -89,7 +89,7 @@ impl Ledger {
             .max_connections(8)
             .connect_with(options)
             .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         drop(lock); // closing the file releases the lock
         Ok(Ledger { pool })
     }

@@ -14,6 +14,7 @@ pub struct MintedToken {
     pub capabilities: String,
     pub valid_until: Option<i64>,
     pub created_at: i64,
+    pub max_uses: Option<i64>,
 }
 
 /// A new token's root key and sale terms.
@@ -29,6 +30,8 @@ pub struct NewMintedToken<'a> {
     pub tier: u8,
     pub capabilities: &'a [String],
     pub valid_until: Option<u64>,
+    /// Uses allowed (N-use tokens); `None` for unlimited.
+    pub max_uses: Option<u64>,
 }
 
 impl Ledger {
@@ -43,7 +46,7 @@ impl Ledger {
             .await?;
         sqlx::query(
             "INSERT INTO minted_tokens (token_id, key_id, wallet, payment_hash, amount_msat, service, tier,
-                 capabilities, valid_until, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 capabilities, valid_until, created_at, max_uses) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(hex::encode(t.token_id))
         .bind(hex::encode(t.key_id))
@@ -55,6 +58,7 @@ impl Ledger {
         .bind(t.capabilities.join(","))
         .bind(t.valid_until.map(db_int).transpose()?)
         .bind(db_int(now)?)
+        .bind(t.max_uses.map(db_int).transpose()?)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -88,7 +92,7 @@ impl Ledger {
         &self,
         token_id: &[u8; 32],
     ) -> Result<Option<MintedToken>, LedgerError> {
-        Ok(sqlx::query_as("SELECT token_id, wallet, payment_hash, amount_msat, service, tier, capabilities, valid_until, created_at FROM minted_tokens WHERE token_id = ?")
+        Ok(sqlx::query_as("SELECT token_id, wallet, payment_hash, amount_msat, service, tier, capabilities, valid_until, created_at, max_uses FROM minted_tokens WHERE token_id = ?")
             .bind(hex::encode(token_id))
             .fetch_optional(self.pool())
             .await?)

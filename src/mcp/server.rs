@@ -263,6 +263,10 @@ pub struct CreateChallengeParams {
     /// Token lifetime in seconds after minting; default: the token does not expire.
     #[serde(default)]
     pub valid_for_secs: Option<u64>,
+    /// How many requests the token pays for (each successful verify_l402_payment uses one); default unlimited.
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub max_uses: Option<u64>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -306,7 +310,7 @@ pub struct VerifyParams {
 pub struct VerifyOutput {
     /// True when the credential is valid: serve the request.
     pub valid: bool,
-    /// Why it is not valid: malformed, unknown_token, bad_signature, preimage_mismatch, expired, wrong_service, missing_capability, unknown_caveat, widened_caveat, invalid_caveat.
+    /// Why it is not valid: malformed, unknown_token, bad_signature, preimage_mismatch, expired, wrong_service, missing_capability, unknown_caveat, widened_caveat, invalid_caveat, used_up.
     pub reason_code: Option<String>,
     /// The reason in words.
     pub reason: Option<String>,
@@ -588,6 +592,7 @@ impl L402Server {
                 tier: p.tier,
                 capabilities: p.capabilities.unwrap_or_default(),
                 valid_for_secs: p.valid_for_secs,
+                max_uses: p.max_uses,
             })
             .await?;
         Ok(Json(CreateChallengeOutput {
@@ -638,6 +643,7 @@ impl L402Server {
                 ));
             }
         };
+        let v = seller.consume(v).await?;
         Ok(Json(VerifyOutput {
             valid: v.valid,
             reason_code: v.reason_code.map(str::to_owned),

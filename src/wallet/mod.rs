@@ -11,6 +11,7 @@ pub mod lnd;
 pub mod nwc;
 pub mod phoenixd;
 pub mod rest;
+pub mod wire;
 
 pub use embedded::EmbeddedWallet;
 

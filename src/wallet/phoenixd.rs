@@ -1,17 +1,51 @@
-//! Phoenixd backend (HTTP API, basic auth with the http-password).
+//! Phoenixd backend (HTTP API, port 9740 by default): basic auth with an empty user name and
+//! the `http-password` from `phoenix.conf`.
 //!
-//! NOT IMPLEMENTED YET: every call fails with a clear error until this backend lands.
+//! Endpoints, from the API reference (<https://phoenix.acinq.co/server/api>) and the routes of
+//! phoenixd's `Api.kt`. Requests with parameters are forms (`application/x-www-form-urlencoded`);
+//! answers are JSON, amounts in sats except `fees` (msat):
+//!
+//! - `GET  /getinfo`: `nodeId`, `chain` (`mainnet`, `testnet3`, `testnet4`, `regtest`...).
+//! - `GET  /getbalance`: `balanceSat` (spendable), `feeCreditSat` (not spendable on payments).
+//! - `POST /createinvoice` (`description`, `amountSat`, `expirySeconds`): `paymentHash` (hex),
+//!   `serialized` (the BOLT11 string).
+//! - `POST /payinvoice` (`invoice`, trampoline fee override): `200` with either
+//!   `paymentPreimage` (hex), `routingFeeSat`, `paymentId`, or `reason` when it failed for good.
+//! - `GET  /payments/incoming/{paymentHash}`: `isPaid`, `isExpired`, `receivedSat`.
+//! - `GET  /payments/outgoingbyhash/{paymentHash}`: `isPaid`, `preimage`, `fees` (msat),
+//!   `completedAt` (absent while pending); the best attempt when there were several.
+//! - `GET  /payments/outgoing/{paymentId}`: the same, for one attempt.
+//!
+//! An unknown payment is `404 Not found`; an unknown route is `404 Unknown endpoint`.
+//!
+//! Phoenixd has no fee limit parameter: it pays a fixed trampoline fee (4 sat + 0.4% by
+//! default). The fee is checked against the limit before paying and sent as an explicit
+//! override (`trampolineFeeBaseSat`, `trampolineFeeProportional`), so it cannot grow behind our
+//! back; phoenixd versions without the override ignore it and charge their default.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
+use base64::Engine as _;
 use serde::Deserialize;
+use serde_json::Value;
+use tracing::{debug, instrument, warn};
 
+use super::lnd::{check_created, settle_network};
+use super::rest::{Rest, RestError, Tls};
+use super::wire::{StreamClient, de_u64};
 use super::{
     Balance, CreatedInvoice, IncomingStatus, InvoiceRequest, OutgoingStatus, PaymentResult, Wallet,
     WalletError, WalletInfo,
 };
 use crate::bolt11::{DecodedInvoice, Network};
+
+/// Phoenix's trampoline fee, as phoenixd sets it up: a base in sats ...
+pub const DEFAULT_TRAMPOLINE_FEE_BASE_SAT: u64 = 4;
+/// ... plus parts per million of the amount.
+pub const DEFAULT_TRAMPOLINE_FEE_PPM: u64 = 4_000;
+/// Longest invoice description phoenixd accepts.
+const MAX_DESCRIPTION_CHARS: usize = 128;
 
 /// `[backend] kind = "phoenixd"` settings.
 #[derive(Clone, Deserialize)]
@@ -21,12 +55,18 @@ pub struct PhoenixdConfig {
     pub url: String,
     /// http-password from phoenix.conf. Secret.
     pub password: String,
-    /// Network of the node; default mainnet.
+    /// Network the node must be on; by default whatever the node reports.
     #[serde(default)]
     pub network: Option<Network>,
     /// Seconds per request; default 30.
     #[serde(default)]
     pub timeout_secs: Option<u64>,
+    /// Trampoline fee base in sats; default 4 (Phoenix's).
+    #[serde(default, deserialize_with = "de_u64")]
+    pub trampoline_fee_base_sat: Option<u64>,
+    /// Trampoline fee in parts per million of the amount; default 4000 (0.4%, Phoenix's).
+    #[serde(default, deserialize_with = "de_u64")]
+    pub trampoline_fee_ppm: Option<u64>,
 }
 
 impl std::fmt::Debug for PhoenixdConfig {
@@ -35,6 +75,8 @@ impl std::fmt::Debug for PhoenixdConfig {
             .field("url", &self.url)
             .field("password", &"<secret>")
             .field("network", &self.network)
+            .field("trampoline_fee_base_sat", &self.trampoline_fee_base_sat)
+            .field("trampoline_fee_ppm", &self.trampoline_fee_ppm)
             .finish_non_exhaustive()
     }
 }
@@ -42,56 +84,383 @@ impl std::fmt::Debug for PhoenixdConfig {
 /// The Phoenixd backend.
 #[derive(Debug)]
 pub struct PhoenixdWallet {
-    config: PhoenixdConfig,
+    rest: Rest,
+    forms: StreamClient,
+    network: Option<Network>,
+    fee_base_sat: u64,
+    fee_ppm: u64,
 }
 
 impl PhoenixdWallet {
     pub fn new(config: &PhoenixdConfig) -> Result<PhoenixdWallet, WalletError> {
-        let _ = Duration::from_secs(config.timeout_secs.unwrap_or(30));
+        let timeout = Duration::from_secs(config.timeout_secs.unwrap_or(30).max(1));
+        if config.password.trim().is_empty() {
+            return Err(WalletError::Other(
+                "Phoenixd needs its http-password (from ~/.phoenix/phoenix.conf)".into(),
+            ));
+        }
+        let credentials = base64::engine::general_purpose::STANDARD
+            .encode(format!(":{}", config.password.trim()));
+        let auth = format!("Basic {credentials}");
+        let headers = [("Authorization", auth.as_str())];
+        let tls = Tls::default();
         Ok(PhoenixdWallet {
-            config: config.clone(),
+            rest: Rest::new(&config.url, &headers, &tls, timeout)?,
+            forms: StreamClient::new(&config.url, &headers, &tls, timeout)?,
+            network: config.network,
+            fee_base_sat: config
+                .trampoline_fee_base_sat
+                .unwrap_or(DEFAULT_TRAMPOLINE_FEE_BASE_SAT),
+            fee_ppm: config
+                .trampoline_fee_ppm
+                .unwrap_or(DEFAULT_TRAMPOLINE_FEE_PPM),
         })
     }
 
-    fn missing(&self) -> WalletError {
-        WalletError::Unavailable(format!(
-            "the Phoenixd backend is not implemented yet (configured: {:?})",
-            self.config
-        ))
+    /// The trampoline fee phoenixd will pay for `amount_msat`, rounded up.
+    fn fee_msat(&self, amount_msat: u64) -> u64 {
+        let share = (u128::from(amount_msat) * u128::from(self.fee_ppm)).div_ceil(1_000_000);
+        self.fee_base_sat
+            .saturating_mul(1000)
+            .saturating_add(u64::try_from(share).unwrap_or(u64::MAX))
     }
+
+    /// GET a payment by hash: `None` when phoenixd has no such payment.
+    async fn lookup<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> Result<Option<T>, WalletError> {
+        match self.rest.get(path).await {
+            Ok(v) => Ok(Some(v)),
+            Err(RestError::Status { status: 404, body }) if body.contains("Unknown endpoint") => {
+                Err(WalletError::Other(format!(
+                    "this phoenixd has no {path} endpoint: upgrade phoenixd to a version with GET /payments/outgoingbyhash so payments can be looked up"
+                )))
+            }
+            Err(RestError::Status { status: 404, .. }) => Ok(None),
+            Err(e) => Err(refused_or(e)),
+        }
+    }
+}
+
+/// A failed call that moves no money.
+fn refused_or(e: RestError) -> WalletError {
+    match e {
+        RestError::Status {
+            status: 401 | 403,
+            body,
+        } => WalletError::Unavailable(format!(
+            "phoenixd refused the password (use http-password from phoenix.conf; the limited-access password cannot pay): {body}"
+        )),
+        other => other.into_wallet_error(),
+    }
+}
+
+/// A failed `payinvoice` call. A 4xx answer is a refusal of the request itself (bad invoice,
+/// bad parameter, wrong password); anything else may have left a payment under way.
+fn pay_error(e: RestError) -> WalletError {
+    match e {
+        RestError::Status {
+            status: 401 | 403, ..
+        } => refused_or(e),
+        RestError::Status { status, body } if (400..500).contains(&status) => {
+            WalletError::Rejected(format!(
+                "phoenixd refused the payment (HTTP {status}): {body}"
+            ))
+        }
+        other => other.into_payment_error(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NodeInfo {
+    #[serde(default)]
+    node_id: Option<String>,
+    #[serde(default)]
+    chain: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GetBalance {
+    #[serde(default, deserialize_with = "de_u64")]
+    balance_sat: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GeneratedInvoice {
+    payment_hash: String,
+    serialized: String,
+}
+
+/// `payinvoice`'s answer: `PaymentSent`, or `PaymentFailed` (with `reason`).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PayResult {
+    #[serde(default)]
+    payment_hash: Option<String>,
+    #[serde(default)]
+    payment_preimage: Option<String>,
+    #[serde(default, deserialize_with = "de_u64")]
+    routing_fee_sat: Option<u64>,
+    #[serde(default)]
+    payment_id: Option<String>,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct IncomingPayment {
+    #[serde(default)]
+    is_paid: bool,
+    #[serde(default)]
+    is_expired: bool,
+    #[serde(default, deserialize_with = "de_u64")]
+    received_sat: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OutgoingPayment {
+    #[serde(default)]
+    is_paid: bool,
+    #[serde(default)]
+    preimage: Option<String>,
+    #[serde(default, deserialize_with = "de_u64")]
+    fees: Option<u64>,
+    #[serde(default)]
+    completed_at: Option<Value>,
+}
+
+fn hex32(s: Option<&str>) -> Option<[u8; 32]> {
+    s.and_then(|s| crate::l402::parse_hex32(s.trim()))
+}
+
+/// At most `max` characters of `s`.
+fn clip_chars(s: &str, max: usize) -> &str {
+    s.char_indices().nth(max).map_or(s, |(i, _)| &s[..i])
 }
 
 #[async_trait]
 impl Wallet for PhoenixdWallet {
     async fn info(&self) -> Result<WalletInfo, WalletError> {
-        Err(self.missing())
+        let info: NodeInfo = self.rest.get("getinfo").await.map_err(refused_or)?;
+        let reported = match info.chain.to_ascii_lowercase().as_str() {
+            "mainnet" => Some(Network::Mainnet),
+            "testnet" | "testnet3" | "testnet4" => Some(Network::Testnet),
+            "signet" => Some(Network::Signet),
+            "regtest" => Some(Network::Regtest),
+            "" => None,
+            other => {
+                return Err(WalletError::Other(format!(
+                    "phoenixd is on chain {other:?}, which this wallet does not support"
+                )));
+            }
+        };
+        Ok(WalletInfo {
+            backend: "phoenixd",
+            network: settle_network("phoenixd", reported, self.network)?,
+            node_id: info.node_id.filter(|k| !k.is_empty()),
+            returns_preimages: true,
+            demo_funds: false,
+        })
     }
+
     async fn balance(&self) -> Result<Balance, WalletError> {
-        Err(self.missing())
+        let b: GetBalance = self.rest.get("getbalance").await.map_err(refused_or)?;
+        Ok(Balance {
+            msat: b.balance_sat.unwrap_or(0).saturating_mul(1000),
+            demo_funds: false,
+        })
     }
+
+    #[instrument(skip_all, fields(backend = "phoenixd", amount_msat = request.amount_msat))]
     async fn create_invoice(
         &self,
-        _request: &InvoiceRequest,
+        request: &InvoiceRequest,
     ) -> Result<CreatedInvoice, WalletError> {
-        Err(self.missing())
+        if request.amount_msat == 0 || !request.amount_msat.is_multiple_of(1000) {
+            return Err(WalletError::Rejected(format!(
+                "phoenixd makes invoices in whole sats; {} msat is not a whole number of sats",
+                request.amount_msat
+            )));
+        }
+        let description = clip_chars(&request.description, MAX_DESCRIPTION_CHARS);
+        if description.len() < request.description.len() {
+            debug!("description cut to {MAX_DESCRIPTION_CHARS} characters, phoenixd's limit");
+        }
+        let fields = [
+            ("description", description.to_owned()),
+            ("amountSat", (request.amount_msat / 1000).to_string()),
+            ("expirySeconds", request.expiry_secs.to_string()),
+        ];
+        let created: GeneratedInvoice = self
+            .forms
+            .post_form("createinvoice", &fields)
+            .await
+            .map_err(refused_or)?;
+        let hash = hex32(Some(&created.payment_hash)).ok_or_else(|| {
+            WalletError::Other("phoenixd's paymentHash is not 32 bytes of hex".into())
+        })?;
+        check_created("phoenixd", &created.serialized, hash, request)
     }
+
+    #[instrument(skip_all, fields(backend = "phoenixd", payment_hash = %hex::encode(invoice.payment_hash)))]
     async fn pay_invoice(
         &self,
-        _invoice: &DecodedInvoice,
-        _max_fee_msat: u64,
+        invoice: &DecodedInvoice,
+        max_fee_msat: u64,
     ) -> Result<PaymentResult, WalletError> {
-        Err(self.missing())
+        let Some(amount) = invoice.amount_msat else {
+            return Err(WalletError::NotPayable(
+                "phoenixd is only asked to pay invoices that state their amount".into(),
+            ));
+        };
+        let fee = self.fee_msat(amount);
+        if fee > max_fee_msat {
+            return Err(WalletError::Rejected(format!(
+                "phoenixd's trampoline fee for this payment is {fee} msat, above the fee limit of {max_fee_msat} msat"
+            )));
+        }
+        // No amountSat: phoenixd pays the invoice's own amount, to the msat.
+        let fields = [
+            ("invoice", invoice.bolt11.clone()),
+            ("trampolineFeeBaseSat", self.fee_base_sat.to_string()),
+            ("trampolineFeeProportional", self.fee_ppm.to_string()),
+        ];
+        let paid: PayResult = self
+            .forms
+            .post_form("payinvoice", &fields)
+            .await
+            .map_err(pay_error)?;
+        if let Some(reason) = paid.reason {
+            return Err(WalletError::Rejected(format!(
+                "phoenixd could not pay: {reason}"
+            )));
+        }
+        if let Some(h) = &paid.payment_hash
+            && !h.eq_ignore_ascii_case(&hex::encode(invoice.payment_hash))
+        {
+            return Err(WalletError::OutcomeUnknown(
+                "phoenixd answered about another payment".into(),
+            ));
+        }
+        // routingFeeSat is rounded down to the sat; the payment record has the msat.
+        let mut fee_msat = paid.routing_fee_sat.unwrap_or(0).saturating_mul(1000);
+        if let Some(id) = paid
+            .payment_id
+            .as_deref()
+            .filter(|id| id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'))
+        {
+            match self
+                .lookup::<OutgoingPayment>(&format!("payments/outgoing/{id}"))
+                .await
+            {
+                Ok(Some(OutgoingPayment {
+                    fees: Some(f),
+                    is_paid: true,
+                    ..
+                })) => fee_msat = f,
+                Ok(_) => {}
+                Err(e) => warn!(error = %e, "could not read the exact fee; using routingFeeSat"),
+            }
+        }
+        Ok(PaymentResult {
+            preimage: hex32(paid.payment_preimage.as_deref()),
+            fee_msat,
+        })
     }
+
     async fn lookup_incoming(
         &self,
-        _payment_hash: &[u8; 32],
+        payment_hash: &[u8; 32],
     ) -> Result<IncomingStatus, WalletError> {
-        Err(self.missing())
+        let path = format!("payments/incoming/{}", hex::encode(payment_hash));
+        Ok(match self.lookup::<IncomingPayment>(&path).await? {
+            None => IncomingStatus::NotFound,
+            Some(p) if p.is_paid => IncomingStatus::Settled {
+                amount_msat: p.received_sat.unwrap_or(0).saturating_mul(1000),
+            },
+            Some(p) if p.is_expired => IncomingStatus::Expired,
+            Some(_) => IncomingStatus::Pending,
+        })
     }
+
     async fn lookup_outgoing(
         &self,
-        _payment_hash: &[u8; 32],
+        payment_hash: &[u8; 32],
     ) -> Result<OutgoingStatus, WalletError> {
-        Err(self.missing())
+        let path = format!("payments/outgoingbyhash/{}", hex::encode(payment_hash));
+        Ok(match self.lookup::<OutgoingPayment>(&path).await? {
+            None => OutgoingStatus::NotFound,
+            Some(p) if p.is_paid => OutgoingStatus::Succeeded(PaymentResult {
+                preimage: hex32(p.preimage.as_deref()),
+                fee_msat: p.fees.unwrap_or(0),
+            }),
+            Some(p) if p.completed_at.as_ref().is_some_and(|v| !v.is_null()) => {
+                OutgoingStatus::Failed("phoenixd reports the payment failed".into())
+            }
+            Some(_) => OutgoingStatus::InFlight,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wallet(base: Option<u64>, ppm: Option<u64>) -> PhoenixdWallet {
+        PhoenixdWallet::new(&PhoenixdConfig {
+            url: "http://127.0.0.1:9740".into(),
+            password: "pw".into(),
+            network: None,
+            timeout_secs: None,
+            trampoline_fee_base_sat: base,
+            trampoline_fee_ppm: ppm,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn trampoline_fee_is_phoenix_default_rounded_up() {
+        let w = wallet(None, None);
+        assert_eq!(w.fee_msat(100_000), 4_000 + 400);
+        assert_eq!(w.fee_msat(1), 4_001);
+        assert_eq!(wallet(Some(0), Some(0)).fee_msat(5_000_000), 0);
+    }
+
+    #[test]
+    fn fee_settings_read_from_strings_too() {
+        let c: PhoenixdConfig = toml::from_str(
+            "url = \"http://x\"\npassword = \"p\"\ntrampoline_fee_base_sat = \"5\"\ntrampoline_fee_ppm = 5000",
+        )
+        .unwrap();
+        assert_eq!(
+            (c.trampoline_fee_base_sat, c.trampoline_fee_ppm),
+            (Some(5), Some(5000))
+        );
+    }
+
+    #[test]
+    fn pay_refusals() {
+        let e = |status, body: &str| {
+            pay_error(RestError::Status {
+                status,
+                body: body.into(),
+            })
+        };
+        assert!(matches!(
+            e(400, "Invalid invoice"),
+            WalletError::Rejected(_)
+        ));
+        assert!(matches!(
+            e(401, "Invalid authentication"),
+            WalletError::Unavailable(_)
+        ));
+        assert!(matches!(e(500, "boom"), WalletError::OutcomeUnknown(_)));
+        assert!(clip_chars("héllo", 2) == "hé");
     }
 }

@@ -80,6 +80,55 @@ pub fn clip(s: &str) -> String {
     }
 }
 
+/// The HTTP client every backend uses: its base URL (ending in `/`), auth headers marked
+/// sensitive, a timeout per request, no redirects, and, when a certificate is configured, trust
+/// in that certificate itself (LND's `tls.cert` is a self-signed CA:TRUE certificate, which
+/// WebPKI refuses as a server certificate) or in chains to it (CLN's `ca.pem`).
+pub fn backend_client(
+    base_url: &str,
+    headers: &[(&str, &str)],
+    tls: &Tls,
+    timeout: Duration,
+) -> Result<(reqwest::Client, Url), WalletError> {
+    crate::init_tls();
+    let mut base = Url::parse(base_url.trim())
+        .map_err(|e| WalletError::Other(format!("backend URL {base_url:?} is not valid: {e}")))?;
+    if !matches!(base.scheme(), "http" | "https") {
+        return Err(WalletError::Other(format!(
+            "backend URL must be http or https, not {}",
+            base.scheme()
+        )));
+    }
+    if !base.path().ends_with('/') {
+        base.set_path(&format!("{}/", base.path()));
+    }
+    let mut map = HeaderMap::new();
+    for (k, v) in headers {
+        let name = HeaderName::from_bytes(k.as_bytes())
+            .map_err(|_| WalletError::Other(format!("bad header name {k}")))?;
+        let mut value = HeaderValue::from_str(v).map_err(|_| {
+            WalletError::Other(format!(
+                "the value for {k} is not a valid header (check for stray characters)"
+            ))
+        })?;
+        value.set_sensitive(true);
+        map.insert(name, value);
+    }
+    let mut builder = reqwest::Client::builder()
+        .default_headers(map)
+        .timeout(timeout)
+        .connect_timeout(Duration::from_secs(10).min(timeout))
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("l402-mcp/", env!("CARGO_PKG_VERSION")));
+    if let Some(pem) = &tls.ca_cert_pem {
+        builder = builder.use_preconfigured_tls(super::wire::trusting(pem)?);
+    }
+    let client = builder
+        .build()
+        .map_err(|e| WalletError::Other(format!("cannot build the HTTP client: {e}")))?;
+    Ok((client, base))
+}
+
 /// A REST endpoint with fixed auth headers.
 #[derive(Clone)]
 pub struct Rest {
@@ -104,46 +153,7 @@ impl Rest {
         tls: &Tls,
         timeout: Duration,
     ) -> Result<Rest, WalletError> {
-        crate::init_tls();
-        let mut base = Url::parse(base_url.trim()).map_err(|e| {
-            WalletError::Other(format!("backend URL {base_url:?} is not valid: {e}"))
-        })?;
-        if !matches!(base.scheme(), "http" | "https") {
-            return Err(WalletError::Other(format!(
-                "backend URL must be http or https, not {}",
-                base.scheme()
-            )));
-        }
-        if !base.path().ends_with('/') {
-            base.set_path(&format!("{}/", base.path()));
-        }
-        let mut map = HeaderMap::new();
-        for (k, v) in headers {
-            let name = HeaderName::from_bytes(k.as_bytes())
-                .map_err(|_| WalletError::Other(format!("bad header name {k}")))?;
-            let mut value = HeaderValue::from_str(v).map_err(|_| {
-                WalletError::Other(format!(
-                    "the value for {k} is not a valid header (check for stray characters)"
-                ))
-            })?;
-            value.set_sensitive(true);
-            map.insert(name, value);
-        }
-        let mut builder = reqwest::Client::builder()
-            .default_headers(map)
-            .timeout(timeout)
-            .connect_timeout(Duration::from_secs(10).min(timeout))
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("l402-mcp/", env!("CARGO_PKG_VERSION")));
-        if let Some(pem) = &tls.ca_cert_pem {
-            let cert = reqwest::Certificate::from_pem(pem).map_err(|e| {
-                WalletError::Other(format!("TLS certificate is not valid PEM: {e}"))
-            })?;
-            builder = builder.tls_certs_merge([cert]);
-        }
-        let client = builder
-            .build()
-            .map_err(|e| WalletError::Other(format!("cannot build the HTTP client: {e}")))?;
+        let (client, base) = backend_client(base_url, headers, tls, timeout)?;
         Ok(Rest { client, base })
     }
 

@@ -1,0 +1,171 @@
+//! `l402-mcp gateway`: an L402 paywall ([`paywall::L402Layer`]) in front of a reverse proxy
+//! ([`proxy`]), with discovery documents, a health endpoint and CORS. Tokens are minted and
+//! checked by the same [`crate::mint::Seller`] as the MCP tools, so tokens from
+//! `create_l402_challenge` work here and the reverse.
+
+pub mod discovery;
+pub mod paywall;
+pub mod proxy;
+
+pub use paywall::{L402Layer, Paywall, Price, Route, RouteConfig};
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{HeaderValue, Method, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use discovery::About;
+
+/// `[gateway]` in the config file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Where to listen; default 127.0.0.1:8402.
+    pub listen: Option<SocketAddr>,
+    /// The service to put behind the paywall, e.g. http://127.0.0.1:3000.
+    pub upstream: Option<String>,
+    /// `postgres://...` to share tokens and counters between instances; default: the ledger.
+    pub database_url: Option<String>,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    /// Public base URL for discovery documents.
+    pub public_url: Option<String>,
+    /// Browser origins allowed by CORS (e.g. "https://app.example.com"); "*" for any.
+    #[serde(default)]
+    pub cors_origins: Vec<String>,
+    /// Take the client address from X-Forwarded-For (only behind a proxy you trust).
+    #[serde(default)]
+    pub trust_forwarded_for: bool,
+    /// Answer 404 for paths no route covers (default: forward them, free).
+    #[serde(default)]
+    pub deny_unmatched: bool,
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("gateway configuration: {0}")]
+    Config(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("gateway failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Everything the gateway serves, ready to listen.
+pub fn router(
+    paywall: Paywall,
+    upstream: &str,
+    about: About,
+    cors_origins: &[String],
+) -> Result<Router, GatewayError> {
+    let proxy = proxy::Proxy::new(upstream).map_err(GatewayError::Config)?;
+    let proxied: Router = Router::new()
+        .fallback(proxy::forward)
+        .with_state(proxy)
+        .layer(L402Layer::new(paywall.clone()));
+    let about = Arc::new(about);
+    let routes: Arc<Vec<Route>> = Arc::new(paywall.routes().to_vec());
+    let (a1, r1) = (about.clone(), routes.clone());
+    let (a2, r2) = (about.clone(), routes.clone());
+    let (a3, r3) = (about, routes);
+    let mut app = Router::new()
+        .route(
+            "/.well-known/l402",
+            get(move || async move { axum::Json(discovery::l402_document(&a1, &r1)) }),
+        )
+        .route(
+            "/.well-known/agent.json",
+            get(move || async move { axum::Json(discovery::agent_card(&a2, &r2)) }),
+        )
+        .route(
+            "/llms.txt",
+            get(move || async move {
+                (
+                    [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                    discovery::llms_txt(&a3, &r3),
+                )
+                    .into_response()
+            }),
+        )
+        .route(
+            "/.well-known/l402/health",
+            get(|| async { axum::Json(serde_json::json!({ "ok": true })) }),
+        )
+        .fallback_service(proxied);
+    if !cors_origins.is_empty() {
+        app = app.layer(cors(cors_origins)?);
+    }
+    Ok(app)
+}
+
+fn cors(origins: &[String]) -> Result<tower_http::cors::CorsLayer, GatewayError> {
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        let list = origins
+            .iter()
+            .map(|o| {
+                HeaderValue::from_str(o.trim_end_matches('/'))
+                    .map_err(|_| GatewayError::Config(format!("CORS origin {o:?} is not valid")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        AllowOrigin::list(list)
+    };
+    Ok(CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+            Method::HEAD,
+            Method::OPTIONS,
+        ])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
+        // Browsers hide response headers from scripts unless exposed: the challenge must be readable.
+        .expose_headers([header::WWW_AUTHENTICATE])
+        .max_age(std::time::Duration::from_secs(600)))
+}
+
+/// Turn configured routes into [`Route`]s.
+pub fn routes_from(config: &GatewayConfig) -> Result<Vec<Route>, GatewayError> {
+    config
+        .routes
+        .iter()
+        .cloned()
+        .map(|r| r.into_route().map_err(GatewayError::Config))
+        .collect()
+}
+
+/// Listen on `addr` until `shutdown`, with client addresses available to the free tier.
+pub async fn serve(
+    app: Router,
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+) -> Result<(), GatewayError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| GatewayError::Bind { addr, source })?;
+    let local = listener.local_addr().map_err(GatewayError::Serve)?;
+    info!(addr = %local, "L402 gateway listening");
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { shutdown.cancelled_owned().await })
+    .await
+    .map_err(GatewayError::Serve)
+}

@@ -1,0 +1,574 @@
+//! The paywall: decides, per request, whether it is served or answered with an L402 challenge.
+//! [`L402Layer`] puts it in front of any tower/axum service; the gateway puts it in front of a
+//! reverse proxy.
+//!
+//! Per request: find the route (longest path prefix). A free route passes. A priced one passes
+//! with a valid credential for its service (checked by the same [`Seller`] as the
+//! `verify_l402_payment` tool, counting a use of N-use tokens), or within the client's free
+//! tier; anything else gets a fresh challenge exactly as Aperture sends it (status 402, an
+//! `LSAT` and an `L402` `WWW-Authenticate` line, `Cache-Control: no-store`) plus a JSON body with
+//! the same invoice and macaroon for simple clients.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+use crate::budget::MSAT_PER_SAT;
+use crate::mint::{ChallengeRequest, Seller};
+
+/// How a route is priced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Price {
+    /// Free: no credential needed.
+    Free,
+    /// A fixed price, in msat.
+    Fixed { msat: u64 },
+    /// Asked per request of a pricing endpoint (POST `{method, path, query}` → `{"price_sats": N}`
+    /// or `{"price_msat": N}`).
+    Hook { url: String },
+}
+
+/// One priced (or free) path prefix.
+#[derive(Debug, Clone, Serialize)]
+pub struct Route {
+    /// Path prefix, e.g. `/api/weather` (matches `/api/weather` and `/api/weather/...`).
+    pub path: String,
+    pub price: Price,
+    pub service: String,
+    pub tier: u8,
+    pub capabilities: Vec<String>,
+    /// Token lifetime; `None`: the token does not expire.
+    pub valid_for_secs: Option<u64>,
+    /// Requests one token pays for; `None`: unlimited.
+    pub max_uses: Option<u64>,
+    /// Free requests per client network (IPv4 /24, IPv6 /48) per UTC day.
+    pub free_per_day: u64,
+    /// Human description for discovery documents.
+    pub description: Option<String>,
+}
+
+impl Route {
+    /// A route at `path` for `price`, service named after the path.
+    pub fn new(path: &str, price: Price) -> Route {
+        let service = path.trim_matches('/').replace(['/', '.', ':', ','], "-");
+        Route {
+            path: path.to_owned(),
+            price,
+            service: if service.is_empty() {
+                "api".into()
+            } else {
+                service
+            },
+            tier: 0,
+            capabilities: Vec::new(),
+            valid_for_secs: None,
+            max_uses: None,
+            free_per_day: 0,
+            description: None,
+        }
+    }
+
+    fn matches(&self, path: &str) -> bool {
+        let prefix = self.path.trim_end_matches('/');
+        prefix.is_empty()
+            || path
+                .strip_prefix(prefix)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    }
+}
+
+/// The paywall's settings and state; cheap to clone.
+#[derive(Clone)]
+pub struct Paywall {
+    inner: Arc<PaywallInner>,
+}
+
+struct PaywallInner {
+    seller: Seller,
+    routes: Vec<Route>,
+    /// Paths no route covers: served (`true`) or 404 (`false`).
+    pass_unmatched: bool,
+    trust_forwarded_for: bool,
+    hook: reqwest::Client,
+}
+
+impl std::fmt::Debug for Paywall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Paywall")
+            .field("routes", &self.inner.routes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the paywall decided for a request.
+#[derive(Debug)]
+enum Decision {
+    Pass,
+    Respond(Response<Body>),
+}
+
+impl Paywall {
+    /// A paywall selling through `seller`. Paths no route covers are passed through unless
+    /// [`Paywall::deny_unmatched`] is set.
+    pub fn new(seller: Seller, routes: Vec<Route>) -> Paywall {
+        crate::init_tls();
+        let hook = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_default();
+        Paywall {
+            inner: Arc::new(PaywallInner {
+                seller,
+                routes,
+                pass_unmatched: true,
+                trust_forwarded_for: false,
+                hook,
+            }),
+        }
+    }
+
+    fn with(self, f: impl FnOnce(&mut PaywallInner)) -> Paywall {
+        let mut inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| PaywallInner {
+            seller: shared.seller.clone(),
+            routes: shared.routes.clone(),
+            pass_unmatched: shared.pass_unmatched,
+            trust_forwarded_for: shared.trust_forwarded_for,
+            hook: shared.hook.clone(),
+        });
+        f(&mut inner);
+        Paywall {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// Answer 404 for paths no route covers.
+    pub fn deny_unmatched(self) -> Paywall {
+        self.with(|i| i.pass_unmatched = false)
+    }
+
+    /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
+    pub fn trust_forwarded_for(self, yes: bool) -> Paywall {
+        self.with(|i| i.trust_forwarded_for = yes)
+    }
+
+    pub fn routes(&self) -> &[Route] {
+        &self.inner.routes
+    }
+
+    pub fn seller(&self) -> &Seller {
+        &self.inner.seller
+    }
+
+    fn route_for(&self, path: &str) -> Option<&Route> {
+        // The most specific (longest) matching prefix wins.
+        self.inner
+            .routes
+            .iter()
+            .filter(|r| r.matches(path))
+            .max_by_key(|r| r.path.trim_end_matches('/').len())
+    }
+
+    async fn decide(&self, parts: &axum::http::request::Parts, peer: Option<IpAddr>) -> Decision {
+        let path = parts.uri.path();
+        let Some(route) = self.route_for(path) else {
+            return if self.inner.pass_unmatched {
+                Decision::Pass
+            } else {
+                Decision::Respond(plain(StatusCode::NOT_FOUND, "no such route"))
+            };
+        };
+        if route.price == Price::Free {
+            return Decision::Pass;
+        }
+        let seller = &self.inner.seller;
+        if let Some(auth) = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+        {
+            let verdict = match seller
+                .verify_authorization(auth, Some(&route.service), None)
+                .await
+            {
+                Ok(v) => seller.consume(v).await,
+                Err(e) => Err(e),
+            };
+            match verdict {
+                Ok(v) if v.valid => return Decision::Pass,
+                Ok(v) => {
+                    info!(route = %route.path, reason = v.reason_code.unwrap_or("invalid"), "credential refused; sending a fresh challenge")
+                }
+                Err(e) => {
+                    warn!(error = %e, "credential check failed");
+                    return Decision::Respond(plain(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "payment verification is unavailable; try again",
+                    ));
+                }
+            }
+        } else if route.free_per_day > 0
+            && let Some(ip) = self.client_ip(&parts.headers, peer)
+        {
+            let day = seller.now() / 86_400;
+            match seller
+                .tokens()
+                .free_tier_hit(&client_network(ip), &route.path, day, route.free_per_day)
+                .await
+            {
+                Ok(true) => return Decision::Pass,
+                Ok(false) => {}
+                Err(e) => warn!(error = %e, "free-tier count failed; charging"),
+            }
+        }
+        Decision::Respond(self.challenge(route, parts).await)
+    }
+
+    fn client_ip(&self, headers: &HeaderMap, peer: Option<IpAddr>) -> Option<IpAddr> {
+        if self.inner.trust_forwarded_for
+            && let Some(ip) = headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(',').next())
+                .and_then(|v| v.trim().parse().ok())
+        {
+            return Some(ip);
+        }
+        peer
+    }
+
+    async fn price_msat(
+        &self,
+        route: &Route,
+        parts: &axum::http::request::Parts,
+    ) -> Result<u64, String> {
+        match &route.price {
+            Price::Free => Ok(0),
+            Price::Fixed { msat } => Ok(*msat),
+            Price::Hook { url } => {
+                let body = serde_json::json!({ "method": parts.method.as_str(), "path": parts.uri.path(), "query": parts.uri.query().unwrap_or("") });
+                let answer: serde_json::Value = self
+                    .inner
+                    .hook
+                    .post(url)
+                    .json(&body)
+                    .send()
+                    .await
+                    .and_then(|r| r.error_for_status())
+                    .map_err(|e| format!("pricing hook failed: {e}"))?
+                    .json()
+                    .await
+                    .map_err(|e| format!("pricing hook answer is not JSON: {e}"))?;
+                if let Some(msat) = answer.get("price_msat").and_then(|v| v.as_u64()) {
+                    Ok(msat)
+                } else if let Some(sats) = answer.get("price_sats").and_then(|v| v.as_u64()) {
+                    sats.checked_mul(MSAT_PER_SAT)
+                        .ok_or_else(|| "price too large".to_owned())
+                } else {
+                    Err("pricing hook answer has no price_sats or price_msat".into())
+                }
+            }
+        }
+    }
+
+    async fn challenge(&self, route: &Route, parts: &axum::http::request::Parts) -> Response<Body> {
+        let msat = match self.price_msat(route, parts).await {
+            Ok(0) => {
+                return plain(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "this request has no price; try again later",
+                );
+            }
+            Ok(m) => m,
+            Err(e) => {
+                warn!(route = %route.path, error = %e, "no price");
+                return plain(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "pricing is unavailable; try again later",
+                );
+            }
+        };
+        let req = ChallengeRequest {
+            amount_msat: msat,
+            description: Some(
+                route
+                    .description
+                    .clone()
+                    .unwrap_or_else(|| format!("{} {}", parts.method, route.path)),
+            ),
+            expiry_secs: None,
+            service: Some(route.service.clone()),
+            tier: Some(route.tier),
+            capabilities: route.capabilities.clone(),
+            valid_for_secs: route.valid_for_secs,
+            max_uses: route.max_uses,
+        };
+        let c = match self.inner.seller.create_challenge(&req).await {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(error = %e, "cannot create a challenge");
+                return plain(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "cannot create an invoice right now; try again",
+                );
+            }
+        };
+        let body = serde_json::json!({
+            "error": "payment required",
+            "invoice": c.invoice,
+            "macaroon": c.macaroon,
+            "payment_hash": hex::encode(c.payment_hash),
+            "amount_sats": msat / MSAT_PER_SAT,
+            "amount_msat": msat,
+            "service": c.service,
+            "expires_at": c.invoice_expires_at,
+            "valid_until": c.valid_until,
+            "max_uses": route.max_uses,
+        });
+        let mut resp = Response::new(Body::from(body.to_string()));
+        *resp.status_mut() = StatusCode::PAYMENT_REQUIRED;
+        let h = resp.headers_mut();
+        for line in &c.www_authenticate {
+            if let Ok(v) = HeaderValue::from_str(line) {
+                h.append(header::WWW_AUTHENTICATE, v);
+            }
+        }
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        resp
+    }
+}
+
+/// The network a client counts under for the free tier: IPv4 /24, IPv6 /48.
+pub fn client_network(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            format!("{}.{}.{}.0/24", o[0], o[1], o[2])
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => client_network(IpAddr::V4(v4)),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
+            }
+        },
+    }
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
+    let mut r = Response::new(Body::from(text));
+    *r.status_mut() = status;
+    r
+}
+
+/// A tower [`Layer`](tower::Layer) that puts a [`Paywall`] in front of a service:
+///
+/// ```ignore
+/// let paywall = Paywall::new(seller, vec![Route::new("/weather", Price::Fixed { msat: 21_000 })]);
+/// let app = axum::Router::new().route("/weather", get(weather)).layer(L402Layer::new(paywall));
+/// ```
+/// Serve the app with `into_make_service_with_connect_info::<SocketAddr>()` for the free tier.
+#[derive(Clone, Debug)]
+pub struct L402Layer {
+    paywall: Paywall,
+}
+
+impl L402Layer {
+    pub fn new(paywall: Paywall) -> L402Layer {
+        L402Layer { paywall }
+    }
+}
+
+impl<S> tower::Layer<S> for L402Layer {
+    type Service = L402Service<S>;
+    fn layer(&self, inner: S) -> L402Service<S> {
+        L402Service {
+            paywall: self.paywall.clone(),
+            inner,
+        }
+    }
+}
+
+/// The service [`L402Layer`] makes.
+#[derive(Clone, Debug)]
+pub struct L402Service<S> {
+    paywall: Paywall,
+    inner: S,
+}
+
+impl<S> tower::Service<Request<Body>> for L402Service<S>
+where
+    S: tower::Service<Request<Body>, Response = Response<Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Response<Body>, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let paywall = self.paywall.clone();
+        // The service that was polled ready serves this request; a clone takes its place.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(async move {
+            let peer = request
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip());
+            let (parts, body) = request.into_parts();
+            match paywall.decide(&parts, peer).await {
+                Decision::Pass => inner.call(Request::from_parts(parts, body)).await,
+                Decision::Respond(r) => Ok(r),
+            }
+        })
+    }
+}
+
+/// Route settings as written in the config file (`[[gateway.routes]]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    pub path: String,
+    /// Fixed price in sats.
+    #[serde(default)]
+    pub price_sats: Option<u64>,
+    /// Pricing endpoint asked per request instead of a fixed price.
+    #[serde(default)]
+    pub pricing_hook: Option<String>,
+    /// No payment needed.
+    #[serde(default)]
+    pub free: bool,
+    #[serde(default)]
+    pub service: Option<String>,
+    #[serde(default)]
+    pub tier: Option<u8>,
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+    #[serde(default)]
+    pub valid_for_secs: Option<u64>,
+    #[serde(default)]
+    pub max_uses: Option<u64>,
+    #[serde(default)]
+    pub free_per_day: u64,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+impl RouteConfig {
+    /// Check and turn into a [`Route`].
+    pub fn into_route(self) -> Result<Route, String> {
+        if !self.path.starts_with('/') {
+            return Err(format!("route path {:?} must start with '/'", self.path));
+        }
+        let price = match (self.free, self.price_sats, self.pricing_hook) {
+            (true, None, None) => Price::Free,
+            (false, Some(0), None) => {
+                return Err(format!(
+                    "route {}: price_sats must be at least 1 (or free = true)",
+                    self.path
+                ));
+            }
+            (false, Some(sats), None) => Price::Fixed {
+                msat: sats.saturating_mul(MSAT_PER_SAT),
+            },
+            (false, None, Some(url)) => Price::Hook { url },
+            _ => {
+                return Err(format!(
+                    "route {}: give exactly one of price_sats, pricing_hook or free = true",
+                    self.path
+                ));
+            }
+        };
+        let mut r = Route::new(&self.path, price);
+        if let Some(s) = self.service {
+            crate::l402::caveat::validate_service_name(&s)
+                .map_err(|e| format!("route {}: {e}", self.path))?;
+            r.service = s;
+        }
+        for c in &self.capabilities {
+            crate::l402::caveat::validate_capability(c)
+                .map_err(|e| format!("route {}: {e}", self.path))?;
+        }
+        if self.max_uses == Some(0) {
+            return Err(format!("route {}: max_uses must be at least 1", self.path));
+        }
+        r.tier = self.tier.unwrap_or(0);
+        r.capabilities = self.capabilities;
+        r.valid_for_secs = self.valid_for_secs;
+        r.max_uses = self.max_uses;
+        r.free_per_day = self.free_per_day;
+        r.description = self.description;
+        Ok(r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn networks() {
+        assert_eq!(
+            client_network("203.0.113.77".parse().unwrap_or(IpAddr::from([0, 0, 0, 0]))),
+            "203.0.113.0/24"
+        );
+        assert_eq!(
+            client_network(
+                "2001:db8:abcd:12::1"
+                    .parse()
+                    .unwrap_or(IpAddr::from([0, 0, 0, 0]))
+            ),
+            "2001:db8:abcd::/48"
+        );
+        assert_eq!(
+            client_network(
+                "::ffff:10.1.2.3"
+                    .parse()
+                    .unwrap_or(IpAddr::from([0, 0, 0, 0]))
+            ),
+            "10.1.2.0/24"
+        );
+    }
+
+    #[test]
+    fn route_matching_and_config() {
+        let r = Route::new("/api/weather", Price::Free);
+        assert!(
+            r.matches("/api/weather")
+                && r.matches("/api/weather/today")
+                && !r.matches("/api/weatherman")
+        );
+        assert_eq!(r.service, "api-weather");
+        let bad = |toml: &str| {
+            toml::from_str::<RouteConfig>(toml)
+                .map_err(|e| e.to_string())
+                .and_then(RouteConfig::into_route)
+                .is_err()
+        };
+        assert!(bad("path = \"/x\""));
+        assert!(bad("path = \"/x\"\nprice_sats = 1\nfree = true"));
+        assert!(bad("path = \"x\"\nprice_sats = 1"));
+        assert!(bad("path = \"/x\"\nprice_sats = 0"));
+        assert!(bad("path = \"/x\"\nprice_sats = 1\nservice = \"a:b\""));
+        assert!(!bad(
+            "path = \"/x\"\nprice_sats = 1\nmax_uses = 3\nfree_per_day = 2"
+        ));
+    }
+}

@@ -1,0 +1,550 @@
+//! Contract tests of the Phoenixd backend.
+//!
+//! phoenixd is not installed here (no registry this machine reaches carries it), so each test
+//! starts a local HTTP fixture that REPLAYS the request and response shapes of its public API
+//! reference (<https://phoenix.acinq.co/server/api>) and of the routes and JSON types in
+//! phoenixd's sources (`src/commonMain/kotlin/fr/acinq/phoenixd/Api.kt`, `json/JsonSerializers.kt`):
+//! basic auth with an empty user name, form-encoded POST parameters, `getinfo`, `getbalance`,
+//! `createinvoice`, `payinvoice` (`PaymentSent` or `PaymentFailed`, both HTTP 200),
+//! `payments/incoming/{paymentHash}`, `payments/outgoing/{paymentId}`,
+//! `payments/outgoingbyhash/{paymentHash}`; `404 Not found` for an unknown payment and
+//! `404 Unknown endpoint (check api doc)` for an unknown route; amounts in sats except `fees`
+//! (msat).
+//!
+//! The invoices the fixture hands out are real BOLT11, signed with a test key.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use bitcoin::secp256k1::SecretKey;
+use l402_mcp::app::App;
+use l402_mcp::bolt11::{self, Network, NewInvoice};
+use l402_mcp::clock::{ManualClock, SharedClock};
+use l402_mcp::ledger::Status;
+use l402_mcp::pay::{PayError, PayRequest, Receipt};
+use l402_mcp::wallet::phoenixd::{PhoenixdConfig, PhoenixdWallet};
+use l402_mcp::wallet::{
+    BackendConfig, IncomingStatus, InvoiceRequest, OutgoingStatus, Wallet, WalletError,
+};
+use serde_json::{Value, json};
+
+const T0: u64 = 1_800_000_000;
+const PASSWORD: &str = "f1e2d3c4b5a69788a9b0c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e1f2";
+const NODE_ID: &str = "03b3ac8ec1ab0c4a2e8b8e2c1f8ed7c3a5d1d1e9c8b7a6f5e4d3c2b1a0f9e8d7c6";
+const PAYMENT_ID: &str = "3f9c4e2a-7b1d-4c8e-9a6f-2d5b8e1c7a40";
+
+/// A real regtest invoice for `amount_msat`, payable with `preimage`.
+fn invoice(amount_msat: u64, preimage: [u8; 32]) -> String {
+    let key = SecretKey::from_slice(&[0x41; 32]).unwrap();
+    bolt11::create(
+        &key,
+        &NewInvoice {
+            network: Network::Regtest,
+            amount_msat: Some(amount_msat),
+            description: "contract test",
+            payment_hash: l402_mcp::l402::sha256(&preimage),
+            payment_secret: [7; 32],
+            timestamp: T0,
+            expiry_secs: 3600,
+        },
+    )
+    .unwrap()
+}
+
+/// How the fixture answers `payinvoice`.
+#[derive(Clone, Default)]
+enum Pay {
+    #[default]
+    Sent,
+    SentWithoutPreimage,
+    Failed,
+    Hang,
+}
+
+#[derive(Default)]
+struct Node {
+    seen: Vec<Seen>,
+    pay: Pay,
+    preimages: HashMap<String, [u8; 32]>,
+    /// `outgoingbyhash` answers by hex hash.
+    outgoing: HashMap<String, Value>,
+    incoming: HashMap<String, Value>,
+    /// An old phoenixd without `outgoingbyhash`.
+    old: bool,
+}
+
+#[derive(Clone, Debug)]
+struct Seen {
+    method: Method,
+    path: String,
+    content_type: Option<String>,
+    form: Vec<(String, String)>,
+}
+
+type Shared = Arc<Mutex<Node>>;
+
+impl Node {
+    fn calls(&self, path: &str) -> usize {
+        self.seen.iter().filter(|s| s.path == path).count()
+    }
+}
+
+fn text(status: StatusCode, body: &str) -> Response {
+    (status, body.to_owned()).into_response()
+}
+
+fn authorized(headers: &HeaderMap) -> bool {
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!(":{PASSWORD}"))
+    );
+    headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(expected.as_str())
+}
+
+async fn phoenixd(
+    State(node): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let path = uri.path().to_owned();
+    let pay_mode = {
+        let mut n = node.lock().unwrap();
+        n.seen.push(Seen {
+            method: method.clone(),
+            path: path.clone(),
+            content_type: headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            form: form.clone(),
+        });
+        n.pay.clone()
+    };
+    if !authorized(&headers) {
+        return text(
+            StatusCode::UNAUTHORIZED,
+            "Invalid authentication (use basic auth with the http password set in phoenix.conf)",
+        );
+    }
+    if path == "/payinvoice" && matches!(pay_mode, Pay::Hang) {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    }
+    let field = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let mut n = node.lock().unwrap();
+    let json = match (method.as_str(), path.as_str()) {
+        ("GET", "/getinfo") => json!({
+            "nodeId": NODE_ID, "channels": [{"state": "Normal", "balanceSat": 5000}],
+            "chain": "regtest", "blockHeight": 500, "version": "0.6.2"
+        }),
+        ("GET", "/getbalance") => json!({"balanceSat": 1234, "feeCreditSat": 5}),
+        ("POST", "/createinvoice") => {
+            let sats: u64 = field("amountSat").unwrap().parse().unwrap();
+            let preimage = [0x7c; 32];
+            let hash = hex::encode(l402_mcp::l402::sha256(&preimage));
+            n.incoming.insert(
+                hash.clone(),
+                json!({"subType": "lightning", "paymentHash": hash, "preimage": hex::encode(preimage),
+                       "isPaid": true, "isExpired": false, "requestedSat": sats, "receivedSat": sats,
+                       "fees": 0, "completedAt": 1800000100000u64, "createdAt": 1800000000000u64}),
+            );
+            json!({"amountSat": sats, "paymentHash": hash, "serialized": invoice(sats * 1000, preimage)})
+        }
+        ("POST", "/payinvoice") => {
+            let decoded = bolt11::decode(&field("invoice").unwrap()).unwrap();
+            let hash = hex::encode(decoded.payment_hash);
+            let sent = json!({
+                "recipientAmountSat": decoded.amount_msat.unwrap() / 1000, "routingFeeSat": 4,
+                "paymentId": PAYMENT_ID, "paymentHash": hash,
+                "paymentPreimage": hex::encode(n.preimages[&hash])
+            });
+            match pay_mode {
+                Pay::Sent => sent,
+                Pay::SentWithoutPreimage => {
+                    let mut s = sent;
+                    s.as_object_mut().unwrap().remove("paymentPreimage");
+                    s
+                }
+                Pay::Failed => json!({"paymentHash": hash, "reason": "route not found"}),
+                Pay::Hang => unreachable!(),
+            }
+        }
+        ("GET", p) if p == format!("/payments/outgoing/{PAYMENT_ID}") => json!({
+            "subType": "lightning", "paymentId": PAYMENT_ID, "isPaid": true, "sent": 21,
+            "fees": 4084, "completedAt": 1800000100000u64, "createdAt": 1800000000000u64
+        }),
+        ("GET", p) if p.starts_with("/payments/outgoingbyhash/") && !n.old => {
+            match n.outgoing.get(&p["/payments/outgoingbyhash/".len()..]) {
+                Some(v) => v.clone(),
+                None => return text(StatusCode::NOT_FOUND, "Not found"),
+            }
+        }
+        ("GET", p) if p.starts_with("/payments/incoming/") => {
+            match n.incoming.get(&p["/payments/incoming/".len()..]) {
+                Some(v) => v.clone(),
+                None => return text(StatusCode::NOT_FOUND, "Not found"),
+            }
+        }
+        _ => return text(StatusCode::NOT_FOUND, "Unknown endpoint (check api doc)"),
+    };
+    axum::Json(json).into_response()
+}
+
+async fn start() -> (Shared, String) {
+    let node: Shared = Arc::default();
+    let app = Router::new().fallback(phoenixd).with_state(node.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (node, format!("http://{addr}"))
+}
+
+fn config(url: &str, timeout_secs: u64) -> PhoenixdConfig {
+    PhoenixdConfig {
+        url: url.into(),
+        password: PASSWORD.into(),
+        network: None,
+        timeout_secs: Some(timeout_secs),
+        trampoline_fee_base_sat: None,
+        trampoline_fee_ppm: None,
+    }
+}
+
+struct Buyer {
+    _dir: tempfile::TempDir,
+    app: App,
+    node: Shared,
+}
+
+async fn buyer(config: PhoenixdConfig, node: Shared) -> Buyer {
+    let dir = tempfile::tempdir().unwrap();
+    let clock: SharedClock = ManualClock::new(T0);
+    let app = App::open(dir.path(), "w", &BackendConfig::Phoenixd(config), clock)
+        .await
+        .unwrap();
+    Buyer {
+        _dir: dir,
+        app,
+        node,
+    }
+}
+
+impl Buyer {
+    async fn new(timeout_secs: u64) -> Buyer {
+        let (node, url) = start().await;
+        buyer(config(&url, timeout_secs), node).await
+    }
+
+    fn invoice(&self, amount_msat: u64, seed: u8) -> (String, [u8; 32], [u8; 32]) {
+        let preimage = [seed; 32];
+        let hash = l402_mcp::l402::sha256(&preimage);
+        self.node
+            .lock()
+            .unwrap()
+            .preimages
+            .insert(hex::encode(hash), preimage);
+        (invoice(amount_msat, preimage), hash, preimage)
+    }
+
+    async fn pay(&self, bolt11: &str) -> Result<Receipt, PayError> {
+        let req = PayRequest {
+            invoice: bolt11,
+            ..Default::default()
+        };
+        self.app.payer.pay(&req).await
+    }
+
+    async fn status(&self, hash: &[u8; 32]) -> Status {
+        self.app.payer.find(hash).await.unwrap().unwrap().status
+    }
+
+    fn set_outgoing(&self, hash: &[u8; 32], v: Value) {
+        self.node
+            .lock()
+            .unwrap()
+            .outgoing
+            .insert(hex::encode(hash), v);
+    }
+}
+
+#[tokio::test]
+async fn requests_and_answers_follow_the_api_reference() {
+    let (node, url) = start().await;
+    let wallet = PhoenixdWallet::new(&config(&url, 5)).unwrap();
+
+    let info = wallet.info().await.unwrap();
+    assert_eq!(info.network, Network::Regtest);
+    assert_eq!(info.node_id.as_deref(), Some(NODE_ID));
+    assert_eq!(
+        wallet.balance().await.unwrap().msat,
+        1_234_000,
+        "balanceSat; the fee credit is not spendable"
+    );
+
+    let created = wallet
+        .create_invoice(&InvoiceRequest {
+            amount_msat: 21_000,
+            description: "é".repeat(200),
+            expiry_secs: 600,
+        })
+        .await
+        .unwrap();
+    assert_eq!(created.payment_hash, l402_mcp::l402::sha256(&[0x7c; 32]));
+    assert_eq!(
+        wallet.lookup_incoming(&created.payment_hash).await.unwrap(),
+        IncomingStatus::Settled {
+            amount_msat: 21_000
+        }
+    );
+    assert_eq!(
+        wallet.lookup_incoming(&[4; 32]).await.unwrap(),
+        IncomingStatus::NotFound,
+        "404 Not found"
+    );
+    assert_eq!(
+        wallet.lookup_outgoing(&[4; 32]).await.unwrap(),
+        OutgoingStatus::NotFound
+    );
+    // Invoices are in whole sats: refused before any request.
+    let odd = wallet
+        .create_invoice(&InvoiceRequest {
+            amount_msat: 21_500,
+            description: "x".into(),
+            expiry_secs: 600,
+        })
+        .await;
+    assert!(matches!(odd, Err(WalletError::Rejected(_))), "{odd:?}");
+
+    let n = node.lock().unwrap();
+    let seen: Vec<String> = n
+        .seen
+        .iter()
+        .map(|s| format!("{} {}", s.method, s.path))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            "GET /getinfo".to_owned(),
+            "GET /getbalance".into(),
+            "POST /createinvoice".into(),
+            format!(
+                "GET /payments/incoming/{}",
+                hex::encode(created.payment_hash)
+            ),
+            format!("GET /payments/incoming/{}", hex::encode([4u8; 32])),
+            format!("GET /payments/outgoingbyhash/{}", hex::encode([4u8; 32])),
+        ]
+    );
+    let create = &n.seen[2];
+    assert_eq!(
+        create.content_type.as_deref(),
+        Some("application/x-www-form-urlencoded")
+    );
+    let fields: HashMap<&str, &str> = create
+        .form
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(fields["amountSat"], "21");
+    assert_eq!(fields["expirySeconds"], "600");
+    assert_eq!(
+        fields["description"].chars().count(),
+        128,
+        "phoenixd's limit"
+    );
+}
+
+#[tokio::test]
+async fn a_payment_goes_through_the_ledger_with_the_exact_fee() {
+    let b = Buyer::new(5).await;
+    let (bolt11, hash, preimage) = b.invoice(21_000, 0x31);
+    let receipt = b.pay(&bolt11).await.unwrap();
+    assert_eq!(receipt.preimage, preimage);
+    assert_eq!(
+        (receipt.amount_msat, receipt.fee_msat),
+        (21_000, 4084),
+        "fees (msat) of the payment record, not routingFeeSat rounded down"
+    );
+    assert_eq!(b.status(&hash).await, Status::Succeeded);
+
+    let n = b.node.lock().unwrap();
+    let pay = n.seen.iter().find(|s| s.path == "/payinvoice").unwrap();
+    assert_eq!(
+        pay.content_type.as_deref(),
+        Some("application/x-www-form-urlencoded")
+    );
+    let fields: Vec<(&str, &str)> = pay
+        .form
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            ("invoice", bolt11.as_str()),
+            ("trampolineFeeBaseSat", "4"),
+            ("trampolineFeeProportional", "4000"),
+        ],
+        "no amountSat: the invoice's own amount is paid"
+    );
+}
+
+#[tokio::test]
+async fn a_definite_failure_releases_the_reservation() {
+    let b = Buyer::new(5).await;
+    let (bolt11, hash, _) = b.invoice(21_000, 0x32);
+    b.node.lock().unwrap().pay = Pay::Failed;
+    match b.pay(&bolt11).await {
+        Err(PayError::Failed(WalletError::Rejected(m))) => {
+            assert!(m.contains("route not found"), "{m}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(b.status(&hash).await, Status::Failed);
+    b.node.lock().unwrap().pay = Pay::Sent;
+    b.pay(&bolt11).await.unwrap();
+    assert_eq!(b.node.lock().unwrap().calls("/payinvoice"), 2);
+}
+
+#[tokio::test]
+async fn a_fee_above_the_limit_is_refused_before_paying() {
+    let (node, url) = start().await;
+    let b = buyer(
+        PhoenixdConfig {
+            trampoline_fee_base_sat: Some(50),
+            ..config(&url, 5)
+        },
+        node,
+    )
+    .await;
+    let (bolt11, hash, _) = b.invoice(21_000, 0x33);
+    assert!(matches!(
+        b.pay(&bolt11).await,
+        Err(PayError::Failed(WalletError::Rejected(_)))
+    ));
+    assert_eq!(b.status(&hash).await, Status::Failed);
+    assert_eq!(b.node.lock().unwrap().calls("/payinvoice"), 0);
+}
+
+#[tokio::test]
+async fn a_timeout_stays_pending_and_is_reconciled_without_paying_twice() {
+    let b = Buyer::new(2).await;
+    let (bolt11, hash, preimage) = b.invoice(21_000, 0x34);
+    b.node.lock().unwrap().pay = Pay::Hang;
+    assert!(matches!(
+        b.pay(&bolt11).await,
+        Err(PayError::OutcomeUnknown { .. })
+    ));
+    assert_eq!(b.status(&hash).await, Status::Pending);
+
+    // Pending at phoenixd: no completedAt yet.
+    let hash_hex = hex::encode(hash);
+    b.set_outgoing(
+        &hash,
+        json!({"subType": "lightning", "paymentId": PAYMENT_ID, "paymentHash": hash_hex,
+               "isPaid": false, "sent": 21, "fees": 0, "createdAt": 1800000000000u64}),
+    );
+    assert!(matches!(
+        b.pay(&bolt11).await,
+        Err(PayError::InFlight { .. })
+    ));
+
+    b.set_outgoing(
+        &hash,
+        json!({"subType": "lightning", "paymentId": PAYMENT_ID, "paymentHash": hash_hex,
+               "preimage": hex::encode(preimage), "isPaid": true, "sent": 21, "fees": 4084,
+               "completedAt": 1800000100000u64, "createdAt": 1800000000000u64}),
+    );
+    assert_eq!(b.app.payer.reconcile().await.unwrap().succeeded, 1);
+    let receipt = b.pay(&bolt11).await.unwrap();
+    assert!(receipt.already_paid);
+    assert_eq!((receipt.preimage, receipt.fee_msat), (preimage, 4084));
+    assert_eq!(
+        b.node.lock().unwrap().calls("/payinvoice"),
+        1,
+        "never sent twice"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_payment_is_reconciled_as_failed_and_an_old_phoenixd_is_not_guessed() {
+    let b = Buyer::new(2).await;
+    let (bolt11, hash, _) = b.invoice(21_000, 0x35);
+    b.node.lock().unwrap().pay = Pay::Hang;
+    assert!(b.pay(&bolt11).await.is_err());
+
+    // Without outgoingbyhash nothing can be known: never taken for "not found".
+    b.node.lock().unwrap().old = true;
+    assert!(matches!(
+        b.app.wallet.lookup_outgoing(&hash).await,
+        Err(WalletError::Other(m)) if m.contains("upgrade phoenixd")
+    ));
+    assert_eq!(b.app.payer.reconcile().await.unwrap().still_pending, 1);
+
+    b.node.lock().unwrap().old = false;
+    b.set_outgoing(
+        &hash,
+        json!({"subType": "lightning", "paymentId": PAYMENT_ID, "paymentHash": hex::encode(hash),
+               "isPaid": false, "sent": 21, "fees": 0, "completedAt": 1800000100000u64,
+               "createdAt": 1800000000000u64}),
+    );
+    assert_eq!(b.app.payer.reconcile().await.unwrap().failed, 1);
+    assert_eq!(b.status(&hash).await, Status::Failed);
+}
+
+#[tokio::test]
+async fn a_payment_without_preimage_is_recorded_and_reported() {
+    let b = Buyer::new(5).await;
+    let (bolt11, hash, _) = b.invoice(21_000, 0x36);
+    b.node.lock().unwrap().pay = Pay::SentWithoutPreimage;
+    assert!(matches!(
+        b.pay(&bolt11).await,
+        Err(PayError::NoPreimage { .. })
+    ));
+    let rec = b.app.payer.find(&hash).await.unwrap().unwrap();
+    assert_eq!(rec.status, Status::Succeeded, "money moved");
+    assert!(rec.preimage_bytes().is_none());
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_a_credentials_error() {
+    let (_node, url) = start().await;
+    let wallet = PhoenixdWallet::new(&PhoenixdConfig {
+        password: "wrong-password".into(),
+        ..config(&url, 5)
+    })
+    .unwrap();
+    match wallet.balance().await {
+        Err(e @ WalletError::Unavailable(_)) => {
+            assert!(!e.to_string().contains("wrong-password"), "{e}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!format!("{wallet:?}").contains("wrong-password"));
+}
+
+#[test]
+fn the_documented_config_is_read() {
+    let doc = include_str!("../docs/wallets/phoenixd.md");
+    let block = doc
+        .split("```toml\n")
+        .nth(1)
+        .unwrap()
+        .split("```")
+        .next()
+        .unwrap();
+    let config = l402_mcp::config::Config::parse(block).unwrap();
+    match config.backend().unwrap() {
+        BackendConfig::Phoenixd(c) => assert_eq!(c.url, "http://127.0.0.1:9740"),
+        other => panic!("{other:?}"),
+    }
+}

@@ -1,0 +1,481 @@
+//! The L402 gateway: the paywall layer in front of a reverse proxy, through real HTTP.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{any, post};
+use common::{T0, Trade, trade};
+use l402_mcp::fetch::{FetchRequest, Fetcher};
+use l402_mcp::gateway::discovery::About;
+use l402_mcp::gateway::{self, Paywall, Price, Route};
+use l402_mcp::l402::{Credential, Scheme, b64, challenge};
+use l402_mcp::mint::ChallengeRequest;
+use l402_mcp::netguard::NetPolicy;
+use serde_json::{Value, json};
+
+type Seen = Arc<Mutex<Vec<HeaderMap>>>;
+
+async fn listen(app: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await;
+    });
+    addr
+}
+
+/// An upstream that answers with the path it got and records the headers.
+async fn upstream() -> (SocketAddr, Seen) {
+    let seen: Seen = Arc::default();
+    let s = seen.clone();
+    let app = Router::new().fallback(any(
+        move |headers: HeaderMap, uri: axum::http::Uri, body: axum::body::Bytes| {
+            let s = s.clone();
+            async move {
+                s.lock().unwrap().push(headers);
+                format!("upstream saw {} ({} bytes)", uri.path(), body.len())
+            }
+        },
+    ));
+    (
+        listen(app.layer(axum::extract::DefaultBodyLimit::disable())).await,
+        seen,
+    )
+}
+
+fn route(path: &str, sats: u64, service: &str) -> Route {
+    let mut r = Route::new(path, Price::Fixed { msat: sats * 1000 });
+    r.service = service.into();
+    r
+}
+
+async fn gateway_with(t: &Trade, routes: Vec<Route>, cors: &[String]) -> (SocketAddr, Seen) {
+    let (up, seen) = upstream().await;
+    let paywall = Paywall::new(t.seller.seller.clone(), routes);
+    let about = About {
+        name: "Test API".into(),
+        description: "things".into(),
+        base_url: None,
+        network: "regtest".into(),
+    };
+    let app = gateway::router(paywall, &format!("http://{up}"), about, cors).unwrap();
+    (listen(app).await, seen)
+}
+
+fn http() -> reqwest::Client {
+    l402_mcp::init_tls();
+    reqwest::Client::new()
+}
+
+fn fetcher(t: &Trade) -> Fetcher {
+    Fetcher::new(
+        t.buyer.payer.clone(),
+        t.buyer.ledger.clone(),
+        t.clock.clone(),
+        NetPolicy::loopback(),
+    )
+    .unwrap()
+}
+
+async fn pay(t: &Trade, invoice: &str) -> [u8; 32] {
+    t.buyer
+        .payer
+        .pay(&l402_mcp::pay::PayRequest {
+            invoice,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .preimage
+}
+
+#[tokio::test]
+async fn challenges_exactly_as_aperture_and_forwards_paid_requests() {
+    let t = trade().await;
+    let mut free = Route::new("/public", Price::Free);
+    free.service = "public".into();
+    let (gw, seen) = gateway_with(&t, vec![route("/api", 21, "api"), free], &[]).await;
+
+    let r = http()
+        .get(format!("http://{gw}/api/things?x=1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 402);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let lines: Vec<String> = r
+        .headers()
+        .get_all("www-authenticate")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert!(
+        lines[0].starts_with("LSAT macaroon=\"") && lines[1].starts_with("L402 macaroon=\""),
+        "{lines:?}"
+    );
+    let parsed = challenge::parse_headers(lines.iter().map(String::as_str)).unwrap();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["invoice"], parsed[0].invoice);
+    assert_eq!(
+        b64::decode(body["macaroon"].as_str().unwrap()).unwrap(),
+        parsed[0].macaroon
+    );
+    assert_eq!(body["amount_sats"], 21);
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "an unpaid request reached the upstream"
+    );
+
+    // Free paths and the health endpoint need nothing.
+    let r = http()
+        .get(format!("http://{gw}/public/x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status().as_u16(), r.text().await.unwrap()),
+        (200, "upstream saw /public/x (0 bytes)".to_owned())
+    );
+    assert_eq!(
+        http()
+            .get(format!("http://{gw}/.well-known/l402/health"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    // fetch_paid's engine pays and gets the upstream's answer; the credential stays at the gateway.
+    let got = fetcher(&t)
+        .fetch(&FetchRequest::get(&format!("http://{gw}/api/things?x=1")))
+        .await
+        .unwrap();
+    assert_eq!(
+        (got.status, got.body.content.as_str(), got.receipt.paid),
+        (200, "upstream saw /api/things (0 bytes)", true)
+    );
+    let headers = seen.lock().unwrap().last().cloned().unwrap();
+    assert!(
+        headers.get("authorization").is_none(),
+        "the L402 credential was forwarded upstream"
+    );
+    assert_eq!(headers["x-forwarded-for"], "127.0.0.1");
+
+    // Sales are recorded once.
+    let sales = t.seller.seller.tokens().sales_since(0).await.unwrap();
+    assert_eq!((sales.count, sales.amount_msat), (1, 21_000));
+}
+
+#[tokio::test]
+async fn tokens_from_the_mcp_tools_work_at_the_gateway_and_the_reverse() {
+    let t = trade().await;
+    let (gw, _) = gateway_with(&t, vec![route("/api", 5, "api")], &[]).await;
+    // Minted as create_l402_challenge does, accepted by the gateway.
+    let c = t
+        .seller
+        .seller
+        .create_challenge(&ChallengeRequest {
+            amount_msat: 5_000,
+            service: Some("api".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let pre = pay(&t, &c.invoice).await;
+    let auth = Credential::format(Scheme::Lsat, &b64::decode(&c.macaroon).unwrap(), &pre);
+    let r = http()
+        .get(format!("http://{gw}/api/x"))
+        .header("authorization", &auth)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Minted by the gateway, accepted by verify_l402_payment's service.
+    let r = http()
+        .get(format!("http://{gw}/api/y"))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = r.json().await.unwrap();
+    let pre = pay(&t, body["invoice"].as_str().unwrap()).await;
+    let auth = Credential::format(
+        Scheme::L402,
+        &b64::decode(body["macaroon"].as_str().unwrap()).unwrap(),
+        &pre,
+    );
+    let v = t
+        .seller
+        .seller
+        .verify_authorization(&auth, Some("api"), None)
+        .await
+        .unwrap();
+    assert!(v.valid, "{v:?}");
+}
+
+#[tokio::test]
+async fn forged_expired_used_up_and_wrong_route_credentials_get_a_fresh_402() {
+    let t = trade().await;
+    let mut limited = route("/limited", 2, "limited");
+    limited.max_uses = Some(2);
+    let mut brief = route("/brief", 2, "brief");
+    brief.valid_for_secs = Some(60);
+    let (gw, _) = gateway_with(
+        &t,
+        vec![
+            route("/api", 2, "api"),
+            route("/other", 2, "other"),
+            limited,
+            brief,
+        ],
+        &[],
+    )
+    .await;
+    let get = |path: &str, auth: &str| {
+        let url = format!("http://{gw}{path}");
+        let auth = auth.to_owned();
+        async move {
+            let r = http()
+                .get(url)
+                .header("authorization", auth)
+                .send()
+                .await
+                .unwrap();
+            let fresh = r.headers().get_all("www-authenticate").iter().count() == 2;
+            (r.status().as_u16(), fresh)
+        }
+    };
+    let buy = async |path: &str| {
+        let body: Value = http()
+            .get(format!("http://{gw}{path}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let mac = b64::decode(body["macaroon"].as_str().unwrap()).unwrap();
+        let pre = pay(&t, body["invoice"].as_str().unwrap()).await;
+        (mac, pre)
+    };
+
+    let (mac, pre) = buy("/api").await;
+    let good = Credential::format(Scheme::L402, &mac, &pre);
+    assert_eq!(get("/api/a", &good).await, (200, false));
+    // Wrong route (another service), wrong preimage, tampered signature, garbage.
+    assert_eq!(get("/other/a", &good).await, (402, true));
+    assert_eq!(
+        get("/api/a", &Credential::format(Scheme::L402, &mac, &[7; 32])).await,
+        (402, true)
+    );
+    let mut bad = mac.clone();
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    assert_eq!(
+        get("/api/a", &Credential::format(Scheme::L402, &bad, &pre)).await,
+        (402, true)
+    );
+    assert_eq!(get("/api/a", "L402 garbage").await, (402, true));
+
+    // N-use: two requests, then a fresh 402.
+    let (mac, pre) = buy("/limited").await;
+    let auth = Credential::format(Scheme::L402, &mac, &pre);
+    assert_eq!(get("/limited", &auth).await, (200, false));
+    assert_eq!(get("/limited", &auth).await, (200, false));
+    assert_eq!(get("/limited", &auth).await, (402, true));
+
+    // Expired.
+    let (mac, pre) = buy("/brief").await;
+    let auth = Credential::format(Scheme::L402, &mac, &pre);
+    assert_eq!(get("/brief", &auth).await, (200, false));
+    t.clock.advance(61);
+    assert_eq!(get("/brief", &auth).await, (402, true));
+}
+
+#[tokio::test]
+async fn free_tier_per_client_network_per_day() {
+    let t = trade().await;
+    let mut r = route("/api", 3, "api");
+    r.free_per_day = 2;
+    let (gw, _) = gateway_with(&t, vec![r], &[]).await;
+    let status = async || {
+        http()
+            .get(format!("http://{gw}/api"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(
+        (status().await, status().await, status().await),
+        (200, 200, 402)
+    );
+    t.clock.set(T0 + 86_400);
+    assert_eq!(status().await, 200);
+}
+
+#[tokio::test]
+async fn dynamic_pricing_through_a_hook() {
+    let t = trade().await;
+    // "1 sat per row": the hook reads ?rows= from the query.
+    let hook = Router::new().route(
+        "/price",
+        post(|axum::Json(q): axum::Json<Value>| async move {
+            let rows: u64 = q["query"]
+                .as_str()
+                .unwrap_or("")
+                .strip_prefix("rows=")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(1);
+            assert_eq!(q["method"], "GET");
+            axum::Json(json!({ "price_sats": rows }))
+        }),
+    );
+    let h = listen(hook).await;
+    let mut r = Route::new(
+        "/rows",
+        Price::Hook {
+            url: format!("http://{h}/price"),
+        },
+    );
+    r.service = "rows".into();
+    let (gw, _) = gateway_with(&t, vec![r], &[]).await;
+    for rows in [1u64, 7, 250] {
+        let body: Value = http()
+            .get(format!("http://{gw}/rows?rows={rows}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(body["amount_sats"], rows);
+        let inv = l402_mcp::bolt11::decode(body["invoice"].as_str().unwrap()).unwrap();
+        assert_eq!(inv.amount_msat, Some(rows * 1000));
+    }
+    // A broken hook: no price, no invoice.
+    let mut broken = Route::new(
+        "/broken",
+        Price::Hook {
+            url: "http://127.0.0.1:1/price".into(),
+        },
+    );
+    broken.service = "broken".into();
+    let (gw, _) = gateway_with(&t, vec![broken], &[]).await;
+    assert_eq!(
+        http()
+            .get(format!("http://{gw}/broken"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+}
+
+#[tokio::test]
+async fn discovery_documents_and_cors() {
+    let t = trade().await;
+    let mut r = route("/api", 21, "api");
+    r.max_uses = Some(10);
+    r.description = Some("the things".into());
+    let (gw, _) = gateway_with(
+        &t,
+        vec![r, Route::new("/free", Price::Free)],
+        &["https://app.example".into()],
+    )
+    .await;
+    let doc: Value = http()
+        .get(format!("http://{gw}/.well-known/l402"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc["routes"][0]["path"], "/api");
+    assert_eq!(doc["routes"][0]["price"]["sats"], 21);
+    assert_eq!(doc["routes"][0]["max_uses"], 10);
+    let card: Value = http()
+        .get(format!("http://{gw}/.well-known/agent.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(card["skills"][0]["id"], "api");
+    let llms = http()
+        .get(format!("http://{gw}/llms.txt"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        llms.contains("- [/api](/api): 21 sats (10 requests per token): the things"),
+        "{llms}"
+    );
+
+    let pre = http()
+        .request(reqwest::Method::OPTIONS, format!("http://{gw}/api"))
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "GET")
+        .header("access-control-request-headers", "authorization")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        pre.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    let r = http()
+        .get(format!("http://{gw}/api"))
+        .header("origin", "https://app.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 402);
+    assert!(
+        r.headers()["access-control-expose-headers"]
+            .to_str()
+            .unwrap()
+            .to_ascii_lowercase()
+            .contains("www-authenticate")
+    );
+    let r = http()
+        .get(format!("http://{gw}/api"))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+}
+
+#[tokio::test]
+async fn bodies_stream_through_both_ways() {
+    let t = trade().await;
+    let (gw, _) = gateway_with(&t, vec![Route::new("/free", Price::Free)], &[]).await;
+    let big = vec![b'z'; 3 << 20];
+    let r = http()
+        .post(format!("http://{gw}/free/upload"))
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.text().await.unwrap(),
+        format!("upstream saw /free/upload ({} bytes)", 3 << 20)
+    );
+}
