@@ -12,6 +12,8 @@
 //!
 //! The invoices the fixture hands out are real BOLT11, signed with a test key.
 
+mod common;
+
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
@@ -24,9 +26,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use bitcoin::secp256k1::SecretKey;
 use l402_mcp::app::App;
-use l402_mcp::bolt11::{self, Network, NewInvoice};
+use l402_mcp::bolt11::{self, Network};
 use l402_mcp::clock::{ManualClock, SharedClock};
 use l402_mcp::ledger::Status;
 use l402_mcp::pay::{PayError, PayRequest};
@@ -44,20 +45,7 @@ fn b64(bytes: &[u8]) -> String {
 
 /// A real regtest invoice for `amount_msat`, payable with `preimage`.
 fn invoice(amount_msat: u64, preimage: [u8; 32]) -> String {
-    let key = SecretKey::from_slice(&[0x21; 32]).unwrap();
-    bolt11::create(
-        &key,
-        &NewInvoice {
-            network: Network::Regtest,
-            amount_msat: Some(amount_msat),
-            description: "contract test",
-            payment_hash: l402_mcp::l402::sha256(&preimage),
-            payment_secret: [9; 32],
-            timestamp: T0,
-            expiry_secs: 3600,
-        },
-    )
-    .unwrap()
+    common::fixture::invoice_for(0x21, amount_msat, preimage)
 }
 
 /// How the fixture answers SendPaymentV2.
@@ -249,10 +237,7 @@ async fn lnd(
 async fn start() -> (Shared, String) {
     let node: Shared = Arc::default();
     let app = Router::new().fallback(lnd).with_state(node.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (node, format!("http://{addr}"))
+    (node, common::fixture::serve(app).await)
 }
 
 fn config(url: &str, timeout_secs: u64) -> LndConfig {

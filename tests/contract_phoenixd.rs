@@ -13,6 +13,8 @@
 //!
 //! The invoices the fixture hands out are real BOLT11, signed with a test key.
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -23,9 +25,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use bitcoin::secp256k1::SecretKey;
 use l402_mcp::app::App;
-use l402_mcp::bolt11::{self, Network, NewInvoice};
+use l402_mcp::bolt11::{self, Network};
 use l402_mcp::clock::{ManualClock, SharedClock};
 use l402_mcp::ledger::Status;
 use l402_mcp::pay::{PayError, PayRequest, Receipt};
@@ -42,20 +43,7 @@ const PAYMENT_ID: &str = "3f9c4e2a-7b1d-4c8e-9a6f-2d5b8e1c7a40";
 
 /// A real regtest invoice for `amount_msat`, payable with `preimage`.
 fn invoice(amount_msat: u64, preimage: [u8; 32]) -> String {
-    let key = SecretKey::from_slice(&[0x41; 32]).unwrap();
-    bolt11::create(
-        &key,
-        &NewInvoice {
-            network: Network::Regtest,
-            amount_msat: Some(amount_msat),
-            description: "contract test",
-            payment_hash: l402_mcp::l402::sha256(&preimage),
-            payment_secret: [7; 32],
-            timestamp: T0,
-            expiry_secs: 3600,
-        },
-    )
-    .unwrap()
+    common::fixture::invoice_for(0x41, amount_msat, preimage)
 }
 
 /// How the fixture answers `payinvoice`.
@@ -202,10 +190,7 @@ async fn phoenixd(
 async fn start() -> (Shared, String) {
     let node: Shared = Arc::default();
     let app = Router::new().fallback(phoenixd).with_state(node.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (node, format!("http://{addr}"))
+    (node, common::fixture::serve(app).await)
 }
 
 fn config(url: &str, timeout_secs: u64) -> PhoenixdConfig {

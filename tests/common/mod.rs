@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod agents;
+pub mod fixture;
 
 use std::sync::Arc;
 

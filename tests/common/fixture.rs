@@ -1,0 +1,47 @@
+//! Shared pieces of the wallet contract tests: local fixtures that replay a node's documented
+//! API, real invoices for them to return, and a buyer app on the backend under test.
+
+use axum::Router;
+use bitcoin::secp256k1::SecretKey;
+use l402_mcp::app::App;
+use l402_mcp::bolt11::{self, Network, NewInvoice};
+use l402_mcp::clock::{ManualClock, SharedClock};
+use l402_mcp::wallet::BackendConfig;
+
+use super::T0;
+
+/// A real regtest invoice signed by the key `[key_byte; 32]`, payable with `preimage`.
+pub fn invoice_for(key_byte: u8, amount_msat: u64, preimage: [u8; 32]) -> String {
+    let key = SecretKey::from_slice(&[key_byte; 32]).expect("test key");
+    bolt11::create(
+        &key,
+        &NewInvoice {
+            network: Network::Regtest,
+            amount_msat: Some(amount_msat),
+            description: "contract test",
+            payment_hash: l402_mcp::l402::sha256(&preimage),
+            payment_secret: [key_byte ^ 0xff; 32],
+            timestamp: T0,
+            expiry_secs: 3600,
+        },
+    )
+    .expect("invoice")
+}
+
+/// Serve a fixture on loopback; its base URL.
+pub async fn serve(app: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{addr}")
+}
+
+/// Wallet "w" on `backend`, in a fresh data dir, at time `T0`.
+pub async fn open_app(backend: &BackendConfig) -> (tempfile::TempDir, App) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let clock: SharedClock = ManualClock::new(T0);
+    let app = App::open(dir.path(), "w", backend, clock).await.expect("open app");
+    (dir, app)
+}
