@@ -427,6 +427,22 @@ pub struct DecodeInvoiceOutput {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
+pub struct DiscoverParams {
+    /// Any URL of the service (only its origin is used), e.g. https://api.example.com/weather.
+    pub url: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct DiscoverOutput {
+    /// The origin the documents were read from.
+    pub origin: String,
+    /// The service's /.well-known/l402 document (routes, prices, terms), or null if it has none.
+    pub l402: Option<serde_json::Value>,
+    /// The service's /llms.txt, or null if it has none.
+    pub llms_txt: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct ListPaymentsParams {
     /// How many (newest first); default 20, at most 200.
     #[serde(default)]
@@ -797,6 +813,28 @@ impl L402Server {
             expired: d.is_expired(now),
             payee: d.payee,
         }))
+    }
+
+    #[tool(
+        description = "Before buying, read what an L402 service sells: its /.well-known/l402 document (paths, prices in sats, token terms) and /llms.txt, from the origin of the given URL. Never pays anything.",
+        annotations(title = "Discover an L402 service", read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = true)
+    )]
+    async fn discover(&self, Parameters(p): Parameters<DiscoverParams>) -> Result<Json<DiscoverOutput>, ToolError> {
+        let url = url::Url::parse(p.url.trim()).map_err(|e| ToolError::new("invalid_request", format!("{:?} is not a URL: {e}", p.url)))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(ToolError::new("invalid_request", "only http and https URLs"));
+        }
+        let origin = url.origin().ascii_serialization();
+        let get = async |path: &str| -> Result<Option<String>, ToolError> {
+            let mut req = FetchRequest::get(&format!("{origin}{path}"));
+            req.max_price_msat = Some(0); // reading a catalogue never pays
+            req.max_response_bytes = 256 * 1024;
+            let r = self.fetcher.fetch(&req).await?;
+            Ok((r.status == 200 && r.body.encoding == "text").then_some(r.body.content))
+        };
+        let l402 = get("/.well-known/l402").await?.and_then(|t| serde_json::from_str(&t).ok());
+        let llms_txt = get("/llms.txt").await?;
+        Ok(Json(DiscoverOutput { origin, l402, llms_txt }))
     }
 
     #[tool(
