@@ -46,7 +46,11 @@ async fn buy_and_sell_between_two_agents_over_stdio() {
     // No non-standard integer formats (clients warn about each).
     for t in &tools {
         let schemas = format!("{:?}{:?}", t.input_schema, t.output_schema);
-        assert!(!schemas.contains("uint64") && !schemas.contains("int64"), "{}", t.name);
+        assert!(
+            !schemas.contains("uint64") && !schemas.contains("int64"),
+            "{}",
+            t.name
+        );
     }
 
     let (b0, s0) = (balance_sats(&buyer).await, balance_sats(&seller).await);
@@ -524,25 +528,57 @@ async fn no_secret_reaches_a_tool_result_or_a_log() {
 async fn discover_reads_a_gateways_catalogue_without_paying() {
     use l402_mcp::gateway::{self, Paywall, Price, Route};
     let dir = tempfile::tempdir().unwrap();
-    let seller = l402_mcp::app::App::open_embedded(dir.path(), "seller", l402_mcp::clock::system()).await.unwrap();
+    let seller = l402_mcp::app::App::open_embedded(dir.path(), "seller", l402_mcp::clock::system())
+        .await
+        .unwrap();
     let mut route = Route::new("/weather", Price::Fixed { msat: 21_000 });
     route.description = Some("forecasts".into());
-    let about = gateway::discovery::About { name: "Weather".into(), description: "forecasts for agents".into(), base_url: None, network: "regtest".into() };
-    let app = gateway::router(Paywall::new(seller.seller.clone(), vec![route]), "http://127.0.0.1:9", about, &[]).unwrap();
+    let about = gateway::discovery::About {
+        name: "Weather".into(),
+        description: "forecasts for agents".into(),
+        base_url: None,
+        network: "regtest".into(),
+    };
+    let app = gateway::router(
+        Paywall::new(seller.seller.clone(), vec![route]),
+        "http://127.0.0.1:9",
+        about,
+        &[],
+    )
+    .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await });
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+    });
 
     let buyer = spawn_agent(dir.path(), "buyer", &[], Stdio::null()).await;
     let before = balance_sats(&buyer).await;
-    let d = ok(&call(&buyer, "discover", json!({ "url": format!("http://{addr}/weather?city=x") })).await);
+    let d = ok(&call(
+        &buyer,
+        "discover",
+        json!({ "url": format!("http://{addr}/weather?city=x") }),
+    )
+    .await);
     assert_eq!(d["origin"], format!("http://{addr}"));
     assert_eq!(d["l402"]["routes"][0]["path"], "/weather");
     assert_eq!(d["l402"]["routes"][0]["price"]["sats"], 21);
     assert!(d["llms_txt"].as_str().unwrap().contains("21 sats"));
     // A priced path is never paid by discover.
-    let paid = ok(&call(&buyer, "discover", json!({ "url": format!("http://{addr}/weather") })).await);
+    let paid = ok(&call(
+        &buyer,
+        "discover",
+        json!({ "url": format!("http://{addr}/weather") }),
+    )
+    .await);
     assert_eq!(paid["origin"], d["origin"]);
     assert_eq!(balance_sats(&buyer).await, before);
-    assert!(failed(&call(&buyer, "discover", json!({ "url": "ftp://x" })).await).starts_with("invalid_request"));
+    assert!(
+        failed(&call(&buyer, "discover", json!({ "url": "ftp://x" })).await)
+            .starts_with("invalid_request")
+    );
 }

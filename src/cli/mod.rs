@@ -319,9 +319,18 @@ async fn run(cli: Cli) -> Result<()> {
             let since = app.clock.now().saturating_sub(hours.saturating_mul(3600));
             let summary = app.seller.tokens().sales_since(since).await?;
             print(j, &summary, || {
-                let mut out = format!("{} sale(s), {} in the last {hours} h", summary.count, sats(summary.amount_msat));
+                let mut out = format!(
+                    "{} sale(s), {} in the last {hours} h",
+                    summary.count,
+                    sats(summary.amount_msat)
+                );
                 for s in &summary.by_service {
-                    out.push_str(&format!("\n  {:<20} {:>5} sale(s) {:>14}", s.service, s.count, sats(s.amount_msat)));
+                    out.push_str(&format!(
+                        "\n  {:<20} {:>5} sale(s) {:>14}",
+                        s.service,
+                        s.count,
+                        sats(s.amount_msat)
+                    ));
                 }
                 out
             })
@@ -570,7 +579,11 @@ async fn serve(
     Ok(())
 }
 
-async fn gateway(app: App, args: GatewayArgs, mut cfg: l402_mcp::gateway::GatewayConfig) -> Result<()> {
+async fn gateway(
+    app: App,
+    args: GatewayArgs,
+    mut cfg: l402_mcp::gateway::GatewayConfig,
+) -> Result<()> {
     use l402_mcp::gateway::{self, RouteConfig};
     if let Some(u) = args.upstream {
         cfg.upstream = Some(u);
@@ -590,7 +603,10 @@ async fn gateway(app: App, args: GatewayArgs, mut cfg: l402_mcp::gateway::Gatewa
             description: None,
         });
     }
-    let upstream = cfg.upstream.clone().context("no upstream: give --upstream URL or [gateway] upstream in the config")?;
+    let upstream = cfg
+        .upstream
+        .clone()
+        .context("no upstream: give --upstream URL or [gateway] upstream in the config")?;
     let routes = gateway::routes_from(&cfg)?;
     if routes.is_empty() {
         bail!("no routes: give --price SATS (with --path) or [[gateway.routes]] in the config");
@@ -599,19 +615,31 @@ async fn gateway(app: App, args: GatewayArgs, mut cfg: l402_mcp::gateway::Gatewa
     if let Some(url) = &cfg.database_url {
         seller = seller.with_token_store(l402_mcp::store::postgres::connect(url).await?);
     }
-    let mut paywall = gateway::Paywall::new(seller, routes).trust_forwarded_for(cfg.trust_forwarded_for);
+    let mut paywall =
+        gateway::Paywall::new(seller, routes).trust_forwarded_for(cfg.trust_forwarded_for);
     if cfg.deny_unmatched {
         paywall = paywall.deny_unmatched();
     }
-    let network = app.wallet.info().await.map(|i| i.network.to_string()).unwrap_or_else(|_| "unknown".into());
+    let network = app
+        .wallet
+        .info()
+        .await
+        .map(|i| i.network.to_string())
+        .unwrap_or_else(|_| "unknown".into());
     let about = gateway::discovery::About {
         name: cfg.name.clone().unwrap_or_else(|| "L402 API".into()),
-        description: cfg.description.clone().unwrap_or_else(|| format!("{upstream} behind an L402 paywall")),
+        description: cfg
+            .description
+            .clone()
+            .unwrap_or_else(|| format!("{upstream} behind an L402 paywall")),
         base_url: cfg.public_url.clone(),
         network,
     };
     let router = gateway::router(paywall, &upstream, about, &cfg.cors_origins)?;
-    let listen = args.listen.or(cfg.listen).unwrap_or(std::net::SocketAddr::from(([127, 0, 0, 1], 8402)));
+    let listen = args
+        .listen
+        .or(cfg.listen)
+        .unwrap_or(std::net::SocketAddr::from(([127, 0, 0, 1], 8402)));
     let shutdown = CancellationToken::new();
     let on_signal = shutdown.clone();
     tokio::spawn(async move {

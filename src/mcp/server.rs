@@ -817,12 +817,26 @@ impl L402Server {
 
     #[tool(
         description = "Before buying, read what an L402 service sells: its /.well-known/l402 document (paths, prices in sats, token terms) and /llms.txt, from the origin of the given URL. Never pays anything.",
-        annotations(title = "Discover an L402 service", read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = true)
+        annotations(
+            title = "Discover an L402 service",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = true
+        )
     )]
-    async fn discover(&self, Parameters(p): Parameters<DiscoverParams>) -> Result<Json<DiscoverOutput>, ToolError> {
-        let url = url::Url::parse(p.url.trim()).map_err(|e| ToolError::new("invalid_request", format!("{:?} is not a URL: {e}", p.url)))?;
+    async fn discover(
+        &self,
+        Parameters(p): Parameters<DiscoverParams>,
+    ) -> Result<Json<DiscoverOutput>, ToolError> {
+        let url = url::Url::parse(p.url.trim()).map_err(|e| {
+            ToolError::new("invalid_request", format!("{:?} is not a URL: {e}", p.url))
+        })?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(ToolError::new("invalid_request", "only http and https URLs"));
+            return Err(ToolError::new(
+                "invalid_request",
+                "only http and https URLs",
+            ));
         }
         let origin = url.origin().ascii_serialization();
         let get = async |path: &str| -> Result<Option<String>, ToolError> {
@@ -832,9 +846,15 @@ impl L402Server {
             let r = self.fetcher.fetch(&req).await?;
             Ok((r.status == 200 && r.body.encoding == "text").then_some(r.body.content))
         };
-        let l402 = get("/.well-known/l402").await?.and_then(|t| serde_json::from_str(&t).ok());
+        let l402 = get("/.well-known/l402")
+            .await?
+            .and_then(|t| serde_json::from_str(&t).ok());
         let llms_txt = get("/llms.txt").await?;
-        Ok(Json(DiscoverOutput { origin, l402, llms_txt }))
+        Ok(Json(DiscoverOutput {
+            origin,
+            l402,
+            llms_txt,
+        }))
     }
 
     #[tool(

@@ -30,7 +30,9 @@ pub fn invoice_for(key_byte: u8, amount_msat: u64, preimage: [u8; 32]) -> String
 
 /// Serve a fixture on loopback; its base URL.
 pub async fn serve(app: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
@@ -42,6 +44,8 @@ pub async fn serve(app: Router) -> String {
 pub async fn open_app(backend: &BackendConfig) -> (tempfile::TempDir, App) {
     let dir = tempfile::tempdir().expect("temp dir");
     let clock: SharedClock = ManualClock::new(T0);
-    let app = App::open(dir.path(), "w", backend, clock).await.expect("open app");
+    let app = App::open(dir.path(), "w", backend, clock)
+        .await
+        .expect("open app");
     (dir, app)
 }
