@@ -258,7 +258,24 @@ impl Fetcher {
         req: &FetchRequest,
         url: reqwest::Url,
     ) -> Result<FetchResponse, FetchError> {
-        let first = self.exchange(req, url, None).await?;
+        let mut first = self.exchange(req, url.clone(), None).await?;
+        // A cached credential answered 401/403 (e.g. a single-use token already used): drop it
+        // and ask again without it, which gets a fresh challenge if the resource is paid.
+        if let Some(stale) = &first.token
+            && matches!(
+                first.response.status(),
+                reqwest::StatusCode::UNAUTHORIZED | reqwest::StatusCode::FORBIDDEN
+            )
+        {
+            info!(
+                status = first.response.status().as_u16(),
+                "the server refused the cached credential; dropping it"
+            );
+            self.ledger
+                .drop_token(&self.wallet, &stale.origin, &stale.path_prefix)
+                .await?;
+            first = self.exchange(req, url, None).await?;
+        }
         if first.response.status() != reqwest::StatusCode::PAYMENT_REQUIRED {
             return self.finish(first, req, None).await;
         }

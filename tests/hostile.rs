@@ -344,3 +344,63 @@ fn rebuild(identifier: &[u8], caveats: &[Vec<u8>], signature: &[u8; 32]) -> Maca
     field(&mut out, 6, signature);
     Macaroon::deserialize(&out).unwrap()
 }
+
+/// A seller with single-use tokens (l402kit) answers 401 to a token already used: the cached
+/// credential is dropped and the next call pays once more, instead of failing forever.
+#[tokio::test]
+async fn a_single_use_token_refused_with_401_is_dropped_and_paid_again() {
+    let t = trade().await;
+    let used: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seller = t.seller.seller.clone();
+    let app = Router::new().route(
+        "/once",
+        get(move |headers: HeaderMap| {
+            let (used, seller) = (used.clone(), seller.clone());
+            async move {
+                if let Some(auth) = headers
+                    .get(header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                {
+                    if used.lock().unwrap().iter().any(|a| a == auth) {
+                        return (StatusCode::UNAUTHORIZED, "Token already used").into_response();
+                    }
+                    if seller
+                        .verify_authorization(auth, None, None)
+                        .await
+                        .unwrap()
+                        .valid
+                    {
+                        used.lock().unwrap().push(auth.to_owned());
+                        return "data".into_response();
+                    }
+                }
+                let c = seller
+                    .create_challenge(&ChallengeRequest {
+                        amount_msat: 3_000,
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap();
+                let mut r = StatusCode::PAYMENT_REQUIRED.into_response();
+                for line in c.www_authenticate {
+                    r.headers_mut().append(
+                        header::WWW_AUTHENTICATE,
+                        HeaderValue::from_str(&line).unwrap(),
+                    );
+                }
+                r
+            }
+        }),
+    );
+    let addr = serve(app).await;
+    let f = fetcher(&t, NetPolicy::loopback());
+    let url = format!("http://{addr}/once");
+    for _ in 0..3 {
+        let r = f.fetch(&FetchRequest::get(&url)).await.unwrap();
+        assert_eq!(
+            (r.status, r.body.content.as_str(), r.receipt.paid),
+            (200, "data", true)
+        );
+    }
+    assert_eq!(balance(&t.buyer).await, DEMO_GRANT_MSAT - 9_000);
+}

@@ -922,9 +922,29 @@ impl L402Server {
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for L402Server {
+    // Logging is deprecated by SEP-2577 (2026-07-28) but older clients and the conformance suite
+    // still use it: keep answering `logging/setLevel`.
+    #[allow(deprecated)]
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(Implementation::new("l402-mcp", env!("CARGO_PKG_VERSION")))
-            .with_instructions(INSTRUCTIONS)
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_logging()
+                .build(),
+        )
+        .with_server_info(Implementation::new("l402-mcp", env!("CARGO_PKG_VERSION")))
+        .with_instructions(INSTRUCTIONS)
+    }
+
+    /// Clients may set a log level; this server's logs go to stderr (stdout is the transport),
+    /// so the request is accepted and nothing more is sent over MCP.
+    #[allow(deprecated)]
+    fn set_level(
+        &self,
+        request: rmcp::model::SetLevelRequestParams,
+        _context: rmcp::service::RequestContext<rmcp::RoleServer>,
+    ) -> impl std::future::Future<Output = Result<(), ErrorData>> + Send + '_ {
+        tracing::debug!(level = ?request.level, "client asked for a log level");
+        std::future::ready(Ok(()))
     }
 }
