@@ -103,6 +103,7 @@ fn main() -> ExitCode {
                 service: service.as_deref(),
                 capability: capability.as_deref(),
                 now_unix,
+                ..VerifyParams::default()
             };
             let result = verify::prepare(&bytes, &preimage)
                 .and_then(|p| verify::finish(&p, Some(&root_key), &params));

@@ -3,7 +3,8 @@
 //!
 //! Minting follows Aperture: a random 32-byte root key per token, stored by `sha256(identifier)`;
 //! caveats `services=<name>:<tier>`, `<name>_capabilities=...` and, when a lifetime is given,
-//! `<name>_valid_until=<unix seconds>`.
+//! `<name>_valid_until=<unix seconds>`; and, when the seller binds the token to requests, our
+//! `<name>_methods=GET,...` and `<name>_path_prefix=/p` (see [`crate::l402::caveat`]).
 
 use std::sync::Arc;
 
@@ -56,6 +57,20 @@ pub struct ChallengeRequest {
     pub valid_for_secs: Option<u64>,
     /// Uses allowed (N-use tokens, counted by whoever serves the requests); none = unlimited.
     pub max_uses: Option<u64>,
+    /// HTTP methods the token may be used with (`<service>_methods`); empty = any.
+    pub methods: Vec<String>,
+    /// Path prefix the token may be used under (`<service>_path_prefix`); none = any.
+    pub path_prefix: Option<String>,
+}
+
+/// What a credential is checked for: a service, a capability within it, and the request it is
+/// presented with (for tokens bound to methods or a path prefix). `None` leaves that unchecked.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Access<'a> {
+    pub service: Option<&'a str>,
+    pub capability: Option<&'a str>,
+    pub method: Option<&'a str>,
+    pub path: Option<&'a str>,
 }
 
 /// A challenge to send to a buyer. Holds no secret: not the root key, not the preimage.
@@ -207,6 +222,12 @@ impl Seller {
         for c in &req.capabilities {
             caveat::validate_capability(c).map_err(|e| SellError::Invalid(e.to_string()))?;
         }
+        for m in &req.methods {
+            caveat::validate_method(m).map_err(|e| SellError::Invalid(e.to_string()))?;
+        }
+        if let Some(p) = &req.path_prefix {
+            caveat::validate_path_prefix(p).map_err(|e| SellError::Invalid(e.to_string()))?;
+        }
         let description = req
             .description
             .clone()
@@ -232,6 +253,12 @@ impl Seller {
         mac.add_caveat(&Caveat::capabilities(&service, &req.capabilities).encode());
         if let Some(t) = valid_until {
             mac.add_caveat(&Caveat::valid_until(&service, t).encode());
+        }
+        if !req.methods.is_empty() {
+            mac.add_caveat(&Caveat::methods(&service, &req.methods).encode());
+        }
+        if let Some(p) = &req.path_prefix {
+            mac.add_caveat(&Caveat::path_prefix(&service, p).encode());
         }
         self.tokens
             .store_minted(
@@ -268,18 +295,30 @@ impl Seller {
         })
     }
 
-    /// Verify an `Authorization` header value.
+    /// Verify an `Authorization` header value for a service and capability.
     pub async fn verify_authorization(
         &self,
         authorization: &str,
         service: Option<&str>,
         capability: Option<&str>,
     ) -> Result<Verification, SellError> {
+        let access = Access {
+            service,
+            capability,
+            ..Access::default()
+        };
+        self.verify_authorization_for(authorization, access).await
+    }
+
+    /// Verify an `Authorization` header value for `access` (with the request, when the token
+    /// may be bound to methods or a path).
+    pub async fn verify_authorization_for(
+        &self,
+        authorization: &str,
+        access: Access<'_>,
+    ) -> Result<Verification, SellError> {
         match Credential::parse(authorization) {
-            Ok(c) => {
-                self.verify(&c.macaroons, &c.preimage, service, capability)
-                    .await
-            }
+            Ok(c) => self.verify_for(&c.macaroons, &c.preimage, access).await,
             Err(e) => Ok(Verification::rejected(
                 &Rejection::Malformed(e.to_string()),
                 None,
@@ -297,10 +336,27 @@ impl Seller {
         service: Option<&str>,
         capability: Option<&str>,
     ) -> Result<Verification, SellError> {
-        let params = VerifyParams {
+        let access = Access {
             service,
             capability,
+            ..Access::default()
+        };
+        self.verify_for(macaroons, preimage, access).await
+    }
+
+    /// [`Seller::verify`] for `access`.
+    pub async fn verify_for(
+        &self,
+        macaroons: &[Vec<u8>],
+        preimage: &[u8; 32],
+        access: Access<'_>,
+    ) -> Result<Verification, SellError> {
+        let params = VerifyParams {
+            service: access.service,
+            capability: access.capability,
             now_unix: self.clock.now(),
+            method: access.method,
+            path: access.path,
         };
         let mut first_rejection: Option<Verification> = None;
         for bytes in macaroons {

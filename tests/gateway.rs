@@ -70,6 +70,22 @@ async fn gateway_with(t: &Trade, routes: Vec<Route>, cors: &[String]) -> (Socket
     (listen(app).await, seen)
 }
 
+/// GET `path` exactly as written (no client-side normalization); the status code.
+async fn raw_get(addr: SocketAddr, path: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    answer
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {answer}"))
+}
+
 fn http() -> reqwest::Client {
     l402_mcp::init_tls();
     reqwest::Client::new()
@@ -299,6 +315,75 @@ async fn forged_expired_used_up_and_wrong_route_credentials_get_a_fresh_402() {
     assert_eq!(get("/brief", &auth).await, (200, false));
     t.clock.advance(61);
     assert_eq!(get("/brief", &auth).await, (402, true));
+}
+
+#[tokio::test]
+async fn tokens_bound_to_method_and_path_prefix() {
+    let t = trade().await;
+    // Two routes of one service: only the path binding tells their tokens apart.
+    let mut reports = route("/v1/reports", 2, "data");
+    reports.bind_method = true;
+    reports.bind_path = true;
+    let mut raw = route("/v1/raw", 2, "data");
+    raw.bind_path = true;
+    let mut free = Route::new("/public", Price::Free);
+    free.service = "public".into();
+    let (gw, seen) = gateway_with(&t, vec![reports, raw, free], &[]).await;
+    let send = |method: &str, path: &str, auth: Option<&str>| {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = http().request(method, format!("http://{gw}{path}"));
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        async move {
+            let r = req.send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.text().await.unwrap_or_default())
+        }
+    };
+    let buy = async |method: &str, path: &str| {
+        let (status, body) = send(method, path, None).await;
+        assert_eq!(status, 402, "{body}");
+        let body: Value = serde_json::from_str(&body).unwrap();
+        let mac = b64::decode(body["macaroon"].as_str().unwrap()).unwrap();
+        let caveats = l402_mcp::l402::Macaroon::deserialize(&mac)
+            .unwrap()
+            .caveat_strings();
+        let pre = pay(&t, body["invoice"].as_str().unwrap()).await;
+        (Credential::format(Scheme::L402, &mac, &pre), caveats)
+    };
+
+    let (auth, caveats) = buy("GET", "/v1/reports/7").await;
+    assert!(
+        caveats.contains(&"data_methods=GET".to_owned())
+            && caveats.contains(&"data_path_prefix=/v1/reports".to_owned()),
+        "{caveats:?}"
+    );
+    assert_eq!(send("GET", "/v1/reports/7", Some(&auth)).await.0, 200);
+    assert_eq!(send("GET", "/v1/reports", Some(&auth)).await.0, 200);
+    // Another method, another route of the same service, a look-alike path: a fresh 402.
+    assert_eq!(send("POST", "/v1/reports/7", Some(&auth)).await.0, 402);
+    assert_eq!(send("GET", "/v1/raw/7", Some(&auth)).await.0, 402);
+
+    // Path-bound only: any method under its prefix.
+    let (auth, _) = buy("GET", "/v1/raw/a").await;
+    assert_eq!(send("POST", "/v1/raw/b", Some(&auth)).await.0, 200);
+    assert_eq!(send("GET", "/v1/reports/1", Some(&auth)).await.0, 402);
+
+    // Paths an upstream could resolve into another route are refused before any route matches,
+    // even under a free route, and never reach the upstream. Sent raw: an HTTP client library
+    // would resolve the dot segments itself.
+    let before = seen.lock().unwrap().len();
+    for path in [
+        "/public/../v1/raw/a",
+        "/public/%2e%2e/v1/raw/a",
+        "/public/..%2Fv1/raw/a",
+        "/v1/raw/./a",
+    ] {
+        assert_eq!(raw_get(gw, path).await, 400, "{path}");
+    }
+    assert_eq!(raw_get(gw, "/public/a").await, 200);
+    assert_eq!(seen.lock().unwrap().len(), before + 1);
 }
 
 #[tokio::test]

@@ -97,6 +97,35 @@ async fn buy_and_sell_between_two_agents_over_stdio() {
         (Some("succeeded"), Some(JOKE_SATS))
     );
 
+    // A token bound to GET under /v1/data: verify_l402_payment checks the request it is given.
+    let c = ok(&call(
+        &seller,
+        "create_l402_challenge",
+        json!({ "amount_sats": 2, "service": "data", "methods": ["get"], "path_prefix": "/v1/data" }),
+    )
+    .await);
+    let paid = ok(&call(&buyer, "pay_invoice", json!({ "bolt11": c["invoice"] })).await);
+    let verify = |method: &str, path: &str| {
+        let args = json!({
+            "macaroon": c["macaroon"], "preimage": paid["preimage"], "service": "data",
+            "method": method, "path": path,
+        });
+        async { ok(&call(&seller, "verify_l402_payment", args).await) }
+    };
+    assert_eq!(verify("GET", "/v1/data/7").await["valid"], true);
+    for (method, path) in [
+        ("POST", "/v1/data/7"),
+        ("GET", "/v1/database"),
+        ("GET", "/v1/data/../x"),
+    ] {
+        let v = verify(method, path).await;
+        assert_eq!(
+            (v["valid"].as_bool(), v["reason_code"].as_str()),
+            (Some(false), Some("wrong_route")),
+            "{method} {path}: {v}"
+        );
+    }
+
     // Parallel calls for a fresh resource pay once.
     let dir2 = tempfile::tempdir().unwrap();
     let seller2 = spawn_agent(dir2.path(), "seller", &[], Stdio::null()).await;
@@ -358,6 +387,13 @@ async fn bad_input_to_every_tool_spends_nothing() {
         "invalid_request",
     )
     .await;
+    for bad in [
+        json!({ "amount_sats": 5, "methods": ["GET,POST"] }),
+        json!({ "amount_sats": 5, "path_prefix": "v1" }),
+        json!({ "amount_sats": 5, "path_prefix": "/v1/../admin" }),
+    ] {
+        expect("create_l402_challenge", bad, "invalid_request").await;
+    }
     expect(
         "list_payments",
         json!({ "direction": "sideways" }),

@@ -121,6 +121,12 @@ enum Command {
         /// Requests the token pays for (default: unlimited)
         #[arg(long)]
         max_uses: Option<u64>,
+        /// Bind the token to an HTTP method (repeatable; default: any)
+        #[arg(long = "method")]
+        methods: Vec<String>,
+        /// Bind the token to requests under this path (default: any)
+        #[arg(long)]
+        path_prefix: Option<String>,
         #[arg(long)]
         description: Option<String>,
         /// Seconds until the invoice expires
@@ -134,6 +140,12 @@ enum Command {
         service: Option<String>,
         #[arg(long)]
         capability: Option<String>,
+        /// The request's HTTP method, for tokens bound to methods
+        #[arg(long)]
+        method: Option<String>,
+        /// The request's path, for tokens bound to a path prefix
+        #[arg(long)]
+        path: Option<String>,
     },
 }
 
@@ -170,6 +182,15 @@ struct GatewayArgs {
     /// Token lifetime in seconds
     #[arg(long)]
     valid_for: Option<u64>,
+    /// Requests one token pays for (default: unlimited until it expires)
+    #[arg(long)]
+    max_uses: Option<u64>,
+    /// Tokens work only with the method of the request that was challenged
+    #[arg(long)]
+    bind_method: bool,
+    /// Tokens work only under --path
+    #[arg(long)]
+    bind_path: bool,
     /// Where to listen [default: 127.0.0.1:8402]
     #[arg(long)]
     listen: Option<std::net::SocketAddr>,
@@ -482,6 +503,8 @@ async fn run(cli: Cli) -> Result<()> {
             tier,
             capabilities,
             valid_for,
+            methods,
+            path_prefix,
             description,
             expiry,
         } => {
@@ -496,6 +519,8 @@ async fn run(cli: Cli) -> Result<()> {
                     capabilities,
                     valid_for_secs: valid_for,
                     max_uses,
+                    methods,
+                    path_prefix,
                 })
                 .await?;
             print(j, &c, || {
@@ -509,10 +534,18 @@ async fn run(cli: Cli) -> Result<()> {
             authorization,
             service,
             capability,
+            method,
+            path,
         } => {
+            let access = l402_mcp::mint::Access {
+                service: service.as_deref(),
+                capability: capability.as_deref(),
+                method: method.as_deref(),
+                path: path.as_deref(),
+            };
             let v = app
                 .seller
-                .verify_authorization(&authorization, service.as_deref(), capability.as_deref())
+                .verify_authorization_for(&authorization, access)
                 .await?;
             print(j, &v, || {
                 if v.valid {
@@ -598,8 +631,10 @@ async fn gateway(
             tier: None,
             capabilities: Vec::new(),
             valid_for_secs: args.valid_for,
-            max_uses: None,
+            max_uses: args.max_uses,
             free_per_day: 0,
+            bind_method: args.bind_method,
+            bind_path: args.bind_path,
             description: None,
         });
     }

@@ -2,9 +2,11 @@
 //! [`L402Layer`] puts it in front of any tower/axum service; the gateway puts it in front of a
 //! reverse proxy.
 //!
-//! Per request: find the route (longest path prefix). A free route passes. A priced one passes
-//! with a valid credential for its service (checked by the same [`Seller`] as the
-//! `verify_l402_payment` tool, counting a use of N-use tokens), or within the client's free
+//! Per request: refuse a path with `.`/`..` segments or escapes an upstream could resolve across
+//! routes (400), then find the route (longest path prefix). A free route passes. A priced one
+//! passes with a valid credential for its service and this request (checked by the same
+//! [`Seller`] as the `verify_l402_payment` tool, counting a use of N-use tokens; a token bound
+//! to methods or a path prefix must allow the request's), or within the client's free
 //! tier; anything else gets a fresh challenge exactly as Aperture sends it (status 402, an
 //! `LSAT` and an `L402` `WWW-Authenticate` line, `Cache-Control: no-store`) plus a JSON body with
 //! the same invoice and macaroon for simple clients.
@@ -22,7 +24,8 @@ use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use crate::budget::MSAT_PER_SAT;
-use crate::mint::{ChallengeRequest, Seller};
+use crate::l402::caveat;
+use crate::mint::{Access, ChallengeRequest, Seller};
 
 /// How a route is priced.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -52,6 +55,10 @@ pub struct Route {
     pub max_uses: Option<u64>,
     /// Free requests per client network (IPv4 /24, IPv6 /48) per UTC day.
     pub free_per_day: u64,
+    /// Bind tokens to the method of the request that got the challenge (`<service>_methods`).
+    pub bind_method: bool,
+    /// Bind tokens to this route's path prefix (`<service>_path_prefix`).
+    pub bind_path: bool,
     /// Human description for discovery documents.
     pub description: Option<String>,
 }
@@ -73,6 +80,8 @@ impl Route {
             valid_for_secs: None,
             max_uses: None,
             free_per_day: 0,
+            bind_method: false,
+            bind_path: false,
             description: None,
         }
     }
@@ -180,6 +189,12 @@ impl Paywall {
 
     async fn decide(&self, parts: &axum::http::request::Parts, peer: Option<IpAddr>) -> Decision {
         let path = parts.uri.path();
+        if !caveat::is_plain_path(path) {
+            return Decision::Respond(plain(
+                StatusCode::BAD_REQUEST,
+                "path has '.' or '..' segments, a backslash or an escaped '.', '/', '\\' or '%'",
+            ));
+        }
         let Some(route) = self.route_for(path) else {
             return if self.inner.pass_unmatched {
                 Decision::Pass
@@ -196,10 +211,13 @@ impl Paywall {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
         {
-            let verdict = match seller
-                .verify_authorization(auth, Some(&route.service), None)
-                .await
-            {
+            let access = Access {
+                service: Some(&route.service),
+                capability: None,
+                method: Some(parts.method.as_str()),
+                path: Some(path),
+            };
+            let verdict = match seller.verify_authorization_for(auth, access).await {
                 Ok(v) => seller.consume(v).await,
                 Err(e) => Err(e),
             };
@@ -311,6 +329,12 @@ impl Paywall {
             capabilities: route.capabilities.clone(),
             valid_for_secs: route.valid_for_secs,
             max_uses: route.max_uses,
+            methods: if route.bind_method {
+                vec![parts.method.as_str().to_owned()]
+            } else {
+                Vec::new()
+            },
+            path_prefix: route.bind_path.then(|| route.path.clone()),
         };
         let c = match self.inner.seller.create_challenge(&req).await {
             Ok(c) => c,
@@ -467,6 +491,12 @@ pub struct RouteConfig {
     pub max_uses: Option<u64>,
     #[serde(default)]
     pub free_per_day: u64,
+    /// Tokens work only with the method of the request that was challenged.
+    #[serde(default)]
+    pub bind_method: bool,
+    /// Tokens work only under this route's path.
+    #[serde(default)]
+    pub bind_path: bool,
     #[serde(default)]
     pub description: Option<String>,
 }
@@ -477,6 +507,7 @@ impl RouteConfig {
         if !self.path.starts_with('/') {
             return Err(format!("route path {:?} must start with '/'", self.path));
         }
+        caveat::validate_path_prefix(&self.path).map_err(|e| format!("route: {e}"))?;
         let price = match (self.free, self.price_sats, self.pricing_hook) {
             (true, None, None) => Price::Free,
             (false, Some(0), None) => {
@@ -514,6 +545,8 @@ impl RouteConfig {
         r.valid_for_secs = self.valid_for_secs;
         r.max_uses = self.max_uses;
         r.free_per_day = self.free_per_day;
+        r.bind_method = self.bind_method;
+        r.bind_path = self.bind_path;
         r.description = self.description;
         Ok(r)
     }

@@ -18,6 +18,13 @@ pub const CAPABILITIES_SUFFIX: &str = "_capabilities";
 pub const VALID_UNTIL_SUFFIX: &str = "_valid_until";
 /// lsat-js's expiry caveat, in unix **milliseconds**.
 pub const EXPIRATION: &str = "expiration";
+/// Suffix of a service's method binding (`<service>_methods=GET,HEAD`). Our extension, as is
+/// [`PATH_PREFIX_SUFFIX`]: Aperture skips conditions it does not know, so it would accept such a
+/// token without the binding; our verifier enforces it.
+pub const METHODS_SUFFIX: &str = "_methods";
+/// Suffix of a service's path binding (`<service>_path_prefix=/v1/data`): the request path must
+/// be the prefix or lie under it, on a segment boundary.
+pub const PATH_PREFIX_SUFFIX: &str = "_path_prefix";
 
 /// A first-party caveat, `condition=value`, split at the first `=` and trimmed as Aperture does.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +49,12 @@ pub enum CaveatError {
     BadServiceName(String),
     #[error("capability {0:?} must be non-empty and hold no ',', '=' or spaces")]
     BadCapability(String),
+    #[error("HTTP method {0:?} must be a non-empty token of letters, digits, '-' or '_'")]
+    BadMethod(String),
+    #[error(
+        "path prefix {0:?} must start with '/' and hold no spaces, '?', '#', '\\', escaped '.', '/', '\\' or '%', or '.'/'..' segments"
+    )]
+    BadPathPrefix(String),
 }
 
 impl Caveat {
@@ -88,6 +101,21 @@ impl Caveat {
         )
     }
 
+    /// `<service>_methods=<GET,HEAD>`, upper-cased.
+    pub fn methods(service: &str, methods: &[String]) -> Caveat {
+        let value = methods
+            .iter()
+            .map(|m| m.to_ascii_uppercase())
+            .collect::<Vec<_>>()
+            .join(",");
+        Caveat::new(format!("{service}{METHODS_SUFFIX}"), value)
+    }
+
+    /// `<service>_path_prefix=</a/b>`
+    pub fn path_prefix(service: &str, prefix: &str) -> Caveat {
+        Caveat::new(format!("{service}{PATH_PREFIX_SUFFIX}"), prefix)
+    }
+
     /// `<service>_valid_until=<unix seconds>`
     pub fn valid_until(service: &str, unix_secs: u64) -> Caveat {
         Caveat::new(
@@ -123,10 +151,14 @@ impl Service {
 
 /// Names end up inside `services=a:0,b:1` and `<name>_capabilities`: keep them unambiguous.
 pub fn validate_service_name(name: &str) -> Result<(), CaveatError> {
-    if name.is_empty() || name.contains([',', ':', '=']) || name.contains(char::is_whitespace) {
+    if !service_name_ok(name) {
         return Err(CaveatError::BadServiceName(name.to_owned()));
     }
     Ok(())
+}
+
+fn service_name_ok(name: &str) -> bool {
+    !name.is_empty() && !name.contains([',', ':', '=']) && !name.contains(char::is_whitespace)
 }
 
 pub fn validate_capability(capability: &str) -> Result<(), CaveatError> {
@@ -139,6 +171,67 @@ pub fn validate_capability(capability: &str) -> Result<(), CaveatError> {
     Ok(())
 }
 
+/// An HTTP method for a methods caveat: an RFC 9110 token, restricted to what methods look like.
+pub fn validate_method(method: &str) -> Result<(), CaveatError> {
+    if method.is_empty()
+        || !method
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(CaveatError::BadMethod(method.to_owned()));
+    }
+    Ok(())
+}
+
+/// A path prefix for a path caveat: absolute, and plain enough that a prefix match on the raw
+/// request path means what it says.
+pub fn validate_path_prefix(prefix: &str) -> Result<(), CaveatError> {
+    if !is_plain_path(prefix) {
+        return Err(CaveatError::BadPathPrefix(prefix.to_owned()));
+    }
+    Ok(())
+}
+
+/// Is this an absolute path that means the same to every reader? No whitespace or control
+/// characters, no query or fragment, no backslash, no `.` or `..` segment, and none of the escapes
+/// an upstream may decode into those or into `/` (`%2e`, `%2f`, `%5c`, and `%25`, which a second
+/// decoding turns into any of them). A router may resolve `/free/../paid` to `/paid`: paths like
+/// that are refused rather than matched as written.
+pub fn is_plain_path(path: &str) -> bool {
+    let risky_escape = |w: &[u8]| {
+        w[0] == b'%'
+            && matches!(
+                (w[1], w[2].to_ascii_lowercase()),
+                (b'2', b'e' | b'f' | b'5') | (b'5', b'c')
+            )
+    };
+    path.starts_with('/')
+        && !path
+            .bytes()
+            .any(|b| b <= b' ' || b == 0x7f || matches!(b, b'?' | b'#' | b'\\'))
+        && !path.as_bytes().windows(3).any(risky_escape)
+        && !path.split('/').any(|seg| seg == "." || seg == "..")
+}
+
+/// The methods of a methods caveat value (an empty value allows none).
+pub(crate) fn methods(value: &str) -> impl Iterator<Item = &str> {
+    capabilities(value)
+}
+
+/// Is `path` the path `prefix` names, or under it? Segment-wise: `/api` covers `/api`, `/api/`
+/// and `/api/x`, not `/apix`. A path that is not plain (see [`is_plain_path`]) is under no
+/// prefix, so a path-bound token never passes on a path an upstream could read differently.
+pub fn path_within(path: &str, prefix: &str) -> bool {
+    if !is_plain_path(path) || !is_plain_path(prefix) {
+        return false;
+    }
+    let prefix = prefix.trim_end_matches('/');
+    match path.strip_prefix(prefix) {
+        Some(rest) => rest.is_empty() || rest.starts_with('/'),
+        None => false,
+    }
+}
+
 /// Parse a services caveat value, `name:tier[,name:tier]`. An empty list is an error, as in Aperture.
 pub fn parse_services(value: &str) -> Result<Vec<Service>, CaveatError> {
     let bad = || CaveatError::BadServices(value.to_owned());
@@ -148,20 +241,44 @@ pub fn parse_services(value: &str) -> Result<Vec<Service>, CaveatError> {
     value
         .split(',')
         .map(|entry| {
-            let (name, tier) = entry.trim().split_once(':').ok_or_else(bad)?;
-            let tier: u8 = tier.trim().parse().map_err(|_| bad())?;
-            Service::new(name.trim(), tier).map_err(|_| bad())
+            let (name, tier) = service_entry(entry).ok_or_else(bad)?;
+            Ok(Service {
+                name: name.to_owned(),
+                tier,
+            })
         })
         .collect()
 }
 
-/// Capabilities as Aperture reads them: a comma-separated list (an empty value grants none).
-pub fn parse_capabilities(value: &str) -> Vec<&str> {
+/// Is this a valid services value? The same rules as [`parse_services`], without allocating.
+pub(crate) fn services_valid(value: &str) -> bool {
+    !value.trim().is_empty() && value.split(',').all(|e| service_entry(e).is_some())
+}
+
+/// The service names of a value that [`services_valid`] accepted, borrowed.
+pub(crate) fn service_names(value: &str) -> impl Iterator<Item = &str> {
     value
         .split(',')
-        .map(str::trim)
-        .filter(|c| !c.is_empty())
-        .collect()
+        .filter_map(service_entry)
+        .map(|(name, _)| name)
+}
+
+/// One `name:tier` entry of a services value.
+fn service_entry(entry: &str) -> Option<(&str, u8)> {
+    let (name, tier) = entry.trim().split_once(':')?;
+    let tier: u8 = tier.trim().parse().ok()?;
+    let name = name.trim();
+    service_name_ok(name).then_some((name, tier))
+}
+
+/// Capabilities as Aperture reads them: a comma-separated list (an empty value grants none).
+pub fn parse_capabilities(value: &str) -> Vec<&str> {
+    capabilities(value).collect()
+}
+
+/// [`parse_capabilities`] without collecting.
+pub(crate) fn capabilities(value: &str) -> impl Iterator<Item = &str> {
+    value.split(',').map(str::trim).filter(|c| !c.is_empty())
 }
 
 /// A unix timestamp value (seconds for `_valid_until`, milliseconds for `expiration`).
@@ -224,6 +341,46 @@ mod tests {
         assert_eq!(
             Caveat::capabilities("svc", &[]).to_string(),
             "svc_capabilities="
+        );
+    }
+
+    #[test]
+    fn path_prefixes_match_on_segments() {
+        for (path, prefix, within) in [
+            ("/api", "/api", true),
+            ("/api/", "/api", true),
+            ("/api/x/y", "/api", true),
+            ("/api/x", "/api/", true),
+            ("/apix", "/api", false),
+            ("/ap", "/api", false),
+            ("/anything", "/", true),
+            ("/", "/", true),
+            ("/api/../admin", "/api", false),
+            ("/api/./x", "/api", false),
+            ("/api/%2e%2e/admin", "/api", false),
+            ("/api/..%2fadmin", "/api", false),
+            ("/api\\..\\admin", "/api", false),
+            ("api/x", "api", false),
+            ("", "/", false),
+        ] {
+            assert_eq!(path_within(path, prefix), within, "{path} under {prefix}");
+        }
+        validate_path_prefix("/v1/data").unwrap();
+        validate_path_prefix("/").unwrap();
+        assert!(path_within("/v1/hello%20world", "/v1"));
+        for bad in [
+            "", "v1", "/v1/../x", "/v1?x", "/a b", "/a%2f", "/a%2E", "/a%252e", "/a/.",
+        ] {
+            assert!(validate_path_prefix(bad).is_err(), "{bad}");
+        }
+        validate_method("GET").unwrap();
+        validate_method("M-SEARCH").unwrap();
+        for bad in ["", "GET,POST", "G T", "GET=", "GÉT"] {
+            assert!(validate_method(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            Caveat::methods("svc", &["get".into(), "HEAD".into()]).to_string(),
+            "svc_methods=GET,HEAD"
         );
     }
 

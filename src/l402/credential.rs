@@ -64,11 +64,14 @@ impl Credential {
             return Err(CredentialError::BadPreimage);
         }
         let preimage = super::parse_hex32(preimage).ok_or(CredentialError::BadPreimage)?;
-        let macaroons = macs
-            .split(',')
-            .enumerate()
-            .map(|(i, m)| b64::decode(m).ok_or(CredentialError::BadMacaroon(i + 1)))
-            .collect::<Result<Vec<_>, _>>()?;
+        let macaroons = if macs.contains(',') {
+            macs.split(',')
+                .enumerate()
+                .map(|(i, m)| b64::decode(m).ok_or(CredentialError::BadMacaroon(i + 1)))
+                .collect::<Result<Vec<_>, _>>()?
+        } else {
+            vec![b64::decode(macs).ok_or(CredentialError::BadMacaroon(1))?]
+        };
         Ok(Credential {
             scheme,
             macaroons,

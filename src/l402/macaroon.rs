@@ -8,8 +8,11 @@
 //! 4 verification id, 6 signature, 0 end of section): `[location] identifier EOS`, per caveat
 //! `[location] identifier [vid] EOS`, one more `EOS`, then the 32-byte signature field.
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use std::borrow::Cow;
+use std::sync::LazyLock;
+
+use sha2::Sha256VarCore;
+use sha2::digest::core_api::{Block, Buffer, UpdateCore, VariableOutputCore};
 use subtle::ConstantTimeEq;
 
 /// The location Aperture gives L402 macaroons.
@@ -29,7 +32,8 @@ const MAX_CAVEATS: usize = 256;
 /// A macaroon with first-party caveats.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Macaroon {
-    location: String,
+    /// Borrowed for the usual `lsat`, so parsing an L402 macaroon does not allocate for it.
+    location: Cow<'static, str>,
     identifier: Vec<u8>,
     caveats: Vec<Vec<u8>>,
     signature: [u8; 32],
@@ -72,18 +76,89 @@ pub enum MacaroonError {
     TrailingBytes(usize),
 }
 
-type HmacSha256 = Hmac<Sha256>;
+// HMAC-SHA256 and SHA-256 straight on sha2's block function (SHA-NI where the CPU has it):
+// no buffering wrapper, no heap, and the generator key's pads computed once per process. The
+// libmacaroons vectors below and the interop script (Go, Python, JS) pin the results.
+
+/// A fresh SHA-256 state.
+fn sha256_core() -> Sha256VarCore {
+    // 32 is SHA-256's output size, so this cannot fail.
+    Sha256VarCore::new(32).unwrap_or_else(|_| unreachable!())
+}
+
+/// Hash `msg` on top of `core` (which may have absorbed whole blocks already) and finish.
+fn sha256_finish(mut core: Sha256VarCore, msg: &[u8]) -> [u8; 32] {
+    let mut blocks = msg.chunks_exact(64);
+    for block in &mut blocks {
+        core.update_blocks(std::slice::from_ref(Block::<Sha256VarCore>::from_slice(
+            block,
+        )));
+    }
+    // The remainder is shorter than a block, which is what the buffer holds.
+    let mut buffer = Buffer::<Sha256VarCore>::new(blocks.remainder());
+    let mut out = Default::default();
+    core.finalize_variable_core(&mut buffer, &mut out);
+    out.into()
+}
+
+/// SHA-256 of `data`.
+pub(super) fn sha256(data: &[u8]) -> [u8; 32] {
+    sha256_finish(sha256_core(), data)
+}
+
+/// An HMAC-SHA256 key schedule: the hash states after the inner and outer padded key.
+#[derive(Clone)]
+struct HmacKey {
+    inner: Sha256VarCore,
+    outer: Sha256VarCore,
+}
+
+impl HmacKey {
+    fn new(key: &[u8]) -> HmacKey {
+        let hashed;
+        let key = if key.len() > 64 {
+            hashed = sha256(key);
+            &hashed[..]
+        } else {
+            key
+        };
+        let mut ipad = Block::<Sha256VarCore>::from([0x36; 64]);
+        let mut opad = Block::<Sha256VarCore>::from([0x5c; 64]);
+        for ((i, o), k) in ipad.iter_mut().zip(opad.iter_mut()).zip(key) {
+            *i ^= k;
+            *o ^= k;
+        }
+        let mut inner = sha256_core();
+        inner.update_blocks(std::slice::from_ref(&ipad));
+        let mut outer = sha256_core();
+        outer.update_blocks(std::slice::from_ref(&opad));
+        HmacKey { inner, outer }
+    }
+
+    fn mac(&self, msg: &[u8]) -> [u8; 32] {
+        let inner = sha256_finish(self.inner.clone(), msg);
+        sha256_finish(self.outer.clone(), &inner)
+    }
+}
 
 fn hmac(key: &[u8], msg: &[u8]) -> [u8; 32] {
-    // HMAC accepts keys of any length, so this cannot fail.
-    let mut mac = <HmacSha256 as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
-    mac.update(msg);
-    mac.finalize().into_bytes().into()
+    HmacKey::new(key).mac(msg)
 }
+
+/// The generator key's schedule, computed once.
+static KEY_GENERATOR_HMAC: LazyLock<HmacKey> = LazyLock::new(|| HmacKey::new(KEY_GENERATOR));
 
 /// The key the HMAC chain starts from, derived from a root key as libmacaroons and Go do.
 pub fn derive_key(root_key: &[u8]) -> [u8; 32] {
-    hmac(KEY_GENERATOR, root_key)
+    KEY_GENERATOR_HMAC.mac(root_key)
+}
+
+fn location_of(location: &str) -> Cow<'static, str> {
+    if location == L402_LOCATION {
+        Cow::Borrowed(L402_LOCATION)
+    } else {
+        Cow::Owned(location.to_owned())
+    }
 }
 
 impl Macaroon {
@@ -91,7 +166,7 @@ impl Macaroon {
     pub fn new(root_key: &[u8], identifier: Vec<u8>, location: &str) -> Macaroon {
         let signature = hmac(&derive_key(root_key), &identifier);
         Macaroon {
-            location: location.to_owned(),
+            location: location_of(location),
             identifier,
             caveats: Vec::new(),
             signature,
@@ -136,9 +211,7 @@ impl Macaroon {
 
     /// Was this macaroon signed by `root_key`? Compared in constant time.
     pub fn verify_signature(&self, root_key: &[u8]) -> bool {
-        self.expected_signature(root_key)
-            .ct_eq(&self.signature)
-            .into()
+        ct_eq32(&self.expected_signature(root_key), &self.signature)
     }
 
     /// The V2 binary encoding, byte-identical with Go, Python and JS for the same inputs.
@@ -174,11 +247,10 @@ impl Macaroon {
 
         // Header section: [location] identifier EOS
         let mut field = r.field()?;
-        let mut location = String::new();
+        let mut location = Cow::Borrowed("");
         if field.0 == FIELD_LOCATION {
-            location = std::str::from_utf8(field.1)
-                .map_err(|_| MacaroonError::BadLocation)?
-                .to_owned();
+            location =
+                location_of(std::str::from_utf8(field.1).map_err(|_| MacaroonError::BadLocation)?);
             field = r.field()?;
         }
         if field.0 != FIELD_IDENTIFIER {
@@ -187,8 +259,8 @@ impl Macaroon {
         let identifier = field.1.to_vec();
         r.expect_eos()?;
 
-        // Caveat sections, then an empty section.
-        let mut caveats = Vec::new();
+        // Caveat sections, then an empty section. L402 macaroons carry two to four caveats.
+        let mut caveats = Vec::with_capacity(4);
         loop {
             let mut field = r.field()?;
             if field.0 == FIELD_EOS {
@@ -230,6 +302,20 @@ impl Macaroon {
             signature,
         })
     }
+}
+
+/// Constant-time equality of two 32-byte values: the differences are folded without branches
+/// into one word, which `subtle` compares (one optimization barrier instead of 32).
+pub(super) fn ct_eq32(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    let mut diff = 0u64;
+    for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+        let mut wx = [0u8; 8];
+        let mut wy = [0u8; 8];
+        wx.copy_from_slice(x);
+        wy.copy_from_slice(y);
+        diff |= u64::from_ne_bytes(wx) ^ u64::from_ne_bytes(wy);
+    }
+    diff.ct_eq(&0).into()
 }
 
 fn put_field(out: &mut Vec<u8>, kind: u8, data: &[u8]) {
@@ -312,6 +398,36 @@ mod tests {
         assert!(m.verify_signature(key));
         assert!(!m.verify_signature(b"another key"));
         assert_eq!(Macaroon::deserialize(&m.serialize()), Ok(m));
+    }
+
+    #[test]
+    fn hmac_and_sha256_vectors() {
+        // RFC 4231 test cases 2 (short key) and 6 (key longer than a block), FIPS 180-2 "abc".
+        assert_eq!(
+            hex::encode(hmac(b"Jefe", b"what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        assert_eq!(
+            hex::encode(hmac(
+                &[0xaa; 131],
+                b"Test Using Larger Than Block-Size Key - Hash Key First"
+            )),
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
+        );
+        assert_eq!(
+            hex::encode(sha256(b"abc")),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        // Messages around the block boundaries of the final padding.
+        for len in [0, 55, 56, 63, 64, 65, 119, 120, 128, 200] {
+            use sha2::Digest;
+            let msg = vec![0x61; len];
+            assert_eq!(
+                sha256(&msg),
+                <[u8; 32]>::from(sha2::Sha256::digest(&msg)),
+                "{len}"
+            );
+        }
     }
 
     #[test]

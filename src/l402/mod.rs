@@ -72,22 +72,50 @@ pub type PaymentHash = [u8; 32];
 
 /// SHA-256 of `data`.
 pub fn sha256(data: &[u8]) -> [u8; 32] {
-    use sha2::Digest;
-    sha2::Sha256::digest(data).into()
+    macaroon::sha256(data)
 }
 
 /// Does `preimage` hash to `payment_hash`? Compared in constant time.
 pub fn preimage_matches(preimage: &Preimage, payment_hash: &PaymentHash) -> bool {
-    use subtle::ConstantTimeEq;
-    sha256(preimage).ct_eq(payment_hash).into()
+    macaroon::ct_eq32(&sha256(preimage), payment_hash)
 }
 
 /// Parse 64 hex characters (either case) into 32 bytes.
 pub fn parse_hex32(s: &str) -> Option<[u8; 32]> {
+    let s = s.trim().as_bytes();
+    if s.len() != 64 {
+        return None;
+    }
     let mut out = [0u8; 32];
-    hex::decode_to_slice(s.trim(), &mut out).ok()?;
-    Some(out)
+    let mut bad = 0u8;
+    for (byte, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
+        let (hi, lo) = (
+            HEX_VALUES[usize::from(pair[0])],
+            HEX_VALUES[usize::from(pair[1])],
+        );
+        bad |= hi | lo;
+        *byte = hi << 4 | lo;
+    }
+    // Every hex digit is below 16; a non-digit sets the high bit.
+    (bad < 16).then_some(out)
 }
+
+/// Hex digit values (either case), 0xff for anything else.
+static HEX_VALUES: [u8; 256] = {
+    let mut table = [0xff; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        table[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
 
 #[cfg(test)]
 mod tests {

@@ -32,6 +32,8 @@ pub enum Rejection {
         wanted: String,
         allowed: String,
     },
+    #[error("token is not valid for {request} (it allows: {allowed})")]
+    WrongRoute { request: String, allowed: String },
     #[error("caveat {0:?} is not understood; this verifier refuses what it cannot check")]
     UnknownCaveat(String),
     #[error("caveat {caveat:?} widens an earlier one; later caveats may only narrow")]
@@ -51,6 +53,7 @@ impl Rejection {
             Rejection::Expired { .. } => "expired",
             Rejection::WrongService { .. } => "wrong_service",
             Rejection::MissingCapability { .. } => "missing_capability",
+            Rejection::WrongRoute { .. } => "wrong_route",
             Rejection::UnknownCaveat(_) => "unknown_caveat",
             Rejection::WidenedCaveat { .. } => "widened_caveat",
             Rejection::InvalidCaveat { .. } => "invalid_caveat",
@@ -68,6 +71,12 @@ pub struct VerifyParams<'a> {
     pub capability: Option<&'a str>,
     /// Current time, unix seconds.
     pub now_unix: u64,
+    /// The request's HTTP method, for `<service>_methods` caveats; `None` leaves them unchecked
+    /// (as a capability caveat is when no capability is asked for).
+    pub method: Option<&'a str>,
+    /// The request's path (no query), for `<service>_path_prefix` caveats; `None` leaves them
+    /// unchecked.
+    pub path: Option<&'a str>,
 }
 
 /// A credential decoded and matched against its preimage, waiting for its root key.
@@ -137,11 +146,13 @@ pub fn finish(
 }
 
 /// The conditions this verifier understands.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Condition<'a> {
     Services,
     Capabilities(&'a str),
     ValidUntil(&'a str),
+    Methods(&'a str),
+    PathPrefix(&'a str),
     ExpirationMillis,
 }
 
@@ -162,58 +173,89 @@ fn classify(condition: &str) -> Option<Condition<'_>> {
     {
         return Some(Condition::ValidUntil(service));
     }
+    if let Some(service) = condition.strip_suffix(caveat::METHODS_SUFFIX)
+        && !service.is_empty()
+    {
+        return Some(Condition::Methods(service));
+    }
+    if let Some(service) = condition.strip_suffix(caveat::PATH_PREFIX_SUFFIX)
+        && !service.is_empty()
+    {
+        return Some(Condition::PathPrefix(service));
+    }
     None
 }
 
 type CaveatOutcome = (Option<Vec<Service>>, Option<u64>);
 
+/// How many caveats are classified on the stack; more go to the heap.
+const INLINE_CAVEATS: usize = 8;
+
 /// Aperture's rule: caveats of one condition form a chain, each may only narrow the one before,
 /// and the last decides. Unknown conditions are refused (fail-closed).
+///
+/// Chains are checked in order of their first caveat, on borrowed text: only the services list
+/// in force is allocated, for the result.
 fn check_caveats(
     caveats: &[Caveat],
     params: &VerifyParams<'_>,
 ) -> Result<CaveatOutcome, Rejection> {
-    // Group in order of first appearance; a handful of caveats, so a Vec beats a map.
-    let mut groups: Vec<(Condition<'_>, Vec<&Caveat>)> = Vec::new();
-    for c in caveats {
-        let cond = classify(&c.condition).ok_or_else(|| Rejection::UnknownCaveat(c.to_string()))?;
-        match groups.iter_mut().find(|(k, _)| *k == cond) {
-            Some((_, list)) => list.push(c),
-            None => groups.push((cond, vec![c])),
-        }
+    fn classified(c: &Caveat) -> Result<Condition<'_>, Rejection> {
+        classify(&c.condition).ok_or_else(|| Rejection::UnknownCaveat(c.to_string()))
     }
+    let mut inline = [Condition::Services; INLINE_CAVEATS];
+    let heap: Vec<Condition<'_>>;
+    let conds: &[Condition<'_>] = if caveats.len() <= INLINE_CAVEATS {
+        for (slot, c) in inline.iter_mut().zip(caveats) {
+            *slot = classified(c)?;
+        }
+        &inline[..caveats.len()]
+    } else {
+        heap = caveats.iter().map(classified).collect::<Result<_, _>>()?;
+        &heap
+    };
 
     let mut services_in_force = None;
     let mut earliest_expiry: Option<u64> = None;
-    for (cond, chain) in &groups {
+    for (i, cond) in conds.iter().enumerate() {
+        if conds[..i].contains(cond) {
+            continue; // this chain was checked at its first caveat
+        }
+        let chain = || {
+            conds[i..]
+                .iter()
+                .zip(&caveats[i..])
+                .filter(move |(k, _)| *k == cond)
+                .map(|(_, c)| c)
+        };
         match cond {
             Condition::Services => {
-                let last = services_chain(chain)?;
+                let (last, services) = services_chain(chain())?;
                 if let Some(wanted) = params.service
-                    && !last.iter().any(|s| s.name == wanted)
+                    && !services.iter().any(|s| s.name == wanted)
                 {
                     return Err(Rejection::WrongService {
                         wanted: wanted.to_owned(),
-                        allowed: chain.last().map(|c| c.value.clone()).unwrap_or_default(),
+                        allowed: last.value.clone(),
                     });
                 }
-                services_in_force = Some(last);
+                services_in_force = Some(services);
             }
             Condition::Capabilities(service) => {
-                let last = capabilities_chain(chain)?;
+                let last = capabilities_chain(chain())?;
                 if params.service == Some(*service)
                     && let Some(wanted) = params.capability
-                    && !last.contains(&wanted)
+                    && !caveat::capabilities(&last.value).any(|c| c == wanted)
                 {
                     return Err(Rejection::MissingCapability {
                         service: (*service).to_owned(),
                         wanted: wanted.to_owned(),
-                        allowed: last.join(","),
+                        allowed: caveat::parse_capabilities(&last.value).join(","),
                     });
                 }
             }
             Condition::ValidUntil(service) => {
-                let valid_until = timestamp_chain(chain)?;
+                let valid_until = timestamp_chain(chain())?;
                 // With a target service, only its expiry applies (as in Aperture); without one,
                 // every expiry does.
                 if params.service.is_none_or(|s| s == *service) {
@@ -224,8 +266,28 @@ fn check_caveats(
                         Some(earliest_expiry.map_or(valid_until, |e| e.min(valid_until)));
                 }
             }
+            Condition::Methods(service) => {
+                let last = methods_chain(chain())?;
+                // Like expiries: with a target service only its binding applies, without one
+                // every binding does.
+                if params.service.is_none_or(|s| s == *service)
+                    && let Some(method) = params.method
+                    && !caveat::methods(&last.value).any(|m| m.eq_ignore_ascii_case(method))
+                {
+                    return Err(wrong_route(params, last));
+                }
+            }
+            Condition::PathPrefix(service) => {
+                let last = path_chain(chain())?;
+                if params.service.is_none_or(|s| s == *service)
+                    && let Some(path) = params.path
+                    && !caveat::path_within(path, &last.value)
+                {
+                    return Err(wrong_route(params, last));
+                }
+            }
             Condition::ExpirationMillis => {
-                let millis = timestamp_chain(chain)?;
+                let millis = timestamp_chain(chain())?;
                 let valid_until = millis / 1000;
                 if u128::from(params.now_unix) * 1000 > u128::from(millis) {
                     return Err(Rejection::Expired { valid_until });
@@ -250,35 +312,106 @@ fn widened(c: &Caveat) -> Rejection {
     }
 }
 
-fn services_chain(chain: &[&Caveat]) -> Result<Vec<Service>, Rejection> {
-    let mut prev: Option<Vec<Service>> = None;
+fn wrong_route(params: &VerifyParams<'_>, caveat: &Caveat) -> Rejection {
+    Rejection::WrongRoute {
+        request: format!(
+            "{} {}",
+            params.method.unwrap_or("*"),
+            params.path.unwrap_or("*")
+        ),
+        allowed: caveat.to_string(),
+    }
+}
+
+/// The last caveat of a methods chain: every method valid, each caveat no wider than the one
+/// before.
+fn methods_chain<'a>(chain: impl Iterator<Item = &'a Caveat>) -> Result<&'a Caveat, Rejection> {
+    let mut prev: Option<&Caveat> = None;
     for c in chain {
-        let cur = caveat::parse_services(&c.value).map_err(|e| invalid(c, e))?;
-        if let Some(prev) = &prev
-            && !cur.iter().all(|s| prev.iter().any(|p| p.name == s.name))
+        for m in caveat::methods(&c.value) {
+            caveat::validate_method(m).map_err(|e| invalid(c, e))?;
+        }
+        if let Some(p) = prev
+            && !caveat::methods(&c.value)
+                .all(|m| caveat::methods(&p.value).any(|q| q.eq_ignore_ascii_case(m)))
         {
             return Err(widened(c));
         }
-        prev = Some(cur);
+        prev = Some(c);
     }
-    Ok(prev.unwrap_or_default())
+    prev.ok_or_else(empty_chain)
 }
 
-fn capabilities_chain<'a>(chain: &[&'a Caveat]) -> Result<Vec<&'a str>, Rejection> {
-    let mut prev: Option<Vec<&str>> = None;
+/// The last caveat of a path chain: each prefix valid and within the one before.
+fn path_chain<'a>(chain: impl Iterator<Item = &'a Caveat>) -> Result<&'a Caveat, Rejection> {
+    let mut prev: Option<&Caveat> = None;
     for c in chain {
-        let cur = caveat::parse_capabilities(&c.value);
-        if let Some(prev) = &prev
-            && !cur.iter().all(|cap| prev.contains(cap))
+        caveat::validate_path_prefix(&c.value).map_err(|e| invalid(c, e))?;
+        if let Some(p) = prev
+            && !caveat::path_within(&c.value, &p.value)
         {
             return Err(widened(c));
         }
-        prev = Some(cur);
+        prev = Some(c);
     }
-    Ok(prev.unwrap_or_default())
+    prev.ok_or_else(empty_chain)
 }
 
-fn timestamp_chain(chain: &[&Caveat]) -> Result<u64, Rejection> {
+fn empty_chain() -> Rejection {
+    Rejection::Malformed("empty caveat chain".into())
+}
+
+/// The last caveat of a services chain and its services, each caveat valid and no wider than
+/// the one before. Earlier caveats are checked on borrowed text; only the last is parsed.
+fn services_chain<'a>(
+    chain: impl Iterator<Item = &'a Caveat>,
+) -> Result<(&'a Caveat, Vec<Service>), Rejection> {
+    let mut chain = chain.peekable();
+    let mut prev: Option<&Caveat> = None;
+    while let Some(c) = chain.next() {
+        let parsed = if chain.peek().is_none() {
+            Some(caveat::parse_services(&c.value).map_err(|e| invalid(c, e))?)
+        } else if caveat::services_valid(&c.value) {
+            None
+        } else {
+            let why = caveat::parse_services(&c.value)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            return Err(invalid(c, why));
+        };
+        if let Some(p) = prev
+            && !caveat::service_names(&c.value)
+                .all(|s| caveat::service_names(&p.value).any(|q| q == s))
+        {
+            return Err(widened(c));
+        }
+        if let Some(services) = parsed {
+            return Ok((c, services));
+        }
+        prev = Some(c);
+    }
+    Err(empty_chain())
+}
+
+/// The last caveat of a capabilities chain, each one no wider than the one before.
+fn capabilities_chain<'a>(
+    chain: impl Iterator<Item = &'a Caveat>,
+) -> Result<&'a Caveat, Rejection> {
+    let mut prev: Option<&Caveat> = None;
+    for c in chain {
+        if let Some(p) = prev
+            && !caveat::capabilities(&c.value)
+                .all(|cap| caveat::capabilities(&p.value).any(|q| q == cap))
+        {
+            return Err(widened(c));
+        }
+        prev = Some(c);
+    }
+    prev.ok_or_else(empty_chain)
+}
+
+fn timestamp_chain<'a>(chain: impl Iterator<Item = &'a Caveat>) -> Result<u64, Rejection> {
     let mut prev: Option<u64> = None;
     for c in chain {
         let cur = caveat::parse_timestamp(&c.value).map_err(|e| invalid(c, e))?;
@@ -287,7 +420,7 @@ fn timestamp_chain(chain: &[&Caveat]) -> Result<u64, Rejection> {
         }
         prev = Some(cur);
     }
-    prev.ok_or_else(|| Rejection::Malformed("empty caveat chain".into()))
+    prev.ok_or_else(empty_chain)
 }
 
 #[cfg(test)]
@@ -324,6 +457,7 @@ mod tests {
             service: Some(service),
             capability,
             now_unix: now,
+            ..Default::default()
         }
     }
 
@@ -433,6 +567,83 @@ mod tests {
             check(&earlier, svc("meme", None, 150)),
             Err(Rejection::Expired { valid_until: 100 })
         );
+    }
+
+    #[test]
+    fn method_and_path_bindings() {
+        let bound = [
+            "services=api:0",
+            "api_methods=GET,HEAD",
+            "api_path_prefix=/v1/data",
+        ];
+        let req = |method, path| VerifyParams {
+            service: Some("api"),
+            method: Some(method),
+            path: Some(path),
+            now_unix: 1,
+            ..Default::default()
+        };
+        assert!(check(&bound, req("GET", "/v1/data")).is_ok());
+        assert!(check(&bound, req("head", "/v1/data/x")).is_ok());
+        for (method, path) in [
+            ("POST", "/v1/data"),
+            ("GET", "/v1/other"),
+            ("GET", "/v1/datax"),
+            ("GET", "/v1/data/../admin"),
+        ] {
+            assert_eq!(
+                check(&bound, req(method, path)).unwrap_err().code(),
+                "wrong_route",
+                "{method} {path}"
+            );
+        }
+        // Without a request the binding is not checked; for another service it does not apply.
+        assert!(check(&bound, svc("api", None, 1)).is_ok());
+        let other = ["services=a:0,b:0", "a_methods=GET"];
+        let mut p = req("POST", "/");
+        p.service = Some("b");
+        assert!(check(&other, p).is_ok());
+        p.service = None;
+        assert_eq!(check(&other, p).unwrap_err().code(), "wrong_route");
+
+        // Chains may only narrow.
+        let narrowed = ["api_path_prefix=/v1", "api_path_prefix=/v1/data"];
+        assert!(check(&narrowed, req("GET", "/v1/data/1")).is_ok());
+        assert_eq!(
+            check(&narrowed, req("GET", "/v1/other"))
+                .unwrap_err()
+                .code(),
+            "wrong_route"
+        );
+        for widening in [
+            &["api_path_prefix=/v1/data", "api_path_prefix=/v1"][..],
+            &["api_path_prefix=/v1/data", "api_path_prefix=/"],
+            &["api_methods=GET", "api_methods=GET,POST"],
+        ] {
+            assert_eq!(
+                check(widening, req("GET", "/v1/data")).unwrap_err().code(),
+                "widened_caveat"
+            );
+        }
+        assert!(
+            check(
+                &["api_methods=GET,POST", "api_methods=get"],
+                req("GET", "/")
+            )
+            .is_ok()
+        );
+        // Values the verifier cannot check safely are refused.
+        for bad in [
+            "api_path_prefix=v1",
+            "api_path_prefix=/a/../b",
+            "api_methods=G T",
+        ] {
+            assert_eq!(
+                check(&[bad], req("GET", "/v1")).unwrap_err().code(),
+                "invalid_caveat",
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -24,7 +24,7 @@ use crate::bolt11;
 use crate::budget::MSAT_PER_SAT;
 use crate::fetch::{self, FetchError, FetchRequest, Fetcher};
 use crate::ledger::Direction;
-use crate::mint::{ChallengeRequest, DEFAULT_INVOICE_EXPIRY_SECS, SellError};
+use crate::mint::{Access, ChallengeRequest, DEFAULT_INVOICE_EXPIRY_SECS, SellError};
 use crate::pay::{PayError, PayRequest};
 
 const INSTRUCTIONS: &str = "A Lightning wallet that speaks L402. To buy: call fetch_paid instead of a plain HTTP fetch; \
@@ -267,6 +267,12 @@ pub struct CreateChallengeParams {
     #[serde(default)]
     #[schemars(range(min = 1))]
     pub max_uses: Option<u64>,
+    /// Bind the token to these HTTP methods, e.g. ["GET"]; default any method. Checked when verify_l402_payment is given the request's method.
+    #[serde(default)]
+    pub methods: Option<Vec<String>>,
+    /// Bind the token to requests under this path, e.g. "/v1/data" (covers /v1/data and /v1/data/..., not /v1/database); default any path. Checked when verify_l402_payment is given the request's path.
+    #[serde(default)]
+    pub path_prefix: Option<String>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -304,13 +310,19 @@ pub struct VerifyParams {
     /// A capability the request needs within the service.
     #[serde(default)]
     pub capability: Option<String>,
+    /// The HTTP method of the request being served, e.g. "GET": a token bound to methods must allow it.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// The path of the request being served (no query), e.g. "/v1/data/7": a token bound to a path prefix must cover it.
+    #[serde(default)]
+    pub path: Option<String>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct VerifyOutput {
     /// True when the credential is valid: serve the request.
     pub valid: bool,
-    /// Why it is not valid: malformed, unknown_token, bad_signature, preimage_mismatch, expired, wrong_service, missing_capability, unknown_caveat, widened_caveat, invalid_caveat, used_up.
+    /// Why it is not valid: malformed, unknown_token, bad_signature, preimage_mismatch, expired, wrong_service, missing_capability, wrong_route, unknown_caveat, widened_caveat, invalid_caveat, used_up.
     pub reason_code: Option<String>,
     /// The reason in words.
     pub reason: Option<String>,
@@ -609,6 +621,8 @@ impl L402Server {
                 capabilities: p.capabilities.unwrap_or_default(),
                 valid_for_secs: p.valid_for_secs,
                 max_uses: p.max_uses,
+                methods: p.methods.unwrap_or_default(),
+                path_prefix: p.path_prefix,
             })
             .await?;
         Ok(Json(CreateChallengeOutput {
@@ -625,7 +639,7 @@ impl L402Server {
     }
 
     #[tool(
-        description = "Check an L402 credential a buyer sent (the Authorization header, or macaroon + preimage) with the embedded verifier: signature, payment preimage, expiry, service and capability. An invalid credential is a normal result with valid=false and a reason (answer the buyer with a fresh 402 from create_l402_challenge); only a broken request is an error.",
+        description = "Check an L402 credential a buyer sent (the Authorization header, or macaroon + preimage) with the embedded verifier: signature, payment preimage, expiry, service, capability, and (when given) the request's method and path for tokens bound to them. An invalid credential is a normal result with valid=false and a reason (answer the buyer with a fresh 402 from create_l402_challenge); only a broken request is an error.",
         annotations(
             title = "Verify an L402 credential",
             read_only_hint = true,
@@ -639,18 +653,17 @@ impl L402Server {
         Parameters(p): Parameters<VerifyParams>,
     ) -> Result<Json<VerifyOutput>, ToolError> {
         let seller = &self.app.seller;
-        let (service, capability) = (p.service.as_deref(), p.capability.as_deref());
+        let access = Access {
+            service: p.service.as_deref(),
+            capability: p.capability.as_deref(),
+            method: p.method.as_deref(),
+            path: p.path.as_deref(),
+        };
         let v = match (p.authorization, p.macaroon, p.preimage) {
-            (Some(auth), None, None) => {
-                seller
-                    .verify_authorization(&auth, service, capability)
-                    .await?
-            }
+            (Some(auth), None, None) => seller.verify_authorization_for(&auth, access).await?,
             (None, Some(mac), Some(pre)) => {
                 let auth = format!("L402 {}:{}", mac.trim(), pre.trim());
-                seller
-                    .verify_authorization(&auth, service, capability)
-                    .await?
+                seller.verify_authorization_for(&auth, access).await?
             }
             _ => {
                 return Err(ToolError::new(

@@ -1,0 +1,356 @@
+//! Budget-checked payments per second through `Payer::pay` on the embedded wallet, with many
+//! concurrent callers, then a check that the budget held. Also a breakdown of one payment into
+//! the ledger and wallet calls it makes, timed one at a time, to show where the time goes.
+//!
+//! Usage: pay_concurrent [--payments N] [--callers N] [--batches N]
+//! Prints a human report on stderr and one JSON line on stdout.
+//!
+//! Benchmarks measure; they assert nothing about time. The budget checks are real checks
+//! (the process exits non-zero if a cap was exceeded).
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use std::str::FromStr;
+
+use bitcoin::secp256k1::{Message, Secp256k1};
+use l402_mcp::app::App;
+use l402_mcp::bolt11;
+use l402_mcp::budget::{BudgetPolicy, MSAT_PER_SAT};
+use l402_mcp::clock::{ManualClock, SharedClock};
+use l402_mcp::ledger::{Direction, NewOutgoing, Reservation};
+use l402_mcp::pay::{PayError, PayRequest};
+use lightning_invoice::SignedRawBolt11Invoice;
+use serde_json::{Value, json};
+
+const T0: u64 = 1_800_000_000;
+const PRICE_MSAT: u64 = MSAT_PER_SAT;
+
+struct Pair {
+    _dir: tempfile::TempDir,
+    buyer: App,
+    seller: App,
+}
+
+async fn pair(daily_msat: u64) -> Pair {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let clock: SharedClock = ManualClock::new(T0);
+    let buyer = App::open_embedded(dir.path(), "buyer", clock.clone())
+        .await
+        .expect("buyer");
+    let seller = App::open_embedded(dir.path(), "seller", clock)
+        .await
+        .expect("seller");
+    let policy = BudgetPolicy {
+        daily_msat,
+        ..BudgetPolicy::default()
+    };
+    buyer
+        .ledger
+        .set_budget("buyer", &policy, T0)
+        .await
+        .expect("budget");
+    Pair {
+        _dir: dir,
+        buyer,
+        seller,
+    }
+}
+
+async fn invoices(seller: &App, n: usize) -> Vec<String> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (inv, _) = seller
+            .seller
+            .create_invoice(PRICE_MSAT, "bench", 3600)
+            .await
+            .expect("invoice");
+        out.push(inv.bolt11);
+    }
+    out
+}
+
+#[derive(Default, Debug)]
+struct Outcome {
+    paid: usize,
+    refused: usize,
+    other: usize,
+    secs: f64,
+    /// CPU seconds the whole process used meanwhile (user, system): below `secs` x cores
+    /// means the callers were waiting (on SQLite's write lock, its busy handler's sleeps).
+    cpu_user: f64,
+    cpu_sys: f64,
+}
+
+/// User and system CPU seconds of this process so far, from /proc/self/stat (clock ticks).
+fn cpu_secs() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    // After the command name: state is field 3, utime 14, stime 15 (1-based) -> index 11, 12.
+    let tick = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 100.0
+    };
+    (tick(11), tick(12))
+}
+
+/// `callers` tasks pay `invoices` between them, each taking the next unpaid one.
+async fn pay_all(buyer: &App, invoices: Arc<Vec<String>>, callers: usize) -> Outcome {
+    let next = Arc::new(AtomicUsize::new(0));
+    let cpu0 = cpu_secs();
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..callers {
+        let payer = buyer.payer.clone();
+        let invoices = invoices.clone();
+        let next = next.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut o = Outcome::default();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(inv) = invoices.get(i) else { break };
+                let req = PayRequest {
+                    invoice: inv,
+                    host: Some("bench.example"),
+                    ..PayRequest::default()
+                };
+                match payer.pay(&req).await {
+                    Ok(_) => o.paid += 1,
+                    Err(PayError::Budget(_)) => o.refused += 1,
+                    Err(e) => {
+                        if o.other == 0 {
+                            eprintln!("payment error: {e}");
+                        }
+                        o.other += 1
+                    }
+                }
+            }
+            o
+        }));
+    }
+    let mut total = Outcome::default();
+    for t in tasks {
+        let o = t.await.expect("task");
+        total.paid += o.paid;
+        total.refused += o.refused;
+        total.other += o.other;
+    }
+    total.secs = start.elapsed().as_secs_f64();
+    let cpu1 = cpu_secs();
+    total.cpu_user = cpu1.0 - cpu0.0;
+    total.cpu_sys = cpu1.1 - cpu0.1;
+    total
+}
+
+/// Spent (settled out, with fees) and still reserved by the buyer; balance moved.
+async fn check_budget(p: &Pair, cap_msat: u64, paid: usize) -> Value {
+    let totals = p.buyer.ledger.totals("buyer").await.expect("totals");
+    let balance = p.buyer.wallet.balance().await.expect("balance").msat;
+    let grant = l402_mcp::wallet::embedded::DEMO_GRANT_MSAT;
+    let pending = p
+        .buyer
+        .ledger
+        .pending("buyer", Direction::Out)
+        .await
+        .expect("pending")
+        .len();
+    let ok = totals.spent_msat <= cap_msat
+        && totals.spent_msat == paid as u64 * PRICE_MSAT
+        && grant - balance == totals.spent_msat
+        && pending == 0;
+    if !ok {
+        eprintln!(
+            "BUDGET CHECK FAILED: spent {} msat, cap {cap_msat}, paid {paid}, balance moved {}, pending {pending}",
+            totals.spent_msat,
+            grant - balance
+        );
+        std::process::exit(1);
+    }
+    json!({"spent_msat": totals.spent_msat, "cap_msat": cap_msat, "within_budget": ok, "pending_left": pending})
+}
+
+fn secs_per(n: usize, f: f64) -> f64 {
+    f / n as f64 * 1000.0
+}
+
+/// One caller, each step of a payment timed alone (ms per call), in the order `Payer::pay` runs
+/// them: decode, reconcile (a query for pending payments), budget (settings row + JSON), reserve
+/// (BEGIN IMMEDIATE: duplicate check, window sums, insert), the embedded wallet's settlement
+/// (BEGIN IMMEDIATE: 4 statements), mark_succeeded (a select + an update).
+async fn breakdown(n: usize) -> Value {
+    let p = pair(u64::MAX / 4).await;
+    let invs = invoices(&p.seller, n).await;
+    let ledger = &p.buyer.ledger;
+    let wallet = &p.buyer.wallet;
+    let payer = &p.buyer.payer;
+
+    let t = Instant::now();
+    let decoded: Vec<_> = invs
+        .iter()
+        .map(|i| bolt11::decode(i).expect("decode"))
+        .collect();
+    let decode = secs_per(n, t.elapsed().as_secs_f64());
+
+    let t = Instant::now();
+    for _ in 0..n {
+        payer.reconcile().await.expect("reconcile");
+    }
+    let reconcile = secs_per(n, t.elapsed().as_secs_f64());
+
+    let t = Instant::now();
+    let mut policy = BudgetPolicy::default();
+    for _ in 0..n {
+        policy = ledger.budget("buyer").await.expect("budget");
+    }
+    let budget = secs_per(n, t.elapsed().as_secs_f64());
+
+    let max_fee = policy.max_fee_msat(PRICE_MSAT);
+    let mut ids = Vec::with_capacity(n);
+    let t = Instant::now();
+    for inv in &decoded {
+        let new = NewOutgoing {
+            wallet: "buyer",
+            invoice: inv,
+            amount_msat: PRICE_MSAT,
+            max_fee_msat: max_fee,
+            url: None,
+            host: Some("bench.example"),
+        };
+        match ledger.reserve(&new, &policy, T0).await.expect("reserve") {
+            Reservation::Reserved { id } => ids.push(id),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let reserve = secs_per(n, t.elapsed().as_secs_f64());
+
+    let mut preimages = Vec::with_capacity(n);
+    let t = Instant::now();
+    for inv in &decoded {
+        let r = wallet.pay_invoice(inv, max_fee).await.expect("settle");
+        preimages.push(r.preimage.expect("preimage"));
+    }
+    let settle = secs_per(n, t.elapsed().as_secs_f64());
+
+    let t = Instant::now();
+    for (id, pre) in ids.iter().zip(&preimages) {
+        ledger
+            .mark_succeeded(*id, Some(pre), 0, None, T0)
+            .await
+            .expect("mark");
+    }
+    let mark = secs_per(n, t.elapsed().as_secs_f64());
+
+    // What decode would cost with one signature recovery on a shared context: `bolt11::decode`
+    // recovers the payee twice (`check_signature`, then `recover_payee_pub_key`), each time on
+    // a new `Secp256k1::new()` context (randomized: one more EC multiplication).
+    let ctx = Secp256k1::verification_only();
+    let t = Instant::now();
+    for i in &invs {
+        let signed = SignedRawBolt11Invoice::from_str(&i.to_ascii_lowercase()).expect("parse");
+        let msg = Message::from_digest(*signed.signable_hash());
+        let payee = ctx
+            .recover_ecdsa(&msg, &signed.signature().0)
+            .expect("recover");
+        std::hint::black_box(payee);
+    }
+    let decode_one_recovery = secs_per(n, t.elapsed().as_secs_f64());
+    let t = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(Secp256k1::new());
+    }
+    let new_context = secs_per(n, t.elapsed().as_secs_f64());
+    eprintln!(
+        "decode alone: bolt11::decode {decode:.3} ms; parse + one recovery on a shared context {decode_one_recovery:.3} ms; Secp256k1::new() {new_context:.3} ms"
+    );
+
+    let sum = decode + reconcile + budget + reserve + settle + mark;
+    eprintln!(
+        "one payment, step by step (1 caller, ms): decode {decode:.3}, reconcile {reconcile:.3}, budget {budget:.3}, reserve {reserve:.3}, settle {settle:.3}, mark_succeeded {mark:.3}; sum {sum:.3} ms = {:.0}/s",
+        1000.0 / sum
+    );
+    json!({"decode_ms": decode, "decode_one_recovery_shared_context_ms": decode_one_recovery, "secp256k1_new_context_ms": new_context, "reconcile_ms": reconcile, "budget_ms": budget, "reserve_ms": reserve,
+           "embedded_settle_ms": settle, "mark_succeeded_ms": mark, "sum_ms": sum})
+}
+
+fn main() {
+    let opt = common::arg;
+    let payments = opt("--payments", 2000);
+    let callers = opt("--callers", 32);
+    let batches = opt("--batches", 2);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let mut out = json!({"callers": callers, "payments_per_batch": payments});
+
+        // A: throughput with a budget that allows everything; batches run one after the other
+        // on the same ledger, so later ones pay with more history in the 24 h window.
+        let cap = 1_000_000 * MSAT_PER_SAT;
+        let p = pair(cap).await;
+        let mut rates = Vec::new();
+        let mut paid = 0;
+        for b in 0..batches {
+            let invs = Arc::new(invoices(&p.seller, payments).await);
+            let o = pay_all(&p.buyer, invs, callers).await;
+            assert_eq!(o.other + o.refused, 0, "unexpected failures: {o:?}");
+            paid += o.paid;
+            let rate = o.paid as f64 / o.secs;
+            eprintln!(
+                "batch {b}: {callers} callers paid {} invoices in {:.3} s = {rate:.0} payments/s (history before: {} payments); CPU {:.2} s user + {:.2} s system",
+                o.paid,
+                o.secs,
+                paid - o.paid,
+                o.cpu_user,
+                o.cpu_sys
+            );
+            rates.push(json!({"batch": b, "history_before": paid - o.paid, "paid": o.paid, "secs": o.secs, "per_sec": rate.round(),
+                "cpu_user_s": o.cpu_user, "cpu_sys_s": o.cpu_sys}));
+        }
+        out["throughput"] = json!(rates);
+        out["throughput_budget_check"] = check_budget(&p, cap, paid).await;
+
+        // B: a cap that runs out part-way: concurrent callers must never overspend it.
+        let cap = (payments as u64 / 4) * PRICE_MSAT;
+        let p = pair(cap).await;
+        let invs = Arc::new(invoices(&p.seller, payments / 2).await);
+        let o = pay_all(&p.buyer, invs, callers).await;
+        let check = check_budget(&p, cap, o.paid).await;
+        eprintln!(
+            "tight cap {} sats: paid {}, refused {}, other {}; spent {} msat <= cap {cap} msat: ok; {:.0} attempts/s",
+            cap / MSAT_PER_SAT,
+            o.paid,
+            o.refused,
+            o.other,
+            check["spent_msat"],
+            (o.paid + o.refused + o.other) as f64 / o.secs
+        );
+        out["tight_cap"] = json!({"paid": o.paid, "refused": o.refused, "other": o.other, "secs": o.secs, "check": check});
+
+        // C: scaling with the number of callers, and the step-by-step breakdown.
+        let mut scaling = Vec::new();
+        for c in [1, 4, 32] {
+            let p = pair(1_000_000 * MSAT_PER_SAT).await;
+            let invs = Arc::new(invoices(&p.seller, payments / 2).await);
+            let o = pay_all(&p.buyer, invs, c).await;
+            let rate = o.paid as f64 / o.secs;
+            eprintln!(
+                "{c:>2} callers: {rate:.0} payments/s; CPU {:.2} s user + {:.2} s system in {:.2} s",
+                o.cpu_user, o.cpu_sys, o.secs
+            );
+            scaling.push(json!({"callers": c, "per_sec": rate.round(), "secs": o.secs, "cpu_user_s": o.cpu_user, "cpu_sys_s": o.cpu_sys}));
+        }
+        out["scaling"] = json!(scaling);
+        out["breakdown_1_caller"] = breakdown(payments / 2).await;
+        println!("{out}");
+    });
+}

@@ -1,0 +1,130 @@
+"""table.py OUT_DIR: the table of tools/bench/run.sh, from the raw JSON its benchmarks wrote.
+Targets are compared here for the report only; nothing fails on a time."""
+import json
+import os
+import statistics
+import sys
+
+out = sys.argv[1]
+rows = []  # (section, what, value, target, verdict)
+
+
+def load_lines(name):
+    path = os.path.join(out, name)
+    if not os.path.exists(path):
+        return []
+    res = []
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("{"):
+                res.append(json.loads(line))
+    return res
+
+
+def verdict(ok):
+    return "met" if ok else "NOT met"
+
+
+# 1. verification rate
+v = load_lines("verify.jsonl")
+if v:
+    by = {}
+    for d in v:
+        by.setdefault(d["impl"], []).extend(d["rates"])
+    med = {k: statistics.median(r) for k, r in by.items()}
+    ours = next((m for k, m in med.items() if k.startswith("rust")), None)
+    go = next((m for k, m in med.items() if k.startswith("go")), None)
+    for k, m in sorted(med.items(), key=lambda kv: -kv[1]):
+        rng = "%.0f-%.0f" % (min(by[k]), max(by[k]))
+        target, ok = "", None
+        if k.startswith("rust"):
+            target, ok = ">= 580,000/s", m >= 580_000
+        rows.append(("1 verify/s, 1 core", k, "%s/s (median of %d rounds; %s)" % (f"{m:,.0f}", len(by[k]), rng),
+                     target, "" if ok is None else verdict(ok)))
+    if ours and go:
+        rows.append(("1 verify/s, 1 core", "ours / Go", "%.2fx" % (ours / go), ">= 3.5x", verdict(ours / go >= 3.5)))
+    for k, m in med.items():
+        if k.startswith("c openssl"):
+            rows.append(("1 verify/s, 1 core", "ours / " + k.split(" (")[0], "%.2fx" % (ours / m), "", ""))
+
+# 2. MCP
+for d in load_lines("mcp.jsonl"):
+    name = d["server"]
+    ours = name.startswith("l402")
+    s = d["spawn_to_initialize"]
+    rows.append(("2 MCP stdio", name + ": spawn -> initialize reply",
+                 "p50 %.2f ms, min %.2f ms (first start %.2f ms)" % (s["p50_ms"], s["min_ms"], d["spawn_to_initialize_first_ms"]),
+                 "<= 10 ms" if ours else "", verdict(s["p50_ms"] <= 10) if ours else ""))
+    rss = d["idle_rss_kib_after_tools_list"] / 1024
+    rows.append(("2 MCP stdio", name + ": idle RSS after tools/list",
+                 "%.1f MiB (peak %.1f MiB)" % (rss, d["peak_rss_kib_after_tools_list"] / 1024),
+                 "<= 15 MiB" if ours else "", verdict(rss <= 15) if ours else ""))
+    if "ping" in d:
+        rows.append(("2 MCP stdio", name + ": ping round trip (no tool work)",
+                     "p50 %.3f ms, p99 %.3f ms" % (d["ping"]["p50_ms"], d["ping"]["p99_ms"]), "", ""))
+    for key, lat in d.items():
+        if not key.startswith("call_"):
+            continue
+        tool = key[5:]
+        target, ok = "", None
+        if tool == "decode_invoice":
+            target, ok = "p50 <= 0.05 ms, p99 <= 0.2 ms", lat["p50_ms"] <= 0.05 and lat["p99_ms"] <= 0.2
+        rows.append(("2 MCP stdio", "%s: %s round trip" % (name, tool),
+                     "p50 %.3f ms, p99 %.3f ms (n=%d)" % (lat["p50_ms"], lat["p99_ms"], lat["n"]),
+                     target, "" if ok is None else verdict(ok)))
+
+# 3. payments
+p = load_lines("pay.json")
+if p:
+    p = p[0]
+    for b in p["throughput"]:
+        first = b["batch"] == 0
+        rows.append(("3 payments/s", "%d callers, batch %d (%d earlier payments in the window)" % (p["callers"], b["batch"], b["history_before"]),
+                     f"{b['per_sec']:,.0f}/s", ">= 2,000/s" if first else "", verdict(b["per_sec"] >= 2000) if first else ""))
+    c = p["throughput_budget_check"]
+    rows.append(("3 payments/s", "budget after the run", "spent %d msat <= cap %d: %s" % (c["spent_msat"], c["cap_msat"], c["within_budget"]), "never over", verdict(c["within_budget"])))
+    t = p["tight_cap"]
+    rows.append(("3 payments/s", "tight cap (runs out mid-run)", "paid %d, refused %d; spent %d <= cap %d msat" % (t["paid"], t["refused"], t["check"]["spent_msat"], t["check"]["cap_msat"]), "never over", verdict(t["check"]["within_budget"])))
+    for s in p["scaling"]:
+        rows.append(("3 payments/s", "%d callers (fresh ledger)" % s["callers"], f"{s['per_sec']:,.0f}/s", "", ""))
+    b = p["breakdown_1_caller"]
+    if "decode_one_recovery_shared_context_ms" in b:
+        rows.append(("3 payments/s", "decode alone (ms)", "bolt11::decode %.3f; parse + 1 recovery, shared context %.3f; Secp256k1::new() %.3f" % (
+            b["decode_ms"], b["decode_one_recovery_shared_context_ms"], b["secp256k1_new_context_ms"]), "", ""))
+    rows.append(("3 payments/s", "one payment step by step (ms)",
+                 "decode %.3f, reconcile %.3f, budget %.3f, reserve %.3f, settle %.3f, mark %.3f = %.3f" % (
+                     b["decode_ms"], b["reconcile_ms"], b["budget_ms"], b["reserve_ms"], b["embedded_settle_ms"], b["mark_succeeded_ms"], b["sum_ms"]), "", ""))
+
+# 4. fetch
+f = load_lines("fetch.json")
+if f:
+    f = f[0]
+    for key, label in (("free", "free endpoint"), ("cached_token", "cached token")):
+        d = f[key]
+        rows.append(("4 fetch_paid", label + ": reqwest GET", "p50 %.3f ms, p99 %.3f ms" % (d["reqwest"]["p50_ms"], d["reqwest"]["p99_ms"]), "", ""))
+        rows.append(("4 fetch_paid", label + ": Fetcher::fetch", "p50 %.3f ms, p99 %.3f ms" % (d["fetcher"]["p50_ms"], d["fetcher"]["p99_ms"]), "", ""))
+        ok = d["added_p50_ms"] <= 0.2
+        rows.append(("4 fetch_paid", label + ": added by fetch_paid", "p50 +%.3f ms (mean +%.3f ms)" % (d["added_p50_ms"], d["added_mean_ms"]),
+                     "<= 0.2 ms" if key == "cached_token" else "", verdict(ok) if key == "cached_token" else ""))
+    if "paid_round_trip_parts" in f:
+        pr = f["paid_round_trip_parts"]
+        rows.append(("4 fetch_paid", "round trip parts, direct calls (p50)",
+                     "create_challenge %.3f ms, pay %.3f ms, verify %.3f ms" % (pr["create_challenge"]["p50_ms"], pr["pay"]["p50_ms"], pr["verify"]["p50_ms"]), "", ""))
+    if "paid_round_trip_by_hand" in f:
+        m = f["paid_round_trip_by_hand"]
+        rows.append(("4 fetch_paid", "same round trip by hand (reqwest + Payer::pay)", "p50 %.3f ms, p99 %.3f ms (n=%d)" % (m["p50_ms"], m["p99_ms"], m["n"]), "", ""))
+    r = f["paid_round_trip"]
+    rows.append(("4 fetch_paid", "full paid round trip (402, pay, resend, verify)", "p50 %.3f ms, p99 %.3f ms (n=%d)" % (r["p50_ms"], r["p99_ms"], r["n"]),
+                 "<= 3 ms", verdict(r["p50_ms"] <= 3)))
+
+machine = open(os.path.join(out, "machine.txt")).read().strip() if os.path.exists(os.path.join(out, "machine.txt")) else ""
+print(machine)
+w = [max(len(str(r[i])) for r in rows) if rows else 0 for i in range(5)]
+hdr = ("section", "what", "measured", "target", "verdict")
+w = [max(w[i], len(hdr[i])) for i in range(5)]
+fmt = "| " + " | ".join("%%-%ds" % x for x in w) + " |"
+print(fmt % hdr)
+print("|" + "|".join("-" * (x + 2) for x in w) + "|")
+for r in rows:
+    print(fmt % r)
