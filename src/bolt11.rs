@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bitcoin::hashes::Hash as _;
 use bitcoin::hashes::sha256;
-use bitcoin::secp256k1::{Secp256k1, SecretKey};
+use bitcoin::secp256k1::{All, Message, PublicKey, Secp256k1, SecretKey};
 use lightning_invoice::{Currency, InvoiceBuilder, PaymentSecret, SignedRawBolt11Invoice};
 
 /// Expiry when an invoice does not say (BOLT11 default).
@@ -126,27 +126,38 @@ impl DecodedInvoice {
     }
 }
 
+/// One secp256k1 context for the process: making one per call cost more than the check itself.
+static SECP: std::sync::LazyLock<Secp256k1<All>> = std::sync::LazyLock::new(Secp256k1::new);
+
+/// The payee of a signed invoice: its `n` field, checked against the signature, or else the key
+/// the signature recovers to (one EC operation either way).
+fn checked_payee(signed: &SignedRawBolt11Invoice) -> Result<PublicKey, InvoiceError> {
+    let msg = Message::from_digest(*signed.signable_hash());
+    let sig = &signed.signature().0;
+    match signed.raw_invoice().payee_pub_key() {
+        Some(pk) => SECP
+            .verify_ecdsa(&msg, &sig.to_standard(), &pk.0)
+            .map(|()| pk.0)
+            .map_err(|_| InvoiceError::BadSignature),
+        None => SECP
+            .recover_ecdsa(&msg, sig)
+            .map_err(|_| InvoiceError::BadSignature),
+    }
+}
+
 /// Decode and signature-check a BOLT11 invoice (a `lightning:` prefix and upper case are fine).
 pub fn decode(invoice: &str) -> Result<DecodedInvoice, InvoiceError> {
     let mut s = invoice.trim();
-    if s.len() > 10 && s[..10].eq_ignore_ascii_case("lightning:") {
+    // `get`, not `[..10]`: byte 10 may fall inside a multi-byte character (found by fuzzing).
+    if s.get(..10)
+        .is_some_and(|p| p.eq_ignore_ascii_case("lightning:"))
+    {
         s = &s[10..];
     }
     let lower = s.to_ascii_lowercase();
     let signed =
         SignedRawBolt11Invoice::from_str(&lower).map_err(|e| InvoiceError::Parse(e.to_string()))?;
-    if !signed.check_signature() {
-        return Err(InvoiceError::BadSignature);
-    }
-    let payee = match signed.raw_invoice().payee_pub_key() {
-        Some(pk) => pk.0,
-        None => {
-            signed
-                .recover_payee_pub_key()
-                .map_err(|_| InvoiceError::BadSignature)?
-                .0
-        }
-    };
+    let payee = checked_payee(&signed)?;
     let raw = signed.raw_invoice();
     let payment_hash = raw
         .payment_hash()
@@ -194,7 +205,6 @@ pub struct NewInvoice<'a> {
 
 /// Sign a new invoice with `node_key`.
 pub fn create(node_key: &SecretKey, new: &NewInvoice<'_>) -> Result<String, InvoiceError> {
-    let secp = Secp256k1::signing_only();
     let mut builder =
         InvoiceBuilder::new(new.network.currency()).description(new.description.to_owned());
     if let Some(amount) = new.amount_msat {
@@ -206,7 +216,7 @@ pub fn create(node_key: &SecretKey, new: &NewInvoice<'_>) -> Result<String, Invo
         .duration_since_epoch(Duration::from_secs(new.timestamp))
         .expiry_time(Duration::from_secs(new.expiry_secs))
         .min_final_cltv_expiry_delta(DEFAULT_MIN_FINAL_CLTV)
-        .build_signed(|hash| secp.sign_ecdsa_recoverable(hash, node_key))
+        .build_signed(|hash| SECP.sign_ecdsa_recoverable(hash, node_key))
         .map(|inv| inv.to_string())
         .map_err(|e| InvoiceError::Create(e.to_string()))
 }
@@ -214,6 +224,13 @@ pub fn create(node_key: &SecretKey, new: &NewInvoice<'_>) -> Result<String, Invo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn multibyte_text_at_the_prefix_boundary_is_an_error_not_a_panic() {
+        for s in ["lnbc12345\u{412}x", "lntb1pj40\u{41a}", "lightning\u{e9}"] {
+            assert!(decode(s).is_err(), "{s}");
+        }
+    }
     use bitcoin::secp256k1::PublicKey;
     use proptest::prelude::*;
 

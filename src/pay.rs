@@ -8,6 +8,7 @@
 //!   but there is no proof of payment.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
@@ -24,6 +25,11 @@ use crate::wallet::{OutgoingStatus, PaymentResult, Wallet, WalletError};
 /// A payment with no answer from the wallet is only declared failed after this long, so a
 /// payment another process is making right now is never mistaken for a dead one.
 pub const RECONCILE_GRACE_SECS: u64 = 60;
+
+/// Before a payment, pending payments are reconciled when this process left one unresolved, or
+/// when the last look is older than this (another process on the data dir may have left one).
+/// A pending payment's reservation counts against the budget until then: waiting is safe.
+pub const RECONCILE_EVERY_SECS: u64 = 30;
 
 /// What to pay, and the caller's own limits.
 #[derive(Debug, Clone, Default)]
@@ -142,6 +148,10 @@ pub struct Payer {
     clock: SharedClock,
     /// Ledger ids this process is paying right now: reconcile leaves them alone.
     in_flight: Mutex<HashSet<i64>>,
+    /// This process left a payment pending since the last reconcile.
+    unresolved: AtomicBool,
+    /// When the last reconcile started (clock seconds; 0: never).
+    last_reconcile: AtomicU64,
 }
 
 /// Removes a payment from the in-flight set however the pay call ends.
@@ -173,6 +183,8 @@ impl Payer {
             ledger,
             clock,
             in_flight: Mutex::new(HashSet::new()),
+            unresolved: AtomicBool::new(false),
+            last_reconcile: AtomicU64::new(0),
         })
     }
 
@@ -252,7 +264,11 @@ impl Payer {
             }
             .into());
         }
-        if let Err(e) = self.reconcile().await {
+        let last = self.last_reconcile.load(Ordering::Relaxed);
+        let due = self.unresolved.load(Ordering::Relaxed)
+            || last == 0
+            || now.saturating_sub(last) >= RECONCILE_EVERY_SECS;
+        if due && let Err(e) = self.reconcile().await {
             warn!(error = %e, "could not reconcile pending payments before paying");
         }
         let policy = self.ledger.budget(&self.wallet_name).await?;
@@ -307,6 +323,7 @@ impl Payer {
                 Err(PayError::Failed(e))
             }
             Err(e) => {
+                self.unresolved.store(true, Ordering::Relaxed);
                 warn!(payment_id = id, error = %e, "payment outcome unknown; left pending for reconciliation");
                 Err(PayError::OutcomeUnknown {
                     payment_id: id,
@@ -389,6 +406,18 @@ impl Payer {
     /// outcome was unknown. Payments this process is making right now are left alone, and a
     /// payment the wallet has no record of is only failed after [`RECONCILE_GRACE_SECS`].
     pub async fn reconcile(&self) -> Result<ReconcileReport, PayError> {
+        self.unresolved.store(false, Ordering::Relaxed);
+        self.last_reconcile
+            .store(self.clock.now().max(1), Ordering::Relaxed);
+        let result = self.reconcile_pending().await;
+        if result.as_ref().map_or(true, |r| r.still_pending > 0) {
+            // Look again before the next payment.
+            self.unresolved.store(true, Ordering::Relaxed);
+        }
+        result
+    }
+
+    async fn reconcile_pending(&self) -> Result<ReconcileReport, PayError> {
         let mut report = ReconcileReport::default();
         for p in self
             .ledger

@@ -39,9 +39,16 @@ pub enum LedgerError {
 }
 
 /// A handle on the ledger; cheap to clone.
+///
+/// Reads go to a pool of connections; writes to one connection of their own, so writers in
+/// this process queue in order instead of meeting in SQLite's busy handler, which sleeps
+/// (milliseconds at a time) while another connection holds the write lock. Other processes on
+/// the same file still meet there: correctness never depends on the queue (write transactions
+/// that read first start with `BEGIN IMMEDIATE`).
 #[derive(Debug, Clone)]
 pub struct Ledger {
     pool: SqlitePool,
+    writer: SqlitePool,
 }
 
 impl Ledger {
@@ -85,17 +92,27 @@ impl Ledger {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options)
             .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         drop(lock); // closing the file releases the lock
-        Ok(Ledger { pool })
+        Ok(Ledger { pool, writer })
     }
 
+    /// Connections for reads.
     pub(crate) fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// The connection for writes (see [`Ledger`]).
+    pub(crate) fn writer(&self) -> &SqlitePool {
+        &self.writer
     }
 
     /// A setting, or `None` when unset.
@@ -126,7 +143,7 @@ impl Ledger {
         .bind(key)
         .bind(json)
         .bind(db_int(now)?)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }

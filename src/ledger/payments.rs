@@ -129,7 +129,7 @@ impl Ledger {
         let hash = hex::encode(new.invoice.payment_hash);
         let needed = new.amount_msat.saturating_add(new.max_fee_msat);
 
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         let existing: Option<PaymentRecord> = sqlx::query_as(
             "SELECT * FROM payments WHERE wallet = ? AND direction = 'out' AND payment_hash = ? AND status != 'failed'",
         )
@@ -190,29 +190,33 @@ impl Ledger {
         note: Option<&str>,
         now: u64,
     ) -> Result<(), LedgerError> {
-        let previous: Option<Status> =
-            sqlx::query_scalar("SELECT status FROM payments WHERE id = ?")
-                .bind(id)
-                .fetch_optional(self.pool())
-                .await?;
-        if previous == Some(Status::Failed) {
+        let update = |condition: &'static str| {
+            let sql = format!(
+                "UPDATE payments SET status = 'succeeded', preimage = ?, fee_msat = ?, reserved_msat = 0,
+                     error = ?, settled_at = ?, updated_at = ? WHERE id = ?{condition}"
+            );
+            async move {
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(preimage.map(hex::encode))
+                    .bind(db_int(fee_msat)?)
+                    .bind(note)
+                    .bind(db_int(now)?)
+                    .bind(db_int(now)?)
+                    .bind(id)
+                    .execute(self.writer())
+                    .await
+                    .map_err(LedgerError::from)
+            }
+        };
+        // One statement in the usual case; a second only for a row failed by mistake.
+        if update(" AND status != 'failed'").await?.rows_affected() == 0
+            && update("").await?.rows_affected() > 0
+        {
             error!(
                 payment_id = id,
                 "a payment recorded as failed has succeeded after all; recording the spend"
             );
         }
-        sqlx::query(
-            "UPDATE payments SET status = 'succeeded', preimage = ?, fee_msat = ?, reserved_msat = 0,
-                 error = ?, settled_at = ?, updated_at = ? WHERE id = ?",
-        )
-        .bind(preimage.map(hex::encode))
-        .bind(db_int(fee_msat)?)
-        .bind(note)
-        .bind(db_int(now)?)
-        .bind(db_int(now)?)
-        .bind(id)
-        .execute(self.pool())
-        .await?;
         Ok(())
     }
 
@@ -225,7 +229,7 @@ impl Ledger {
         .bind(reason)
         .bind(db_int(now)?)
         .bind(id)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         if done.rows_affected() == 0 {
             warn!(
@@ -254,7 +258,7 @@ impl Ledger {
         .bind(&invoice.description)
         .bind(db_int(now)?)
         .bind(db_int(now)?)
-        .fetch_one(self.pool())
+        .fetch_one(self.writer())
         .await?;
         Ok(id)
     }
@@ -276,7 +280,7 @@ impl Ledger {
         .bind(db_int(now)?)
         .bind(wallet)
         .bind(hex::encode(payment_hash))
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -286,7 +290,7 @@ impl Ledger {
         sqlx::query("UPDATE payments SET status = 'failed', error = 'expired unpaid', updated_at = ? WHERE id = ? AND status = 'pending'")
             .bind(db_int(now)?)
             .bind(id)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(())
     }

@@ -37,7 +37,7 @@ pub struct NewMintedToken<'a> {
 impl Ledger {
     /// Store a new token's root key and terms, in one transaction.
     pub async fn store_minted(&self, t: &NewMintedToken<'_>, now: u64) -> Result<(), LedgerError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.writer().begin().await?;
         sqlx::query("INSERT INTO root_keys (key_id, root_key, created_at) VALUES (?, ?, ?)")
             .bind(hex::encode(t.key_id))
             .bind(&t.root_key[..])
@@ -83,7 +83,7 @@ impl Ledger {
     pub async fn revoke_root_key(&self, key_id: &[u8; 32]) -> Result<bool, LedgerError> {
         let done = sqlx::query("DELETE FROM root_keys WHERE key_id = ?")
             .bind(hex::encode(key_id))
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(done.rows_affected() > 0)
     }

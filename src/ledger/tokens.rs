@@ -61,7 +61,7 @@ impl Ledger {
         .bind(hex::encode(token.payment_hash))
         .bind(token.expires_at.map(db_int).transpose()?)
         .bind(db_int(now)?)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -103,7 +103,7 @@ impl Ledger {
             .bind(wallet)
             .bind(origin)
             .bind(path_prefix)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(())
     }

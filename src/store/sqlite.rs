@@ -31,7 +31,7 @@ impl TokenStore for Ledger {
         )
         .bind(hex::encode(token_id))
         .bind(db_int(max_uses)?)
-        .fetch_optional(self.pool())
+        .fetch_optional(self.writer())
         .await?;
         // The first use of a token limited to 0 uses slips past the WHERE: refuse it here.
         Ok(uses.map(from_db).filter(|u| *u <= max_uses))
@@ -56,7 +56,7 @@ impl TokenStore for Ledger {
         .bind(route)
         .bind(db_int(day)?)
         .bind(db_int(limit)?)
-        .fetch_optional(self.pool())
+        .fetch_optional(self.writer())
         .await?;
         Ok(count.is_some())
     }
@@ -78,7 +78,7 @@ impl TokenStore for Ledger {
         .bind(service)
         .bind(db_int(amount_msat)?)
         .bind(db_int(now)?)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected() > 0)
     }

@@ -99,7 +99,7 @@ impl EmbeddedWallet {
         .bind(db_int(DEMO_GRANT_MSAT)?)
         .bind(db_int(DEMO_GRANT_MSAT)?)
         .bind(db_int(clock.now())?)
-        .execute(ledger.pool())
+        .execute(ledger.writer())
         .await
         .map_err(LedgerError::from)?;
         if created.rows_affected() > 0 {
@@ -152,7 +152,7 @@ impl EmbeddedWallet {
         )
         .bind(db_int(amount_msat)?)
         .bind(&self.name)
-        .fetch_one(self.ledger.pool())
+        .fetch_one(self.ledger.writer())
         .await?;
         info!(new_balance_msat = balance, "deposited test sats");
         Ok(from_db(balance))
@@ -194,8 +194,6 @@ fn load_or_create_key(path: &Path) -> Result<SecretKey, EmbeddedError> {
         Err(e) => Err(key_err(e.to_string())),
     }
 }
-
-type InvoiceRow = (String, String, String, i64, i64, Option<String>);
 
 #[async_trait]
 impl Wallet for EmbeddedWallet {
@@ -265,7 +263,7 @@ impl Wallet for EmbeddedWallet {
         .bind(&request.description)
         .bind(int(expires_at)?)
         .bind(int(now)?)
-        .execute(self.ledger.pool())
+        .execute(self.ledger.writer())
         .await
         .map_err(db)?;
         Ok(CreatedInvoice {
@@ -286,25 +284,39 @@ impl Wallet for EmbeddedWallet {
         // One write transaction: nothing can be half-paid.
         let mut tx = self
             .ledger
-            .pool()
+            .writer()
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(|e| WalletError::Unavailable(e.to_string()))?;
-        let row: Option<InvoiceRow> = sqlx::query_as(
-            "SELECT wallet, bolt11, preimage, amount_msat, expires_at, paid_by FROM embedded_invoices WHERE payment_hash = ?",
+        // Claim the invoice first; every check below that fails drops the transaction, which
+        // rolls the claim back.
+        let unavailable = |e: sqlx::Error| WalletError::Unavailable(e.to_string());
+        let claimed: Option<(String, String, String, i64, i64)> = sqlx::query_as(
+            "UPDATE embedded_invoices SET paid_by = ?, paid_at = ? WHERE payment_hash = ? AND paid_by IS NULL
+             RETURNING wallet, bolt11, preimage, amount_msat, expires_at",
         )
+        .bind(&self.name)
+        .bind(i64::try_from(now).unwrap_or(i64::MAX))
         .bind(&hash)
         .fetch_optional(&mut *tx)
         .await
-        .map_err(|e| WalletError::Unavailable(e.to_string()))?;
-        let Some((payee, bolt11, preimage, amount, expires_at, paid_by)) = row else {
-            return Err(WalletError::NotPayable(NOT_PAYABLE_HELP.into()));
+        .map_err(unavailable)?;
+        let Some((payee, bolt11, preimage, amount, expires_at)) = claimed else {
+            let known: Option<String> =
+                sqlx::query_scalar("SELECT bolt11 FROM embedded_invoices WHERE payment_hash = ?")
+                    .bind(&hash)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
+            return Err(match known {
+                Some(b) if b.eq_ignore_ascii_case(&invoice.bolt11) => {
+                    WalletError::Rejected("invoice already paid".into())
+                }
+                _ => WalletError::NotPayable(NOT_PAYABLE_HELP.into()),
+            });
         };
         if !bolt11.eq_ignore_ascii_case(&invoice.bolt11) {
             return Err(WalletError::NotPayable(NOT_PAYABLE_HELP.into()));
-        }
-        if paid_by.is_some() {
-            return Err(WalletError::Rejected("invoice already paid".into()));
         }
         if payee == self.name {
             return Err(WalletError::Rejected(
@@ -319,7 +331,7 @@ impl Wallet for EmbeddedWallet {
             .bind(&self.name)
             .execute(&mut *tx)
             .await
-            .map_err(|e| WalletError::Unavailable(e.to_string()))?;
+            .map_err(unavailable)?;
         if debited.rows_affected() == 0 {
             return Err(WalletError::Rejected(format!(
                 "insufficient balance for {} (test sats; add more with `l402-mcp wallet deposit`)",
@@ -332,14 +344,6 @@ impl Wallet for EmbeddedWallet {
             )
             .bind(amount)
             .bind(&payee)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "UPDATE embedded_invoices SET paid_by = ?, paid_at = ? WHERE payment_hash = ?",
-            )
-            .bind(&self.name)
-            .bind(i64::try_from(now).unwrap_or(i64::MAX))
-            .bind(&hash)
             .execute(&mut *tx)
             .await?;
             tx.commit().await
