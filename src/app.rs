@@ -50,6 +50,9 @@ pub struct WalletStatus {
     pub balance_msat: u64,
     /// True when the balance is test sats, not real bitcoin.
     pub demo_funds: bool,
+    /// False when the backend does not return payment preimages: fetch_paid then refuses to
+    /// pay L402 challenges (no credential could be shown).
+    pub returns_preimages: bool,
     pub budget: BudgetStatus,
     /// Income settled in the last 24 hours.
     pub earned_24h_msat: u64,
@@ -129,6 +132,7 @@ impl App {
             network: info.network,
             balance_msat: balance.msat,
             demo_funds: balance.demo_funds,
+            returns_preimages: info.returns_preimages && !self.wallet.withholds_preimages(),
             budget: BudgetStatus::new(policy, &used),
             earned_24h_msat: self
                 .ledger

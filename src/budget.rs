@@ -103,6 +103,12 @@ pub fn sats(msat: u64) -> String {
     }
 }
 
+/// A host as budgets count it: lower case, without a trailing dot (`Example.COM.` and
+/// `example.com` are one host, with one per-host cap).
+pub fn normalize_host(host: &str) -> String {
+    host.trim_end_matches('.').to_ascii_lowercase()
+}
+
 impl BudgetPolicy {
     /// The routing fee limit for a payment of `amount_msat`.
     pub fn max_fee_msat(&self, amount_msat: u64) -> u64 {
@@ -118,7 +124,7 @@ impl BudgetPolicy {
                 cap_msat: self.per_payment_msat,
             });
         }
-        let host = host.map(|h| h.trim_end_matches('.').to_ascii_lowercase());
+        let host = host.map(normalize_host);
         if let Some(h) = &host
             && self.deny_hosts.iter().any(|d| host_matches(h, d))
         {

@@ -6,6 +6,9 @@
 //! ```toml
 //! data_dir = "/home/me/.local/share/l402-mcp"   # env L402_MCP_DATA_DIR
 //! wallet = "default"                             # env L402_MCP_WALLET
+//! # Sellers: root keys, token terms, use counters, free-tier counts and sales in PostgreSQL
+//! # instead of the ledger, shared by every gateway and MCP server pointed at it.
+//! database_url = "postgres://l402:PASSWORD@db.example/l402"   # env L402_MCP_DATABASE_URL
 //!
 //! [budget]            # applied at every start, over what `l402-mcp budget set` stored
 //! per_payment_sats = 1000      # env L402_MCP_PER_PAYMENT_SATS
@@ -49,6 +52,8 @@ pub const WALLET_ENV: &str = "L402_MCP_WALLET";
 pub const CONFIG_ENV: &str = "L402_MCP_CONFIG";
 /// Environment variable holding the HTTP bearer token.
 pub const HTTP_TOKEN_ENV: &str = "L402_MCP_HTTP_TOKEN";
+/// Environment variable holding the sellers' PostgreSQL URL.
+pub const DATABASE_URL_ENV: &str = "L402_MCP_DATABASE_URL";
 /// The wallet used when none is named.
 pub const DEFAULT_WALLET: &str = "default";
 
@@ -73,6 +78,8 @@ pub enum ConfigError {
 pub struct Config {
     pub data_dir: Option<PathBuf>,
     pub wallet: Option<String>,
+    /// `postgres://...`: the sellers' token store (see [`Config::database_url`]).
+    pub database_url: Option<SecretString>,
     #[serde(default)]
     pub budget: BudgetConfig,
     #[serde(default)]
@@ -86,6 +93,23 @@ pub struct Config {
     /// The `[backend]` table as written (merged with the environment); see [`Config::backend`].
     #[serde(default)]
     pub backend: Option<toml::Table>,
+}
+
+/// A setting that may hold a password: its `Debug` shows only that it is set.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct SecretString(pub String);
+
+impl std::fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<set>")
+    }
+}
+
+impl SecretString {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
 }
 
 /// Budget settings in sats; unset ones keep the stored policy.
@@ -197,6 +221,9 @@ impl Config {
         if let Some(w) = env_string(WALLET_ENV) {
             self.wallet = Some(w);
         }
+        if let Some(u) = env_string(DATABASE_URL_ENV) {
+            self.database_url = Some(SecretString(u));
+        }
         let sats = |name: &'static str| -> Result<Option<u64>, ConfigError> {
             env_string(name)
                 .map(|v| {
@@ -305,6 +332,17 @@ impl Config {
     pub fn wallet(&self) -> &str {
         self.wallet.as_deref().unwrap_or(DEFAULT_WALLET)
     }
+
+    /// Where sellers keep root keys, token terms, use counters, free-tier counts and sales when
+    /// not in the ledger: `database_url` (or `$L402_MCP_DATABASE_URL`), else `[gateway]
+    /// database_url`. Every command that sells (`serve`, `gateway`, `challenge`, `verify`,
+    /// `sales`) uses it, so tokens minted by the MCP tools and by any gateway on it are one set.
+    pub fn database_url(&self) -> Option<&str> {
+        self.database_url
+            .as_ref()
+            .or(self.gateway.as_ref().and_then(|g| g.database_url.as_ref()))
+            .map(SecretString::expose)
+    }
 }
 
 fn env_string(name: &str) -> Option<String> {
@@ -371,6 +409,15 @@ mod tests {
             (50_000, 500_000, 5_000)
         );
         assert!(!format!("{:?}", c.http).contains("s3cret"));
+        let pg = Config::parse(
+            "database_url = \"postgres://u:hunter22@db/l402\"\n[gateway]\ndatabase_url = \"postgres://g:pw2@db/x\"",
+        )
+        .unwrap_or_default();
+        assert_eq!(pg.database_url(), Some("postgres://u:hunter22@db/l402"));
+        assert!(!format!("{pg:?}").contains("hunter22") && !format!("{pg:?}").contains("pw2"));
+        let gw_only = Config::parse("[gateway]\ndatabase_url = \"postgres://g:pw2@db/x\"")
+            .unwrap_or_default();
+        assert_eq!(gw_only.database_url(), Some("postgres://g:pw2@db/x"));
         assert!(Config::parse("[budget]\ndaily = 5").is_err());
         assert!(matches!(c.backend(), Ok(BackendConfig::Embedded)));
         let lnbits = Config::parse("[backend]\nkind = \"lnbits\"\nurl = \"http://x\"\nadmin_key = \"a\"\ninvoice_key = \"i\"").unwrap_or_default();

@@ -143,6 +143,16 @@ pub enum FetchError {
         "{origin} took a payment earlier and then refused the credential; it is not paid again until {until} (unix seconds)"
     )]
     SellerDistrusted { origin: String, until: u64 },
+    #[error(
+        "paid {amount_msat} msat + {fee_msat} msat fee (payment hash {payment_hash}, in the ledger), then the request failed: {cause}. Next: {next}"
+    )]
+    PaidButFailed {
+        amount_msat: u64,
+        fee_msat: u64,
+        payment_hash: String,
+        next: &'static str,
+        cause: Box<FetchError>,
+    },
     #[error(transparent)]
     Ledger(#[from] LedgerError),
 }
@@ -152,7 +162,7 @@ impl FetchError {
     pub fn money_may_have_moved(&self) -> bool {
         match self {
             FetchError::Pay(p) => p.money_may_have_moved(),
-            FetchError::RefusedAfterPayment { .. } => true,
+            FetchError::RefusedAfterPayment { .. } | FetchError::PaidButFailed { .. } => true,
             _ => false,
         }
     }
@@ -179,6 +189,20 @@ struct Resource {
     url: reqwest::Url,
     origin: String,
     path: String,
+}
+
+/// One request of an exchange (the first, or a redirect).
+#[derive(Clone, Copy)]
+struct Hop<'a> {
+    method: &'a reqwest::Method,
+    url: &'a reqwest::Url,
+    /// The credential bought for this hop's origin and path, if any.
+    token: Option<&'a CachedToken>,
+    body: Option<&'a str>,
+    /// The body is JSON we wrote (a `payment_hash` resend).
+    json_body: bool,
+    /// Another origin than the caller asked for: the caller's own credentials stay behind.
+    foreign_origin: bool,
 }
 
 /// One request with its redirects: the final response, its URL, and the credential sent there.
@@ -329,10 +353,44 @@ impl Fetcher {
                 max_fee_msat: None,
                 url: Some(resource.url.as_str()),
                 host: resource.url.host_str(),
+                // An L402 credential is the macaroon plus the preimage: a wallet known not to
+                // return preimages would pay for nothing.
+                need_preimage: matches!(found, Found::L402 { .. }),
             })
             .await?;
+        // Money has moved: whatever fails from here on says so, with the receipt.
+        let paid_but = |cause: FetchError| FetchError::PaidButFailed {
+            amount_msat: receipt.amount_msat,
+            fee_msat: receipt.fee_msat,
+            payment_hash: hex::encode(receipt.payment_hash),
+            next: if matches!(found, Found::L402 { .. }) && !matches!(cause, FetchError::Ledger(_))
+            {
+                "the credential is kept: calling fetch_paid again for this URL presents it without paying again"
+            } else {
+                "calling fetch_paid again would pay again; the payment hash is the proof of payment to show the seller"
+            },
+            cause: Box::new(cause),
+        };
+        self.resend_paid(req, &resource, &found, &receipt, now)
+            .await
+            .map_err(|e| match e {
+                e @ (FetchError::RefusedAfterPayment { .. } | FetchError::PaidButFailed { .. }) => {
+                    e
+                }
+                e => paid_but(e),
+            })
+    }
 
-        let paid = match &found {
+    /// After paying: keep the credential, resend, and answer with the receipt.
+    async fn resend_paid(
+        &self,
+        req: &FetchRequest,
+        resource: &Resource,
+        found: &Found,
+        receipt: &crate::pay::Receipt,
+        now: u64,
+    ) -> Result<FetchResponse, FetchError> {
+        let paid = match found {
             Found::L402 {
                 scheme, macaroon, ..
             } => {
@@ -368,7 +426,7 @@ impl Fetcher {
                 payment_hash: hex::encode(receipt.payment_hash),
             });
         }
-        self.finish(paid, req, Some(&receipt)).await
+        self.finish(paid, req, Some(receipt)).await
     }
 
     /// Send the request and follow redirects, checking each hop against the network policy and
@@ -385,23 +443,26 @@ impl Fetcher {
         if let Some(hash) = payment_hash {
             body = Some(with_payment_hash(body.as_deref(), hash));
         }
+        // The caller's own headers (their Authorization, cookies) are for the origin they asked
+        // for: a redirect elsewhere does not carry them.
+        let asked_origin = reqwest::Url::parse(&req.url).ok().map(|u| u.origin());
         for _ in 0..=MAX_REDIRECTS {
             self.check_literal(&url)?;
             let here = Resource::of(&url);
+            let foreign = asked_origin.as_ref() != Some(&url.origin());
             let token = self
                 .ledger
                 .find_token(&self.wallet, &here.origin, &here.path, self.clock.now())
                 .await?;
-            let response = self
-                .send(
-                    req,
-                    &method,
-                    &url,
-                    token.as_ref(),
-                    body.as_deref(),
-                    payment_hash.is_some(),
-                )
-                .await?;
+            let hop = Hop {
+                method: &method,
+                url: &url,
+                token: token.as_ref(),
+                body: body.as_deref(),
+                json_body: payment_hash.is_some(),
+                foreign_origin: foreign,
+            };
+            let response = self.send(req, &hop).await?;
             let status = response.status();
             if !status.is_redirection() || status == reqwest::StatusCode::NOT_MODIFIED {
                 return Ok(Exchange {
@@ -472,18 +533,29 @@ impl Fetcher {
     async fn send(
         &self,
         req: &FetchRequest,
-        method: &reqwest::Method,
-        url: &reqwest::Url,
-        token: Option<&CachedToken>,
-        body: Option<&str>,
-        json_body: bool,
+        hop: &Hop<'_>,
     ) -> Result<reqwest::Response, FetchError> {
+        let Hop {
+            method,
+            url,
+            token,
+            body,
+            json_body,
+            foreign_origin,
+        } = *hop;
         let mut headers = HeaderMap::new();
         for (k, v) in &req.headers {
             let name = HeaderName::from_bytes(k.as_bytes())
                 .map_err(|_| FetchError::Invalid(format!("bad header name {k:?}")))?;
             if name == AUTHORIZATION && token.is_some() {
                 continue; // ours wins: it is what was paid for
+            }
+            if foreign_origin
+                && (name == AUTHORIZATION
+                    || name == reqwest::header::COOKIE
+                    || name == reqwest::header::PROXY_AUTHORIZATION)
+            {
+                continue; // the caller's credentials stay with the origin they asked for
             }
             let value = HeaderValue::from_str(v)
                 .map_err(|_| FetchError::Invalid(format!("bad value for header {k:?}")))?;
@@ -540,8 +612,13 @@ impl Fetcher {
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let (bytes, truncated) = read_body(resp, req.max_response_bytes).await?;
-        let remaining = self.budget_remaining(url.host_str()).await?;
+        // The budget left for the receipt is read while the body arrives.
+        let (body, remaining) = tokio::join!(
+            read_body(resp, req.max_response_bytes),
+            self.budget_remaining(url.host_str())
+        );
+        let (bytes, truncated) = body?;
+        let remaining = remaining?;
         Ok(FetchResponse {
             status,
             url: url.to_string(),
@@ -563,12 +640,11 @@ impl Fetcher {
     }
 
     async fn budget_remaining(&self, host: Option<&str>) -> Result<u64, LedgerError> {
-        let policy = self.ledger.budget(&self.wallet).await?;
-        let used = self
-            .ledger
-            .window_use(&self.wallet, host, self.clock.now())
-            .await?;
-        Ok(policy.daily_msat.saturating_sub(used.daily_msat))
+        let (policy, used) = tokio::join!(
+            self.ledger.budget(&self.wallet),
+            self.ledger.window_use(&self.wallet, host, self.clock.now())
+        );
+        Ok(policy?.daily_msat.saturating_sub(used?.daily_msat))
     }
 }
 

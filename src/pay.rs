@@ -42,6 +42,9 @@ pub struct PayRequest<'a> {
     /// What the payment is for, for the ledger and the per-host caps.
     pub url: Option<&'a str>,
     pub host: Option<&'a str>,
+    /// The payment is only worth making with its preimage (an L402 credential): refuse before
+    /// paying when the wallet is known not to return one.
+    pub need_preimage: bool,
 }
 
 /// A payment that went through.
@@ -101,6 +104,10 @@ pub enum PayError {
         "paid (ledger #{payment_id}) but the wallet's preimage does not match the invoice's payment hash: the payment has no valid proof"
     )]
     PreimageMismatch { payment_id: i64 },
+    #[error(
+        "not paid: this wallet does not return payment preimages (configured so, or seen so), and an L402 credential needs one; use a wallet backend that returns preimages"
+    )]
+    PreimagesWithheld,
     #[error(transparent)]
     Ledger(#[from] LedgerError),
     #[error("wallet error: {0}")]
@@ -264,6 +271,9 @@ impl Payer {
             }
             .into());
         }
+        if req.need_preimage && self.wallet.withholds_preimages() {
+            return Err(PayError::PreimagesWithheld);
+        }
         let last = self.last_reconcile.load(Ordering::Relaxed);
         let due = self.unresolved.load(Ordering::Relaxed)
             || last == 0
@@ -404,7 +414,8 @@ impl Payer {
 
     /// Resolve pending payments through the wallet's lookup: those left by a crash, or whose
     /// outcome was unknown. Payments this process is making right now are left alone, and a
-    /// payment the wallet has no record of is only failed after [`RECONCILE_GRACE_SECS`].
+    /// payment the wallet has no record of is only failed after [`RECONCILE_GRACE_SECS`] or the
+    /// wallet's [`Wallet::late_start_window_secs`], whichever is longer.
     pub async fn reconcile(&self) -> Result<ReconcileReport, PayError> {
         self.unresolved.store(false, Ordering::Relaxed);
         self.last_reconcile
@@ -457,7 +468,12 @@ impl Payer {
                 Ok(Some(Status::Failed))
             }
             Ok(OutgoingStatus::NotFound)
-                if crate::ledger::from_db(p.created_at) + RECONCILE_GRACE_SECS <= now =>
+                if crate::ledger::from_db(p.created_at)
+                    + self
+                        .wallet
+                        .late_start_window_secs()
+                        .max(RECONCILE_GRACE_SECS)
+                    <= now =>
             {
                 self.ledger
                     .mark_failed(

@@ -182,3 +182,101 @@ fn processes_starting_together_on_a_new_data_dir_all_come_up() {
         }
     }
 }
+
+/// Thirty parallel `fetch_paid` calls for thirty different paid resources of one seller, with a
+/// budget for eight: exactly eight are bought, the others are refused by the budget, and the
+/// ledger, the buyer's balance and the seller's sales agree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_fetches_of_different_resources_never_exceed_the_budget() {
+    use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+    use axum::response::IntoResponse;
+    use l402_mcp::fetch::{FetchError, FetchRequest, Fetcher};
+    use l402_mcp::mint::ChallengeRequest;
+
+    let t = trade().await;
+    let policy = BudgetPolicy {
+        daily_msat: 8 * (PRICE_MSAT + MAX_FEE_MSAT),
+        ..Default::default()
+    };
+    t.buyer
+        .ledger
+        .set_budget("buyer", &policy, common::T0)
+        .await
+        .unwrap();
+    let seller = t.seller.seller.clone();
+    let app = axum::Router::new().route(
+        "/item/{n}",
+        axum::routing::get(move |headers: HeaderMap| {
+            let seller = seller.clone();
+            async move {
+                if let Some(auth) = headers
+                    .get(header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    && seller
+                        .verify_authorization(auth, None, None)
+                        .await
+                        .unwrap()
+                        .valid
+                {
+                    return "item".into_response();
+                }
+                let c = seller
+                    .create_challenge(&ChallengeRequest {
+                        amount_msat: PRICE_MSAT,
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap();
+                let mut r = StatusCode::PAYMENT_REQUIRED.into_response();
+                for line in c.www_authenticate {
+                    r.headers_mut().append(
+                        header::WWW_AUTHENTICATE,
+                        HeaderValue::from_str(&line).unwrap(),
+                    );
+                }
+                r
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let fetcher = Arc::new(
+        Fetcher::new(
+            t.buyer.payer.clone(),
+            t.buyer.ledger.clone(),
+            t.clock.clone(),
+            l402_mcp::netguard::NetPolicy::loopback(),
+        )
+        .unwrap(),
+    );
+    let tasks: Vec<_> = (0..30)
+        .map(|n| {
+            let f = fetcher.clone();
+            tokio::spawn(async move {
+                f.fetch(&FetchRequest::get(&format!("http://{addr}/item/{n}")))
+                    .await
+            })
+        })
+        .collect();
+    let (mut paid, mut refused) = (0, 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(r) => {
+                assert_eq!((r.status, r.body.content.as_str()), (200, "item"));
+                assert!(r.receipt.paid);
+                paid += 1;
+            }
+            Err(FetchError::Pay(PayError::Budget(BudgetRefusal::Window { .. }))) => refused += 1,
+            Err(e) => panic!("unexpected failure: {e}"),
+        }
+    }
+    assert_eq!((paid, refused), (8, 22));
+    let spent = t.buyer.ledger.totals("buyer").await.unwrap();
+    assert_eq!((spent.spent_msat, spent.reserved_msat), (8 * PRICE_MSAT, 0));
+    assert_eq!(balance(&t.buyer).await, DEMO_GRANT_MSAT - 8 * PRICE_MSAT);
+    let sales = t.seller.seller.tokens().sales_since(0).await.unwrap();
+    assert_eq!((sales.count, sales.amount_msat), (8, 8 * PRICE_MSAT));
+}

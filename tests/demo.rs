@@ -31,3 +31,37 @@ fn demo_runs_the_whole_loop_with_nothing_configured() {
     // The throwaway data dir is gone, and nothing was written under HOME.
     assert_eq!(std::fs::read_dir(home.path()).unwrap().count(), 0);
 }
+
+/// A user who has configured a real wallet and a budget still gets the offline demo: their
+/// settings never reach the demo's agents (and their wallet is never touched).
+#[test]
+fn demo_ignores_the_users_wallet_and_budget_settings() {
+    let home = tempfile::tempdir().unwrap();
+    let cfg_dir = home.path().join(".config").join("l402-mcp");
+    std::fs::create_dir_all(&cfg_dir).unwrap();
+    std::fs::write(
+        cfg_dir.join("config.toml"),
+        "[backend]\nkind = \"lnbits\"\nurl = \"http://127.0.0.1:1\"\nadmin_key = \"a\"\ninvoice_key = \"i\"\n[budget]\nper_payment_sats = 1\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_l402-mcp"))
+        .arg("demo")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home.path())
+        .env("L402_MCP_BACKEND", "lnbits")
+        .env("L402_MCP_LNBITS_URL", "http://127.0.0.1:1")
+        .env("L402_MCP_LNBITS_ADMIN_KEY", "a")
+        .env("L402_MCP_LNBITS_INVOICE_KEY", "i")
+        .env("L402_MCP_DAILY_SATS", "2")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("receipt: paid 21 sats"), "{stdout}");
+    assert!(stdout.contains("(demo test sats)"), "{stdout}");
+}

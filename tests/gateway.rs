@@ -382,8 +382,23 @@ async fn tokens_bound_to_method_and_path_prefix() {
     ] {
         assert_eq!(raw_get(gw, path).await, 400, "{path}");
     }
+    // Spellings that many routers read as a priced path (merged slashes, escaped letters, path
+    // parameters) would match no route as written and pass free: refused too.
+    for path in [
+        "//v1/raw/a",
+        "/v1//raw/a",
+        "/%761/raw/a",
+        "/v1/r%61w/a",
+        "/v1/raw;x=1/a",
+        "/v1;/raw/a",
+        "/v1/raw%3Bx/a",
+        "/v1/raw/a%",
+    ] {
+        assert_eq!(raw_get(gw, path).await, 400, "{path}");
+    }
     assert_eq!(raw_get(gw, "/public/a").await, 200);
-    assert_eq!(seen.lock().unwrap().len(), before + 1);
+    assert_eq!(raw_get(gw, "/public/a%20b").await, 200);
+    assert_eq!(seen.lock().unwrap().len(), before + 2);
 }
 
 #[tokio::test]
@@ -407,6 +422,39 @@ async fn free_tier_per_client_network_per_day() {
     );
     t.clock.set(T0 + 86_400);
     assert_eq!(status().await, 200);
+
+    // Behind a trusted proxy the client is the address the proxy appended (the last entry of
+    // X-Forwarded-For), not whatever the client wrote in front of it.
+    let mut r = route("/api", 3, "api");
+    r.free_per_day = 1;
+    let (up, _) = upstream().await;
+    let paywall = Paywall::new(t.seller.seller.clone(), vec![r]).trust_forwarded_for(true);
+    let about = About {
+        name: "Test API".into(),
+        description: "things".into(),
+        base_url: None,
+        network: "regtest".into(),
+    };
+    let gw = listen(gateway::router(paywall, &format!("http://{up}"), about, &[]).unwrap()).await;
+    let via_proxy = async |xff: &str| {
+        http()
+            .get(format!("http://{gw}/api"))
+            .header("x-forwarded-for", xff)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(via_proxy("203.0.113.7").await, 200);
+    // The same client with spoofed entries in front: still 203.0.113.0/24, already used.
+    assert_eq!(via_proxy("198.51.100.1, 203.0.113.7").await, 402);
+    assert_eq!(via_proxy("192.0.2.99, 203.0.113.8").await, 402);
+    // Another /24, and IPv6 counted per /48.
+    assert_eq!(via_proxy("203.0.114.7").await, 200);
+    assert_eq!(via_proxy("2001:db8:1:2::1").await, 200);
+    assert_eq!(via_proxy("2001:db8:1:ffff::2").await, 402);
+    assert_eq!(via_proxy("2001:db8:2::1").await, 200);
 }
 
 #[tokio::test]
@@ -448,6 +496,32 @@ async fn dynamic_pricing_through_a_hook() {
         let inv = l402_mcp::bolt11::decode(body["invoice"].as_str().unwrap()).unwrap();
         assert_eq!(inv.amount_msat, Some(rows * 1000));
     }
+    // A token pays for requests priced at most what it paid: bought for 2 rows, it serves 2
+    // rows and 1 row, and 3 rows gets a fresh challenge for the 3-row price.
+    let body: Value = http()
+        .get(format!("http://{gw}/rows?rows=2"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mac = b64::decode(body["macaroon"].as_str().unwrap()).unwrap();
+    let pre = pay(&t, body["invoice"].as_str().unwrap()).await;
+    let auth = Credential::format(Scheme::L402, &mac, &pre);
+    let get = |rows: u64| {
+        http()
+            .get(format!("http://{gw}/rows?rows={rows}"))
+            .header("authorization", &auth)
+            .send()
+    };
+    assert_eq!(get(2).await.unwrap().status(), 200);
+    assert_eq!(get(1).await.unwrap().status(), 200);
+    let r = get(3).await.unwrap();
+    assert_eq!(r.status(), 402);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["amount_sats"], 3);
+
     // A broken hook: no price, no invoice.
     let mut broken = Route::new(
         "/broken",

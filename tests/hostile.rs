@@ -404,3 +404,208 @@ async fn a_single_use_token_refused_with_401_is_dropped_and_paid_again() {
     }
     assert_eq!(balance(&t.buyer).await, DEMO_GRANT_MSAT - 9_000);
 }
+
+/// The caller's own credentials (Authorization, Cookie) are for the origin they asked for: a
+/// redirect to another origin does not carry them; other headers, and same-origin hops, do.
+#[tokio::test]
+async fn the_callers_own_credentials_do_not_follow_a_redirect_to_another_origin() {
+    let t = trade().await;
+    type Seen = Arc<Mutex<Vec<(Option<String>, Option<String>, Option<String>)>>>;
+    let seen: Seen = Arc::default();
+    let capture = |seen: Seen| {
+        get(move |headers: HeaderMap| {
+            let seen = seen.clone();
+            async move {
+                let h = |n: header::HeaderName| {
+                    headers.get(n).map(|v| v.to_str().unwrap_or("?").to_owned())
+                };
+                seen.lock().unwrap().push((
+                    h(header::AUTHORIZATION),
+                    h(header::COOKIE),
+                    h(header::HeaderName::from_static("x-custom")),
+                ));
+                "captured"
+            }
+        })
+    };
+    let other = serve(Router::new().route("/capture", capture(seen.clone()))).await;
+    let foreign = format!("http://localhost:{}/capture", other.port());
+    let app = Router::new()
+        .route(
+            "/away",
+            get(move || {
+                let to = foreign.clone();
+                async move { (StatusCode::FOUND, [(header::LOCATION, to)]) }
+            }),
+        )
+        .route(
+            "/here",
+            get(|| async { (StatusCode::FOUND, [(header::LOCATION, "/capture")]) }),
+        )
+        .route("/capture", capture(seen.clone()));
+    let addr = serve(app).await;
+    let f = fetcher(&t, NetPolicy::loopback());
+    let mut req = FetchRequest::get(&format!("http://{addr}/away"));
+    req.headers = vec![
+        ("Authorization".into(), "Bearer user-secret".into()),
+        ("Cookie".into(), "session=abc".into()),
+        ("X-Custom".into(), "kept".into()),
+    ];
+    assert_eq!(f.fetch(&req).await.unwrap().body.content, "captured");
+    req.url = format!("http://{addr}/here");
+    assert_eq!(f.fetch(&req).await.unwrap().body.content, "captured");
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![
+            (None, None, Some("kept".to_owned())),
+            (
+                Some("Bearer user-secret".to_owned()),
+                Some("session=abc".to_owned()),
+                Some("kept".to_owned())
+            ),
+        ]
+    );
+}
+
+/// Paid, then the resend fails (here: the seller redirects the paid request to the cloud
+/// metadata address): the error says money moved, with the amount and hash, and the next call
+/// presents the kept credential instead of paying again.
+#[tokio::test]
+async fn a_failure_after_paying_says_what_was_paid_and_the_next_call_does_not_pay_again() {
+    let t = trade().await;
+    let addr = serve(shop(
+        &t,
+        Some("http://169.254.169.254/latest/meta-data".into()),
+        false,
+    ))
+    .await;
+    let f = fetcher(&t, NetPolicy::loopback());
+    let url = format!("http://{addr}/r");
+    let err = f.fetch(&FetchRequest::get(&url)).await.unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            FetchError::PaidButFailed {
+                amount_msat: 10_000,
+                cause,
+                ..
+            } if matches!(**cause, FetchError::Blocked(_))
+        ),
+        "{err}"
+    );
+    assert!(err.money_may_have_moved());
+    let text = err.to_string();
+    assert!(
+        text.contains("paid 10000 msat") && text.contains("without paying again"),
+        "{text}"
+    );
+    let err = f.fetch(&FetchRequest::get(&url)).await.unwrap_err();
+    assert!(matches!(err, FetchError::Blocked(_)), "{err}");
+    assert_eq!(balance(&t.buyer).await, DEMO_GRANT_MSAT - 10_000);
+}
+
+/// A 402 despite a cached credential (the seller rotated its keys): the credential is dropped
+/// and the new challenge is paid once; the call after that reuses the new credential.
+#[tokio::test]
+async fn a_402_despite_a_cached_credential_pays_once_more_and_never_loops() {
+    let t = trade().await;
+    let addr = serve(shop(&t, None, false)).await;
+    let f = fetcher(&t, NetPolicy::loopback());
+    let url = format!("http://{addr}/r");
+    let r = f.fetch(&FetchRequest::get(&url)).await.unwrap();
+    assert!(r.receipt.paid && !r.receipt.token_reused);
+    let r = f.fetch(&FetchRequest::get(&url)).await.unwrap();
+    assert!(!r.receipt.paid && r.receipt.token_reused);
+    // The seller forgets every root key it minted: the cached credential now gets a 402.
+    sqlx::query("DELETE FROM root_keys")
+        .execute(
+            &sqlx::SqlitePool::connect(&format!(
+                "sqlite://{}",
+                t.dir.path().join(l402_mcp::ledger::LEDGER_FILE).display()
+            ))
+            .await
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let r = f.fetch(&FetchRequest::get(&url)).await.unwrap();
+    assert_eq!(
+        (
+            r.status,
+            r.body.content.as_str(),
+            r.receipt.paid,
+            r.receipt.token_reused
+        ),
+        (200, "paid content", true, false)
+    );
+    let r = f.fetch(&FetchRequest::get(&url)).await.unwrap();
+    assert!(!r.receipt.paid && r.receipt.token_reused);
+    assert_eq!(balance(&t.buyer).await, DEMO_GRANT_MSAT - 20_000);
+}
+
+/// The LNbits-tutorial style: a JSON body with an invoice and no macaroon; pay it, then resend
+/// the request with `payment_hash` in the JSON body. Paid under the same rules, once.
+#[tokio::test]
+async fn a_json_body_challenge_without_a_macaroon_is_paid_and_resent_with_the_payment_hash() {
+    let t = trade().await;
+    let seller = t.seller.seller.clone();
+    let wallet = t.seller.wallet.clone();
+    let bodies: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = bodies.clone();
+    let app = Router::new().route(
+        "/tutorial",
+        axum::routing::post(move |body: String| {
+            let (seller, wallet, seen) = (seller.clone(), wallet.clone(), seen.clone());
+            async move {
+                seen.lock().unwrap().push(body.clone());
+                let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+                if let Some(hash) = v["payment_hash"].as_str() {
+                    // The seller checks its own invoice was paid.
+                    let hash = l402_mcp::l402::parse_hex32(hash).unwrap_or_default();
+                    let paid = matches!(
+                        wallet.lookup_incoming(&hash).await,
+                        Ok(l402_mcp::wallet::IncomingStatus::Settled { .. })
+                    );
+                    return if paid {
+                        axum::Json(serde_json::json!({"answer": 42, "q": v["q"]})).into_response()
+                    } else {
+                        StatusCode::BAD_REQUEST.into_response()
+                    };
+                }
+                let (inv, _) = seller.create_invoice(7_000, "tutorial", 600).await.unwrap();
+                (
+                    StatusCode::PAYMENT_REQUIRED,
+                    axum::Json(serde_json::json!({"payment_request": inv.bolt11, "payment_hash": hex::encode(inv.payment_hash)})),
+                )
+                    .into_response()
+            }
+        }),
+    );
+    let addr = serve(app).await;
+    let f = fetcher(&t, NetPolicy::loopback());
+    let mut req = FetchRequest::get(&format!("http://{addr}/tutorial"));
+    req.method = "POST".into();
+    req.body = Some(r#"{"q":"life"}"#.into());
+    // Above the caller's cap: refused, nothing paid.
+    req.max_price_msat = Some(6_000);
+    let err = f.fetch(&req).await.unwrap_err();
+    assert!(err.to_string().contains("above this call's limit"), "{err}");
+    assert_eq!(balance(&t.buyer).await, DEMO_GRANT_MSAT);
+    req.max_price_msat = None;
+    let r = f.fetch(&req).await.unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r.receipt.paid && r.receipt.amount_msat == 7_000);
+    let answer: serde_json::Value = serde_json::from_str(&r.body.content).unwrap();
+    assert_eq!(
+        (answer["answer"].as_u64(), answer["q"].as_str()),
+        (Some(42), Some("life"))
+    );
+    let last = bodies.lock().unwrap().last().cloned().unwrap();
+    let last: serde_json::Value = serde_json::from_str(&last).unwrap();
+    assert_eq!(
+        last["payment_hash"].as_str(),
+        r.receipt.payment_hash.as_deref()
+    );
+    assert_eq!(last["q"], "life");
+    assert_eq!(balance(&t.buyer).await, DEMO_GRANT_MSAT - 7_000);
+}

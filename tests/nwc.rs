@@ -290,7 +290,12 @@ async fn a_service_that_never_answers_leaves_the_payment_pending() {
     assert!(matches!(err, PayError::OutcomeUnknown { .. }), "{err}");
     assert_eq!(app.payer.reconcile().await.unwrap().still_pending, 1);
     assert_eq!(record(&app, &invoice).await.status, Status::Pending);
+    // Past the usual grace period the request is still valid at the relay (its expiration is
+    // the timeout plus slack): a wallet service could still pay it, so it stays pending.
     clock.advance(RECONCILE_GRACE_SECS + 1);
+    assert_eq!(app.payer.reconcile().await.unwrap().still_pending, 1);
+    assert_eq!(record(&app, &invoice).await.status, Status::Pending);
+    clock.advance(app.wallet.late_start_window_secs());
     assert_eq!(app.payer.reconcile().await.unwrap().failed, 1);
     assert_eq!(record(&app, &invoice).await.status, Status::Failed);
     assert_eq!(reserved(&app).await, 0);

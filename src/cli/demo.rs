@@ -151,9 +151,22 @@ fn step(s: &str) {
 }
 
 async fn spawn_agent(exe: &Path, dir: &Path, wallet: &str) -> Result<Agent> {
+    // The demo runs on its own embedded wallets whatever the user has configured: an empty
+    // config file of its own, and none of the user's L402_MCP_* settings (a real backend, a
+    // budget) reach the agents.
+    let config = dir.join("demo-config.toml");
+    std::fs::write(&config, "# l402-mcp demo: defaults only\n")
+        .with_context(|| format!("cannot write {}", config.display()))?;
     let (transport, _) =
         TokioChildProcess::builder(tokio::process::Command::new(exe).configure(|c| {
+            for (name, _) in std::env::vars_os() {
+                if name.to_string_lossy().starts_with("L402_MCP_") {
+                    c.env_remove(name);
+                }
+            }
             c.arg("serve")
+                .arg("--config")
+                .arg(&config)
                 .arg("--data-dir")
                 .arg(dir)
                 .arg("--wallet")

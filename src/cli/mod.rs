@@ -324,7 +324,13 @@ async fn run(cli: Cli) -> Result<()> {
     if let Command::Doctor = &cli.command {
         return doctor::run(&data_dir, &wallet, &backend, cli.json).await;
     }
-    let app = App::open(&data_dir, &wallet, &backend, l402_mcp::clock::system()).await?;
+    let mut app = App::open(&data_dir, &wallet, &backend, l402_mcp::clock::system()).await?;
+    if let Some(url) = cfg.database_url() {
+        // Sellers share root keys, token terms and counters with every instance on this database.
+        app.seller = app
+            .seller
+            .with_token_store(l402_mcp::store::postgres::connect(url).await?);
+    }
     if !cfg.budget.is_empty() {
         let mut policy = app.ledger.budget(&app.wallet_name).await?;
         cfg.budget.apply(&mut policy);
@@ -646,12 +652,8 @@ async fn gateway(
     if routes.is_empty() {
         bail!("no routes: give --price SATS (with --path) or [[gateway.routes]] in the config");
     }
-    let mut seller = app.seller.clone();
-    if let Some(url) = &cfg.database_url {
-        seller = seller.with_token_store(l402_mcp::store::postgres::connect(url).await?);
-    }
-    let mut paywall =
-        gateway::Paywall::new(seller, routes).trust_forwarded_for(cfg.trust_forwarded_for);
+    let mut paywall = gateway::Paywall::new(app.seller.clone(), routes)
+        .trust_forwarded_for(cfg.trust_forwarded_for);
     if cfg.deny_unmatched {
         paywall = paywall.deny_unmatched();
     }

@@ -31,7 +31,8 @@ pub struct GatewayConfig {
     /// The service to put behind the paywall, e.g. http://127.0.0.1:3000.
     pub upstream: Option<String>,
     /// `postgres://...` to share tokens and counters between instances; default: the ledger.
-    pub database_url: Option<String>,
+    /// The top-level `database_url` (used by every command that sells) takes precedence.
+    pub database_url: Option<crate::config::SecretString>,
     pub name: Option<String>,
     pub description: Option<String>,
     /// Public base URL for discovery documents.

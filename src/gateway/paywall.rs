@@ -192,7 +192,7 @@ impl Paywall {
         if !caveat::is_plain_path(path) {
             return Decision::Respond(plain(
                 StatusCode::BAD_REQUEST,
-                "path has '.' or '..' segments, a backslash or an escaped '.', '/', '\\' or '%'",
+                "path refused: it has '.' or '..' or empty segments, a ';' or backslash, or an escape of a letter, digit or one of -._~/\\;% (send the path as plain characters)",
             ));
         }
         let Some(route) = self.route_for(path) else {
@@ -218,6 +218,28 @@ impl Paywall {
                 path: Some(path),
             };
             let verdict = match seller.verify_authorization_for(auth, access).await {
+                Ok(v) if v.valid && matches!(route.price, Price::Hook { .. }) => {
+                    // A dynamically priced token pays for requests priced at most what was
+                    // paid: a token bought for `?rows=1` does not buy `?rows=10000`.
+                    match self.price_msat(route, parts).await {
+                        Ok(price) if v.amount_paid_msat.is_some_and(|paid| paid >= price) => {
+                            seller.consume(v).await
+                        }
+                        Ok(price) => {
+                            info!(route = %route.path, price_msat = price, paid_msat = ?v.amount_paid_msat, "token paid less than this request costs; sending a fresh challenge");
+                            return Decision::Respond(
+                                self.challenge_priced(route, parts, Ok(price)).await,
+                            );
+                        }
+                        Err(e) => {
+                            warn!(route = %route.path, error = %e, "no price");
+                            return Decision::Respond(plain(
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                "pricing is unavailable; try again later",
+                            ));
+                        }
+                    }
+                }
                 Ok(v) => seller.consume(v).await,
                 Err(e) => Err(e),
             };
@@ -252,14 +274,17 @@ impl Paywall {
     }
 
     fn client_ip(&self, headers: &HeaderMap, peer: Option<IpAddr>) -> Option<IpAddr> {
-        if self.inner.trust_forwarded_for
-            && let Some(ip) = headers
-                .get("x-forwarded-for")
+        // The trusted proxy appends the address it saw to the right of whatever the client
+        // sent: the last entry is the only one a client cannot choose.
+        if self.inner.trust_forwarded_for {
+            return headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .next_back()
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(',').next())
+                .and_then(|v| v.rsplit(',').next())
                 .and_then(|v| v.trim().parse().ok())
-        {
-            return Some(ip);
+                .or(peer);
         }
         peer
     }
@@ -299,7 +324,17 @@ impl Paywall {
     }
 
     async fn challenge(&self, route: &Route, parts: &axum::http::request::Parts) -> Response<Body> {
-        let msat = match self.price_msat(route, parts).await {
+        let price = self.price_msat(route, parts).await;
+        self.challenge_priced(route, parts, price).await
+    }
+
+    async fn challenge_priced(
+        &self,
+        route: &Route,
+        parts: &axum::http::request::Parts,
+        price: Result<u64, String>,
+    ) -> Response<Body> {
+        let msat = match price {
             Ok(0) => {
                 return plain(
                     StatusCode::SERVICE_UNAVAILABLE,

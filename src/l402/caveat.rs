@@ -52,7 +52,7 @@ pub enum CaveatError {
     #[error("HTTP method {0:?} must be a non-empty token of letters, digits, '-' or '_'")]
     BadMethod(String),
     #[error(
-        "path prefix {0:?} must start with '/' and hold no spaces, '?', '#', '\\', escaped '.', '/', '\\' or '%', or '.'/'..' segments"
+        "path prefix {0:?} must start with '/' and hold no spaces, '?', '#', ';', '\\', '//', escapes of letters, digits or '-._~/\\;%', or '.'/'..' segments"
     )]
     BadPathPrefix(String),
 }
@@ -193,24 +193,44 @@ pub fn validate_path_prefix(prefix: &str) -> Result<(), CaveatError> {
 }
 
 /// Is this an absolute path that means the same to every reader? No whitespace or control
-/// characters, no query or fragment, no backslash, no `.` or `..` segment, and none of the escapes
-/// an upstream may decode into those or into `/` (`%2e`, `%2f`, `%5c`, and `%25`, which a second
-/// decoding turns into any of them). A router may resolve `/free/../paid` to `/paid`: paths like
-/// that are refused rather than matched as written.
+/// characters, no query or fragment, no backslash, no `;` (path parameters, which some routers
+/// strip), no empty segment (`//`, which some routers merge), no `.` or `..` segment, and no
+/// escape an upstream may decode into something a prefix match would read differently: escapes
+/// of unreserved characters (`%61` is `a`: RFC 3986 says they mean the same as the character),
+/// of `.`, `/`, `\` and `;`, and `%25`, which a second decoding turns into any of them. A router
+/// may resolve `/free/../paid` to `/paid`, `//paid` or `/%70aid` to `/paid`: paths like those are
+/// refused rather than matched as written.
 pub fn is_plain_path(path: &str) -> bool {
     let risky_escape = |w: &[u8]| {
         w[0] == b'%'
-            && matches!(
-                (w[1], w[2].to_ascii_lowercase()),
-                (b'2', b'e' | b'f' | b'5') | (b'5', b'c')
-            )
+            && match (hex_digit(w[1]), hex_digit(w[2])) {
+                (Some(hi), Some(lo)) => {
+                    let c = hi << 4 | lo;
+                    c.is_ascii_alphanumeric()
+                        || matches!(c, b'-' | b'.' | b'_' | b'~' | b'/' | b'\\' | b';' | b'%')
+                }
+                // Not an escape at all: a reader may take it literally or refuse it.
+                _ => true,
+            }
     };
     path.starts_with('/')
         && !path
             .bytes()
-            .any(|b| b <= b' ' || b == 0x7f || matches!(b, b'?' | b'#' | b'\\'))
+            .any(|b| b <= b' ' || b == 0x7f || matches!(b, b'?' | b'#' | b'\\' | b';'))
         && !path.as_bytes().windows(3).any(risky_escape)
+        // A '%' too close to the end for two hex digits.
+        && !path.bytes().rev().take(2).any(|b| b == b'%')
+        && !path.contains("//")
         && !path.split('/').any(|seg| seg == "." || seg == "..")
+}
+
+fn hex_digit(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
 }
 
 /// The methods of a methods caveat value (an empty value allows none).
@@ -362,6 +382,17 @@ mod tests {
             ("/api\\..\\admin", "/api", false),
             ("api/x", "api", false),
             ("", "/", false),
+            // Spellings a router may read as /api/x: never under /api, nor under / either.
+            ("//api/x", "/", false),
+            ("/api//x", "/api", false),
+            ("/%61pi/x", "/", false),
+            ("/api/%78", "/api", false),
+            ("/api;v=1/x", "/api", false),
+            ("/api%3bx", "/api", false),
+            ("/api/%7e", "/api", false),
+            ("/api/%zz", "/api", false),
+            ("/api/x%", "/api", false),
+            ("/api/x%4", "/api", false),
         ] {
             assert_eq!(path_within(path, prefix), within, "{path} under {prefix}");
         }
@@ -369,7 +400,8 @@ mod tests {
         validate_path_prefix("/").unwrap();
         assert!(path_within("/v1/hello%20world", "/v1"));
         for bad in [
-            "", "v1", "/v1/../x", "/v1?x", "/a b", "/a%2f", "/a%2E", "/a%252e", "/a/.",
+            "", "v1", "/v1/../x", "/v1?x", "/a b", "/a%2f", "/a%2E", "/a%252e", "/a/.", "//v1",
+            "/%76%31", "/v1;x",
         ] {
             assert!(validate_path_prefix(bad).is_err(), "{bad}");
         }

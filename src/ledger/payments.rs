@@ -48,8 +48,8 @@ impl Status {
     }
 }
 
-/// One row of the ledger.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+/// One row of the ledger. Its `Debug` leaves the preimage out.
+#[derive(Clone, Serialize, sqlx::FromRow)]
 pub struct PaymentRecord {
     pub id: i64,
     pub wallet: String,
@@ -71,6 +71,25 @@ pub struct PaymentRecord {
     pub created_at: i64,
     pub updated_at: i64,
     pub settled_at: Option<i64>,
+}
+
+impl std::fmt::Debug for PaymentRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PaymentRecord")
+            .field("id", &self.id)
+            .field("wallet", &self.wallet)
+            .field("direction", &self.direction)
+            .field("status", &self.status)
+            .field("payment_hash", &self.payment_hash)
+            .field("amount_msat", &self.amount_msat)
+            .field("fee_msat", &self.fee_msat)
+            .field("reserved_msat", &self.reserved_msat)
+            .field("has_preimage", &self.preimage.is_some())
+            .field("host", &self.host)
+            .field("error", &self.error)
+            .field("created_at", &self.created_at)
+            .finish_non_exhaustive()
+    }
 }
 
 impl PaymentRecord {
@@ -160,7 +179,7 @@ impl Ledger {
         .bind(db_int(needed)?)
         .bind(&new.invoice.description)
         .bind(new.url)
-        .bind(new.host.map(str::to_ascii_lowercase))
+        .bind(new.host.map(crate::budget::normalize_host))
         .bind(db_int(now)?)
         .bind(db_int(now)?)
         .fetch_one(&mut *tx)
@@ -208,15 +227,105 @@ impl Ledger {
                     .map_err(LedgerError::from)
             }
         };
-        // One statement in the usual case; a second only for a row failed by mistake.
-        if update(" AND status != 'failed'").await?.rows_affected() == 0
-            && update("").await?.rows_affected() > 0
-        {
+        // One statement in the usual case.
+        if update(" AND status != 'failed'").await?.rows_affected() > 0 {
+            return Ok(());
+        }
+        self.succeeded_after_failing(id, preimage, fee_msat, note, now)
+            .await
+    }
+
+    /// A row marked failed (e.g. by a reconcile that found no record in time) has succeeded
+    /// after all: money moved, so the spend must count. If the invoice has been reserved again
+    /// since (a live row for the same hash), the spend is recorded on that live row instead:
+    /// one invoice is one spend, and the unique index allows one live row.
+    async fn succeeded_after_failing(
+        &self,
+        id: i64,
+        preimage: Option<&[u8; 32]>,
+        fee_msat: u64,
+        note: Option<&str>,
+        now: u64,
+    ) -> Result<(), LedgerError> {
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
+        let row: Option<PaymentRecord> = sqlx::query_as("SELECT * FROM payments WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else {
+            return Ok(());
+        };
+        let live: Option<PaymentRecord> = sqlx::query_as(
+            "SELECT * FROM payments WHERE wallet = ? AND direction = ? AND payment_hash = ? AND status != 'failed'",
+        )
+        .bind(&row.wallet)
+        .bind(row.direction)
+        .bind(&row.payment_hash)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (target, note_on_failed_row) = match &live {
+            None => (Some(id), None),
+            Some(l) if l.status == Status::Pending => {
+                error!(
+                    payment_id = id,
+                    live_payment_id = l.id,
+                    "a payment recorded as failed has succeeded after all while the invoice was being paid again; recording the spend on the newer payment"
+                );
+                (
+                    Some(l.id),
+                    Some(format!(
+                        "succeeded after all; the spend is recorded on ledger #{}",
+                        l.id
+                    )),
+                )
+            }
+            Some(l) => {
+                // Paid twice: both spends are real, but one invoice may have one live row.
+                error!(
+                    payment_id = id,
+                    live_payment_id = l.id,
+                    "PAID TWICE: a payment recorded as failed succeeded after the same invoice was paid again"
+                );
+                (
+                    None,
+                    Some(format!(
+                        "PAID TWICE: succeeded after all, as did ledger #{} for the same invoice",
+                        l.id
+                    )),
+                )
+            }
+        };
+        if let Some(text) = note_on_failed_row {
+            sqlx::query("UPDATE payments SET error = ?, updated_at = ? WHERE id = ?")
+                .bind(text)
+                .bind(db_int(now)?)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let Some(target) = target else {
+            tx.commit().await?;
+            return Ok(());
+        };
+        if target == id {
             error!(
                 payment_id = id,
                 "a payment recorded as failed has succeeded after all; recording the spend"
             );
         }
+        sqlx::query(
+            "UPDATE payments SET status = 'succeeded', preimage = ?, fee_msat = ?, reserved_msat = 0,
+                 error = ?, settled_at = ?, updated_at = ? WHERE id = ?",
+        )
+        .bind(preimage.map(hex::encode))
+        .bind(db_int(fee_msat)?)
+        .bind(note)
+        .bind(db_int(now)?)
+        .bind(db_int(now)?)
+        .bind(target)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -400,15 +509,18 @@ async fn window_use(
 ) -> Result<WindowUse, LedgerError> {
     let day_start = db_int(now.saturating_sub(DAY_SECS))?;
     let hour_start = db_int(now.saturating_sub(HOUR_SECS))?;
-    let host = host.map(str::to_ascii_lowercase);
+    let host = host.map(crate::budget::normalize_host);
+    // A pending payment holds its reservation in every window until it is resolved, however
+    // old it is: its money may still move.
     let sql = format!(
         "SELECT
             COALESCE(SUM({HELD}), 0),
-            COALESCE(SUM(CASE WHEN created_at >= ?2 THEN {HELD} END), 0),
+            COALESCE(SUM(CASE WHEN created_at >= ?2 OR status = 'pending' THEN {HELD} END), 0),
             COALESCE(SUM(CASE WHEN host = ?3 THEN {HELD} END), 0),
             COALESCE(SUM(CASE WHEN status = 'pending' THEN reserved_msat END), 0)
          FROM payments
-         WHERE wallet = ?4 AND direction = 'out' AND status != 'failed' AND created_at >= ?1"
+         WHERE wallet = ?4 AND direction = 'out' AND status != 'failed'
+           AND (created_at >= ?1 OR status = 'pending')"
     );
     let (daily, hourly, host_daily, reserved): (i64, i64, i64, i64) =
         sqlx::query_as(sqlx::AssertSqlSafe(sql))

@@ -17,8 +17,7 @@ pub struct MintedToken {
     pub max_uses: Option<i64>,
 }
 
-/// A new token's root key and sale terms.
-#[derive(Debug)]
+/// A new token's root key and sale terms. Its `Debug` leaves the root key out.
 pub struct NewMintedToken<'a> {
     pub key_id: [u8; 32],
     pub root_key: &'a [u8; 32],
@@ -32,6 +31,20 @@ pub struct NewMintedToken<'a> {
     pub valid_until: Option<u64>,
     /// Uses allowed (N-use tokens); `None` for unlimited.
     pub max_uses: Option<u64>,
+}
+
+impl std::fmt::Debug for NewMintedToken<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewMintedToken")
+            .field("key_id", &hex::encode(self.key_id))
+            .field("token_id", &hex::encode(self.token_id))
+            .field("wallet", &self.wallet)
+            .field("payment_hash", &hex::encode(self.payment_hash))
+            .field("amount_msat", &self.amount_msat)
+            .field("service", &self.service)
+            .field("max_uses", &self.max_uses)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Ledger {

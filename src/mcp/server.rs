@@ -18,6 +18,7 @@ use rmcp::model::{
 use rmcp::{ErrorData, ServerHandler, tool, tool_handler, tool_router};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use tracing::warn;
 
 use crate::app::App;
 use crate::bolt11;
@@ -92,6 +93,7 @@ impl From<PayError> for ToolError {
             PayError::Failed(_) => "payment_failed",
             PayError::OutcomeUnknown { .. } => "payment_outcome_unknown",
             PayError::NoPreimage { .. } => "no_preimage",
+            PayError::PreimagesWithheld => "wallet_withholds_preimages",
             PayError::PreimageMismatch { .. } => "preimage_mismatch",
             PayError::Ledger(_) | PayError::Wallet(_) => "wallet_error",
         };
@@ -105,6 +107,9 @@ impl From<FetchError> for ToolError {
             FetchError::Pay(p) => p.into(),
             FetchError::Invalid(m) => ToolError::new("invalid_request", m),
             FetchError::Http(m) => ToolError::new("http_error", format!("{m}; nothing was paid")),
+            e @ FetchError::PaidButFailed { .. } => {
+                ToolError::new("paid_but_failed", e.to_string())
+            }
             e @ FetchError::Blocked(_) => ToolError::new("address_refused", e.to_string()),
             e @ FetchError::SellerDistrusted { .. } => {
                 ToolError::new("seller_distrusted", e.to_string())
@@ -390,7 +395,9 @@ pub struct PayInvoiceOutput {
     pub payment_hash: String,
     /// Proof of payment, 64 hex characters.
     pub preimage: String,
-    pub budget_remaining_sats: u64,
+    /// What may still be spent in the rolling 24 h window; null if the ledger could not be read
+    /// (the payment above stands either way).
+    pub budget_remaining_sats: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -513,9 +520,23 @@ impl L402Server {
         })
     }
 
-    async fn budget_remaining(&self) -> Result<u64, ToolError> {
-        let s = self.app.status().await.map_err(internal)?;
-        Ok(whole_sats(s.budget.remaining_24h_msat))
+    /// What may still be spent in the daily window, from the ledger alone (no wallet call, so
+    /// it cannot fail after a payment because the wallet is slow). `None` if the ledger cannot
+    /// be read: the payment's own result must not be lost to that.
+    async fn budget_remaining(&self) -> Option<u64> {
+        let (policy, used) = tokio::join!(
+            self.app.ledger.budget(&self.app.wallet_name),
+            self.app
+                .ledger
+                .window_use(&self.app.wallet_name, None, self.app.clock.now())
+        );
+        match (policy, used) {
+            (Ok(p), Ok(u)) => Some(whole_sats(p.daily_msat.saturating_sub(u.daily_msat))),
+            (Err(e), _) | (_, Err(e)) => {
+                warn!(error = %e, "cannot read the remaining budget after a payment");
+                None
+            }
+        }
     }
 
     #[tool(
@@ -639,12 +660,12 @@ impl L402Server {
     }
 
     #[tool(
-        description = "Check an L402 credential a buyer sent (the Authorization header, or macaroon + preimage) with the embedded verifier: signature, payment preimage, expiry, service, capability, and (when given) the request's method and path for tokens bound to them. An invalid credential is a normal result with valid=false and a reason (answer the buyer with a fresh 402 from create_l402_challenge); only a broken request is an error.",
+        description = "Check an L402 credential a buyer sent (the Authorization header, or macaroon + preimage) with the embedded verifier: signature, payment preimage, expiry, service, capability, and (when given) the request's method and path for tokens bound to them. An invalid credential is a normal result with valid=false and a reason (answer the buyer with a fresh 402 from create_l402_challenge); only a broken request is an error. Call it once per request you serve: a valid call records the sale and counts one use of an N-use token (max_uses), so a token sold for N requests is refused (reason used_up) after N calls.",
         annotations(
             title = "Verify an L402 credential",
-            read_only_hint = true,
+            read_only_hint = false,
             destructive_hint = false,
-            idempotent_hint = true,
+            idempotent_hint = false,
             open_world_hint = false
         )
     )]
@@ -756,7 +777,7 @@ impl L402Server {
             fee_msat: r.fee_msat,
             payment_hash: hex::encode(r.payment_hash),
             preimage: hex::encode(r.preimage),
-            budget_remaining_sats: self.budget_remaining().await?,
+            budget_remaining_sats: self.budget_remaining().await,
         }))
     }
 
@@ -856,8 +877,14 @@ impl L402Server {
             let mut req = FetchRequest::get(&format!("{origin}{path}"));
             req.max_price_msat = Some(0); // reading a catalogue never pays
             req.max_response_bytes = 256 * 1024;
-            let r = self.fetcher.fetch(&req).await?;
-            Ok((r.status == 200 && r.body.encoding == "text").then_some(r.body.content))
+            match self.fetcher.fetch(&req).await {
+                Ok(r) => {
+                    Ok((r.status == 200 && r.body.encoding == "text").then_some(r.body.content))
+                }
+                // A document behind a paywall (any 402) is one this service does not give away.
+                Err(FetchError::Pay(_) | FetchError::NotL402 { .. }) => Ok(None),
+                Err(e) => Err(e.into()),
+            }
         };
         let l402 = get("/.well-known/l402")
             .await?

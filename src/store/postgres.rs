@@ -62,7 +62,7 @@ impl PgStore {
         let redacted = Redacted::new(url);
         let not_postgres = |why: &dyn std::fmt::Display| {
             redacted.error(
-                &format!("[gateway] database_url {} is not usable", redacted.url),
+                &format!("database_url {} is not usable", redacted.url),
                 why,
                 "write it as postgres://USER:PASSWORD@HOST:PORT/DATABASE",
             )
@@ -74,7 +74,7 @@ impl PgStore {
         let mut options: PgConnectOptions = url.parse().map_err(|e| not_postgres(&e))?;
         if options.get_application_name().is_none() {
             // Shown in pg_stat_activity, so an operator can tell whose connections these are.
-            options = options.application_name("l402-mcp gateway");
+            options = options.application_name("l402-mcp");
         }
 
         // A first connection of our own says why a server cannot be reached (the pool would
@@ -83,7 +83,7 @@ impl PgStore {
             redacted.error(
                 &format!("cannot connect to PostgreSQL at {}", redacted.url),
                 &e,
-                "check [gateway] database_url and that the server is up",
+                "check database_url (or L402_MCP_DATABASE_URL) and that the server is up",
             )
         })?;
         let _ = probe.close().await;

@@ -188,4 +188,18 @@ pub trait Wallet: Send + Sync + std::fmt::Debug {
     -> Result<IncomingStatus, WalletError>;
     async fn lookup_outgoing(&self, payment_hash: &[u8; 32])
     -> Result<OutgoingStatus, WalletError>;
+
+    /// How long (seconds) after a pay call began the backend may still start that payment,
+    /// e.g. a request still valid at a relay. A payment the backend has no record of is only
+    /// declared failed (and its budget released) once this has passed; never less than
+    /// [`crate::pay::RECONCILE_GRACE_SECS`].
+    fn late_start_window_secs(&self) -> u64 {
+        crate::pay::RECONCILE_GRACE_SECS
+    }
+
+    /// True when this backend is known not to return preimages (configured so, or seen paying
+    /// without one): payments that need one (L402) are refused before any money moves.
+    fn withholds_preimages(&self) -> bool {
+        false
+    }
 }

@@ -80,6 +80,32 @@ pub fn clip(s: &str) -> String {
     }
 }
 
+/// `text` with every run of 32 or more hex or base64 characters (a preimage, hash, key or
+/// macaroon) replaced by `<redacted N chars>`, for quoting a backend's answer in an error.
+pub fn redact_long_tokens(text: &str) -> String {
+    let is_token = |c: char| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=' | '-' | '_');
+    let mut out = String::with_capacity(text.len());
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        if run.len() >= 32 {
+            out.push_str(&format!("<redacted {} chars>", run.len()));
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for c in text.chars() {
+        if is_token(c) {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut run, &mut out);
+    out
+}
+
 /// The HTTP client every backend uses: its base URL (ending in `/`), auth headers marked
 /// sensitive, a timeout per request, no redirects, and, when a certificate is configured, trust
 /// in that certificate itself (LND's `tls.cert` is a self-signed CA:TRUE certificate, which
@@ -233,8 +259,13 @@ impl Rest {
         } else {
             &bytes[..]
         };
+        // A successful answer may carry a preimage or a key: what is quoted of it is redacted.
         serde_json::from_slice(body).map_err(|e| {
-            RestError::Decode(format!("{e} in {}", clip(&String::from_utf8_lossy(&bytes))))
+            RestError::Decode(format!(
+                "{} in {}",
+                redact_long_tokens(&e.to_string()),
+                clip(&redact_long_tokens(&String::from_utf8_lossy(&bytes)))
+            ))
         })
     }
 }
@@ -247,4 +278,22 @@ fn chain(e: &reqwest::Error) -> String {
         source = s.source();
     }
     msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_tokens_are_redacted_and_words_kept() {
+        let preimage = "ab".repeat(32);
+        let b64 = "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=";
+        let text = format!(
+            r#"invalid type: string "{preimage}", expected u64 in {{"preimage":"{preimage}","r_preimage":"{b64}","status":"SUCCEEDED"}}"#
+        );
+        let r = redact_long_tokens(&text);
+        assert!(!r.contains(&preimage) && !r.contains(b64), "{r}");
+        assert!(r.contains("<redacted 64 chars>") && r.contains("<redacted 44 chars>"));
+        assert!(r.contains("invalid type") && r.contains("\"status\":\"SUCCEEDED\""));
+    }
 }
