@@ -544,3 +544,78 @@ async fn an_unreachable_server_is_named_without_its_password() {
         "{e}"
     );
 }
+
+/// `l402-mcp` with `L402_MCP_DATABASE_URL` set: `args` in data dir `dir`; its JSON output.
+fn cli(dir: &std::path::Path, db: &str, args: &[&str]) -> (bool, Value) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_l402-mcp"))
+        .args(["--json", "--data-dir"])
+        .arg(dir)
+        .args(args)
+        .env("L402_MCP_DATABASE_URL", db)
+        .env("L402_MCP_CONFIG", dir.join("none.toml"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let value = serde_json::from_str(&stdout).unwrap_or_else(|_| {
+        panic!(
+            "{args:?}: not JSON: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.success(), value)
+}
+
+/// The command line and the MCP server sell through the same store as the gateways when
+/// `database_url` is set: a token minted by `l402-mcp challenge` is accepted by a gateway, one
+/// bought at a gateway passes `l402-mcp verify`, and `l402-mcp sales` reports the gateways' sales.
+#[tokio::test]
+#[ignore = "needs PostgreSQL: tools/postgres/test.sh"]
+async fn the_command_line_sells_through_the_shared_store() {
+    let db = fresh_schema("gw_cli").await;
+    let clock = ManualClock::new(T0);
+    let gw = instance("gw1", &db, &clock, &[api(None, 0)]).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("none.toml"), "").unwrap();
+    let (ok, c) = cli(
+        dir.path(),
+        &db,
+        &["--wallet", "seller", "challenge", "10", "--service", "api"],
+    );
+    assert!(ok, "{c}");
+    let (ok, paid) = cli(
+        dir.path(),
+        &db,
+        &["--wallet", "buyer", "pay", c["invoice"].as_str().unwrap()],
+    );
+    assert!(ok, "{paid}");
+    let auth = format!(
+        "L402 {}:{}",
+        c["macaroon"].as_str().unwrap(),
+        paid["preimage"].as_str().unwrap()
+    );
+    assert_eq!(get(&gw, Some(&auth)).await, 200);
+    // Bought at the gateway, verified by the command line.
+    let bought = buy(&gw).await;
+    let (ok, v) = cli(
+        dir.path(),
+        &db,
+        &["--wallet", "seller", "verify", &bought, "--service", "api"],
+    );
+    assert!(ok && v["valid"] == true, "{v}");
+    let (ok, s) = cli(dir.path(), &db, &["--wallet", "seller", "sales"]);
+    assert!(ok, "{s}");
+    assert_eq!(
+        (s["count"].as_u64(), s["amount_msat"].as_u64()),
+        (Some(2), Some(2 * PRICE_SATS * 1000))
+    );
+    // Without the database the command line sees its own ledger: neither token.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_l402-mcp"))
+        .args(["--json", "--data-dir"])
+        .arg(dir.path())
+        .args(["--wallet", "seller", "verify", &bought, "--service", "api"])
+        .env("L402_MCP_CONFIG", dir.path().join("none.toml"))
+        .env_remove("L402_MCP_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}

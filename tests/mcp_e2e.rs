@@ -155,6 +155,8 @@ fn free_port() -> u16 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn buy_over_streamable_http_with_a_bearer_token() {
     let dir = tempfile::tempdir().unwrap();
+    let bearer = format!("Bearer {HTTP_TOKEN}");
+    let server_log = dir.path().join("http-server.log");
     let seller = spawn_agent(dir.path(), "seller", &[], Stdio::null()).await;
     let addr = seller_api(seller.clone()).await;
     let port = free_port();
@@ -166,11 +168,12 @@ async fn buy_over_streamable_http_with_a_bearer_token() {
             "--http",
             &format!("127.0.0.1:{port}"),
             "--http-token",
-            "t0ken",
+            HTTP_TOKEN,
         ])
         .arg("--data-dir")
         .arg(dir.path())
-        .stderr(Stdio::null())
+        .stderr(Stdio::from(std::fs::File::create(&server_log).unwrap()))
+        .env("RUST_LOG", "trace")
         .env("L402_MCP_FETCH_ALLOW_LOOPBACK", "1")
         .kill_on_drop(true)
         .spawn()
@@ -206,7 +209,7 @@ async fn buy_over_streamable_http_with_a_bearer_token() {
         401
     );
     assert_eq!(
-        post(Some("Bearer t0ken"))
+        post(Some(&bearer))
             .header("Host", "evil.example")
             .send()
             .await
@@ -215,7 +218,7 @@ async fn buy_over_streamable_http_with_a_bearer_token() {
         403
     );
     assert_eq!(
-        post(Some("Bearer t0ken"))
+        post(Some(&bearer))
             .header("Origin", "https://evil.example")
             .send()
             .await
@@ -223,10 +226,7 @@ async fn buy_over_streamable_http_with_a_bearer_token() {
             .status(),
         403
     );
-    assert_eq!(
-        post(Some("Bearer t0ken")).send().await.unwrap().status(),
-        200
-    );
+    assert_eq!(post(Some(&bearer)).send().await.unwrap().status(), 200);
     // The legacy SSE endpoint is behind the same token.
     assert_eq!(
         http.get(format!("http://127.0.0.1:{port}/sse"))
@@ -238,7 +238,7 @@ async fn buy_over_streamable_http_with_a_bearer_token() {
     );
 
     let transport = StreamableHttpClientTransport::from_config(
-        StreamableHttpClientTransportConfig::with_uri(url.as_str()).auth_header("t0ken"),
+        StreamableHttpClientTransportConfig::with_uri(url.as_str()).auth_header(HTTP_TOKEN),
     );
     let buyer = ().serve(transport).await.expect("MCP over HTTP");
     let r = ok(&call(
@@ -254,7 +254,15 @@ async fn buy_over_streamable_http_with_a_bearer_token() {
     assert_eq!(balance_sats(&buyer).await, 100_000 - JOKE_SATS);
     let _ = buyer.cancel().await;
     let _ = server.kill().await;
+    // The bearer token is in no tool result and in no line of the server's trace log.
+    let log = std::fs::read_to_string(&server_log).unwrap();
+    assert!(log.len() > 1000, "trace logs say nothing: {log}");
+    for text in [log, r.to_string()] {
+        assert!(!text.contains(HTTP_TOKEN), "the HTTP bearer token leaked");
+    }
 }
+
+const HTTP_TOKEN: &str = "t0ken-5ecret-9f3a";
 
 #[tokio::test]
 async fn public_address_without_token_is_refused() {
@@ -617,4 +625,47 @@ async fn discover_reads_a_gateways_catalogue_without_paying() {
         failed(&call(&buyer, "discover", json!({ "url": "ftp://x" })).await)
             .starts_with("invalid_request")
     );
+}
+
+/// The stateless 2026-07-28 lifecycle (`server/discover`, no `initialize`) over stdio: the
+/// server answers discovery with its tools capability, serves tool calls, and accepts
+/// `logging/setLevel`; the classic handshake is covered by the other tests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(deprecated)] // logging/setLevel is deprecated (SEP-2577), but clients still send it
+async fn the_stateless_discover_lifecycle_and_logging_set_level() {
+    use rmcp::model::{LoggingLevel, ProtocolVersion, SetLevelRequestParams};
+    use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
+    use rmcp::{ClientLifecycleMode, ClientServiceExt};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (transport, _) =
+        TokioChildProcess::builder(tokio::process::Command::new(BIN).configure(|c| {
+            c.arg("serve").arg("--data-dir").arg(dir.path());
+        }))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = ()
+        .serve_with_lifecycle(
+            transport,
+            ClientLifecycleMode::Discover {
+                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+            },
+        )
+        .await
+        .expect("server/discover");
+    let info = client.peer_info().expect("discovered server info");
+    assert!(info.capabilities.tools.is_some(), "{info:?}");
+    let tools = client.list_all_tools().await.unwrap();
+    assert!(tools.iter().any(|t| t.name == "fetch_paid"), "{tools:?}");
+    let inv = foreign_invoice(Network::Regtest, Some(5_000), common::T0, 3600);
+    let d = ok(&call(&client, "decode_invoice", json!({ "bolt11": inv })).await);
+    assert_eq!(d["amount_sats"].as_u64(), Some(5));
+    client
+        .set_level(SetLevelRequestParams::new(LoggingLevel::Warning))
+        .await
+        .expect("logging/setLevel");
+    let b = ok(&call(&client, "wallet_balance", json!({})).await);
+    assert_eq!(b["demo_funds"], true);
+    let _ = client.cancel().await;
 }
