@@ -61,12 +61,16 @@ enum Send {
     Refuse(u16, i64, &'static str),
     /// IN_FLIGHT, then nothing: the client times out.
     Hang,
+    /// Not LND's answer: a 200 whose body is not JSON (a proxy's page, a cut-off line).
+    Garbage(u16, &'static str),
 }
 
 #[derive(Default)]
 struct Node {
     seen: Vec<Seen>,
     send: Send,
+    /// The macaroon lacks invoice permissions (a buyer-only key).
+    no_invoices: bool,
     /// TrackPaymentV2 answers, by hex hash: a `Payment` JSON (absent: not found).
     tracked: HashMap<String, Value>,
     preimages: HashMap<String, [u8; 32]>,
@@ -165,6 +169,9 @@ async fn lnd(
             "remote_balance": {"sat": "0", "msat": "0"}
         }))
         .into_response(),
+        ("POST", "/v1/invoices") if n.no_invoices => {
+            grpc_error(500, 2, "verification failed: permission denied")
+        }
         ("POST", "/v1/invoices") => {
             let amount: u64 = body["value_msat"].as_str().unwrap().parse().unwrap();
             let preimage = [0x5a; 32];
@@ -210,6 +217,12 @@ async fn lnd(
                 ),
                 Send::Refuse(status, code, message) => grpc_error(status, code, message),
                 Send::Hang => stream(vec![in_flight], true),
+                Send::Garbage(status, text) => (
+                    StatusCode::from_u16(status).unwrap(),
+                    [("content-type", "text/html")],
+                    text,
+                )
+                    .into_response(),
             }
         }
         ("GET", p) if p.starts_with("/v2/router/track/") => {
@@ -678,4 +691,132 @@ fn the_documented_config_is_read() {
         BackendConfig::Lnd(c) => assert!(c.macaroon_path.is_some() && c.tls_cert_path.is_some()),
         other => panic!("{other:?}"),
     }
+}
+
+/// An answer to the pay call that cannot be read (a 200 with a body that is not JSON, a cut-off
+/// stream line, a proxy's 502 page): LND may have started the payment, so it stays pending with
+/// its reservation, is never sent again, and is resolved by the lookup. The error quotes what
+/// came back (redacted), so the user can see it was not LND.
+#[tokio::test]
+async fn an_unreadable_or_proxy_answer_to_pay_stays_pending_until_the_lookup_resolves_it() {
+    for (i, (status, text)) in [
+        (200, "<html><body>Welcome to nginx!</body></html>"),
+        (200, "{\"result\": {\"payment_hash\": \"ab"),
+        (
+            502,
+            "<html><head><title>502 Bad Gateway</title></head></html>",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let b = buyer(2).await;
+        let (bolt11, hash, preimage) = b.invoice(21_000, 0x20 + i as u8);
+        let hash_hex = hex::encode(hash);
+        b.node.lock().unwrap().send = Send::Garbage(status, text);
+        let err = b.pay(&bolt11).await.unwrap_err();
+        assert!(
+            matches!(err, PayError::OutcomeUnknown { .. }),
+            "{status} {text}: {err}"
+        );
+        assert_eq!(b.status(&hash).await, Status::Pending);
+        let totals = b.app.ledger.totals("w").await.unwrap();
+        assert_eq!((totals.spent_msat, totals.reserved_msat > 0), (0, true));
+        // Paying again while it is unresolved sends nothing.
+        assert!(matches!(
+            b.pay(&bolt11).await,
+            Err(PayError::InFlight { .. })
+        ));
+        // LND's record says it went through: reconciled with the proof, counted once.
+        b.node.lock().unwrap().tracked.insert(
+            hash_hex.clone(),
+            payment(
+                &hash_hex,
+                "SUCCEEDED",
+                &hex::encode(preimage),
+                1000,
+                "FAILURE_REASON_NONE",
+            ),
+        );
+        assert_eq!(b.app.payer.reconcile().await.unwrap().succeeded, 1);
+        let receipt = b.pay(&bolt11).await.unwrap();
+        assert!(receipt.already_paid && receipt.preimage == preimage);
+        assert_eq!(b.node.lock().unwrap().calls("/v2/router/send"), 1);
+        let totals = b.app.ledger.totals("w").await.unwrap();
+        assert_eq!((totals.spent_msat, totals.reserved_msat), (22_000, 0));
+    }
+}
+
+/// `l402-mcp doctor` against an LND, as a new user runs it: the right settings pass, a wrong
+/// macaroon and a wrong URL fail with what to fix, a buyer-only macaroon passes with a warning;
+/// the macaroon is never printed.
+#[tokio::test]
+async fn doctor_says_what_to_fix() {
+    let (node, url) = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let doctor = async |url: &str, macaroon: &str| {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_l402-mcp"))
+            .args(["doctor", "--json", "--data-dir"])
+            .arg(dir.path())
+            .env("L402_MCP_CONFIG", dir.path().join("none.toml"))
+            .env("L402_MCP_BACKEND", "lnd")
+            .env("L402_MCP_LND_URL", url)
+            .env("L402_MCP_LND_MACAROON_HEX", macaroon)
+            .env("L402_MCP_LND_TIMEOUT_SECS", "2")
+            .output()
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            !text.contains(macaroon),
+            "doctor printed the macaroon: {text}"
+        );
+        // The report, then (on failure) the error as JSON too.
+        let v: Value = serde_json::Deserializer::from_str(&text)
+            .into_iter()
+            .next()
+            .and_then(Result::ok)
+            .unwrap_or_else(|| panic!("{text}"));
+        let status = |check: &str| {
+            v["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["check"] == check)
+                .map(|c| (c["status"].as_str().unwrap().to_owned(), c.to_string()))
+        };
+        (
+            out.status.success(),
+            status("reachable"),
+            status("receive"),
+            status("network"),
+            text,
+        )
+    };
+    std::fs::write(dir.path().join("none.toml"), "").unwrap();
+    let good = hex::encode(MACAROON);
+
+    let (ok, reachable, _, network, text) = doctor(&url, &good).await;
+    assert!(ok, "{text}");
+    assert_eq!(reachable.unwrap().0, "ok");
+    assert_eq!(network.unwrap().0, "ok", "{text}");
+
+    let (ok, reachable, _, _, text) = doctor(&url, &hex::encode(b"not the node's macaroon")).await;
+    assert!(!ok, "{text}");
+    let (status, detail) = reachable.unwrap();
+    assert!(
+        status == "fail" && detail.contains("macaroon") && detail.contains("refused the key"),
+        "{text}"
+    );
+
+    let (ok, reachable, _, _, text) = doctor("https://127.0.0.1:1", &good).await;
+    assert!(!ok, "{text}");
+    let (status, detail) = reachable.unwrap();
+    assert!(status == "fail" && detail.contains("url"), "{text}");
+
+    node.lock().unwrap().no_invoices = true;
+    let (ok, _, receive, _, text) = doctor(&url, &good).await;
+    assert!(ok, "a buyer-only macaroon is enough to buy: {text}");
+    let (status, detail) = receive.unwrap();
+    assert!(status == "warn" && detail.contains("only buys"), "{text}");
 }
