@@ -224,6 +224,7 @@ async fn breakdown(n: usize) -> Value {
             max_fee_msat: max_fee,
             url: None,
             host: Some("bench.example"),
+            credential: None,
         };
         match ledger.reserve(&new, &policy, T0).await.expect("reserve") {
             Reservation::Reserved { id } => ids.push(id),

@@ -29,7 +29,7 @@ use tracing::{Instrument, info, info_span, warn};
 use crate::clock::SharedClock;
 use crate::l402::caveat::{self, Caveat};
 use crate::l402::{Macaroon, Scheme, b64, challenge};
-use crate::ledger::tokens::CachedToken;
+use crate::ledger::tokens::{CachedToken, CredentialScope};
 use crate::ledger::{Ledger, LedgerError};
 use crate::netguard::{self, NetPolicy};
 use crate::pay::{PayError, PayRequest, Payer, Receipt};
@@ -345,6 +345,20 @@ impl Fetcher {
         let invoice = match &found {
             Found::L402 { invoice, .. } | Found::PaymentHashBody { invoice } => invoice.clone(),
         };
+        // What the payment buys, kept with its reservation: if this process dies after paying,
+        // the credential is rebuilt when the payment is reconciled, and not bought twice.
+        let scope = match &found {
+            Found::L402 {
+                scheme, macaroon, ..
+            } => Some(CredentialScope {
+                origin: resource.origin.clone(),
+                path_prefix: resource.path.clone(),
+                scheme: *scheme,
+                macaroon: macaroon.clone(),
+                expires_at: token_expiry(macaroon),
+            }),
+            Found::PaymentHashBody { .. } => None,
+        };
         let receipt = self
             .payer
             .pay(&PayRequest {
@@ -355,7 +369,8 @@ impl Fetcher {
                 host: resource.url.host_str(),
                 // An L402 credential is the macaroon plus the preimage: a wallet known not to
                 // return preimages would pay for nothing.
-                need_preimage: matches!(found, Found::L402 { .. }),
+                need_preimage: scope.is_some(),
+                credential: scope.as_ref(),
             })
             .await?;
         // Money has moved: whatever fails from here on says so, with the receipt.
@@ -363,15 +378,14 @@ impl Fetcher {
             amount_msat: receipt.amount_msat,
             fee_msat: receipt.fee_msat,
             payment_hash: hex::encode(receipt.payment_hash),
-            next: if matches!(found, Found::L402 { .. }) && !matches!(cause, FetchError::Ledger(_))
-            {
+            next: if scope.is_some() && !matches!(cause, FetchError::Ledger(_)) {
                 "the credential is kept: calling fetch_paid again for this URL presents it without paying again"
             } else {
                 "calling fetch_paid again would pay again; the payment hash is the proof of payment to show the seller"
             },
             cause: Box::new(cause),
         };
-        self.resend_paid(req, &resource, &found, &receipt, now)
+        self.resend_paid(req, &resource, scope.as_ref(), &receipt, now)
             .await
             .map_err(|e| match e {
                 e @ (FetchError::RefusedAfterPayment { .. } | FetchError::PaidButFailed { .. }) => {
@@ -386,27 +400,17 @@ impl Fetcher {
         &self,
         req: &FetchRequest,
         resource: &Resource,
-        found: &Found,
+        scope: Option<&CredentialScope>,
         receipt: &crate::pay::Receipt,
         now: u64,
     ) -> Result<FetchResponse, FetchError> {
-        let paid = match found {
-            Found::L402 {
-                scheme, macaroon, ..
-            } => {
-                let token = CachedToken {
-                    origin: resource.origin.clone(),
-                    path_prefix: resource.path.clone(),
-                    scheme: *scheme,
-                    macaroon: macaroon.clone(),
-                    preimage: receipt.preimage,
-                    payment_hash: receipt.payment_hash,
-                    expires_at: token_expiry(macaroon),
-                };
+        let paid = match scope {
+            Some(scope) => {
+                let token = scope.with_proof(receipt.preimage, receipt.payment_hash);
                 self.ledger.put_token(&self.wallet, &token, now).await?;
                 self.exchange(req, resource.url.clone(), None).await?
             }
-            Found::PaymentHashBody { .. } => {
+            None => {
                 self.exchange(req, resource.url.clone(), Some(&receipt.payment_hash))
                     .await?
             }

@@ -45,6 +45,9 @@ pub struct PayRequest<'a> {
     /// The payment is only worth making with its preimage (an L402 credential): refuse before
     /// paying when the wallet is known not to return one.
     pub need_preimage: bool,
+    /// The L402 credential the payment buys, kept with the reservation so that it is cached
+    /// even if this process dies before it could (restored when the payment is reconciled).
+    pub credential: Option<&'a crate::ledger::tokens::CredentialScope>,
 }
 
 /// A payment that went through.
@@ -292,6 +295,7 @@ impl Payer {
             max_fee_msat: max_fee,
             url: req.url,
             host: req.host,
+            credential: req.credential,
         };
         let id = match self.ledger.reserve(&new, &policy, now).await? {
             Reservation::Reserved { id } => id,
@@ -456,7 +460,11 @@ impl Payer {
         let now = self.clock.now();
         match self.wallet.lookup_outgoing(&hash).await {
             Ok(OutgoingStatus::Succeeded(r)) => {
-                self.record_proof(p.id, &hash, &r).await?;
+                if let Proof::Valid(_) = self.record_proof(p.id, &hash, &r).await?
+                    && self.ledger.restore_token(p.id, now).await?
+                {
+                    info!("the credential this payment bought is cached again");
+                }
                 info!(amount_msat = p.amount_msat, "reconciled: paid");
                 Ok(Some(Status::Succeeded))
             }

@@ -126,3 +126,97 @@ async fn killed_after_reserving_is_released_on_restart() {
     assert!(!r.already_paid);
     assert_eq!(common::balance(&buyer).await, DEMO_GRANT_MSAT - 50_000);
 }
+
+/// `l402-mcp serve` killed with SIGKILL in the middle of a `fetch_paid`, then started again.
+/// After paying (the wallet settled, the ledger not yet told): the restart reconciles the
+/// payment as paid and rebuilds the credential it bought, so the next `fetch_paid` gets the
+/// data without paying again. After reserving (nothing paid): the reservation holds until the
+/// grace period, the next `fetch_paid` pays once, and nothing is ever paid twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_killed_with_sigkill_mid_payment_is_reconciled_on_restart() {
+    use common::agents::{JOKE_SATS, balance_sats, call, ok, seller_api, spawn_agent};
+    use serde_json::json;
+    use std::process::Stdio;
+
+    for point in ["after-pay", "after-reserve"] {
+        let dir = tempfile::tempdir().unwrap();
+        let seller = spawn_agent(dir.path(), "seller", &[], Stdio::null()).await;
+        let addr = seller_api(seller.clone()).await;
+        let url = format!("http://{addr}/joke");
+        let log = dir.path().join("buyer.log");
+        let fault = format!("{point}:pause");
+        let buyer = spawn_agent(
+            dir.path(),
+            "buyer",
+            &[(l402_mcp::fault::FAULT_ENV, fault.as_str())],
+            Stdio::from(std::fs::File::create(&log).unwrap()),
+        )
+        .await;
+        let stuck = {
+            let (buyer, url) = (buyer.clone(), url.clone());
+            tokio::spawn(async move { call(&buyer, "fetch_paid", json!({ "url": url })).await })
+        };
+        // Wait for the pause, then SIGKILL the process where it stands.
+        let mut pid = None;
+        for _ in 0..200 {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if let Some(line) = text.lines().find(|l| l.contains("fault injection: paused")) {
+                pid = line
+                    .split("pid=")
+                    .nth(1)
+                    .and_then(|rest| rest.split_whitespace().next())
+                    .and_then(|p| p.parse::<u32>().ok());
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let pid = pid.unwrap_or_else(|| panic!("{point}: the buyer never paused"));
+        let killed = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        stuck.abort();
+        drop(buyer);
+
+        // Started again (no fault): the start reconciles what the dead process left.
+        let buyer = spawn_agent(dir.path(), "buyer", &[], Stdio::null()).await;
+        let r = ok(&call(&buyer, "fetch_paid", json!({ "url": url })).await);
+        assert_eq!(r["status"], 200, "{point}: {r}");
+        let out = ok(&call(&buyer, "list_payments", json!({ "direction": "out" })).await);
+        let payments = out["payments"].as_array().unwrap().clone();
+        match point {
+            "after-pay" => {
+                assert_eq!(
+                    (
+                        r["receipt"]["paid"].as_bool(),
+                        r["receipt"]["token_reused"].as_bool()
+                    ),
+                    (Some(false), Some(true)),
+                    "{r}"
+                );
+                assert_eq!(payments.len(), 1, "{out}");
+                assert_eq!(payments[0]["status"], "succeeded");
+            }
+            _ => {
+                // Nothing was paid before the kill: paid now, once; the dead reservation is
+                // still held (it may still be paid by someone else until the grace period).
+                assert_eq!(r["receipt"]["paid"], true, "{r}");
+                let statuses: Vec<&str> = payments
+                    .iter()
+                    .map(|p| p["status"].as_str().unwrap())
+                    .collect();
+                assert_eq!(statuses, ["succeeded", "pending"], "{out}");
+            }
+        }
+        // Money moved exactly once, and the buyer's budget shows the spend.
+        assert_eq!(balance_sats(&buyer).await, 100_000 - JOKE_SATS, "{point}");
+        assert_eq!(balance_sats(&seller).await, 100_000 + JOKE_SATS, "{point}");
+        let b = ok(&call(&buyer, "wallet_balance", json!({})).await);
+        assert_eq!(
+            b["budget"]["spent_24h_sats"].as_u64(),
+            Some(JOKE_SATS),
+            "{b}"
+        );
+    }
+}

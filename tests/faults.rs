@@ -295,6 +295,7 @@ async fn a_failed_payment_that_succeeds_after_the_invoice_was_reserved_again_cou
         max_fee_msat: 1_000,
         url: None,
         host: Some("seller.example"),
+        credential: None,
     };
     let reserve = async || match ledger.reserve(&new, &policy, T0).await.unwrap() {
         Reservation::Reserved { id } => id,
@@ -364,6 +365,7 @@ async fn windows_hold_what_they_should() {
             max_fee_msat: 0,
             url: None,
             host: Some(host),
+            credential: None,
         };
         ledger.reserve(&new, &policy, now).await
     };

@@ -107,6 +107,9 @@ pub struct NewOutgoing<'a> {
     pub max_fee_msat: u64,
     pub url: Option<&'a str>,
     pub host: Option<&'a str>,
+    /// The L402 credential this payment buys (kept with the reservation; see
+    /// [`Ledger::restore_token`]).
+    pub credential: Option<&'a super::tokens::CredentialScope>,
 }
 
 /// The result of asking to reserve budget for a payment.
@@ -168,8 +171,8 @@ impl Ledger {
 
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO payments (wallet, direction, status, payment_hash, bolt11, amount_msat, max_fee_msat,
-                 reserved_msat, description, url, host, created_at, updated_at)
-             VALUES (?, 'out', 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                 reserved_msat, description, url, host, credential, created_at, updated_at)
+             VALUES (?, 'out', 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(new.wallet)
         .bind(&hash)
@@ -180,6 +183,12 @@ impl Ledger {
         .bind(&new.invoice.description)
         .bind(new.url)
         .bind(new.host.map(crate::budget::normalize_host))
+        .bind(
+            new.credential
+                .map(serde_json::to_string)
+                .transpose()
+                .map_err(|e| LedgerError::Corrupt(format!("credential: {e}")))?,
+        )
         .bind(db_int(now)?)
         .bind(db_int(now)?)
         .fetch_one(&mut *tx)

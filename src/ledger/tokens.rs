@@ -28,6 +28,56 @@ impl std::fmt::Debug for CachedToken {
     }
 }
 
+/// What an L402 payment buys, known before paying: where the credential applies and its
+/// macaroon. With the payment's preimage it becomes a [`CachedToken`]. Stored with the payment's
+/// reservation, so a credential paid for survives a crash before it was cached.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CredentialScope {
+    pub origin: String,
+    pub path_prefix: String,
+    pub scheme: Scheme,
+    #[serde(with = "b64_bytes")]
+    pub macaroon: Vec<u8>,
+    pub expires_at: Option<u64>,
+}
+
+impl std::fmt::Debug for CredentialScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CredentialScope")
+            .field("origin", &self.origin)
+            .field("path_prefix", &self.path_prefix)
+            .field("scheme", &self.scheme)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CredentialScope {
+    /// The credential, once the payment's preimage is known.
+    pub fn with_proof(&self, preimage: [u8; 32], payment_hash: [u8; 32]) -> CachedToken {
+        CachedToken {
+            origin: self.origin.clone(),
+            path_prefix: self.path_prefix.clone(),
+            scheme: self.scheme,
+            macaroon: self.macaroon.clone(),
+            preimage,
+            payment_hash,
+            expires_at: self.expires_at,
+        }
+    }
+}
+
+mod b64_bytes {
+    pub fn serialize<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&crate::l402::b64::encode(bytes))
+    }
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text: String = serde::Deserialize::deserialize(d)?;
+        crate::l402::b64::decode(&text)
+            .ok_or_else(|| serde::de::Error::custom("macaroon is not base64"))
+    }
+}
+
 impl CachedToken {
     /// The `Authorization` value to send.
     pub fn authorization(&self) -> String {
@@ -90,6 +140,30 @@ impl Ledger {
             }
         }
         Ok(None)
+    }
+
+    /// After payment `payment_id` was found paid (reconciled after a crash, say): cache the
+    /// credential it bought, from the scope stored with its reservation and its preimage.
+    /// Returns whether there was one to cache.
+    pub async fn restore_token(&self, payment_id: i64, now: u64) -> Result<bool, LedgerError> {
+        let row: Option<(String, Option<String>, Option<String>, String)> = sqlx::query_as(
+            "SELECT wallet, credential, preimage, payment_hash FROM payments WHERE id = ? AND status = 'succeeded'",
+        )
+        .bind(payment_id)
+        .fetch_optional(self.pool())
+        .await?;
+        let Some((wallet, Some(credential), Some(preimage), hash)) = row else {
+            return Ok(false);
+        };
+        let corrupt = |what: &str| LedgerError::Corrupt(format!("payment #{payment_id} {what}"));
+        let scope: CredentialScope =
+            serde_json::from_str(&credential).map_err(|_| corrupt("credential"))?;
+        let token = scope.with_proof(
+            crate::l402::parse_hex32(&preimage).ok_or_else(|| corrupt("preimage"))?,
+            crate::l402::parse_hex32(&hash).ok_or_else(|| corrupt("payment hash"))?,
+        );
+        self.put_token(&wallet, &token, now).await?;
+        Ok(true)
     }
 
     /// Forget a credential (e.g. the server refused it).
