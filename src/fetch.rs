@@ -174,7 +174,9 @@ pub struct Fetcher {
     payer: Arc<Payer>,
     ledger: Ledger,
     wallet: String,
-    http: reqwest::Client,
+    /// Built on the first request: loading the system's CA certificates is most of a start-up's
+    /// work, and a server that never fetches never needs them.
+    http: std::sync::OnceLock<reqwest::Client>,
     clock: SharedClock,
     policy: NetPolicy,
     /// Origins that took a payment and answered 402 again: not paid again until the time given.
@@ -251,23 +253,33 @@ impl Fetcher {
         clock: SharedClock,
         policy: NetPolicy,
     ) -> Result<Fetcher, FetchError> {
-        crate::init_tls();
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("l402-mcp/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::none())
-            .dns_resolver(netguard::resolver(policy))
-            .build()
-            .map_err(|e| FetchError::Http(e.to_string()))?;
         Ok(Fetcher {
             wallet: payer.wallet_name().to_owned(),
             payer,
             ledger,
-            http,
+            http: std::sync::OnceLock::new(),
             clock,
             policy,
             refused: Mutex::new(HashMap::new()),
             locks: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The HTTP client: no redirects (followed by hand, per hop), addresses checked by the
+    /// network policy in the resolver.
+    fn http(&self) -> Result<&reqwest::Client, FetchError> {
+        if let Some(client) = self.http.get() {
+            return Ok(client);
+        }
+        crate::init_tls();
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("l402-mcp/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(netguard::resolver(self.policy))
+            .build()
+            .map_err(|e| FetchError::Http(e.to_string()))?;
+        // Two first calls at once may both build one; either is the same client.
+        Ok(self.http.get_or_init(|| client))
     }
 
     /// Fetch `req.url`, paying an L402 challenge within the caller's cap and the budget.
@@ -575,7 +587,7 @@ impl Fetcher {
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         }
         let mut builder = self
-            .http
+            .http()?
             .request(method.clone(), url.clone())
             .headers(headers)
             .timeout(req.timeout);

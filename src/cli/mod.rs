@@ -257,8 +257,23 @@ fn to_msat(sats: u64) -> Result<u64> {
         .ok_or_else(|| anyhow!("{sats} sats is too large"))
 }
 
-pub async fn main() -> ExitCode {
-    let cli = Cli::parse();
+/// The parsed command line.
+pub struct Parsed(Cli);
+
+pub fn parse() -> Parsed {
+    Parsed(Cli::parse())
+}
+
+impl Parsed {
+    /// The stdio server serves one client whose requests are small and mostly wait on I/O: one
+    /// thread serves them with less start-up work and fewer hand-offs between threads than a
+    /// pool. Everything else (HTTP transports, the gateway, the demo's agents) gets the pool.
+    pub fn wants_one_thread(&self) -> bool {
+        matches!(&self.0.command, Command::Serve(args) if args.http.is_none())
+    }
+}
+
+pub async fn main(Parsed(cli): Parsed) -> ExitCode {
     // The server logs its work; one-shot commands only warnings. Always to stderr, which MCP
     // clients show in their logs: no colour codes.
     let default_level = if matches!(cli.command, Command::Serve(_)) {

@@ -89,6 +89,8 @@ pub struct PhoenixdWallet {
     network: Option<Network>,
     fee_base_sat: u64,
     fee_ppm: u64,
+    /// Whether this phoenixd has `GET /payments/outgoingbyhash/{hash}` (seen once, kept).
+    has_outgoing_by_hash: tokio::sync::OnceCell<()>,
 }
 
 impl PhoenixdWallet {
@@ -114,6 +116,7 @@ impl PhoenixdWallet {
             fee_ppm: config
                 .trampoline_fee_ppm
                 .unwrap_or(DEFAULT_TRAMPOLINE_FEE_PPM),
+            has_outgoing_by_hash: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -126,22 +129,48 @@ impl PhoenixdWallet {
     }
 
     /// GET a payment by hash: `None` when phoenixd has no such payment.
+    ///
+    /// phoenixd answers an unknown payment and an unknown route alike (`404 Unknown endpoint
+    /// (check api doc)`: its StatusPages handler rewrites every bare 404). `payments/incoming`
+    /// exists in every version, so there a 404 is an unknown payment. `outgoingbyhash` came
+    /// later: whether this phoenixd has it is asked once with a hash that is not hex, which
+    /// the route refuses with 400 and an unknown route answers with 404.
     async fn lookup<T: serde::de::DeserializeOwned>(
         &self,
         path: &str,
     ) -> Result<Option<T>, WalletError> {
         match self.rest.get(path).await {
             Ok(v) => Ok(Some(v)),
-            Err(RestError::Status { status: 404, body }) if body.contains("Unknown endpoint") => {
-                Err(WalletError::Other(format!(
-                    "this phoenixd has no {path} endpoint: upgrade phoenixd to a version with GET /payments/outgoingbyhash so payments can be looked up"
-                )))
+            Err(RestError::Status { status: 404, .. })
+                if !path.starts_with(OUTGOING_BY_HASH) || self.has_outgoing_by_hash().await? =>
+            {
+                Ok(None)
             }
-            Err(RestError::Status { status: 404, .. }) => Ok(None),
+            Err(RestError::Status { status: 404, .. }) => Err(WalletError::Other(format!(
+                "this phoenixd has no {OUTGOING_BY_HASH} endpoint: upgrade phoenixd to a version with GET /{OUTGOING_BY_HASH}{{paymentHash}} so payments can be looked up"
+            ))),
+            Err(e) => Err(refused_or(e)),
+        }
+    }
+
+    async fn has_outgoing_by_hash(&self) -> Result<bool, WalletError> {
+        if self.has_outgoing_by_hash.initialized() {
+            return Ok(true);
+        }
+        let probe = format!("{OUTGOING_BY_HASH}not-a-payment-hash");
+        match self.rest.get::<serde_json::Value>(&probe).await {
+            Err(RestError::Status { status: 404, .. }) => Ok(false),
+            Err(RestError::Status { status: 400, .. }) | Ok(_) => {
+                let _ = self.has_outgoing_by_hash.set(());
+                Ok(true)
+            }
             Err(e) => Err(refused_or(e)),
         }
     }
 }
+
+/// The route of outgoing payments by payment hash (phoenixd 0.4 and later).
+const OUTGOING_BY_HASH: &str = "payments/outgoingbyhash/";
 
 /// A failed call that moves no money.
 fn refused_or(e: RestError) -> WalletError {
@@ -393,7 +422,7 @@ impl Wallet for PhoenixdWallet {
         &self,
         payment_hash: &[u8; 32],
     ) -> Result<OutgoingStatus, WalletError> {
-        let path = format!("payments/outgoingbyhash/{}", hex::encode(payment_hash));
+        let path = format!("{OUTGOING_BY_HASH}{}", hex::encode(payment_hash));
         Ok(match self.lookup::<OutgoingPayment>(&path).await? {
             None => OutgoingStatus::NotFound,
             Some(p) if p.is_paid => OutgoingStatus::Succeeded(PaymentResult {

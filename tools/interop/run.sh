@@ -39,8 +39,7 @@
 # How each check was seen to fail (each tried once, 2026-11):
 #   mcp           L402_MCP_BIN=/bin/true: every cell FAIL (the SDKs cannot connect)
 #   inspector     INTEROP_BREAK=invoice: decode_invoice gets a corrupted bolt11 -> isError -> FAIL
-#   conformance   INTEROP_BREAK=baseline (an empty baseline): 21 fixture scenarios fail -> FAIL;
-#                 without it, logging-set-level fails today (our server; see README)
+#   conformance   INTEROP_BREAK=baseline (an empty baseline): 21 fixture scenarios fail -> FAIL
 #   macaroons     L402_ORACLE=/bin/false: every ours->X / X->ours / bytes cell FAIL
 #   lsat-js       INTEROP_BREAK=lsat-header: lsat-js cannot import the macaroon -> FAIL
 #   clients       INTEROP_BREAK=preimage: the wallet glue returns a wrong preimage: our gateway
