@@ -604,7 +604,7 @@ async fn serve(
     let Some(bind) = args.http else {
         tracing::info!("MCP over stdio");
         let running = server
-            .serve(rmcp::transport::stdio())
+            .serve(rmcp::transport::stdio_pipes())
             .await
             .context("MCP handshake over stdio failed")?;
         running
