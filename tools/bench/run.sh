@@ -14,14 +14,20 @@
 #              embedded wallet, budget checked after (benches/pay_concurrent.rs).
 #   4 fetch    fetch_paid overhead over reqwest GET, and a full paid round trip on loopback
 #              (benches/fetch_paid.rs).
+#   5 gateway  requests/s and added latency through the L402 gateway with a valid token (and
+#              through its free route) vs the upstream directly, on loopback, load from wrk
+#              (benches/gateway.rs). Servers on core 0 (taskset -c 0), wrk on core 1; targets
+#              alternate in every round, medians reported.
 #
-# Usage: tools/bench/run.sh [verify] [mcp] [pay] [fetch]     (default: all)
+# Usage: tools/bench/run.sh [verify] [mcp] [pay] [fetch] [gateway]     (default: all)
 # Env:   L402_PEERS_CACHE=dir  caches (default ~/.cache/l402-peers; shared with the interop script)
 #        BENCH_SECS=0.5 BENCH_ROUNDS=5 verify: CPU seconds per round, rounds per implementation
 #        CARGO_TARGET_DIR      honoured as cargo does
 #        BENCH_OUT=dir         where raw JSON lines go (default: a temp dir, printed)
+#        GATEWAY_ROUNDS=5 GATEWAY_SECS=5 GATEWAY_CONNS=16,1  gateway: rounds, seconds per wrk run,
+#                              connection counts (each is one wrk run per target per round)
 # Installs what it needs: the interop script's peers (Go + macaroon.v2, pymacaroons, js-macaroon),
-# libssl-dev and util-linux (taskset) from Debian, server-everything from npm.
+# libssl-dev, util-linux (taskset) and wrk from Debian, server-everything from npm.
 # Benchmarks measure; nothing here fails on a time. It exits non-zero only when something
 # could not run or a budget check failed.
 set -uo pipefail
@@ -35,7 +41,7 @@ OUT=${BENCH_OUT:-$(mktemp -d /tmp/l402-bench.XXXXXX)}
 EVERYTHING_VERSION=2026.8.31
 mkdir -p "$OUT" "$CACHE"
 WHAT=("$@")
-[ ${#WHAT[@]} -eq 0 ] && WHAT=(verify mcp pay fetch)
+[ ${#WHAT[@]} -eq 0 ] && WHAT=(verify mcp pay fetch gateway)
 want() { local w; for w in "${WHAT[@]}"; do [ "$w" = "$1" ] && return 0; done; return 1; }
 
 log() { echo "[bench] $*" >&2; }
@@ -48,6 +54,7 @@ apt_pkgs=()
 want verify && ! installed libssl-dev && apt_pkgs+=(libssl-dev)
 command -v taskset >/dev/null || apt_pkgs+=(util-linux)
 command -v cc >/dev/null || apt_pkgs+=(gcc libc6-dev)
+want gateway && ! command -v wrk >/dev/null && apt_pkgs+=(wrk)
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
   log "apt-get install ${apt_pkgs[*]}"
   { as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive \
@@ -86,9 +93,9 @@ for line in sys.stdin:
         print(d["executable"])' | tail -n1
 }
 declare -A EXE
-for b in verify mcp pay fetch; do
+for b in verify mcp pay fetch gateway; do
   want "$b" || continue
-  case $b in verify) name=l402_verify ;; mcp) name=mcp_stdio ;; pay) name=pay_concurrent ;; fetch) name=fetch_paid ;; esac
+  case $b in verify) name=l402_verify ;; mcp) name=mcp_stdio ;; pay) name=pay_concurrent ;; fetch) name=fetch_paid ;; gateway) name=gateway ;; esac
   log "cargo bench --bench $name --no-run"
   EXE[$b]=$(bench_exe "$name")
   [ -n "${EXE[$b]}" ] && [ -x "${EXE[$b]}" ] || { cat "$OUT/build-$name.log" >&2; die "building $name failed"; }
@@ -154,6 +161,21 @@ fi
 if want fetch; then
   log "4. fetch_paid overhead and full paid round trip"
   "${EXE[fetch]}" >"$OUT/fetch.json" || { log "fetch bench failed"; FAILED=1; }
+fi
+
+# ---------------------------------------------------------------- gateway ---
+if want gateway; then
+  # Upstream and gateway (one process, their threads and SQLite's) on core 0; the bench starts
+  # wrk under `taskset -c 1`. On a machine with one core nothing is pinned.
+  G_ROUNDS=${GATEWAY_ROUNDS:-5} G_SECS=${GATEWAY_SECS:-5} G_CONNS=${GATEWAY_CONNS:-16,1}
+  log "5. gateway vs upstream on loopback, wrk: $G_ROUNDS rounds x ${G_SECS}s, connections $G_CONNS"
+  if [ "$(nproc)" -ge 2 ]; then
+    g_pin=(taskset -c 0) g_wrk=(--wrk-cpu 1)
+  else
+    g_pin=() g_wrk=(--wrk-cpu none)
+  fi
+  "${g_pin[@]}" "${EXE[gateway]}" --rounds "$G_ROUNDS" --duration "$G_SECS" --conns "$G_CONNS" \
+    "${g_wrk[@]}" >"$OUT/gateway.jsonl" || { log "gateway bench failed"; FAILED=1; }
 fi
 
 # ------------------------------------------------------------------ table ---

@@ -118,6 +118,51 @@ if f:
     rows.append(("4 fetch_paid", "full paid round trip (402, pay, resend, verify)", "p50 %.3f ms, p99 %.3f ms (n=%d)" % (r["p50_ms"], r["p99_ms"], r["n"]),
                  "<= 3 ms", verdict(r["p50_ms"] <= 3)))
 
+# 5. gateway
+g = load_lines("gateway.jsonl")
+if g:
+    setup = next((d for d in g if d.get("kind") == "setup"), {})
+    summ = next((d for d in g if d.get("kind") == "summary"), None)
+    parts = next((d for d in g if d.get("kind") == "parts"), None)
+    labels = (("upstream", "upstream directly"), ("gateway_token", "gateway, valid L402 token"),
+              ("gateway_free", "gateway, free route (proxy only)"))
+    if summ:
+        for key in sorted((k for k in summ if k.startswith("c") and k[1:].isdigit()), key=lambda k: -int(k[1:])):
+            by = summ[key]
+            for name, label in labels:
+                d = by.get(name)
+                if not d:
+                    continue
+                val = "%s req/s (%s-%s); p50 %.3f ms, p99 %.3f ms; server CPU %.1f us/req" % (
+                    f"{d['rps']:,.0f}", f"{d['rps_min']:,.0f}", f"{d['rps_max']:,.0f}",
+                    d["p50_us"] / 1000, d["p99_us"] / 1000, d["server_cpu_us_per_req"])
+                if d.get("errors"):
+                    val += "; %d ERRORS (non-2xx or socket)" % d["errors"]
+                rows.append(("5 gateway, wrk -t1 -%s" % key, label, val, "", ""))
+            for name, label in labels[1:]:
+                d = by.get(name)
+                if not d or "added_p50_us" not in d:
+                    continue
+                rows.append(("5 gateway, wrk -t1 -%s" % key, "added by the " + label[len("gateway, "):],
+                             "p50 %+.3f ms, p99 %+.3f ms; CPU %+.1f us/req; req/s x%.3f" % (
+                                 d["added_p50_us"] / 1000, d["added_p99_us"] / 1000,
+                                 d["added_cpu_us_per_req"], d["rps_ratio"]), "", ""))
+        rows.append(("5 gateway", "medians of", "%d rounds x %d s per run; servers on CPUs %s, wrk on CPU %s" % (
+            summ["rounds"], summ["duration_s"], setup.get("server_cpus", "?"), setup.get("wrk_cpu") or "any"), "", ""))
+    if parts:
+        p50 = lambda k: parts[k]["p50_us"]
+        rows.append(("5 gateway", "verification per request, direct calls (p50 us)",
+                     "verify+consume %.1f: parse %.1f, prepare %.1f, finish %.1f | SQL: root_key %.1f, minted_token %.1f, record_sale %.1f, mark_settled %.1f" % (
+                         p50("verify_and_consume"), p50("credential_parse"), p50("prepare"), p50("finish"),
+                         p50("root_key_select"), p50("minted_token_select"), p50("record_sale_insert"),
+                         p50("mark_incoming_settled_update")), "", ""))
+        ap = parts.get("root_key_by_access_path")
+        if ap:
+            rows.append(("5 gateway", "root-key SELECT by access path (p50 us)",
+                         "ledger's pool %.1f, pool without ping %.1f, one connection %.1f, in-memory map %.2f" % (
+                             ap["pool_default"]["p50_us"], ap["pool_no_ping"]["p50_us"],
+                             ap["one_connection"]["p50_us"], ap["memory_map"]["p50_us"]), "", ""))
+
 machine = open(os.path.join(out, "machine.txt")).read().strip() if os.path.exists(os.path.join(out, "machine.txt")) else ""
 print(machine)
 w = [max(len(str(r[i])) for r in rows) if rows else 0 for i in range(5)]

@@ -34,13 +34,17 @@
 #                               (else: cargo build --bin l402-mcp --example l402_oracle, debug)
 #        INTEROP_BREAK=what     sabotage one counterpart's path to see its check go red:
 #                               preimage (clients), lsat-header (lsat-js), signature (boltwall),
-#                               scheme (l402kit), invoice (inspector), baseline (conformance)
+#                               scheme (l402kit), invoice (inspector), baseline (conformance),
+#                               macaroon-sig (macaroons: our signature corrupted), budget (mcp:
+#                               every agent's per-payment cap is 1 sat)
 #
 # How each check was seen to fail (each tried once, 2026-11):
-#   mcp           L402_MCP_BIN=/bin/true: every cell FAIL (the SDKs cannot connect)
+#   mcp           L402_MCP_BIN=/bin/true: every cell FAIL (the SDKs cannot connect);
+#                 INTEROP_BREAK=budget (2026-12): the SDKs connect, fetch_paid is refused -> FAIL
 #   inspector     INTEROP_BREAK=invoice: decode_invoice gets a corrupted bolt11 -> isError -> FAIL
 #   conformance   INTEROP_BREAK=baseline (an empty baseline): 21 fixture scenarios fail -> FAIL
-#   macaroons     L402_ORACLE=/bin/false: every ours->X / X->ours / bytes cell FAIL
+#   macaroons     L402_ORACLE=/bin/false: every ours->X / X->ours / bytes cell FAIL;
+#                 INTEROP_BREAK=macaroon-sig (2026-12): every ours->X and bytes cell FAIL
 #   lsat-js       INTEROP_BREAK=lsat-header: lsat-js cannot import the macaroon -> FAIL
 #   clients       INTEROP_BREAK=preimage: the wallet glue returns a wrong preimage: our gateway
 #                 answers 402 to l402-requests' retry, l402sdk refuses it itself -> FAIL for both
@@ -263,6 +267,7 @@ section_done() { SECS[$1]=$((SECONDS - T_SECTION)); }
 # ======================================================================== mcp ===
 if want mcp; then
   section "mcp: official MCP SDKs drive the buy/sell loop (tools/mcp-clients/run.sh)"
+  # (INTEROP_BREAK=budget is applied by tools/mcp-clients to every agent it starts.)
   "$ROOT/tools/mcp-clients/run.sh" >"$RUN/mcp-clients.out" 2>"$RUN/mcp-clients.err"
   rc=$?
   sed -n '/^client mode/,$p' "$RUN/mcp-clients.out"

@@ -80,6 +80,8 @@ function makeTransport(wallet, url, token) {
       env: {
         L402_MCP_DATA_DIR: dataDir, L402_MCP_WALLET: wallet, XDG_CONFIG_HOME: dataDir,
         L402_MCP_FETCH_ALLOW_LOOPBACK: wallet === 'buyer' ? '1' : '0',
+        // INTEROP_BREAK=budget (sabotage): no payment can pass the cap.
+        ...(process.env.INTEROP_BREAK === 'budget' ? { L402_MCP_PER_PAYMENT_SATS: '1' } : {}),
       },
       stderr: 'pipe',
     });

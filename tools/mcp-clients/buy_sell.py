@@ -199,6 +199,8 @@ async def transport_for(
         # fetch_paid refuses loopback addresses by default; the buyer must reach the shop on
         # 127.0.0.1. The seller keeps the default (checked below).
         env["L402_MCP_FETCH_ALLOW_LOOPBACK"] = "1" if wallet == "buyer" else "0"
+        if os.environ.get("INTEROP_BREAK") == "budget":  # sabotage: no payment can pass the cap
+            env["L402_MCP_PER_PAYMENT_SATS"] = "1"
         params = StdioServerParameters(command=args.bin, args=["serve", "--data-dir", args.data_dir, "--wallet", wallet], env=env)
         errlog = stack.enter_context(open(os.path.join(logdir, f"{wallet}.stdio.log"), "w"))
         return stdio_client(params, errlog=errlog)

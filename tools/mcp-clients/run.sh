@@ -158,6 +158,10 @@ free_port() { "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1",
 # launch_server CELL_DIR DATA_DIR WALLET [TOKEN [PORT]]: starts one HTTP server in the background
 # (on a free port unless given); sets PORT and PID and adds the pid to PIDS. Not in a subshell:
 # the servers stay children of this script, so cleanup can reap them.
+# INTEROP_BREAK=budget: every agent's per-payment cap is 1 sat, so no buy/sell loop can pay
+# (shows that each cell checks a real payment, not only a connection).
+BREAK_BUDGET=
+[ "${INTEROP_BREAK:-}" = budget ] && BREAK_BUDGET=1
 launch_server() {
   local dir=$1 data=$2 wallet=$3 token=${4:-}
   PORT=${5:-$(free_port)}
@@ -166,6 +170,7 @@ launch_server() {
     -u L402_MCP_PER_PAYMENT_SATS -u L402_MCP_DAILY_SATS -u L402_MCP_HOURLY_SATS -u L402_MCP_PER_HOST_DAILY_SATS \
     -u L402_MCP_FETCH_ALLOW_PRIVATE -u L402_MCP_FETCH_ALLOW_LINK_LOCAL \
     XDG_CONFIG_HOME="$dir" L402_MCP_DATA_DIR="$data" L402_MCP_FETCH_ALLOW_LOOPBACK="$([ "$wallet" = buyer ] && echo 1 || echo 0)" \
+    ${BREAK_BUDGET:+L402_MCP_PER_PAYMENT_SATS=1} \
     "$BIN" serve --data-dir "$data" --wallet "$wallet" --http "127.0.0.1:$PORT" ${token:+--http-token "$token"} \
     >>"$dir/$wallet.http.log" 2>&1 &
   PID=$!

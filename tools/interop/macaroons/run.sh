@@ -266,6 +266,12 @@ if [ "$PEERS_ONLY" = 0 ]; then
     mapfile -d '' cf < <(caveat_flags "${CAV3[@]}")
     run ours mint --root-key "$ROOT_KEY" --payment-hash "$PAYMENT_HASH" --token-id "$TOKEN_ID" "${cf[@]}"
     OURS_B64=$OUT
+    if [ "${INTEROP_BREAK:-}" = macaroon-sig ] && [ "$RC" = 0 ]; then
+      # Sabotage: flip one bit of our signature (the last byte of the V2 bytes); every peer
+      # must now refuse our macaroon, and the bytes no longer match theirs.
+      OURS_B64=$(python3 -c 'import base64,sys; b=bytearray(base64.b64decode(sys.argv[1])); b[-1]^=1; print(base64.b64encode(bytes(b)).decode())' "$OURS_B64")
+      log "INTEROP_BREAK=macaroon-sig: our macaroon's signature is corrupted"
+    fi
     if [ "$RC" != 0 ] || [ -z "$OURS_B64" ]; then
       for p in "${PEERS[@]}"; do record "$p" 'ours->X' FAIL "ours mint: exit $RC: $OUT $ERR"; done
     else
