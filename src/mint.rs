@@ -6,7 +6,8 @@
 //! `<name>_valid_until=<unix seconds>`; and, when the seller binds the token to requests, our
 //! `<name>_methods=GET,...` and `<name>_path_prefix=/p` (see [`crate::l402::caveat`]).
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 use rand::RngCore;
 use serde::Serialize;
@@ -138,7 +139,13 @@ pub struct Seller {
     /// Root keys, token terms and sales: the ledger, or a store shared by several instances.
     tokens: Arc<dyn TokenStore>,
     clock: SharedClock,
+    /// Tokens whose sale (and the income it settles) this process has recorded: a token used
+    /// for many requests costs those two writes once, not on every request.
+    recorded: Arc<Mutex<HashSet<[u8; 32]>>>,
 }
+
+/// Tokens remembered as recorded before the set is cleared (32 bytes each).
+const RECORDED_CAPACITY: usize = 100_000;
 
 impl Seller {
     pub fn new(
@@ -153,6 +160,7 @@ impl Seller {
             tokens: Arc::new(ledger.clone()),
             ledger,
             clock,
+            recorded: Arc::default(),
         }
     }
 
@@ -160,6 +168,7 @@ impl Seller {
     /// shared by several gateway instances).
     pub fn with_token_store(mut self, tokens: Arc<dyn TokenStore>) -> Seller {
         self.tokens = tokens;
+        self.recorded = Arc::default();
         self
     }
 
@@ -406,7 +415,11 @@ impl Seller {
         };
         // The preimage proves the invoice was paid: record the income if we issued it.
         let minted = self.tokens.minted_token(&token.identifier.token_id).await?;
-        if let Some(m) = &minted {
+        let already_recorded = self
+            .recorded
+            .lock()
+            .is_ok_and(|set| set.contains(&token.identifier.token_id));
+        if let Some(m) = minted.as_ref().filter(|_| !already_recorded) {
             let (hash, id) = (&token.identifier.payment_hash, &token.identifier.token_id);
             if self
                 .tokens
@@ -423,6 +436,12 @@ impl Seller {
                     self.clock.now(),
                 )
                 .await?;
+            if let Ok(mut set) = self.recorded.lock() {
+                if set.len() >= RECORDED_CAPACITY {
+                    set.clear(); // recording again is harmless: both writes are idempotent
+                }
+                set.insert(token.identifier.token_id);
+            }
         }
         Ok(Verification {
             valid: true,
