@@ -119,13 +119,22 @@ impl App {
     /// Balance, budget and earnings.
     pub async fn status(&self) -> Result<WalletStatus, AppError> {
         let now = self.clock.now();
-        let info = self.wallet.info().await?;
-        let balance = self.wallet.balance().await?;
-        if let Err(e) = self.seller.refresh_incoming().await {
-            warn!(error = %e, "could not refresh incoming payments");
-        }
-        let policy = self.ledger.budget(&self.wallet_name).await?;
-        let used = self.ledger.window_use(&self.wallet_name, None, now).await?;
+        // What the wallet says and what the ledger says, asked at the same time. Incoming
+        // payments are brought up to date before the earnings are summed.
+        let wallet = async { tokio::try_join!(self.wallet.info(), self.wallet.balance()) };
+        let ledger = async {
+            if let Err(e) = self.seller.refresh_incoming().await {
+                warn!(error = %e, "could not refresh incoming payments");
+            }
+            tokio::try_join!(
+                self.ledger.budget_and_use(&self.wallet_name, None, now),
+                self.ledger
+                    .earned_since(&self.wallet_name, now.saturating_sub(DAY_SECS))
+            )
+        };
+        let (wallet, ledger) = tokio::join!(wallet, ledger);
+        let (info, balance) = wallet?;
+        let ((policy, used), earned_24h_msat) = ledger?;
         Ok(WalletStatus {
             wallet: self.wallet_name.clone(),
             backend: info.backend,
@@ -134,10 +143,7 @@ impl App {
             demo_funds: balance.demo_funds,
             returns_preimages: info.returns_preimages && !self.wallet.withholds_preimages(),
             budget: BudgetStatus::new(policy, &used),
-            earned_24h_msat: self
-                .ledger
-                .earned_since(&self.wallet_name, now.saturating_sub(DAY_SECS))
-                .await?,
+            earned_24h_msat,
         })
     }
 }

@@ -294,7 +294,7 @@ impl Fetcher {
         req: &FetchRequest,
         url: reqwest::Url,
     ) -> Result<FetchResponse, FetchError> {
-        let mut first = self.exchange(req, url.clone(), None).await?;
+        let mut first = self.exchange(req, url.clone(), None, None).await?;
         // A cached credential answered 401/403 (e.g. a single-use token already used): drop it
         // and ask again without it, which gets a fresh challenge if the resource is paid.
         if let Some(stale) = &first.token
@@ -310,7 +310,7 @@ impl Fetcher {
             self.ledger
                 .drop_token(&self.wallet, &stale.origin, &stale.path_prefix)
                 .await?;
-            first = self.exchange(req, url, None).await?;
+            first = self.exchange(req, url, None, None).await?;
         }
         if first.response.status() != reqwest::StatusCode::PAYMENT_REQUIRED {
             return self.finish(first, req, None).await;
@@ -339,7 +339,7 @@ impl Fetcher {
             && refused != Some(fresh.payment_hash)
         {
             info!("a parallel call bought a credential for this resource; using it");
-            let retry = self.exchange(req, resource.url.clone(), None).await?;
+            let retry = self.exchange(req, resource.url.clone(), None, None).await?;
             if retry.response.status() != reqwest::StatusCode::PAYMENT_REQUIRED {
                 return self.finish(retry, req, None).await;
             }
@@ -420,10 +420,11 @@ impl Fetcher {
             Some(scope) => {
                 let token = scope.with_proof(receipt.preimage, receipt.payment_hash);
                 self.ledger.put_token(&self.wallet, &token, now).await?;
-                self.exchange(req, resource.url.clone(), None).await?
+                self.exchange(req, resource.url.clone(), None, Some(token))
+                    .await?
             }
             None => {
-                self.exchange(req, resource.url.clone(), Some(&receipt.payment_hash))
+                self.exchange(req, resource.url.clone(), Some(&receipt.payment_hash), None)
                     .await?
             }
         };
@@ -447,11 +448,14 @@ impl Fetcher {
 
     /// Send the request and follow redirects, checking each hop against the network policy and
     /// presenting, at each hop, only a credential bought for that hop's origin and path.
+    /// `known`: the credential for the first hop when the caller has it in hand (just bought),
+    /// so the cache need not be asked; later hops always ask it.
     async fn exchange(
         &self,
         req: &FetchRequest,
         mut url: reqwest::Url,
         payment_hash: Option<&[u8; 32]>,
+        mut known: Option<CachedToken>,
     ) -> Result<Exchange, FetchError> {
         let mut method = reqwest::Method::from_bytes(req.method.to_ascii_uppercase().as_bytes())
             .map_err(|_| FetchError::Invalid(format!("{:?} is not an HTTP method", req.method)))?;
@@ -466,10 +470,14 @@ impl Fetcher {
             self.check_literal(&url)?;
             let here = Resource::of(&url);
             let foreign = asked_origin.as_ref() != Some(&url.origin());
-            let token = self
-                .ledger
-                .find_token(&self.wallet, &here.origin, &here.path, self.clock.now())
-                .await?;
+            let token = match known.take() {
+                Some(t) => Some(t),
+                None => {
+                    self.ledger
+                        .find_token(&self.wallet, &here.origin, &here.path, self.clock.now())
+                        .await?
+                }
+            };
             let hop = Hop {
                 method: &method,
                 url: &url,
@@ -656,11 +664,11 @@ impl Fetcher {
     }
 
     async fn budget_remaining(&self, host: Option<&str>) -> Result<u64, LedgerError> {
-        let (policy, used) = tokio::join!(
-            self.ledger.budget(&self.wallet),
-            self.ledger.window_use(&self.wallet, host, self.clock.now())
-        );
-        Ok(policy?.daily_msat.saturating_sub(used?.daily_msat))
+        let (policy, used) = self
+            .ledger
+            .budget_and_use(&self.wallet, host, self.clock.now())
+            .await?;
+        Ok(policy.daily_msat.saturating_sub(used.daily_msat))
     }
 }
 

@@ -106,8 +106,10 @@ pub async fn run(
     diagnose(wallet.as_ref(), kind, &mut checks).await;
     let now = app.clock.now();
     let budget = async {
-        let policy = app.ledger.budget(&app.wallet_name).await?;
-        let used = app.ledger.window_use(&app.wallet_name, None, now).await?;
+        let (policy, used) = app
+            .ledger
+            .budget_and_use(&app.wallet_name, None, now)
+            .await?;
         Ok::<_, l402_mcp::ledger::LedgerError>(l402_mcp::budget::BudgetStatus::new(policy, &used))
     };
     match budget.await {

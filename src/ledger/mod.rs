@@ -167,7 +167,7 @@ impl Ledger {
     }
 }
 
-fn budget_key(wallet: &str) -> String {
+pub(crate) fn budget_key(wallet: &str) -> String {
     format!("budget.{wallet}")
 }
 

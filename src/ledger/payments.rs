@@ -208,6 +208,26 @@ impl Ledger {
         window_use(&mut conn, wallet, host, now).await
     }
 
+    /// `wallet`'s budget policy and what each window holds now, read in one statement (one
+    /// consistent snapshot, one round trip).
+    pub async fn budget_and_use(
+        &self,
+        wallet: &str,
+        host: Option<&str>,
+        now: u64,
+    ) -> Result<(BudgetPolicy, WindowUse), LedgerError> {
+        let mut conn = self.pool().acquire().await?;
+        let key = super::budget_key(wallet);
+        let (used, value) =
+            window_use_and_setting(&mut conn, wallet, host, now, Some(&key)).await?;
+        let policy = match value {
+            Some(v) => serde_json::from_str(&v)
+                .map_err(|e| LedgerError::Corrupt(format!("setting {key}: {e}")))?,
+            None => BudgetPolicy::default(),
+        };
+        Ok((policy, used))
+    }
+
     /// The payment succeeded: record the preimage and actual fee; the reservation becomes spend.
     /// Also applies to a row that was marked failed by mistake (money moved after all).
     pub async fn mark_succeeded(
@@ -516,6 +536,19 @@ async fn window_use(
     host: Option<&str>,
     now: u64,
 ) -> Result<WindowUse, LedgerError> {
+    Ok(window_use_and_setting(conn, wallet, host, now, None)
+        .await?
+        .0)
+}
+
+/// [`window_use`], and in the same statement the raw value of setting `setting` (when asked).
+async fn window_use_and_setting(
+    conn: &mut sqlx::SqliteConnection,
+    wallet: &str,
+    host: Option<&str>,
+    now: u64,
+    setting: Option<&str>,
+) -> Result<(WindowUse, Option<String>), LedgerError> {
     let day_start = db_int(now.saturating_sub(DAY_SECS))?;
     let hour_start = db_int(now.saturating_sub(HOUR_SECS))?;
     let host = host.map(crate::budget::normalize_host);
@@ -526,24 +559,27 @@ async fn window_use(
             COALESCE(SUM({HELD}), 0),
             COALESCE(SUM(CASE WHEN created_at >= ?2 OR status = 'pending' THEN {HELD} END), 0),
             COALESCE(SUM(CASE WHEN host = ?3 THEN {HELD} END), 0),
-            COALESCE(SUM(CASE WHEN status = 'pending' THEN reserved_msat END), 0)
+            COALESCE(SUM(CASE WHEN status = 'pending' THEN reserved_msat END), 0),
+            (SELECT value FROM settings WHERE key = ?5)
          FROM payments
          WHERE wallet = ?4 AND direction = 'out' AND status != 'failed'
            AND (created_at >= ?1 OR status = 'pending')"
     );
-    let (daily, hourly, host_daily, reserved): (i64, i64, i64, i64) =
+    let (daily, hourly, host_daily, reserved, value): (i64, i64, i64, i64, Option<String>) =
         sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(day_start)
             .bind(hour_start)
             .bind(host.as_deref())
             .bind(wallet)
+            .bind(setting)
             .fetch_one(&mut *conn)
             .await?;
-    Ok(WindowUse {
+    let used = WindowUse {
         daily_msat: from_db(daily),
         hourly_msat: from_db(hourly),
         host_daily_msat: from_db(host_daily),
         reserved_msat: from_db(reserved),
         has_host: host.is_some(),
-    })
+    };
+    Ok((used, value))
 }

@@ -524,15 +524,14 @@ impl L402Server {
     /// it cannot fail after a payment because the wallet is slow). `None` if the ledger cannot
     /// be read: the payment's own result must not be lost to that.
     async fn budget_remaining(&self) -> Option<u64> {
-        let (policy, used) = tokio::join!(
-            self.app.ledger.budget(&self.app.wallet_name),
-            self.app
-                .ledger
-                .window_use(&self.app.wallet_name, None, self.app.clock.now())
-        );
-        match (policy, used) {
-            (Ok(p), Ok(u)) => Some(whole_sats(p.daily_msat.saturating_sub(u.daily_msat))),
-            (Err(e), _) | (_, Err(e)) => {
+        match self
+            .app
+            .ledger
+            .budget_and_use(&self.app.wallet_name, None, self.app.clock.now())
+            .await
+        {
+            Ok((p, u)) => Some(whole_sats(p.daily_msat.saturating_sub(u.daily_msat))),
+            Err(e) => {
                 warn!(error = %e, "cannot read the remaining budget after a payment");
                 None
             }
