@@ -591,7 +591,10 @@ async fn discovery_documents_and_cors() {
         .request(reqwest::Method::OPTIONS, format!("http://{gw}/api"))
         .header("origin", "https://app.example")
         .header("access-control-request-method", "GET")
-        .header("access-control-request-headers", "authorization")
+        .header(
+            "access-control-request-headers",
+            "authorization, x-api-version",
+        )
         .send()
         .await
         .unwrap();
@@ -599,6 +602,23 @@ async fn discovery_documents_and_cors() {
         pre.headers()["access-control-allow-origin"],
         "https://app.example"
     );
+    let allowed = pre.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(
+        allowed.contains("authorization") && allowed.contains("x-api-version"),
+        "{allowed}"
+    );
+    // A preflight from an origin not configured gets no permission.
+    let pre = http()
+        .request(reqwest::Method::OPTIONS, format!("http://{gw}/api"))
+        .header("origin", "https://evil.example")
+        .header("access-control-request-method", "GET")
+        .send()
+        .await
+        .unwrap();
+    assert!(pre.headers().get("access-control-allow-origin").is_none());
     let r = http()
         .get(format!("http://{gw}/api"))
         .header("origin", "https://app.example")

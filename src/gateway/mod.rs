@@ -111,7 +111,7 @@ pub fn router(
 }
 
 fn cors(origins: &[String]) -> Result<tower_http::cors::CorsLayer, GatewayError> {
-    use tower_http::cors::{AllowOrigin, CorsLayer};
+    use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
     let allow = if origins.iter().any(|o| o == "*") {
         AllowOrigin::any()
     } else {
@@ -135,7 +135,9 @@ fn cors(origins: &[String]) -> Result<tower_http::cors::CorsLayer, GatewayError>
             Method::HEAD,
             Method::OPTIONS,
         ])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
+        // Whatever headers the upstream's own browser clients send (Authorization for the L402
+        // credential among them): the allowed origins are the gate, not a header list.
+        .allow_headers(AllowHeaders::mirror_request())
         // Browsers hide response headers from scripts unless exposed: the challenge must be readable.
         .expose_headers([header::WWW_AUTHENTICATE])
         .max_age(std::time::Duration::from_secs(600)))
