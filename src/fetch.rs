@@ -379,9 +379,6 @@ impl Fetcher {
                 max_fee_msat: None,
                 url: Some(resource.url.as_str()),
                 host: resource.url.host_str(),
-                // An L402 credential is the macaroon plus the preimage: a wallet known not to
-                // return preimages would pay for nothing.
-                need_preimage: scope.is_some(),
                 credential: scope.as_ref(),
             })
             .await?;

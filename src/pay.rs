@@ -42,11 +42,10 @@ pub struct PayRequest<'a> {
     /// What the payment is for, for the ledger and the per-host caps.
     pub url: Option<&'a str>,
     pub host: Option<&'a str>,
-    /// The payment is only worth making with its preimage (an L402 credential): refuse before
-    /// paying when the wallet is known not to return one.
-    pub need_preimage: bool,
     /// The L402 credential the payment buys, kept with the reservation so that it is cached
     /// even if this process dies before it could (restored when the payment is reconciled).
+    /// A credential needs the preimage: with one, a wallet known not to return preimages is
+    /// not asked to pay.
     pub credential: Option<&'a crate::ledger::tokens::CredentialScope>,
 }
 
@@ -274,7 +273,7 @@ impl Payer {
             }
             .into());
         }
-        if req.need_preimage && self.wallet.withholds_preimages() {
+        if req.credential.is_some() && self.wallet.withholds_preimages() {
             return Err(PayError::PreimagesWithheld);
         }
         let last = self.last_reconcile.load(Ordering::Relaxed);

@@ -188,10 +188,9 @@ fn processes_starting_together_on_a_new_data_dir_all_come_up() {
 /// ledger, the buyer's balance and the seller's sales agree.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn parallel_fetches_of_different_resources_never_exceed_the_budget() {
-    use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+    use axum::http::{HeaderMap, header};
     use axum::response::IntoResponse;
     use l402_mcp::fetch::{FetchError, FetchRequest, Fetcher};
-    use l402_mcp::mint::ChallengeRequest;
 
     let t = trade().await;
     let policy = BudgetPolicy {
@@ -220,21 +219,7 @@ async fn parallel_fetches_of_different_resources_never_exceed_the_budget() {
                 {
                     return "item".into_response();
                 }
-                let c = seller
-                    .create_challenge(&ChallengeRequest {
-                        amount_msat: PRICE_MSAT,
-                        ..Default::default()
-                    })
-                    .await
-                    .unwrap();
-                let mut r = StatusCode::PAYMENT_REQUIRED.into_response();
-                for line in c.www_authenticate {
-                    r.headers_mut().append(
-                        header::WWW_AUTHENTICATE,
-                        HeaderValue::from_str(&line).unwrap(),
-                    );
-                }
-                r
+                common::challenge_402(&seller, PRICE_MSAT).await
             }
         }),
     );

@@ -1,21 +1,30 @@
 //! `l402-mcp demo` as a newcomer runs it: nothing configured, offline.
 
-#[test]
-fn demo_runs_the_whole_loop_with_nothing_configured() {
-    let home = tempfile::tempdir().unwrap();
+use std::path::Path;
+
+/// `l402-mcp demo` with an empty environment but `HOME` and `env`; its stdout (it must succeed).
+fn run_demo(home: &Path, env: &[(&str, &str)]) -> String {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_l402-mcp"))
         .arg("demo")
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home.path())
+        .env("HOME", home)
+        .envs(env.iter().copied())
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    stdout
+}
+
+#[test]
+fn demo_runs_the_whole_loop_with_nothing_configured() {
+    let home = tempfile::tempdir().unwrap();
+    let stdout = run_demo(home.path(), &[]);
     for expected in [
         "receipt: paid 21 sats",
         "nothing paid, token reused: true",
@@ -44,23 +53,15 @@ fn demo_ignores_the_users_wallet_and_budget_settings() {
         "[backend]\nkind = \"lnbits\"\nurl = \"http://127.0.0.1:1\"\nadmin_key = \"a\"\ninvoice_key = \"i\"\n[budget]\nper_payment_sats = 1\n",
     )
     .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_l402-mcp"))
-        .arg("demo")
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home.path())
-        .env("L402_MCP_BACKEND", "lnbits")
-        .env("L402_MCP_LNBITS_URL", "http://127.0.0.1:1")
-        .env("L402_MCP_LNBITS_ADMIN_KEY", "a")
-        .env("L402_MCP_LNBITS_INVOICE_KEY", "i")
-        .env("L402_MCP_DAILY_SATS", "2")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = run_demo(
+        home.path(),
+        &[
+            ("L402_MCP_BACKEND", "lnbits"),
+            ("L402_MCP_LNBITS_URL", "http://127.0.0.1:1"),
+            ("L402_MCP_LNBITS_ADMIN_KEY", "a"),
+            ("L402_MCP_LNBITS_INVOICE_KEY", "i"),
+            ("L402_MCP_DAILY_SATS", "2"),
+        ],
     );
     assert!(stdout.contains("receipt: paid 21 sats"), "{stdout}");
     assert!(stdout.contains("(demo test sats)"), "{stdout}");

@@ -247,11 +247,19 @@ fn foreign_invoice_with(preimage: [u8; 32]) -> String {
 async fn a_wallet_known_to_withhold_preimages_is_not_asked_to_pay_for_an_l402_credential() {
     let (_d, _c, wallet, payer, ledger) = setup(Script::Withholds).await;
     let inv = invoice();
-    // An L402 payment needs the preimage: refused before anything is reserved or paid.
+    // An L402 payment (one that buys a credential) needs the preimage: refused before
+    // anything is reserved or paid.
+    let scope = l402_mcp::ledger::tokens::CredentialScope {
+        origin: "https://seller.example".into(),
+        path_prefix: "/api".into(),
+        scheme: l402_mcp::l402::Scheme::L402,
+        macaroon: vec![2, 1, 4],
+        expires_at: None,
+    };
     let err = payer
         .pay(&PayRequest {
             invoice: &inv,
-            need_preimage: true,
+            credential: Some(&scope),
             ..Default::default()
         })
         .await

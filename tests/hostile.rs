@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use common::{T0, balance, trade};
@@ -62,22 +62,7 @@ async fn paywall(State(shop): State<Shop>, headers: HeaderMap) -> Response {
             return "paid content".into_response();
         }
     }
-    let c = shop
-        .seller
-        .create_challenge(&ChallengeRequest {
-            amount_msat: 10_000,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let mut r = StatusCode::PAYMENT_REQUIRED.into_response();
-    for line in c.www_authenticate {
-        r.headers_mut().append(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_str(&line).unwrap(),
-        );
-    }
-    r
+    common::challenge_402(&shop.seller, 10_000).await
 }
 
 fn shop(t: &common::Trade, redirect_to: Option<String>, always_402: bool) -> Router {
@@ -374,21 +359,7 @@ async fn a_single_use_token_refused_with_401_is_dropped_and_paid_again() {
                         return "data".into_response();
                     }
                 }
-                let c = seller
-                    .create_challenge(&ChallengeRequest {
-                        amount_msat: 3_000,
-                        ..Default::default()
-                    })
-                    .await
-                    .unwrap();
-                let mut r = StatusCode::PAYMENT_REQUIRED.into_response();
-                for line in c.www_authenticate {
-                    r.headers_mut().append(
-                        header::WWW_AUTHENTICATE,
-                        HeaderValue::from_str(&line).unwrap(),
-                    );
-                }
-                r
+                common::challenge_402(&seller, 3_000).await
             }
         }),
     );

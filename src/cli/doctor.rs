@@ -54,18 +54,15 @@ fn fix_for(e: &WalletError, kind: &str) -> String {
     {
         return "check the relay in the connection uri ([backend] uri or L402_MCP_NWC_URI) and that this machine can reach it".into();
     }
-    if text.contains("credentials")
-        || text.contains("401")
-        || text.contains("403")
-        || [
-            "refused the macaroon",
-            "refused the rune",
-            "refused the credentials",
-            "refused the password",
-        ]
-        .iter()
-        .any(|t| text.contains(t))
-    {
+    let refused = [
+        "credentials",
+        "401",
+        "403",
+        "refused the macaroon",
+        "refused the rune",
+        "refused the password",
+    ];
+    if refused.iter().any(|t| text.contains(t)) {
         format!(
             "the backend refused the key: check the key/macaroon/rune/password in [backend] (or L402_MCP_{upper}_...)"
         )

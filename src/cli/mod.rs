@@ -340,8 +340,17 @@ async fn run(cli: Cli) -> Result<()> {
         return doctor::run(&data_dir, &wallet, &backend, cli.json).await;
     }
     let mut app = App::open(&data_dir, &wallet, &backend, l402_mcp::clock::system()).await?;
-    if let Some(url) = cfg.database_url() {
-        // Sellers share root keys, token terms and counters with every instance on this database.
+    let sells = matches!(
+        cli.command,
+        Command::Serve(_)
+            | Command::Gateway(_)
+            | Command::Challenge { .. }
+            | Command::Verify { .. }
+            | Command::Sales { .. }
+    );
+    if let Some(url) = cfg.database_url().filter(|_| sells) {
+        // Sellers share root keys, token terms and counters with every instance on this
+        // database; commands that only buy or read the ledger do not need it up.
         app.seller = app
             .seller
             .with_token_store(l402_mcp::store::postgres::connect(url).await?);

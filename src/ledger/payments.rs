@@ -238,122 +238,75 @@ impl Ledger {
         note: Option<&str>,
         now: u64,
     ) -> Result<(), LedgerError> {
-        let update = |condition: &'static str| {
-            let sql = format!(
-                "UPDATE payments SET status = 'succeeded', preimage = ?, fee_msat = ?, reserved_msat = 0,
-                     error = ?, settled_at = ?, updated_at = ? WHERE id = ?{condition}"
-            );
-            async move {
-                sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(preimage.map(hex::encode))
-                    .bind(db_int(fee_msat)?)
-                    .bind(note)
-                    .bind(db_int(now)?)
-                    .bind(db_int(now)?)
-                    .bind(id)
-                    .execute(self.writer())
-                    .await
-                    .map_err(LedgerError::from)
-            }
+        let proof = Proof {
+            preimage,
+            fee_msat,
+            note,
+            now,
         };
         // One statement in the usual case.
-        if update(" AND status != 'failed'").await?.rows_affected() > 0 {
+        if set_succeeded(self.writer(), id, &proof, false).await? {
             return Ok(());
         }
-        self.succeeded_after_failing(id, preimage, fee_msat, note, now)
-            .await
+        self.succeeded_after_failing(id, &proof).await
     }
 
     /// A row marked failed (e.g. by a reconcile that found no record in time) has succeeded
     /// after all: money moved, so the spend must count. If the invoice has been reserved again
     /// since (a live row for the same hash), the spend is recorded on that live row instead:
     /// one invoice is one spend, and the unique index allows one live row.
-    async fn succeeded_after_failing(
-        &self,
-        id: i64,
-        preimage: Option<&[u8; 32]>,
-        fee_msat: u64,
-        note: Option<&str>,
-        now: u64,
-    ) -> Result<(), LedgerError> {
+    async fn succeeded_after_failing(&self, id: i64, proof: &Proof<'_>) -> Result<(), LedgerError> {
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
-        let row: Option<PaymentRecord> = sqlx::query_as("SELECT * FROM payments WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(row) = row else {
-            return Ok(());
-        };
-        let live: Option<PaymentRecord> = sqlx::query_as(
-            "SELECT * FROM payments WHERE wallet = ? AND direction = ? AND payment_hash = ? AND status != 'failed'",
+        let live: Option<(i64, Status)> = sqlx::query_as(
+            "SELECT id, status FROM payments WHERE status != 'failed'
+               AND (wallet, direction, payment_hash) =
+                   (SELECT wallet, direction, payment_hash FROM payments WHERE id = ?)",
         )
-        .bind(&row.wallet)
-        .bind(row.direction)
-        .bind(&row.payment_hash)
+        .bind(id)
         .fetch_optional(&mut *tx)
         .await?;
-        let (target, note_on_failed_row) = match &live {
-            None => (Some(id), None),
-            Some(l) if l.status == Status::Pending => {
+        let now = db_int(proof.now)?;
+        let note = |text: String| {
+            sqlx::query("UPDATE payments SET error = ?, updated_at = ? WHERE id = ?")
+                .bind(text)
+                .bind(now)
+                .bind(id)
+        };
+        match live {
+            None => {
                 error!(
                     payment_id = id,
-                    live_payment_id = l.id,
+                    "a payment recorded as failed has succeeded after all; recording the spend"
+                );
+                set_succeeded(&mut *tx, id, proof, true).await?;
+            }
+            Some((live_id, Status::Pending)) => {
+                error!(
+                    payment_id = id,
+                    live_payment_id = live_id,
                     "a payment recorded as failed has succeeded after all while the invoice was being paid again; recording the spend on the newer payment"
                 );
-                (
-                    Some(l.id),
-                    Some(format!(
-                        "succeeded after all; the spend is recorded on ledger #{}",
-                        l.id
-                    )),
-                )
+                note(format!(
+                    "succeeded after all; the spend is recorded on ledger #{live_id}"
+                ))
+                .execute(&mut *tx)
+                .await?;
+                set_succeeded(&mut *tx, live_id, proof, true).await?;
             }
-            Some(l) => {
+            Some((live_id, _)) => {
                 // Paid twice: both spends are real, but one invoice may have one live row.
                 error!(
                     payment_id = id,
-                    live_payment_id = l.id,
+                    live_payment_id = live_id,
                     "PAID TWICE: a payment recorded as failed succeeded after the same invoice was paid again"
                 );
-                (
-                    None,
-                    Some(format!(
-                        "PAID TWICE: succeeded after all, as did ledger #{} for the same invoice",
-                        l.id
-                    )),
-                )
-            }
-        };
-        if let Some(text) = note_on_failed_row {
-            sqlx::query("UPDATE payments SET error = ?, updated_at = ? WHERE id = ?")
-                .bind(text)
-                .bind(db_int(now)?)
-                .bind(id)
+                note(format!(
+                    "PAID TWICE: succeeded after all, as did ledger #{live_id} for the same invoice"
+                ))
                 .execute(&mut *tx)
                 .await?;
+            }
         }
-        let Some(target) = target else {
-            tx.commit().await?;
-            return Ok(());
-        };
-        if target == id {
-            error!(
-                payment_id = id,
-                "a payment recorded as failed has succeeded after all; recording the spend"
-            );
-        }
-        sqlx::query(
-            "UPDATE payments SET status = 'succeeded', preimage = ?, fee_msat = ?, reserved_msat = 0,
-                 error = ?, settled_at = ?, updated_at = ? WHERE id = ?",
-        )
-        .bind(preimage.map(hex::encode))
-        .bind(db_int(fee_msat)?)
-        .bind(note)
-        .bind(db_int(now)?)
-        .bind(db_int(now)?)
-        .bind(target)
-        .execute(&mut *tx)
-        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -530,6 +483,38 @@ pub struct Totals {
     pub reserved_msat: u64,
 }
 
+/// What a payment's success records.
+struct Proof<'a> {
+    preimage: Option<&'a [u8; 32]>,
+    fee_msat: u64,
+    note: Option<&'a str>,
+    now: u64,
+}
+
+/// Record payment `id` as succeeded: its preimage and actual fee, the reservation becomes spend.
+/// A row marked failed is changed only when `even_if_failed`. Whether a row changed.
+async fn set_succeeded(
+    exec: impl sqlx::SqliteExecutor<'_>,
+    id: i64,
+    proof: &Proof<'_>,
+    even_if_failed: bool,
+) -> Result<bool, LedgerError> {
+    let done = sqlx::query(
+        "UPDATE payments SET status = 'succeeded', preimage = ?, fee_msat = ?, reserved_msat = 0,
+             error = ?, settled_at = ?, updated_at = ? WHERE id = ? AND (? OR status != 'failed')",
+    )
+    .bind(proof.preimage.map(hex::encode))
+    .bind(db_int(proof.fee_msat)?)
+    .bind(proof.note)
+    .bind(db_int(proof.now)?)
+    .bind(db_int(proof.now)?)
+    .bind(id)
+    .bind(even_if_failed)
+    .execute(exec)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
 async fn window_use(
     conn: &mut sqlx::SqliteConnection,
     wallet: &str,
@@ -553,17 +538,24 @@ async fn window_use_and_setting(
     let hour_start = db_int(now.saturating_sub(HOUR_SECS))?;
     let host = host.map(crate::budget::normalize_host);
     // A pending payment holds its reservation in every window until it is resolved, however
-    // old it is: its money may still move.
+    // old it is: its money may still move. The day's rows come by range on `payments_window`,
+    // older pending ones through the small `payments_pending` index: the statement never walks
+    // the wallet's whole history.
     let sql = format!(
         "SELECT
-            COALESCE(SUM({HELD}), 0),
-            COALESCE(SUM(CASE WHEN created_at >= ?2 OR status = 'pending' THEN {HELD} END), 0),
-            COALESCE(SUM(CASE WHEN host = ?3 THEN {HELD} END), 0),
+            COALESCE(SUM(held), 0),
+            COALESCE(SUM(CASE WHEN created_at >= ?2 OR status = 'pending' THEN held END), 0),
+            COALESCE(SUM(CASE WHEN host = ?3 THEN held END), 0),
             COALESCE(SUM(CASE WHEN status = 'pending' THEN reserved_msat END), 0),
             (SELECT value FROM settings WHERE key = ?5)
-         FROM payments
-         WHERE wallet = ?4 AND direction = 'out' AND status != 'failed'
-           AND (created_at >= ?1 OR status = 'pending')"
+         FROM (
+            SELECT status, created_at, host, reserved_msat, {HELD} AS held FROM payments
+             WHERE wallet = ?4 AND direction = 'out' AND status != 'failed' AND created_at >= ?1
+            UNION ALL
+            SELECT status, created_at, host, reserved_msat, {HELD} FROM payments
+             INDEXED BY payments_pending
+             WHERE status = 'pending' AND wallet = ?4 AND direction = 'out' AND created_at < ?1
+         )"
     );
     let (daily, hourly, host_daily, reserved, value): (i64, i64, i64, i64, Option<String>) =
         sqlx::query_as(sqlx::AssertSqlSafe(sql))

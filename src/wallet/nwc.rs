@@ -856,13 +856,13 @@ impl Wallet for NwcWallet {
         })
     }
 
-    /// A pay_invoice request stays valid at the relay until its `expiration` tag (our timeout
-    /// plus clock-skew slack): a wallet service that comes back online before then may still
-    /// pay it. Add as much again for a wallet service whose clock runs behind.
     fn withholds_preimages(&self) -> bool {
         self.returns_preimages == Some(false) || self.saw_no_preimage.load(Ordering::Relaxed)
     }
 
+    /// A pay_invoice request stays valid at the relay until its `expiration` tag (our timeout
+    /// plus clock-skew slack): a wallet service that comes back online before then may still
+    /// pay it. Add as much again for a wallet service whose clock runs behind.
     fn late_start_window_secs(&self) -> u64 {
         self.timeout.as_secs() + 2 * EXPIRATION_SLACK_SECS
     }

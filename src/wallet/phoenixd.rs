@@ -90,7 +90,7 @@ pub struct PhoenixdWallet {
     fee_base_sat: u64,
     fee_ppm: u64,
     /// Whether this phoenixd has `GET /payments/outgoingbyhash/{hash}` (seen once, kept).
-    has_outgoing_by_hash: tokio::sync::OnceCell<()>,
+    has_outgoing_by_hash: std::sync::atomic::AtomicBool,
 }
 
 impl PhoenixdWallet {
@@ -116,7 +116,7 @@ impl PhoenixdWallet {
             fee_ppm: config
                 .trampoline_fee_ppm
                 .unwrap_or(DEFAULT_TRAMPOLINE_FEE_PPM),
-            has_outgoing_by_hash: tokio::sync::OnceCell::new(),
+            has_outgoing_by_hash: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -154,14 +154,15 @@ impl PhoenixdWallet {
     }
 
     async fn has_outgoing_by_hash(&self) -> Result<bool, WalletError> {
-        if self.has_outgoing_by_hash.initialized() {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.has_outgoing_by_hash.load(Relaxed) {
             return Ok(true);
         }
         let probe = format!("{OUTGOING_BY_HASH}not-a-payment-hash");
         match self.rest.get::<serde_json::Value>(&probe).await {
             Err(RestError::Status { status: 404, .. }) => Ok(false),
             Err(RestError::Status { status: 400, .. }) | Ok(_) => {
-                let _ = self.has_outgoing_by_hash.set(());
+                self.has_outgoing_by_hash.store(true, Relaxed);
                 Ok(true)
             }
             Err(e) => Err(refused_or(e)),

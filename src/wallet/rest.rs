@@ -71,13 +71,24 @@ impl RestError {
     }
 }
 
-/// Keep error bodies short in messages.
+/// A backend's answer as quoted in a message: redacted (see [`redact_long_tokens`]: an answer
+/// may carry a preimage or a key) and kept short.
 pub fn clip(s: &str) -> String {
-    let s = s.trim();
+    let s = redact_long_tokens(s.trim());
     match s.char_indices().nth(300) {
         Some((i, _)) => format!("{}...", &s[..i]),
-        None => s.to_owned(),
+        None => s,
     }
+}
+
+/// An answer that is not the JSON expected. serde's message may quote a value from it, so it
+/// is redacted like the answer itself.
+pub fn decode_error(e: &serde_json::Error, bytes: &[u8]) -> RestError {
+    RestError::Decode(format!(
+        "{} in {}",
+        redact_long_tokens(&e.to_string()),
+        clip(&String::from_utf8_lossy(bytes))
+    ))
 }
 
 /// `text` with every run of 32 or more hex or base64 characters (a preimage, hash, key or
@@ -259,14 +270,7 @@ impl Rest {
         } else {
             &bytes[..]
         };
-        // A successful answer may carry a preimage or a key: what is quoted of it is redacted.
-        serde_json::from_slice(body).map_err(|e| {
-            RestError::Decode(format!(
-                "{} in {}",
-                redact_long_tokens(&e.to_string()),
-                clip(&redact_long_tokens(&String::from_utf8_lossy(&bytes)))
-            ))
-        })
+        serde_json::from_slice(body).map_err(|e| decode_error(&e, &bytes))
     }
 }
 
@@ -295,5 +299,14 @@ mod tests {
         assert!(!r.contains(&preimage) && !r.contains(b64), "{r}");
         assert!(r.contains("<redacted 64 chars>") && r.contains("<redacted 44 chars>"));
         assert!(r.contains("invalid type") && r.contains("\"status\":\"SUCCEEDED\""));
+        // Every quoted answer goes through it: clip, and decode errors with serde's message.
+        assert!(!clip(&text).contains(&preimage));
+        let bad = format!(r#"{{"payment_preimage": "{preimage}", "fee": "#);
+        let e = serde_json::from_str::<serde_json::Value>(&bad).unwrap_err();
+        assert!(
+            !decode_error(&e, bad.as_bytes())
+                .to_string()
+                .contains(&preimage)
+        );
     }
 }

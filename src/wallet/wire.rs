@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::wallet::WalletError;
-use crate::wallet::rest::{RestError, Tls, clip};
+use crate::wallet::rest::{RestError, Tls, clip, decode_error};
 
 /// Largest streamed message kept in memory.
 const MAX_MESSAGE: usize = 4 << 20;
@@ -88,9 +88,7 @@ impl StreamClient {
             .bytes()
             .await
             .map_err(|e| RestError::Timeout(chain(&e)))?;
-        serde_json::from_slice(&bytes).map_err(|e| {
-            RestError::Decode(format!("{e} in {}", clip(&String::from_utf8_lossy(&bytes))))
-        })
+        serde_json::from_slice(&bytes).map_err(|e| decode_error(&e, &bytes))
     }
 }
 
@@ -251,12 +249,7 @@ impl JsonStream {
                     self.buf.drain(..used);
                     return Ok(Some(v));
                 }
-                Some(Err(e)) if !e.is_eof() => {
-                    return Err(RestError::Decode(format!(
-                        "{e} in {}",
-                        clip(&String::from_utf8_lossy(&self.buf))
-                    )));
-                }
+                Some(Err(e)) if !e.is_eof() => return Err(decode_error(&e, &self.buf)),
                 _ => {}
             }
             if self.done {

@@ -91,3 +91,27 @@ impl Trade {
             .expect("verify")
     }
 }
+
+/// A 402 answer with a fresh challenge from `seller` for `amount_msat`, as a test seller sends it.
+pub async fn challenge_402(
+    seller: &l402_mcp::mint::Seller,
+    amount_msat: u64,
+) -> axum::response::Response {
+    use axum::http::{HeaderValue, StatusCode, header};
+    use axum::response::IntoResponse;
+    let c = seller
+        .create_challenge(&l402_mcp::mint::ChallengeRequest {
+            amount_msat,
+            ..Default::default()
+        })
+        .await
+        .expect("challenge");
+    let mut r = StatusCode::PAYMENT_REQUIRED.into_response();
+    for line in c.www_authenticate {
+        r.headers_mut().append(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_str(&line).expect("header"),
+        );
+    }
+    r
+}
