@@ -257,7 +257,7 @@ fn main() {
                 .payer
                 .pay(&l402_mcp::pay::PayRequest {
                     invoice: &c.invoice,
-                    host: Some("127.0.0.1"),
+                    payee: Some(&l402_mcp::payee::Payee::of_host("127.0.0.1")),
                     ..Default::default()
                 })
                 .await
@@ -301,7 +301,7 @@ fn main() {
                 .payer
                 .pay(&l402_mcp::pay::PayRequest {
                     invoice: &c.invoice,
-                    host: Some("127.0.0.1"),
+                    payee: Some(&l402_mcp::payee::Payee::of_host("127.0.0.1")),
                     ..Default::default()
                 })
                 .await

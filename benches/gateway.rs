@@ -250,7 +250,7 @@ fn gateway_thread(
             .payer
             .pay(&l402_mcp::pay::PayRequest {
                 invoice: challenge["invoice"].as_str().expect("invoice"),
-                host: Some("127.0.0.1"),
+                payee: Some(&l402_mcp::payee::Payee::of_host("127.0.0.1")),
                 ..Default::default()
             })
             .await

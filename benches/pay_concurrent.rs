@@ -120,7 +120,7 @@ async fn pay_all(buyer: &App, invoices: Arc<Vec<String>>, callers: usize) -> Out
                 let Some(inv) = invoices.get(i) else { break };
                 let req = PayRequest {
                     invoice: inv,
-                    host: Some("bench.example"),
+                    payee: Some(&l402_mcp::payee::Payee::of_host("bench.example")),
                     ..PayRequest::default()
                 };
                 match payer.pay(&req).await {
@@ -223,7 +223,7 @@ async fn breakdown(n: usize) -> Value {
             amount_msat: PRICE_MSAT,
             max_fee_msat: max_fee,
             url: None,
-            host: Some("bench.example"),
+            payee: Some(&l402_mcp::payee::Payee::of_host("bench.example")),
             credential: None,
         };
         match ledger.reserve(&new, &policy, T0).await.expect("reserve") {

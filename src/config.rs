@@ -30,6 +30,7 @@
 //! allow_loopback = false      # env L402_MCP_FETCH_ALLOW_LOOPBACK=1
 //! allow_private = false       # env L402_MCP_FETCH_ALLOW_PRIVATE=1 (10/8, 172.16/12, 192.168/16, ...)
 //! allow_link_local = false    # env L402_MCP_FETCH_ALLOW_LINK_LOCAL=1 (169.254/16: cloud metadata!)
+//! # proxy = "http://proxy.internal:3128"   # env L402_MCP_FETCH_PROXY; HTTP_PROXY etc. are ignored
 //!
 //! [http]              # `l402-mcp serve --http`
 //! bearer_token = "..."         # env L402_MCP_HTTP_TOKEN
@@ -87,9 +88,9 @@ pub struct Config {
     /// `l402-mcp gateway` settings.
     #[serde(default)]
     pub gateway: Option<crate::gateway::GatewayConfig>,
-    /// What `fetch_paid` may reach besides public addresses.
+    /// What `fetch_paid` may reach besides public addresses, and through which proxy.
     #[serde(default)]
-    pub fetch: crate::netguard::NetPolicy,
+    pub fetch: FetchConfig,
     /// The `[backend]` table as written (merged with the environment); see [`Config::backend`].
     #[serde(default)]
     pub backend: Option<toml::Table>,
@@ -124,6 +125,40 @@ pub struct BudgetConfig {
     pub deny_hosts: Option<Vec<String>>,
     pub max_fee_sats: Option<u64>,
     pub max_fee_percent: Option<f64>,
+}
+
+/// `[fetch]`: what `fetch_paid` and `discover` may reach besides public addresses, and an
+/// explicit proxy (the environment's `HTTP_PROXY`/`HTTPS_PROXY`/`ALL_PROXY` are never used).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FetchConfig {
+    pub allow_loopback: bool,
+    pub allow_private: bool,
+    pub allow_link_local: bool,
+    /// `http://host:port` (may hold a password): send every request through this proxy.
+    pub proxy: Option<SecretString>,
+}
+
+impl FetchConfig {
+    /// The address policy.
+    pub fn policy(&self) -> crate::netguard::NetPolicy {
+        crate::netguard::NetPolicy {
+            allow_loopback: self.allow_loopback,
+            allow_private: self.allow_private,
+            allow_link_local: self.allow_link_local,
+        }
+    }
+}
+
+impl From<crate::netguard::NetPolicy> for FetchConfig {
+    fn from(p: crate::netguard::NetPolicy) -> FetchConfig {
+        FetchConfig {
+            allow_loopback: p.allow_loopback,
+            allow_private: p.allow_private,
+            allow_link_local: p.allow_link_local,
+            proxy: None,
+        }
+    }
 }
 
 /// Settings of the HTTP transport.
@@ -267,6 +302,9 @@ impl Config {
         }
         if let Some(v) = flag("L402_MCP_FETCH_ALLOW_LINK_LOCAL")? {
             self.fetch.allow_link_local = v;
+        }
+        if let Some(v) = env_string("L402_MCP_FETCH_PROXY") {
+            self.fetch.proxy = Some(SecretString(v));
         }
         if let Some(t) = env_string(HTTP_TOKEN_ENV) {
             self.http.bearer_token = Some(t);

@@ -2,19 +2,27 @@
 //!
 //! 1. Send the request, with a cached credential for this origin and path if there is one.
 //! 2. On anything but 402, return the response.
-//! 3. On 402: a cached credential that was refused is dropped. The challenge is read from the
-//!    `WWW-Authenticate` headers, or else from a JSON body. A 402 that is not L402 (e.g. x402) is
-//!    reported, unpaid.
+//! 3. On 402: the challenge is read from the `WWW-Authenticate` headers, or else from a JSON
+//!    body. A 402 that is not L402 (e.g. x402) is reported, unpaid. A challenge whose macaroon
+//!    is for another payment hash than its invoice is refused before anything is reserved.
 //! 4. Under a per-resource lock, check the cache again (a parallel call may have paid meanwhile);
 //!    otherwise pay through the pay path (price checked against the decoded invoice, budget,
 //!    never twice for one invoice), cache the credential, and resend once with the scheme the
-//!    server used. A second 402 after paying is reported; it is never paid again.
+//!    server used.
+//!
+//! A seller cannot be paid twice for nothing. A credential it refuses (401, 402 or 403) right
+//! after being paid, or later without ever having honoured it, is "refused after payment": the
+//! call fails saying what was paid, and the seller is not paid again for a day, under any name
+//! of it ([`crate::payee`]), by any process on the ledger. A credential it honoured before and
+//! refuses now (a single-use token spent, a token expired) is dropped and bought once more.
 //!
 //! Redirects are followed here (at most five), not by the HTTP client: every hop is checked
 //! against the network policy ([`crate::netguard`]), and a credential is only sent to the
-//! origin and path it was bought for.
+//! origin and path it was bought for. The environment's proxy variables are ignored; a proxy
+//! is used only when configured ([`Fetcher::via_proxy`]).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -28,11 +36,12 @@ use tracing::{Instrument, info, info_span, warn};
 
 use crate::clock::SharedClock;
 use crate::l402::caveat::{self, Caveat};
-use crate::l402::{Macaroon, Scheme, b64, challenge};
+use crate::l402::{Identifier, Macaroon, Scheme, b64, challenge};
 use crate::ledger::tokens::{CachedToken, CredentialScope};
 use crate::ledger::{Ledger, LedgerError};
 use crate::netguard::{self, NetPolicy};
 use crate::pay::{PayError, PayRequest, Payer, Receipt};
+use crate::payee::Payee;
 
 /// Default and largest response body kept.
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 1 << 20;
@@ -130,17 +139,20 @@ pub enum FetchError {
     Blocked(#[from] crate::netguard::Blocked),
     #[error("the server answered 402 but not with an L402 challenge ({detail}); nothing was paid")]
     NotL402 { detail: String },
+    #[error("the server's L402 challenge is not valid ({0}); nothing was paid")]
+    InvalidChallenge(String),
     #[error("{0}")]
     Pay(#[from] PayError),
     #[error(
-        "paid {amount_msat} msat (payment hash {payment_hash}) but the server answered 402 again with the credential; not paying again. The payment is in the ledger; contact the seller"
+        "paid {amount_msat} msat (payment hash {payment_hash}) but the server refused the credential it sold (HTTP {status}); not paying it again. The payment is in the ledger; contact the seller"
     )]
     RefusedAfterPayment {
         amount_msat: u64,
         payment_hash: String,
+        status: u16,
     },
     #[error(
-        "{origin} took a payment earlier and then refused the credential; it is not paid again until {until} (unix seconds)"
+        "{origin} took a payment earlier and then refused the credential; it is not paid again (under any of its names) until {until} (unix seconds); nothing was paid"
     )]
     SellerDistrusted { origin: String, until: u64 },
     #[error(
@@ -179,10 +191,24 @@ pub struct Fetcher {
     http: std::sync::OnceLock<reqwest::Client>,
     clock: SharedClock,
     policy: NetPolicy,
-    /// Origins that took a payment and answered 402 again: not paid again until the time given.
-    refused: Mutex<HashMap<String, u64>>,
+    /// The configured proxy, if any.
+    proxy: Option<Proxy>,
+    /// What names resolved to, as the guarded resolver saw them: a payee is known by them.
+    resolved: netguard::Resolutions,
     /// One lock per resource (origin + path), so parallel calls pay once.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// A configured proxy. Its URL may hold a password: never in `Debug`.
+struct Proxy {
+    url: reqwest::Url,
+    host: String,
+}
+
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proxy").field("host", &self.host).finish()
+    }
 }
 
 /// Where a credential applies: origin and path (without query).
@@ -207,11 +233,26 @@ struct Hop<'a> {
     foreign_origin: bool,
 }
 
-/// One request with its redirects: the final response, its URL, and the credential sent there.
+/// One request with its redirects: the final response, its URL, the credential sent there and
+/// the address that answered (unknown through a proxy).
 struct Exchange {
     response: reqwest::Response,
     url: reqwest::Url,
     token: Option<CachedToken>,
+    remote: Option<IpAddr>,
+}
+
+/// What a presented credential's answer says about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Judged {
+    /// No credential was presented.
+    None,
+    /// Accepted (any answer below 400).
+    Honoured,
+    /// Refused after it had been honoured before (used up, expired): dropped, to be bought again.
+    Dropped,
+    /// Neither accepted nor refused (a 404, a 5xx): kept.
+    Kept,
 }
 
 /// How long a seller that refused a paid credential is not paid again.
@@ -219,6 +260,11 @@ const DISTRUST_SECS: u64 = 24 * 3600;
 
 /// Redirects followed at most.
 const MAX_REDIRECTS: usize = 5;
+
+/// The answers that refuse a credential: it was not honoured.
+fn refuses(status: reqwest::StatusCode) -> bool {
+    matches!(status.as_u16(), 401..=403)
+}
 
 impl Resource {
     fn of(url: &reqwest::Url) -> Resource {
@@ -242,7 +288,37 @@ enum Found {
         invoice: String,
     },
     /// JSON body with an invoice and no macaroon: pay, then resend with `payment_hash` in the body.
-    PaymentHashBody { invoice: String },
+    PaymentHashBody {
+        invoice: String,
+        payment_hash: Option<[u8; 32]>,
+    },
+}
+
+impl Found {
+    /// The payment hash the invoice must have: the macaroon identifier's, or the one the body
+    /// states. A macaroon that is not an L402 token is refused (it could never be presented).
+    fn expected_payment_hash(&self) -> Result<Option<[u8; 32]>, FetchError> {
+        match self {
+            Found::L402 { macaroon, .. } => {
+                let m = Macaroon::deserialize(macaroon).map_err(|e| {
+                    FetchError::InvalidChallenge(format!("the macaroon does not decode: {e}"))
+                })?;
+                let id = Identifier::decode(m.identifier()).map_err(|e| {
+                    FetchError::InvalidChallenge(format!(
+                        "the macaroon's identifier is not an L402 identifier: {e}"
+                    ))
+                })?;
+                Ok(Some(id.payment_hash))
+            }
+            Found::PaymentHashBody { payment_hash, .. } => Ok(*payment_hash),
+        }
+    }
+
+    fn invoice(&self) -> &str {
+        match self {
+            Found::L402 { invoice, .. } | Found::PaymentHashBody { invoice, .. } => invoice,
+        }
+    }
 }
 
 impl Fetcher {
@@ -260,22 +336,57 @@ impl Fetcher {
             http: std::sync::OnceLock::new(),
             clock,
             policy,
-            refused: Mutex::new(HashMap::new()),
+            proxy: None,
+            resolved: netguard::Resolutions::default(),
             locks: Mutex::new(HashMap::new()),
         })
     }
 
+    /// Send every request through the HTTP proxy at `url` (`http://host:port`, credentials
+    /// allowed). The network policy still applies to each target: every address its name
+    /// resolves to here must be allowed before the request goes to the proxy.
+    pub fn via_proxy(mut self, url: &str) -> Result<Fetcher, FetchError> {
+        let parsed = reqwest::Url::parse(url.trim())
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https" | "socks5" | "socks5h"))
+            .ok_or_else(|| {
+                FetchError::Invalid(
+                    "[fetch] proxy must be an http://, https:// or socks5:// URL".into(),
+                )
+            })?;
+        let host = parsed
+            .host_str()
+            .ok_or_else(|| FetchError::Invalid("[fetch] proxy has no host".into()))?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
+        self.proxy = Some(Proxy { url: parsed, host });
+        Ok(self)
+    }
+
     /// The HTTP client: no redirects (followed by hand, per hop), addresses checked by the
-    /// network policy in the resolver.
+    /// network policy in the resolver, no proxy from the environment.
     fn http(&self) -> Result<&reqwest::Client, FetchError> {
         if let Some(client) = self.http.get() {
             return Ok(client);
         }
         crate::init_tls();
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .user_agent(concat!("l402-mcp/", env!("CARGO_PKG_VERSION")))
             .redirect(reqwest::redirect::Policy::none())
-            .dns_resolver(netguard::resolver(self.policy))
+            .no_proxy()
+            .dns_resolver(netguard::resolver(
+                self.policy,
+                self.proxy.as_ref().map(|p| p.host.as_str()),
+                self.resolved.clone(),
+            ));
+        if let Some(p) = &self.proxy {
+            builder = builder.proxy(
+                reqwest::Proxy::all(p.url.clone())
+                    .map_err(|_| FetchError::Invalid("[fetch] proxy is not usable".into()))?,
+            );
+        }
+        let client = builder
             .build()
             .map_err(|e| FetchError::Http(e.to_string()))?;
         // Two first calls at once may both build one; either is the same client.
@@ -295,38 +406,25 @@ impl Fetcher {
         url: reqwest::Url,
     ) -> Result<FetchResponse, FetchError> {
         let mut first = self.exchange(req, url.clone(), None, None).await?;
-        // A cached credential answered 401/403 (e.g. a single-use token already used): drop it
-        // and ask again without it, which gets a fresh challenge if the resource is paid.
-        if let Some(stale) = &first.token
-            && matches!(
-                first.response.status(),
-                reqwest::StatusCode::UNAUTHORIZED | reqwest::StatusCode::FORBIDDEN
-            )
+        // A credential honoured before and refused now with 401/403 (a single-use token
+        // spent): ask again without it, which gets a fresh challenge if the resource is paid.
+        if self.judge(&first, false).await? == Judged::Dropped
+            && first.response.status() != reqwest::StatusCode::PAYMENT_REQUIRED
         {
-            info!(
-                status = first.response.status().as_u16(),
-                "the server refused the cached credential; dropping it"
-            );
-            self.ledger
-                .drop_token(&self.wallet, &stale.origin, &stale.path_prefix)
-                .await?;
             first = self.exchange(req, url, None, None).await?;
+            self.judge(&first, false).await?;
         }
         if first.response.status() != reqwest::StatusCode::PAYMENT_REQUIRED {
             return self.finish(first, req, None).await;
         }
         // The URL that asked for payment is the resource the credential is for.
         let resource = Resource::of(&first.url);
-        if let Some(stale) = &first.token {
-            info!("the server refused the cached credential; dropping it");
-            self.ledger
-                .drop_token(&self.wallet, &stale.origin, &stale.path_prefix)
-                .await?;
-        }
-        let refused = first.token.as_ref().map(|t| t.payment_hash);
+        let dropped = first.token.as_ref().map(|t| t.payment_hash);
+        let payee = self.payee_of(&first).await;
         let headers = first.response.headers().clone();
         let (body, _) = read_body(first.response, req.max_response_bytes).await?;
         let found = find_challenge(&headers, &body)?;
+        let expect_payment_hash = found.expected_payment_hash()?;
 
         // Pay under the resource lock; a parallel call may have paid while we waited.
         let lock = self.lock_for(&resource.key());
@@ -336,27 +434,23 @@ impl Fetcher {
             .ledger
             .find_token(&self.wallet, &resource.origin, &resource.path, now)
             .await?
-            && refused != Some(fresh.payment_hash)
+            && dropped != Some(fresh.payment_hash)
         {
             info!("a parallel call bought a credential for this resource; using it");
             let retry = self.exchange(req, resource.url.clone(), None, None).await?;
-            if retry.response.status() != reqwest::StatusCode::PAYMENT_REQUIRED {
+            if self.judge(&retry, true).await? != Judged::Dropped
+                && retry.response.status() != reqwest::StatusCode::PAYMENT_REQUIRED
+            {
                 return self.finish(retry, req, None).await;
             }
-            self.ledger
-                .drop_token(&self.wallet, &fresh.origin, &fresh.path_prefix)
-                .await?;
         }
 
-        if let Some(until) = self.refused_until(&resource.origin, now) {
+        if let Some(d) = self.ledger.distrusted(&self.wallet, &payee, now).await? {
             return Err(FetchError::SellerDistrusted {
-                origin: resource.origin.clone(),
-                until,
+                origin: d.origin,
+                until: d.until,
             });
         }
-        let invoice = match &found {
-            Found::L402 { invoice, .. } | Found::PaymentHashBody { invoice } => invoice.clone(),
-        };
         // What the payment buys, kept with its reservation: if this process dies after paying,
         // the credential is rebuilt when the payment is reconciled, and not bought twice.
         let scope = match &found {
@@ -374,11 +468,12 @@ impl Fetcher {
         let receipt = self
             .payer
             .pay(&PayRequest {
-                invoice: &invoice,
+                invoice: found.invoice(),
                 max_amount_msat: req.max_price_msat,
                 max_fee_msat: None,
                 url: Some(resource.url.as_str()),
-                host: resource.url.host_str(),
+                payee: Some(&payee),
+                expect_payment_hash,
                 credential: scope.as_ref(),
             })
             .await?;
@@ -394,7 +489,7 @@ impl Fetcher {
             },
             cause: Box::new(cause),
         };
-        self.resend_paid(req, &resource, scope.as_ref(), &receipt, now)
+        self.resend_paid(req, &resource, scope.as_ref(), &receipt, &payee)
             .await
             .map_err(|e| match e {
                 e @ (FetchError::RefusedAfterPayment { .. } | FetchError::PaidButFailed { .. }) => {
@@ -404,19 +499,22 @@ impl Fetcher {
             })
     }
 
-    /// After paying: keep the credential, resend, and answer with the receipt.
+    /// After paying: keep the credential, resend, and answer with the receipt. A refusal of
+    /// what was just paid for is "refused after payment".
     async fn resend_paid(
         &self,
         req: &FetchRequest,
         resource: &Resource,
         scope: Option<&CredentialScope>,
-        receipt: &crate::pay::Receipt,
-        now: u64,
+        receipt: &Receipt,
+        payee: &Payee,
     ) -> Result<FetchResponse, FetchError> {
         let paid = match scope {
             Some(scope) => {
                 let token = scope.with_proof(receipt.preimage, receipt.payment_hash);
-                self.ledger.put_token(&self.wallet, &token, now).await?;
+                self.ledger
+                    .put_token(&self.wallet, &token, self.clock.now())
+                    .await?;
                 self.exchange(req, resource.url.clone(), None, Some(token))
                     .await?
             }
@@ -425,22 +523,141 @@ impl Fetcher {
                     .await?
             }
         };
-        if paid.response.status() == reqwest::StatusCode::PAYMENT_REQUIRED {
-            if let Some(t) = &paid.token {
-                self.ledger
-                    .drop_token(&self.wallet, &t.origin, &t.path_prefix)
-                    .await?;
-            }
-            warn!(payment_hash = %hex::encode(receipt.payment_hash), "402 again after paying; not paying this seller again for a day");
-            if let Ok(mut refused) = self.refused.lock() {
-                refused.insert(resource.origin.clone(), now.saturating_add(DISTRUST_SECS));
-            }
-            return Err(FetchError::RefusedAfterPayment {
-                amount_msat: receipt.amount_msat,
-                payment_hash: hex::encode(receipt.payment_hash),
-            });
+        let status = paid.response.status();
+        if refuses(status) || status == reqwest::StatusCode::PAYMENT_REQUIRED {
+            return Err(self
+                .refused_after_payment(
+                    &resource.origin,
+                    paid.token.as_ref(),
+                    payee,
+                    receipt.payment_hash,
+                    receipt.amount_msat,
+                    status,
+                )
+                .await?);
         }
+        self.judge(&paid, true).await?;
         self.finish(paid, req, Some(receipt)).await
+    }
+
+    /// What the answer to a presented credential says about it: mark it honoured, drop it
+    /// when a seller that honoured it refuses it now, or, when the seller never honoured it,
+    /// the payment that bought it was refused. `locked`: the caller holds the lock of the
+    /// credential's resource.
+    async fn judge(&self, ex: &Exchange, locked: bool) -> Result<Judged, FetchError> {
+        let Some(token) = &ex.token else {
+            return Ok(Judged::None);
+        };
+        let status = ex.response.status();
+        if !(refuses(status) || status == reqwest::StatusCode::PAYMENT_REQUIRED) {
+            if status.as_u16() < 400 {
+                self.ledger
+                    .mark_token_honoured(&self.wallet, token, self.clock.now())
+                    .await?;
+                return Ok(Judged::Honoured);
+            }
+            return Ok(Judged::Kept);
+        }
+        // A parallel call may have just used this credential (a single-use token) and not yet
+        // written that it was honoured: its resource lock is held until it has.
+        let lock =
+            (!locked).then(|| self.lock_for(&format!("{}{}", token.origin, token.path_prefix)));
+        let _held = match &lock {
+            Some(l) => Some(l.lock().await),
+            None => None,
+        };
+        let honoured = token.honoured
+            || self
+                .ledger
+                .token_state(&self.wallet, token)
+                .await?
+                .is_none_or(|honoured| honoured);
+        if honoured {
+            info!(
+                status = status.as_u16(),
+                "the server refused a credential it honoured before (used up or expired); dropping it"
+            );
+            self.ledger
+                .drop_token(&self.wallet, &token.origin, &token.path_prefix)
+                .await?;
+            return Ok(Judged::Dropped);
+        }
+        let amount_msat = self
+            .payer
+            .find(&token.payment_hash)
+            .await?
+            .map_or(0, |p| crate::ledger::from_db(p.amount_msat));
+        let payee = self.payee_of(ex).await;
+        Err(self
+            .refused_after_payment(
+                &token.origin,
+                Some(token),
+                &payee,
+                token.payment_hash,
+                amount_msat,
+                status,
+            )
+            .await?)
+    }
+
+    /// A seller refused what it was paid for: forget the credential, distrust the seller under
+    /// every name of it, and say what was paid.
+    async fn refused_after_payment(
+        &self,
+        origin: &str,
+        token: Option<&CachedToken>,
+        payee: &Payee,
+        payment_hash: [u8; 32],
+        amount_msat: u64,
+        status: reqwest::StatusCode,
+    ) -> Result<FetchError, FetchError> {
+        let now = self.clock.now();
+        warn!(
+            payment_hash = %hex::encode(payment_hash),
+            status = status.as_u16(),
+            payee = %payee.host,
+            "the seller refused the credential it was paid for; not paying it again for a day"
+        );
+        self.ledger
+            .distrust(
+                &self.wallet,
+                payee,
+                origin,
+                &payment_hash,
+                now.saturating_add(DISTRUST_SECS),
+                now,
+            )
+            .await?;
+        // Dropped after the distrust is written: a parallel call that finds the credential
+        // gone finds the distrust too.
+        if let Some(t) = token {
+            self.ledger
+                .drop_token(&self.wallet, &t.origin, &t.path_prefix)
+                .await?;
+        }
+        Ok(FetchError::RefusedAfterPayment {
+            amount_msat,
+            payment_hash: hex::encode(payment_hash),
+            status: status.as_u16(),
+        })
+    }
+
+    /// The payee that answered `ex`: its host, the addresses that name resolved to, and the
+    /// address that answered.
+    async fn payee_of(&self, ex: &Exchange) -> Payee {
+        let mut payee = Payee::of_host(ex.url.host_str().unwrap_or_default());
+        if let Some(url::Host::Domain(name)) = ex.url.host() {
+            let known = self.resolved.get(name);
+            let addrs = match known {
+                Some(a) => a,
+                None => netguard::lookup(name).await.unwrap_or_default(),
+            };
+            addrs.into_iter().for_each(|a| payee.add_address(a));
+        }
+        if let Some(ip) = ex.remote {
+            payee.add_address(ip);
+        }
+        payee
     }
 
     /// Send the request and follow redirects, checking each hop against the network policy and
@@ -464,7 +681,7 @@ impl Fetcher {
         // for: a redirect elsewhere does not carry them.
         let asked_origin = reqwest::Url::parse(&req.url).ok().map(|u| u.origin());
         for _ in 0..=MAX_REDIRECTS {
-            self.check_literal(&url)?;
+            self.check_target(&url).await?;
             let here = Resource::of(&url);
             let foreign = asked_origin.as_ref() != Some(&url.origin());
             let token = match known.take() {
@@ -484,24 +701,27 @@ impl Fetcher {
                 foreign_origin: foreign,
             };
             let response = self.send(req, &hop).await?;
+            // Through a proxy the address that answered is the proxy's, not the seller's.
+            let remote = response
+                .remote_addr()
+                .map(|a| a.ip())
+                .filter(|_| self.proxy.is_none());
             let status = response.status();
-            if !status.is_redirection() || status == reqwest::StatusCode::NOT_MODIFIED {
+            let next = (status.is_redirection() && status != reqwest::StatusCode::NOT_MODIFIED)
+                .then(|| {
+                    response
+                        .headers()
+                        .get(reqwest::header::LOCATION)
+                        .and_then(|l| l.to_str().ok())
+                        .and_then(|l| url.join(l).ok())
+                })
+                .flatten();
+            let Some(next) = next else {
                 return Ok(Exchange {
                     response,
                     url,
                     token,
-                });
-            }
-            let Some(next) = response
-                .headers()
-                .get(reqwest::header::LOCATION)
-                .and_then(|l| l.to_str().ok())
-                .and_then(|l| url.join(l).ok())
-            else {
-                return Ok(Exchange {
-                    response,
-                    url,
-                    token,
+                    remote,
                 });
             };
             if !matches!(next.scheme(), "http" | "https") {
@@ -524,19 +744,28 @@ impl Fetcher {
         )))
     }
 
-    /// A URL whose host is an IP address is checked here (names are checked by the resolver).
-    fn check_literal(&self, url: &reqwest::Url) -> Result<(), FetchError> {
-        let ip = match url.host() {
-            Some(url::Host::Ipv4(v4)) => std::net::IpAddr::V4(v4),
-            Some(url::Host::Ipv6(v6)) => std::net::IpAddr::V6(v6),
-            _ => return Ok(()),
-        };
-        Ok(self.policy.check(&ip.to_string(), ip)?)
-    }
-
-    fn refused_until(&self, origin: &str, now: u64) -> Option<u64> {
-        let refused = self.refused.lock().ok()?;
-        refused.get(origin).copied().filter(|until| *until > now)
+    /// Check a hop's target against the network policy before anything is sent. An IP literal
+    /// is checked here (names are checked by the resolver); through a proxy, which resolves
+    /// names itself, every address the name resolves to here must be allowed.
+    async fn check_target(&self, url: &reqwest::Url) -> Result<(), FetchError> {
+        match url.host() {
+            Some(url::Host::Ipv4(v4)) => Ok(self.policy.check(&v4.to_string(), v4.into())?),
+            Some(url::Host::Ipv6(v6)) => Ok(self.policy.check(&v6.to_string(), v6.into())?),
+            Some(url::Host::Domain(name)) if self.proxy.is_some() => {
+                let addrs = netguard::lookup(name).await.map_err(|e| {
+                    FetchError::Http(format!(
+                        "{name} does not resolve here ({e}); through a proxy, a name is fetched only when every address it resolves to is allowed"
+                    ))
+                })?;
+                if addrs.is_empty() {
+                    return Err(FetchError::Http(format!("{name} resolves to no address")));
+                }
+                self.policy.check_all(name, &addrs)?;
+                self.resolved.put(name, addrs);
+                Ok(())
+            }
+            _ => Ok(()),
+        }
     }
 
     fn lock_for(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -615,6 +844,7 @@ impl Fetcher {
             response: resp,
             url,
             token,
+            ..
         } = ex;
         let status = resp.status().as_u16();
         let headers: Vec<(String, String)> = resp
@@ -636,7 +866,7 @@ impl Fetcher {
         // The budget left for the receipt is read while the body arrives.
         let (body, remaining) = tokio::join!(
             read_body(resp, req.max_response_bytes),
-            self.budget_remaining(url.host_str())
+            self.budget_remaining()
         );
         let (bytes, truncated) = body?;
         let remaining = remaining?;
@@ -660,10 +890,10 @@ impl Fetcher {
         })
     }
 
-    async fn budget_remaining(&self, host: Option<&str>) -> Result<u64, LedgerError> {
+    async fn budget_remaining(&self) -> Result<u64, LedgerError> {
         let (policy, used) = self
             .ledger
-            .budget_and_use(&self.wallet, host, self.clock.now())
+            .budget_and_use(&self.wallet, None, self.clock.now())
             .await?;
         Ok(policy.daily_msat.saturating_sub(used.daily_msat))
     }
@@ -710,6 +940,7 @@ fn find_challenge(headers: &HeaderMap, body: &[u8]) -> Result<Found, FetchError>
             },
             None => Found::PaymentHashBody {
                 invoice: json.invoice,
+                payment_hash: json.payment_hash,
             },
         });
     }

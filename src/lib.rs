@@ -29,4 +29,5 @@ pub fn init_tls() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 pub mod netguard;
+pub mod payee;
 pub mod store;

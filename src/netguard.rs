@@ -6,6 +6,12 @@
 //! The check runs in the DNS resolver the HTTP client uses, so a name cannot resolve to a
 //! public address for a check and to a private one for the connection; IP-literal URLs are
 //! checked before sending.
+//!
+//! The environment's proxy settings (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`) are ignored: a
+//! proxy resolves the target itself, past the resolver. A proxy is used only when configured
+//! (`[fetch] proxy`); then every address the target name resolves to here must be allowed
+//! before the request goes to the proxy, and the proxy's own resolution is outside this guard
+//! (documented in the README).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -150,19 +156,73 @@ impl NetPolicy {
     }
 }
 
+impl NetPolicy {
+    /// Check every address of `host`: all must be allowed (for a request whose connection
+    /// this process does not make itself, through a proxy).
+    pub fn check_all(&self, host: &str, addrs: &[IpAddr]) -> Result<(), Blocked> {
+        addrs.iter().try_for_each(|ip| self.check(host, *ip))
+    }
+}
+
+/// The addresses `host` resolves to (a name, or an IP literal without brackets).
+pub async fn lookup(host: &str) -> std::io::Result<Vec<IpAddr>> {
+    Ok(tokio::net::lookup_host((host, 0))
+        .await?
+        .map(|a| a.ip())
+        .collect())
+}
+
+/// What names resolved to lately (all addresses, allowed or not), shared between the resolver
+/// and whoever needs to know a server by its addresses ([`crate::payee`]).
+#[derive(Debug, Clone, Default)]
+pub struct Resolutions(Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<IpAddr>>>>);
+
+/// Names remembered at most; the map starts over when full.
+const RESOLUTIONS_KEPT: usize = 1024;
+
+impl Resolutions {
+    pub fn get(&self, name: &str) -> Option<Vec<IpAddr>> {
+        let map = self.0.lock().ok()?;
+        map.get(&name.to_ascii_lowercase()).cloned()
+    }
+
+    pub fn put(&self, name: &str, addrs: Vec<IpAddr>) {
+        if let Ok(mut map) = self.0.lock() {
+            if map.len() >= RESOLUTIONS_KEPT {
+                map.clear();
+            }
+            map.insert(name.to_ascii_lowercase(), addrs);
+        }
+    }
+}
+
 /// A DNS resolver for reqwest that only returns addresses the policy allows.
 #[derive(Debug, Clone)]
 pub struct GuardedResolver {
     pub policy: NetPolicy,
+    /// A name resolved without the check: the configured proxy, which the operator chose.
+    pub exempt: Option<String>,
+    /// Where every resolution is written down.
+    pub seen: Resolutions,
 }
 
 impl reqwest::dns::Resolve for GuardedResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let policy = self.policy;
+        let exempt = self
+            .exempt
+            .as_deref()
+            .is_some_and(|e| e.eq_ignore_ascii_case(name.as_str()));
+        let seen = self.seen.clone();
         Box::pin(async move {
             let host = name.as_str().to_owned();
             let addrs: Vec<SocketAddr> =
                 tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            if exempt {
+                let iter: reqwest::dns::Addrs = Box::new(addrs.into_iter());
+                return Ok(iter);
+            }
+            seen.put(&host, addrs.iter().map(SocketAddr::ip).collect());
             let mut first_refusal = None;
             let allowed: Vec<SocketAddr> = addrs
                 .into_iter()
@@ -187,9 +247,18 @@ impl reqwest::dns::Resolve for GuardedResolver {
     }
 }
 
-/// The resolver, shared.
-pub fn resolver(policy: NetPolicy) -> Arc<GuardedResolver> {
-    Arc::new(GuardedResolver { policy })
+/// The resolver, shared; `exempt` names the configured proxy's host, if any; resolutions are
+/// written to `seen`.
+pub fn resolver(
+    policy: NetPolicy,
+    exempt: Option<&str>,
+    seen: Resolutions,
+) -> Arc<GuardedResolver> {
+    Arc::new(GuardedResolver {
+        policy,
+        exempt: exempt.map(str::to_owned),
+        seen,
+    })
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ use crate::clock::SharedClock;
 use crate::ledger::{
     Direction, Ledger, LedgerError, NewOutgoing, PaymentRecord, Reservation, ReserveError, Status,
 };
+use crate::payee::Payee;
 use crate::wallet::{OutgoingStatus, PaymentResult, Wallet, WalletError};
 
 /// A payment with no answer from the wallet is only declared failed after this long, so a
@@ -39,9 +40,15 @@ pub struct PayRequest<'a> {
     pub max_amount_msat: Option<u64>,
     /// The caller's routing-fee limit; the policy's limit applies when it is lower.
     pub max_fee_msat: Option<u64>,
-    /// What the payment is for, for the ledger and the per-host caps.
+    /// What the payment is for, for the ledger.
     pub url: Option<&'a str>,
-    pub host: Option<&'a str>,
+    /// Who is paid: the host lists and the per-host cap count one server however it is named
+    /// ([`crate::payee`]). Payments without one are not counted per host.
+    pub payee: Option<&'a Payee>,
+    /// The payment hash the invoice must have (the one in the L402 macaroon's identifier, or
+    /// a challenge's stated hash): a credential built on another invoice could never work, so
+    /// a mismatch is refused before anything is reserved.
+    pub expect_payment_hash: Option<[u8; 32]>,
     /// The L402 credential the payment buys, kept with the reservation so that it is cached
     /// even if this process dies before it could (restored when the payment is reconciled).
     /// A credential needs the preimage: with one, a wallet known not to return preimages is
@@ -88,6 +95,10 @@ pub enum PayError {
     Expired { expired_at: u64 },
     #[error("the invoice is for {invoice} but this wallet is on {wallet}")]
     WrongNetwork { invoice: Network, wallet: Network },
+    #[error(
+        "the challenge does not match its invoice: the credential is for payment hash {expected} but the invoice's payment hash is {invoice}, so paying it could never buy access; nothing was paid"
+    )]
+    ChallengeMismatch { expected: String, invoice: String },
     #[error("refused by the budget, nothing was spent: {0}")]
     Budget(#[from] BudgetRefusal),
     #[error(
@@ -251,7 +262,15 @@ impl Payer {
     pub async fn pay(&self, req: &PayRequest<'_>) -> Result<Receipt, PayError> {
         let now = self.clock.now();
         let (inv, amount) = self.precheck(req.invoice, now).await?;
-        let span = info_span!("pay", wallet = %self.wallet_name, payment_hash = %hex::encode(inv.payment_hash), amount_msat = amount, host = req.host);
+        if let Some(expected) = req.expect_payment_hash
+            && expected != inv.payment_hash
+        {
+            return Err(PayError::ChallengeMismatch {
+                expected: hex::encode(expected),
+                invoice: hex::encode(inv.payment_hash),
+            });
+        }
+        let span = info_span!("pay", wallet = %self.wallet_name, payment_hash = %hex::encode(inv.payment_hash), amount_msat = amount, host = req.payee.map(|p| p.host.as_str()));
         self.pay_decoded(req, inv, amount, now)
             .instrument(span)
             .await
@@ -293,7 +312,7 @@ impl Payer {
             amount_msat: amount,
             max_fee_msat: max_fee,
             url: req.url,
-            host: req.host,
+            payee: req.payee,
             credential: req.credential,
         };
         let id = match self.ledger.reserve(&new, &policy, now).await? {

@@ -302,7 +302,7 @@ async fn a_failed_payment_that_succeeds_after_the_invoice_was_reserved_again_cou
         amount_msat: 10_000,
         max_fee_msat: 1_000,
         url: None,
-        host: Some("seller.example"),
+        payee: Some(&l402_mcp::payee::Payee::of_host("seller.example")),
         credential: None,
     };
     let reserve = async || match ledger.reserve(&new, &policy, T0).await.unwrap() {
@@ -372,7 +372,7 @@ async fn windows_hold_what_they_should() {
             amount_msat: 10_000,
             max_fee_msat: 0,
             url: None,
-            host: Some(host),
+            payee: Some(&l402_mcp::payee::Payee::of_host(host)),
             credential: None,
         };
         ledger.reserve(&new, &policy, now).await
@@ -401,7 +401,11 @@ async fn windows_hold_what_they_should() {
     // holds its reservation in each, the hourly one included.
     let later = T0 + 2 * 86_400;
     let used = ledger
-        .window_use("w", Some("c.example"), later)
+        .window_use(
+            "w",
+            Some(&l402_mcp::payee::Payee::of_host("c.example")),
+            later,
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -414,7 +418,11 @@ async fn windows_hold_what_they_should() {
         (10_000, 10_000, 10_000, 10_000)
     );
     let used = ledger
-        .window_use("w", Some("a.example"), later)
+        .window_use(
+            "w",
+            Some(&l402_mcp::payee::Payee::of_host("a.example")),
+            later,
+        )
         .await
         .unwrap();
     assert_eq!(used.host_daily_msat, 0);

@@ -199,7 +199,7 @@ async fn refusals_spend_nothing() {
     let err = buy(
         &t,
         PayRequest {
-            host: Some("api.evil.example"),
+            payee: Some(&l402_mcp::payee::Payee::of_host("api.evil.example")),
             ..pay(&small)
         },
     )
@@ -346,6 +346,7 @@ async fn token_cache_scopes_and_expiry() {
         preimage: [9; 32],
         payment_hash: [8; 32],
         expires_at: Some(T0 + 100),
+        honoured: false,
     };
     let ledger = &t.buyer.ledger;
     ledger.put_token("buyer", &token, T0).await.unwrap();

@@ -607,7 +607,7 @@ async fn serve(
     app: App,
     args: ServeArgs,
     http: config::HttpConfig,
-    fetch: l402_mcp::netguard::NetPolicy,
+    fetch: config::FetchConfig,
 ) -> Result<()> {
     let server = L402Server::new(std::sync::Arc::new(app), fetch)?;
     let Some(bind) = args.http else {

@@ -5,6 +5,7 @@
 //!
 //! The file holds secrets (root keys, preimages), so it is created mode 0600 in a 0700 folder.
 
+pub mod distrust;
 pub mod payments;
 pub mod root_keys;
 pub mod tokens;

@@ -11,6 +11,7 @@ use tracing::{error, warn};
 use super::{Ledger, LedgerError, db_int, from_db};
 use crate::bolt11::DecodedInvoice;
 use crate::budget::{BudgetPolicy, BudgetRefusal, DAY_SECS, HOUR_SECS, WindowUse};
+use crate::payee::Payee;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type)]
 #[sqlx(type_name = "TEXT", rename_all = "lowercase")]
@@ -106,7 +107,8 @@ pub struct NewOutgoing<'a> {
     pub amount_msat: u64,
     pub max_fee_msat: u64,
     pub url: Option<&'a str>,
-    pub host: Option<&'a str>,
+    /// Who is paid (for the host lists and the per-host cap), when known.
+    pub payee: Option<&'a Payee>,
     /// The L402 credential this payment buys (kept with the reservation; see
     /// [`Ledger::restore_token`]).
     pub credential: Option<&'a super::tokens::CredentialScope>,
@@ -147,7 +149,8 @@ impl Ledger {
         policy: &BudgetPolicy,
         now: u64,
     ) -> Result<Reservation, ReserveError> {
-        policy.check_static(new.amount_msat, new.host)?;
+        let host = new.payee.map(|p| p.host.as_str());
+        policy.check_static(new.amount_msat, host)?;
         let hash = hex::encode(new.invoice.payment_hash);
         let needed = new.amount_msat.saturating_add(new.max_fee_msat);
 
@@ -166,7 +169,7 @@ impl Ledger {
             });
         }
 
-        let held = window_use(&mut tx, new.wallet, new.host, now).await?;
+        let held = window_use(&mut tx, new.wallet, new.payee, now).await?;
         policy.check_windows(needed, &held)?;
 
         let id: i64 = sqlx::query_scalar(
@@ -182,7 +185,7 @@ impl Ledger {
         .bind(db_int(needed)?)
         .bind(&new.invoice.description)
         .bind(new.url)
-        .bind(new.host.map(crate::budget::normalize_host))
+        .bind(host)
         .bind(
             new.credential
                 .map(serde_json::to_string)
@@ -193,19 +196,32 @@ impl Ledger {
         .bind(db_int(now)?)
         .fetch_one(&mut *tx)
         .await?;
+        if let Some(payee) = new.payee {
+            sqlx::query(
+                "INSERT INTO payment_payees (payment_id, wallet, payee_key, created_at)
+                 SELECT ?, ?, value, ? FROM json_each(?)",
+            )
+            .bind(id)
+            .bind(new.wallet)
+            .bind(db_int(now)?)
+            .bind(payee.keys_json())
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(Reservation::Reserved { id })
     }
 
-    /// What each window of `wallet` holds now (settled + reserved).
+    /// What each window of `wallet` holds now (settled + reserved); the per-host window for
+    /// `payee` (every payment sharing a key with it).
     pub async fn window_use(
         &self,
         wallet: &str,
-        host: Option<&str>,
+        payee: Option<&Payee>,
         now: u64,
     ) -> Result<WindowUse, LedgerError> {
         let mut conn = self.pool().acquire().await?;
-        window_use(&mut conn, wallet, host, now).await
+        window_use(&mut conn, wallet, payee, now).await
     }
 
     /// `wallet`'s budget policy and what each window holds now, read in one statement (one
@@ -213,13 +229,13 @@ impl Ledger {
     pub async fn budget_and_use(
         &self,
         wallet: &str,
-        host: Option<&str>,
+        payee: Option<&Payee>,
         now: u64,
     ) -> Result<(BudgetPolicy, WindowUse), LedgerError> {
         let mut conn = self.pool().acquire().await?;
         let key = super::budget_key(wallet);
         let (used, value) =
-            window_use_and_setting(&mut conn, wallet, host, now, Some(&key)).await?;
+            window_use_and_setting(&mut conn, wallet, payee, now, Some(&key)).await?;
         let policy = match value {
             Some(v) => serde_json::from_str(&v)
                 .map_err(|e| LedgerError::Corrupt(format!("setting {key}: {e}")))?,
@@ -518,10 +534,10 @@ async fn set_succeeded(
 async fn window_use(
     conn: &mut sqlx::SqliteConnection,
     wallet: &str,
-    host: Option<&str>,
+    payee: Option<&Payee>,
     now: u64,
 ) -> Result<WindowUse, LedgerError> {
-    Ok(window_use_and_setting(conn, wallet, host, now, None)
+    Ok(window_use_and_setting(conn, wallet, payee, now, None)
         .await?
         .0)
 }
@@ -530,29 +546,40 @@ async fn window_use(
 async fn window_use_and_setting(
     conn: &mut sqlx::SqliteConnection,
     wallet: &str,
-    host: Option<&str>,
+    payee: Option<&Payee>,
     now: u64,
     setting: Option<&str>,
 ) -> Result<(WindowUse, Option<String>), LedgerError> {
     let day_start = db_int(now.saturating_sub(DAY_SECS))?;
     let hour_start = db_int(now.saturating_sub(HOUR_SECS))?;
-    let host = host.map(crate::budget::normalize_host);
+    let keys = payee.map(Payee::keys_json);
     // A pending payment holds its reservation in every window until it is resolved, however
     // old it is: its money may still move. The day's rows come by range on `payments_window`,
     // older pending ones through the small `payments_pending` index: the statement never walks
-    // the wallet's whole history.
+    // the wallet's whole history. The per-host window sums every payment that shares a key
+    // with the payee (one server however it is named), found through `payment_payees`.
     let sql = format!(
         "SELECT
             COALESCE(SUM(held), 0),
             COALESCE(SUM(CASE WHEN created_at >= ?2 OR status = 'pending' THEN held END), 0),
-            COALESCE(SUM(CASE WHEN host = ?3 THEN held END), 0),
+            (SELECT COALESCE(SUM(held), 0) FROM (
+                SELECT id, {HELD} AS held FROM payments
+                 WHERE id IN (SELECT payment_id FROM payment_payees
+                               WHERE wallet = ?4 AND created_at >= ?1
+                                 AND payee_key IN (SELECT value FROM json_each(?3)))
+                   AND status != 'failed'
+                UNION
+                SELECT id, {HELD} FROM payments INDEXED BY payments_pending
+                 WHERE status = 'pending' AND wallet = ?4 AND direction = 'out' AND created_at < ?1
+                   AND EXISTS (SELECT 1 FROM payment_payees k WHERE k.payment_id = payments.id
+                                 AND k.payee_key IN (SELECT value FROM json_each(?3))))),
             COALESCE(SUM(CASE WHEN status = 'pending' THEN reserved_msat END), 0),
             (SELECT value FROM settings WHERE key = ?5)
          FROM (
-            SELECT status, created_at, host, reserved_msat, {HELD} AS held FROM payments
+            SELECT status, created_at, reserved_msat, {HELD} AS held FROM payments
              WHERE wallet = ?4 AND direction = 'out' AND status != 'failed' AND created_at >= ?1
             UNION ALL
-            SELECT status, created_at, host, reserved_msat, {HELD} FROM payments
+            SELECT status, created_at, reserved_msat, {HELD} FROM payments
              INDEXED BY payments_pending
              WHERE status = 'pending' AND wallet = ?4 AND direction = 'out' AND created_at < ?1
          )"
@@ -561,7 +588,7 @@ async fn window_use_and_setting(
         sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(day_start)
             .bind(hour_start)
-            .bind(host.as_deref())
+            .bind(keys.as_deref())
             .bind(wallet)
             .bind(setting)
             .fetch_one(&mut *conn)
@@ -571,7 +598,7 @@ async fn window_use_and_setting(
         hourly_msat: from_db(hourly),
         host_daily_msat: from_db(host_daily),
         reserved_msat: from_db(reserved),
-        has_host: host.is_some(),
+        has_host: payee.is_some(),
     };
     Ok((used, value))
 }

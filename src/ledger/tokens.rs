@@ -14,6 +14,9 @@ pub struct CachedToken {
     pub preimage: [u8; 32],
     pub payment_hash: [u8; 32],
     pub expires_at: Option<u64>,
+    /// The seller has accepted it at least once. A credential refused before it was ever
+    /// honoured was never worth its payment, and is not bought again.
+    pub honoured: bool,
 }
 
 impl std::fmt::Debug for CachedToken {
@@ -24,6 +27,7 @@ impl std::fmt::Debug for CachedToken {
             .field("path_prefix", &self.path_prefix)
             .field("scheme", &self.scheme)
             .field("expires_at", &self.expires_at)
+            .field("honoured", &self.honoured)
             .finish_non_exhaustive()
     }
 }
@@ -63,6 +67,7 @@ impl CredentialScope {
             preimage,
             payment_hash,
             expires_at: self.expires_at,
+            honoured: false,
         }
     }
 }
@@ -85,7 +90,16 @@ impl CachedToken {
     }
 }
 
-type Row = (String, String, String, String, String, String, Option<i64>);
+type Row = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<i64>,
+    bool,
+);
 
 impl Ledger {
     /// Cache a credential for `origin` and every path under `path_prefix` (replacing one there).
@@ -100,7 +114,7 @@ impl Ledger {
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (wallet, origin, path_prefix) DO UPDATE SET scheme = excluded.scheme, macaroon = excluded.macaroon,
                  preimage = excluded.preimage, payment_hash = excluded.payment_hash, expires_at = excluded.expires_at,
-                 created_at = excluded.created_at",
+                 created_at = excluded.created_at, honoured_at = NULL",
         )
         .bind(wallet)
         .bind(&token.origin)
@@ -125,7 +139,8 @@ impl Ledger {
         now: u64,
     ) -> Result<Option<CachedToken>, LedgerError> {
         let rows: Vec<Row> = sqlx::query_as(
-            "SELECT origin, path_prefix, scheme, macaroon, preimage, payment_hash, expires_at FROM token_cache
+            "SELECT origin, path_prefix, scheme, macaroon, preimage, payment_hash, expires_at, honoured_at IS NOT NULL
+             FROM token_cache
              WHERE wallet = ? AND origin = ? AND (expires_at IS NULL OR expires_at > ?)
              ORDER BY length(path_prefix) DESC",
         )
@@ -166,6 +181,49 @@ impl Ledger {
         Ok(true)
     }
 
+    /// The seller accepted `token`: remember it was honoured (once; later uses write nothing).
+    pub async fn mark_token_honoured(
+        &self,
+        wallet: &str,
+        token: &CachedToken,
+        now: u64,
+    ) -> Result<(), LedgerError> {
+        if token.honoured {
+            return Ok(());
+        }
+        sqlx::query(
+            "UPDATE token_cache SET honoured_at = ?
+              WHERE wallet = ? AND origin = ? AND path_prefix = ? AND payment_hash = ? AND honoured_at IS NULL",
+        )
+        .bind(db_int(now)?)
+        .bind(wallet)
+        .bind(&token.origin)
+        .bind(&token.path_prefix)
+        .bind(hex::encode(token.payment_hash))
+        .execute(self.writer())
+        .await?;
+        Ok(())
+    }
+
+    /// Whether `token` is still cached and, if so, whether it has been honoured (as written by
+    /// any process since it was read).
+    pub async fn token_state(
+        &self,
+        wallet: &str,
+        token: &CachedToken,
+    ) -> Result<Option<bool>, LedgerError> {
+        Ok(sqlx::query_scalar(
+            "SELECT honoured_at IS NOT NULL FROM token_cache
+              WHERE wallet = ? AND origin = ? AND path_prefix = ? AND payment_hash = ?",
+        )
+        .bind(wallet)
+        .bind(&token.origin)
+        .bind(&token.path_prefix)
+        .bind(hex::encode(token.payment_hash))
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
     /// Forget a credential (e.g. the server refused it).
     pub async fn drop_token(
         &self,
@@ -191,7 +249,7 @@ fn path_in_scope(path: &str, prefix: &str) -> bool {
 }
 
 fn decode_row(
-    (origin, path_prefix, scheme, macaroon, preimage, payment_hash, expires_at): Row,
+    (origin, path_prefix, scheme, macaroon, preimage, payment_hash, expires_at, honoured): Row,
 ) -> Result<CachedToken, LedgerError> {
     let corrupt = |what: &str| LedgerError::Corrupt(format!("token cache {what}"));
     Ok(CachedToken {
@@ -203,6 +261,7 @@ fn decode_row(
         payment_hash: crate::l402::parse_hex32(&payment_hash)
             .ok_or_else(|| corrupt("payment hash"))?,
         expires_at: expires_at.map(from_db),
+        honoured,
     })
 }
 

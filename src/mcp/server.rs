@@ -84,6 +84,7 @@ impl From<PayError> for ToolError {
             PayError::Amountless => "amountless_invoice",
             PayError::Expired { .. } => "expired_invoice",
             PayError::WrongNetwork { .. } => "wrong_network",
+            PayError::ChallengeMismatch { .. } => "challenge_mismatch",
             PayError::Budget(
                 crate::budget::BudgetRefusal::PerPaymentCap { .. }
                 | crate::budget::BudgetRefusal::CallerCap { .. },
@@ -115,6 +116,9 @@ impl From<FetchError> for ToolError {
                 ToolError::new("seller_distrusted", e.to_string())
             }
             e @ FetchError::NotL402 { .. } => ToolError::new("not_l402", e.to_string()),
+            e @ FetchError::InvalidChallenge(_) => {
+                ToolError::new("invalid_challenge", e.to_string())
+            }
             e @ FetchError::RefusedAfterPayment { .. } => {
                 ToolError::new("refused_after_payment", e.to_string())
             }
@@ -499,16 +503,17 @@ pub struct PaymentOutput {
 #[tool_router(router = tool_router)]
 impl L402Server {
     /// Tools over an opened wallet.
-    pub fn new(
-        app: Arc<App>,
-        policy: crate::netguard::NetPolicy,
-    ) -> Result<L402Server, FetchError> {
-        let fetcher = Arc::new(Fetcher::new(
+    pub fn new(app: Arc<App>, fetch: crate::config::FetchConfig) -> Result<L402Server, FetchError> {
+        let mut fetcher = Fetcher::new(
             app.payer.clone(),
             app.ledger.clone(),
             app.clock.clone(),
-            policy,
-        )?);
+            fetch.policy(),
+        )?;
+        if let Some(proxy) = &fetch.proxy {
+            fetcher = fetcher.via_proxy(proxy.expose())?;
+        }
+        let fetcher = Arc::new(fetcher);
         let mut tool_router = Self::tool_router();
         for route in tool_router.map.values_mut() {
             tidy_tool_schemas(&mut route.attr);

@@ -30,6 +30,11 @@ pub fn invoice_for(key_byte: u8, amount_msat: u64, preimage: [u8; 32]) -> String
 
 /// Serve a fixture on loopback; its base URL.
 pub async fn serve(app: Router) -> String {
+    format!("http://{}", listen(app).await)
+}
+
+/// Serve `app` on a free loopback port; its address.
+pub async fn listen(app: Router) -> std::net::SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -37,7 +42,7 @@ pub async fn serve(app: Router) -> String {
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    format!("http://{addr}")
+    addr
 }
 
 /// Wallet "w" on `backend`, in a fresh data dir, at time `T0`.
