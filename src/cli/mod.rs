@@ -136,8 +136,10 @@ enum Command {
     /// Sell: verify an L402 credential ("L402 <macaroon>:<preimage>")
     Verify {
         authorization: String,
+        /// The service being accessed (default: any the token is for)
         #[arg(long)]
         service: Option<String>,
+        /// A capability the request needs (without --service: in every service the token is for)
         #[arg(long)]
         capability: Option<String>,
         /// The request's HTTP method, for tokens bound to methods

@@ -64,10 +64,12 @@ impl Rejection {
 /// What the verifier is asked to authorize.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct VerifyParams<'a> {
-    /// The service being accessed. `None` checks only what does not depend on it
-    /// (signature, preimage, every expiry).
+    /// The service being accessed. `None`: the request may be for any service the token is
+    /// for, so whatever applies per service applies for each of them (every expiry, every
+    /// method and path binding, and `capability` must be granted for every service in force).
     pub service: Option<&'a str>,
-    /// A capability the request needs, within `service`.
+    /// A capability the request needs, within `service` (within every service in force when
+    /// `service` is `None`).
     pub capability: Option<&'a str>,
     /// Current time, unix seconds.
     pub now_unix: u64,
@@ -243,15 +245,11 @@ fn check_caveats(
             }
             Condition::Capabilities(service) => {
                 let last = capabilities_chain(chain())?;
+                // Without a target service, checked below against the services in force.
                 if params.service == Some(*service)
                     && let Some(wanted) = params.capability
-                    && !caveat::capabilities(&last.value).any(|c| c == wanted)
                 {
-                    return Err(Rejection::MissingCapability {
-                        service: (*service).to_owned(),
-                        wanted: wanted.to_owned(),
-                        allowed: caveat::parse_capabilities(&last.value).join(","),
-                    });
+                    grants(service, last, wanted)?;
                 }
             }
             Condition::ValidUntil(service) => {
@@ -296,7 +294,51 @@ fn check_caveats(
             }
         }
     }
+    if params.service.is_none()
+        && let Some(wanted) = params.capability
+    {
+        capability_for_every_service(conds, caveats, services_in_force.as_deref(), wanted)?;
+    }
     Ok((services_in_force, earliest_expiry))
+}
+
+/// With no target service the request may be for any service the token is for, so a requested
+/// capability must be granted for each of them: by the capabilities chain of every service in
+/// force (of every service named in a capabilities caveat, when no services caveat limits the
+/// token). A service without a capabilities caveat is not limited by one. The chains were
+/// checked already; the last caveat of each decides.
+fn capability_for_every_service(
+    conds: &[Condition<'_>],
+    caveats: &[Caveat],
+    services: Option<&[Service]>,
+    wanted: &str,
+) -> Result<(), Rejection> {
+    for (i, cond) in conds.iter().enumerate() {
+        let Condition::Capabilities(service) = cond else {
+            continue;
+        };
+        if conds[..i].contains(cond)
+            || services.is_some_and(|s| !s.iter().any(|s| s.name == *service))
+        {
+            continue;
+        }
+        if let Some((_, last)) = conds.iter().zip(caveats).rev().find(|(k, _)| *k == cond) {
+            grants(service, last, wanted)?;
+        }
+    }
+    Ok(())
+}
+
+/// Does the last caveat of `service`'s capabilities chain grant `wanted`?
+fn grants(service: &str, last: &Caveat, wanted: &str) -> Result<(), Rejection> {
+    if caveat::capabilities(&last.value).any(|c| c == wanted) {
+        return Ok(());
+    }
+    Err(Rejection::MissingCapability {
+        service: service.to_owned(),
+        wanted: wanted.to_owned(),
+        allowed: caveat::parse_capabilities(&last.value).join(","),
+    })
 }
 
 fn invalid(c: &Caveat, why: impl ToString) -> Rejection {
@@ -668,6 +710,43 @@ mod tests {
                 .code(),
             "expired"
         );
+    }
+
+    #[test]
+    fn without_a_service_a_capability_must_be_granted_for_every_service_in_force() {
+        let any = |capability| VerifyParams {
+            capability: Some(capability),
+            now_unix: 1,
+            ..Default::default()
+        };
+        assert!(check(STD, any("write")).is_ok());
+        assert_eq!(
+            check(STD, any("admin")).unwrap_err().code(),
+            "missing_capability"
+        );
+        // Two services, one limited: the request may be for either, so the limit applies.
+        let two = ["services=a:0,b:0", "a_capabilities=read"];
+        assert!(check(&two, any("read")).is_ok());
+        assert_eq!(
+            check(&two, any("write")).unwrap_err().code(),
+            "missing_capability"
+        );
+        // Narrowed to b, which no capabilities caveat limits: a's caveat no longer applies.
+        let narrowed = ["services=a:0,b:0", "a_capabilities=read", "services=b:0"];
+        assert!(check(&narrowed, any("write")).is_ok());
+        // No services caveat: every capabilities chain applies; the last of each decides.
+        let chains = [
+            "a_capabilities=read,write",
+            "b_capabilities=write",
+            "a_capabilities=write",
+        ];
+        assert!(check(&chains, any("write")).is_ok());
+        assert_eq!(
+            check(&chains, any("read")).unwrap_err().code(),
+            "missing_capability"
+        );
+        // No capabilities caveat at all restricts nothing.
+        assert!(check(&["services=a:0"], any("anything")).is_ok());
     }
 
     #[test]

@@ -312,7 +312,7 @@ pub struct VerifyParams {
     /// The service being accessed; when given, the token must be for it.
     #[serde(default)]
     pub service: Option<String>,
-    /// A capability the request needs within the service.
+    /// A capability the request needs within the service (without service: within every service the token is for).
     #[serde(default)]
     pub capability: Option<String>,
     /// The HTTP method of the request being served, e.g. "GET": a token bound to methods must allow it.

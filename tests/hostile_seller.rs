@@ -1,0 +1,125 @@
+//! Hostile input against the seller, through its public surface: the `verify_l402_payment` tool
+//! of `l402-mcp serve`, the `l402-mcp verify` and `l402-mcp gateway` commands, and the gateway
+//! over real HTTP. Each test is a way a buyer could get more than was sold.
+
+mod common;
+
+use std::path::Path;
+use std::process::Stdio;
+
+use common::agents::{Agent, BIN, call, ok, spawn_agent};
+use serde_json::{Value, json};
+
+/// A seller and a buyer agent on one data dir.
+async fn agents() -> (tempfile::TempDir, Agent, Agent) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("none.toml"), "").unwrap();
+    let seller = spawn_agent(dir.path(), "seller", &[], Stdio::null()).await;
+    let buyer = spawn_agent(dir.path(), "buyer", &[], Stdio::null()).await;
+    (dir, seller, buyer)
+}
+
+/// Mint a token with `terms` through `create_l402_challenge` and pay it through `pay_invoice`:
+/// (macaroon base64, preimage hex).
+async fn buy(seller: &Agent, buyer: &Agent, terms: Value) -> (String, String) {
+    let c = ok(&call(seller, "create_l402_challenge", terms).await);
+    let paid = ok(&call(buyer, "pay_invoice", json!({ "bolt11": c["invoice"] })).await);
+    (
+        c["macaroon"].as_str().unwrap().to_owned(),
+        paid["preimage"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// `verify_l402_payment` with the credential and `extra` arguments.
+async fn verify(seller: &Agent, mac: &str, pre: &str, extra: Value) -> Value {
+    let mut args = json!({ "macaroon": mac, "preimage": pre });
+    for (k, v) in extra.as_object().unwrap() {
+        args[k] = v.clone();
+    }
+    ok(&call(seller, "verify_l402_payment", args).await)
+}
+
+fn verdict(v: &Value) -> (Option<bool>, Option<&str>) {
+    (v["valid"].as_bool(), v["reason_code"].as_str())
+}
+
+/// `l402-mcp --json --wallet WALLET ARGS...` on `dir` without a config file: (success, the first
+/// JSON document printed).
+fn cli(dir: &Path, wallet: &str, args: &[&str]) -> (bool, Value) {
+    let out = std::process::Command::new(BIN)
+        .args(["--json", "--data-dir"])
+        .arg(dir)
+        .args(["--wallet", wallet])
+        .args(args)
+        .env("L402_MCP_CONFIG", dir.join("none.toml"))
+        .env_remove("L402_MCP_DATABASE_URL")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let first = serde_json::Deserializer::from_str(&stdout)
+        .into_iter::<Value>()
+        .next()
+        .and_then(Result::ok)
+        .unwrap_or_else(|| {
+            panic!(
+                "{args:?}: not JSON: {stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    (out.status.success(), first)
+}
+
+fn cli_verdict(v: &(bool, Value)) -> (bool, Option<&str>) {
+    (v.0, v.1["reason_code"].as_str())
+}
+
+fn authorization(mac: &str, pre: &str) -> String {
+    format!("L402 {mac}:{pre}")
+}
+
+/// Item 5: a token sold for `read` is not accepted for `write` when the caller names no
+/// service; the refusal records no sale and counts no use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capability_is_enforced_when_no_service_is_named() {
+    let (dir, seller, buyer) = agents().await;
+    let (mac, pre) = buy(
+        &seller,
+        &buyer,
+        json!({ "amount_sats": 3, "service": "data", "capabilities": ["read"], "max_uses": 2 }),
+    )
+    .await;
+    let write = verify(&seller, &mac, &pre, json!({ "capability": "write" })).await;
+    assert_eq!(
+        verdict(&write),
+        (Some(false), Some("missing_capability")),
+        "{write}"
+    );
+    let auth = authorization(&mac, &pre);
+    let cli_write = cli(
+        dir.path(),
+        "seller",
+        &["verify", &auth, "--capability", "write"],
+    );
+    assert_eq!(
+        cli_verdict(&cli_write),
+        (false, Some("missing_capability")),
+        "{cli_write:?}"
+    );
+    // Nothing was sold or used by the refusals.
+    let (ok_, sales) = cli(dir.path(), "seller", &["sales"]);
+    assert!(ok_, "{sales}");
+    assert_eq!(sales["count"], 0, "{sales}");
+    // The capability it was sold for works, without and with the service, for its two uses.
+    let read = verify(&seller, &mac, &pre, json!({ "capability": "read" })).await;
+    assert_eq!(verdict(&read), (Some(true), None), "{read}");
+    let read = verify(
+        &seller,
+        &mac,
+        &pre,
+        json!({ "capability": "read", "service": "data" }),
+    )
+    .await;
+    assert_eq!(verdict(&read), (Some(true), None), "{read}");
+    let third = verify(&seller, &mac, &pre, json!({ "capability": "read" })).await;
+    assert_eq!(verdict(&third), (Some(false), Some("used_up")), "{third}");
+}
