@@ -112,6 +112,12 @@ pub struct Verification {
     pub valid_until: Option<u64>,
     /// Uses the token was sold for (N-use tokens), when this data dir issued it.
     pub max_uses: Option<u64>,
+    /// The service of a valid token this verdict is for: the one asked for, else the first its
+    /// services caveat names (none when it has no services caveat).
+    pub service: Option<String>,
+    /// The tier that service was minted with (its first services caveat's; a later caveat that
+    /// changes it is refused).
+    pub tier: Option<u8>,
 }
 
 impl Verification {
@@ -126,6 +132,8 @@ impl Verification {
             caveats,
             valid_until: None,
             max_uses: None,
+            service: None,
+            tier: None,
         }
     }
 }
@@ -443,6 +451,13 @@ impl Seller {
                 set.insert(token.identifier.token_id);
             }
         }
+        let service = token
+            .services
+            .as_deref()
+            .and_then(|services| match params.service {
+                Some(wanted) => services.iter().find(|s| s.name == wanted),
+                None => services.first(),
+            });
         Ok(Verification {
             valid: true,
             reason_code: None,
@@ -456,6 +471,10 @@ impl Seller {
             amount_paid_msat: minted.map(|m| m.amount_msat()),
             caveats,
             valid_until: token.valid_until,
+            service: service
+                .map(|s| s.name.clone())
+                .or_else(|| params.service.map(str::to_owned)),
+            tier: service.map(|s| s.tier),
         })
     }
 

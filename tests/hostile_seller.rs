@@ -8,6 +8,7 @@ use std::path::Path;
 use std::process::Stdio;
 
 use common::agents::{Agent, BIN, call, ok, spawn_agent};
+use l402_mcp::l402::{Macaroon, b64};
 use serde_json::{Value, json};
 
 /// A seller and a buyer agent on one data dir.
@@ -77,6 +78,13 @@ fn authorization(mac: &str, pre: &str) -> String {
     format!("L402 {mac}:{pre}")
 }
 
+/// The macaroon with one more caveat, as any holder can add (attenuation).
+fn append_caveat(mac: &str, caveat: &str) -> String {
+    let mut m = Macaroon::deserialize(&b64::decode(mac).unwrap()).unwrap();
+    m.add_caveat(caveat.as_bytes());
+    b64::encode(&m.serialize())
+}
+
 /// Item 5: a token sold for `read` is not accepted for `write` when the caller names no
 /// service; the refusal records no sale and counts no use.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -122,4 +130,42 @@ async fn a_capability_is_enforced_when_no_service_is_named() {
     assert_eq!(verdict(&read), (Some(true), None), "{read}");
     let third = verify(&seller, &mac, &pre, json!({ "capability": "read" })).await;
     assert_eq!(verdict(&third), (Some(false), Some("used_up")), "{third}");
+}
+
+/// Item 6: a later `services` caveat may not change the tier a service was minted with; the
+/// verdict reports the minted tier.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_tier_is_refused_and_the_minted_tier_is_reported() {
+    let (dir, seller, buyer) = agents().await;
+    let (mac, pre) = buy(
+        &seller,
+        &buyer,
+        json!({ "amount_sats": 3, "service": "data", "tier": 2 }),
+    )
+    .await;
+    let good = verify(&seller, &mac, &pre, json!({ "service": "data" })).await;
+    assert_eq!(verdict(&good), (Some(true), None), "{good}");
+    assert_eq!(good["tier"], 2, "{good}");
+    let (ok_, v) = cli(
+        dir.path(),
+        "seller",
+        &["verify", &authorization(&mac, &pre), "--service", "data"],
+    );
+    assert!(ok_ && v["tier"] == 2, "{v}");
+
+    for forged in ["services=data:7", "services=data:0"] {
+        let m = append_caveat(&mac, forged);
+        for extra in [json!({ "service": "data" }), json!({})] {
+            let v = verify(&seller, &m, &pre, extra).await;
+            assert_eq!(
+                verdict(&v),
+                (Some(false), Some("widened_caveat")),
+                "{forged}: {v}"
+            );
+        }
+    }
+    // Restating the minted tier narrows nothing and changes nothing: accepted.
+    let same = append_caveat(&mac, "services=data:2");
+    let v = verify(&seller, &same, &pre, json!({ "service": "data" })).await;
+    assert_eq!((verdict(&v), &v["tier"]), ((Some(true), None), &json!(2)));
 }

@@ -209,6 +209,19 @@ fn minted(rest: &[u8], params: &VerifyParams<'_>) {
                     "wrong service accepted"
                 );
             }
+            // The services in force keep the tiers of the first services caveat.
+            if let Some(services) = &token.services {
+                let minted = token
+                    .caveats
+                    .iter()
+                    .find(|c| c.condition == caveat::SERVICES)
+                    .and_then(|c| caveat::parse_services(&c.value).ok())
+                    .expect("services in force without a services caveat");
+                assert!(
+                    services.iter().all(|s| minted.contains(s)),
+                    "a service or tier not minted is in force"
+                );
+            }
             route_invariants(&prepared, token, params);
         }
         Err(e) => {

@@ -582,12 +582,16 @@ async fn run(cli: Cli) -> Result<()> {
             print(j, &v, || {
                 if v.valid {
                     format!(
-                        "valid: token {} for payment {}{}",
+                        "valid: token {} for payment {}{}{}",
                         v.token_id.as_deref().unwrap_or("?"),
                         v.payment_hash.as_deref().unwrap_or("?"),
                         v.amount_paid_msat
                             .map(|a| format!(" ({} paid)", sats(a)))
-                            .unwrap_or_default()
+                            .unwrap_or_default(),
+                        match (&v.service, v.tier) {
+                            (Some(s), Some(t)) => format!(", service {s} tier {t}"),
+                            _ => String::new(),
+                        }
                     )
                 } else {
                     format!("invalid: {}", v.reason.as_deref().unwrap_or("?"))

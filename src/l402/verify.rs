@@ -95,7 +95,8 @@ pub struct Prepared {
 pub struct VerifiedToken {
     pub identifier: Identifier,
     pub caveats: Vec<Caveat>,
-    /// The services caveat in force, if any.
+    /// The services caveat in force, if any, each service with the tier it was minted with
+    /// (a later caveat may not change a tier).
     pub services: Option<Vec<Service>>,
     /// The earliest expiry in force (unix seconds), if any.
     pub valid_until: Option<u64>,
@@ -404,7 +405,10 @@ fn empty_chain() -> Rejection {
 }
 
 /// The last caveat of a services chain and its services, each caveat valid and no wider than
-/// the one before. Earlier caveats are checked on borrowed text; only the last is parsed.
+/// the one before: it names a subset of the services before it, each with the same tier, so the
+/// services in force keep the tiers they were minted with (Aperture compares only names; a
+/// seller reading the tier from the caveats must not be fooled by `services=<name>:7`).
+/// Earlier caveats are checked on borrowed text; only the last is parsed.
 fn services_chain<'a>(
     chain: impl Iterator<Item = &'a Caveat>,
 ) -> Result<(&'a Caveat, Vec<Service>), Rejection> {
@@ -423,8 +427,8 @@ fn services_chain<'a>(
             return Err(invalid(c, why));
         };
         if let Some(p) = prev
-            && !caveat::service_names(&c.value)
-                .all(|s| caveat::service_names(&p.value).any(|q| q == s))
+            && !caveat::service_entries(&c.value)
+                .all(|s| caveat::service_entries(&p.value).any(|q| q == s))
         {
             return Err(widened(c));
         }
@@ -591,6 +595,31 @@ mod tests {
         assert_eq!(
             check(&widened, svc("news", None, 1)).unwrap_err().code(),
             "widened_caveat"
+        );
+        // So is a changed tier, up or down, for the service asked for or another one; the same
+        // tier again is fine, and the services in force keep their minted tiers.
+        for changed in [
+            &["services=meme:0", "services=meme:7"][..],
+            &["services=meme:3,news:1", "services=meme:0"],
+            &["services=meme:3,news:1", "services=meme:3,news:2"],
+            &["services=meme:0", "services=meme:0", "services=meme:1"],
+        ] {
+            for params in [svc("meme", None, 1), VerifyParams::default()] {
+                assert_eq!(
+                    check(changed, params).unwrap_err().code(),
+                    "widened_caveat",
+                    "{changed:?}"
+                );
+            }
+        }
+        let same = [
+            "services=meme:3,news:1",
+            "services=news:1",
+            "services=news:01",
+        ];
+        assert_eq!(
+            check(&same, svc("news", None, 1)).unwrap().services,
+            Some(vec![Service::new("news", 1).unwrap()])
         );
         let caps = ["meme_capabilities=read", "meme_capabilities=read,write"];
         assert_eq!(

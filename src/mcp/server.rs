@@ -338,6 +338,10 @@ pub struct VerifyOutput {
     pub caveats: Vec<String>,
     /// When the token expires (unix seconds), if it does.
     pub valid_until: Option<u64>,
+    /// The service the token was accepted for: the one asked for, else the first it names.
+    pub service: Option<String>,
+    /// The pricing tier the token was minted with for that service (a token whose caveats change it is refused).
+    pub tier: Option<u8>,
 }
 
 // ---------------------------------------------------------------- wallet
@@ -702,6 +706,8 @@ impl L402Server {
             amount_paid_sats: v.amount_paid_msat.map(whole_sats),
             caveats: v.caveats,
             valid_until: v.valid_until,
+            service: v.service,
+            tier: v.tier,
         }))
     }
 
