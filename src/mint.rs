@@ -65,7 +65,9 @@ pub struct ChallengeRequest {
 }
 
 /// What a credential is checked for: a service, a capability within it, and the request it is
-/// presented with (for tokens bound to methods or a path prefix). `None` leaves that unchecked.
+/// presented with (for tokens bound to methods or a path prefix). See [`VerifyParams`] for what
+/// `None` means: no service is any service the token is for; a token bound to methods or a path
+/// is refused without the method or path (`binding_unchecked`).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Access<'a> {
     pub service: Option<&'a str>,

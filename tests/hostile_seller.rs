@@ -169,3 +169,77 @@ async fn a_changed_tier_is_refused_and_the_minted_tier_is_reported() {
     let v = verify(&seller, &same, &pre, json!({ "service": "data" })).await;
     assert_eq!((verdict(&v), &v["tier"]), ((Some(true), None), &json!(2)));
 }
+
+/// Item 7: a token bound to a method and a path prefix is refused (`binding_unchecked`) when
+/// the caller does not say which method and path it serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_bound_to_method_and_path_is_refused_without_them() {
+    let (dir, seller, buyer) = agents().await;
+    let (mac, pre) = buy(
+        &seller,
+        &buyer,
+        json!({ "amount_sats": 3, "service": "data", "methods": ["GET"], "path_prefix": "/v1/data" }),
+    )
+    .await;
+    for extra in [
+        json!({ "service": "data" }),
+        json!({}),
+        json!({ "service": "data", "method": "GET" }),
+        json!({ "service": "data", "path": "/v1/data/7" }),
+        json!({ "method": "GET" }),
+    ] {
+        let v = verify(&seller, &mac, &pre, extra.clone()).await;
+        assert_eq!(
+            verdict(&v),
+            (Some(false), Some("binding_unchecked")),
+            "{extra}: {v}"
+        );
+        assert!(
+            v["reason"].as_str().unwrap().contains("method")
+                || v["reason"].as_str().unwrap().contains("path"),
+            "{v}"
+        );
+    }
+    let auth = authorization(&mac, &pre);
+    let refused = cli(
+        dir.path(),
+        "seller",
+        &["verify", &auth, "--service", "data"],
+    );
+    assert_eq!(
+        cli_verdict(&refused),
+        (false, Some("binding_unchecked")),
+        "{refused:?}"
+    );
+    // Given the request, the binding is checked as before.
+    for extra in [
+        json!({ "service": "data", "method": "GET", "path": "/v1/data/7" }),
+        json!({ "method": "get", "path": "/v1/data" }),
+    ] {
+        let v = verify(&seller, &mac, &pre, extra.clone()).await;
+        assert_eq!(verdict(&v), (Some(true), None), "{extra}: {v}");
+    }
+    let v = verify(
+        &seller,
+        &mac,
+        &pre,
+        json!({ "service": "data", "method": "POST", "path": "/v1/data/7" }),
+    )
+    .await;
+    assert_eq!(verdict(&v), (Some(false), Some("wrong_route")), "{v}");
+    let accepted = cli(
+        dir.path(),
+        "seller",
+        &[
+            "verify",
+            &auth,
+            "--service",
+            "data",
+            "--method",
+            "GET",
+            "--path",
+            "/v1/data",
+        ],
+    );
+    assert_eq!(cli_verdict(&accepted), (true, None), "{accepted:?}");
+}

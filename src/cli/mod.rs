@@ -121,10 +121,10 @@ enum Command {
         /// Requests the token pays for (default: unlimited)
         #[arg(long)]
         max_uses: Option<u64>,
-        /// Bind the token to an HTTP method (repeatable; default: any)
+        /// Bind the token to an HTTP method (repeatable; default: any); `verify` then needs --method
         #[arg(long = "method")]
         methods: Vec<String>,
-        /// Bind the token to requests under this path (default: any)
+        /// Bind the token to requests under this path (default: any); `verify` then needs --path
         #[arg(long)]
         path_prefix: Option<String>,
         #[arg(long)]
@@ -142,10 +142,10 @@ enum Command {
         /// A capability the request needs (without --service: in every service the token is for)
         #[arg(long)]
         capability: Option<String>,
-        /// The request's HTTP method, for tokens bound to methods
+        /// The request's HTTP method (a token bound to methods is refused without it)
         #[arg(long)]
         method: Option<String>,
-        /// The request's path, for tokens bound to a path prefix
+        /// The request's path (a token bound to a path prefix is refused without it)
         #[arg(long)]
         path: Option<String>,
     },

@@ -34,6 +34,10 @@ pub enum Rejection {
     },
     #[error("token is not valid for {request} (it allows: {allowed})")]
     WrongRoute { request: String, allowed: String },
+    #[error(
+        "token is bound by caveat {caveat:?}, which cannot be checked without the request's {needs}: give the {needs} of the request being served"
+    )]
+    BindingUnchecked { caveat: String, needs: &'static str },
     #[error("caveat {0:?} is not understood; this verifier refuses what it cannot check")]
     UnknownCaveat(String),
     #[error("caveat {caveat:?} widens an earlier one; later caveats may only narrow")]
@@ -54,6 +58,7 @@ impl Rejection {
             Rejection::WrongService { .. } => "wrong_service",
             Rejection::MissingCapability { .. } => "missing_capability",
             Rejection::WrongRoute { .. } => "wrong_route",
+            Rejection::BindingUnchecked { .. } => "binding_unchecked",
             Rejection::UnknownCaveat(_) => "unknown_caveat",
             Rejection::WidenedCaveat { .. } => "widened_caveat",
             Rejection::InvalidCaveat { .. } => "invalid_caveat",
@@ -73,11 +78,12 @@ pub struct VerifyParams<'a> {
     pub capability: Option<&'a str>,
     /// Current time, unix seconds.
     pub now_unix: u64,
-    /// The request's HTTP method, for `<service>_methods` caveats; `None` leaves them unchecked
-    /// (as a capability caveat is when no capability is asked for).
+    /// The request's HTTP method, for `<service>_methods` caveats. A token with such a caveat
+    /// that applies (the service's, or any when `service` is `None`) is refused without it
+    /// ([`Rejection::BindingUnchecked`]): a binding is never skipped.
     pub method: Option<&'a str>,
-    /// The request's path (no query), for `<service>_path_prefix` caveats; `None` leaves them
-    /// unchecked.
+    /// The request's path (no query), for `<service>_path_prefix` caveats; refused without it
+    /// when one applies, as for `method`.
     pub path: Option<&'a str>,
 }
 
@@ -268,21 +274,21 @@ fn check_caveats(
             Condition::Methods(service) => {
                 let last = methods_chain(chain())?;
                 // Like expiries: with a target service only its binding applies, without one
-                // every binding does.
-                if params.service.is_none_or(|s| s == *service)
-                    && let Some(method) = params.method
-                    && !caveat::methods(&last.value).any(|m| m.eq_ignore_ascii_case(method))
-                {
-                    return Err(wrong_route(params, last));
+                // every binding does. A binding that applies is checked or the token refused.
+                if params.service.is_none_or(|s| s == *service) {
+                    let method = params.method.ok_or_else(|| unchecked(last, "method"))?;
+                    if !caveat::methods(&last.value).any(|m| m.eq_ignore_ascii_case(method)) {
+                        return Err(wrong_route(params, last));
+                    }
                 }
             }
             Condition::PathPrefix(service) => {
                 let last = path_chain(chain())?;
-                if params.service.is_none_or(|s| s == *service)
-                    && let Some(path) = params.path
-                    && !caveat::path_within(path, &last.value)
-                {
-                    return Err(wrong_route(params, last));
+                if params.service.is_none_or(|s| s == *service) {
+                    let path = params.path.ok_or_else(|| unchecked(last, "path"))?;
+                    if !caveat::path_within(path, &last.value) {
+                        return Err(wrong_route(params, last));
+                    }
                 }
             }
             Condition::ExpirationMillis => {
@@ -352,6 +358,13 @@ fn invalid(c: &Caveat, why: impl ToString) -> Rejection {
 fn widened(c: &Caveat) -> Rejection {
     Rejection::WidenedCaveat {
         caveat: c.to_string(),
+    }
+}
+
+fn unchecked(caveat: &Caveat, needs: &'static str) -> Rejection {
+    Rejection::BindingUnchecked {
+        caveat: caveat.to_string(),
+        needs,
     }
 }
 
@@ -668,13 +681,33 @@ mod tests {
                 "{method} {path}"
             );
         }
-        // Without a request the binding is not checked; for another service it does not apply.
-        assert!(check(&bound, svc("api", None, 1)).is_ok());
+        // Without the request's method or path a binding that applies is not skipped: refused.
+        for (method, path) in [(None, None), (Some("GET"), None), (None, Some("/v1/data"))] {
+            for service in [Some("api"), None] {
+                let p = VerifyParams {
+                    service,
+                    method,
+                    path,
+                    now_unix: 1,
+                    ..Default::default()
+                };
+                assert_eq!(
+                    check(&bound, p).unwrap_err().code(),
+                    "binding_unchecked",
+                    "{p:?}"
+                );
+            }
+        }
+        // For another service it does not apply; without a service every binding does.
         let other = ["services=a:0,b:0", "a_methods=GET"];
         let mut p = req("POST", "/");
         p.service = Some("b");
         assert!(check(&other, p).is_ok());
+        p.method = None;
+        assert!(check(&other, p).is_ok());
         p.service = None;
+        assert_eq!(check(&other, p).unwrap_err().code(), "binding_unchecked");
+        p.method = Some("POST");
         assert_eq!(check(&other, p).unwrap_err().code(), "wrong_route");
 
         // Chains may only narrow.
