@@ -4,11 +4,18 @@
 
 mod common;
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
+use axum::Router;
+use axum::routing::{any, post};
 use common::agents::{Agent, BIN, call, ok, spawn_agent};
-use l402_mcp::l402::{Macaroon, b64};
+use l402_mcp::gateway::discovery::About;
+use l402_mcp::gateway::{self, Paywall, Price, Route};
+use l402_mcp::l402::{Credential, Macaroon, Scheme, b64};
 use serde_json::{Value, json};
 
 /// A seller and a buyer agent on one data dir.
@@ -242,4 +249,140 @@ async fn a_token_bound_to_method_and_path_is_refused_without_them() {
         ],
     );
     assert_eq!(cli_verdict(&accepted), (true, None), "{accepted:?}");
+}
+
+/// Item 16: `l402-mcp verify` counts a use, like the tool: a 1-use token is valid once.
+#[tokio::test]
+async fn the_verify_command_counts_a_use() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("none.toml"), "").unwrap();
+    let d = dir.path();
+    let (ok_, c) = cli(
+        d,
+        "seller",
+        &["challenge", "4", "--service", "data", "--max-uses", "1"],
+    );
+    assert!(ok_, "{c}");
+    let (ok_, paid) = cli(d, "buyer", &["pay", c["invoice"].as_str().unwrap()]);
+    assert!(ok_, "{paid}");
+    let auth = authorization(
+        c["macaroon"].as_str().unwrap(),
+        paid["preimage"].as_str().unwrap(),
+    );
+    let first = cli(d, "seller", &["verify", &auth, "--service", "data"]);
+    assert_eq!(cli_verdict(&first), (true, None), "{first:?}");
+    let second = cli(d, "seller", &["verify", &auth, "--service", "data"]);
+    assert_eq!(cli_verdict(&second), (false, Some("used_up")), "{second:?}");
+    // The tool sees the same counter.
+    let seller = spawn_agent(d, "seller", &[], Stdio::null()).await;
+    let v = ok(&call(
+        &seller,
+        "verify_l402_payment",
+        json!({ "authorization": auth, "service": "data" }),
+    )
+    .await);
+    assert_eq!(verdict(&v), (Some(false), Some("used_up")), "{v}");
+    // One sale, however often it was presented.
+    let (ok_, sales) = cli(d, "seller", &["sales"]);
+    assert!(ok_ && sales["count"] == 1, "{sales}");
+}
+
+// ------------------------------------------------------------------------- gateway
+
+async fn listen(app: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await;
+    });
+    addr
+}
+
+/// An upstream that answers every path and counts the requests it got.
+async fn upstream() -> (SocketAddr, Arc<AtomicUsize>) {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h = hits.clone();
+    let app = Router::new().fallback(any(move |uri: axum::http::Uri| {
+        h.fetch_add(1, Ordering::SeqCst);
+        async move { format!("upstream saw {}", uri.path()) }
+    }));
+    (listen(app).await, hits)
+}
+
+fn about() -> About {
+    About {
+        name: "Test API".into(),
+        description: "things".into(),
+        base_url: None,
+        network: "regtest".into(),
+    }
+}
+
+fn http() -> reqwest::Client {
+    l402_mcp::init_tls();
+    reqwest::Client::new()
+}
+
+/// The gateway's hook-priced path checks the price before it counts a use: a request the token
+/// paid too little for gets a fresh challenge and leaves the token's one use for a request it
+/// does pay for.
+#[tokio::test]
+async fn a_hook_priced_request_the_token_does_not_cover_uses_nothing() {
+    let t = common::trade().await;
+    let hook = Router::new().route(
+        "/price",
+        post(|axum::Json(q): axum::Json<Value>| async move {
+            let rows: u64 = q["query"]
+                .as_str()
+                .unwrap_or("")
+                .strip_prefix("rows=")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(1);
+            axum::Json(json!({ "price_sats": rows }))
+        }),
+    );
+    let h = listen(hook).await;
+    let mut r = Route::new(
+        "/rows",
+        Price::Hook {
+            url: format!("http://{h}/price"),
+        },
+    );
+    r.max_uses = Some(1);
+    let (up, _) = upstream().await;
+    let paywall = Paywall::new(t.seller.seller.clone(), vec![r]);
+    let gw = listen(gateway::router(paywall, &format!("http://{up}"), about(), &[]).unwrap()).await;
+    let body: Value = http()
+        .get(format!("http://{gw}/rows?rows=2"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mac = b64::decode(body["macaroon"].as_str().unwrap()).unwrap();
+    let pre = t
+        .buyer
+        .payer
+        .pay(&l402_mcp::pay::PayRequest {
+            invoice: body["invoice"].as_str().unwrap(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .preimage;
+    let auth = Credential::format(Scheme::L402, &mac, &pre);
+    let get = |rows: u64| {
+        let req = http()
+            .get(format!("http://{gw}/rows?rows={rows}"))
+            .header("authorization", &auth);
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(get(3).await, 402);
+    assert_eq!(get(2).await, 200);
+    assert_eq!(get(1).await, 402, "a 1-use token served twice");
 }

@@ -133,7 +133,7 @@ enum Command {
         #[arg(long)]
         expiry: Option<u64>,
     },
-    /// Sell: verify an L402 credential ("L402 <macaroon>:<preimage>")
+    /// Sell: verify an L402 credential ("L402 <macaroon>:<preimage>") for one request served, counting a use
     Verify {
         authorization: String,
         /// The service being accessed (default: any the token is for)
@@ -574,11 +574,10 @@ async fn run(cli: Cli) -> Result<()> {
                 capability: capability.as_deref(),
                 method: method.as_deref(),
                 path: path.as_deref(),
+                price_msat: None,
             };
-            let v = app
-                .seller
-                .verify_authorization_for(&authorization, access)
-                .await?;
+            // Admitted as every entry point admits a request: a valid verdict counts a use.
+            let v = app.seller.admit(&authorization, access).await?;
             print(j, &v, || {
                 if v.valid {
                     format!(

@@ -4,9 +4,9 @@
 //!
 //! Per request: refuse a path with `.`/`..` segments or escapes an upstream could resolve across
 //! routes (400), then find the route (longest path prefix). A free route passes. A priced one
-//! passes with a valid credential for its service and this request (checked by the same
-//! [`Seller`] as the `verify_l402_payment` tool, counting a use of N-use tokens; a token bound
-//! to methods or a path prefix must allow the request's), or within the client's free
+//! passes with a valid credential for its service and this request (admitted by the same
+//! [`Seller::admit`] as the `verify_l402_payment` tool, counting a use of N-use tokens; a token
+//! bound to methods or a path prefix must allow the request's), or within the client's free
 //! tier; anything else gets a fresh challenge exactly as Aperture sends it (status 402, an
 //! `LSAT` and an `L402` `WWW-Authenticate` line, `Cache-Control: no-store`) plus a JSON body with
 //! the same invoice and macaroon for simple clients.
@@ -211,42 +211,39 @@ impl Paywall {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
         {
+            // A dynamically priced token pays for requests priced at most what was paid (a token
+            // bought for `?rows=1` does not buy `?rows=10000`): the price is asked first, so
+            // `admit` refuses an underpaid token before it counts a use, and a refusal is
+            // answered with a challenge for this price.
+            let price = match route.price {
+                Price::Hook { .. } => match self.price_msat(route, parts).await {
+                    Ok(price) => Some(price),
+                    Err(e) => {
+                        warn!(route = %route.path, error = %e, "no price");
+                        return Decision::Respond(plain(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "pricing is unavailable; try again later",
+                        ));
+                    }
+                },
+                _ => None,
+            };
             let access = Access {
                 service: Some(&route.service),
                 capability: None,
                 method: Some(parts.method.as_str()),
                 path: Some(path),
+                price_msat: price,
             };
-            let verdict = match seller.verify_authorization_for(auth, access).await {
-                Ok(v) if v.valid && matches!(route.price, Price::Hook { .. }) => {
-                    // A dynamically priced token pays for requests priced at most what was
-                    // paid: a token bought for `?rows=1` does not buy `?rows=10000`.
-                    match self.price_msat(route, parts).await {
-                        Ok(price) if v.amount_paid_msat.is_some_and(|paid| paid >= price) => {
-                            seller.consume(v).await
-                        }
-                        Ok(price) => {
-                            info!(route = %route.path, price_msat = price, paid_msat = ?v.amount_paid_msat, "token paid less than this request costs; sending a fresh challenge");
-                            return Decision::Respond(
-                                self.challenge_priced(route, parts, Ok(price)).await,
-                            );
-                        }
-                        Err(e) => {
-                            warn!(route = %route.path, error = %e, "no price");
-                            return Decision::Respond(plain(
-                                StatusCode::SERVICE_UNAVAILABLE,
-                                "pricing is unavailable; try again later",
-                            ));
-                        }
-                    }
-                }
-                Ok(v) => seller.consume(v).await,
-                Err(e) => Err(e),
-            };
-            match verdict {
+            match seller.admit(auth, access).await {
                 Ok(v) if v.valid => return Decision::Pass,
                 Ok(v) => {
-                    info!(route = %route.path, reason = v.reason_code.unwrap_or("invalid"), "credential refused; sending a fresh challenge")
+                    info!(route = %route.path, reason = v.reason_code.unwrap_or("invalid"), "credential refused; sending a fresh challenge");
+                    if let Some(price) = price {
+                        return Decision::Respond(
+                            self.challenge_priced(route, parts, Ok(price)).await,
+                        );
+                    }
                 }
                 Err(e) => {
                     warn!(error = %e, "credential check failed");

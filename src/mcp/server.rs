@@ -682,13 +682,11 @@ impl L402Server {
             capability: p.capability.as_deref(),
             method: p.method.as_deref(),
             path: p.path.as_deref(),
+            price_msat: None,
         };
-        let v = match (p.authorization, p.macaroon, p.preimage) {
-            (Some(auth), None, None) => seller.verify_authorization_for(&auth, access).await?,
-            (None, Some(mac), Some(pre)) => {
-                let auth = format!("L402 {}:{}", mac.trim(), pre.trim());
-                seller.verify_authorization_for(&auth, access).await?
-            }
+        let auth = match (p.authorization, p.macaroon, p.preimage) {
+            (Some(auth), None, None) => auth,
+            (None, Some(mac), Some(pre)) => format!("L402 {}:{}", mac.trim(), pre.trim()),
             _ => {
                 return Err(ToolError::new(
                     "invalid_request",
@@ -696,7 +694,7 @@ impl L402Server {
                 ));
             }
         };
-        let v = seller.consume(v).await?;
+        let v = seller.admit(&auth, access).await?;
         Ok(Json(VerifyOutput {
             valid: v.valid,
             reason_code: v.reason_code.map(str::to_owned),
