@@ -327,6 +327,147 @@ fn http() -> reqwest::Client {
     reqwest::Client::new()
 }
 
+async fn status(url: String) -> u16 {
+    http().get(url).send().await.unwrap().status().as_u16()
+}
+
+/// Item 8: a paywall refuses paths no route covers (404, never forwarded) unless told to pass
+/// them; discovery documents and health are still served.
+#[tokio::test]
+async fn the_gateway_refuses_unmatched_paths_by_default() {
+    let t = common::trade().await;
+    let (up, hits) = upstream().await;
+    let routes = vec![
+        Route::new("/api", Price::Fixed { msat: 2_000 }),
+        Route::new("/public", Price::Free),
+    ];
+    let paywall = Paywall::new(t.seller.seller.clone(), routes);
+    let gw = listen(gateway::router(paywall, &format!("http://{up}"), about(), &[]).unwrap()).await;
+    for path in ["/", "/admin", "/apix", "/publicity", "/.well-known/other"] {
+        assert_eq!(status(format!("http://{gw}{path}")).await, 404, "{path}");
+    }
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        0,
+        "an unmatched path was forwarded"
+    );
+    for path in [
+        "/.well-known/l402",
+        "/.well-known/agent.json",
+        "/llms.txt",
+        "/.well-known/l402/health",
+        "/public/x",
+    ] {
+        assert_eq!(status(format!("http://{gw}{path}")).await, 200, "{path}");
+    }
+    assert_eq!(status(format!("http://{gw}/api/x")).await, 402);
+
+    // Told to, it forwards them, free; priced routes stay priced.
+    let routes = vec![Route::new("/api", Price::Fixed { msat: 2_000 })];
+    let paywall = Paywall::new(t.seller.seller.clone(), routes).pass_unmatched(true);
+    let gw = listen(gateway::router(paywall, &format!("http://{up}"), about(), &[]).unwrap()).await;
+    let r = http()
+        .get(format!("http://{gw}/admin"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status().as_u16(), r.text().await.unwrap()),
+        (200, "upstream saw /admin".to_owned())
+    );
+    assert_eq!(status(format!("http://{gw}/api/x")).await, 402);
+}
+
+/// `l402-mcp gateway` with its own config file in `dir`; stopped when dropped.
+async fn gateway_command(
+    dir: &Path,
+    config: &str,
+    upstream: SocketAddr,
+) -> (tokio::process::Child, SocketAddr) {
+    let config_file = dir.join("gateway.toml");
+    std::fs::write(&config_file, config).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let child = tokio::process::Command::new(BIN)
+        .arg("--data-dir")
+        .arg(dir)
+        .arg("--config")
+        .arg(&config_file)
+        .args(["gateway", "--upstream", &format!("http://{upstream}")])
+        .args(["--listen", &addr.to_string()])
+        .env_remove("L402_MCP_DATABASE_URL")
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    (child, addr)
+}
+
+/// Whether the gateway at `addr` comes up (its health endpoint answers) within 10 s.
+async fn comes_up(child: &mut tokio::process::Child, addr: SocketAddr) -> bool {
+    for _ in 0..200 {
+        if let Ok(Some(_)) = child.try_wait() {
+            return false;
+        }
+        if let Ok(r) = http()
+            .get(format!("http://{addr}/.well-known/l402/health"))
+            .send()
+            .await
+        {
+            return r.status() == 200;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// Item 8 through the command: unmatched paths are refused unless `[gateway] pass_unmatched =
+/// true`; the old `deny_unmatched` key is still read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_command_passes_unmatched_paths_only_when_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let (up, hits) = upstream().await;
+    let routes = "[[gateway.routes]]\npath = \"/api\"\nprice_sats = 2\n";
+    for (setting, unmatched) in [
+        ("", 404),
+        ("pass_unmatched = false\n", 404),
+        ("pass_unmatched = true\n", 200),
+        ("deny_unmatched = true\n", 404),
+        ("deny_unmatched = false\n", 200),
+    ] {
+        let config = format!("[gateway]\n{setting}{routes}");
+        let (mut child, gw) = gateway_command(dir.path(), &config, up).await;
+        assert!(
+            comes_up(&mut child, gw).await,
+            "{setting:?}: gateway did not start"
+        );
+        let before = hits.load(Ordering::SeqCst);
+        assert_eq!(
+            status(format!("http://{gw}/other")).await,
+            unmatched,
+            "{setting:?}"
+        );
+        assert_eq!(
+            hits.load(Ordering::SeqCst) - before,
+            usize::from(unmatched == 200),
+            "{setting:?}"
+        );
+        assert_eq!(status(format!("http://{gw}/api")).await, 402, "{setting:?}");
+        child.kill().await.unwrap();
+    }
+    // Both keys, contradicting each other: refused with a reason.
+    let config = format!("[gateway]\npass_unmatched = true\ndeny_unmatched = true\n{routes}");
+    let (mut child, gw) = gateway_command(dir.path(), &config, up).await;
+    assert!(
+        !comes_up(&mut child, gw).await,
+        "contradicting keys accepted"
+    );
+}
+
 /// The gateway's hook-priced path checks the price before it counts a use: a request the token
 /// paid too little for gets a fresh challenge and leaves the token's one use for a request it
 /// does pay for.

@@ -681,11 +681,9 @@ async fn gateway(
     if routes.is_empty() {
         bail!("no routes: give --price SATS (with --path) or [[gateway.routes]] in the config");
     }
-    let mut paywall = gateway::Paywall::new(app.seller.clone(), routes)
-        .trust_forwarded_for(cfg.trust_forwarded_for);
-    if cfg.deny_unmatched {
-        paywall = paywall.deny_unmatched();
-    }
+    let paywall = gateway::Paywall::new(app.seller.clone(), routes)
+        .trust_forwarded_for(cfg.trust_forwarded_for)
+        .pass_unmatched(cfg.passes_unmatched()?);
     let network = app
         .wallet
         .info()

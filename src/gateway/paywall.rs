@@ -3,7 +3,8 @@
 //! reverse proxy.
 //!
 //! Per request: refuse a path with `.`/`..` segments or escapes an upstream could resolve across
-//! routes (400), then find the route (longest path prefix). A free route passes. A priced one
+//! routes (400), then find the route (longest path prefix); a path no route covers gets a 404
+//! (unless the paywall is told to pass such paths). A free route passes. A priced one
 //! passes with a valid credential for its service and this request (admitted by the same
 //! [`Seller::admit`] as the `verify_l402_payment` tool, counting a use of N-use tokens; a token
 //! bound to methods or a path prefix must allow the request's), or within the client's free
@@ -104,7 +105,7 @@ pub struct Paywall {
 struct PaywallInner {
     seller: Seller,
     routes: Vec<Route>,
-    /// Paths no route covers: served (`true`) or 404 (`false`).
+    /// Paths no route covers: forwarded, free (`true`), or 404 (`false`, the default).
     pass_unmatched: bool,
     trust_forwarded_for: bool,
     hook: reqwest::Client,
@@ -126,8 +127,8 @@ enum Decision {
 }
 
 impl Paywall {
-    /// A paywall selling through `seller`. Paths no route covers are passed through unless
-    /// [`Paywall::deny_unmatched`] is set.
+    /// A paywall selling through `seller`. Paths no route covers are refused (404), as
+    /// Aperture refuses them, unless [`Paywall::pass_unmatched`] says otherwise.
     pub fn new(seller: Seller, routes: Vec<Route>) -> Paywall {
         crate::init_tls();
         let hook = reqwest::Client::builder()
@@ -139,7 +140,7 @@ impl Paywall {
             inner: Arc::new(PaywallInner {
                 seller,
                 routes,
-                pass_unmatched: true,
+                pass_unmatched: false,
                 trust_forwarded_for: false,
                 hook,
             }),
@@ -160,9 +161,10 @@ impl Paywall {
         }
     }
 
-    /// Answer 404 for paths no route covers.
-    pub fn deny_unmatched(self) -> Paywall {
-        self.with(|i| i.pass_unmatched = false)
+    /// Forward paths no route covers, free (`true`), or answer them 404 (`false`, the default).
+    /// Only for an upstream whose every unpriced path may be served to anyone.
+    pub fn pass_unmatched(self, yes: bool) -> Paywall {
+        self.with(|i| i.pass_unmatched = yes)
     }
 
     /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
