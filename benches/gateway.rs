@@ -304,13 +304,10 @@ async fn verification_parts(seller: &App, auth: &str, service: &str, n: usize) -
         capability: None,
         method: Some("GET"),
         path: Some("/api/data"),
+        price_msat: None,
     };
     let full = time_calls(n, async || {
-        let v = s
-            .verify_authorization_for(auth, access)
-            .await
-            .expect("verify");
-        let v = s.consume(v).await.expect("consume");
+        let v = s.admit(auth, access).await.expect("admit");
         assert!(v.valid, "{v:?}");
     })
     .await;
@@ -381,7 +378,7 @@ async fn verification_parts(seller: &App, auth: &str, service: &str, n: usize) -
         root_key.pct(0.5) + minted_token.pct(0.5) + record_sale.pct(0.5) + mark_settled.pct(0.5);
     eprintln!("gateway verification per request, called directly ({n} calls each):");
     for (label, l) in [
-        ("Seller::verify_authorization_for + consume", &full),
+        ("Seller::admit (verify, count a use)", &full),
         ("  Credential::parse", &parse),
         ("  verify::prepare (decode, preimage)", &prep),
         ("  root_key (SELECT)", &root_key),

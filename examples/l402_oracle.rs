@@ -4,6 +4,7 @@
 //!
 //!   mint    --root-key HEX --payment-hash HEX --token-id HEX [--caveat C]...   -> base64 macaroon
 //!   verify  --root-key HEX --macaroon B64 --preimage HEX --service S [--capability C] [--now SECS]
+//!           [--method M] [--path P] (a token bound to a method or path is refused without them)
 //!           -> JSON; exit 0 valid, 1 invalid, 2 usage
 //!   inspect --macaroon B64 -> JSON
 
@@ -45,6 +46,12 @@ enum Cmd {
         capability: Option<String>,
         #[arg(long)]
         now: Option<u64>,
+        /// The request's method, for tokens bound to methods.
+        #[arg(long)]
+        method: Option<String>,
+        /// The request's path, for tokens bound to a path prefix.
+        #[arg(long)]
+        path: Option<String>,
     },
     Inspect {
         #[arg(long)]
@@ -89,6 +96,8 @@ fn main() -> ExitCode {
             service,
             capability,
             now,
+            method,
+            path,
         } => {
             let Some(bytes) = b64::decode(&macaroon) else {
                 eprintln!("--macaroon is not base64");
@@ -103,7 +112,8 @@ fn main() -> ExitCode {
                 service: service.as_deref(),
                 capability: capability.as_deref(),
                 now_unix,
-                ..VerifyParams::default()
+                method: method.as_deref(),
+                path: path.as_deref(),
             };
             let result = verify::prepare(&bytes, &preimage)
                 .and_then(|p| verify::finish(&p, Some(&root_key), &params));

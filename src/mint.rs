@@ -1,5 +1,7 @@
-//! The seller: create invoices and L402 challenges, and verify credentials, with an embedded
-//! verifier (no hosted service). Every entry point (MCP tools, CLI, gateway) uses this one service.
+//! The seller: create invoices and L402 challenges, and admit requests that present credentials,
+//! with an embedded verifier (no hosted service). Every entry point (MCP tools, CLI, gateway)
+//! uses this one service and admits a request through one call, [`Seller::admit`]: verify,
+//! record the sale, count a use.
 //!
 //! Minting follows Aperture: a random 32-byte root key per token, stored by `sha256(identifier)`;
 //! caveats `services=<name>:<tier>`, `<name>_capabilities=...` and, when a lifetime is given,
@@ -65,13 +67,18 @@ pub struct ChallengeRequest {
 }
 
 /// What a credential is checked for: a service, a capability within it, and the request it is
-/// presented with (for tokens bound to methods or a path prefix). `None` leaves that unchecked.
+/// presented with (for tokens bound to methods or a path prefix). See [`VerifyParams`] for what
+/// `None` means: no service is any service the token is for; a token bound to methods or a path
+/// is refused without the method or path (`binding_unchecked`).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Access<'a> {
     pub service: Option<&'a str>,
     pub capability: Option<&'a str>,
     pub method: Option<&'a str>,
     pub path: Option<&'a str>,
+    /// What this request costs (msat), for requests priced one by one: a token that paid less
+    /// (or whose price is not known here) is refused, `underpaid`, before a use is counted.
+    pub price_msat: Option<u64>,
 }
 
 /// A challenge to send to a buyer. Holds no secret: not the root key, not the preimage.
@@ -96,7 +103,8 @@ pub struct IssuedChallenge {
     pub capabilities: Vec<String>,
 }
 
-/// The verdict on a credential. An invalid credential is a normal answer, not an error.
+/// The verdict on a credential presented with a request: valid (serve it), `used_up`, or
+/// another refusal with its reason. An invalid credential is a normal answer, not an error.
 #[derive(Debug, Clone, Serialize)]
 pub struct Verification {
     pub valid: bool,
@@ -112,6 +120,12 @@ pub struct Verification {
     pub valid_until: Option<u64>,
     /// Uses the token was sold for (N-use tokens), when this data dir issued it.
     pub max_uses: Option<u64>,
+    /// The service of a valid token this verdict is for: the one asked for, else the first its
+    /// services caveat names (none when it has no services caveat).
+    pub service: Option<String>,
+    /// The tier that service was minted with (its first services caveat's; a later caveat that
+    /// changes it is refused).
+    pub tier: Option<u8>,
 }
 
 impl Verification {
@@ -126,7 +140,17 @@ impl Verification {
             caveats,
             valid_until: None,
             max_uses: None,
+            service: None,
+            tier: None,
         }
+    }
+
+    /// This verdict turned into a refusal (the token's details are kept).
+    fn refused(mut self, code: &'static str, reason: String) -> Verification {
+        self.valid = false;
+        self.reason_code = Some(code);
+        self.reason = Some(reason);
+        self
     }
 }
 
@@ -304,7 +328,47 @@ impl Seller {
         })
     }
 
-    /// Verify an `Authorization` header value for a service and capability.
+    /// Admit one request presenting `authorization` (an `Authorization` header value): verify
+    /// the credential for `access`, record the sale, check the price when the request is priced
+    /// on its own, and count one use of an N-use token, in one call. The verdict is valid (serve
+    /// the request), `used_up`, or a refusal with its reason. Call it once per request served:
+    /// every entry point (`verify_l402_payment`, `l402-mcp verify`, the gateway) does.
+    pub async fn admit(
+        &self,
+        authorization: &str,
+        access: Access<'_>,
+    ) -> Result<Verification, SellError> {
+        let v = match Credential::parse(authorization) {
+            Ok(c) => self.verify_for(&c.macaroons, &c.preimage, access).await?,
+            Err(e) => {
+                return Ok(Verification::rejected(
+                    &Rejection::Malformed(e.to_string()),
+                    None,
+                    Vec::new(),
+                ));
+            }
+        };
+        if !v.valid {
+            return Ok(v);
+        }
+        if let Some(price) = access.price_msat
+            && v.amount_paid_msat.is_none_or(|paid| paid < price)
+        {
+            let paid = v
+                .amount_paid_msat
+                .map_or("an amount not known here".to_owned(), |p| {
+                    format!("{p} msat")
+                });
+            return Ok(v.refused(
+                "underpaid",
+                format!("this request costs {price} msat; the token paid {paid}"),
+            ));
+        }
+        self.count_use(v).await
+    }
+
+    /// [`Seller::admit`] for a service and a capability, with no request to match (a token
+    /// bound to a method or path is refused): it counts a use too.
     pub async fn verify_authorization(
         &self,
         authorization: &str,
@@ -316,45 +380,13 @@ impl Seller {
             capability,
             ..Access::default()
         };
-        self.verify_authorization_for(authorization, access).await
-    }
-
-    /// Verify an `Authorization` header value for `access` (with the request, when the token
-    /// may be bound to methods or a path).
-    pub async fn verify_authorization_for(
-        &self,
-        authorization: &str,
-        access: Access<'_>,
-    ) -> Result<Verification, SellError> {
-        match Credential::parse(authorization) {
-            Ok(c) => self.verify_for(&c.macaroons, &c.preimage, access).await,
-            Err(e) => Ok(Verification::rejected(
-                &Rejection::Malformed(e.to_string()),
-                None,
-                Vec::new(),
-            )),
-        }
+        self.admit(authorization, access).await
     }
 
     /// Verify a credential: one or more macaroons and a preimage. With several macaroons the
-    /// first that verifies wins; otherwise the first one's reason is given.
-    pub async fn verify(
-        &self,
-        macaroons: &[Vec<u8>],
-        preimage: &[u8; 32],
-        service: Option<&str>,
-        capability: Option<&str>,
-    ) -> Result<Verification, SellError> {
-        let access = Access {
-            service,
-            capability,
-            ..Access::default()
-        };
-        self.verify_for(macaroons, preimage, access).await
-    }
-
-    /// [`Seller::verify`] for `access`.
-    pub async fn verify_for(
+    /// first that verifies wins; otherwise the first one's reason is given. Records the sale of
+    /// a valid token; counts no use (that is [`Seller::admit`]'s).
+    async fn verify_for(
         &self,
         macaroons: &[Vec<u8>],
         preimage: &[u8; 32],
@@ -443,6 +475,13 @@ impl Seller {
                 set.insert(token.identifier.token_id);
             }
         }
+        let service = token
+            .services
+            .as_deref()
+            .and_then(|services| match params.service {
+                Some(wanted) => services.iter().find(|s| s.name == wanted),
+                None => services.first(),
+            });
         Ok(Verification {
             valid: true,
             reason_code: None,
@@ -456,12 +495,16 @@ impl Seller {
             amount_paid_msat: minted.map(|m| m.amount_msat()),
             caveats,
             valid_until: token.valid_until,
+            service: service
+                .map(|s| s.name.clone())
+                .or_else(|| params.service.map(str::to_owned)),
+            tier: service.map(|s| s.tier),
         })
     }
 
     /// Count one use of a valid N-use token: a token whose uses are spent comes back invalid
-    /// (`used_up`). Call once per request served; other verdicts pass through.
-    pub async fn consume(&self, mut v: Verification) -> Result<Verification, SellError> {
+    /// (`used_up`); other verdicts pass through.
+    async fn count_use(&self, v: Verification) -> Result<Verification, SellError> {
         let (Some(max), true) = (v.max_uses, v.valid) else {
             return Ok(v);
         };
@@ -469,9 +512,10 @@ impl Seller {
             return Ok(v);
         };
         if self.tokens.use_token(&token_id, max).await?.is_none() {
-            v.valid = false;
-            v.reason_code = Some("used_up");
-            v.reason = Some(format!("the token paid for {max} request(s), all used"));
+            return Ok(v.refused(
+                "used_up",
+                format!("the token paid for {max} request(s), all used"),
+            ));
         }
         Ok(v)
     }

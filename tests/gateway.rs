@@ -58,8 +58,12 @@ fn route(path: &str, sats: u64, service: &str) -> Route {
 }
 
 async fn gateway_with(t: &Trade, routes: Vec<Route>, cors: &[String]) -> (SocketAddr, Seen) {
+    gateway_of(Paywall::new(t.seller.seller.clone(), routes), cors).await
+}
+
+/// `paywall` in front of a fresh [`upstream`].
+async fn gateway_of(paywall: Paywall, cors: &[String]) -> (SocketAddr, Seen) {
     let (up, seen) = upstream().await;
-    let paywall = Paywall::new(t.seller.seller.clone(), routes);
     let about = About {
         name: "Test API".into(),
         description: "things".into(),
@@ -482,7 +486,15 @@ async fn dynamic_pricing_through_a_hook() {
         },
     );
     r.service = "rows".into();
-    let (gw, _) = gateway_with(&t, vec![r], &[]).await;
+    // The same prices for 1-use tokens.
+    let mut once = Route::new(
+        "/once",
+        Price::Hook {
+            url: format!("http://{h}/price"),
+        },
+    );
+    once.max_uses = Some(1);
+    let (gw, _) = gateway_with(&t, vec![r, once], &[]).await;
     for rows in [1u64, 7, 250] {
         let body: Value = http()
             .get(format!("http://{gw}/rows?rows={rows}"))
@@ -496,31 +508,41 @@ async fn dynamic_pricing_through_a_hook() {
         let inv = l402_mcp::bolt11::decode(body["invoice"].as_str().unwrap()).unwrap();
         assert_eq!(inv.amount_msat, Some(rows * 1000));
     }
-    // A token pays for requests priced at most what it paid: bought for 2 rows, it serves 2
-    // rows and 1 row, and 3 rows gets a fresh challenge for the 3-row price.
-    let body: Value = http()
-        .get(format!("http://{gw}/rows?rows=2"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let mac = b64::decode(body["macaroon"].as_str().unwrap()).unwrap();
-    let pre = pay(&t, body["invoice"].as_str().unwrap()).await;
-    let auth = Credential::format(Scheme::L402, &mac, &pre);
-    let get = |rows: u64| {
+    let buy = async |path: &str| {
+        let body: Value = http()
+            .get(format!("http://{gw}{path}?rows=2"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let mac = b64::decode(body["macaroon"].as_str().unwrap()).unwrap();
+        let pre = pay(&t, body["invoice"].as_str().unwrap()).await;
+        Credential::format(Scheme::L402, &mac, &pre)
+    };
+    let get = |path: &str, rows: u64, auth: &str| {
         http()
-            .get(format!("http://{gw}/rows?rows={rows}"))
-            .header("authorization", &auth)
+            .get(format!("http://{gw}{path}?rows={rows}"))
+            .header("authorization", auth)
             .send()
     };
-    assert_eq!(get(2).await.unwrap().status(), 200);
-    assert_eq!(get(1).await.unwrap().status(), 200);
-    let r = get(3).await.unwrap();
+    // A token pays for requests priced at most what it paid: bought for 2 rows, it serves 2
+    // rows and 1 row, and 3 rows gets a fresh challenge for the 3-row price.
+    let auth = buy("/rows").await;
+    assert_eq!(get("/rows", 2, &auth).await.unwrap().status(), 200);
+    assert_eq!(get("/rows", 1, &auth).await.unwrap().status(), 200);
+    let r = get("/rows", 3, &auth).await.unwrap();
     assert_eq!(r.status(), 402);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["amount_sats"], 3);
+    // The price is checked before a use is counted: a request the token paid too little for
+    // leaves a 1-use token's use for a request it does pay for.
+    let auth = buy("/once").await;
+    let status = async |rows| get("/once", rows, &auth).await.unwrap().status();
+    assert_eq!(status(3).await, 402);
+    assert_eq!(status(2).await, 200);
+    assert_eq!(status(1).await, 402, "a 1-use token served twice");
 
     // A broken hook: no price, no invoice.
     let mut broken = Route::new(
@@ -656,5 +678,140 @@ async fn bodies_stream_through_both_ways() {
     assert_eq!(
         r.text().await.unwrap(),
         format!("upstream saw /free/upload ({} bytes)", 3 << 20)
+    );
+}
+
+async fn status(url: String) -> u16 {
+    http().get(url).send().await.unwrap().status().as_u16()
+}
+
+/// A paywall refuses paths no route covers (404, never forwarded) unless told to pass them;
+/// discovery documents and health are still served.
+#[tokio::test]
+async fn paths_no_route_covers_get_a_404_unless_passed() {
+    let t = trade().await;
+    let routes = vec![route("/api", 2, "api"), Route::new("/public", Price::Free)];
+    let (gw, seen) = gateway_with(&t, routes, &[]).await;
+    for path in ["/", "/admin", "/apix", "/publicity", "/.well-known/other"] {
+        assert_eq!(status(format!("http://{gw}{path}")).await, 404, "{path}");
+    }
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "an unmatched path was forwarded"
+    );
+    for path in [
+        "/.well-known/l402",
+        "/.well-known/agent.json",
+        "/llms.txt",
+        "/.well-known/l402/health",
+        "/public/x",
+    ] {
+        assert_eq!(status(format!("http://{gw}{path}")).await, 200, "{path}");
+    }
+    assert_eq!(status(format!("http://{gw}/api/x")).await, 402);
+
+    // Told to, it forwards them, free; priced routes stay priced.
+    let paywall =
+        Paywall::new(t.seller.seller.clone(), vec![route("/api", 2, "api")]).pass_unmatched(true);
+    let (gw, _) = gateway_of(paywall, &[]).await;
+    let r = http()
+        .get(format!("http://{gw}/admin"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status().as_u16(), r.text().await.unwrap()),
+        (200, "upstream saw /admin (0 bytes)".to_owned())
+    );
+    assert_eq!(status(format!("http://{gw}/api/x")).await, 402);
+}
+
+/// `l402-mcp gateway` with `config` as its config file, on the data dir `dir`, in front of
+/// `upstream`; killed when dropped.
+fn gateway_command(
+    dir: &std::path::Path,
+    config: &str,
+    upstream: SocketAddr,
+) -> (tokio::process::Child, SocketAddr) {
+    let config_file = dir.join("gateway.toml");
+    std::fs::write(&config_file, config).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_l402-mcp"))
+        .arg("--data-dir")
+        .arg(dir)
+        .arg("--config")
+        .arg(&config_file)
+        .args(["gateway", "--upstream", &format!("http://{upstream}")])
+        .args(["--listen", &addr.to_string()])
+        .env_remove("L402_MCP_DATABASE_URL")
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    (child, addr)
+}
+
+/// Whether the gateway at `addr` comes up (its health endpoint answers) within 10 s.
+async fn comes_up(child: &mut tokio::process::Child, addr: SocketAddr) -> bool {
+    for _ in 0..200 {
+        if let Ok(Some(_)) = child.try_wait() {
+            return false;
+        }
+        if let Ok(r) = http()
+            .get(format!("http://{addr}/.well-known/l402/health"))
+            .send()
+            .await
+        {
+            return r.status() == 200;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// The command: unmatched paths are refused unless `[gateway] pass_unmatched = true`; the old
+/// `deny_unmatched` key is still read; both together are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_command_passes_unmatched_paths_only_when_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let (up, seen) = upstream().await;
+    let routes = "[[gateway.routes]]\npath = \"/api\"\nprice_sats = 2\n";
+    for (setting, unmatched) in [
+        ("", 404),
+        ("pass_unmatched = false\n", 404),
+        ("pass_unmatched = true\n", 200),
+        ("deny_unmatched = true\n", 404),
+        ("deny_unmatched = false\n", 200),
+    ] {
+        let config = format!("[gateway]\n{setting}{routes}");
+        let (mut child, gw) = gateway_command(dir.path(), &config, up);
+        assert!(
+            comes_up(&mut child, gw).await,
+            "{setting:?}: gateway did not start"
+        );
+        let before = seen.lock().unwrap().len();
+        assert_eq!(
+            status(format!("http://{gw}/other")).await,
+            unmatched,
+            "{setting:?}"
+        );
+        assert_eq!(
+            seen.lock().unwrap().len() - before,
+            usize::from(unmatched == 200),
+            "{setting:?}"
+        );
+        assert_eq!(status(format!("http://{gw}/api")).await, 402, "{setting:?}");
+        child.kill().await.unwrap();
+    }
+    let config = format!("[gateway]\npass_unmatched = true\ndeny_unmatched = true\n{routes}");
+    let (mut child, gw) = gateway_command(dir.path(), &config, up);
+    assert!(
+        !comes_up(&mut child, gw).await,
+        "contradicting keys accepted"
     );
 }

@@ -1,9 +1,10 @@
 //! Caveats and the verifier end to end.
 //!
 //! First byte: its low 4 bits pick one of 16 fixed verify params (the last 8 with a request
-//! method and path). Bit 7 set -> the rest is a raw macaroon given to `prepare` with the fixed
-//! preimage. Otherwise the rest, split at newlines, is the list of caveats of a token minted here
-//! with the fixed root key: it always reaches the caveat checks.
+//! method or path; a token bound to methods or a path is refused without them). Bit 7 set -> the
+//! rest is a raw macaroon given to `prepare` with the fixed preimage. Otherwise the rest, split
+//! at newlines, is the list of caveats of a token minted here with the fixed root key: it always
+//! reaches the caveat checks.
 #![no_main]
 
 use l402_mcp_fuzz::l402::caveat::{self, Caveat};
@@ -209,6 +210,19 @@ fn minted(rest: &[u8], params: &VerifyParams<'_>) {
                     "wrong service accepted"
                 );
             }
+            // The services in force keep the tiers of the first services caveat.
+            if let Some(services) = &token.services {
+                let minted = token
+                    .caveats
+                    .iter()
+                    .find(|c| c.condition == caveat::SERVICES)
+                    .and_then(|c| caveat::parse_services(&c.value).ok())
+                    .expect("services in force without a services caveat");
+                assert!(
+                    services.iter().all(|s| minted.contains(s)),
+                    "a service or tier not minted is in force"
+                );
+            }
             route_invariants(&prepared, token, params);
         }
         Err(e) => {
@@ -272,6 +286,19 @@ fn route_invariants(prepared: &Prepared, token: &VerifiedToken, params: &VerifyP
             .find(|c| c.condition == condition)
     };
     for c in &token.caveats {
+        // A binding that applies is never skipped: without the method or path it refuses.
+        if let Some(service) = service_of(&c.condition, caveat::METHODS_SUFFIX) {
+            assert!(
+                params.method.is_some() || !applies(service),
+                "{c} accepted without a method"
+            );
+        }
+        if let Some(service) = service_of(&c.condition, caveat::PATH_PREFIX_SUFFIX) {
+            assert!(
+                params.path.is_some() || !applies(service),
+                "{c} accepted without a path"
+            );
+        }
         if let (Some(service), Some(method)) = (
             service_of(&c.condition, caveat::METHODS_SUFFIX),
             params.method,
@@ -301,18 +328,31 @@ fn route_invariants(prepared: &Prepared, token: &VerifiedToken, params: &VerifyP
             );
         }
     }
-    // The method and path only ever narrow: without them (or with the method in another case)
-    // the same token passes with the same result.
+    // Without the method and path the same token passes with the same result when no binding
+    // applies, and is refused as unchecked when one does (never accepted anywhere).
     let unbound = VerifyParams {
         method: None,
         path: None,
         ..*params
     };
-    assert_eq!(
-        verify::finish(prepared, Some(&ROOT), &unbound).as_ref(),
-        Ok(token),
-        "accepted with a method/path, not the same without"
-    );
+    let bound = token.caveats.iter().any(|c| {
+        service_of(&c.condition, caveat::METHODS_SUFFIX)
+            .or_else(|| service_of(&c.condition, caveat::PATH_PREFIX_SUFFIX))
+            .is_some_and(applies)
+    });
+    let without = verify::finish(prepared, Some(&ROOT), &unbound);
+    if bound {
+        assert!(
+            matches!(without, Err(Rejection::BindingUnchecked { .. })),
+            "a binding was skipped without the request: {without:?}"
+        );
+    } else {
+        assert_eq!(
+            without.as_ref(),
+            Ok(token),
+            "accepted with a method/path, not the same without"
+        );
+    }
     if let Some(m) = params.method {
         let other = swap_case(m);
         let swapped = VerifyParams {

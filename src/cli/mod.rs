@@ -121,10 +121,10 @@ enum Command {
         /// Requests the token pays for (default: unlimited)
         #[arg(long)]
         max_uses: Option<u64>,
-        /// Bind the token to an HTTP method (repeatable; default: any)
+        /// Bind the token to an HTTP method (repeatable; default: any); `verify` then needs --method
         #[arg(long = "method")]
         methods: Vec<String>,
-        /// Bind the token to requests under this path (default: any)
+        /// Bind the token to requests under this path (default: any); `verify` then needs --path
         #[arg(long)]
         path_prefix: Option<String>,
         #[arg(long)]
@@ -133,17 +133,19 @@ enum Command {
         #[arg(long)]
         expiry: Option<u64>,
     },
-    /// Sell: verify an L402 credential ("L402 <macaroon>:<preimage>")
+    /// Sell: verify an L402 credential ("L402 <macaroon>:<preimage>") for one request served, counting a use
     Verify {
         authorization: String,
+        /// The service being accessed (default: any the token is for)
         #[arg(long)]
         service: Option<String>,
+        /// A capability the request needs (without --service: in every service the token is for)
         #[arg(long)]
         capability: Option<String>,
-        /// The request's HTTP method, for tokens bound to methods
+        /// The request's HTTP method (a token bound to methods is refused without it)
         #[arg(long)]
         method: Option<String>,
-        /// The request's path, for tokens bound to a path prefix
+        /// The request's path (a token bound to a path prefix is refused without it)
         #[arg(long)]
         path: Option<String>,
     },
@@ -572,20 +574,23 @@ async fn run(cli: Cli) -> Result<()> {
                 capability: capability.as_deref(),
                 method: method.as_deref(),
                 path: path.as_deref(),
+                price_msat: None,
             };
-            let v = app
-                .seller
-                .verify_authorization_for(&authorization, access)
-                .await?;
+            // Admitted as every entry point admits a request: a valid verdict counts a use.
+            let v = app.seller.admit(&authorization, access).await?;
             print(j, &v, || {
                 if v.valid {
                     format!(
-                        "valid: token {} for payment {}{}",
+                        "valid: token {} for payment {}{}{}",
                         v.token_id.as_deref().unwrap_or("?"),
                         v.payment_hash.as_deref().unwrap_or("?"),
                         v.amount_paid_msat
                             .map(|a| format!(" ({} paid)", sats(a)))
-                            .unwrap_or_default()
+                            .unwrap_or_default(),
+                        match (&v.service, v.tier) {
+                            (Some(s), Some(t)) => format!(", service {s} tier {t}"),
+                            _ => String::new(),
+                        }
                     )
                 } else {
                     format!("invalid: {}", v.reason.as_deref().unwrap_or("?"))
@@ -676,11 +681,9 @@ async fn gateway(
     if routes.is_empty() {
         bail!("no routes: give --price SATS (with --path) or [[gateway.routes]] in the config");
     }
-    let mut paywall = gateway::Paywall::new(app.seller.clone(), routes)
-        .trust_forwarded_for(cfg.trust_forwarded_for);
-    if cfg.deny_unmatched {
-        paywall = paywall.deny_unmatched();
-    }
+    let paywall = gateway::Paywall::new(app.seller.clone(), routes)
+        .trust_forwarded_for(cfg.trust_forwarded_for)
+        .pass_unmatched(cfg.passes_unmatched()?);
     let network = app
         .wallet
         .info()

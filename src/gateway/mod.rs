@@ -43,11 +43,36 @@ pub struct GatewayConfig {
     /// Take the client address from X-Forwarded-For (only behind a proxy you trust).
     #[serde(default)]
     pub trust_forwarded_for: bool,
-    /// Answer 404 for paths no route covers (default: forward them, free).
+    /// Forward paths no route covers to the upstream, free; default `false`: they get a 404.
     #[serde(default)]
-    pub deny_unmatched: bool,
+    pub pass_unmatched: Option<bool>,
+    /// The old, inverted name of `pass_unmatched` (whose default was to forward), still read:
+    /// `deny_unmatched = false` forwards unmatched paths. Giving both is refused.
+    #[serde(default)]
+    pub deny_unmatched: Option<bool>,
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
+}
+
+impl GatewayConfig {
+    /// Whether paths no route covers are forwarded (free) rather than refused with a 404:
+    /// `pass_unmatched`, or the old `deny_unmatched` inverted; refused when both are given.
+    pub fn passes_unmatched(&self) -> Result<bool, GatewayError> {
+        match (self.pass_unmatched, self.deny_unmatched) {
+            (Some(_), Some(_)) => Err(GatewayError::Config(
+                "[gateway] has both pass_unmatched and deny_unmatched (its old, inverted name): keep only pass_unmatched".into(),
+            )),
+            (Some(pass), None) => Ok(pass),
+            (None, Some(deny)) => {
+                tracing::warn!(
+                    "[gateway] deny_unmatched is deprecated: write pass_unmatched = {} instead",
+                    !deny
+                );
+                Ok(!deny)
+            }
+            (None, None) => Ok(false),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

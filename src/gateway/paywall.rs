@@ -3,10 +3,11 @@
 //! reverse proxy.
 //!
 //! Per request: refuse a path with `.`/`..` segments or escapes an upstream could resolve across
-//! routes (400), then find the route (longest path prefix). A free route passes. A priced one
-//! passes with a valid credential for its service and this request (checked by the same
-//! [`Seller`] as the `verify_l402_payment` tool, counting a use of N-use tokens; a token bound
-//! to methods or a path prefix must allow the request's), or within the client's free
+//! routes (400), then find the route (longest path prefix); a path no route covers gets a 404
+//! (unless the paywall is told to pass such paths). A free route passes. A priced one
+//! passes with a valid credential for its service and this request (admitted by the same
+//! [`Seller::admit`] as the `verify_l402_payment` tool, counting a use of N-use tokens; a token
+//! bound to methods or a path prefix must allow the request's), or within the client's free
 //! tier; anything else gets a fresh challenge exactly as Aperture sends it (status 402, an
 //! `LSAT` and an `L402` `WWW-Authenticate` line, `Cache-Control: no-store`) plus a JSON body with
 //! the same invoice and macaroon for simple clients.
@@ -104,7 +105,7 @@ pub struct Paywall {
 struct PaywallInner {
     seller: Seller,
     routes: Vec<Route>,
-    /// Paths no route covers: served (`true`) or 404 (`false`).
+    /// Paths no route covers: forwarded, free (`true`), or 404 (`false`, the default).
     pass_unmatched: bool,
     trust_forwarded_for: bool,
     hook: reqwest::Client,
@@ -126,8 +127,8 @@ enum Decision {
 }
 
 impl Paywall {
-    /// A paywall selling through `seller`. Paths no route covers are passed through unless
-    /// [`Paywall::deny_unmatched`] is set.
+    /// A paywall selling through `seller`. Paths no route covers are refused (404), as
+    /// Aperture refuses them, unless [`Paywall::pass_unmatched`] says otherwise.
     pub fn new(seller: Seller, routes: Vec<Route>) -> Paywall {
         crate::init_tls();
         let hook = reqwest::Client::builder()
@@ -139,7 +140,7 @@ impl Paywall {
             inner: Arc::new(PaywallInner {
                 seller,
                 routes,
-                pass_unmatched: true,
+                pass_unmatched: false,
                 trust_forwarded_for: false,
                 hook,
             }),
@@ -160,9 +161,10 @@ impl Paywall {
         }
     }
 
-    /// Answer 404 for paths no route covers.
-    pub fn deny_unmatched(self) -> Paywall {
-        self.with(|i| i.pass_unmatched = false)
+    /// Forward paths no route covers, free (`true`), or answer them 404 (`false`, the default).
+    /// Only for an upstream whose every unpriced path may be served to anyone.
+    pub fn pass_unmatched(self, yes: bool) -> Paywall {
+        self.with(|i| i.pass_unmatched = yes)
     }
 
     /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
@@ -211,42 +213,39 @@ impl Paywall {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
         {
+            // A dynamically priced token pays for requests priced at most what was paid (a token
+            // bought for `?rows=1` does not buy `?rows=10000`): the price is asked first, so
+            // `admit` refuses an underpaid token before it counts a use, and a refusal is
+            // answered with a challenge for this price.
+            let price = match route.price {
+                Price::Hook { .. } => match self.price_msat(route, parts).await {
+                    Ok(price) => Some(price),
+                    Err(e) => {
+                        warn!(route = %route.path, error = %e, "no price");
+                        return Decision::Respond(plain(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "pricing is unavailable; try again later",
+                        ));
+                    }
+                },
+                _ => None,
+            };
             let access = Access {
                 service: Some(&route.service),
                 capability: None,
                 method: Some(parts.method.as_str()),
                 path: Some(path),
+                price_msat: price,
             };
-            let verdict = match seller.verify_authorization_for(auth, access).await {
-                Ok(v) if v.valid && matches!(route.price, Price::Hook { .. }) => {
-                    // A dynamically priced token pays for requests priced at most what was
-                    // paid: a token bought for `?rows=1` does not buy `?rows=10000`.
-                    match self.price_msat(route, parts).await {
-                        Ok(price) if v.amount_paid_msat.is_some_and(|paid| paid >= price) => {
-                            seller.consume(v).await
-                        }
-                        Ok(price) => {
-                            info!(route = %route.path, price_msat = price, paid_msat = ?v.amount_paid_msat, "token paid less than this request costs; sending a fresh challenge");
-                            return Decision::Respond(
-                                self.challenge_priced(route, parts, Ok(price)).await,
-                            );
-                        }
-                        Err(e) => {
-                            warn!(route = %route.path, error = %e, "no price");
-                            return Decision::Respond(plain(
-                                StatusCode::SERVICE_UNAVAILABLE,
-                                "pricing is unavailable; try again later",
-                            ));
-                        }
-                    }
-                }
-                Ok(v) => seller.consume(v).await,
-                Err(e) => Err(e),
-            };
-            match verdict {
+            match seller.admit(auth, access).await {
                 Ok(v) if v.valid => return Decision::Pass,
                 Ok(v) => {
-                    info!(route = %route.path, reason = v.reason_code.unwrap_or("invalid"), "credential refused; sending a fresh challenge")
+                    info!(route = %route.path, reason = v.reason_code.unwrap_or("invalid"), "credential refused; sending a fresh challenge");
+                    if let Some(price) = price {
+                        return Decision::Respond(
+                            self.challenge_priced(route, parts, Ok(price)).await,
+                        );
+                    }
                 }
                 Err(e) => {
                     warn!(error = %e, "credential check failed");

@@ -275,12 +275,9 @@ pub(crate) fn services_valid(value: &str) -> bool {
     !value.trim().is_empty() && value.split(',').all(|e| service_entry(e).is_some())
 }
 
-/// The service names of a value that [`services_valid`] accepted, borrowed.
-pub(crate) fn service_names(value: &str) -> impl Iterator<Item = &str> {
-    value
-        .split(',')
-        .filter_map(service_entry)
-        .map(|(name, _)| name)
+/// The `(name, tier)` entries of a value that [`services_valid`] accepted, names borrowed.
+pub(crate) fn service_entries(value: &str) -> impl Iterator<Item = (&str, u8)> {
+    value.split(',').filter_map(service_entry)
 }
 
 /// One `name:tier` entry of a services value.

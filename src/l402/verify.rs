@@ -34,6 +34,10 @@ pub enum Rejection {
     },
     #[error("token is not valid for {request} (it allows: {allowed})")]
     WrongRoute { request: String, allowed: String },
+    #[error(
+        "token is bound by caveat {caveat:?}, which cannot be checked without the request's {needs}: give the {needs} of the request being served"
+    )]
+    BindingUnchecked { caveat: String, needs: &'static str },
     #[error("caveat {0:?} is not understood; this verifier refuses what it cannot check")]
     UnknownCaveat(String),
     #[error("caveat {caveat:?} widens an earlier one; later caveats may only narrow")]
@@ -54,6 +58,7 @@ impl Rejection {
             Rejection::WrongService { .. } => "wrong_service",
             Rejection::MissingCapability { .. } => "missing_capability",
             Rejection::WrongRoute { .. } => "wrong_route",
+            Rejection::BindingUnchecked { .. } => "binding_unchecked",
             Rejection::UnknownCaveat(_) => "unknown_caveat",
             Rejection::WidenedCaveat { .. } => "widened_caveat",
             Rejection::InvalidCaveat { .. } => "invalid_caveat",
@@ -64,18 +69,21 @@ impl Rejection {
 /// What the verifier is asked to authorize.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct VerifyParams<'a> {
-    /// The service being accessed. `None` checks only what does not depend on it
-    /// (signature, preimage, every expiry).
+    /// The service being accessed. `None`: the request may be for any service the token is
+    /// for, so whatever applies per service applies for each of them (every expiry, every
+    /// method and path binding, and `capability` must be granted for every service in force).
     pub service: Option<&'a str>,
-    /// A capability the request needs, within `service`.
+    /// A capability the request needs, within `service` (within every service in force when
+    /// `service` is `None`).
     pub capability: Option<&'a str>,
     /// Current time, unix seconds.
     pub now_unix: u64,
-    /// The request's HTTP method, for `<service>_methods` caveats; `None` leaves them unchecked
-    /// (as a capability caveat is when no capability is asked for).
+    /// The request's HTTP method, for `<service>_methods` caveats. A token with such a caveat
+    /// that applies (the service's, or any when `service` is `None`) is refused without it
+    /// ([`Rejection::BindingUnchecked`]): a binding is never skipped.
     pub method: Option<&'a str>,
-    /// The request's path (no query), for `<service>_path_prefix` caveats; `None` leaves them
-    /// unchecked.
+    /// The request's path (no query), for `<service>_path_prefix` caveats; refused without it
+    /// when one applies, as for `method`.
     pub path: Option<&'a str>,
 }
 
@@ -93,7 +101,8 @@ pub struct Prepared {
 pub struct VerifiedToken {
     pub identifier: Identifier,
     pub caveats: Vec<Caveat>,
-    /// The services caveat in force, if any.
+    /// The services caveat in force, if any, each service with the tier it was minted with
+    /// (a later caveat may not change a tier).
     pub services: Option<Vec<Service>>,
     /// The earliest expiry in force (unix seconds), if any.
     pub valid_until: Option<u64>,
@@ -243,15 +252,11 @@ fn check_caveats(
             }
             Condition::Capabilities(service) => {
                 let last = capabilities_chain(chain())?;
+                // Without a target service, checked below against the services in force.
                 if params.service == Some(*service)
                     && let Some(wanted) = params.capability
-                    && !caveat::capabilities(&last.value).any(|c| c == wanted)
                 {
-                    return Err(Rejection::MissingCapability {
-                        service: (*service).to_owned(),
-                        wanted: wanted.to_owned(),
-                        allowed: caveat::parse_capabilities(&last.value).join(","),
-                    });
+                    grants(service, last, wanted)?;
                 }
             }
             Condition::ValidUntil(service) => {
@@ -269,21 +274,21 @@ fn check_caveats(
             Condition::Methods(service) => {
                 let last = methods_chain(chain())?;
                 // Like expiries: with a target service only its binding applies, without one
-                // every binding does.
-                if params.service.is_none_or(|s| s == *service)
-                    && let Some(method) = params.method
-                    && !caveat::methods(&last.value).any(|m| m.eq_ignore_ascii_case(method))
-                {
-                    return Err(wrong_route(params, last));
+                // every binding does. A binding that applies is checked or the token refused.
+                if params.service.is_none_or(|s| s == *service) {
+                    let method = params.method.ok_or_else(|| unchecked(last, "method"))?;
+                    if !caveat::methods(&last.value).any(|m| m.eq_ignore_ascii_case(method)) {
+                        return Err(wrong_route(params, last));
+                    }
                 }
             }
             Condition::PathPrefix(service) => {
                 let last = path_chain(chain())?;
-                if params.service.is_none_or(|s| s == *service)
-                    && let Some(path) = params.path
-                    && !caveat::path_within(path, &last.value)
-                {
-                    return Err(wrong_route(params, last));
+                if params.service.is_none_or(|s| s == *service) {
+                    let path = params.path.ok_or_else(|| unchecked(last, "path"))?;
+                    if !caveat::path_within(path, &last.value) {
+                        return Err(wrong_route(params, last));
+                    }
                 }
             }
             Condition::ExpirationMillis => {
@@ -296,7 +301,51 @@ fn check_caveats(
             }
         }
     }
+    if params.service.is_none()
+        && let Some(wanted) = params.capability
+    {
+        capability_for_every_service(conds, caveats, services_in_force.as_deref(), wanted)?;
+    }
     Ok((services_in_force, earliest_expiry))
+}
+
+/// With no target service the request may be for any service the token is for, so a requested
+/// capability must be granted for each of them: by the capabilities chain of every service in
+/// force (of every service named in a capabilities caveat, when no services caveat limits the
+/// token). A service without a capabilities caveat is not limited by one. The chains were
+/// checked already; the last caveat of each decides.
+fn capability_for_every_service(
+    conds: &[Condition<'_>],
+    caveats: &[Caveat],
+    services: Option<&[Service]>,
+    wanted: &str,
+) -> Result<(), Rejection> {
+    for (i, cond) in conds.iter().enumerate() {
+        let Condition::Capabilities(service) = cond else {
+            continue;
+        };
+        if conds[..i].contains(cond)
+            || services.is_some_and(|s| !s.iter().any(|s| s.name == *service))
+        {
+            continue;
+        }
+        if let Some((_, last)) = conds.iter().zip(caveats).rev().find(|(k, _)| *k == cond) {
+            grants(service, last, wanted)?;
+        }
+    }
+    Ok(())
+}
+
+/// Does the last caveat of `service`'s capabilities chain grant `wanted`?
+fn grants(service: &str, last: &Caveat, wanted: &str) -> Result<(), Rejection> {
+    if caveat::capabilities(&last.value).any(|c| c == wanted) {
+        return Ok(());
+    }
+    Err(Rejection::MissingCapability {
+        service: service.to_owned(),
+        wanted: wanted.to_owned(),
+        allowed: caveat::parse_capabilities(&last.value).join(","),
+    })
 }
 
 fn invalid(c: &Caveat, why: impl ToString) -> Rejection {
@@ -309,6 +358,13 @@ fn invalid(c: &Caveat, why: impl ToString) -> Rejection {
 fn widened(c: &Caveat) -> Rejection {
     Rejection::WidenedCaveat {
         caveat: c.to_string(),
+    }
+}
+
+fn unchecked(caveat: &Caveat, needs: &'static str) -> Rejection {
+    Rejection::BindingUnchecked {
+        caveat: caveat.to_string(),
+        needs,
     }
 }
 
@@ -362,7 +418,10 @@ fn empty_chain() -> Rejection {
 }
 
 /// The last caveat of a services chain and its services, each caveat valid and no wider than
-/// the one before. Earlier caveats are checked on borrowed text; only the last is parsed.
+/// the one before: it names a subset of the services before it, each with the same tier, so the
+/// services in force keep the tiers they were minted with (Aperture compares only names; a
+/// seller reading the tier from the caveats must not be fooled by `services=<name>:7`).
+/// Earlier caveats are checked on borrowed text; only the last is parsed.
 fn services_chain<'a>(
     chain: impl Iterator<Item = &'a Caveat>,
 ) -> Result<(&'a Caveat, Vec<Service>), Rejection> {
@@ -381,8 +440,8 @@ fn services_chain<'a>(
             return Err(invalid(c, why));
         };
         if let Some(p) = prev
-            && !caveat::service_names(&c.value)
-                .all(|s| caveat::service_names(&p.value).any(|q| q == s))
+            && !caveat::service_entries(&c.value)
+                .all(|s| caveat::service_entries(&p.value).any(|q| q == s))
         {
             return Err(widened(c));
         }
@@ -550,6 +609,31 @@ mod tests {
             check(&widened, svc("news", None, 1)).unwrap_err().code(),
             "widened_caveat"
         );
+        // So is a changed tier, up or down, for the service asked for or another one; the same
+        // tier again is fine, and the services in force keep their minted tiers.
+        for changed in [
+            &["services=meme:0", "services=meme:7"][..],
+            &["services=meme:3,news:1", "services=meme:0"],
+            &["services=meme:3,news:1", "services=meme:3,news:2"],
+            &["services=meme:0", "services=meme:0", "services=meme:1"],
+        ] {
+            for params in [svc("meme", None, 1), VerifyParams::default()] {
+                assert_eq!(
+                    check(changed, params).unwrap_err().code(),
+                    "widened_caveat",
+                    "{changed:?}"
+                );
+            }
+        }
+        let same = [
+            "services=meme:3,news:1",
+            "services=news:1",
+            "services=news:01",
+        ];
+        assert_eq!(
+            check(&same, svc("news", None, 1)).unwrap().services,
+            Some(vec![Service::new("news", 1).unwrap()])
+        );
         let caps = ["meme_capabilities=read", "meme_capabilities=read,write"];
         assert_eq!(
             check(&caps, svc("meme", Some("read"), 1))
@@ -597,13 +681,33 @@ mod tests {
                 "{method} {path}"
             );
         }
-        // Without a request the binding is not checked; for another service it does not apply.
-        assert!(check(&bound, svc("api", None, 1)).is_ok());
+        // Without the request's method or path a binding that applies is not skipped: refused.
+        for (method, path) in [(None, None), (Some("GET"), None), (None, Some("/v1/data"))] {
+            for service in [Some("api"), None] {
+                let p = VerifyParams {
+                    service,
+                    method,
+                    path,
+                    now_unix: 1,
+                    ..Default::default()
+                };
+                assert_eq!(
+                    check(&bound, p).unwrap_err().code(),
+                    "binding_unchecked",
+                    "{p:?}"
+                );
+            }
+        }
+        // For another service it does not apply; without a service every binding does.
         let other = ["services=a:0,b:0", "a_methods=GET"];
         let mut p = req("POST", "/");
         p.service = Some("b");
         assert!(check(&other, p).is_ok());
+        p.method = None;
+        assert!(check(&other, p).is_ok());
         p.service = None;
+        assert_eq!(check(&other, p).unwrap_err().code(), "binding_unchecked");
+        p.method = Some("POST");
         assert_eq!(check(&other, p).unwrap_err().code(), "wrong_route");
 
         // Chains may only narrow.
@@ -668,6 +772,43 @@ mod tests {
                 .code(),
             "expired"
         );
+    }
+
+    #[test]
+    fn without_a_service_a_capability_must_be_granted_for_every_service_in_force() {
+        let any = |capability| VerifyParams {
+            capability: Some(capability),
+            now_unix: 1,
+            ..Default::default()
+        };
+        assert!(check(STD, any("write")).is_ok());
+        assert_eq!(
+            check(STD, any("admin")).unwrap_err().code(),
+            "missing_capability"
+        );
+        // Two services, one limited: the request may be for either, so the limit applies.
+        let two = ["services=a:0,b:0", "a_capabilities=read"];
+        assert!(check(&two, any("read")).is_ok());
+        assert_eq!(
+            check(&two, any("write")).unwrap_err().code(),
+            "missing_capability"
+        );
+        // Narrowed to b, which no capabilities caveat limits: a's caveat no longer applies.
+        let narrowed = ["services=a:0,b:0", "a_capabilities=read", "services=b:0"];
+        assert!(check(&narrowed, any("write")).is_ok());
+        // No services caveat: every capabilities chain applies; the last of each decides.
+        let chains = [
+            "a_capabilities=read,write",
+            "b_capabilities=write",
+            "a_capabilities=write",
+        ];
+        assert!(check(&chains, any("write")).is_ok());
+        assert_eq!(
+            check(&chains, any("read")).unwrap_err().code(),
+            "missing_capability"
+        );
+        // No capabilities caveat at all restricts nothing.
+        assert!(check(&["services=a:0"], any("anything")).is_ok());
     }
 
     #[test]

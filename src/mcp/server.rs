@@ -276,10 +276,10 @@ pub struct CreateChallengeParams {
     #[serde(default)]
     #[schemars(range(min = 1))]
     pub max_uses: Option<u64>,
-    /// Bind the token to these HTTP methods, e.g. ["GET"]; default any method. Checked when verify_l402_payment is given the request's method.
+    /// Bind the token to these HTTP methods, e.g. ["GET"]; default any method. verify_l402_payment then needs the request's method to accept the token (binding_unchecked without it).
     #[serde(default)]
     pub methods: Option<Vec<String>>,
-    /// Bind the token to requests under this path, e.g. "/v1/data" (covers /v1/data and /v1/data/..., not /v1/database); default any path. Checked when verify_l402_payment is given the request's path.
+    /// Bind the token to requests under this path, e.g. "/v1/data" (covers /v1/data and /v1/data/..., not /v1/database); default any path. verify_l402_payment then needs the request's path to accept the token (binding_unchecked without it).
     #[serde(default)]
     pub path_prefix: Option<String>,
 }
@@ -316,13 +316,13 @@ pub struct VerifyParams {
     /// The service being accessed; when given, the token must be for it.
     #[serde(default)]
     pub service: Option<String>,
-    /// A capability the request needs within the service.
+    /// A capability the request needs within the service (without service: within every service the token is for).
     #[serde(default)]
     pub capability: Option<String>,
-    /// The HTTP method of the request being served, e.g. "GET": a token bound to methods must allow it.
+    /// The HTTP method of the request being served, e.g. "GET": a token bound to methods must allow it, and is refused (binding_unchecked) when the method is not given.
     #[serde(default)]
     pub method: Option<String>,
-    /// The path of the request being served (no query), e.g. "/v1/data/7": a token bound to a path prefix must cover it.
+    /// The path of the request being served (no query), e.g. "/v1/data/7": a token bound to a path prefix must cover it, and is refused (binding_unchecked) when the path is not given.
     #[serde(default)]
     pub path: Option<String>,
 }
@@ -331,7 +331,7 @@ pub struct VerifyParams {
 pub struct VerifyOutput {
     /// True when the credential is valid: serve the request.
     pub valid: bool,
-    /// Why it is not valid: malformed, unknown_token, bad_signature, preimage_mismatch, expired, wrong_service, missing_capability, wrong_route, unknown_caveat, widened_caveat, invalid_caveat, used_up.
+    /// Why it is not valid: malformed, unknown_token, bad_signature, preimage_mismatch, expired, wrong_service, missing_capability, wrong_route, binding_unchecked, unknown_caveat, widened_caveat, invalid_caveat, used_up.
     pub reason_code: Option<String>,
     /// The reason in words.
     pub reason: Option<String>,
@@ -342,6 +342,10 @@ pub struct VerifyOutput {
     pub caveats: Vec<String>,
     /// When the token expires (unix seconds), if it does.
     pub valid_until: Option<u64>,
+    /// The service the token was accepted for: the one asked for, else the first it names.
+    pub service: Option<String>,
+    /// The pricing tier the token was minted with for that service (a token whose caveats change it is refused).
+    pub tier: Option<u8>,
 }
 
 // ---------------------------------------------------------------- wallet
@@ -664,7 +668,7 @@ impl L402Server {
     }
 
     #[tool(
-        description = "Check an L402 credential a buyer sent (the Authorization header, or macaroon + preimage) with the embedded verifier: signature, payment preimage, expiry, service, capability, and (when given) the request's method and path for tokens bound to them. An invalid credential is a normal result with valid=false and a reason (answer the buyer with a fresh 402 from create_l402_challenge); only a broken request is an error. Call it once per request you serve: a valid call records the sale and counts one use of an N-use token (max_uses), so a token sold for N requests is refused (reason used_up) after N calls.",
+        description = "Check an L402 credential a buyer sent (the Authorization header, or macaroon + preimage) with the embedded verifier: signature, payment preimage, expiry, service, capability, and the request's method and path for tokens bound to them (such a token is refused, reason binding_unchecked, when they are not given). An invalid credential is a normal result with valid=false and a reason (answer the buyer with a fresh 402 from create_l402_challenge); only a broken request is an error. Call it once per request you serve: a valid call records the sale and counts one use of an N-use token (max_uses), so a token sold for N requests is refused (reason used_up) after N calls.",
         annotations(
             title = "Verify an L402 credential",
             read_only_hint = false,
@@ -683,13 +687,11 @@ impl L402Server {
             capability: p.capability.as_deref(),
             method: p.method.as_deref(),
             path: p.path.as_deref(),
+            price_msat: None,
         };
-        let v = match (p.authorization, p.macaroon, p.preimage) {
-            (Some(auth), None, None) => seller.verify_authorization_for(&auth, access).await?,
-            (None, Some(mac), Some(pre)) => {
-                let auth = format!("L402 {}:{}", mac.trim(), pre.trim());
-                seller.verify_authorization_for(&auth, access).await?
-            }
+        let auth = match (p.authorization, p.macaroon, p.preimage) {
+            (Some(auth), None, None) => auth,
+            (None, Some(mac), Some(pre)) => format!("L402 {}:{}", mac.trim(), pre.trim()),
             _ => {
                 return Err(ToolError::new(
                     "invalid_request",
@@ -697,7 +699,7 @@ impl L402Server {
                 ));
             }
         };
-        let v = seller.consume(v).await?;
+        let v = seller.admit(&auth, access).await?;
         Ok(Json(VerifyOutput {
             valid: v.valid,
             reason_code: v.reason_code.map(str::to_owned),
@@ -707,6 +709,8 @@ impl L402Server {
             amount_paid_sats: v.amount_paid_msat.map(whole_sats),
             caveats: v.caveats,
             valid_until: v.valid_until,
+            service: v.service,
+            tier: v.tier,
         }))
     }
 
