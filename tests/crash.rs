@@ -3,6 +3,8 @@
 //!
 //! `L402_MCP_FAULT=<point>` makes the real binary abort at a point of the pay path (see
 //! `src/fault.rs`), as a SIGKILL there would.
+// A failed step in a test or benchmark is a failed run: unwrapping is fine here.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

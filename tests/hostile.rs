@@ -1,4 +1,6 @@
 //! Hostile input: prompt-injected URLs, hostile 402 responses and forged credentials.
+// A failed step in a test or benchmark is a failed run: unwrapping is fine here.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

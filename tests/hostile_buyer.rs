@@ -5,6 +5,8 @@
 //!
 //! The sellers mint real challenges with an embedded wallet of the same data dir (the buyer's
 //! embedded wallet pays it by settling inside the ledger), served by axum on loopback.
+// A failed step in a test or benchmark is a failed run: unwrapping is fine here.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,4 +1,6 @@
 //! What the benchmark programs share.
+// A failed step in a test or benchmark is a failed run: unwrapping is fine here.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 /// The value after `--name` on the command line, or `default`.
 pub fn arg(name: &str, default: usize) -> usize {

@@ -1,5 +1,7 @@
 //! Agents for end-to-end tests: `l402-mcp serve` processes driven through rmcp's client, and a
 //! seller HTTP endpoint that mints and verifies through the seller agent's tools.
+// A failed step in a test or benchmark is a failed run: unwrapping is fine here.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -1,5 +1,7 @@
 //! Shared pieces of the wallet contract tests: local fixtures that replay a node's documented
 //! API, real invoices for them to return, and a buyer app on the backend under test.
+// A failed step in a test or benchmark is a failed run: unwrapping is fine here.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use axum::Router;
 use bitcoin::secp256k1::SecretKey;

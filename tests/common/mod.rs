@@ -1,5 +1,7 @@
 //! Shared set-up for integration tests: two embedded wallets trading in one data dir.
 #![allow(dead_code)]
+// Test helpers: a failed set-up is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod agents;
 pub mod fixture;

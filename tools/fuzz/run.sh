@@ -20,9 +20,8 @@
 # RUSTC_BOOTSTRAP=1. The code under test has no `unsafe`, so we build without AddressSanitizer
 # (`--sanitizer none`): faster builds and runs. FUZZ_SANITIZER=address uses it anyway.
 #
-# Builds go to FUZZ_TARGET_DIR (default fuzz/target, ignored by git). The fuzz crate compiles only
-# the project's src/l402/ and src/bolt11.rs with their few dependencies (see fuzz/src/lib.rs), not
-# the whole l402-mcp crate: a cold build takes about 80 s on two cores, so CI's fresh clone can
+# Builds go to FUZZ_TARGET_DIR (default fuzz/target, ignored by git). The fuzz crate depends only
+# on the pure protocol crate crates/l402-proto (see fuzz/src/lib.rs), not the whole l402-mcp crate: a cold build takes about 80 s on two cores, so CI's fresh clone can
 # afford it (plus about 45 s to install cargo-fuzz when it is missing).
 set -euo pipefail
 cd "$(dirname "$0")/../.."

@@ -485,7 +485,7 @@ fn timestamp_chain<'a>(chain: impl Iterator<Item = &'a Caveat>) -> Result<u64, R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::l402::macaroon::L402_LOCATION;
+    use crate::macaroon::L402_LOCATION;
 
     const ROOT: [u8; 32] = [42; 32];
     const PREIMAGE: [u8; 32] = [5; 32];

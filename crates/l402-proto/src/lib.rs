@@ -1,10 +1,13 @@
-//! The L402 protocol, as deployed: challenges, credentials, identifiers, macaroons and caveats.
+//! The L402 protocol, as deployed: challenges, credentials, identifiers, macaroons, caveats and
+//! their verification, and BOLT11 invoices.
 //!
 //! Everything here is pure: bytes and strings in, values out. No I/O and no clock; where time
-//! matters (caveat expiry), `now` is passed in. The seller service (`crate::mint`) and the buyer's
-//! pay path (`crate::pay`) put these pieces together with a wallet and the ledger.
+//! matters (caveat expiry), `now` is passed in. The `l402-mcp` crate's seller service (`mint`)
+//! and buyer's pay path (`pay`) put these pieces together with a wallet and the ledger; the fuzz
+//! targets, the interop oracle and the verify benchmark use this crate alone.
 
 pub mod b64;
+pub mod bolt11;
 pub mod caveat;
 pub mod challenge;
 pub mod credential;
