@@ -213,11 +213,11 @@ struct BudgetSet {
     #[arg(long)]
     daily_sats: Option<u64>,
     /// Cap over the last hour, in sats ("none" to remove)
-    #[arg(long, value_parser = optional_u64)]
-    hourly_sats: Option<Option<u64>>,
+    #[arg(long, value_parser = optional_sats, value_name = "SATS|none")]
+    hourly_sats: Option<OptionalCap>,
     /// Cap per host over 24 hours, in sats ("none" to remove)
-    #[arg(long, value_parser = optional_u64)]
-    per_host_daily_sats: Option<Option<u64>>,
+    #[arg(long, value_parser = optional_sats, value_name = "SATS|none")]
+    per_host_daily_sats: Option<OptionalCap>,
     /// Only pay these hosts (repeatable; replaces the list)
     #[arg(long = "allow-host")]
     allow_hosts: Vec<String>,
@@ -243,12 +243,18 @@ enum WalletAction {
     List,
 }
 
-fn optional_u64(s: &str) -> Result<Option<u64>, String> {
+/// A cap that can be removed: a number of sats, or "none". Its own type (not `Option<u64>`):
+/// clap's derive reads an `Option<Option<u64>>` field as "flag with an optional value" and
+/// panics when the parser hands it the inner `Option`.
+#[derive(Debug, Clone, Copy)]
+struct OptionalCap(Option<u64>);
+
+fn optional_sats(s: &str) -> Result<OptionalCap, String> {
     if s.eq_ignore_ascii_case("none") {
-        return Ok(None);
+        return Ok(OptionalCap(None));
     }
     s.parse()
-        .map(Some)
+        .map(|v| OptionalCap(Some(v)))
         .map_err(|_| format!("{s:?} is not a whole number or \"none\""))
 }
 
@@ -735,10 +741,10 @@ fn apply_budget(p: &mut BudgetPolicy, set: BudgetSet) -> Result<()> {
     if let Some(v) = set.daily_sats {
         p.daily_msat = to_msat(v)?;
     }
-    if let Some(v) = set.hourly_sats {
+    if let Some(OptionalCap(v)) = set.hourly_sats {
         p.hourly_msat = v.map(to_msat).transpose()?;
     }
-    if let Some(v) = set.per_host_daily_sats {
+    if let Some(OptionalCap(v)) = set.per_host_daily_sats {
         p.per_host_daily_msat = v.map(to_msat).transpose()?;
     }
     if set.clear_hosts {
