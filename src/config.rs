@@ -41,7 +41,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::budget::{BudgetPolicy, MSAT_PER_SAT};
+use crate::budget::{BudgetChange, BudgetPolicy, LimitError};
 use crate::wallet::BackendConfig;
 
 /// Environment variable naming the data dir.
@@ -70,6 +70,8 @@ pub enum ConfigError {
     Env { name: &'static str, message: String },
     #[error("the [backend] settings are not valid: {0}")]
     Backend(String),
+    #[error("the budget settings ([budget] or L402_MCP_*_SATS) are not valid: {0}")]
+    Budget(#[from] LimitError),
 }
 
 /// Everything a config file can say.
@@ -152,33 +154,23 @@ impl BudgetConfig {
         *self == BudgetConfig::default()
     }
 
-    /// Apply the settings given here to `policy`.
-    pub fn apply(&self, policy: &mut BudgetPolicy) {
-        let msat = |sats: u64| sats.saturating_mul(MSAT_PER_SAT);
-        if let Some(v) = self.per_payment_sats {
-            policy.per_payment_msat = msat(v);
+    /// The settings given here, as a change to a stored policy.
+    pub fn change(&self) -> BudgetChange {
+        BudgetChange {
+            per_payment_sats: self.per_payment_sats,
+            daily_sats: self.daily_sats,
+            hourly_sats: self.hourly_sats.map(Some),
+            per_host_daily_sats: self.per_host_daily_sats.map(Some),
+            allow_hosts: self.allow_hosts.clone(),
+            deny_hosts: self.deny_hosts.clone(),
+            max_fee_sats: self.max_fee_sats,
+            max_fee_percent: self.max_fee_percent,
         }
-        if let Some(v) = self.daily_sats {
-            policy.daily_msat = msat(v);
-        }
-        if let Some(v) = self.hourly_sats {
-            policy.hourly_msat = Some(msat(v));
-        }
-        if let Some(v) = self.per_host_daily_sats {
-            policy.per_host_daily_msat = Some(msat(v));
-        }
-        if let Some(v) = &self.allow_hosts {
-            policy.allow_hosts = v.clone();
-        }
-        if let Some(v) = &self.deny_hosts {
-            policy.deny_hosts = v.clone();
-        }
-        if let Some(v) = self.max_fee_sats {
-            policy.max_fee_floor_msat = msat(v);
-        }
-        if let Some(p) = self.max_fee_percent {
-            policy.max_fee_ppm = (p.clamp(0.0, 100.0) * 10_000.0).round() as u64;
-        }
+    }
+
+    /// Apply the settings given here to `policy` (the rule `budget set` follows too).
+    pub fn apply(&self, policy: &mut BudgetPolicy) -> Result<(), LimitError> {
+        self.change().apply(policy)
     }
 }
 
@@ -195,6 +187,8 @@ impl Config {
             },
         };
         config.apply_env()?;
+        // Out-of-range budget settings are refused here, by every command, not met later.
+        config.budget.apply(&mut BudgetPolicy::default())?;
         Ok(config)
     }
 
@@ -403,7 +397,7 @@ mod tests {
         .unwrap_or_default();
         assert_eq!(c.wallet(), "agent");
         let mut p = BudgetPolicy::default();
-        c.budget.apply(&mut p);
+        assert!(c.budget.apply(&mut p).is_ok());
         assert_eq!(
             (p.per_payment_msat, p.daily_msat, p.max_fee_ppm),
             (50_000, 500_000, 5_000)

@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
 use l402_mcp::app::{App, WalletStatus};
-use l402_mcp::budget::{BudgetPolicy, BudgetStatus, MSAT_PER_SAT, sats};
+use l402_mcp::budget::{BudgetChange, BudgetPolicy, BudgetStatus, MSAT_PER_SAT, sats};
 use l402_mcp::config;
 use l402_mcp::ledger::Direction;
 use l402_mcp::mcp::L402Server;
@@ -343,7 +343,7 @@ async fn run(cli: Cli) -> Result<()> {
         .unwrap_or_else(|| cfg.wallet().to_owned());
     let backend = cfg.backend()?;
     if let Command::Doctor = &cli.command {
-        return doctor::run(&data_dir, &wallet, &backend, cli.json).await;
+        return doctor::run(&data_dir, &wallet, &backend, &cfg.budget, cli.json).await;
     }
     let mut app = App::open(&data_dir, &wallet, &backend, l402_mcp::clock::system()).await?;
     let sells = matches!(
@@ -363,7 +363,7 @@ async fn run(cli: Cli) -> Result<()> {
     }
     if !cfg.budget.is_empty() {
         let mut policy = app.ledger.budget(&app.wallet_name).await?;
-        cfg.budget.apply(&mut policy);
+        cfg.budget.apply(&mut policy)?;
         app.ledger
             .set_budget(&app.wallet_name, &policy, app.clock.now())
             .await?;
@@ -734,38 +734,24 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
+/// `budget set`'s flags as a change, applied by the same rule as the config file's `[budget]`.
 fn apply_budget(p: &mut BudgetPolicy, set: BudgetSet) -> Result<()> {
-    if let Some(v) = set.per_payment_sats {
-        p.per_payment_msat = to_msat(v)?;
-    }
-    if let Some(v) = set.daily_sats {
-        p.daily_msat = to_msat(v)?;
-    }
-    if let Some(OptionalCap(v)) = set.hourly_sats {
-        p.hourly_msat = v.map(to_msat).transpose()?;
-    }
-    if let Some(OptionalCap(v)) = set.per_host_daily_sats {
-        p.per_host_daily_msat = v.map(to_msat).transpose()?;
-    }
-    if set.clear_hosts {
-        p.allow_hosts.clear();
-        p.deny_hosts.clear();
-    }
-    if !set.allow_hosts.is_empty() {
-        p.allow_hosts = set.allow_hosts;
-    }
-    if !set.deny_hosts.is_empty() {
-        p.deny_hosts = set.deny_hosts;
-    }
-    if let Some(v) = set.max_fee_sats {
-        p.max_fee_floor_msat = to_msat(v)?;
-    }
-    if let Some(pct) = set.max_fee_percent {
-        if !(0.0..=100.0).contains(&pct) {
-            bail!("--max-fee-percent must be between 0 and 100");
-        }
-        p.max_fee_ppm = (pct * 10_000.0).round() as u64;
-    }
+    let cleared = set.clear_hosts.then(Vec::new);
+    let change = BudgetChange {
+        per_payment_sats: set.per_payment_sats,
+        daily_sats: set.daily_sats,
+        hourly_sats: set.hourly_sats.map(|OptionalCap(v)| v),
+        per_host_daily_sats: set.per_host_daily_sats.map(|OptionalCap(v)| v),
+        allow_hosts: (!set.allow_hosts.is_empty())
+            .then_some(set.allow_hosts)
+            .or(cleared.clone()),
+        deny_hosts: (!set.deny_hosts.is_empty())
+            .then_some(set.deny_hosts)
+            .or(cleared),
+        max_fee_sats: set.max_fee_sats,
+        max_fee_percent: set.max_fee_percent,
+    };
+    change.apply(p)?;
     Ok(())
 }
 
