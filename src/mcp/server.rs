@@ -356,6 +356,8 @@ pub struct BalanceOutput {
     pub balance_msat: u64,
     /// True when the balance is test sats (the embedded demo wallet), not real bitcoin.
     pub demo_funds: bool,
+    /// False when the wallet does not return payment preimages: fetch_paid then refuses to pay L402 challenges (no credential could be shown).
+    pub returns_preimages: bool,
     pub budget: BudgetOutput,
     /// Income received in the last 24 hours, in sats.
     pub earned_24h_sats: u64,
@@ -706,7 +708,7 @@ impl L402Server {
     }
 
     #[tool(
-        description = "Show the wallet: balance in sats (demo_funds=true means test sats, not real bitcoin), network and backend, the spending budget (per-payment cap, daily cap over a rolling 24 h, spent, reserved, remaining) and income of the last 24 h.",
+        description = "Show the wallet: balance in sats (demo_funds=true means test sats, not real bitcoin), network and backend, whether it returns preimages (returns_preimages=false: it cannot buy L402 access), the spending budget (per-payment cap, daily cap over a rolling 24 h, spent, reserved, remaining) and income of the last 24 h.",
         annotations(
             title = "Wallet balance and budget",
             read_only_hint = true,
@@ -728,6 +730,7 @@ impl L402Server {
             balance_sats: whole_sats(s.balance_msat),
             balance_msat: s.balance_msat,
             demo_funds: s.demo_funds,
+            returns_preimages: s.returns_preimages,
             budget: BudgetOutput {
                 per_payment_sats: whole_sats(b.policy.per_payment_msat),
                 daily_sats: whole_sats(b.policy.daily_msat),
