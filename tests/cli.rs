@@ -101,3 +101,49 @@ fn the_fee_percent_follows_one_rule_everywhere() {
     assert_eq!(a["policy"]["max_fee_ppm"], 5_000);
     assert_eq!(b["policy"]["max_fee_ppm"], 5_000);
 }
+
+#[test]
+fn numbers_out_of_range_are_refused_with_the_range() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let max = u64::MAX.to_string();
+    for (args, range) in [
+        (
+            vec!["challenge", "5", "--max-uses", "0"],
+            "max_uses must be from 1 to 1000000000",
+        ),
+        (
+            vec!["challenge", "5", "--valid-for", max.as_str()],
+            "valid_for_secs must be from 1 to 315360000",
+        ),
+        (
+            vec!["invoice", "5", "--expiry", max.as_str()],
+            "expiry_secs must be from 1 to 31536000",
+        ),
+        (
+            vec!["invoice", "10000000000000000"],
+            "must be from 0 to 2100000000000000 sats",
+        ),
+        (
+            vec!["wallet", "deposit", max.as_str()],
+            "must be from 0 to 2100000000000000 sats",
+        ),
+        (
+            vec![
+                "gateway",
+                "--upstream",
+                "http://127.0.0.1:9",
+                "--price",
+                "5",
+                "--max-uses",
+                "0",
+            ],
+            "max_uses must be from 1 to 1000000000",
+        ),
+    ] {
+        let out = run(h, &args, &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(range), "{args:?}: {stderr}");
+    }
+}

@@ -8,12 +8,12 @@ mod doctor;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
 use l402_mcp::app::{App, WalletStatus};
-use l402_mcp::budget::{BudgetChange, BudgetPolicy, BudgetStatus, MSAT_PER_SAT, sats};
+use l402_mcp::budget::{BudgetChange, BudgetPolicy, BudgetStatus, sats};
 use l402_mcp::config;
 use l402_mcp::ledger::Direction;
 use l402_mcp::mcp::L402Server;
@@ -258,9 +258,10 @@ fn optional_sats(s: &str) -> Result<OptionalCap, String> {
         .map_err(|_| format!("{s:?} is not a whole number or \"none\""))
 }
 
-fn to_msat(sats: u64) -> Result<u64> {
-    sats.checked_mul(MSAT_PER_SAT)
-        .ok_or_else(|| anyhow!("{sats} sats is too large"))
+/// A sats argument named `name` in msat: at most every bitcoin there will ever be (the rule
+/// the MCP tools and the budget follow too).
+fn to_msat(name: &'static str, sats: u64) -> Result<u64> {
+    Ok(l402_mcp::budget::sats_to_msat(name, sats)?)
 }
 
 /// The parsed command line.
@@ -404,9 +405,9 @@ async fn run(cli: Cli) -> Result<()> {
         } => {
             let (created, _) = app
                 .seller
-                .create_invoice(to_msat(amount_sats)?, &description, expiry)
+                .create_invoice(to_msat("<sats>", amount_sats)?, &description, expiry)
                 .await?;
-            let out = json!({ "bolt11": created.bolt11, "payment_hash": hex::encode(created.payment_hash), "amount_msat": to_msat(amount_sats)?, "expires_at": created.expires_at });
+            let out = json!({ "bolt11": created.bolt11, "payment_hash": hex::encode(created.payment_hash), "amount_msat": to_msat("<sats>", amount_sats)?, "expires_at": created.expires_at });
             print(j, &out, || created.bolt11.clone())
         }
         Command::Pay {
@@ -416,8 +417,10 @@ async fn run(cli: Cli) -> Result<()> {
         } => {
             let req = PayRequest {
                 invoice: &bolt11,
-                max_amount_msat: max_sats.map(to_msat).transpose()?,
-                max_fee_msat: max_fee_sats.map(to_msat).transpose()?,
+                max_amount_msat: max_sats.map(|s| to_msat("--max-sats", s)).transpose()?,
+                max_fee_msat: max_fee_sats
+                    .map(|s| to_msat("--max-fee-sats", s))
+                    .transpose()?,
                 ..Default::default()
             };
             let receipt = app.payer.pay(&req).await?;
@@ -459,19 +462,23 @@ async fn run(cli: Cli) -> Result<()> {
                 .ledger
                 .list_payments(&app.wallet_name, dir, limit)
                 .await?;
+            // A value the ledger cannot hold (negative) fails the command instead of showing 0.
+            let amounts = rows
+                .iter()
+                .map(|p| Ok((p.amount()?, p.fee()?)))
+                .collect::<Result<Vec<_>, l402_mcp::ledger::LedgerError>>()?;
             print(j, &rows, || {
                 if rows.is_empty() {
                     return "no payments yet".into();
                 }
                 rows.iter()
-                    .map(|p| {
+                    .zip(amounts)
+                    .map(|(p, (amount, fee))| {
                         let dir = if p.direction == Direction::Out {
                             "out"
                         } else {
                             "in "
                         };
-                        let amount = u64::try_from(p.amount_msat).unwrap_or(0);
-                        let fee = u64::try_from(p.fee_msat).unwrap_or(0);
                         format!(
                             "#{:<5} {dir:<3} {:<9} {:>14} fee {:>10}  {}  {}{}",
                             p.id,
@@ -516,12 +523,14 @@ async fn run(cli: Cli) -> Result<()> {
                 .embedded
                 .as_ref()
                 .context("deposits are only for the embedded wallet")?;
-            let balance = embedded.deposit(to_msat(amount_sats)?).await?;
-            let out = json!({ "deposited_msat": to_msat(amount_sats)?, "balance_msat": balance, "demo_funds": true });
+            let deposited = to_msat("<sats>", amount_sats)?;
+            let balance = embedded.deposit(deposited).await?;
+            let out =
+                json!({ "deposited_msat": deposited, "balance_msat": balance, "demo_funds": true });
             print(j, &out, || {
                 format!(
                     "added {} of test sats (not real bitcoin); balance {}",
-                    sats(to_msat(amount_sats).unwrap_or(0)),
+                    sats(deposited),
                     sats(balance)
                 )
             })
@@ -547,7 +556,7 @@ async fn run(cli: Cli) -> Result<()> {
             let c = app
                 .seller
                 .create_challenge(&ChallengeRequest {
-                    amount_msat: to_msat(amount_sats)?,
+                    amount_msat: to_msat("<sats>", amount_sats)?,
                     description,
                     expiry_secs: expiry,
                     service,

@@ -36,6 +36,8 @@ pub enum LedgerError {
     },
     #[error("ledger holds an invalid value: {0}")]
     Corrupt(String),
+    #[error("{0} is too large to be kept in the ledger")]
+    TooLarge(u64),
 }
 
 /// A handle on the ledger; cheap to clone.
@@ -171,12 +173,18 @@ pub(crate) fn budget_key(wallet: &str) -> String {
     format!("budget.{wallet}")
 }
 
-/// SQLite integers are i64; money and time here always fit.
+/// SQLite integers are i64; money and time here always fit (entry points check their ranges).
 pub(crate) fn db_int(v: u64) -> Result<i64, LedgerError> {
-    i64::try_from(v).map_err(|_| LedgerError::Corrupt(format!("{v} does not fit in the ledger")))
+    i64::try_from(v).map_err(|_| LedgerError::TooLarge(v))
 }
 
-/// Back from the database: a negative value would be a corrupt row.
-pub(crate) fn from_db(v: i64) -> u64 {
-    u64::try_from(v).unwrap_or(0)
+/// Back from the database: amounts, counts and times are never negative. A negative one means
+/// the file was damaged or edited by hand; it is reported, never read as 0 (a payment of 0, a
+/// balance of 0) and acted on.
+pub(crate) fn from_db(what: &str, v: i64) -> Result<u64, LedgerError> {
+    u64::try_from(v).map_err(|_| {
+        LedgerError::Corrupt(format!(
+            "{what} is {v}, which cannot be; the ledger file was damaged or edited: restore it from a backup"
+        ))
+    })
 }
