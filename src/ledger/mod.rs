@@ -73,11 +73,10 @@ impl Ledger {
             path: path.display().to_string(),
             source,
         };
-        // Create the file ourselves so it is 0600 from the first byte; SQLite gives its WAL and
-        // shared-memory files the same mode.
-        crate::fsutil::private_file(path).map_err(io)?;
         let lock_path = path.with_extension("lock");
         crate::fsutil::private_file(&lock_path).map_err(io)?;
+        // The lock is flock(2)-style (per open file, not per process): closing this
+        // descriptor later releases only it, never SQLite's POSIX locks.
         let lock = std::fs::OpenOptions::new()
             .write(true)
             .open(&lock_path)
@@ -87,6 +86,17 @@ impl Ledger {
             .await
             .map_err(|e| io(std::io::Error::other(e)))?
             .map_err(io)?;
+        // The database is 0600 from the first byte: created here (under the lock, so no
+        // connection of this process can have it open) when missing, else changed by path
+        // only. This process may already have it open through another Ledger, and closing
+        // any descriptor of it would drop that Ledger's SQLite locks. SQLite gives the WAL and
+        // shared-memory files the database's mode; older ones are made private by path too.
+        crate::fsutil::private_file(path).map_err(io)?;
+        for suffix in ["-wal", "-shm"] {
+            let mut side = path.as_os_str().to_owned();
+            side.push(suffix);
+            crate::fsutil::private_if_exists(Path::new(&side)).map_err(io)?;
+        }
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
