@@ -254,12 +254,30 @@ async fn buy_over_streamable_http_with_a_bearer_token() {
     assert_eq!(balance_sats(&buyer).await, 100_000 - JOKE_SATS);
     let _ = buyer.cancel().await;
     let _ = server.kill().await;
-    // The bearer token is in no tool result and in no line of the server's trace log.
+    // The bearer token is in no tool result and in no line of the server's trace log, nor is
+    // the preimage the buyer paid for (over HTTP too).
     let log = std::fs::read_to_string(&server_log).unwrap();
     assert!(log.len() > 1000, "trace logs say nothing: {log}");
-    for text in [log, r.to_string()] {
+    for text in [&log, &r.to_string()] {
         assert!(!text.contains(HTTP_TOKEN), "the HTTP bearer token leaked");
     }
+    let db = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("ledger.sqlite").display()
+    ))
+    .await
+    .unwrap();
+    let preimages: Vec<String> = sqlx::query_scalar(
+        "SELECT preimage FROM payments WHERE wallet = 'buyer' AND preimage IS NOT NULL",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    assert_eq!(preimages.len(), 1);
+    assert!(
+        !log.contains(&preimages[0]),
+        "the paid preimage is in the trace log"
+    );
 }
 
 const HTTP_TOKEN: &str = "t0ken-5ecret-9f3a";
@@ -503,6 +521,34 @@ async fn no_secret_reaches_a_tool_result_or_a_log() {
         record(call(&buyer, tool, json!({})).await);
         record(call(&seller, tool, json!({})).await);
     }
+    // A token sold through the tools: minted, paid with pay_invoice (whose result holds the
+    // preimage), verified both ways. The results must hold these; the logs must not.
+    let sold = ok(&call(
+        &seller,
+        "create_l402_challenge",
+        json!({ "amount_sats": 4 }),
+    )
+    .await);
+    let paid = ok(&call(&buyer, "pay_invoice", json!({ "bolt11": sold["invoice"] })).await);
+    let (macaroon, preimage) = (
+        sold["macaroon"].as_str().unwrap().to_owned(),
+        paid["preimage"].as_str().unwrap().to_owned(),
+    );
+    let credential = format!("{macaroon}:{preimage}");
+    let v = ok(&call(
+        &seller,
+        "verify_l402_payment",
+        json!({ "authorization": format!("L402 {credential}") }),
+    )
+    .await);
+    assert_eq!(v["valid"], true);
+    let v = ok(&call(
+        &seller,
+        "verify_l402_payment",
+        json!({ "macaroon": macaroon, "preimage": preimage }),
+    )
+    .await);
+    assert_eq!(v["valid"], true);
     drop(buyer);
     drop(seller);
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
@@ -547,7 +593,19 @@ async fn no_secret_reaches_a_tool_result_or_a_log() {
     assert!(unpaid_preimages.contains(&stored_for_hash));
     secrets.extend(unpaid_preimages);
 
-    let mut haystacks = outputs;
+    // Secrets a result may carry but a log never: every preimage paid (pay_invoice returns
+    // it; fetch_paid presents it), the macaroons sold and the credentials presented.
+    let paid_preimages: Vec<String> =
+        sqlx::query_scalar("SELECT preimage FROM payments WHERE preimage IS NOT NULL")
+            .fetch_all(&db)
+            .await
+            .unwrap();
+    assert!(paid_preimages.len() >= 2, "{paid_preimages:?}");
+    assert!(paid_preimages.contains(&preimage));
+    let mut log_secrets = paid_preimages;
+    log_secrets.extend([macaroon, credential]);
+
+    let mut logs_text = Vec::new();
     for name in ["seller.log", "buyer.log"] {
         let text = std::fs::read_to_string(logs.path().join(name)).unwrap();
         assert!(
@@ -555,13 +613,27 @@ async fn no_secret_reaches_a_tool_result_or_a_log() {
             "trace logs should say something ({name}: {} bytes)",
             text.len()
         );
-        haystacks.push(text);
+        logs_text.push((name, text));
     }
+    let haystacks: Vec<&str> = outputs
+        .iter()
+        .map(String::as_str)
+        .chain(logs_text.iter().map(|(_, t)| t.as_str()))
+        .collect();
     for secret in &secrets {
         for h in &haystacks {
             assert!(
                 !h.contains(secret.as_str()),
                 "a secret leaked: {}...",
+                &secret[..8]
+            );
+        }
+    }
+    for secret in &log_secrets {
+        for (name, text) in &logs_text {
+            assert!(
+                !text.contains(secret.as_str()),
+                "{name} holds a secret at trace level: {}...",
                 &secret[..8]
             );
         }

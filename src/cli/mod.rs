@@ -288,14 +288,7 @@ pub async fn main(Parsed(cli): Parsed) -> ExitCode {
     } else {
         "warn"
     };
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
-        )
-        .init();
+    init_logging(default_level);
     let json = cli.json;
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -309,6 +302,32 @@ pub async fn main(Parsed(cli): Parsed) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Libraries whose debug and trace events carry whole MCP messages: tool arguments
+/// (`verify_l402_payment`'s credential) and results (`pay_invoice`'s preimage, the macaroons
+/// `create_l402_challenge` sells). They log at most `info`, whatever RUST_LOG asks.
+const CAPPED_TARGETS: &[&str] = &["rmcp"];
+
+/// Logs to stderr at RUST_LOG (else `default_level`), with [`CAPPED_TARGETS`] held at `info`:
+/// a secret must not reach a log at any level.
+fn init_logging(default_level: &str) {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let requested = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let cap = CAPPED_TARGETS.iter().fold(
+        Targets::new().with_default(LevelFilter::TRACE),
+        |t, target| t.with_target(*target, LevelFilter::INFO),
+    );
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_filter(requested)
+        .with_filter(cap);
+    tracing_subscriber::registry().with(layer).init();
 }
 
 async fn run(cli: Cli) -> Result<()> {

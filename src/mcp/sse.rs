@@ -265,7 +265,8 @@ where
     let message: ClientJsonRpcMessage = match serde_json::from_slice(&body) {
         Ok(message) => message,
         Err(error) => {
-            debug!(session = %short(&id), %error, "rejected a POST that is not a JSON-RPC message");
+            // Not the error's text: serde quotes the offending value, which may be a secret.
+            debug!(session = %short(&id), line = error.line(), column = error.column(), "rejected a POST that is not a JSON-RPC message");
             return (
                 StatusCode::BAD_REQUEST,
                 format!("Invalid JSON-RPC message: {error}"),
