@@ -647,7 +647,7 @@ async fn serve(
     let Some(bind) = args.http else {
         tracing::info!("MCP over stdio");
         let running = server
-            .serve(rmcp::transport::stdio_pipes())
+            .serve(l402_mcp::mcp::stdio::transport())
             .await
             .context("MCP handshake over stdio failed")?;
         running

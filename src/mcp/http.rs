@@ -19,7 +19,13 @@ use subtle::ConstantTimeEq;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::L402Server;
+use serde_json::Value;
+
+use super::{L402Server, jsonrpc};
+
+/// The largest POST body of the streamable transport (rmcp's default, set explicitly so that
+/// this layer and rmcp agree).
+const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
 /// Hosts every server accepts: loopback names.
 const LOOPBACK_HOSTS: &[&str] = &["localhost", "127.0.0.1", "::1"];
@@ -84,6 +90,7 @@ pub fn router(server: L402Server, opts: &HttpOptions, shutdown: CancellationToke
         .chain(opts.allowed_origins.iter().cloned())
         .collect();
     let config = StreamableHttpServerConfig::default()
+        .with_max_request_body_bytes(MAX_BODY_BYTES)
         .with_allowed_hosts(hosts.clone())
         .with_allowed_origins(origins.clone())
         .with_cancellation_token(shutdown);
@@ -99,8 +106,11 @@ pub fn router(server: L402Server, opts: &HttpOptions, shutdown: CancellationToke
         hosts,
         origins,
     });
-    Router::new()
+    let mcp = Router::new()
         .nest_service("/mcp", streamable)
+        .layer(middleware::from_fn(mcp_messages));
+    Router::new()
+        .merge(mcp)
         .merge(super::sse::router(move || server.clone()))
         .layer(middleware::from_fn_with_state(guard, check))
 }
@@ -147,11 +157,7 @@ async fn check(State(guard): State<Arc<Guard>>, request: Request, next: Next) ->
         let presented = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim);
+            .and_then(bearer_token);
         let ok = presented.is_some_and(|p| {
             p.len() == token.len() && bool::from(p.as_bytes().ct_eq(token.as_bytes()))
         });
@@ -165,6 +171,78 @@ async fn check(State(guard): State<Arc<Guard>>, request: Request, next: Next) ->
         }
     }
     next.run(request).await
+}
+
+/// The token of an `Authorization: Bearer <token>` value. The scheme is case-insensitive
+/// (RFC 9110, 11.1) and may be followed by more than one space; the token is taken as is.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once([' ', '\t'])?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// POST bodies of the streamable transport, read here so that a malformed one gets 400 and a
+/// JSON-RPC error ([`jsonrpc::check`]) instead of rmcp's 415 and text. Other requests, and
+/// bodies that are not `application/json` (rmcp's 415 is right for those), pass untouched.
+async fn mcp_messages(request: Request, next: Next) -> Response {
+    let is_json = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if request.method() != axum::http::Method::POST || !is_json {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = match read_body(body, MAX_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(status) => {
+            let why = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                format!("Invalid Request: the body is larger than {MAX_BODY_BYTES} bytes")
+            } else {
+                "Invalid Request: the body could not be read".to_owned()
+            };
+            return json_rpc_refusal(status, Value::Null, jsonrpc::INVALID_REQUEST, &why);
+        }
+    };
+    match jsonrpc::check(&bytes, jsonrpc::Policy::Http) {
+        jsonrpc::Checked::Message(_) => {
+            next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+                .await
+        }
+        jsonrpc::Checked::Answer(answer) => {
+            (StatusCode::BAD_REQUEST, axum::Json(answer)).into_response()
+        }
+        jsonrpc::Checked::Ignore => json_rpc_refusal(
+            StatusCode::BAD_REQUEST,
+            Value::Null,
+            jsonrpc::INVALID_REQUEST,
+            "Invalid Request",
+        ),
+    }
+}
+
+/// A body of at most `limit` bytes.
+async fn read_body(body: axum::body::Body, limit: usize) -> Result<bytes::Bytes, StatusCode> {
+    use futures::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut collected = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| StatusCode::BAD_REQUEST)?;
+        if collected.len() + chunk.len() > limit {
+            return Err(StatusCode::PAYLOAD_TOO_LARGE);
+        }
+        collected.extend_from_slice(&chunk);
+    }
+    Ok(collected.into())
+}
+
+/// An HTTP refusal whose body is a JSON-RPC error.
+fn json_rpc_refusal(status: StatusCode, id: Value, code: i64, message: &str) -> Response {
+    (status, axum::Json(jsonrpc::error(id, code, message))).into_response()
 }
 
 /// Split `host[:port]` (with `[v6]` brackets) into a lower-case host and an optional port.
@@ -260,6 +338,23 @@ mod tests {
             assert!(!host_allowed(&hosts(bad), &allowed), "{bad}");
         }
         assert!(!host_allowed(&HeaderMap::new(), &allowed));
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        for ok in [
+            "Bearer t",
+            "bearer t",
+            "BEARER t",
+            "Bearer   t",
+            "  BeArEr\tt ",
+        ] {
+            assert_eq!(bearer_token(ok), Some("t"), "{ok:?}");
+        }
+        for bad in ["Bearert", "Basic t", "Bearer ", "Bearer", ""] {
+            assert_eq!(bearer_token(bad), None, "{bad:?}");
+        }
+        assert_eq!(bearer_token("Bearer T"), Some("T"));
     }
 
     #[test]

@@ -40,6 +40,8 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use super::jsonrpc;
+
 /// Path of the SSE stream.
 const SSE_PATH: &str = "/sse";
 /// Path clients POST their messages to.
@@ -262,16 +264,16 @@ where
     let Some(mut sender) = state.sessions.get(&id) else {
         return (StatusCode::NOT_FOUND, "Session not found").into_response();
     };
-    let message: ClientJsonRpcMessage = match serde_json::from_slice(&body) {
-        Ok(message) => message,
-        Err(error) => {
-            // Not the error's text: serde quotes the offending value, which may be a secret.
-            debug!(session = %short(&id), line = error.line(), column = error.column(), "rejected a POST that is not a JSON-RPC message");
-            return (
-                StatusCode::BAD_REQUEST,
-                format!("Invalid JSON-RPC message: {error}"),
-            )
-                .into_response();
+    // A body that is not a JSON-RPC message gets 400 and a JSON-RPC error (with the request's
+    // id when it has one), never an echo of the body: it may hold a secret.
+    let message: ClientJsonRpcMessage = match jsonrpc::check(&body, jsonrpc::Policy::Http) {
+        jsonrpc::Checked::Message(message) => *message,
+        jsonrpc::Checked::Answer(answer) => {
+            debug!(session = %short(&id), code = %answer["error"]["code"], "rejected a POST that is not a JSON-RPC message");
+            return (StatusCode::BAD_REQUEST, axum::Json(answer)).into_response();
+        }
+        jsonrpc::Checked::Ignore => {
+            return (StatusCode::BAD_REQUEST, "Invalid JSON-RPC message").into_response();
         }
     };
     match tokio::time::timeout(FORWARD_TIMEOUT, sender.send(message)).await {
