@@ -35,6 +35,8 @@
 //! bearer_token = "..."         # env L402_MCP_HTTP_TOKEN
 //! allowed_hosts = ["mcp.example.com"]          # env L402_MCP_ALLOWED_HOSTS (comma-separated)
 //! allowed_origins = ["https://app.example.com"]  # env L402_MCP_ALLOWED_ORIGINS
+//! max_sessions = 256           # env L402_MCP_MAX_SESSIONS: sessions kept, both transports
+//! session_idle_secs = 1800     # env L402_MCP_SESSION_IDLE_SECS: idle sessions are closed
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -72,6 +74,8 @@ pub enum ConfigError {
     Backend(String),
     #[error("the budget settings ([budget] or L402_MCP_*_SATS) are not valid: {0}")]
     Budget(#[from] LimitError),
+    #[error("the [http] settings (or their L402_MCP_* variables) are not valid: {0}")]
+    Http(String),
 }
 
 /// Everything a config file can say.
@@ -137,6 +141,38 @@ pub struct HttpConfig {
     pub allowed_hosts: Vec<String>,
     #[serde(default)]
     pub allowed_origins: Vec<String>,
+    /// MCP sessions kept at once over both HTTP transports (default 256).
+    pub max_sessions: Option<usize>,
+    /// Seconds without a message after which a session is closed (default 1800).
+    pub session_idle_secs: Option<u64>,
+}
+
+/// The most sessions `max_sessions` may allow.
+pub const MAX_SESSIONS_LIMIT: usize = 100_000;
+/// The longest `session_idle_secs`: a week.
+pub const MAX_SESSION_IDLE_SECS: u64 = 7 * 24 * 3600;
+
+impl HttpConfig {
+    /// Refuse session limits out of range.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(n) = self
+            .max_sessions
+            .filter(|n| !(1..=MAX_SESSIONS_LIMIT).contains(n))
+        {
+            return Err(ConfigError::Http(format!(
+                "max_sessions must be from 1 to {MAX_SESSIONS_LIMIT}, not {n}"
+            )));
+        }
+        if let Some(s) = self
+            .session_idle_secs
+            .filter(|s| !(1..=MAX_SESSION_IDLE_SECS).contains(s))
+        {
+            return Err(ConfigError::Http(format!(
+                "session_idle_secs must be from 1 to {MAX_SESSION_IDLE_SECS}, not {s}"
+            )));
+        }
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for HttpConfig {
@@ -145,6 +181,8 @@ impl std::fmt::Debug for HttpConfig {
             .field("bearer_token", &self.bearer_token.as_ref().map(|_| "<set>"))
             .field("allowed_hosts", &self.allowed_hosts)
             .field("allowed_origins", &self.allowed_origins)
+            .field("max_sessions", &self.max_sessions)
+            .field("session_idle_secs", &self.session_idle_secs)
             .finish()
     }
 }
@@ -187,8 +225,9 @@ impl Config {
             },
         };
         config.apply_env()?;
-        // Out-of-range budget settings are refused here, by every command, not met later.
+        // Out-of-range settings are refused here, by every command, not met later.
         config.budget.apply(&mut BudgetPolicy::default())?;
+        config.http.validate()?;
         Ok(config)
     }
 
@@ -270,6 +309,22 @@ impl Config {
         }
         if let Some(v) = env_string("L402_MCP_ALLOWED_ORIGINS") {
             self.http.allowed_origins = split_list(&v);
+        }
+        let number = |name: &'static str| -> Result<Option<u64>, ConfigError> {
+            env_string(name)
+                .map(|v| {
+                    v.trim().parse().map_err(|_| ConfigError::Env {
+                        name,
+                        message: format!("{v:?} is not a whole number"),
+                    })
+                })
+                .transpose()
+        };
+        if let Some(n) = number("L402_MCP_MAX_SESSIONS")? {
+            self.http.max_sessions = Some(usize::try_from(n).unwrap_or(usize::MAX));
+        }
+        if let Some(s) = number("L402_MCP_SESSION_IDLE_SECS")? {
+            self.http.session_idle_secs = Some(s);
         }
         Ok(())
     }

@@ -656,11 +656,20 @@ async fn serve(
             .context("MCP stdio session failed")?;
         return Ok(());
     };
+    // Validated when the config was loaded.
+    let defaults = l402_mcp::mcp::sessions::SessionLimits::default();
+    let sessions = l402_mcp::mcp::sessions::SessionLimits {
+        max_sessions: http.max_sessions.unwrap_or(defaults.max_sessions),
+        idle: http
+            .session_idle_secs
+            .map_or(defaults.idle, std::time::Duration::from_secs),
+    };
     let mut allowed_hosts = http.allowed_hosts;
     allowed_hosts.extend(args.allowed_hosts);
     let mut allowed_origins = http.allowed_origins;
     allowed_origins.extend(args.allowed_origins);
     let opts = HttpOptions {
+        sessions,
         bind,
         bearer_token: args.http_token.or(http.bearer_token),
         allowed_hosts,

@@ -4,6 +4,7 @@
 //! - Binding anything but a loopback address without a bearer token is refused.
 //! - `Host` must be a loopback name or one of the configured hosts (DNS-rebinding protection).
 //! - A request carrying `Origin` (a browser) must come from a loopback origin or a configured one.
+//! - Sessions of both transports together are capped, and idle ones closed ([`super::sessions`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,7 +22,12 @@ use tracing::{info, warn};
 
 use serde_json::Value;
 
+use super::sessions::{RETRY_AFTER_SECS, SessionCap, SessionLimits};
 use super::{L402Server, jsonrpc};
+use rmcp::model::{ClientJsonRpcMessage, ClientRequest};
+
+/// The JSON-RPC error code of a refusal for lack of room (in the range for server errors).
+const SERVER_BUSY: i64 = -32000;
 
 /// The largest POST body of the streamable transport (rmcp's default, set explicitly so that
 /// this layer and rmcp agree).
@@ -42,6 +48,8 @@ pub struct HttpOptions {
     pub allowed_hosts: Vec<String>,
     /// Extra `Origin` values accepted (scheme://host[:port|:*]).
     pub allowed_origins: Vec<String>,
+    /// How many sessions are kept, and for how long without a message.
+    pub sessions: SessionLimits,
 }
 
 impl std::fmt::Debug for HttpOptions {
@@ -51,6 +59,7 @@ impl std::fmt::Debug for HttpOptions {
             .field("bearer_token", &self.bearer_token.as_ref().map(|_| "<set>"))
             .field("allowed_hosts", &self.allowed_hosts)
             .field("allowed_origins", &self.allowed_origins)
+            .field("sessions", &self.sessions)
             .finish()
     }
 }
@@ -95,12 +104,13 @@ pub fn router(server: L402Server, opts: &HttpOptions, shutdown: CancellationToke
         .with_allowed_origins(origins.clone())
         .with_cancellation_token(shutdown);
     let for_mcp = server.clone();
+    // rmcp closes a session whose worker sees no message for `keep_alive`.
+    let mut manager = LocalSessionManager::default();
+    manager.session_config.keep_alive = Some(opts.sessions.idle);
+    let manager = Arc::new(manager);
+    let cap = SessionCap::new(opts.sessions, Some(manager.clone()));
     let streamable: StreamableHttpService<L402Server, LocalSessionManager> =
-        StreamableHttpService::new(
-            move || Ok(for_mcp.clone()),
-            Arc::new(LocalSessionManager::default()),
-            config,
-        );
+        StreamableHttpService::new(move || Ok(for_mcp.clone()), manager, config);
     let guard = Arc::new(Guard {
         token: opts.bearer_token.clone().filter(|t| !t.is_empty()),
         hosts,
@@ -108,10 +118,10 @@ pub fn router(server: L402Server, opts: &HttpOptions, shutdown: CancellationToke
     });
     let mcp = Router::new()
         .nest_service("/mcp", streamable)
-        .layer(middleware::from_fn(mcp_messages));
+        .layer(middleware::from_fn_with_state(cap.clone(), mcp_messages));
     Router::new()
         .merge(mcp)
-        .merge(super::sse::router(move || server.clone()))
+        .merge(super::sse::router_with(move || server.clone(), cap))
         .layer(middleware::from_fn_with_state(guard, check))
 }
 
@@ -184,9 +194,14 @@ fn bearer_token(value: &str) -> Option<&str> {
 }
 
 /// POST bodies of the streamable transport, read here so that a malformed one gets 400 and a
-/// JSON-RPC error ([`jsonrpc::check`]) instead of rmcp's 415 and text. Other requests, and
-/// bodies that are not `application/json` (rmcp's 415 is right for those), pass untouched.
-async fn mcp_messages(request: Request, next: Next) -> Response {
+/// JSON-RPC error ([`jsonrpc::check`]) instead of rmcp's 415 and text, and so that an
+/// `initialize` that would open a session beyond the cap gets 503. Other requests, and bodies
+/// that are not `application/json` (rmcp's 415 is right for those), pass untouched.
+async fn mcp_messages(
+    State(cap): State<Arc<SessionCap>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let is_json = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -209,9 +224,45 @@ async fn mcp_messages(request: Request, next: Next) -> Response {
         }
     };
     match jsonrpc::check(&bytes, jsonrpc::Policy::Http) {
-        jsonrpc::Checked::Message(_) => {
-            next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
-                .await
+        jsonrpc::Checked::Message(message) => {
+            let request = Request::from_parts(parts, axum::body::Body::from(bytes));
+            // An `initialize` without a session id is what opens a session (rmcp's
+            // session mode): admitted under the cap, and created while the gate is held.
+            let opens_session = !request.headers().contains_key("mcp-session-id")
+                && matches!(
+                    &*message,
+                    ClientJsonRpcMessage::Request(r)
+                        if matches!(r.request, ClientRequest::InitializeRequest(_))
+                );
+            if !opens_session {
+                return next.run(request).await;
+            }
+            match cap.admit().await {
+                Ok(_gate) => next.run(request).await,
+                Err(full) => {
+                    warn!(
+                        open = full.open,
+                        "refused a new MCP session: at the session cap"
+                    );
+                    let id = match &*message {
+                        ClientJsonRpcMessage::Request(r) => {
+                            serde_json::to_value(&r.id).unwrap_or(Value::Null)
+                        }
+                        _ => Value::Null,
+                    };
+                    let mut refusal = json_rpc_refusal(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        id,
+                        SERVER_BUSY,
+                        &full.to_string(),
+                    );
+                    refusal.headers_mut().insert(
+                        header::RETRY_AFTER,
+                        axum::http::HeaderValue::from(RETRY_AFTER_SECS),
+                    );
+                    refusal
+                }
+            }
         }
         jsonrpc::Checked::Answer(answer) => {
             (StatusCode::BAD_REQUEST, axum::Json(answer)).into_response()

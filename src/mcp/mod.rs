@@ -4,6 +4,7 @@
 pub mod http;
 pub mod jsonrpc;
 pub mod server;
+pub mod sessions;
 pub mod sse;
 pub mod stdio;
 
