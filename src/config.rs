@@ -257,16 +257,7 @@ impl Config {
         if let Some(u) = env_string(DATABASE_URL_ENV) {
             self.database_url = Some(SecretString(u));
         }
-        let sats = |name: &'static str| -> Result<Option<u64>, ConfigError> {
-            env_string(name)
-                .map(|v| {
-                    v.trim().parse().map_err(|_| ConfigError::Env {
-                        name,
-                        message: format!("{v:?} is not a whole number of sats"),
-                    })
-                })
-                .transpose()
-        };
+        let sats = |name| env_number(name, "a whole number of sats");
         if let Some(v) = sats("L402_MCP_PER_PAYMENT_SATS")? {
             self.budget.per_payment_sats = Some(v);
         }
@@ -310,20 +301,10 @@ impl Config {
         if let Some(v) = env_string("L402_MCP_ALLOWED_ORIGINS") {
             self.http.allowed_origins = split_list(&v);
         }
-        let number = |name: &'static str| -> Result<Option<u64>, ConfigError> {
-            env_string(name)
-                .map(|v| {
-                    v.trim().parse().map_err(|_| ConfigError::Env {
-                        name,
-                        message: format!("{v:?} is not a whole number"),
-                    })
-                })
-                .transpose()
-        };
-        if let Some(n) = number("L402_MCP_MAX_SESSIONS")? {
+        if let Some(n) = env_number("L402_MCP_MAX_SESSIONS", "a whole number")? {
             self.http.max_sessions = Some(usize::try_from(n).unwrap_or(usize::MAX));
         }
-        if let Some(s) = number("L402_MCP_SESSION_IDLE_SECS")? {
+        if let Some(s) = env_number("L402_MCP_SESSION_IDLE_SECS", "a whole number of seconds")? {
             self.http.session_idle_secs = Some(s);
         }
         Ok(())
@@ -396,6 +377,18 @@ impl Config {
 
 fn env_string(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// A whole number from the environment variable `name`, if set; `what` names it in the error.
+fn env_number(name: &'static str, what: &str) -> Result<Option<u64>, ConfigError> {
+    env_string(name)
+        .map(|v| {
+            v.trim().parse().map_err(|_| ConfigError::Env {
+                name,
+                message: format!("{v:?} is not {what}"),
+            })
+        })
+        .transpose()
 }
 
 fn env_path(name: &str) -> Option<PathBuf> {

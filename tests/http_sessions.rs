@@ -2,20 +2,16 @@
 //! transports together) a new session is refused with 503, Retry-After and a JSON-RPC error,
 //! and a session idle for `session_idle_secs` is closed, which makes room again.
 
+mod common;
+
 use std::process::Stdio;
+
+use common::{free_port, http_when_up};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_l402-mcp");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn init(id: u64) -> Value {
     json!({"jsonrpc":"2.0","id":id,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"s","version":"1"}}})
@@ -39,20 +35,13 @@ impl Server {
             .kill_on_drop(true)
             .spawn()
             .unwrap();
-        l402_mcp::init_tls();
-        let http = reqwest::Client::new();
         let base = format!("http://127.0.0.1:{port}");
-        for _ in 0..200 {
-            if http.get(format!("{base}/mcp")).send().await.is_ok() {
-                return Server {
-                    _child: child,
-                    base,
-                    http,
-                };
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        let http = http_when_up(&format!("{base}/mcp")).await;
+        Server {
+            _child: child,
+            base,
+            http,
         }
-        panic!("HTTP server did not come up");
     }
 
     async fn post(&self, body: &Value, session: Option<&str>) -> reqwest::Response {

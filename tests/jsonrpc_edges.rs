@@ -3,7 +3,11 @@
 //! error (`id: null`), an invalid request with the id it carried, a malformed HTTP body with
 //! 400 and a JSON-RPC error; the bearer scheme is case-insensitive.
 
+mod common;
+
 use std::process::Stdio;
+
+use common::{free_port, http_when_up};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -107,14 +111,6 @@ async fn stdio_answers_unparseable_and_invalid_messages() {
     );
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 const TOKEN: &str = "edge-t0ken";
 
 #[tokio::test]
@@ -135,18 +131,8 @@ async fn http_answers_malformed_bodies_with_json_rpc_errors() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    l402_mcp::init_tls();
-    let http = reqwest::Client::new();
     let url = format!("http://127.0.0.1:{port}/mcp");
-    let mut up = false;
-    for _ in 0..200 {
-        if http.get(&url).send().await.is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(up, "HTTP server did not come up");
+    let http = http_when_up(&url).await;
     let post = |auth: &str, body: &str| {
         http.post(&url)
             .header("Authorization", auth)

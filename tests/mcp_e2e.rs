@@ -7,7 +7,7 @@ mod common;
 use std::process::Stdio;
 
 use common::agents::{BIN, JOKE_SATS, balance_sats, call, failed, ok, seller_api, spawn_agent};
-use common::foreign_invoice;
+use common::{foreign_invoice, free_port, http_when_up};
 use l402_mcp::bolt11::Network;
 use rmcp::ServiceExt;
 use rmcp::transport::StreamableHttpClientTransport;
@@ -144,14 +144,6 @@ async fn buy_and_sell_between_two_agents_over_stdio() {
     assert_eq!(balance_sats(&buyer2).await, 100_000 - JOKE_SATS);
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn buy_over_streamable_http_with_a_bearer_token() {
     let dir = tempfile::tempdir().unwrap();
@@ -179,17 +171,7 @@ async fn buy_over_streamable_http_with_a_bearer_token() {
         .spawn()
         .unwrap();
     let url = format!("http://127.0.0.1:{port}/mcp");
-    l402_mcp::init_tls();
-    let http = reqwest::Client::new();
-    let mut up = false;
-    for _ in 0..100 {
-        if http.get(&url).send().await.is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert!(up, "HTTP server did not come up");
+    let http = http_when_up(&url).await;
 
     // No token, a wrong token, a foreign Host, a foreign Origin: refused.
     let init = json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}});

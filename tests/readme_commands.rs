@@ -3,12 +3,13 @@
 //! "panicked" on stderr). Commands are read from README.md itself (code blocks, inline code and
 //! the command table), so a documented command line cannot start panicking unnoticed.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::TcpListener;
-use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{code_spans, free_port, readme};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_l402-mcp");
@@ -28,11 +29,6 @@ const LITERALS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"];
 struct Documented {
     line: usize,
     text: String,
-}
-
-fn readme() -> String {
-    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
-        .expect("README.md")
 }
 
 /// The arguments after the binary's name, if `s` invokes it.
@@ -116,14 +112,6 @@ fn documented_commands(text: &str) -> Vec<Documented> {
     found
 }
 
-fn code_spans(s: &str) -> Vec<String> {
-    s.split('`')
-        .enumerate()
-        .filter(|(n, _)| n % 2 == 1)
-        .map(|(_, s)| s.to_owned())
-        .collect()
-}
-
 /// Split like a shell would for the README's simple lines: whitespace, double and single quotes.
 fn shell_words(s: &str) -> Vec<String> {
     let mut words = Vec::new();
@@ -151,13 +139,6 @@ fn shell_words(s: &str) -> Vec<String> {
         words.push(cur);
     }
     words
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
 }
 
 /// The throwaway world the commands run in.

@@ -6,24 +6,11 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::process::Stdio;
 
 use common::agents::{call, ok, spawn_agent};
+use common::{code_spans, readme};
 use serde_json::{Map, Value, json};
-
-fn readme() -> String {
-    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
-        .expect("README.md")
-}
-
-fn code_spans(s: &str) -> Vec<String> {
-    s.split('`')
-        .enumerate()
-        .filter(|(n, _)| n % 2 == 1)
-        .map(|(_, s)| s.to_owned())
-        .collect()
-}
 
 /// The rows of the first table under the heading `heading`: cells of each row.
 fn table_under(text: &str, heading: &str) -> Vec<Vec<String>> {
