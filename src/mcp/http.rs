@@ -14,17 +14,16 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use rmcp::model::{ClientJsonRpcMessage, ClientRequest};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use serde_json::Value;
 use subtle::ConstantTimeEq;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use serde_json::Value;
-
 use super::sessions::{RETRY_AFTER_SECS, SessionCap, SessionLimits};
 use super::{L402Server, jsonrpc};
-use rmcp::model::{ClientJsonRpcMessage, ClientRequest};
 
 /// The JSON-RPC error code of a refusal for lack of room (in the range for server errors).
 const SERVER_BUSY: i64 = -32000;

@@ -20,13 +20,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
-use crate::app::App;
-use crate::app::AppError;
+use crate::app::{App, AppError};
 use crate::bolt11;
 use crate::budget::{MAX_SATS, MSAT_PER_SAT};
 use crate::fetch::{self, FetchError, FetchRequest, Fetcher};
-use crate::ledger::Direction;
-use crate::ledger::LedgerError;
+use crate::ledger::{Direction, LedgerError};
 use crate::mint::{Access, ChallengeRequest, DEFAULT_INVOICE_EXPIRY_SECS, SellError};
 use crate::pay::{PayError, PayRequest};
 
