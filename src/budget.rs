@@ -94,6 +94,87 @@ impl std::fmt::Display for Window {
     }
 }
 
+/// The most sats any amount may be: every bitcoin there will ever be (21 million BTC). Larger
+/// numbers are typing mistakes or attacks, and would not fit the ledger's integers as msat.
+pub const MAX_SATS: u64 = 2_100_000_000_000_000;
+
+/// A limit given by a person (config file, environment, command line, tool argument) that is
+/// out of range. Nothing was changed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LimitError {
+    #[error("{name} must be from 0 to {MAX_SATS} sats, not {value}")]
+    Sats { name: &'static str, value: u64 },
+    #[error("{name} must be from 0 to 100 (a percentage of the amount), not {value}")]
+    FeePercent { name: &'static str, value: f64 },
+}
+
+/// Whole sats to msat, for an amount named `name`; at most [`MAX_SATS`].
+pub fn sats_to_msat(name: &'static str, value: u64) -> Result<u64, LimitError> {
+    if value > MAX_SATS {
+        return Err(LimitError::Sats { name, value });
+    }
+    Ok(value * MSAT_PER_SAT)
+}
+
+/// A fee limit as a percentage of the amount, to parts per million; 0 to 100.
+pub fn fee_percent_to_ppm(name: &'static str, value: f64) -> Result<u64, LimitError> {
+    if !(0.0..=100.0).contains(&value) {
+        return Err(LimitError::FeePercent { name, value });
+    }
+    Ok((value * 10_000.0).round() as u64)
+}
+
+/// A change to a budget in the units people write (sats, percent), from the config file, the
+/// environment or `budget set`: one rule for all of them. Unset fields keep the policy's value.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BudgetChange {
+    pub per_payment_sats: Option<u64>,
+    pub daily_sats: Option<u64>,
+    /// `Some(None)` removes the hourly cap.
+    pub hourly_sats: Option<Option<u64>>,
+    /// `Some(None)` removes the per-host cap.
+    pub per_host_daily_sats: Option<Option<u64>>,
+    pub allow_hosts: Option<Vec<String>>,
+    pub deny_hosts: Option<Vec<String>>,
+    pub max_fee_sats: Option<u64>,
+    pub max_fee_percent: Option<f64>,
+}
+
+impl BudgetChange {
+    /// Apply the change to `policy`: all of it, or (when a value is out of range) none of it.
+    pub fn apply(&self, policy: &mut BudgetPolicy) -> Result<(), LimitError> {
+        let mut p = policy.clone();
+        if let Some(v) = self.per_payment_sats {
+            p.per_payment_msat = sats_to_msat("per_payment_sats", v)?;
+        }
+        if let Some(v) = self.daily_sats {
+            p.daily_msat = sats_to_msat("daily_sats", v)?;
+        }
+        if let Some(v) = self.hourly_sats {
+            p.hourly_msat = v.map(|v| sats_to_msat("hourly_sats", v)).transpose()?;
+        }
+        if let Some(v) = self.per_host_daily_sats {
+            p.per_host_daily_msat = v
+                .map(|v| sats_to_msat("per_host_daily_sats", v))
+                .transpose()?;
+        }
+        if let Some(v) = &self.allow_hosts {
+            p.allow_hosts = v.clone();
+        }
+        if let Some(v) = &self.deny_hosts {
+            p.deny_hosts = v.clone();
+        }
+        if let Some(v) = self.max_fee_sats {
+            p.max_fee_floor_msat = sats_to_msat("max_fee_sats", v)?;
+        }
+        if let Some(v) = self.max_fee_percent {
+            p.max_fee_ppm = fee_percent_to_ppm("max_fee_percent", v)?;
+        }
+        *policy = p;
+        Ok(())
+    }
+}
+
 /// Format millisatoshis for people: whole sats, or sats with decimals when there are leftover msat.
 pub fn sats(msat: u64) -> String {
     if msat.is_multiple_of(MSAT_PER_SAT) {
@@ -302,5 +383,37 @@ mod tests {
         assert_eq!(p.max_fee_msat(10_000_000), 100_000); // 1 %
         assert_eq!(sats(21_000), "21 sats");
         assert_eq!(sats(21_500), "21.500 sats");
+    }
+
+    #[test]
+    fn a_change_applies_whole_or_not_at_all() {
+        let mut p = BudgetPolicy::default();
+        let bad = BudgetChange {
+            daily_sats: Some(5),
+            max_fee_percent: Some(150.0),
+            ..Default::default()
+        };
+        assert!(matches!(
+            bad.apply(&mut p),
+            Err(LimitError::FeePercent { .. })
+        ));
+        assert_eq!(p, BudgetPolicy::default());
+        for pct in [f64::NAN, -0.1, 100.1] {
+            assert!(fee_percent_to_ppm("max_fee_percent", pct).is_err(), "{pct}");
+        }
+        assert!(sats_to_msat("x", MAX_SATS + 1).is_err());
+        let ok = BudgetChange {
+            hourly_sats: Some(Some(7)),
+            max_fee_percent: Some(100.0),
+            ..Default::default()
+        };
+        assert!(ok.apply(&mut p).is_ok());
+        assert_eq!((p.hourly_msat, p.max_fee_ppm), (Some(7_000), 1_000_000));
+        let remove = BudgetChange {
+            hourly_sats: Some(None),
+            ..Default::default()
+        };
+        assert!(remove.apply(&mut p).is_ok());
+        assert_eq!(p.hourly_msat, None);
     }
 }

@@ -36,13 +36,15 @@
 //! bearer_token = "..."         # env L402_MCP_HTTP_TOKEN
 //! allowed_hosts = ["mcp.example.com"]          # env L402_MCP_ALLOWED_HOSTS (comma-separated)
 //! allowed_origins = ["https://app.example.com"]  # env L402_MCP_ALLOWED_ORIGINS
+//! max_sessions = 256           # env L402_MCP_MAX_SESSIONS: sessions kept, both transports
+//! session_idle_secs = 1800     # env L402_MCP_SESSION_IDLE_SECS: idle sessions are closed
 //! ```
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::budget::{BudgetPolicy, MSAT_PER_SAT};
+use crate::budget::{BudgetChange, BudgetPolicy, LimitError};
 use crate::wallet::BackendConfig;
 
 /// Environment variable naming the data dir.
@@ -71,6 +73,10 @@ pub enum ConfigError {
     Env { name: &'static str, message: String },
     #[error("the [backend] settings are not valid: {0}")]
     Backend(String),
+    #[error("the budget settings ([budget] or L402_MCP_*_SATS) are not valid: {0}")]
+    Budget(#[from] LimitError),
+    #[error("the [http] settings (or their L402_MCP_* variables) are not valid: {0}")]
+    Http(String),
 }
 
 /// Everything a config file can say.
@@ -170,6 +176,38 @@ pub struct HttpConfig {
     pub allowed_hosts: Vec<String>,
     #[serde(default)]
     pub allowed_origins: Vec<String>,
+    /// MCP sessions kept at once over both HTTP transports (default 256).
+    pub max_sessions: Option<usize>,
+    /// Seconds without a message after which a session is closed (default 1800).
+    pub session_idle_secs: Option<u64>,
+}
+
+/// The most sessions `max_sessions` may allow.
+pub const MAX_SESSIONS_LIMIT: usize = 100_000;
+/// The longest `session_idle_secs`: a week.
+pub const MAX_SESSION_IDLE_SECS: u64 = 7 * 24 * 3600;
+
+impl HttpConfig {
+    /// Refuse session limits out of range.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(n) = self
+            .max_sessions
+            .filter(|n| !(1..=MAX_SESSIONS_LIMIT).contains(n))
+        {
+            return Err(ConfigError::Http(format!(
+                "max_sessions must be from 1 to {MAX_SESSIONS_LIMIT}, not {n}"
+            )));
+        }
+        if let Some(s) = self
+            .session_idle_secs
+            .filter(|s| !(1..=MAX_SESSION_IDLE_SECS).contains(s))
+        {
+            return Err(ConfigError::Http(format!(
+                "session_idle_secs must be from 1 to {MAX_SESSION_IDLE_SECS}, not {s}"
+            )));
+        }
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for HttpConfig {
@@ -178,6 +216,8 @@ impl std::fmt::Debug for HttpConfig {
             .field("bearer_token", &self.bearer_token.as_ref().map(|_| "<set>"))
             .field("allowed_hosts", &self.allowed_hosts)
             .field("allowed_origins", &self.allowed_origins)
+            .field("max_sessions", &self.max_sessions)
+            .field("session_idle_secs", &self.session_idle_secs)
             .finish()
     }
 }
@@ -187,33 +227,23 @@ impl BudgetConfig {
         *self == BudgetConfig::default()
     }
 
-    /// Apply the settings given here to `policy`.
-    pub fn apply(&self, policy: &mut BudgetPolicy) {
-        let msat = |sats: u64| sats.saturating_mul(MSAT_PER_SAT);
-        if let Some(v) = self.per_payment_sats {
-            policy.per_payment_msat = msat(v);
+    /// The settings given here, as a change to a stored policy.
+    pub fn change(&self) -> BudgetChange {
+        BudgetChange {
+            per_payment_sats: self.per_payment_sats,
+            daily_sats: self.daily_sats,
+            hourly_sats: self.hourly_sats.map(Some),
+            per_host_daily_sats: self.per_host_daily_sats.map(Some),
+            allow_hosts: self.allow_hosts.clone(),
+            deny_hosts: self.deny_hosts.clone(),
+            max_fee_sats: self.max_fee_sats,
+            max_fee_percent: self.max_fee_percent,
         }
-        if let Some(v) = self.daily_sats {
-            policy.daily_msat = msat(v);
-        }
-        if let Some(v) = self.hourly_sats {
-            policy.hourly_msat = Some(msat(v));
-        }
-        if let Some(v) = self.per_host_daily_sats {
-            policy.per_host_daily_msat = Some(msat(v));
-        }
-        if let Some(v) = &self.allow_hosts {
-            policy.allow_hosts = v.clone();
-        }
-        if let Some(v) = &self.deny_hosts {
-            policy.deny_hosts = v.clone();
-        }
-        if let Some(v) = self.max_fee_sats {
-            policy.max_fee_floor_msat = msat(v);
-        }
-        if let Some(p) = self.max_fee_percent {
-            policy.max_fee_ppm = (p.clamp(0.0, 100.0) * 10_000.0).round() as u64;
-        }
+    }
+
+    /// Apply the settings given here to `policy` (the rule `budget set` follows too).
+    pub fn apply(&self, policy: &mut BudgetPolicy) -> Result<(), LimitError> {
+        self.change().apply(policy)
     }
 }
 
@@ -230,6 +260,9 @@ impl Config {
             },
         };
         config.apply_env()?;
+        // Out-of-range settings are refused here, by every command, not met later.
+        config.budget.apply(&mut BudgetPolicy::default())?;
+        config.http.validate()?;
         Ok(config)
     }
 
@@ -259,16 +292,7 @@ impl Config {
         if let Some(u) = env_string(DATABASE_URL_ENV) {
             self.database_url = Some(SecretString(u));
         }
-        let sats = |name: &'static str| -> Result<Option<u64>, ConfigError> {
-            env_string(name)
-                .map(|v| {
-                    v.trim().parse().map_err(|_| ConfigError::Env {
-                        name,
-                        message: format!("{v:?} is not a whole number of sats"),
-                    })
-                })
-                .transpose()
-        };
+        let sats = |name| env_number(name, "a whole number of sats");
         if let Some(v) = sats("L402_MCP_PER_PAYMENT_SATS")? {
             self.budget.per_payment_sats = Some(v);
         }
@@ -314,6 +338,12 @@ impl Config {
         }
         if let Some(v) = env_string("L402_MCP_ALLOWED_ORIGINS") {
             self.http.allowed_origins = split_list(&v);
+        }
+        if let Some(n) = env_number("L402_MCP_MAX_SESSIONS", "a whole number")? {
+            self.http.max_sessions = Some(usize::try_from(n).unwrap_or(usize::MAX));
+        }
+        if let Some(s) = env_number("L402_MCP_SESSION_IDLE_SECS", "a whole number of seconds")? {
+            self.http.session_idle_secs = Some(s);
         }
         Ok(())
     }
@@ -387,6 +417,18 @@ fn env_string(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
+/// A whole number from the environment variable `name`, if set; `what` names it in the error.
+fn env_number(name: &'static str, what: &str) -> Result<Option<u64>, ConfigError> {
+    env_string(name)
+        .map(|v| {
+            v.trim().parse().map_err(|_| ConfigError::Env {
+                name,
+                message: format!("{v:?} is not {what}"),
+            })
+        })
+        .transpose()
+}
+
 fn env_path(name: &str) -> Option<PathBuf> {
     std::env::var_os(name)
         .filter(|v| !v.is_empty())
@@ -441,7 +483,7 @@ mod tests {
         .unwrap_or_default();
         assert_eq!(c.wallet(), "agent");
         let mut p = BudgetPolicy::default();
-        c.budget.apply(&mut p);
+        assert!(c.budget.apply(&mut p).is_ok());
         assert_eq!(
             (p.per_payment_msat, p.daily_msat, p.max_fee_ppm),
             (50_000, 500_000, 5_000)

@@ -586,7 +586,9 @@ impl Fetcher {
             .payer
             .find(&token.payment_hash)
             .await?
-            .map_or(0, |p| crate::ledger::from_db(p.amount_msat));
+            .map(|p| crate::ledger::from_db("payment amount", p.amount_msat))
+            .transpose()?
+            .unwrap_or(0);
         let payee = self.payee_of(ex).await;
         Err(self
             .refused_after_payment(

@@ -20,17 +20,43 @@ pub fn private_dir(dir: &Path) -> io::Result<()> {
 }
 
 /// Make sure `path` exists and is readable by its owner only, without touching its contents.
+///
+/// An existing file is never opened, only changed by path: on Linux, closing any descriptor of
+/// a file drops every POSIX lock this process holds on it, so opening and closing a database
+/// that SQLite has open elsewhere in the process would silently drop SQLite's locks (other
+/// processes would then act as if this one were not there). A missing file is created with
+/// `create_new`, so the descriptor closed is that of a file nobody had open.
 pub fn private_file(path: &Path) -> io::Result<()> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         private_dir(parent)?;
     }
     let mut o = fs::OpenOptions::new();
-    o.create(true).append(true);
+    o.write(true).create_new(true);
     #[cfg(unix)]
     o.mode(0o600);
-    let f = o.open(path)?;
+    match o.open(path) {
+        Ok(_created) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    restrict(path)
+}
+
+/// Make an existing file readable by its owner only, by path (see [`private_file`]); a missing
+/// one is left missing.
+pub fn private_if_exists(path: &Path) -> io::Result<()> {
+    match restrict(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+/// chmod 600 by path (a umask may have taken more away at creation; an older file may allow more).
+fn restrict(path: &Path) -> io::Result<()> {
     #[cfg(unix)]
-    f.set_permissions(fs::Permissions::from_mode(0o600))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600))?;
+    #[cfg(not(unix))]
+    let _ = path;
     Ok(())
 }
 

@@ -30,6 +30,50 @@ use crate::wallet::{CreatedInvoice, IncomingStatus, InvoiceRequest, Wallet, Wall
 pub const DEFAULT_SERVICE: &str = "api";
 /// Invoice lifetime when a seller does not give one.
 pub const DEFAULT_INVOICE_EXPIRY_SECS: u64 = 3600;
+/// The longest invoice lifetime: a year.
+pub const MAX_INVOICE_EXPIRY_SECS: u64 = 365 * 24 * 3600;
+/// The longest token lifetime (`valid_for_secs`): ten years. A token that never expires is
+/// minted without one.
+pub const MAX_TOKEN_LIFETIME_SECS: u64 = 10 * 365 * 24 * 3600;
+/// The most requests one N-use token may be sold for.
+pub const MAX_TOKEN_USES: u64 = 1_000_000_000;
+
+/// `value` if it is from `min` to `max`, else a refusal that names the range.
+pub fn in_range(name: &str, value: u64, min: u64, max: u64, unit: &str) -> Result<u64, SellError> {
+    if (min..=max).contains(&value) {
+        Ok(value)
+    } else {
+        Err(SellError::Invalid(format!(
+            "{name} must be from {min} to {max}{unit}, not {value}"
+        )))
+    }
+}
+
+/// Check a token's terms: its lifetime and its number of uses, when limited.
+pub fn check_token_terms(
+    valid_for_secs: Option<u64>,
+    max_uses: Option<u64>,
+) -> Result<(), SellError> {
+    if let Some(s) = valid_for_secs {
+        in_range(
+            "valid_for_secs",
+            s,
+            1,
+            MAX_TOKEN_LIFETIME_SECS,
+            " seconds (ten years; leave it out for a token that does not expire)",
+        )?;
+    }
+    if let Some(n) = max_uses {
+        in_range(
+            "max_uses",
+            n,
+            1,
+            MAX_TOKEN_USES,
+            " (leave it out for unlimited uses)",
+        )?;
+    }
+    Ok(())
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SellError {
@@ -213,12 +257,15 @@ impl Seller {
         description: &str,
         expiry_secs: u64,
     ) -> Result<(CreatedInvoice, DecodedInvoice), SellError> {
-        if amount_msat == 0 {
-            return Err(SellError::Invalid("amount must be positive".into()));
-        }
-        if expiry_secs == 0 {
-            return Err(SellError::Invalid("expiry must be positive".into()));
-        }
+        let max_msat = crate::budget::MAX_SATS * crate::budget::MSAT_PER_SAT;
+        in_range("amount_msat", amount_msat, 1, max_msat, " msat")?;
+        in_range(
+            "expiry_secs",
+            expiry_secs,
+            1,
+            MAX_INVOICE_EXPIRY_SECS,
+            " seconds (a year)",
+        )?;
         let span = info_span!("create_invoice", wallet = %self.wallet_name, amount_msat);
         async {
             let created = self
@@ -261,6 +308,7 @@ impl Seller {
         if let Some(p) = &req.path_prefix {
             caveat::validate_path_prefix(p).map_err(|e| SellError::Invalid(e.to_string()))?;
         }
+        check_token_terms(req.valid_for_secs, req.max_uses)?;
         let description = req
             .description
             .clone()
@@ -451,20 +499,26 @@ impl Seller {
             .recorded
             .lock()
             .is_ok_and(|set| set.contains(&token.identifier.token_id));
-        if let Some(m) = minted.as_ref().filter(|_| !already_recorded) {
+        let paid_msat = minted.as_ref().map(|m| m.amount_msat()).transpose()?;
+        let max_uses = minted
+            .as_ref()
+            .map(|m| m.uses_allowed())
+            .transpose()?
+            .flatten();
+        if let (Some(m), Some(paid)) = (minted.as_ref().filter(|_| !already_recorded), paid_msat) {
             let (hash, id) = (&token.identifier.payment_hash, &token.identifier.token_id);
             if self
                 .tokens
-                .record_sale(hash, id, &m.service, m.amount_msat(), self.clock.now())
+                .record_sale(hash, id, &m.service, paid, self.clock.now())
                 .await?
             {
-                info!(token_id = %hex::encode(id), service = %m.service, amount_msat = m.amount_msat(), "sale");
+                info!(token_id = %hex::encode(id), service = %m.service, amount_msat = paid, "sale");
             }
             self.ledger
                 .mark_incoming_settled(
                     &m.wallet,
                     &token.identifier.payment_hash,
-                    Some(m.amount_msat()),
+                    Some(paid),
                     self.clock.now(),
                 )
                 .await?;
@@ -488,11 +542,8 @@ impl Seller {
             reason: None,
             payment_hash: Some(hex::encode(token.identifier.payment_hash)),
             token_id: Some(hex::encode(token.identifier.token_id)),
-            max_uses: minted
-                .as_ref()
-                .and_then(|m| m.max_uses)
-                .map(crate::ledger::from_db),
-            amount_paid_msat: minted.map(|m| m.amount_msat()),
+            max_uses,
+            amount_paid_msat: paid_msat,
             caveats,
             valid_until: token.valid_until,
             service: service

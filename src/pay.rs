@@ -494,7 +494,7 @@ impl Payer {
                 Ok(Some(Status::Failed))
             }
             Ok(OutgoingStatus::NotFound)
-                if crate::ledger::from_db(p.created_at)
+                if p.created()?
                     + self
                         .wallet
                         .late_start_window_secs()
@@ -543,14 +543,14 @@ fn already_paid(rec: &PaymentRecord) -> Result<Receipt, PayError> {
     ) else {
         return Err(PayError::NoPreimage {
             payment_id: rec.id,
-            amount_msat: crate::ledger::from_db(rec.amount_msat),
+            amount_msat: rec.amount()?,
         });
     };
     Ok(Receipt {
         payment_id: rec.id,
         payment_hash: hash,
-        amount_msat: crate::ledger::from_db(rec.amount_msat),
-        fee_msat: crate::ledger::from_db(rec.fee_msat),
+        amount_msat: rec.amount()?,
+        fee_msat: rec.fee()?,
         preimage,
         already_paid: true,
     })

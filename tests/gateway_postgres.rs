@@ -325,7 +325,7 @@ async fn store_methods_keep_the_sqlite_semantics() {
             t.token_id.as_str(),
             t.wallet.as_str(),
             t.payment_hash.as_str(),
-            t.amount_msat(),
+            t.amount_msat().unwrap(),
             t.service.as_str(),
             t.tier,
             t.capabilities.as_str(),

@@ -9,7 +9,7 @@ mod common;
 use std::process::Stdio;
 
 use common::agents::{BIN, JOKE_SATS, balance_sats, call, failed, ok, seller_api, spawn_agent};
-use common::foreign_invoice;
+use common::{foreign_invoice, free_port, http_when_up};
 use l402_mcp::bolt11::Network;
 use rmcp::ServiceExt;
 use rmcp::transport::StreamableHttpClientTransport;
@@ -146,14 +146,6 @@ async fn buy_and_sell_between_two_agents_over_stdio() {
     assert_eq!(balance_sats(&buyer2).await, 100_000 - JOKE_SATS);
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn buy_over_streamable_http_with_a_bearer_token() {
     let dir = tempfile::tempdir().unwrap();
@@ -181,17 +173,7 @@ async fn buy_over_streamable_http_with_a_bearer_token() {
         .spawn()
         .unwrap();
     let url = format!("http://127.0.0.1:{port}/mcp");
-    l402_mcp::init_tls();
-    let http = reqwest::Client::new();
-    let mut up = false;
-    for _ in 0..100 {
-        if http.get(&url).send().await.is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert!(up, "HTTP server did not come up");
+    let http = http_when_up(&url).await;
 
     // No token, a wrong token, a foreign Host, a foreign Origin: refused.
     let init = json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}});
@@ -256,12 +238,30 @@ async fn buy_over_streamable_http_with_a_bearer_token() {
     assert_eq!(balance_sats(&buyer).await, 100_000 - JOKE_SATS);
     let _ = buyer.cancel().await;
     let _ = server.kill().await;
-    // The bearer token is in no tool result and in no line of the server's trace log.
+    // The bearer token is in no tool result and in no line of the server's trace log, nor is
+    // the preimage the buyer paid for (over HTTP too).
     let log = std::fs::read_to_string(&server_log).unwrap();
     assert!(log.len() > 1000, "trace logs say nothing: {log}");
-    for text in [log, r.to_string()] {
+    for text in [&log, &r.to_string()] {
         assert!(!text.contains(HTTP_TOKEN), "the HTTP bearer token leaked");
     }
+    let db = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("ledger.sqlite").display()
+    ))
+    .await
+    .unwrap();
+    let preimages: Vec<String> = sqlx::query_scalar(
+        "SELECT preimage FROM payments WHERE wallet = 'buyer' AND preimage IS NOT NULL",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    assert_eq!(preimages.len(), 1);
+    assert!(
+        !log.contains(&preimages[0]),
+        "the paid preimage is in the trace log"
+    );
 }
 
 const HTTP_TOKEN: &str = "t0ken-5ecret-9f3a";
@@ -505,6 +505,34 @@ async fn no_secret_reaches_a_tool_result_or_a_log() {
         record(call(&buyer, tool, json!({})).await);
         record(call(&seller, tool, json!({})).await);
     }
+    // A token sold through the tools: minted, paid with pay_invoice (whose result holds the
+    // preimage), verified both ways. The results must hold these; the logs must not.
+    let sold = ok(&call(
+        &seller,
+        "create_l402_challenge",
+        json!({ "amount_sats": 4 }),
+    )
+    .await);
+    let paid = ok(&call(&buyer, "pay_invoice", json!({ "bolt11": sold["invoice"] })).await);
+    let (macaroon, preimage) = (
+        sold["macaroon"].as_str().unwrap().to_owned(),
+        paid["preimage"].as_str().unwrap().to_owned(),
+    );
+    let credential = format!("{macaroon}:{preimage}");
+    let v = ok(&call(
+        &seller,
+        "verify_l402_payment",
+        json!({ "authorization": format!("L402 {credential}") }),
+    )
+    .await);
+    assert_eq!(v["valid"], true);
+    let v = ok(&call(
+        &seller,
+        "verify_l402_payment",
+        json!({ "macaroon": macaroon, "preimage": preimage }),
+    )
+    .await);
+    assert_eq!(v["valid"], true);
     drop(buyer);
     drop(seller);
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
@@ -549,7 +577,19 @@ async fn no_secret_reaches_a_tool_result_or_a_log() {
     assert!(unpaid_preimages.contains(&stored_for_hash));
     secrets.extend(unpaid_preimages);
 
-    let mut haystacks = outputs;
+    // Secrets a result may carry but a log never: every preimage paid (pay_invoice returns
+    // it; fetch_paid presents it), the macaroons sold and the credentials presented.
+    let paid_preimages: Vec<String> =
+        sqlx::query_scalar("SELECT preimage FROM payments WHERE preimage IS NOT NULL")
+            .fetch_all(&db)
+            .await
+            .unwrap();
+    assert!(paid_preimages.len() >= 2, "{paid_preimages:?}");
+    assert!(paid_preimages.contains(&preimage));
+    let mut log_secrets = paid_preimages;
+    log_secrets.extend([macaroon, credential]);
+
+    let mut logs_text = Vec::new();
     for name in ["seller.log", "buyer.log"] {
         let text = std::fs::read_to_string(logs.path().join(name)).unwrap();
         assert!(
@@ -557,13 +597,27 @@ async fn no_secret_reaches_a_tool_result_or_a_log() {
             "trace logs should say something ({name}: {} bytes)",
             text.len()
         );
-        haystacks.push(text);
+        logs_text.push((name, text));
     }
+    let haystacks: Vec<&str> = outputs
+        .iter()
+        .map(String::as_str)
+        .chain(logs_text.iter().map(|(_, t)| t.as_str()))
+        .collect();
     for secret in &secrets {
         for h in &haystacks {
             assert!(
                 !h.contains(secret.as_str()),
                 "a secret leaked: {}...",
+                &secret[..8]
+            );
+        }
+    }
+    for secret in &log_secrets {
+        for (name, text) in &logs_text {
+            assert!(
+                !text.contains(secret.as_str()),
+                "{name} holds a secret at trace level: {}...",
                 &secret[..8]
             );
         }

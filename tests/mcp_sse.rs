@@ -249,8 +249,23 @@ async fn bad_posts_are_refused() {
         .await
         .expect("POST");
     assert_eq!(bad_json.status(), 400);
+    let answer: Value = bad_json.json().await.expect("a JSON-RPC error");
+    assert_eq!(answer["error"]["code"], -32700, "{answer}");
+    assert_eq!(answer["id"], Value::Null);
     let not_jsonrpc = post(&http, &url, &json!({"hello": "world"})).await;
     assert_eq!(not_jsonrpc, 400);
+    let no_method = http
+        .post(&url)
+        .json(&json!({"jsonrpc": "2.0", "id": 31}))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(no_method.status(), 400);
+    let answer: Value = no_method.json().await.expect("a JSON-RPC error");
+    assert_eq!(
+        (answer["error"]["code"].clone(), answer["id"].clone()),
+        (json!(-32600), json!(31))
+    );
     let too_big = http
         .post(&url)
         .body(vec![b' '; 5 * 1024 * 1024])

@@ -7,7 +7,8 @@ use anyhow::{Result, bail};
 use serde::Serialize;
 
 use l402_mcp::app::App;
-use l402_mcp::budget::sats;
+use l402_mcp::budget::{BudgetStatus, sats};
+use l402_mcp::config::BudgetConfig;
 use l402_mcp::wallet::{BackendConfig, InvoiceRequest, Wallet, WalletError};
 
 #[derive(Debug, Serialize)]
@@ -18,6 +19,9 @@ struct Check {
     detail: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     fix: Option<String>,
+    /// What was checked, as data (the budget in force).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<serde_json::Value>,
 }
 
 fn ok(check: &'static str, detail: impl Into<String>) -> Check {
@@ -26,6 +30,7 @@ fn ok(check: &'static str, detail: impl Into<String>) -> Check {
         status: "ok",
         detail: detail.into(),
         fix: None,
+        data: None,
     }
 }
 fn warn(check: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
@@ -34,6 +39,7 @@ fn warn(check: &'static str, detail: impl Into<String>, fix: impl Into<String>) 
         status: "warn",
         detail: detail.into(),
         fix: Some(fix.into()),
+        data: None,
     }
 }
 fn fail(check: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
@@ -42,6 +48,7 @@ fn fail(check: &'static str, detail: impl Into<String>, fix: impl Into<String>) 
         status: "fail",
         detail: detail.into(),
         fix: Some(fix.into()),
+        data: None,
     }
 }
 
@@ -85,6 +92,7 @@ pub async fn run(
     data_dir: &Path,
     wallet_name: &str,
     backend: &BackendConfig,
+    configured: &BudgetConfig,
     json: bool,
 ) -> Result<()> {
     let kind = backend.kind();
@@ -102,28 +110,49 @@ pub async fn run(
     let wallet = app.wallet.clone();
     diagnose(wallet.as_ref(), kind, &mut checks).await;
     let now = app.clock.now();
+    // The budget in force: the stored one with the config file's [budget] and the
+    // L402_MCP_*_SATS variables over it, as every other command applies them at start.
     let budget = async {
-        let (policy, used) = app
+        let (mut policy, used) = app
             .ledger
             .budget_and_use(&app.wallet_name, None, now)
             .await?;
-        Ok::<_, l402_mcp::ledger::LedgerError>(l402_mcp::budget::BudgetStatus::new(policy, &used))
+        configured
+            .apply(&mut policy)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok::<_, anyhow::Error>(BudgetStatus::new(policy, &used))
     };
     match budget.await {
         Ok(b) => {
+            let p = &b.policy;
+            let opt = |v: Option<u64>| v.map_or("none".into(), sats);
             let detail = format!(
-                "per payment {}, daily {}, spent {} + reserved {} in 24 h",
-                sats(b.policy.per_payment_msat),
-                sats(b.policy.daily_msat),
+                "per payment {}, daily {}, hourly {}, per host daily {}, fee limit max({}, {}%); spent {} + reserved {} in 24 h{}",
+                sats(p.per_payment_msat),
+                sats(p.daily_msat),
+                opt(p.hourly_msat),
+                opt(p.per_host_daily_msat),
+                sats(p.max_fee_floor_msat),
+                p.max_fee_ppm as f64 / 10_000.0,
                 sats(b.spent_24h_msat),
-                sats(b.reserved_msat)
-            );
-            match wallet.balance().await {
-                Ok(bal) if !bal.demo_funds && b.policy.daily_msat > bal.msat => {
-                    checks.push(warn("budget", detail, "the daily budget is larger than the balance: payments will fail for lack of funds before the budget stops them"));
+                sats(b.reserved_msat),
+                if configured.is_empty() {
+                    ""
+                } else {
+                    " (config file / environment over the stored budget)"
                 }
-                _ => checks.push(ok("budget", detail)),
-            }
+            );
+            let data = serde_json::to_value(&b).ok();
+            let mut check = match wallet.balance().await {
+                Ok(bal) if !bal.demo_funds && b.policy.daily_msat > bal.msat => warn(
+                    "budget",
+                    detail,
+                    "the daily budget is larger than the balance: payments will fail for lack of funds before the budget stops them",
+                ),
+                _ => ok("budget", detail),
+            };
+            check.data = data;
+            checks.push(check);
         }
         Err(e) => checks.push(fail(
             "budget",

@@ -8,12 +8,12 @@ mod doctor;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
 use l402_mcp::app::{App, WalletStatus};
-use l402_mcp::budget::{BudgetPolicy, BudgetStatus, MSAT_PER_SAT, sats};
+use l402_mcp::budget::{BudgetChange, BudgetPolicy, BudgetStatus, sats};
 use l402_mcp::config;
 use l402_mcp::ledger::Direction;
 use l402_mcp::mcp::L402Server;
@@ -215,11 +215,11 @@ struct BudgetSet {
     #[arg(long)]
     daily_sats: Option<u64>,
     /// Cap over the last hour, in sats ("none" to remove)
-    #[arg(long, value_parser = optional_u64)]
-    hourly_sats: Option<Option<u64>>,
+    #[arg(long, value_parser = optional_sats, value_name = "SATS|none")]
+    hourly_sats: Option<OptionalCap>,
     /// Cap per host over 24 hours, in sats ("none" to remove)
-    #[arg(long, value_parser = optional_u64)]
-    per_host_daily_sats: Option<Option<u64>>,
+    #[arg(long, value_parser = optional_sats, value_name = "SATS|none")]
+    per_host_daily_sats: Option<OptionalCap>,
     /// Only pay these hosts (repeatable; replaces the list)
     #[arg(long = "allow-host")]
     allow_hosts: Vec<String>,
@@ -245,18 +245,25 @@ enum WalletAction {
     List,
 }
 
-fn optional_u64(s: &str) -> Result<Option<u64>, String> {
+/// A cap that can be removed: a number of sats, or "none". Its own type (not `Option<u64>`):
+/// clap's derive reads an `Option<Option<u64>>` field as "flag with an optional value" and
+/// panics when the parser hands it the inner `Option`.
+#[derive(Debug, Clone, Copy)]
+struct OptionalCap(Option<u64>);
+
+fn optional_sats(s: &str) -> Result<OptionalCap, String> {
     if s.eq_ignore_ascii_case("none") {
-        return Ok(None);
+        return Ok(OptionalCap(None));
     }
     s.parse()
-        .map(Some)
+        .map(|v| OptionalCap(Some(v)))
         .map_err(|_| format!("{s:?} is not a whole number or \"none\""))
 }
 
-fn to_msat(sats: u64) -> Result<u64> {
-    sats.checked_mul(MSAT_PER_SAT)
-        .ok_or_else(|| anyhow!("{sats} sats is too large"))
+/// A sats argument named `name` in msat: at most every bitcoin there will ever be (the rule
+/// the MCP tools and the budget follow too).
+fn to_msat(name: &'static str, sats: u64) -> Result<u64> {
+    Ok(l402_mcp::budget::sats_to_msat(name, sats)?)
 }
 
 /// The parsed command line.
@@ -283,14 +290,7 @@ pub async fn main(Parsed(cli): Parsed) -> ExitCode {
     } else {
         "warn"
     };
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
-        )
-        .init();
+    init_logging(default_level);
     let json = cli.json;
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -304,6 +304,32 @@ pub async fn main(Parsed(cli): Parsed) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Libraries whose debug and trace events carry whole MCP messages: tool arguments
+/// (`verify_l402_payment`'s credential) and results (`pay_invoice`'s preimage, the macaroons
+/// `create_l402_challenge` sells). They log at most `info`, whatever RUST_LOG asks.
+const CAPPED_TARGETS: &[&str] = &["rmcp"];
+
+/// Logs to stderr at RUST_LOG (else `default_level`), with [`CAPPED_TARGETS`] held at `info`:
+/// a secret must not reach a log at any level.
+fn init_logging(default_level: &str) {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let requested = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let cap = CAPPED_TARGETS.iter().fold(
+        Targets::new().with_default(LevelFilter::TRACE),
+        |t, target| t.with_target(*target, LevelFilter::INFO),
+    );
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_filter(requested)
+        .with_filter(cap);
+    tracing_subscriber::registry().with(layer).init();
 }
 
 async fn run(cli: Cli) -> Result<()> {
@@ -339,7 +365,7 @@ async fn run(cli: Cli) -> Result<()> {
         .unwrap_or_else(|| cfg.wallet().to_owned());
     let backend = cfg.backend()?;
     if let Command::Doctor = &cli.command {
-        return doctor::run(&data_dir, &wallet, &backend, cli.json).await;
+        return doctor::run(&data_dir, &wallet, &backend, &cfg.budget, cli.json).await;
     }
     let mut app = App::open(&data_dir, &wallet, &backend, l402_mcp::clock::system()).await?;
     let sells = matches!(
@@ -359,7 +385,7 @@ async fn run(cli: Cli) -> Result<()> {
     }
     if !cfg.budget.is_empty() {
         let mut policy = app.ledger.budget(&app.wallet_name).await?;
-        cfg.budget.apply(&mut policy);
+        cfg.budget.apply(&mut policy)?;
         app.ledger
             .set_budget(&app.wallet_name, &policy, app.clock.now())
             .await?;
@@ -400,9 +426,9 @@ async fn run(cli: Cli) -> Result<()> {
         } => {
             let (created, _) = app
                 .seller
-                .create_invoice(to_msat(amount_sats)?, &description, expiry)
+                .create_invoice(to_msat("<sats>", amount_sats)?, &description, expiry)
                 .await?;
-            let out = json!({ "bolt11": created.bolt11, "payment_hash": hex::encode(created.payment_hash), "amount_msat": to_msat(amount_sats)?, "expires_at": created.expires_at });
+            let out = json!({ "bolt11": created.bolt11, "payment_hash": hex::encode(created.payment_hash), "amount_msat": to_msat("<sats>", amount_sats)?, "expires_at": created.expires_at });
             print(j, &out, || created.bolt11.clone())
         }
         Command::Pay {
@@ -412,8 +438,10 @@ async fn run(cli: Cli) -> Result<()> {
         } => {
             let req = PayRequest {
                 invoice: &bolt11,
-                max_amount_msat: max_sats.map(to_msat).transpose()?,
-                max_fee_msat: max_fee_sats.map(to_msat).transpose()?,
+                max_amount_msat: max_sats.map(|s| to_msat("--max-sats", s)).transpose()?,
+                max_fee_msat: max_fee_sats
+                    .map(|s| to_msat("--max-fee-sats", s))
+                    .transpose()?,
                 ..Default::default()
             };
             let receipt = app.payer.pay(&req).await?;
@@ -455,19 +483,23 @@ async fn run(cli: Cli) -> Result<()> {
                 .ledger
                 .list_payments(&app.wallet_name, dir, limit)
                 .await?;
+            // A value the ledger cannot hold (negative) fails the command instead of showing 0.
+            let amounts = rows
+                .iter()
+                .map(|p| Ok((p.amount()?, p.fee()?)))
+                .collect::<Result<Vec<_>, l402_mcp::ledger::LedgerError>>()?;
             print(j, &rows, || {
                 if rows.is_empty() {
                     return "no payments yet".into();
                 }
                 rows.iter()
-                    .map(|p| {
+                    .zip(amounts)
+                    .map(|(p, (amount, fee))| {
                         let dir = if p.direction == Direction::Out {
                             "out"
                         } else {
                             "in "
                         };
-                        let amount = u64::try_from(p.amount_msat).unwrap_or(0);
-                        let fee = u64::try_from(p.fee_msat).unwrap_or(0);
                         format!(
                             "#{:<5} {dir:<3} {:<9} {:>14} fee {:>10}  {}  {}{}",
                             p.id,
@@ -512,12 +544,14 @@ async fn run(cli: Cli) -> Result<()> {
                 .embedded
                 .as_ref()
                 .context("deposits are only for the embedded wallet")?;
-            let balance = embedded.deposit(to_msat(amount_sats)?).await?;
-            let out = json!({ "deposited_msat": to_msat(amount_sats)?, "balance_msat": balance, "demo_funds": true });
+            let deposited = to_msat("<sats>", amount_sats)?;
+            let balance = embedded.deposit(deposited).await?;
+            let out =
+                json!({ "deposited_msat": deposited, "balance_msat": balance, "demo_funds": true });
             print(j, &out, || {
                 format!(
                     "added {} of test sats (not real bitcoin); balance {}",
-                    sats(to_msat(amount_sats).unwrap_or(0)),
+                    sats(deposited),
                     sats(balance)
                 )
             })
@@ -543,7 +577,7 @@ async fn run(cli: Cli) -> Result<()> {
             let c = app
                 .seller
                 .create_challenge(&ChallengeRequest {
-                    amount_msat: to_msat(amount_sats)?,
+                    amount_msat: to_msat("<sats>", amount_sats)?,
                     description,
                     expiry_secs: expiry,
                     service,
@@ -618,7 +652,7 @@ async fn serve(
     let Some(bind) = args.http else {
         tracing::info!("MCP over stdio");
         let running = server
-            .serve(rmcp::transport::stdio_pipes())
+            .serve(l402_mcp::mcp::stdio::transport())
             .await
             .context("MCP handshake over stdio failed")?;
         running
@@ -627,11 +661,20 @@ async fn serve(
             .context("MCP stdio session failed")?;
         return Ok(());
     };
+    // Validated when the config was loaded.
+    let defaults = l402_mcp::mcp::sessions::SessionLimits::default();
+    let sessions = l402_mcp::mcp::sessions::SessionLimits {
+        max_sessions: http.max_sessions.unwrap_or(defaults.max_sessions),
+        idle: http
+            .session_idle_secs
+            .map_or(defaults.idle, std::time::Duration::from_secs),
+    };
     let mut allowed_hosts = http.allowed_hosts;
     allowed_hosts.extend(args.allowed_hosts);
     let mut allowed_origins = http.allowed_origins;
     allowed_origins.extend(args.allowed_origins);
     let opts = HttpOptions {
+        sessions,
         bind,
         bearer_token: args.http_token.or(http.bearer_token),
         allowed_hosts,
@@ -731,38 +774,24 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
+/// `budget set`'s flags as a change, applied by the same rule as the config file's `[budget]`.
 fn apply_budget(p: &mut BudgetPolicy, set: BudgetSet) -> Result<()> {
-    if let Some(v) = set.per_payment_sats {
-        p.per_payment_msat = to_msat(v)?;
-    }
-    if let Some(v) = set.daily_sats {
-        p.daily_msat = to_msat(v)?;
-    }
-    if let Some(v) = set.hourly_sats {
-        p.hourly_msat = v.map(to_msat).transpose()?;
-    }
-    if let Some(v) = set.per_host_daily_sats {
-        p.per_host_daily_msat = v.map(to_msat).transpose()?;
-    }
-    if set.clear_hosts {
-        p.allow_hosts.clear();
-        p.deny_hosts.clear();
-    }
-    if !set.allow_hosts.is_empty() {
-        p.allow_hosts = set.allow_hosts;
-    }
-    if !set.deny_hosts.is_empty() {
-        p.deny_hosts = set.deny_hosts;
-    }
-    if let Some(v) = set.max_fee_sats {
-        p.max_fee_floor_msat = to_msat(v)?;
-    }
-    if let Some(pct) = set.max_fee_percent {
-        if !(0.0..=100.0).contains(&pct) {
-            bail!("--max-fee-percent must be between 0 and 100");
-        }
-        p.max_fee_ppm = (pct * 10_000.0).round() as u64;
-    }
+    let cleared = set.clear_hosts.then(Vec::new);
+    let change = BudgetChange {
+        per_payment_sats: set.per_payment_sats,
+        daily_sats: set.daily_sats,
+        hourly_sats: set.hourly_sats.map(|OptionalCap(v)| v),
+        per_host_daily_sats: set.per_host_daily_sats.map(|OptionalCap(v)| v),
+        allow_hosts: (!set.allow_hosts.is_empty())
+            .then_some(set.allow_hosts)
+            .or(cleared.clone()),
+        deny_hosts: (!set.deny_hosts.is_empty())
+            .then_some(set.deny_hosts)
+            .or(cleared),
+        max_fee_sats: set.max_fee_sats,
+        max_fee_percent: set.max_fee_percent,
+    };
+    change.apply(p)?;
     Ok(())
 }
 

@@ -551,7 +551,8 @@ impl RouteConfig {
                 ));
             }
             (false, Some(sats), None) => Price::Fixed {
-                msat: sats.saturating_mul(MSAT_PER_SAT),
+                msat: crate::budget::sats_to_msat("price_sats", sats)
+                    .map_err(|e| format!("route {}: {e}", self.path))?,
             },
             (false, None, Some(url)) => Price::Hook { url },
             _ => {
@@ -571,9 +572,8 @@ impl RouteConfig {
             crate::l402::caveat::validate_capability(c)
                 .map_err(|e| format!("route {}: {e}", self.path))?;
         }
-        if self.max_uses == Some(0) {
-            return Err(format!("route {}: max_uses must be at least 1", self.path));
-        }
+        crate::mint::check_token_terms(self.valid_for_secs, self.max_uses)
+            .map_err(|e| format!("route {}: {e}", self.path))?;
         r.tier = self.tier.unwrap_or(0);
         r.capabilities = self.capabilities;
         r.valid_for_secs = self.valid_for_secs;

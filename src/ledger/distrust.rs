@@ -35,7 +35,7 @@ impl Ledger {
         row.map(|(origin, until)| {
             Ok(Distrust {
                 origin,
-                until: from_db(until),
+                until: from_db("distrust until", until)?,
             })
         })
         .transpose()

@@ -37,6 +37,8 @@ pub enum LedgerError {
     },
     #[error("ledger holds an invalid value: {0}")]
     Corrupt(String),
+    #[error("{0} is too large to be kept in the ledger")]
+    TooLarge(u64),
 }
 
 /// A handle on the ledger; cheap to clone.
@@ -72,11 +74,10 @@ impl Ledger {
             path: path.display().to_string(),
             source,
         };
-        // Create the file ourselves so it is 0600 from the first byte; SQLite gives its WAL and
-        // shared-memory files the same mode.
-        crate::fsutil::private_file(path).map_err(io)?;
         let lock_path = path.with_extension("lock");
         crate::fsutil::private_file(&lock_path).map_err(io)?;
+        // The lock is flock(2)-style (per open file, not per process): closing this
+        // descriptor later releases only it, never SQLite's POSIX locks.
         let lock = std::fs::OpenOptions::new()
             .write(true)
             .open(&lock_path)
@@ -86,6 +87,17 @@ impl Ledger {
             .await
             .map_err(|e| io(std::io::Error::other(e)))?
             .map_err(io)?;
+        // The database is 0600 from the first byte: created here (under the lock, so no
+        // connection of this process can have it open) when missing, else changed by path
+        // only. This process may already have it open through another Ledger, and closing
+        // any descriptor of it would drop that Ledger's SQLite locks. SQLite gives the WAL and
+        // shared-memory files the database's mode; older ones are made private by path too.
+        crate::fsutil::private_file(path).map_err(io)?;
+        for suffix in ["-wal", "-shm"] {
+            let mut side = path.as_os_str().to_owned();
+            side.push(suffix);
+            crate::fsutil::private_if_exists(Path::new(&side)).map_err(io)?;
+        }
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -172,12 +184,18 @@ pub(crate) fn budget_key(wallet: &str) -> String {
     format!("budget.{wallet}")
 }
 
-/// SQLite integers are i64; money and time here always fit.
+/// SQLite integers are i64; money and time here always fit (entry points check their ranges).
 pub(crate) fn db_int(v: u64) -> Result<i64, LedgerError> {
-    i64::try_from(v).map_err(|_| LedgerError::Corrupt(format!("{v} does not fit in the ledger")))
+    i64::try_from(v).map_err(|_| LedgerError::TooLarge(v))
 }
 
-/// Back from the database: a negative value would be a corrupt row.
-pub(crate) fn from_db(v: i64) -> u64 {
-    u64::try_from(v).unwrap_or(0)
+/// Back from the database: amounts, counts and times are never negative. A negative one means
+/// the file was damaged or edited by hand; it is reported, never read as 0 (a payment of 0, a
+/// balance of 0) and acted on.
+pub(crate) fn from_db(what: &str, v: i64) -> Result<u64, LedgerError> {
+    u64::try_from(v).map_err(|_| {
+        LedgerError::Corrupt(format!(
+            "{what} is {v}, which cannot be; the ledger file was damaged or edited: restore it from a backup"
+        ))
+    })
 }

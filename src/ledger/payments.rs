@@ -94,6 +94,24 @@ impl std::fmt::Debug for PaymentRecord {
 }
 
 impl PaymentRecord {
+    /// The amount; an error if the ledger holds an impossible (negative) one.
+    pub fn amount(&self) -> Result<u64, LedgerError> {
+        from_db(
+            &format!("payment #{} amount_msat", self.id),
+            self.amount_msat,
+        )
+    }
+
+    /// The routing fee paid; an error if the ledger holds an impossible (negative) one.
+    pub fn fee(&self) -> Result<u64, LedgerError> {
+        from_db(&format!("payment #{} fee_msat", self.id), self.fee_msat)
+    }
+
+    /// When it was created (unix seconds); an error if the ledger holds a negative time.
+    pub fn created(&self) -> Result<u64, LedgerError> {
+        from_db(&format!("payment #{} created_at", self.id), self.created_at)
+    }
+
     pub fn preimage_bytes(&self) -> Option<[u8; 32]> {
         self.preimage.as_deref().and_then(crate::l402::parse_hex32)
     }
@@ -471,9 +489,9 @@ impl Ledger {
         .fetch_one(self.pool())
         .await?;
         Ok(Totals {
-            spent_msat: from_db(spent),
-            received_msat: from_db(received),
-            reserved_msat: from_db(reserved),
+            spent_msat: from_db("total spent", spent)?,
+            received_msat: from_db("total received", received)?,
+            reserved_msat: from_db("total reserved", reserved)?,
         })
     }
 
@@ -487,7 +505,7 @@ impl Ledger {
         .bind(db_int(since)?)
         .fetch_one(self.pool())
         .await?;
-        Ok(from_db(v))
+        from_db("income of the window", v)
     }
 }
 
@@ -594,10 +612,10 @@ async fn window_use_and_setting(
             .fetch_one(&mut *conn)
             .await?;
     let used = WindowUse {
-        daily_msat: from_db(daily),
-        hourly_msat: from_db(hourly),
-        host_daily_msat: from_db(host_daily),
-        reserved_msat: from_db(reserved),
+        daily_msat: from_db("spending of the day", daily)?,
+        hourly_msat: from_db("spending of the hour", hourly)?,
+        host_daily_msat: from_db("spending at the host", host_daily)?,
+        reserved_msat: from_db("reserved", reserved)?,
         has_host: payee.is_some(),
     };
     Ok((used, value))

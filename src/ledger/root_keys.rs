@@ -113,7 +113,15 @@ impl Ledger {
 }
 
 impl MintedToken {
-    pub fn amount_msat(&self) -> u64 {
-        from_db(self.amount_msat)
+    /// What the token sold for; an error if the store holds an impossible (negative) amount.
+    pub fn amount_msat(&self) -> Result<u64, LedgerError> {
+        from_db("minted token amount_msat", self.amount_msat)
+    }
+
+    /// Uses the token was sold for, if limited; an error if the store holds a negative count.
+    pub fn uses_allowed(&self) -> Result<Option<u64>, LedgerError> {
+        self.max_uses
+            .map(|n| from_db("minted token max_uses", n))
+            .transpose()
     }
 }

@@ -260,7 +260,9 @@ fn decode_row(
         preimage: crate::l402::parse_hex32(&preimage).ok_or_else(|| corrupt("preimage"))?,
         payment_hash: crate::l402::parse_hex32(&payment_hash)
             .ok_or_else(|| corrupt("payment hash"))?,
-        expires_at: expires_at.map(from_db),
+        expires_at: expires_at
+            .map(|t| from_db("token cache expires_at", t))
+            .transpose()?,
         honoured,
     })
 }

@@ -4,6 +4,7 @@
 //! - Binding anything but a loopback address without a bearer token is refused.
 //! - `Host` must be a loopback name or one of the configured hosts (DNS-rebinding protection).
 //! - A request carrying `Origin` (a browser) must come from a loopback origin or a configured one.
+//! - Sessions of both transports together are capped, and idle ones closed ([`super::sessions`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,13 +14,23 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use rmcp::model::{ClientJsonRpcMessage, ClientRequest};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use serde_json::Value;
 use subtle::ConstantTimeEq;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::L402Server;
+use super::sessions::{RETRY_AFTER_SECS, SessionCap, SessionLimits};
+use super::{L402Server, jsonrpc};
+
+/// The JSON-RPC error code of a refusal for lack of room (in the range for server errors).
+const SERVER_BUSY: i64 = -32000;
+
+/// The largest POST body of the streamable transport (rmcp's default, set explicitly so that
+/// this layer and rmcp agree).
+const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
 /// Hosts every server accepts: loopback names.
 const LOOPBACK_HOSTS: &[&str] = &["localhost", "127.0.0.1", "::1"];
@@ -36,6 +47,8 @@ pub struct HttpOptions {
     pub allowed_hosts: Vec<String>,
     /// Extra `Origin` values accepted (scheme://host[:port|:*]).
     pub allowed_origins: Vec<String>,
+    /// How many sessions are kept, and for how long without a message.
+    pub sessions: SessionLimits,
 }
 
 impl std::fmt::Debug for HttpOptions {
@@ -45,6 +58,7 @@ impl std::fmt::Debug for HttpOptions {
             .field("bearer_token", &self.bearer_token.as_ref().map(|_| "<set>"))
             .field("allowed_hosts", &self.allowed_hosts)
             .field("allowed_origins", &self.allowed_origins)
+            .field("sessions", &self.sessions)
             .finish()
     }
 }
@@ -84,24 +98,29 @@ pub fn router(server: L402Server, opts: &HttpOptions, shutdown: CancellationToke
         .chain(opts.allowed_origins.iter().cloned())
         .collect();
     let config = StreamableHttpServerConfig::default()
+        .with_max_request_body_bytes(MAX_BODY_BYTES)
         .with_allowed_hosts(hosts.clone())
         .with_allowed_origins(origins.clone())
         .with_cancellation_token(shutdown);
     let for_mcp = server.clone();
+    // rmcp closes a session whose worker sees no message for `keep_alive`.
+    let mut manager = LocalSessionManager::default();
+    manager.session_config.keep_alive = Some(opts.sessions.idle);
+    let manager = Arc::new(manager);
+    let cap = SessionCap::new(opts.sessions, Some(manager.clone()));
     let streamable: StreamableHttpService<L402Server, LocalSessionManager> =
-        StreamableHttpService::new(
-            move || Ok(for_mcp.clone()),
-            Arc::new(LocalSessionManager::default()),
-            config,
-        );
+        StreamableHttpService::new(move || Ok(for_mcp.clone()), manager, config);
     let guard = Arc::new(Guard {
         token: opts.bearer_token.clone().filter(|t| !t.is_empty()),
         hosts,
         origins,
     });
-    Router::new()
+    let mcp = Router::new()
         .nest_service("/mcp", streamable)
-        .merge(super::sse::router(move || server.clone()))
+        .layer(middleware::from_fn_with_state(cap.clone(), mcp_messages));
+    Router::new()
+        .merge(mcp)
+        .merge(super::sse::router_with(move || server.clone(), cap))
         .layer(middleware::from_fn_with_state(guard, check))
 }
 
@@ -147,11 +166,7 @@ async fn check(State(guard): State<Arc<Guard>>, request: Request, next: Next) ->
         let presented = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim);
+            .and_then(bearer_token);
         let ok = presented.is_some_and(|p| {
             p.len() == token.len() && bool::from(p.as_bytes().ct_eq(token.as_bytes()))
         });
@@ -165,6 +180,119 @@ async fn check(State(guard): State<Arc<Guard>>, request: Request, next: Next) ->
         }
     }
     next.run(request).await
+}
+
+/// The token of an `Authorization: Bearer <token>` value. The scheme is case-insensitive
+/// (RFC 9110, 11.1) and may be followed by more than one space; the token is taken as is.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once([' ', '\t'])?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// POST bodies of the streamable transport, read here so that a malformed one gets 400 and a
+/// JSON-RPC error ([`jsonrpc::check`]) instead of rmcp's 415 and text, and so that an
+/// `initialize` that would open a session beyond the cap gets 503. Other requests, and bodies
+/// that are not `application/json` (rmcp's 415 is right for those), pass untouched.
+async fn mcp_messages(
+    State(cap): State<Arc<SessionCap>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let is_json = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if request.method() != axum::http::Method::POST || !is_json {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = match read_body(body, MAX_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(status) => {
+            let why = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                format!("Invalid Request: the body is larger than {MAX_BODY_BYTES} bytes")
+            } else {
+                "Invalid Request: the body could not be read".to_owned()
+            };
+            return json_rpc_refusal(status, Value::Null, jsonrpc::INVALID_REQUEST, &why);
+        }
+    };
+    match jsonrpc::check(&bytes, jsonrpc::Policy::Http) {
+        jsonrpc::Checked::Message(message) => {
+            let request = Request::from_parts(parts, axum::body::Body::from(bytes));
+            // An `initialize` without a session id is what opens a session (rmcp's
+            // session mode): admitted under the cap, and created while the gate is held.
+            let opens_session = !request.headers().contains_key("mcp-session-id")
+                && matches!(
+                    &*message,
+                    ClientJsonRpcMessage::Request(r)
+                        if matches!(r.request, ClientRequest::InitializeRequest(_))
+                );
+            if !opens_session {
+                return next.run(request).await;
+            }
+            match cap.admit().await {
+                Ok(_gate) => next.run(request).await,
+                Err(full) => {
+                    warn!(
+                        open = full.open,
+                        "refused a new MCP session: at the session cap"
+                    );
+                    let id = match &*message {
+                        ClientJsonRpcMessage::Request(r) => {
+                            serde_json::to_value(&r.id).unwrap_or(Value::Null)
+                        }
+                        _ => Value::Null,
+                    };
+                    let mut refusal = json_rpc_refusal(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        id,
+                        SERVER_BUSY,
+                        &full.to_string(),
+                    );
+                    refusal.headers_mut().insert(
+                        header::RETRY_AFTER,
+                        axum::http::HeaderValue::from(RETRY_AFTER_SECS),
+                    );
+                    refusal
+                }
+            }
+        }
+        jsonrpc::Checked::Answer(answer) => {
+            (StatusCode::BAD_REQUEST, axum::Json(answer)).into_response()
+        }
+        jsonrpc::Checked::Ignore => json_rpc_refusal(
+            StatusCode::BAD_REQUEST,
+            Value::Null,
+            jsonrpc::INVALID_REQUEST,
+            "Invalid Request",
+        ),
+    }
+}
+
+/// A body of at most `limit` bytes.
+async fn read_body(body: axum::body::Body, limit: usize) -> Result<bytes::Bytes, StatusCode> {
+    use futures::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut collected = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| StatusCode::BAD_REQUEST)?;
+        if collected.len() + chunk.len() > limit {
+            return Err(StatusCode::PAYLOAD_TOO_LARGE);
+        }
+        collected.extend_from_slice(&chunk);
+    }
+    Ok(collected.into())
+}
+
+/// An HTTP refusal whose body is a JSON-RPC error.
+fn json_rpc_refusal(status: StatusCode, id: Value, code: i64, message: &str) -> Response {
+    (status, axum::Json(jsonrpc::error(id, code, message))).into_response()
 }
 
 /// Split `host[:port]` (with `[v6]` brackets) into a lower-case host and an optional port.
@@ -260,6 +388,23 @@ mod tests {
             assert!(!host_allowed(&hosts(bad), &allowed), "{bad}");
         }
         assert!(!host_allowed(&HeaderMap::new(), &allowed));
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        for ok in [
+            "Bearer t",
+            "bearer t",
+            "BEARER t",
+            "Bearer   t",
+            "  BeArEr\tt ",
+        ] {
+            assert_eq!(bearer_token(ok), Some("t"), "{ok:?}");
+        }
+        for bad in ["Bearert", "Basic t", "Bearer ", "Bearer", ""] {
+            assert_eq!(bearer_token(bad), None, "{bad:?}");
+        }
+        assert_eq!(bearer_token("Bearer T"), Some("T"));
     }
 
     #[test]

@@ -2,7 +2,10 @@
 //! and the legacy HTTP+SSE transport for older clients).
 
 pub mod http;
+pub mod jsonrpc;
 pub mod server;
+pub mod sessions;
 pub mod sse;
+pub mod stdio;
 
 pub use server::L402Server;

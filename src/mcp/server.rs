@@ -20,11 +20,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
-use crate::app::App;
+use crate::app::{App, AppError};
 use crate::bolt11;
-use crate::budget::MSAT_PER_SAT;
+use crate::budget::{MAX_SATS, MSAT_PER_SAT};
 use crate::fetch::{self, FetchError, FetchRequest, Fetcher};
-use crate::ledger::Direction;
+use crate::ledger::{Direction, LedgerError};
 use crate::mint::{Access, ChallengeRequest, DEFAULT_INVOICE_EXPIRY_SECS, SellError};
 use crate::pay::{PayError, PayRequest};
 
@@ -96,6 +96,8 @@ impl From<PayError> for ToolError {
             PayError::NoPreimage { .. } => "no_preimage",
             PayError::PreimagesWithheld => "wallet_withholds_preimages",
             PayError::PreimageMismatch { .. } => "preimage_mismatch",
+            PayError::Ledger(LedgerError::Corrupt(_))
+            | PayError::Wallet(crate::wallet::WalletError::Corrupt(_)) => "ledger_corrupt",
             PayError::Ledger(_) | PayError::Wallet(_) => "wallet_error",
         };
         ToolError::new(code, e.to_string())
@@ -122,7 +124,7 @@ impl From<FetchError> for ToolError {
             e @ FetchError::RefusedAfterPayment { .. } => {
                 ToolError::new("refused_after_payment", e.to_string())
             }
-            FetchError::Ledger(l) => ToolError::new("wallet_error", l.to_string()),
+            FetchError::Ledger(l) => ledger_error(l),
         }
     }
 }
@@ -131,8 +133,35 @@ impl From<SellError> for ToolError {
     fn from(e: SellError) -> Self {
         match e {
             SellError::Invalid(m) => ToolError::new("invalid_request", m),
+            SellError::Ledger(l) => ledger_error(l),
+            e @ (SellError::Wallet(crate::wallet::WalletError::Corrupt(_))
+            | SellError::Store(crate::store::StoreError::Corrupt(_))) => {
+                ToolError::new("ledger_corrupt", e.to_string())
+            }
             other => ToolError::new("wallet_error", other.to_string()),
         }
+    }
+}
+
+impl From<AppError> for ToolError {
+    fn from(e: AppError) -> Self {
+        match e {
+            AppError::Ledger(l) => ledger_error(l),
+            AppError::Pay(p) => p.into(),
+            e @ AppError::Wallet(crate::wallet::WalletError::Corrupt(_)) => {
+                ToolError::new("ledger_corrupt", e.to_string())
+            }
+            other => internal(other),
+        }
+    }
+}
+
+/// A ledger failure: `ledger_corrupt` when it holds a value that cannot be right (reported,
+/// never read as 0), else `wallet_error`.
+fn ledger_error(e: LedgerError) -> ToolError {
+    match e {
+        e @ LedgerError::Corrupt(_) => ToolError::new("ledger_corrupt", e.to_string()),
+        other => internal(other),
     }
 }
 
@@ -173,9 +202,16 @@ fn internal(e: impl std::fmt::Display) -> ToolError {
     ToolError::new("wallet_error", e.to_string())
 }
 
-fn to_msat(sats: u64, what: &str) -> Result<u64, ToolError> {
-    sats.checked_mul(MSAT_PER_SAT)
-        .ok_or_else(|| ToolError::new("invalid_request", format!("{what} is too large")))
+/// A sats argument in msat, refused (with the range) when below `min` or above every bitcoin
+/// there will ever be.
+fn sats_arg(name: &str, sats: u64, min: u64) -> Result<u64, ToolError> {
+    let msat = crate::mint::in_range(name, sats, min, MAX_SATS, " sats")?;
+    Ok(msat * MSAT_PER_SAT)
+}
+
+/// A numeric argument, refused (with the range) outside `min..=max`.
+fn range_arg(name: &str, value: u64, min: u64, max: u64) -> Result<u64, ToolError> {
+    Ok(crate::mint::in_range(name, value, min, max, "")?)
 }
 
 /// Whole sats for display (msat kept alongside where precision matters).
@@ -198,14 +234,17 @@ pub struct FetchPaidParams {
     /// Request body (text, e.g. JSON).
     #[serde(default)]
     pub body: Option<String>,
-    /// The most this call may pay, in sats (checked against the invoice itself). Default: the wallet's per-payment cap.
+    /// The most this call may pay, in sats (checked against the invoice itself); 0 pays nothing. Default: the wallet's per-payment cap.
     #[serde(default)]
+    #[schemars(range(max = 2_100_000_000_000_000u64))]
     pub max_price_sats: Option<u64>,
-    /// Seconds to wait for each HTTP exchange; default 30, at most 300.
+    /// Seconds to wait for each HTTP exchange; default 30, 1 to 300.
     #[serde(default)]
+    #[schemars(range(min = 1, max = 300))]
     pub timeout_secs: Option<u64>,
-    /// Largest response body returned, in bytes; default 1048576, at most 16777216. Longer bodies are truncated (and say so).
+    /// Largest response body returned, in bytes; default 1048576, 1 to 16777216. Longer bodies are truncated (and say so).
     #[serde(default)]
+    #[schemars(range(min = 1, max = 16_777_216))]
     pub max_response_bytes: Option<usize>,
 }
 
@@ -251,14 +290,15 @@ pub struct FetchReceiptOutput {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct CreateChallengeParams {
-    /// Price in sats (at least 1).
-    #[schemars(range(min = 1))]
+    /// Price in sats, 1 to 2100000000000000.
+    #[schemars(range(min = 1, max = 2_100_000_000_000_000u64))]
     pub amount_sats: u64,
     /// Invoice description shown to the payer.
     #[serde(default)]
     pub description: Option<String>,
-    /// Seconds until the invoice expires; default 3600.
+    /// Seconds until the invoice expires; default 3600, 1 to 31536000 (a year).
     #[serde(default)]
+    #[schemars(range(min = 1, max = 31_536_000))]
     pub expiry_secs: Option<u64>,
     /// Service name the token is for; default "api". Letters, digits, '-', '_', '.'.
     #[serde(default)]
@@ -269,12 +309,13 @@ pub struct CreateChallengeParams {
     /// Capabilities the token grants within the service (none by default).
     #[serde(default)]
     pub capabilities: Option<Vec<String>>,
-    /// Token lifetime in seconds after minting; default: the token does not expire.
+    /// Token lifetime in seconds after minting, 1 to 315360000 (ten years); default: the token does not expire.
     #[serde(default)]
+    #[schemars(range(min = 1, max = 315_360_000))]
     pub valid_for_secs: Option<u64>,
-    /// How many requests the token pays for (each successful verify_l402_payment uses one); default unlimited.
+    /// How many requests the token pays for (each successful verify_l402_payment uses one), 1 to 1000000000; default unlimited.
     #[serde(default)]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = 1_000_000_000))]
     pub max_uses: Option<u64>,
     /// Bind the token to these HTTP methods, e.g. ["GET"]; default any method. verify_l402_payment then needs the request's method to accept the token (binding_unchecked without it).
     #[serde(default)]
@@ -364,6 +405,8 @@ pub struct BalanceOutput {
     pub balance_msat: u64,
     /// True when the balance is test sats (the embedded demo wallet), not real bitcoin.
     pub demo_funds: bool,
+    /// False when the wallet does not return payment preimages: fetch_paid then refuses to pay L402 challenges (no credential could be shown).
+    pub returns_preimages: bool,
     pub budget: BudgetOutput,
     /// Income received in the last 24 hours, in sats.
     pub earned_24h_sats: u64,
@@ -389,6 +432,7 @@ pub struct PayInvoiceParams {
     pub bolt11: String,
     /// Routing fee limit in sats; the budget's fee limit applies when lower.
     #[serde(default)]
+    #[schemars(range(max = 2_100_000_000_000_000u64))]
     pub max_fee_sats: Option<u64>,
 }
 
@@ -410,13 +454,14 @@ pub struct PayInvoiceOutput {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct CreateInvoiceParams {
-    /// Amount in sats (at least 1).
-    #[schemars(range(min = 1))]
+    /// Amount in sats, 1 to 2100000000000000.
+    #[schemars(range(min = 1, max = 2_100_000_000_000_000u64))]
     pub amount_sats: u64,
     #[serde(default)]
     pub description: Option<String>,
-    /// Seconds until the invoice expires; default 3600.
+    /// Seconds until the invoice expires; default 3600, 1 to 31536000 (a year).
     #[serde(default)]
+    #[schemars(range(min = 1, max = 31_536_000))]
     pub expiry_secs: Option<u64>,
 }
 
@@ -471,8 +516,9 @@ pub struct DiscoverOutput {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ListPaymentsParams {
-    /// How many (newest first); default 20, at most 200.
+    /// How many (newest first); default 20, 1 to 200.
     #[serde(default)]
+    #[schemars(range(min = 1, max = 200))]
     pub limit: Option<u32>,
     /// "in" (received) or "out" (sent); default both.
     #[serde(default)]
@@ -563,27 +609,21 @@ impl L402Server {
     ) -> Result<Json<FetchPaidOutput>, ToolError> {
         let max_price_msat = p
             .max_price_sats
-            .map(|s| to_msat(s, "max_price_sats"))
+            .map(|s| sats_arg("max_price_sats", s, 0))
             .transpose()?;
-        let timeout = p.timeout_secs.unwrap_or(fetch::DEFAULT_TIMEOUT_SECS);
-        if timeout == 0 || timeout > fetch::MAX_TIMEOUT_SECS {
-            return Err(ToolError::new(
-                "invalid_request",
-                format!("timeout_secs must be 1 to {}", fetch::MAX_TIMEOUT_SECS),
-            ));
-        }
-        let max_bytes = p
-            .max_response_bytes
-            .unwrap_or(fetch::DEFAULT_MAX_RESPONSE_BYTES);
-        if max_bytes == 0 || max_bytes > fetch::MAX_RESPONSE_BYTES {
-            return Err(ToolError::new(
-                "invalid_request",
-                format!(
-                    "max_response_bytes must be 1 to {}",
-                    fetch::MAX_RESPONSE_BYTES
-                ),
-            ));
-        }
+        let timeout = range_arg(
+            "timeout_secs",
+            p.timeout_secs.unwrap_or(fetch::DEFAULT_TIMEOUT_SECS),
+            1,
+            fetch::MAX_TIMEOUT_SECS,
+        )?;
+        let max_bytes = range_arg(
+            "max_response_bytes",
+            p.max_response_bytes
+                .map_or(fetch::DEFAULT_MAX_RESPONSE_BYTES as u64, |b| b as u64),
+            1,
+            fetch::MAX_RESPONSE_BYTES as u64,
+        )? as usize;
         let req = FetchRequest {
             url: p.url,
             method: p.method.unwrap_or_else(|| "GET".into()),
@@ -632,17 +672,11 @@ impl L402Server {
         &self,
         Parameters(p): Parameters<CreateChallengeParams>,
     ) -> Result<Json<CreateChallengeOutput>, ToolError> {
-        if p.amount_sats == 0 {
-            return Err(ToolError::new(
-                "invalid_request",
-                "amount_sats must be at least 1",
-            ));
-        }
         let c = self
             .app
             .seller
             .create_challenge(&ChallengeRequest {
-                amount_msat: to_msat(p.amount_sats, "amount_sats")?,
+                amount_msat: sats_arg("amount_sats", p.amount_sats, 1)?,
                 description: p.description,
                 expiry_secs: p.expiry_secs,
                 service: p.service,
@@ -715,7 +749,7 @@ impl L402Server {
     }
 
     #[tool(
-        description = "Show the wallet: balance in sats (demo_funds=true means test sats, not real bitcoin), network and backend, the spending budget (per-payment cap, daily cap over a rolling 24 h, spent, reserved, remaining) and income of the last 24 h.",
+        description = "Show the wallet: balance in sats (demo_funds=true means test sats, not real bitcoin), network and backend, whether it returns preimages (returns_preimages=false: it cannot buy L402 access), the spending budget (per-payment cap, daily cap over a rolling 24 h, spent, reserved, remaining) and income of the last 24 h.",
         annotations(
             title = "Wallet balance and budget",
             read_only_hint = true,
@@ -728,7 +762,7 @@ impl L402Server {
         &self,
         Parameters(_): Parameters<NoParams>,
     ) -> Result<Json<BalanceOutput>, ToolError> {
-        let s = self.app.status().await.map_err(internal)?;
+        let s = self.app.status().await?;
         let b = &s.budget;
         Ok(Json(BalanceOutput {
             wallet: s.wallet,
@@ -737,6 +771,7 @@ impl L402Server {
             balance_sats: whole_sats(s.balance_msat),
             balance_msat: s.balance_msat,
             demo_funds: s.demo_funds,
+            returns_preimages: s.returns_preimages,
             budget: BudgetOutput {
                 per_payment_sats: whole_sats(b.policy.per_payment_msat),
                 daily_sats: whole_sats(b.policy.daily_msat),
@@ -766,7 +801,7 @@ impl L402Server {
     ) -> Result<Json<PayInvoiceOutput>, ToolError> {
         let max_fee_msat = p
             .max_fee_sats
-            .map(|s| to_msat(s, "max_fee_sats"))
+            .map(|s| sats_arg("max_fee_sats", s, 0))
             .transpose()?;
         let r = self
             .app
@@ -803,21 +838,12 @@ impl L402Server {
         &self,
         Parameters(p): Parameters<CreateInvoiceParams>,
     ) -> Result<Json<CreateInvoiceOutput>, ToolError> {
-        if p.amount_sats == 0 {
-            return Err(ToolError::new(
-                "invalid_request",
-                "amount_sats must be at least 1",
-            ));
-        }
+        let amount_msat = sats_arg("amount_sats", p.amount_sats, 1)?;
         let expiry = p.expiry_secs.unwrap_or(DEFAULT_INVOICE_EXPIRY_SECS);
         let (created, _) = self
             .app
             .seller
-            .create_invoice(
-                to_msat(p.amount_sats, "amount_sats")?,
-                p.description.as_deref().unwrap_or(""),
-                expiry,
-            )
+            .create_invoice(amount_msat, p.description.as_deref().unwrap_or(""), expiry)
             .await?;
         Ok(Json(CreateInvoiceOutput {
             bolt11: created.bolt11,
@@ -919,7 +945,7 @@ impl L402Server {
         &self,
         Parameters(p): Parameters<ListPaymentsParams>,
     ) -> Result<Json<ListPaymentsOutput>, ToolError> {
-        let limit = p.limit.unwrap_or(20).clamp(1, 200);
+        let limit = range_arg("limit", u64::from(p.limit.unwrap_or(20)), 1, 200)? as u32;
         let direction = match p
             .direction
             .as_deref()
@@ -941,13 +967,15 @@ impl L402Server {
             .ledger
             .list_payments(&self.app.wallet_name, direction, limit)
             .await
-            .map_err(internal)?;
+            .map_err(ledger_error)?;
         let payments = rows
             .into_iter()
             .map(|r| {
-                let amount = u64::try_from(r.amount_msat).unwrap_or(0);
-                let fee = u64::try_from(r.fee_msat).unwrap_or(0);
-                PaymentOutput {
+                let (amount, fee) = (
+                    r.amount().map_err(ledger_error)?,
+                    r.fee().map_err(ledger_error)?,
+                );
+                Ok(PaymentOutput {
                     id: r.id,
                     direction: r.direction.as_str().to_owned(),
                     status: r.status.as_str().to_owned(),
@@ -961,9 +989,9 @@ impl L402Server {
                     error: r.error,
                     created_at: r.created_at,
                     settled_at: r.settled_at,
-                }
+                })
             })
-            .collect();
+            .collect::<Result<_, ToolError>>()?;
         Ok(Json(ListPaymentsOutput { payments }))
     }
 }

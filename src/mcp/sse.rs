@@ -6,7 +6,9 @@
 //!
 //! Each SSE connection gets its own server, made by the factory and run by rmcp over a
 //! `(Sink, Stream)` pair of channels. When the client goes away, the session is forgotten and
-//! the server cancelled; when the server stops, the stream ends.
+//! the server cancelled; when the server stops, the stream ends. Sessions count against a
+//! [`SessionCap`] (beyond it `GET /sse` gets 503 and `Retry-After`), and one that receives no
+//! message for the idle limit is closed.
 //!
 //! Authentication and Host/Origin checks are the caller's layers.
 
@@ -37,8 +39,12 @@ use rmcp::{
     model::{ClientJsonRpcMessage, ServerJsonRpcMessage},
 };
 use serde::Deserialize;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
+
+use super::jsonrpc;
+use super::sessions::{LegacySlot, RETRY_AFTER_SECS, SessionCap, SessionLimits};
 
 /// Path of the SSE stream.
 const SSE_PATH: &str = "/sse";
@@ -53,7 +59,8 @@ const CHANNEL_CAPACITY: usize = 64;
 /// How long a POST waits for room in a busy session's queue before giving up.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The legacy HTTP+SSE transport: `GET /sse` and `POST /messages`.
+/// The legacy HTTP+SSE transport: `GET /sse` and `POST /messages`, with the default
+/// [`SessionLimits`] of its own.
 ///
 /// `factory` makes one server per SSE connection. The router needs no state; nest it (the
 /// endpoint event honours the nesting prefix) or merge it, and put authentication and
@@ -63,9 +70,20 @@ where
     S: ServerHandler,
     F: Fn() -> S + Send + Sync + 'static,
 {
+    router_with(factory, SessionCap::new(SessionLimits::default(), None))
+}
+
+/// [`router`], its sessions counted against `cap` (shared with other transports) and closed
+/// after `cap`'s idle limit.
+pub fn router_with<S, F>(factory: F, cap: Arc<SessionCap>) -> Router
+where
+    S: ServerHandler,
+    F: Fn() -> S + Send + Sync + 'static,
+{
     let state = Arc::new(SseState {
         factory,
         sessions: Arc::new(Sessions::default()),
+        cap,
     });
     Router::new()
         .route(SSE_PATH, get(open_stream::<S, F>))
@@ -76,25 +94,33 @@ where
         .with_state(state)
 }
 
-/// What the handlers share: the server factory and the open sessions.
+/// What the handlers share: the server factory, the open sessions and the cap on them.
 struct SseState<F> {
     factory: F,
     sessions: Arc<Sessions>,
+    cap: Arc<SessionCap>,
 }
 
-/// Open sessions: the id a client POSTs with -> the queue into that session's server.
+/// One open session: the queue into its server, and a nudge for its idle watch.
+#[derive(Clone)]
+struct Session {
+    sender: mpsc::Sender<ClientJsonRpcMessage>,
+    activity: Arc<Notify>,
+}
+
+/// Open sessions: the id a client POSTs with -> that session.
 #[derive(Default)]
-struct Sessions(Mutex<HashMap<String, mpsc::Sender<ClientJsonRpcMessage>>>);
+struct Sessions(Mutex<HashMap<String, Session>>);
 
 impl Sessions {
-    fn insert(&self, id: String, sender: mpsc::Sender<ClientJsonRpcMessage>) {
+    fn insert(&self, id: String, session: Session) {
         self.0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(id, sender);
+            .insert(id, session);
     }
 
-    fn get(&self, id: &str) -> Option<mpsc::Sender<ClientJsonRpcMessage>> {
+    fn get(&self, id: &str) -> Option<Session> {
         self.0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -124,6 +150,14 @@ fn short(id: &str) -> &str {
     id.get(..8).unwrap_or(id)
 }
 
+/// Returns when `activity` has not been nudged for `idle`.
+async fn idle_for(activity: &Notify, idle: Duration) {
+    while tokio::time::timeout(idle, activity.notified())
+        .await
+        .is_ok()
+    {}
+}
+
 /// `GET /sse`: start a server for this connection and stream its messages.
 async fn open_stream<S, F>(
     State(state): State<Arc<SseState<F>>>,
@@ -133,6 +167,25 @@ where
     S: ServerHandler,
     F: Fn() -> S + Send + Sync + 'static,
 {
+    let slot = match state.cap.admit().await {
+        Ok(_gate) => state.cap.legacy_slot(),
+        Err(full) => {
+            warn!(
+                open = full.open,
+                "refused a new MCP SSE session: at the session cap"
+            );
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(
+                    axum::http::header::RETRY_AFTER,
+                    HeaderValue::from(RETRY_AFTER_SECS),
+                )],
+                full.to_string(),
+            )
+                .into_response();
+        }
+    };
+    let idle = state.cap.limits().idle;
     let id = new_session_id();
     let prefix = nested
         .as_ref()
@@ -142,7 +195,14 @@ where
 
     let (to_server, from_client) = mpsc::channel::<ClientJsonRpcMessage>(CHANNEL_CAPACITY);
     let (to_client, from_server) = mpsc::channel::<ServerJsonRpcMessage>(CHANNEL_CAPACITY);
-    state.sessions.insert(id.clone(), to_server);
+    let activity = Arc::new(Notify::new());
+    state.sessions.insert(
+        id.clone(),
+        Session {
+            sender: to_server,
+            activity: activity.clone(),
+        },
+    );
     let ct = CancellationToken::new();
 
     let span = info_span!("mcp_sse_session", session = %short(&id));
@@ -154,15 +214,25 @@ where
         async move {
             // `serve` returns once `initialize` is answered, so it runs here, not in the
             // handler: the client needs the endpoint event before it can send `initialize`.
-            match service
-                .serve_with_ct((to_client, from_client), task_ct)
-                .await
-            {
-                Ok(running) => match running.waiting().await {
-                    Ok(reason) => debug!(?reason, "MCP SSE session ended"),
-                    Err(error) => warn!(%error, "MCP SSE session task failed"),
-                },
-                Err(error) => info!(%error, "MCP SSE session ended before initialization"),
+            let session = async {
+                match service
+                    .serve_with_ct((to_client, from_client), task_ct)
+                    .await
+                {
+                    Ok(running) => match running.waiting().await {
+                        Ok(reason) => debug!(?reason, "MCP SSE session ended"),
+                        Err(error) => warn!(%error, "MCP SSE session task failed"),
+                    },
+                    Err(error) => info!(%error, "MCP SSE session ended before initialization"),
+                }
+            };
+            // A session with no message for `idle` ends: dropping the server cancels it and
+            // closes its side of the channels, which ends the stream.
+            tokio::select! {
+                () = session => {}
+                () = idle_for(&activity, idle) => {
+                    info!(idle_secs = idle.as_secs(), "closed an idle MCP SSE session");
+                }
             }
             sessions.remove(&task_id);
             // Dropping the transport closed the server's side of the channel, which ends
@@ -179,6 +249,7 @@ where
             id,
             sessions: state.sessions.clone(),
             ct,
+            _slot: slot,
         },
     };
     let sse = Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE));
@@ -227,6 +298,8 @@ struct SessionGuard {
     id: String,
     sessions: Arc<Sessions>,
     ct: CancellationToken,
+    /// The session's place under the cap, given back with the stream.
+    _slot: LegacySlot,
 }
 
 impl Drop for SessionGuard {
@@ -259,18 +332,24 @@ where
     let Some(id) = query.session_id.filter(|id| !id.is_empty()) else {
         return (StatusCode::BAD_REQUEST, "Missing sessionId").into_response();
     };
-    let Some(mut sender) = state.sessions.get(&id) else {
+    let Some(Session {
+        mut sender,
+        activity,
+    }) = state.sessions.get(&id)
+    else {
         return (StatusCode::NOT_FOUND, "Session not found").into_response();
     };
-    let message: ClientJsonRpcMessage = match serde_json::from_slice(&body) {
-        Ok(message) => message,
-        Err(error) => {
-            debug!(session = %short(&id), %error, "rejected a POST that is not a JSON-RPC message");
-            return (
-                StatusCode::BAD_REQUEST,
-                format!("Invalid JSON-RPC message: {error}"),
-            )
-                .into_response();
+    activity.notify_one();
+    // A body that is not a JSON-RPC message gets 400 and a JSON-RPC error (with the request's
+    // id when it has one), never an echo of the body: it may hold a secret.
+    let message: ClientJsonRpcMessage = match jsonrpc::check(&body, jsonrpc::Policy::Http) {
+        jsonrpc::Checked::Message(message) => *message,
+        jsonrpc::Checked::Answer(answer) => {
+            debug!(session = %short(&id), code = %answer["error"]["code"], "rejected a POST that is not a JSON-RPC message");
+            return (StatusCode::BAD_REQUEST, axum::Json(answer)).into_response();
+        }
+        jsonrpc::Checked::Ignore => {
+            return (StatusCode::BAD_REQUEST, "Invalid JSON-RPC message").into_response();
         }
     };
     match tokio::time::timeout(FORWARD_TIMEOUT, sender.send(message)).await {

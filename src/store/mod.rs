@@ -86,18 +86,20 @@ pub trait TokenStore: Send + Sync + std::fmt::Debug {
 }
 
 /// Fold (service, count, amount) rows into a summary.
-pub(crate) fn summarize(rows: Vec<(String, i64, i64)>) -> SalesSummary {
-    let by_service: Vec<ServiceSales> = rows
+pub(crate) fn summarize(rows: Vec<(String, i64, i64)>) -> Result<SalesSummary, StoreError> {
+    let by_service = rows
         .into_iter()
-        .map(|(service, count, amount)| ServiceSales {
-            service,
-            count: u64::try_from(count).unwrap_or(0),
-            amount_msat: u64::try_from(amount).unwrap_or(0),
+        .map(|(service, count, amount)| {
+            Ok(ServiceSales {
+                count: crate::ledger::from_db(&format!("sales count of {service}"), count)?,
+                amount_msat: crate::ledger::from_db(&format!("sales of {service}"), amount)?,
+                service,
+            })
         })
-        .collect();
-    SalesSummary {
+        .collect::<Result<Vec<ServiceSales>, crate::ledger::LedgerError>>()?;
+    Ok(SalesSummary {
         count: by_service.iter().map(|s| s.count).sum(),
         amount_msat: by_service.iter().map(|s| s.amount_msat).sum(),
         by_service,
-    }
+    })
 }

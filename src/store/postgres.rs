@@ -277,7 +277,8 @@ impl TokenStore for PgStore {
         .fetch_optional(&self.pool)
         .await?;
         // The first use of a token limited to 0 uses slips past the WHERE: refuse it here.
-        Ok(uses.map(from_db).filter(|u| *u <= max_uses))
+        let uses = uses.map(|u| from_db("token uses", u)).transpose()?;
+        Ok(uses.filter(|u| *u <= max_uses))
     }
 
     async fn free_tier_hit(
@@ -334,7 +335,7 @@ impl TokenStore for PgStore {
         .bind(db_int(since)?)
         .fetch_all(&self.pool)
         .await?;
-        Ok(summarize(rows))
+        summarize(rows)
     }
 }
 

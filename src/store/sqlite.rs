@@ -34,7 +34,8 @@ impl TokenStore for Ledger {
         .fetch_optional(self.writer())
         .await?;
         // The first use of a token limited to 0 uses slips past the WHERE: refuse it here.
-        Ok(uses.map(from_db).filter(|u| *u <= max_uses))
+        let uses = uses.map(|u| from_db("token uses", u)).transpose()?;
+        Ok(uses.filter(|u| *u <= max_uses))
     }
 
     async fn free_tier_hit(
@@ -90,6 +91,6 @@ impl TokenStore for Ledger {
         .bind(db_int(since)?)
         .fetch_all(self.pool())
         .await?;
-        Ok(summarize(rows))
+        summarize(rows)
     }
 }

@@ -78,6 +78,11 @@ fn db(e: sqlx::Error) -> WalletError {
     WalletError::Other(format!("embedded wallet database: {e}"))
 }
 
+/// A value of the embedded wallet's books read back, as the wallet reports it.
+fn books(what: &str, v: i64) -> Result<u64, WalletError> {
+    from_db(what, v).map_err(|e| WalletError::Corrupt(e.to_string()))
+}
+
 impl EmbeddedWallet {
     /// Open wallet `name` in `data_dir`, creating it (key and demo grant) on first use.
     pub async fn open(
@@ -146,16 +151,20 @@ impl EmbeddedWallet {
     /// Add test sats (embedded wallet only). Returns the new balance.
     #[instrument(skip_all, fields(wallet = %self.name, amount_msat))]
     pub async fn deposit(&self, amount_msat: u64) -> Result<u64, LedgerError> {
-        let balance: i64 = sqlx::query_scalar(
+        let max = crate::budget::MAX_SATS * crate::budget::MSAT_PER_SAT;
+        let balance: Option<i64> = sqlx::query_scalar(
             "UPDATE embedded_wallets SET balance_msat = balance_msat + ?1, deposited_msat = deposited_msat + ?1
-             WHERE name = ?2 RETURNING balance_msat",
+             WHERE name = ?2 AND balance_msat <= ?3 - ?1 RETURNING balance_msat",
         )
-        .bind(db_int(amount_msat)?)
+        .bind(db_int(amount_msat.min(max + 1))?)
         .bind(&self.name)
-        .fetch_one(self.ledger.writer())
+        .bind(db_int(max)?)
+        .fetch_optional(self.ledger.writer())
         .await?;
+        // Refused: the balance would pass every bitcoin there will ever be.
+        let balance = balance.ok_or(LedgerError::TooLarge(amount_msat))?;
         info!(new_balance_msat = balance, "deposited test sats");
-        Ok(from_db(balance))
+        from_db("embedded wallet balance", balance)
     }
 
     /// Test sats added to this wallet: demo grant + deposits.
@@ -166,7 +175,7 @@ impl EmbeddedWallet {
         .bind(&self.name)
         .fetch_one(self.ledger.pool())
         .await?;
-        Ok(from_db(v))
+        from_db("embedded wallet test sats added", v)
     }
 }
 
@@ -215,7 +224,7 @@ impl Wallet for EmbeddedWallet {
                 .await
                 .map_err(db)?;
         Ok(Balance {
-            msat: from_db(msat),
+            msat: books(&format!("embedded wallet {} balance_msat", self.name), msat)?,
             demo_funds: true,
         })
     }
@@ -323,7 +332,11 @@ impl Wallet for EmbeddedWallet {
                 "a wallet cannot pay its own invoice".into(),
             ));
         }
-        if from_db(expires_at) <= now {
+        // An impossible stored amount or expiry refuses the payment (the claim rolls back):
+        // a negative amount would credit the payer.
+        let corrupt = |e: WalletError| WalletError::Rejected(e.to_string());
+        let amount_msat = books("embedded invoice amount_msat", amount).map_err(corrupt)?;
+        if books("embedded invoice expires_at", expires_at).map_err(corrupt)? <= now {
             return Err(WalletError::Rejected("invoice expired".into()));
         }
         let debited = sqlx::query("UPDATE embedded_wallets SET balance_msat = balance_msat - ?1 WHERE name = ?2 AND balance_msat >= ?1")
@@ -335,7 +348,7 @@ impl Wallet for EmbeddedWallet {
         if debited.rows_affected() == 0 {
             return Err(WalletError::Rejected(format!(
                 "insufficient balance for {} (test sats; add more with `l402-mcp wallet deposit`)",
-                crate::budget::sats(from_db(amount))
+                crate::budget::sats(amount_msat)
             )));
         }
         let steps = async {
@@ -375,12 +388,15 @@ impl Wallet for EmbeddedWallet {
         Ok(match row {
             None => IncomingStatus::NotFound,
             Some((amount, _, Some(_))) => IncomingStatus::Settled {
-                amount_msat: from_db(amount),
+                amount_msat: books("embedded invoice amount_msat", amount)?,
             },
-            Some((_, expires_at, None)) if from_db(expires_at) <= self.clock.now() => {
-                IncomingStatus::Expired
+            Some((_, expires_at, None)) => {
+                if books("embedded invoice expires_at", expires_at)? <= self.clock.now() {
+                    IncomingStatus::Expired
+                } else {
+                    IncomingStatus::Pending
+                }
             }
-            Some(_) => IncomingStatus::Pending,
         })
     }
 

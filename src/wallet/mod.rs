@@ -159,6 +159,10 @@ pub enum WalletError {
     OutcomeUnknown(String),
     #[error("wallet error: {0}")]
     Other(String),
+    /// The wallet's own records (the embedded wallet's books in the ledger) hold a value that
+    /// cannot be right; nothing was done with it.
+    #[error("{0}")]
+    Corrupt(String),
 }
 
 impl WalletError {

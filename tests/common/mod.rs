@@ -117,3 +117,39 @@ pub async fn challenge_402(
     }
     r
 }
+
+/// A loopback port free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// An HTTP client, once `url` answers (any status); panics after 10 s.
+pub async fn http_when_up(url: &str) -> reqwest::Client {
+    l402_mcp::init_tls();
+    let http = reqwest::Client::new();
+    for _ in 0..200 {
+        if http.get(url).send().await.is_ok() {
+            return http;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{url} did not come up");
+}
+
+/// README.md's text.
+pub fn readme() -> String {
+    std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("README.md")
+}
+
+/// The inline code spans of a piece of Markdown.
+pub fn code_spans(s: &str) -> Vec<String> {
+    s.split('`')
+        .enumerate()
+        .filter(|(n, _)| n % 2 == 1)
+        .map(|(_, s)| s.to_owned())
+        .collect()
+}
