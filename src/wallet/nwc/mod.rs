@@ -46,14 +46,19 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 use tracing::{info, instrument, warn};
 
+use super::toolkit::json::{hash32, preimage};
+use super::toolkit::node::{self, check_created};
+use super::toolkit::redact::clip;
 use super::{
     Balance, CreatedInvoice, IncomingStatus, InvoiceRequest, OutgoingStatus, PaymentResult, Wallet,
     WalletError, WalletInfo,
 };
-use crate::bolt11::{self, DecodedInvoice, Network};
+use crate::bolt11::{DecodedInvoice, Network};
 
 /// Seconds per request when `timeout_secs` is not set.
-pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
+pub use super::toolkit::node::DEFAULT_TIMEOUT_SECS;
+/// Longest time per request: a request's `expiration` tag is this far ahead at most.
+const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 /// Longest wait for a first relay connection (within the request's timeout).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Added to a request's `expiration` tag beyond our own timeout, for clock skew.
@@ -180,17 +185,19 @@ struct ReplyError {
 
 impl ReplyError {
     fn describe(&self) -> String {
-        let mut message: String = self
+        let message: String = self
             .message
             .as_deref()
             .unwrap_or("")
             .chars()
             .filter(|c| !c.is_control())
-            .take(300)
             .collect();
-        if message.is_empty() {
-            message = "no message".into();
-        }
+        let message = clip(&message);
+        let message = if message.is_empty() {
+            "no message"
+        } else {
+            &message
+        };
         format!("{} ({message})", self.code)
     }
 }
@@ -311,10 +318,6 @@ fn advice(code: &str) -> &'static str {
     }
 }
 
-fn parse_hex32(s: &str) -> Option<[u8; 32]> {
-    crate::l402::parse_hex32(s.trim())
-}
-
 fn now_secs() -> u64 {
     Timestamp::now().as_secs()
 }
@@ -337,12 +340,7 @@ impl NwcWallet {
                 "the NWC connection URI is not valid: expected nostr+walletconnect://<wallet service pubkey>?relay=<wss://...>&secret=<64 hex> (copy it again from the wallet app)".into(),
             )
         })?;
-        let timeout = Duration::from_secs(
-            config
-                .timeout_secs
-                .unwrap_or(DEFAULT_TIMEOUT_SECS)
-                .clamp(1, 3600),
-        );
+        let timeout = node::timeout(config.timeout_secs).min(MAX_TIMEOUT);
         let pool = RelayPool::default();
         for relay in &uri.relays {
             pool.add_relay(relay.clone(), RelayOptions::default())
@@ -660,9 +658,9 @@ fn describe_outgoing(status: &OutgoingStatus) -> &'static str {
     }
 }
 
-fn payment_result(preimage: Option<&str>, fee_msat: Option<u64>) -> PaymentResult {
-    let parsed = preimage.and_then(|p| {
-        let bytes = parse_hex32(p);
+fn payment_result(preimage_hex: Option<&str>, fee_msat: Option<u64>) -> PaymentResult {
+    let parsed = preimage_hex.and_then(|p| {
+        let bytes = preimage(p);
         if bytes.is_none() {
             warn!("the NWC wallet service returned a preimage that is not 32 bytes of hex");
         }
@@ -772,29 +770,20 @@ impl Wallet for NwcWallet {
         }
         let result: MakeResult =
             parse_result("make_invoice", reply.result).map_err(WalletError::Other)?;
-        let decoded = bolt11::decode(&result.invoice).map_err(|e| {
-            WalletError::Other(format!(
-                "the NWC wallet service returned an unreadable invoice: {e}"
-            ))
-        })?;
-        if let Some(h) = &result.payment_hash
-            && parse_hex32(h) != Some(decoded.payment_hash)
-        {
-            return Err(WalletError::Other(
-                "the NWC wallet service's payment_hash does not match its invoice".into(),
-            ));
-        }
-        if decoded.amount_msat != Some(request.amount_msat) {
-            return Err(WalletError::Other(format!(
-                "the NWC wallet service made an invoice for {:?} msat instead of {}",
-                decoded.amount_msat, request.amount_msat
-            )));
-        }
-        Ok(CreatedInvoice {
-            expires_at: decoded.expires_at(),
-            payment_hash: decoded.payment_hash,
-            bolt11: result.invoice,
-        })
+        let reported_hash = match &result.payment_hash {
+            Some(h) => Some(hash32(h).ok_or_else(|| {
+                WalletError::Other(
+                    "the NWC wallet service's payment_hash is not 32 bytes of hex".into(),
+                )
+            })?),
+            None => None,
+        };
+        check_created(
+            "the NWC wallet service",
+            &result.invoice,
+            reported_hash,
+            request,
+        )
     }
 
     #[instrument(skip_all, fields(payment_hash = %hex::encode(invoice.payment_hash)))]

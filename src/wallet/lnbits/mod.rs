@@ -24,13 +24,15 @@ use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 use tracing::{info, instrument, warn};
 
-use super::rest::{Rest, RestError, Tls, clip};
+use super::toolkit::json::{hash32, preimage as preimage_of};
+use super::toolkit::node::{self, check_created};
+use super::toolkit::redact::{Secrets, clip, clip_chars};
+use super::toolkit::{Rest, RestError, Tls};
 use super::{
     Balance, CreatedInvoice, IncomingStatus, InvoiceRequest, OutgoingStatus, PaymentResult, Wallet,
     WalletError, WalletInfo,
 };
 use crate::bolt11::{DecodedInvoice, Network};
-use crate::budget::MSAT_PER_SAT;
 
 /// LNbits caps memos at this many characters.
 const MAX_MEMO_CHARS: usize = 640;
@@ -152,7 +154,7 @@ pub struct LnbitsWallet {
     /// Receives, looks up incoming payments, reads the balance.
     read: Client,
     /// The keys, to scrub from any message.
-    secrets: Vec<String>,
+    secrets: Secrets,
     /// Set once the keys have been checked against LNbits.
     checked: OnceCell<()>,
 }
@@ -365,12 +367,6 @@ impl Found {
     }
 }
 
-/// A preimage from LNbits: 64 hex characters, and not the all-zero placeholder some funding
-/// sources return when they have none.
-fn preimage_of(s: &str) -> Option<[u8; 32]> {
-    crate::l402::parse_hex32(s).filter(|p| *p != [0u8; 32])
-}
-
 fn fee_of(v: &Value) -> u64 {
     v.get("fee")
         .and_then(Value::as_i64)
@@ -379,11 +375,7 @@ fn fee_of(v: &Value) -> u64 {
 
 impl LnbitsWallet {
     pub fn new(config: &LnbitsConfig) -> Result<LnbitsWallet, WalletError> {
-        let timeout = config
-            .timeout_secs
-            .map_or(super::rest::DEFAULT_TIMEOUT, |s| {
-                Duration::from_secs(s.max(1))
-            });
+        let timeout = node::timeout(config.timeout_secs);
         let client = |key: Key, value: &str| -> Result<Client, WalletError> {
             Ok(Client {
                 rest: Rest::new(
@@ -414,22 +406,19 @@ impl LnbitsWallet {
             network: config.network.unwrap_or(Network::Mainnet),
             pay,
             read,
-            secrets: [&config.admin_key, &config.invoice_key]
-                .into_iter()
-                .flatten()
-                .cloned()
-                .collect(),
+            secrets: Secrets::new(
+                [&config.admin_key, &config.invoice_key]
+                    .into_iter()
+                    .flatten()
+                    .map(String::as_str),
+            ),
             checked: OnceCell::new(),
         })
     }
 
     /// `msg` with every configured key scrubbed out.
     fn redact(&self, msg: impl Into<String>) -> String {
-        let mut msg = msg.into();
-        for s in &self.secrets {
-            msg = msg.replace(s.as_str(), "<key>");
-        }
-        msg
+        self.secrets.scrub(msg)
     }
 
     /// The error for a key LNbits refused, if it refused one.
@@ -692,21 +681,11 @@ impl Wallet for LnbitsWallet {
         &self,
         request: &InvoiceRequest,
     ) -> Result<CreatedInvoice, WalletError> {
-        let amount_msat = request.amount_msat;
-        if amount_msat == 0 {
-            return Err(WalletError::Rejected(
-                "invoice amount must be positive".into(),
-            ));
-        }
-        if !amount_msat.is_multiple_of(MSAT_PER_SAT) {
-            return Err(WalletError::Rejected(format!(
-                "LNbits makes invoices in whole sats: {amount_msat} msat is not a whole number of sats"
-            )));
-        }
-        let memo: String = request.description.chars().take(MAX_MEMO_CHARS).collect();
+        let sats = node::whole_sats("LNbits", request.amount_msat)?;
+        let memo = clip_chars(&request.description, MAX_MEMO_CHARS);
         let body = json!({
             "out": false,
-            "amount": amount_msat / MSAT_PER_SAT,
+            "amount": sats,
             "unit": "sat",
             "memo": memo,
             "expiry": request.expiry_secs,
@@ -731,30 +710,13 @@ impl Wallet for LnbitsWallet {
             .ok_or_else(|| {
                 WalletError::Other("LNbits answered the invoice request without an invoice".into())
             })?;
-        let decoded = crate::bolt11::decode(bolt11).map_err(|e| {
-            WalletError::Other(format!("LNbits made an invoice that does not decode: {e}"))
-        })?;
         let answered_hash = answer
             .get("payment_hash")
             .and_then(Value::as_str)
-            .and_then(crate::l402::parse_hex32);
-        if answered_hash.is_some_and(|h| h != decoded.payment_hash) {
-            return Err(WalletError::Other(
-                "LNbits' invoice and the payment hash it answered with differ".into(),
-            ));
-        }
-        if decoded.amount_msat != Some(amount_msat) {
-            return Err(WalletError::Other(format!(
-                "LNbits made an invoice for {:?} msat instead of {amount_msat}",
-                decoded.amount_msat
-            )));
-        }
-        info!(payment_hash = %hex::encode(decoded.payment_hash), "LNbits invoice created");
-        Ok(CreatedInvoice {
-            bolt11: bolt11.to_owned(),
-            payment_hash: decoded.payment_hash,
-            expires_at: decoded.expires_at(),
-        })
+            .and_then(hash32);
+        let created = check_created("LNbits", bolt11, answered_hash, request)?;
+        info!(payment_hash = %hex::encode(created.payment_hash), "LNbits invoice created");
+        Ok(created)
     }
 
     #[instrument(skip_all, fields(backend = "lnbits", payment_hash = %hex::encode(invoice.payment_hash)))]

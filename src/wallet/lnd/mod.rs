@@ -27,8 +27,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tracing::{debug, instrument, warn};
 
-use super::rest::{self, Rest, RestError, Tls};
-use super::wire::{self, StreamClient, de_u64};
+use super::toolkit::json::{self, de_u64};
+use super::toolkit::node::{self, check_created, settle_network};
+use super::toolkit::{Rest, RestError, Tls, redact};
 use super::{
     Balance, CreatedInvoice, IncomingStatus, InvoiceRequest, OutgoingStatus, PaymentResult, Wallet,
     WalletError, WalletInfo,
@@ -77,7 +78,6 @@ impl std::fmt::Debug for LndConfig {
 #[derive(Debug)]
 pub struct LndWallet {
     rest: Rest,
-    stream: StreamClient,
     network: Option<Network>,
     timeout: Duration,
 }
@@ -86,15 +86,12 @@ const MACAROON_HEADER: &str = "Grpc-Metadata-macaroon";
 
 impl LndWallet {
     pub fn new(config: &LndConfig) -> Result<LndWallet, WalletError> {
-        let timeout = Duration::from_secs(config.timeout_secs.unwrap_or(30).max(1));
+        let timeout = node::timeout(config.timeout_secs);
         let macaroon = macaroon_hex(config)?;
-        let tls = Tls {
-            ca_cert_pem: read_pem("LND's TLS certificate", config.tls_cert_path.as_deref())?,
-        };
+        let tls = Tls::from_pem_file("LND's TLS certificate", config.tls_cert_path.as_deref())?;
         let headers = [(MACAROON_HEADER, macaroon.as_str())];
         Ok(LndWallet {
             rest: Rest::new(&config.url, &headers, &tls, timeout)?,
-            stream: StreamClient::new(&config.url, &headers, &tls, timeout)?,
             network: config.network,
             timeout,
         })
@@ -102,25 +99,8 @@ impl LndWallet {
 
     /// LND's own limit for finding a route: a little under ours, so LND gives up first.
     fn payment_timeout_secs(&self) -> u64 {
-        self.timeout.as_secs().saturating_sub(5).max(1)
+        node::payment_time_limit_secs(self.timeout)
     }
-}
-
-/// A PEM certificate file, refused unless it holds one (reqwest reads zero from other text).
-pub(super) fn read_pem(
-    what: &str,
-    path: Option<&std::path::Path>,
-) -> Result<Option<Vec<u8>>, WalletError> {
-    let Some(path) = path else { return Ok(None) };
-    let pem = std::fs::read(path)
-        .map_err(|e| WalletError::Other(format!("cannot read {what} {}: {e}", path.display())))?;
-    if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
-        return Err(WalletError::Other(format!(
-            "{what} {} is not a PEM certificate (-----BEGIN CERTIFICATE-----)",
-            path.display()
-        )));
-    }
-    Ok(Some(pem))
 }
 
 /// The macaroon as hex, from `macaroon_hex` or the file at `macaroon_path` (binary, or hex text).
@@ -161,37 +141,6 @@ fn as_hex(text: &[u8]) -> Option<String> {
         .then(|| text.to_ascii_lowercase())
 }
 
-/// The node's network name, as LND spells it.
-fn network_from_name(name: &str) -> Option<Network> {
-    Some(match name.trim().to_ascii_lowercase().as_str() {
-        "mainnet" | "bitcoin" => Network::Mainnet,
-        "testnet" | "testnet3" | "testnet4" => Network::Testnet,
-        "signet" => Network::Signet,
-        "regtest" => Network::Regtest,
-        "simnet" => Network::Simnet,
-        _ => return None,
-    })
-}
-
-/// The network the node reports, checked against the configured one.
-pub(super) fn settle_network(
-    backend: &str,
-    reported: Option<Network>,
-    configured: Option<Network>,
-) -> Result<Network, WalletError> {
-    match (reported, configured) {
-        (Some(r), Some(c)) if r != c => Err(WalletError::Other(format!(
-            "the {backend} node is on {} but the config says network = \"{}\"; fix the config or point it at the right node",
-            r.as_str(),
-            c.as_str()
-        ))),
-        (Some(n), _) | (None, Some(n)) => Ok(n),
-        (None, None) => Err(WalletError::Other(format!(
-            "the {backend} node did not say which network it is on; set network in the [backend] config"
-        ))),
-    }
-}
-
 /// The 32 bytes of a hash or preimage that LND sends as base64 (`bytes` fields).
 fn base64_32(s: &str) -> Option<[u8; 32]> {
     let s = s.trim();
@@ -202,25 +151,11 @@ fn base64_32(s: &str) -> Option<[u8; 32]> {
     bytes.try_into().ok()
 }
 
-/// A hex preimage, `None` when absent or LND's all-zero placeholder.
-fn hex_preimage(s: &str) -> Option<[u8; 32]> {
-    crate::l402::parse_hex32(s.trim()).filter(|p| p != &[0u8; 32])
-}
-
 /// What an error body of LND's REST proxy says: gRPC `code` and `message`, at the top level or
 /// under `error` (streams). The body may be clipped, so a lenient scan backs up the parse.
 fn grpc_status(body: &str) -> (Option<i64>, String) {
-    if let Ok(v) = serde_json::from_str::<Value>(body) {
-        let s = v.get("error").unwrap_or(&v);
-        if let Some(code) = s.get("code").and_then(Value::as_i64) {
-            let msg = s.get("message").and_then(Value::as_str).unwrap_or("");
-            return (Some(code), msg.to_owned());
-        }
-    }
-    (
-        wire::scan_int(body, "code"),
-        wire::scan_str(body, "message").unwrap_or_else(|| rest::clip(body)),
-    )
+    let (code, message) = json::error_fields(body);
+    (code, message.unwrap_or_else(|| redact::clip(body)))
 }
 
 /// True when LND's answer is about the macaroon rather than the request.
@@ -309,7 +244,7 @@ impl LndPayment {
 
     fn result(&self) -> PaymentResult {
         PaymentResult {
-            preimage: hex_preimage(&self.payment_preimage),
+            preimage: json::preimage(&self.payment_preimage),
             fee_msat: self
                 .fee_msat
                 .or(self.fee_sat.map(|s| s.saturating_mul(1000)))
@@ -413,36 +348,6 @@ struct Invoice {
     amt_paid_sat: Option<u64>,
 }
 
-/// Check what a node returned for a new invoice, and read its expiry from the invoice itself.
-pub(super) fn check_created(
-    backend: &str,
-    bolt11: &str,
-    payment_hash: [u8; 32],
-    request: &InvoiceRequest,
-) -> Result<CreatedInvoice, WalletError> {
-    let decoded = crate::bolt11::decode(bolt11).map_err(|e| {
-        WalletError::Other(format!(
-            "the invoice {backend} created could not be read: {e}"
-        ))
-    })?;
-    if decoded.payment_hash != payment_hash {
-        return Err(WalletError::Other(format!(
-            "{backend} returned an invoice whose payment hash differs from the one it reported"
-        )));
-    }
-    if decoded.amount_msat != Some(request.amount_msat) {
-        return Err(WalletError::Other(format!(
-            "{backend} created an invoice for {:?} msat instead of {} msat",
-            decoded.amount_msat, request.amount_msat
-        )));
-    }
-    Ok(CreatedInvoice {
-        bolt11: decoded.bolt11.clone(),
-        payment_hash,
-        expires_at: decoded.expires_at(),
-    })
-}
-
 #[async_trait]
 impl Wallet for LndWallet {
     async fn info(&self) -> Result<WalletInfo, WalletError> {
@@ -450,7 +355,7 @@ impl Wallet for LndWallet {
         let reported = info
             .chains
             .iter()
-            .find_map(|c| network_from_name(&c.network))
+            .find_map(|c| node::network_from_name(&c.network))
             .or(info.testnet.then_some(Network::Testnet));
         Ok(WalletInfo {
             backend: "lnd",
@@ -496,7 +401,7 @@ impl Wallet for LndWallet {
         let hash = base64_32(&created.r_hash).ok_or_else(|| {
             WalletError::Other("LND's r_hash is not a base64 32-byte hash".into())
         })?;
-        check_created("LND", &created.payment_request, hash, request)
+        check_created("LND", &created.payment_request, Some(hash), request)
     }
 
     #[instrument(skip_all, fields(backend = "lnd", payment_hash = %hex::encode(invoice.payment_hash)))]
@@ -514,7 +419,7 @@ impl Wallet for LndWallet {
             "no_inflight_updates": false,
         });
         let mut stream = match self
-            .stream
+            .rest
             .open(Method::POST, "v2/router/send", Some(&body))
             .await
         {
@@ -603,7 +508,7 @@ impl Wallet for LndWallet {
     ) -> Result<OutgoingStatus, WalletError> {
         let hash = base64::engine::general_purpose::URL_SAFE.encode(payment_hash);
         let path = format!("v2/router/track/{hash}?no_inflight_updates=false");
-        let mut stream = match self.stream.open(Method::GET, &path, None).await {
+        let mut stream = match self.rest.open(Method::GET, &path, None).await {
             Ok(s) => s,
             Err(RestError::Status { status, body }) => {
                 let (code, message) = grpc_status(&body);
@@ -660,9 +565,6 @@ mod tests {
         assert_eq!(base64_32(&std), Some(hash));
         assert_eq!(base64_32(&url), Some([0xfb; 32]));
         assert_eq!(base64_32("AAAA"), None);
-        assert_eq!(hex_preimage(&"00".repeat(32)), None);
-        assert_eq!(hex_preimage(""), None);
-        assert_eq!(hex_preimage(&"ab".repeat(32)), Some([0xab; 32]));
     }
 
     #[test]

@@ -18,9 +18,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tracing::instrument;
 
-use super::lnd::{check_created, read_pem, settle_network};
-use super::rest::{Rest, RestError, Tls};
-use super::wire::{self, de_u64};
+use super::toolkit::json::{self, de_u64};
+use super::toolkit::node::{self, check_created, reported_network, settle_network};
+use super::toolkit::{Rest, RestError, Tls};
 use super::{
     Balance, CreatedInvoice, IncomingStatus, InvoiceRequest, OutgoingStatus, PaymentResult, Wallet,
     WalletError, WalletInfo,
@@ -68,16 +68,14 @@ pub struct ClnWallet {
 
 impl ClnWallet {
     pub fn new(config: &ClnConfig) -> Result<ClnWallet, WalletError> {
-        let timeout = Duration::from_secs(config.timeout_secs.unwrap_or(30).max(1));
+        let timeout = node::timeout(config.timeout_secs);
         let rune = config.rune.trim();
         if rune.is_empty() {
             return Err(WalletError::Other(
                 "Core Lightning needs a rune: create one with `lightning-cli createrune` (see docs/wallets/cln.md)".into(),
             ));
         }
-        let tls = Tls {
-            ca_cert_pem: read_pem("clnrest's CA certificate", config.tls_cert_path.as_deref())?,
-        };
+        let tls = Tls::from_pem_file("clnrest's CA certificate", config.tls_cert_path.as_deref())?;
         Ok(ClnWallet {
             rest: Rest::new(&config.url, &[("Rune", rune)], &tls, timeout)?,
             network: config.network,
@@ -99,7 +97,7 @@ impl ClnWallet {
 
     /// `pay`'s own limit for retrying routes: a little under ours, so it gives up first.
     fn retry_for_secs(&self) -> u64 {
-        self.timeout.as_secs().saturating_sub(5).max(1)
+        node::payment_time_limit_secs(self.timeout)
     }
 }
 
@@ -127,13 +125,8 @@ fn rpc_error(method: &str, e: RestError) -> WalletError {
 
 /// The `message` of a JSON-RPC error body (which `Rest` may have clipped).
 fn message(body: &str) -> String {
-    serde_json::from_str::<Value>(body)
-        .ok()
-        .and_then(|v| {
-            let e = v.get("error").unwrap_or(&v);
-            e.get("message").and_then(Value::as_str).map(str::to_owned)
-        })
-        .or_else(|| wire::scan_str(body, "message"))
+    json::error_fields(body)
+        .1
         .unwrap_or_else(|| body.to_owned())
 }
 
@@ -146,11 +139,8 @@ fn pay_error(e: RestError) -> WalletError {
     if matches!(status, 401 | 403 | 404) {
         return rpc_error("pay", RestError::Status { status, body });
     }
-    let code = serde_json::from_str::<Value>(&body)
-        .ok()
-        .and_then(|v| v.get("error").unwrap_or(&v).get("code")?.as_i64())
-        .or_else(|| wire::scan_int(&body, "code"));
-    let msg = message(&body);
+    let (code, msg) = json::error_fields(&body);
+    let msg = msg.unwrap_or(body);
     match code {
         // 203 permanent failure at the destination, 205 no route, 206 route too expensive
         // (fee or delay limit), 210 timed out with no payment in progress; -32602 invalid
@@ -169,11 +159,6 @@ fn pay_error(e: RestError) -> WalletError {
             code.map_or_else(|| "none".into(), |c| c.to_string())
         )),
     }
-}
-
-/// A hex 32-byte value.
-fn hex32(s: Option<&str>) -> Option<[u8; 32]> {
-    s.and_then(|s| crate::l402::parse_hex32(s.trim()))
 }
 
 #[derive(Deserialize)]
@@ -262,18 +247,7 @@ fn fee(sent: Option<u64>, received: Option<u64>) -> u64 {
 impl Wallet for ClnWallet {
     async fn info(&self) -> Result<WalletInfo, WalletError> {
         let info: GetInfo = self.read("getinfo", json!({})).await?;
-        let reported = match info.network.as_str() {
-            "bitcoin" => Some(Network::Mainnet),
-            "testnet" | "testnet4" => Some(Network::Testnet),
-            "signet" => Some(Network::Signet),
-            "regtest" => Some(Network::Regtest),
-            "" => None,
-            other => {
-                return Err(WalletError::Other(format!(
-                    "Core Lightning is on network {other:?}, which this wallet does not support"
-                )));
-            }
-        };
+        let reported = reported_network("Core Lightning", &info.network)?;
         Ok(WalletInfo {
             backend: "cln",
             network: settle_network("Core Lightning", reported, self.network)?,
@@ -317,10 +291,10 @@ impl Wallet for ClnWallet {
             .post("v1/invoice", &params, false)
             .await
             .map_err(|e| rpc_error("invoice", e))?;
-        let hash = hex32(Some(&created.payment_hash)).ok_or_else(|| {
+        let hash = json::hash32(&created.payment_hash).ok_or_else(|| {
             WalletError::Other("Core Lightning's payment_hash is not 32 bytes of hex".into())
         })?;
-        check_created("Core Lightning", &created.bolt11, hash, request)
+        check_created("Core Lightning", &created.bolt11, Some(hash), request)
     }
 
     #[instrument(skip_all, fields(backend = "cln", payment_hash = %hex::encode(invoice.payment_hash)))]
@@ -342,7 +316,7 @@ impl Wallet for ClnWallet {
         match paid.status.as_deref() {
             // xpay answers without a status; it only answers once the payment succeeded.
             Some("complete") | None => Ok(PaymentResult {
-                preimage: hex32(paid.payment_preimage.as_deref()),
+                preimage: paid.payment_preimage.as_deref().and_then(json::preimage),
                 fee_msat: fee(paid.amount_sent_msat, paid.amount_msat),
             }),
             Some(other) => Err(WalletError::OutcomeUnknown(format!(
@@ -386,7 +360,7 @@ impl Wallet for ClnWallet {
         // One entry per pay attempt: any success wins, then anything still under way.
         if let Some(p) = list.pays.iter().find(|p| p.status == "complete") {
             return Ok(OutgoingStatus::Succeeded(PaymentResult {
-                preimage: hex32(p.preimage.as_deref()),
+                preimage: p.preimage.as_deref().and_then(json::preimage),
                 fee_msat: fee(p.amount_sent_msat, p.amount_msat),
             }));
         }

@@ -23,17 +23,16 @@
 //! override (`trampolineFeeBaseSat`, `trampolineFeeProportional`), so it cannot grow behind our
 //! back; phoenixd versions without the override ignore it and charge their default.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::Value;
 use tracing::{debug, instrument, warn};
 
-use super::lnd::{check_created, settle_network};
-use super::rest::{Rest, RestError, Tls};
-use super::wire::{StreamClient, de_u64};
+use super::toolkit::json::{self, de_u64};
+use super::toolkit::node::{self, check_created, reported_network, settle_network};
+use super::toolkit::redact::clip_chars;
+use super::toolkit::{Rest, RestError, Tls};
 use super::{
     Balance, CreatedInvoice, IncomingStatus, InvoiceRequest, OutgoingStatus, PaymentResult, Wallet,
     WalletError, WalletInfo,
@@ -85,7 +84,6 @@ impl std::fmt::Debug for PhoenixdConfig {
 #[derive(Debug)]
 pub struct PhoenixdWallet {
     rest: Rest,
-    forms: StreamClient,
     network: Option<Network>,
     fee_base_sat: u64,
     fee_ppm: u64,
@@ -95,7 +93,7 @@ pub struct PhoenixdWallet {
 
 impl PhoenixdWallet {
     pub fn new(config: &PhoenixdConfig) -> Result<PhoenixdWallet, WalletError> {
-        let timeout = Duration::from_secs(config.timeout_secs.unwrap_or(30).max(1));
+        let timeout = node::timeout(config.timeout_secs);
         if config.password.trim().is_empty() {
             return Err(WalletError::Other(
                 "Phoenixd needs its http-password (from ~/.phoenix/phoenix.conf)".into(),
@@ -105,10 +103,8 @@ impl PhoenixdWallet {
             .encode(format!(":{}", config.password.trim()));
         let auth = format!("Basic {credentials}");
         let headers = [("Authorization", auth.as_str())];
-        let tls = Tls::default();
         Ok(PhoenixdWallet {
-            rest: Rest::new(&config.url, &headers, &tls, timeout)?,
-            forms: StreamClient::new(&config.url, &headers, &tls, timeout)?,
+            rest: Rest::new(&config.url, &headers, &Tls::default(), timeout)?,
             network: config.network,
             fee_base_sat: config
                 .trampoline_fee_base_sat
@@ -265,31 +261,11 @@ struct OutgoingPayment {
     completed_at: Option<Value>,
 }
 
-fn hex32(s: Option<&str>) -> Option<[u8; 32]> {
-    s.and_then(|s| crate::l402::parse_hex32(s.trim()))
-}
-
-/// At most `max` characters of `s`.
-fn clip_chars(s: &str, max: usize) -> &str {
-    s.char_indices().nth(max).map_or(s, |(i, _)| &s[..i])
-}
-
 #[async_trait]
 impl Wallet for PhoenixdWallet {
     async fn info(&self) -> Result<WalletInfo, WalletError> {
         let info: NodeInfo = self.rest.get("getinfo").await.map_err(refused_or)?;
-        let reported = match info.chain.to_ascii_lowercase().as_str() {
-            "mainnet" => Some(Network::Mainnet),
-            "testnet" | "testnet3" | "testnet4" => Some(Network::Testnet),
-            "signet" => Some(Network::Signet),
-            "regtest" => Some(Network::Regtest),
-            "" => None,
-            other => {
-                return Err(WalletError::Other(format!(
-                    "phoenixd is on chain {other:?}, which this wallet does not support"
-                )));
-            }
-        };
+        let reported = reported_network("phoenixd", &info.chain)?;
         Ok(WalletInfo {
             backend: "phoenixd",
             network: settle_network("phoenixd", reported, self.network)?,
@@ -312,30 +288,25 @@ impl Wallet for PhoenixdWallet {
         &self,
         request: &InvoiceRequest,
     ) -> Result<CreatedInvoice, WalletError> {
-        if request.amount_msat == 0 || !request.amount_msat.is_multiple_of(1000) {
-            return Err(WalletError::Rejected(format!(
-                "phoenixd makes invoices in whole sats; {} msat is not a whole number of sats",
-                request.amount_msat
-            )));
-        }
+        let sats = node::whole_sats("phoenixd", request.amount_msat)?;
         let description = clip_chars(&request.description, MAX_DESCRIPTION_CHARS);
         if description.len() < request.description.len() {
             debug!("description cut to {MAX_DESCRIPTION_CHARS} characters, phoenixd's limit");
         }
         let fields = [
             ("description", description.to_owned()),
-            ("amountSat", (request.amount_msat / 1000).to_string()),
+            ("amountSat", sats.to_string()),
             ("expirySeconds", request.expiry_secs.to_string()),
         ];
         let created: GeneratedInvoice = self
-            .forms
+            .rest
             .post_form("createinvoice", &fields)
             .await
             .map_err(refused_or)?;
-        let hash = hex32(Some(&created.payment_hash)).ok_or_else(|| {
+        let hash = json::hash32(&created.payment_hash).ok_or_else(|| {
             WalletError::Other("phoenixd's paymentHash is not 32 bytes of hex".into())
         })?;
-        check_created("phoenixd", &created.serialized, hash, request)
+        check_created("phoenixd", &created.serialized, Some(hash), request)
     }
 
     #[instrument(skip_all, fields(backend = "phoenixd", payment_hash = %hex::encode(invoice.payment_hash)))]
@@ -362,7 +333,7 @@ impl Wallet for PhoenixdWallet {
             ("trampolineFeeProportional", self.fee_ppm.to_string()),
         ];
         let paid: PayResult = self
-            .forms
+            .rest
             .post_form("payinvoice", &fields)
             .await
             .map_err(pay_error)?;
@@ -399,7 +370,7 @@ impl Wallet for PhoenixdWallet {
             }
         }
         Ok(PaymentResult {
-            preimage: hex32(paid.payment_preimage.as_deref()),
+            preimage: paid.payment_preimage.as_deref().and_then(json::preimage),
             fee_msat,
         })
     }
@@ -427,7 +398,7 @@ impl Wallet for PhoenixdWallet {
         Ok(match self.lookup::<OutgoingPayment>(&path).await? {
             None => OutgoingStatus::NotFound,
             Some(p) if p.is_paid => OutgoingStatus::Succeeded(PaymentResult {
-                preimage: hex32(p.preimage.as_deref()),
+                preimage: p.preimage.as_deref().and_then(json::preimage),
                 fee_msat: p.fees.unwrap_or(0),
             }),
             Some(p) if p.completed_at.as_ref().is_some_and(|v| !v.is_null()) => {
@@ -491,6 +462,5 @@ mod tests {
             WalletError::Unavailable(_)
         ));
         assert!(matches!(e(500, "boom"), WalletError::OutcomeUnknown(_)));
-        assert!(clip_chars("héllo", 2) == "hé");
     }
 }
