@@ -23,13 +23,22 @@
 //! override (`trampolineFeeBaseSat`, `trampolineFeeProportional`), so it cannot grow behind our
 //! back; phoenixd versions without the override ignore it and charge their default.
 
+mod api;
+mod config;
+mod error;
+
 use async_trait::async_trait;
 use base64::Engine as _;
-use serde::Deserialize;
-use serde_json::Value;
 use tracing::{debug, instrument, warn};
 
-use super::toolkit::json::{self, de_u64};
+use self::api::{
+    GeneratedInvoice, GetBalance, IncomingPayment, NodeInfo, OutgoingPayment, PayResult,
+};
+pub use self::config::{
+    DEFAULT_TRAMPOLINE_FEE_BASE_SAT, DEFAULT_TRAMPOLINE_FEE_PPM, PhoenixdConfig,
+};
+use self::error::{pay_error, refused_or};
+use super::toolkit::json;
 use super::toolkit::node::{self, check_created, reported_network, settle_network};
 use super::toolkit::redact::clip_chars;
 use super::toolkit::{Rest, RestError, Tls};
@@ -39,46 +48,8 @@ use super::{
 };
 use crate::bolt11::{DecodedInvoice, Network};
 
-/// Phoenix's trampoline fee, as phoenixd sets it up: a base in sats ...
-pub const DEFAULT_TRAMPOLINE_FEE_BASE_SAT: u64 = 4;
-/// ... plus parts per million of the amount.
-pub const DEFAULT_TRAMPOLINE_FEE_PPM: u64 = 4_000;
 /// Longest invoice description phoenixd accepts.
 const MAX_DESCRIPTION_CHARS: usize = 128;
-
-/// `[backend] kind = "phoenixd"` settings.
-#[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PhoenixdConfig {
-    /// URL, e.g. http://127.0.0.1:9740
-    pub url: String,
-    /// http-password from phoenix.conf. Secret.
-    pub password: String,
-    /// Network the node must be on; by default whatever the node reports.
-    #[serde(default)]
-    pub network: Option<Network>,
-    /// Seconds per request; default 30.
-    #[serde(default)]
-    pub timeout_secs: Option<u64>,
-    /// Trampoline fee base in sats; default 4 (Phoenix's).
-    #[serde(default, deserialize_with = "de_u64")]
-    pub trampoline_fee_base_sat: Option<u64>,
-    /// Trampoline fee in parts per million of the amount; default 4000 (0.4%, Phoenix's).
-    #[serde(default, deserialize_with = "de_u64")]
-    pub trampoline_fee_ppm: Option<u64>,
-}
-
-impl std::fmt::Debug for PhoenixdConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PhoenixdConfig")
-            .field("url", &self.url)
-            .field("password", &"<secret>")
-            .field("network", &self.network)
-            .field("trampoline_fee_base_sat", &self.trampoline_fee_base_sat)
-            .field("trampoline_fee_ppm", &self.trampoline_fee_ppm)
-            .finish_non_exhaustive()
-    }
-}
 
 /// The Phoenixd backend.
 #[derive(Debug)]
@@ -168,98 +139,6 @@ impl PhoenixdWallet {
 
 /// The route of outgoing payments by payment hash (phoenixd 0.4 and later).
 const OUTGOING_BY_HASH: &str = "payments/outgoingbyhash/";
-
-/// A failed call that moves no money.
-fn refused_or(e: RestError) -> WalletError {
-    match e {
-        RestError::Status {
-            status: 401 | 403,
-            body,
-        } => WalletError::Unavailable(format!(
-            "phoenixd refused the password (use http-password from phoenix.conf; the limited-access password cannot pay): {body}"
-        )),
-        other => other.into_wallet_error(),
-    }
-}
-
-/// A failed `payinvoice` call. A 4xx answer is a refusal of the request itself (bad invoice,
-/// bad parameter, wrong password); anything else may have left a payment under way.
-fn pay_error(e: RestError) -> WalletError {
-    match e {
-        RestError::Status {
-            status: 401 | 403, ..
-        } => refused_or(e),
-        RestError::Status { status, body } if (400..500).contains(&status) => {
-            WalletError::Rejected(format!(
-                "phoenixd refused the payment (HTTP {status}): {body}"
-            ))
-        }
-        other => other.into_payment_error(),
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct NodeInfo {
-    #[serde(default)]
-    node_id: Option<String>,
-    #[serde(default)]
-    chain: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct GetBalance {
-    #[serde(default, deserialize_with = "de_u64")]
-    balance_sat: Option<u64>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct GeneratedInvoice {
-    payment_hash: String,
-    serialized: String,
-}
-
-/// `payinvoice`'s answer: `PaymentSent`, or `PaymentFailed` (with `reason`).
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct PayResult {
-    #[serde(default)]
-    payment_hash: Option<String>,
-    #[serde(default)]
-    payment_preimage: Option<String>,
-    #[serde(default, deserialize_with = "de_u64")]
-    routing_fee_sat: Option<u64>,
-    #[serde(default)]
-    payment_id: Option<String>,
-    #[serde(default)]
-    reason: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct IncomingPayment {
-    #[serde(default)]
-    is_paid: bool,
-    #[serde(default)]
-    is_expired: bool,
-    #[serde(default, deserialize_with = "de_u64")]
-    received_sat: Option<u64>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct OutgoingPayment {
-    #[serde(default)]
-    is_paid: bool,
-    #[serde(default)]
-    preimage: Option<String>,
-    #[serde(default, deserialize_with = "de_u64")]
-    fees: Option<u64>,
-    #[serde(default)]
-    completed_at: Option<Value>,
-}
 
 #[async_trait]
 impl Wallet for PhoenixdWallet {
@@ -431,36 +310,5 @@ mod tests {
         assert_eq!(w.fee_msat(100_000), 4_000 + 400);
         assert_eq!(w.fee_msat(1), 4_001);
         assert_eq!(wallet(Some(0), Some(0)).fee_msat(5_000_000), 0);
-    }
-
-    #[test]
-    fn fee_settings_read_from_strings_too() {
-        let c: PhoenixdConfig = toml::from_str(
-            "url = \"http://x\"\npassword = \"p\"\ntrampoline_fee_base_sat = \"5\"\ntrampoline_fee_ppm = 5000",
-        )
-        .unwrap();
-        assert_eq!(
-            (c.trampoline_fee_base_sat, c.trampoline_fee_ppm),
-            (Some(5), Some(5000))
-        );
-    }
-
-    #[test]
-    fn pay_refusals() {
-        let e = |status, body: &str| {
-            pay_error(RestError::Status {
-                status,
-                body: body.into(),
-            })
-        };
-        assert!(matches!(
-            e(400, "Invalid invoice"),
-            WalletError::Rejected(_)
-        ));
-        assert!(matches!(
-            e(401, "Invalid authentication"),
-            WalletError::Unavailable(_)
-        ));
-        assert!(matches!(e(500, "boom"), WalletError::OutcomeUnknown(_)));
     }
 }
