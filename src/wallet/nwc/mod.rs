@@ -244,11 +244,7 @@ impl Wallet for NwcWallet {
         &self,
         request: &InvoiceRequest,
     ) -> Result<CreatedInvoice, WalletError> {
-        if request.amount_msat == 0 {
-            return Err(WalletError::Rejected(
-                "invoice amount must be positive".into(),
-            ));
-        }
+        node::positive_amount(request.amount_msat)?;
         let reply = self
             .link
             .call(Request::make_invoice(MakeInvoiceRequest {

@@ -100,14 +100,20 @@ pub fn check_created(
     })
 }
 
+/// Refuse an invoice for nothing before a backend is asked (L402 prices are never zero).
+pub fn positive_amount(amount_msat: u64) -> Result<u64, WalletError> {
+    match amount_msat {
+        0 => Err(WalletError::Rejected(
+            "invoice amount must be positive".into(),
+        )),
+        n => Ok(n),
+    }
+}
+
 /// An invoice amount for a backend that makes invoices in whole sats: the sats, or a refusal
 /// made before the backend is asked.
 pub fn whole_sats(backend: &str, amount_msat: u64) -> Result<u64, WalletError> {
-    if amount_msat == 0 {
-        return Err(WalletError::Rejected(
-            "invoice amount must be positive".into(),
-        ));
-    }
+    positive_amount(amount_msat)?;
     if !amount_msat.is_multiple_of(MSAT_PER_SAT) {
         return Err(WalletError::Rejected(format!(
             "{backend} makes invoices in whole sats: {amount_msat} msat is not a whole number of sats"
