@@ -6,6 +6,7 @@
 
 pub mod cln;
 pub mod embedded;
+pub mod fake;
 pub mod lnbits;
 pub mod lnd;
 pub mod nwc;
@@ -13,6 +14,7 @@ pub mod phoenixd;
 pub mod toolkit;
 
 pub use embedded::EmbeddedWallet;
+pub use fake::{FakeNode, FakeWallet};
 
 use std::sync::Arc;
 
