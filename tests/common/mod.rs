@@ -1,7 +1,10 @@
-//! Shared set-up for integration tests: two embedded wallets trading in one data dir.
+//! Shared set-up for integration tests: two embedded wallets trading in one data dir
+//! ([`trade`]), a buyer on any backend, the scripted fake wallet included ([`buyer::Buyer`]),
+//! invoices and loopback servers for fixtures ([`fixture`]), MCP agents ([`agents`]).
 #![allow(dead_code)]
 
 pub mod agents;
+pub mod buyer;
 pub mod fixture;
 
 use std::sync::Arc;
