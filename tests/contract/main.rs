@@ -23,6 +23,7 @@ mod suite;
 mod cln;
 mod fake;
 mod lnd;
+mod nwc;
 mod phoenixd;
 
 /// The contract: which scenarios each backend's stand-in can play. A backend leaves one out
@@ -34,6 +35,7 @@ mod scenarios {
 
     contract_tests!(lnd, crate::lnd::Fixture, all);
     contract_tests!(cln, crate::cln::Fixture, all);
+    contract_tests!(nwc, crate::nwc::Fixture, all);
     contract_tests!(
         phoenixd,
         crate::phoenixd::Fixture,

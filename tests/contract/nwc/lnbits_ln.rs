@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use nwc::nostr::PublicKey;
 use serde_json::{Value, json};
 
-use super::{Answer, Backend};
+use super::service::{Answer, Backend};
 
 /// One LNbits wallet: base URL, admin key (pays), invoice key (receives, reads).
 #[derive(Clone)]
