@@ -319,7 +319,7 @@ impl BackendFixture for Fixture {
         true
     }
 
-    fn pay_calls(&self) -> usize {
+    async fn pay_calls(&self) -> usize {
         self.node.lock().unwrap().calls("pay")
     }
 
@@ -502,7 +502,7 @@ async fn attempts_are_read_from_listpays_in_every_form() {
     let receipt = b.pay(&inv.bolt11).await.unwrap();
     assert!(receipt.already_paid);
     assert_eq!((receipt.preimage, receipt.fee_msat), (inv.preimage, 3));
-    assert_eq!(f.pay_calls(), 1, "never sent twice");
+    assert_eq!(f.pay_calls().await, 1, "never sent twice");
 }
 
 #[tokio::test]

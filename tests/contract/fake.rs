@@ -62,7 +62,7 @@ impl BackendFixture for Fixture {
         true
     }
 
-    fn pay_calls(&self) -> usize {
+    async fn pay_calls(&self) -> usize {
         self.wallet.pay_calls()
     }
 

@@ -352,7 +352,7 @@ impl BackendFixture for Fixture {
         true
     }
 
-    fn pay_calls(&self) -> usize {
+    async fn pay_calls(&self) -> usize {
         self.node.lock().unwrap().calls("/v2/router/send")
     }
 
@@ -487,7 +487,7 @@ async fn a_refusal_before_the_stream_is_definite() {
     assert_eq!(b.status(&inv.hash).await, Status::Failed);
     assert!(f.pay_normally());
     b.pay(&inv.bolt11).await.unwrap();
-    assert_eq!(f.pay_calls(), 2);
+    assert_eq!(f.pay_calls().await, 2);
 }
 
 #[tokio::test]

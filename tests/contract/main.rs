@@ -22,6 +22,7 @@ mod suite;
 
 mod cln;
 mod fake;
+mod lnbits;
 mod lnd;
 mod nwc;
 mod phoenixd;
@@ -36,6 +37,7 @@ mod scenarios {
     contract_tests!(lnd, crate::lnd::Fixture, all);
     contract_tests!(cln, crate::cln::Fixture, all);
     contract_tests!(nwc, crate::nwc::Fixture, all);
+    contract_tests!(lnbits, crate::lnbits::Replay, all);
     contract_tests!(
         phoenixd,
         crate::phoenixd::Fixture,
@@ -53,5 +55,11 @@ mod scenarios {
         fake,
         crate::fake::Fixture,
         [paid, pending_then_settled, hang, failed, no_preimage]
+    );
+    contract_tests!(
+        lnbits_real,
+        crate::lnbits::Real,
+        [paid, failed, auth_refused],
+        ignore = "needs LNbits: tools/lnbits/test.sh"
     );
 }

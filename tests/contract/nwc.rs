@@ -26,9 +26,10 @@ use l402_mcp::wallet::{
 use nwc::nostr::Keys;
 
 use self::fake_ln::{FakeLn, PreimageMode, Quirks};
-use self::lnbits_ln::{LnbitsBackend, LnbitsWallet};
+use self::lnbits_ln::LnbitsBackend;
 use self::service::{Service, start_relay};
 use crate::common::buyer::Buyer;
+use crate::lnbits::api::LnbitsApi;
 use crate::suite::{BackendFixture, Scenario, TestInvoice};
 
 const SAT: u64 = 1000;
@@ -161,7 +162,7 @@ impl BackendFixture for Fixture {
         true
     }
 
-    fn pay_calls(&self) -> usize {
+    async fn pay_calls(&self) -> usize {
         self.setup.buyer_wallet.pay_calls()
     }
 
@@ -452,7 +453,7 @@ async fn the_connection_uri_stays_secret() {
 #[tokio::test]
 #[ignore = "needs LNbits: tools/lnbits/test.sh"]
 async fn pays_an_lnbits_invoice_over_nwc() {
-    let (Some(a), Some(b)) = (LnbitsWallet::from_env("A"), LnbitsWallet::from_env("B")) else {
+    let (Some(a), Some(b)) = (LnbitsApi::from_env("A"), LnbitsApi::from_env("B")) else {
         panic!(
             "set LNBITS_TEST_URL, LNBITS_TEST_A_ADMIN/_INVOICE and LNBITS_TEST_B_ADMIN/_INVOICE (tools/lnbits/test.sh does)"
         );

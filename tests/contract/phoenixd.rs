@@ -324,7 +324,7 @@ impl BackendFixture for Fixture {
         true
     }
 
-    fn pay_calls(&self) -> usize {
+    async fn pay_calls(&self) -> usize {
         self.node.lock().unwrap().calls("/payinvoice")
     }
 
@@ -466,7 +466,7 @@ async fn a_fee_above_the_limit_is_refused_before_paying() {
         Err(PayError::Failed(WalletError::Rejected(_)))
     ));
     assert_eq!(b.status(&inv.hash).await, Status::Failed);
-    assert_eq!(f.pay_calls(), 0);
+    assert_eq!(f.pay_calls().await, 0);
 }
 
 #[tokio::test]
