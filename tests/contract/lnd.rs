@@ -645,7 +645,7 @@ async fn payment_calls_trust_lnds_own_ca_style_certificate() {
 }
 
 /// LND's own tls.cert is self-signed with CA:TRUE, which rustls refuses as a server certificate
-/// (CaUsedAsEndEntity, lightningnetwork/lnd#5450). `rest.rs` needs a verifier that accepts the
+/// (CaUsedAsEndEntity, lightningnetwork/lnd#5450). `toolkit/tls.rs` has a verifier that accepts the
 /// configured certificate when the node presents exactly it: see docs/wallets/lnd.md.
 #[tokio::test]
 async fn tls_cert_path_trusts_lnds_own_ca_style_certificate() {
