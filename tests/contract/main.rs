@@ -15,6 +15,9 @@
 //!   relies on it behaving as a backend does.
 //!
 //! `cargo test --test contract scenarios::` runs the contract alone; `scenarios::lnd` one row.
+// A failed step in a test is a failed run: unwrapping is fine here (and allowed explicitly for
+// when clippy denies it elsewhere).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../common/mod.rs"]
 mod common;
