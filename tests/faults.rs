@@ -1,137 +1,42 @@
-//! Wallet faults through the pay path, with a scripted backend: a preimage that does not match,
-//! an answer that cannot be read (outcome unknown), a backend that cannot be reached, a lookup
-//! that keeps failing. Each gives a clear error and a consistent ledger; nothing is paid twice.
+//! Wallet faults through the pay path, with the scripted fake wallet (`wallet::fake`): a
+//! preimage that does not match, an answer that cannot be read (outcome unknown), a backend
+//! that cannot be reached, a lookup that keeps failing, a request lost on the way, a success
+//! found late. Each gives a clear error and a consistent ledger; nothing is paid twice.
 // A failed step in a test or benchmark is a failed run: unwrapping is fine here.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use std::sync::{Arc, Mutex};
-
-use async_trait::async_trait;
+use common::buyer::Buyer;
 use common::{T0, foreign_invoice};
-use l402_mcp::bolt11::{DecodedInvoice, Network};
+use l402_mcp::bolt11::Network;
 use l402_mcp::budget::BudgetPolicy;
-use l402_mcp::clock::{ManualClock, SharedClock};
 use l402_mcp::ledger::{Direction, Ledger, NewOutgoing, Reservation, Status};
-use l402_mcp::pay::{PayError, PayRequest, Payer, RECONCILE_GRACE_SECS};
-use l402_mcp::wallet::{
-    Balance, CreatedInvoice, IncomingStatus, InvoiceRequest, OutgoingStatus, PaymentResult, Wallet,
-    WalletError, WalletInfo,
-};
+use l402_mcp::pay::{PayError, PayRequest, RECONCILE_GRACE_SECS};
+use l402_mcp::wallet::WalletError;
+use l402_mcp::wallet::fake::{FakeWallet, Outcome};
 
-/// What the scripted wallet does when asked to pay, and what its lookup says afterwards.
-#[derive(Debug, Clone)]
-enum Script {
-    WrongPreimage,
-    Unreadable,
-    Unreachable,
-    /// Pays, returns no preimage, and says so up front (`withholds_preimages`).
-    Withholds,
-}
-
-#[derive(Debug)]
-struct Scripted {
-    script: Script,
-    calls: Mutex<u32>,
-    /// What lookup_outgoing answers (None: an error).
-    lookup: Mutex<Option<OutgoingStatus>>,
-}
-
-#[async_trait]
-impl Wallet for Scripted {
-    async fn info(&self) -> Result<WalletInfo, WalletError> {
-        Ok(WalletInfo {
-            backend: "scripted",
-            network: Network::Regtest,
-            node_id: None,
-            returns_preimages: true,
-            demo_funds: false,
-        })
-    }
-    async fn balance(&self) -> Result<Balance, WalletError> {
-        Ok(Balance {
-            msat: 1_000_000_000,
-            demo_funds: false,
-        })
-    }
-    async fn create_invoice(&self, _: &InvoiceRequest) -> Result<CreatedInvoice, WalletError> {
-        Err(WalletError::Other("not used".into()))
-    }
-    async fn pay_invoice(&self, _: &DecodedInvoice, _: u64) -> Result<PaymentResult, WalletError> {
-        *self.calls.lock().unwrap() += 1;
-        match self.script {
-            Script::WrongPreimage => Ok(PaymentResult {
-                preimage: Some([0xee; 32]),
-                fee_msat: 3,
-            }),
-            Script::Unreadable => Err(WalletError::OutcomeUnknown(
-                "the answer could not be read: expected value at line 1 column 1".into(),
-            )),
-            Script::Unreachable => Err(WalletError::Unavailable("connection refused".into())),
-            Script::Withholds => Ok(PaymentResult {
-                preimage: None,
-                fee_msat: 0,
-            }),
-        }
-    }
-    fn withholds_preimages(&self) -> bool {
-        matches!(self.script, Script::Withholds)
-    }
-    async fn lookup_incoming(&self, _: &[u8; 32]) -> Result<IncomingStatus, WalletError> {
-        Ok(IncomingStatus::NotFound)
-    }
-    async fn lookup_outgoing(&self, _: &[u8; 32]) -> Result<OutgoingStatus, WalletError> {
-        self.lookup
-            .lock()
-            .unwrap()
-            .clone()
-            .ok_or_else(|| WalletError::Other("HTTP 500".into()))
-    }
-}
-
-async fn setup(
-    script: Script,
-) -> (
-    tempfile::TempDir,
-    Arc<ManualClock>,
-    Arc<Scripted>,
-    Payer,
-    Ledger,
-) {
-    let dir = tempfile::tempdir().unwrap();
-    let ledger = Ledger::open_in(dir.path()).await.unwrap();
-    let clock = ManualClock::new(T0);
-    let shared: SharedClock = clock.clone();
-    let wallet = Arc::new(Scripted {
-        script,
-        calls: Mutex::new(0),
-        lookup: Mutex::new(None),
-    });
-    let payer = Payer::new("w", wallet.clone(), ledger.clone(), shared)
-        .await
-        .unwrap();
-    (dir, clock, wallet, payer, ledger)
-}
-
+/// A 10-sat regtest invoice from a node the fake does not know (it cannot settle it).
 fn invoice() -> String {
     foreign_invoice(Network::Regtest, Some(10_000), T0, 3600)
 }
 
+/// A 10-sat regtest invoice payable with `preimage`, which `fake` is taught.
+fn invoice_with(fake: &FakeWallet, preimage: [u8; 32]) -> String {
+    fake.node().learn_preimage(preimage);
+    common::fixture::invoice_for(0x55, 10_000, preimage)
+}
+
 #[tokio::test]
 async fn a_preimage_that_does_not_match_is_recorded_loudly_as_spent_without_proof() {
-    let (_d, _c, wallet, payer, ledger) = setup(Script::WrongPreimage).await;
+    let (b, fake) = Buyer::on_fake().await;
+    fake.script([Outcome::WrongPreimage { fee_msat: 3 }]);
     let inv = invoice();
-    let err = payer
-        .pay(&PayRequest {
-            invoice: &inv,
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
+    let err = b.pay(&inv).await.unwrap_err();
     assert!(matches!(err, PayError::PreimageMismatch { .. }), "{err}");
     assert!(err.money_may_have_moved());
-    let rows = ledger
+    let rows = b
+        .ledger
         .list_payments("w", Some(Direction::Out), 10)
         .await
         .unwrap();
@@ -147,107 +52,99 @@ async fn a_preimage_that_does_not_match_is_recorded_loudly_as_spent_without_proo
             .contains("PREIMAGE MISMATCH")
     );
     // The money counts against the budget, and the invoice is never paid again.
-    assert_eq!(ledger.totals("w").await.unwrap().spent_msat, 10_003);
-    let again = payer
-        .pay(&PayRequest {
-            invoice: &inv,
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
+    assert_eq!(b.totals().await.0, 10_003);
+    let again = b.pay(&inv).await.unwrap_err();
     assert!(matches!(again, PayError::NoPreimage { .. }), "{again}");
-    assert_eq!(*wallet.calls.lock().unwrap(), 1);
+    assert_eq!(fake.pay_calls(), 1);
 }
 
 #[tokio::test]
 async fn an_unreadable_answer_stays_pending_until_the_lookup_resolves_it() {
-    let (_d, clock, wallet, payer, ledger) = setup(Script::Unreadable).await;
-    let inv = invoice();
-    let err = payer
-        .pay(&PayRequest {
-            invoice: &inv,
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
+    let (b, fake) = Buyer::on_fake().await;
+    fake.script([Outcome::Unreadable { fee_msat: 7 }]);
+    fake.fail_lookups(true);
+    let inv = invoice_with(&fake, [0x10; 32]);
+    let err = b.pay(&inv).await.unwrap_err();
     assert!(matches!(err, PayError::OutcomeUnknown { .. }), "{err}");
     assert!(err.to_string().contains("do not retry"));
     // Pending: the reservation (amount + max fee) holds the budget; paying again is refused.
-    let totals = ledger.totals("w").await.unwrap();
-    assert_eq!((totals.spent_msat, totals.reserved_msat), (0, 20_000));
-    assert!(matches!(
-        payer
-            .pay(&PayRequest {
-                invoice: &inv,
-                ..Default::default()
-            })
-            .await,
-        Err(PayError::InFlight { .. })
-    ));
+    assert_eq!(b.totals().await, (0, 20_000));
+    assert!(matches!(b.pay(&inv).await, Err(PayError::InFlight { .. })));
     // A lookup that fails keeps it pending, even long after.
-    clock.advance(RECONCILE_GRACE_SECS * 10);
-    assert_eq!(payer.reconcile().await.unwrap().still_pending, 1);
+    b.clock.advance(RECONCILE_GRACE_SECS * 10);
+    assert_eq!(b.payer.reconcile().await.unwrap().still_pending, 1);
     // The wallet's lookup says it went through: recorded with its preimage and fee.
-    let preimage = [0x11; 32];
-    let inv = foreign_invoice_with(preimage);
-    let (_d2, _c2, wallet2, payer2, ledger2) = setup(Script::Unreadable).await;
-    let _ = payer2
-        .pay(&PayRequest {
-            invoice: &inv,
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
-    *wallet2.lookup.lock().unwrap() = Some(OutgoingStatus::Succeeded(PaymentResult {
-        preimage: Some(preimage),
-        fee_msat: 7,
-    }));
-    assert_eq!(payer2.reconcile().await.unwrap().succeeded, 1);
-    let rows = ledger2
-        .list_payments("w", Some(Direction::Out), 10)
-        .await
-        .unwrap();
+    fake.fail_lookups(false);
+    assert_eq!(b.payer.reconcile().await.unwrap().succeeded, 1);
+    let hash = l402_mcp::l402::sha256(&[0x10; 32]);
+    let row = b.record(&hash).await;
     assert_eq!(
-        (rows[0].status, rows[0].preimage_bytes(), rows[0].fee_msat),
-        (Status::Succeeded, Some(preimage), 7)
+        (row.status, row.preimage_bytes(), row.fee_msat),
+        (Status::Succeeded, Some([0x10; 32]), 7)
     );
-    assert_eq!(
-        (
-            *wallet.calls.lock().unwrap(),
-            *wallet2.calls.lock().unwrap()
-        ),
-        (1, 1)
-    );
+    assert_eq!(b.totals().await, (10_007, 0));
+    assert_eq!(fake.pay_calls(), 1);
 }
 
 #[tokio::test]
 async fn an_unreachable_backend_releases_the_reservation() {
-    let (_d, _c, _w, payer, ledger) = setup(Script::Unreachable).await;
-    let inv = invoice();
-    let err = payer
-        .pay(&PayRequest {
-            invoice: &inv,
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
+    let (b, fake) = Buyer::on_fake().await;
+    fake.script([Outcome::Unreachable]);
+    let err = b.pay(&invoice()).await.unwrap_err();
     assert!(
         matches!(err, PayError::Failed(WalletError::Unavailable(_))),
         "{err}"
     );
     assert!(!err.money_may_have_moved());
-    let totals = ledger.totals("w").await.unwrap();
-    assert_eq!((totals.spent_msat, totals.reserved_msat), (0, 0));
+    assert_eq!(b.totals().await, (0, 0));
 }
 
-/// A regtest invoice payable with `preimage`.
-fn foreign_invoice_with(preimage: [u8; 32]) -> String {
-    common::fixture::invoice_for(0x55, 10_000, preimage)
+/// A request lost before it reached the backend: pending until the backend's lookup has had
+/// its grace period to show it, then failed and its reservation released.
+#[tokio::test]
+async fn a_request_lost_on_the_way_is_failed_only_after_the_grace_period() {
+    let (b, fake) = Buyer::on_fake().await;
+    fake.script([Outcome::Dropped]);
+    let inv = invoice_with(&fake, [0x12; 32]);
+    assert!(matches!(
+        b.pay(&inv).await,
+        Err(PayError::OutcomeUnknown { .. })
+    ));
+    assert_eq!(b.payer.reconcile().await.unwrap().still_pending, 1);
+    b.clock.advance(RECONCILE_GRACE_SECS + 1);
+    assert_eq!(b.payer.reconcile().await.unwrap().failed, 1);
+    assert_eq!(b.totals().await, (0, 0));
+    assert_eq!(
+        fake.balance_msat(),
+        l402_mcp::wallet::fake::DEFAULT_BALANCE_MSAT
+    );
+}
+
+/// A payment in flight when the answer timed out, completed later: the first reconcile finds
+/// it in flight and keeps it, the next records it with its proof.
+#[tokio::test]
+async fn a_late_success_is_recorded_once_with_its_proof() {
+    let (b, fake) = Buyer::on_fake().await;
+    fake.script([Outcome::LateSuccess { fee_msat: 2 }]);
+    let inv = invoice_with(&fake, [0x13; 32]);
+    assert!(matches!(
+        b.pay(&inv).await,
+        Err(PayError::OutcomeUnknown { .. })
+    ));
+    assert_eq!(b.payer.reconcile().await.unwrap().still_pending, 1);
+    assert_eq!(b.payer.reconcile().await.unwrap().succeeded, 1);
+    let receipt = b.pay(&inv).await.unwrap();
+    assert!(receipt.already_paid);
+    assert_eq!((receipt.preimage, receipt.fee_msat), ([0x13; 32], 2));
+    assert_eq!(b.totals().await, (10_002, 0));
+    assert_eq!(fake.pay_calls(), 1);
 }
 
 #[tokio::test]
 async fn a_wallet_known_to_withhold_preimages_is_not_asked_to_pay_for_an_l402_credential() {
-    let (_d, _c, wallet, payer, ledger) = setup(Script::Withholds).await;
+    let (b, fake) = Buyer::on_fake().await;
+    fake.withhold_preimages(true);
+    fake.always(Outcome::PaidWithoutPreimage { fee_msat: 0 });
     let inv = invoice();
     // An L402 payment (one that buys a credential) needs the preimage: refused before
     // anything is reserved or paid.
@@ -258,7 +155,8 @@ async fn a_wallet_known_to_withhold_preimages_is_not_asked_to_pay_for_an_l402_cr
         macaroon: vec![2, 1, 4],
         expires_at: None,
     };
-    let err = payer
+    let err = b
+        .payer
         .pay(&PayRequest {
             invoice: &inv,
             credential: Some(&scope),
@@ -268,25 +166,19 @@ async fn a_wallet_known_to_withhold_preimages_is_not_asked_to_pay_for_an_l402_cr
         .unwrap_err();
     assert!(matches!(err, PayError::PreimagesWithheld), "{err}");
     assert!(!err.money_may_have_moved());
-    assert_eq!(*wallet.calls.lock().unwrap(), 0);
+    assert_eq!(fake.pay_calls(), 0);
     assert!(
-        ledger
+        b.ledger
             .list_payments("w", Some(Direction::Out), 10)
             .await
             .unwrap()
             .is_empty()
     );
     // A plain invoice payment does not need it: paid, recorded, and reported as unprovable.
-    let err = payer
-        .pay(&PayRequest {
-            invoice: &inv,
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
+    let err = b.pay(&inv).await.unwrap_err();
     assert!(matches!(err, PayError::NoPreimage { .. }), "{err}");
-    assert_eq!(*wallet.calls.lock().unwrap(), 1);
-    assert_eq!(ledger.totals("w").await.unwrap().spent_msat, 10_000);
+    assert_eq!(fake.pay_calls(), 1);
+    assert_eq!(b.totals().await.0, 10_000);
 }
 
 /// A payment failed by a reconcile that found no record, then reserved again, and then the

@@ -13,12 +13,10 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Stdio;
 
-use bitcoin::secp256k1::SecretKey;
 use common::agents::{BIN, JOKE_SATS, call, failed, ok, seller_api, spawn_agent};
-use l402_mcp::bolt11::{self, DecodedInvoice, Network, NewInvoice};
+use l402_mcp::bolt11::{self, DecodedInvoice, Network};
 use l402_mcp::wallet::lnbits::{LnbitsConfig, LnbitsWallet};
 use l402_mcp::wallet::{IncomingStatus, InvoiceRequest, OutgoingStatus, Wallet, WalletError};
-use rand::RngCore;
 use serde_json::{Value, json};
 
 /// One LNbits wallet's keys.
@@ -140,25 +138,7 @@ fn now() -> u64 {
 
 /// A mainnet invoice signed by a random key: no LNbits wallet made it.
 fn foreign_invoice(sats: u64) -> String {
-    let mut bytes = [0u8; 32];
-    rand::thread_rng().fill_bytes(&mut bytes);
-    let key = SecretKey::from_slice(&bytes).expect("key");
-    let (mut hash, mut secret) = ([0u8; 32], [0u8; 32]);
-    rand::thread_rng().fill_bytes(&mut hash);
-    rand::thread_rng().fill_bytes(&mut secret);
-    bolt11::create(
-        &key,
-        &NewInvoice {
-            network: Network::Mainnet,
-            amount_msat: Some(sats * 1000),
-            description: "from a node LNbits does not know",
-            payment_hash: hash,
-            payment_secret: secret,
-            timestamp: now(),
-            expiry_secs: 600,
-        },
-    )
-    .expect("invoice")
+    common::fixture::random_invoice(Network::Mainnet, sats * 1000, now()).0
 }
 
 /// Env for an `l402-mcp` process on LNbits with these keys (no config file from the machine).

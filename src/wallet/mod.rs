@@ -1,4 +1,4 @@
-//! What a wallet backend must do, and the backends: one file each.
+//! What a wallet backend must do, and the backends: one folder each, built from [`toolkit`].
 //!
 //! The pay path needs to know, when a payment call fails, whether money may have moved:
 //! [`WalletError::definitely_not_paid`] says so. A definite failure releases the budget
@@ -6,14 +6,15 @@
 
 pub mod cln;
 pub mod embedded;
+pub mod fake;
 pub mod lnbits;
 pub mod lnd;
 pub mod nwc;
 pub mod phoenixd;
-pub mod rest;
-pub mod wire;
+pub mod toolkit;
 
 pub use embedded::EmbeddedWallet;
+pub use fake::{FakeNode, FakeWallet};
 
 use std::sync::Arc;
 

@@ -30,6 +30,27 @@ pub fn invoice_for(key_byte: u8, amount_msat: u64, preimage: [u8; 32]) -> String
     .expect("invoice")
 }
 
+/// An invoice for `amount_msat` signed by a random key, with a random preimage (returned):
+/// no node the tests run made it, and no two are alike (a long-lived LNbits remembers hashes).
+pub fn random_invoice(network: Network, amount_msat: u64, timestamp: u64) -> (String, [u8; 32]) {
+    let key = SecretKey::new(&mut rand::thread_rng());
+    let preimage: [u8; 32] = rand::random();
+    let bolt11 = bolt11::create(
+        &key,
+        &NewInvoice {
+            network,
+            amount_msat: Some(amount_msat),
+            description: "from a node no wallet here knows",
+            payment_hash: l402_mcp::l402::sha256(&preimage),
+            payment_secret: rand::random(),
+            timestamp,
+            expiry_secs: 600,
+        },
+    )
+    .expect("invoice");
+    (bolt11, preimage)
+}
+
 /// Serve a fixture on loopback; its base URL.
 pub async fn serve(app: Router) -> String {
     format!("http://{}", listen(app).await)

@@ -1,9 +1,12 @@
-//! Shared set-up for integration tests: two embedded wallets trading in one data dir.
+//! Shared set-up for integration tests: two embedded wallets trading in one data dir
+//! ([`trade`]), a buyer on any backend, the scripted fake wallet included ([`buyer::Buyer`]),
+//! invoices and loopback servers for fixtures ([`fixture`]), MCP agents ([`agents`]).
 #![allow(dead_code)]
 // Test helpers: a failed set-up is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod agents;
+pub mod buyer;
 pub mod fixture;
 
 use std::sync::Arc;

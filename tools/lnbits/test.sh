@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Run the LNbits tests (tests/lnbits.rs, and the NWC test whose wallet service runs over LNbits
-# in tests/nwc.rs) against a throwaway LNbits: build them, start LNbits
-# (tools/lnbits/start.sh), run them one at a time, and always stop LNbits. Exits with the tests'
-# status. Extra arguments go to the test binary, e.g. `tools/lnbits/test.sh doctor`.
+# Run the LNbits tests (tests/lnbits.rs, and the ignored tests of tests/contract/: the wallet
+# contract over a real LNbits, and NWC with a wallet service over LNbits) against a throwaway
+# LNbits: build them, start LNbits (tools/lnbits/start.sh), run them one at a time, and always
+# stop LNbits. Exits with the tests' status. Extra arguments go to tests/lnbits.rs, e.g.
+# `tools/lnbits/test.sh doctor`.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 # Build first, so that LNbits does not sit through a compile.
-cargo test --locked --test lnbits --test nwc --no-run
+cargo test --locked --test lnbits --test contract --no-run
 
 INFO=$(mktemp "${TMPDIR:-/tmp}/l402-lnbits-info.XXXXXX")
 cleanup() {
@@ -36,6 +37,7 @@ export LNBITS_TEST_URL LNBITS_TEST_A_ADMIN LNBITS_TEST_A_INVOICE LNBITS_TEST_B_A
 status=0
 cargo test --locked --test lnbits -- --ignored --test-threads=1 "$@" || status=$?
 if [ "$#" -eq 0 ]; then
-  cargo test --locked --test nwc -- --ignored --test-threads=1 || status=$?
+  # Every ignored test of the contract binary is one that needs LNbits.
+  cargo test --locked --test contract -- --ignored --test-threads=1 || status=$?
 fi
 exit "$status"

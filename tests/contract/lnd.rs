@@ -1,4 +1,4 @@
-//! Contract tests of the LND backend.
+//! LND: its stand-in for the contract (tests/contract/suite.rs), and its own tests.
 //!
 //! LND cannot run here (it is in no registry this machine reaches), so each test starts a local
 //! HTTP fixture that REPLAYS the request and response shapes of LND's public REST reference:
@@ -14,30 +14,34 @@
 // A failed step in a test or benchmark is a failed run: unwrapping is fine here.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use l402_mcp::app::App;
 use l402_mcp::bolt11::{self, Network};
-use l402_mcp::clock::{ManualClock, SharedClock};
 use l402_mcp::ledger::Status;
-use l402_mcp::pay::{PayError, PayRequest};
+use l402_mcp::pay::PayError;
 use l402_mcp::wallet::lnd::{LndConfig, LndWallet};
-use l402_mcp::wallet::{BackendConfig, IncomingStatus, InvoiceRequest, Wallet, WalletError};
+use l402_mcp::wallet::{
+    BackendConfig, IncomingStatus, InvoiceRequest, OutgoingStatus, PaymentResult, Wallet,
+    WalletError,
+};
 use serde_json::{Value, json};
 
-const T0: u64 = 1_800_000_000;
+use crate::common;
+use crate::common::T0;
+use crate::common::buyer::Buyer;
+use crate::suite::{BackendFixture, NOT_JSON, PROXY_502, Scenario, TestInvoice, timeout_secs};
+
 const MACAROON: &[u8] = b"\x02\x01\x03lnd\x02\x05macaroon-bytes";
 const NODE_ID: &str = "02b5a1f6a3b9e0c2d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1";
 
@@ -63,6 +67,8 @@ enum Send {
     Refuse(u16, i64, &'static str),
     /// IN_FLIGHT, then nothing: the client times out.
     Hang,
+    /// IN_FLIGHT, then the stream ends (the REST proxy dropped it) while LND goes on.
+    InFlightThenClose,
     /// Not LND's answer: a 200 whose body is not JSON (a proxy's page, a cut-off line).
     Garbage(u16, &'static str),
 }
@@ -119,6 +125,8 @@ fn grpc_error(status: u16, code: i64, message: &str) -> Response {
     )
         .into_response()
 }
+
+const NONE: &str = "FAILURE_REASON_NONE";
 
 fn payment(hash: &str, status: &str, preimage: &str, fee_msat: u64, reason: &str) -> Value {
     json!({ "result": {
@@ -200,25 +208,36 @@ async fn lnd(
             let bolt11 = body["payment_request"].as_str().unwrap();
             let hash = hex::encode(bolt11::decode(bolt11).unwrap().payment_hash);
             let preimage = hex::encode(n.preimages[&hash]);
-            let in_flight = payment(&hash, "IN_FLIGHT", "", 0, "FAILURE_REASON_NONE");
+            let in_flight = payment(&hash, "IN_FLIGHT", "", 0, NONE);
+            // LND keeps a record of every payment it registered, which TrackPaymentV2 shows.
+            let record = match &n.send {
+                Send::Succeed => Some(payment(&hash, "SUCCEEDED", &preimage, 1500, NONE)),
+                Send::SucceedWithoutPreimage => Some(payment(&hash, "SUCCEEDED", "", 1000, NONE)),
+                Send::Fail(reason) => Some(payment(&hash, "FAILED", "", 0, reason)),
+                Send::Refuse(..) => None,
+                Send::Hang | Send::InFlightThenClose | Send::Garbage(..) => Some(in_flight.clone()),
+            };
+            if let Some(r) = record {
+                n.tracked.insert(hash.clone(), r);
+            }
             match n.send.clone() {
                 Send::Succeed => stream(
                     vec![
                         in_flight,
-                        payment(&hash, "SUCCEEDED", &preimage, 1500, "FAILURE_REASON_NONE"),
+                        payment(&hash, "SUCCEEDED", &preimage, 1500, NONE),
                     ],
                     false,
                 ),
-                Send::SucceedWithoutPreimage => stream(
-                    vec![payment(&hash, "SUCCEEDED", "", 1000, "FAILURE_REASON_NONE")],
-                    false,
-                ),
+                Send::SucceedWithoutPreimage => {
+                    stream(vec![payment(&hash, "SUCCEEDED", "", 1000, NONE)], false)
+                }
                 Send::Fail(reason) => stream(
                     vec![in_flight, payment(&hash, "FAILED", "", 0, reason)],
                     false,
                 ),
                 Send::Refuse(status, code, message) => grpc_error(status, code, message),
                 Send::Hang => stream(vec![in_flight], true),
+                Send::InFlightThenClose => stream(vec![in_flight], false),
                 Send::Garbage(status, text) => (
                     StatusCode::from_u16(status).unwrap(),
                     [("content-type", "text/html")],
@@ -266,56 +285,81 @@ fn config(url: &str, timeout_secs: u64) -> LndConfig {
     }
 }
 
-struct Buyer {
-    _dir: tempfile::TempDir,
-    app: App,
+/// The stand-in for the contract: a node that answers SendPaymentV2 as the scenario says.
+pub struct Fixture {
     node: Shared,
+    config: LndConfig,
 }
 
-async fn buyer(timeout_secs: u64) -> Buyer {
-    let (node, url) = start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let clock: SharedClock = ManualClock::new(T0);
-    let app = App::open(
-        dir.path(),
-        "w",
-        &BackendConfig::Lnd(config(&url, timeout_secs)),
-        clock,
-    )
-    .await
-    .unwrap();
-    Buyer {
-        _dir: dir,
-        app,
-        node,
+impl Fixture {
+    async fn with(send: Send, timeout_secs: u64) -> Fixture {
+        let (node, url) = start().await;
+        node.lock().unwrap().send = send;
+        Fixture {
+            node,
+            config: config(&url, timeout_secs),
+        }
+    }
+
+    async fn buyer(&self) -> Buyer {
+        Buyer::on(self.wallet().await).await
     }
 }
 
-impl Buyer {
-    /// A payable invoice the fixture node knows the preimage of.
-    fn invoice(&self, amount_msat: u64, seed: u8) -> (String, [u8; 32], [u8; 32]) {
-        let preimage = [seed; 32];
-        let hash = l402_mcp::l402::sha256(&preimage);
-        self.node
-            .lock()
-            .unwrap()
-            .preimages
-            .insert(hex::encode(hash), preimage);
-        (invoice(amount_msat, preimage), hash, preimage)
+#[async_trait]
+impl BackendFixture for Fixture {
+    const FEE_MSAT: u64 = 1500;
+    const FAILURE_REASON: &'static str = "no route";
+    const CREDENTIAL: &'static str = "macaroon";
+
+    async fn start(scenario: Scenario) -> Fixture {
+        let send = match scenario {
+            Scenario::Paid | Scenario::AuthRefused => Send::Succeed,
+            Scenario::PendingThenSettled => Send::InFlightThenClose,
+            Scenario::Hang => Send::Hang,
+            Scenario::Failed => Send::Fail("FAILURE_REASON_NO_ROUTE"),
+            Scenario::NoPreimage => Send::SucceedWithoutPreimage,
+            Scenario::ServerError => Send::Garbage(502, PROXY_502),
+            Scenario::NotJson => Send::Garbage(200, NOT_JSON),
+        };
+        let mut f = Fixture::with(send, timeout_secs(scenario)).await;
+        if scenario == Scenario::AuthRefused {
+            f.config.macaroon_hex = Some(hex::encode(b"not the node's macaroon"));
+        }
+        f
     }
 
-    async fn pay(&self, bolt11: &str) -> Result<l402_mcp::pay::Receipt, PayError> {
-        self.app
-            .payer
-            .pay(&PayRequest {
-                invoice: bolt11,
-                ..Default::default()
-            })
-            .await
+    async fn wallet(&self) -> Arc<dyn Wallet> {
+        crate::suite::open(BackendConfig::Lnd(self.config.clone())).await
     }
 
-    async fn status(&self, hash: &[u8; 32]) -> Status {
-        self.app.payer.find(hash).await.unwrap().unwrap().status
+    async fn invoice(&self, seed: u8) -> TestInvoice {
+        TestInvoice::regtest(0x21, seed).known_to(&mut self.node.lock().unwrap().preimages)
+    }
+
+    async fn settle(&self, invoice: &TestInvoice) {
+        let hash = hex::encode(invoice.hash);
+        let settled = payment(
+            &hash,
+            "SUCCEEDED",
+            &hex::encode(invoice.preimage),
+            2000,
+            NONE,
+        );
+        self.node.lock().unwrap().tracked.insert(hash, settled);
+    }
+
+    fn pay_normally(&self) -> bool {
+        self.node.lock().unwrap().send = Send::Succeed;
+        true
+    }
+
+    async fn pay_calls(&self) -> usize {
+        self.node.lock().unwrap().calls("/v2/router/send")
+    }
+
+    fn secret(&self) -> String {
+        self.config.macaroon_hex.clone().unwrap_or_default()
     }
 }
 
@@ -405,18 +449,17 @@ async fn requests_and_answers_follow_the_rest_reference() {
     );
 }
 
+/// What SendPaymentV2 is sent: the invoice, the budget's fee limit, a route-finding limit a
+/// little under ours, in-flight updates on; never the removed v1 call.
 #[tokio::test]
-async fn a_payment_goes_through_the_ledger_with_the_hex_preimage() {
-    let b = buyer(5).await;
-    let (bolt11, hash, preimage) = b.invoice(21_000, 0x11);
-    let receipt = b.pay(&bolt11).await.unwrap();
-    assert_eq!(receipt.preimage, preimage, "hex payment_preimage decoded");
-    assert_eq!((receipt.amount_msat, receipt.fee_msat), (21_000, 1500));
-    assert_eq!(b.status(&hash).await, Status::Succeeded);
-
-    let n = b.node.lock().unwrap();
+async fn the_payment_request_follows_send_payment_v2() {
+    let f = Fixture::start(Scenario::Paid).await;
+    let b = f.buyer().await;
+    let inv = f.invoice(0x11).await;
+    b.pay(&inv.bolt11).await.unwrap();
+    let n = f.node.lock().unwrap();
     let send = n.seen.iter().find(|s| s.path == "/v2/router/send").unwrap();
-    assert_eq!(send.body["payment_request"], bolt11.as_str());
+    assert_eq!(send.body["payment_request"], inv.bolt11.as_str());
     // The default policy's fee limit for 21 sats: its 10-sat floor.
     assert_eq!(send.body["fee_limit_msat"], "10000");
     assert_eq!(send.body["timeout_seconds"], 1, "a little under our 5 s");
@@ -428,104 +471,42 @@ async fn a_payment_goes_through_the_ledger_with_the_hex_preimage() {
     );
 }
 
+/// An HTTP error before the stream started: LND refused the payment before any HTLC, so it
+/// is definite, and the released invoice can be paid again.
 #[tokio::test]
-async fn a_definite_failure_releases_the_reservation() {
-    let b = buyer(5).await;
-    let (bolt11, hash, _) = b.invoice(21_000, 0x12);
-    b.node.lock().unwrap().send = Send::Fail("FAILURE_REASON_NO_ROUTE");
-    match b.pay(&bolt11).await {
-        Err(PayError::Failed(WalletError::Rejected(m))) => assert!(m.contains("no route"), "{m}"),
-        other => panic!("{other:?}"),
-    }
-    assert_eq!(b.status(&hash).await, Status::Failed);
-
-    // Refused before the stream started: also definite.
-    b.node.lock().unwrap().send = Send::Refuse(500, 2, "invoice expired. Valid until 10:00");
+async fn a_refusal_before_the_stream_is_definite() {
+    let f = Fixture::with(
+        Send::Refuse(500, 2, "invoice expired. Valid until 10:00"),
+        5,
+    )
+    .await;
+    let b = f.buyer().await;
+    let inv = f.invoice(0x12).await;
     assert!(matches!(
-        b.pay(&bolt11).await,
+        b.pay(&inv.bolt11).await,
         Err(PayError::Failed(WalletError::Rejected(_)))
     ));
-    // Released, so the same invoice can be tried again, and is paid.
-    b.node.lock().unwrap().send = Send::Succeed;
-    b.pay(&bolt11).await.unwrap();
-    assert_eq!(b.node.lock().unwrap().calls("/v2/router/send"), 3);
-}
-
-#[tokio::test]
-async fn a_timeout_stays_pending_and_is_reconciled_without_paying_twice() {
-    let b = buyer(2).await;
-    let (bolt11, hash, preimage) = b.invoice(21_000, 0x13);
-    let hash_hex = hex::encode(hash);
-    b.node.lock().unwrap().send = Send::Hang;
-    match b.pay(&bolt11).await {
-        Err(PayError::OutcomeUnknown { .. }) => {}
-        other => panic!("{other:?}"),
-    }
-    assert_eq!(b.status(&hash).await, Status::Pending);
-
-    // Still in flight at LND: paying again neither pays nor releases anything.
-    b.node.lock().unwrap().tracked.insert(
-        hash_hex.clone(),
-        payment(&hash_hex, "IN_FLIGHT", "", 0, "FAILURE_REASON_NONE"),
-    );
-    assert!(matches!(
-        b.pay(&bolt11).await,
-        Err(PayError::InFlight { .. })
-    ));
-    assert_eq!(b.status(&hash).await, Status::Pending);
-
-    // LND settles it; reconcile records the proof.
-    b.node.lock().unwrap().tracked.insert(
-        hash_hex.clone(),
-        payment(
-            &hash_hex,
-            "SUCCEEDED",
-            &hex::encode(preimage),
-            2000,
-            "FAILURE_REASON_NONE",
-        ),
-    );
-    let report = b.app.payer.reconcile().await.unwrap();
-    assert_eq!(report.succeeded, 1);
-    let receipt = b.pay(&bolt11).await.unwrap();
-    assert!(receipt.already_paid);
-    assert_eq!((receipt.preimage, receipt.fee_msat), (preimage, 2000));
-    assert_eq!(
-        b.node.lock().unwrap().calls("/v2/router/send"),
-        1,
-        "never sent twice"
-    );
+    assert_eq!(b.status(&inv.hash).await, Status::Failed);
+    assert!(f.pay_normally());
+    b.pay(&inv.bolt11).await.unwrap();
+    assert_eq!(f.pay_calls().await, 2);
 }
 
 #[tokio::test]
 async fn an_existing_payment_is_unknown_and_an_untracked_one_is_not_found() {
-    let b = buyer(5).await;
-    let (bolt11, hash, _) = b.invoice(21_000, 0x14);
-    b.node.lock().unwrap().send = Send::Refuse(409, 6, "payment is in transition");
+    let f = Fixture::with(Send::Refuse(409, 6, "payment is in transition"), 5).await;
+    let b = f.buyer().await;
+    let inv = f.invoice(0x14).await;
     assert!(matches!(
-        b.pay(&bolt11).await,
+        b.pay(&inv.bolt11).await,
         Err(PayError::OutcomeUnknown { .. })
     ));
-    assert_eq!(b.status(&hash).await, Status::Pending);
+    assert_eq!(b.status(&inv.hash).await, Status::Pending);
     // LND has no record (404 "payment isn't initiated"): after the grace period it is failed.
     assert_eq!(
-        b.app.wallet.lookup_outgoing(&hash).await.unwrap(),
-        l402_mcp::wallet::OutgoingStatus::NotFound
+        b.wallet.lookup_outgoing(&inv.hash).await.unwrap(),
+        OutgoingStatus::NotFound
     );
-}
-
-#[tokio::test]
-async fn a_payment_without_preimage_is_recorded_and_reported() {
-    let b = buyer(5).await;
-    let (bolt11, hash, _) = b.invoice(21_000, 0x15);
-    b.node.lock().unwrap().send = Send::SucceedWithoutPreimage;
-    match b.pay(&bolt11).await {
-        Err(PayError::NoPreimage { amount_msat, .. }) => assert_eq!(amount_msat, 21_000),
-        other => panic!("{other:?}"),
-    }
-    let rec = b.app.payer.find(&hash).await.unwrap().unwrap();
-    assert_eq!(rec.status, Status::Succeeded, "money moved");
-    assert!(rec.preimage_bytes().is_none());
 }
 
 #[tokio::test]
@@ -646,13 +627,13 @@ async fn payment_calls_trust_lnds_own_ca_style_certificate() {
         "SUCCEEDED",
         &hex::encode(preimage),
         3000,
-        "FAILURE_REASON_NONE",
+        NONE,
     );
     let addr = serve_tls(&cert, &key, tracked.to_string());
     let wallet = tls_wallet(addr, "lnd-style.cert");
     assert_eq!(
         wallet.lookup_outgoing(&hash).await.unwrap(),
-        l402_mcp::wallet::OutgoingStatus::Succeeded(l402_mcp::wallet::PaymentResult {
+        OutgoingStatus::Succeeded(PaymentResult {
             preimage: Some(preimage),
             fee_msat: 3000
         })
@@ -666,7 +647,7 @@ async fn payment_calls_trust_lnds_own_ca_style_certificate() {
 }
 
 /// LND's own tls.cert is self-signed with CA:TRUE, which rustls refuses as a server certificate
-/// (CaUsedAsEndEntity, lightningnetwork/lnd#5450). `rest.rs` needs a verifier that accepts the
+/// (CaUsedAsEndEntity, lightningnetwork/lnd#5450). `toolkit/tls.rs` has a verifier that accepts the
 /// configured certificate when the node presents exactly it: see docs/wallets/lnd.md.
 #[tokio::test]
 async fn tls_cert_path_trusts_lnds_own_ca_style_certificate() {
@@ -680,78 +661,21 @@ async fn tls_cert_path_trusts_lnds_own_ca_style_certificate() {
 
 #[test]
 fn the_documented_config_is_read() {
-    let doc = include_str!("../docs/wallets/lnd.md");
-    let block = doc
-        .split("```toml\n")
-        .nth(1)
-        .unwrap()
-        .split("```")
-        .next()
-        .unwrap();
-    let config = l402_mcp::config::Config::parse(block).unwrap();
-    match config.backend().unwrap() {
+    match crate::suite::documented_backend(include_str!("../../docs/wallets/lnd.md")) {
         BackendConfig::Lnd(c) => assert!(c.macaroon_path.is_some() && c.tls_cert_path.is_some()),
         other => panic!("{other:?}"),
     }
 }
 
-/// An answer to the pay call that cannot be read (a 200 with a body that is not JSON, a cut-off
-/// stream line, a proxy's 502 page): LND may have started the payment, so it stays pending with
-/// its reservation, is never sent again, and is resolved by the lookup. The error quotes what
-/// came back (redacted), so the user can see it was not LND.
+/// A stream cut mid-message (`{"result": {"payment_hash": "ab`): LND may have started the
+/// payment, so it is an unknown outcome like the contract's other unreadable answers.
 #[tokio::test]
-async fn an_unreadable_or_proxy_answer_to_pay_stays_pending_until_the_lookup_resolves_it() {
-    for (i, (status, text)) in [
-        (200, "<html><body>Welcome to nginx!</body></html>"),
-        (200, "{\"result\": {\"payment_hash\": \"ab"),
-        (
-            502,
-            "<html><head><title>502 Bad Gateway</title></head></html>",
-        ),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let b = buyer(2).await;
-        let (bolt11, hash, preimage) = b.invoice(21_000, 0x20 + i as u8);
-        let hash_hex = hex::encode(hash);
-        b.node.lock().unwrap().send = Send::Garbage(status, text);
-        let err = b.pay(&bolt11).await.unwrap_err();
-        assert!(
-            matches!(err, PayError::OutcomeUnknown { .. }),
-            "{status} {text}: {err}"
-        );
-        assert_eq!(b.status(&hash).await, Status::Pending);
-        let totals = b.app.ledger.totals("w").await.unwrap();
-        assert_eq!((totals.spent_msat, totals.reserved_msat > 0), (0, true));
-        // Paying again while it is unresolved sends nothing.
-        assert!(matches!(
-            b.pay(&bolt11).await,
-            Err(PayError::InFlight { .. })
-        ));
-        // LND's record says it went through: reconciled with the proof, counted once.
-        b.node.lock().unwrap().tracked.insert(
-            hash_hex.clone(),
-            payment(
-                &hash_hex,
-                "SUCCEEDED",
-                &hex::encode(preimage),
-                1000,
-                "FAILURE_REASON_NONE",
-            ),
-        );
-        assert_eq!(b.app.payer.reconcile().await.unwrap().succeeded, 1);
-        let receipt = b.pay(&bolt11).await.unwrap();
-        assert!(receipt.already_paid && receipt.preimage == preimage);
-        assert_eq!(b.node.lock().unwrap().calls("/v2/router/send"), 1);
-        let totals = b.app.ledger.totals("w").await.unwrap();
-        assert_eq!((totals.spent_msat, totals.reserved_msat), (22_000, 0));
-    }
+async fn a_stream_cut_mid_message_stays_pending_until_the_lookup_resolves_it() {
+    let f = Fixture::start(Scenario::NotJson).await;
+    f.node.lock().unwrap().send = Send::Garbage(200, "{\"result\": {\"payment_hash\": \"ab");
+    crate::suite::unknown_then_settled_on(&f, "a cut stream line").await;
 }
 
-/// `l402-mcp doctor` against an LND, as a new user runs it: the right settings pass, a wrong
-/// macaroon and a wrong URL fail with what to fix, a buyer-only macaroon passes with a warning;
-/// the macaroon is never printed.
 #[tokio::test]
 async fn doctor_says_what_to_fix() {
     let (node, url) = start().await;

@@ -1,7 +1,7 @@
-//! Contract tests of the Core Lightning backend.
+//! Core Lightning: its stand-in for the contract (suite.rs), and its own tests.
 //!
 //! Core Lightning cannot run here (it is in no registry this machine reaches), so each test
-//! starts a local HTTP fixture that REPLAYS the request and response shapes of the public
+//! starts a local HTTP stand-in that REPLAYS the request and response shapes of the public
 //! documentation: clnrest (<https://docs.corelightning.org/docs/rest>; `POST /v1/<method>` with
 //! a `Rune` header and a JSON object of parameters, `201` with the result, `401`/`403` for a
 //! refused rune, `500` with the JSON-RPC error `{"code", "message", "data"}`, as in
@@ -14,29 +14,30 @@
 // A failed step in a test or benchmark is a failed run: unwrapping is fine here.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use l402_mcp::app::App;
 use l402_mcp::bolt11::{self, Network};
-use l402_mcp::clock::{ManualClock, SharedClock};
 use l402_mcp::ledger::Status;
-use l402_mcp::pay::{PayError, PayRequest, Receipt};
+use l402_mcp::pay::PayError;
 use l402_mcp::wallet::cln::{ClnConfig, ClnWallet};
 use l402_mcp::wallet::{
     BackendConfig, IncomingStatus, InvoiceRequest, OutgoingStatus, Wallet, WalletError,
 };
 use serde_json::{Value, json};
 
-const T0: u64 = 1_800_000_000;
+use crate::common;
+use crate::common::T0;
+use crate::common::buyer::Buyer;
+use crate::suite::{BackendFixture, NOT_JSON, PROXY_502, Scenario, TestInvoice, timeout_secs};
+
 const RUNE: &str = "tU-RLjMiDpY2U0o3W1oFowar36RFGpWloPbW9-RuZdo9MyZpZD0wMjRiOWExZmE4ZTAwNmYxZTM5MzdmNjVmNjZjNDA4ZTZkYThlMWNhNzI4ZWE0MzIyMmE3MzgxZGYxY2M0NDk2MDUmbWV0aG9kPWxpc3RwZWVycyZwbnVtPTEmcG5hbWVpZF4wMjRiOWExZmE4ZTAwNmYxZTM5MyZwYXJyMF4wMjRiOWExZmE4ZTAwNmYxZTM5MyZ0aW1lPDE2NTY5MjA1MzgmcmF0ZT0y";
 const NODE_ID: &str = "024b9a1fa8e006f1e3937f65f66c408e6da8e1ca728ea43222a7381df1cc449605";
 
@@ -45,20 +46,27 @@ fn invoice(amount_msat: u64, preimage: [u8; 32]) -> String {
     common::fixture::invoice_for(0x31, amount_msat, preimage)
 }
 
-/// How the fixture answers `pay`.
+/// How the stand-in answers `pay`.
 #[derive(Clone, Default)]
 enum Pay {
     #[default]
     Complete,
     /// A success without `payment_preimage`.
     CompleteWithoutPreimage,
+    /// `status: "pending"`: the payment goes on.
+    Pending,
     /// HTTP 500 with this JSON-RPC error code.
     Error(i64),
     /// HTTP 401, the rune refused.
     RuneRefused,
     /// No answer in time.
     Hang,
+    /// Not clnrest's answer (a proxy's page, HTML) with this status, while the payment goes on.
+    Raw(u16, &'static str),
 }
+
+/// Error codes of `pay` after which no part of the payment is out.
+const DEFINITE: [i64; 4] = [203, 205, 206, 210];
 
 #[derive(Default)]
 struct Node {
@@ -106,8 +114,8 @@ async fn clnrest(
     if rune.as_deref() != Some(RUNE) {
         return rpc_error(StatusCode::UNAUTHORIZED, 1502, "Rune is not valid");
     }
-    if method == "pay" && matches!(pay_mode, Pay::Hang) {
-        tokio::time::sleep(Duration::from_secs(30)).await;
+    if method == "pay" {
+        return pay(&node, &params, pay_mode).await;
     }
     let mut n = node.lock().unwrap();
     let result = match method.as_str() {
@@ -151,31 +159,6 @@ async fn clnrest(
             let hash = params["payment_hash"].as_str().unwrap();
             json!({ "invoices": n.invoices.get(hash).into_iter().cloned().collect::<Vec<_>>() })
         }
-        "pay" => {
-            let decoded = bolt11::decode(params["bolt11"].as_str().unwrap()).unwrap();
-            let hash = hex::encode(decoded.payment_hash);
-            let amount = decoded.amount_msat.unwrap();
-            let done = json!({
-                "destination": NODE_ID, "payment_hash": hash, "created_at": T0, "parts": 1,
-                "amount_msat": amount, "amount_sent_msat": amount + 5,
-                "payment_preimage": hex::encode(n.preimages[&hash]), "status": "complete"
-            });
-            match pay_mode {
-                Pay::Complete => done,
-                Pay::CompleteWithoutPreimage => {
-                    let mut d = done;
-                    d.as_object_mut().unwrap().remove("payment_preimage");
-                    d
-                }
-                Pay::Error(code) => {
-                    return rpc_error(StatusCode::INTERNAL_SERVER_ERROR, code, "failed");
-                }
-                Pay::RuneRefused => {
-                    return rpc_error(StatusCode::UNAUTHORIZED, 1502, "Rune is not valid");
-                }
-                Pay::Hang => unreachable!(),
-            }
-        }
         "listpays" => {
             let hash = params["payment_hash"].as_str().unwrap();
             json!({ "pays": n.pays.get(hash).cloned().unwrap_or_default() })
@@ -183,6 +166,67 @@ async fn clnrest(
         _ => return rpc_error(StatusCode::NOT_FOUND, -32601, "Unknown command"),
     };
     (StatusCode::CREATED, axum::Json(result)).into_response()
+}
+
+/// `pay`: the attempt is recorded as `listpays` will show it, then answered as told.
+async fn pay(node: &Shared, params: &Value, mode: Pay) -> Response {
+    let decoded = bolt11::decode(params["bolt11"].as_str().unwrap()).unwrap();
+    let hash = hex::encode(decoded.payment_hash);
+    let amount = decoded.amount_msat.unwrap();
+    let preimage = hex::encode(node.lock().unwrap().preimages[&hash]);
+    let attempt = |status: &str| {
+        json!({"payment_hash": hash, "status": status, "created_at": T0, "created_index": 1,
+               "amount_msat": amount, "amount_sent_msat": amount + 5})
+    };
+    let record = match &mode {
+        Pay::Complete => {
+            let mut a = attempt("complete");
+            a["preimage"] = json!(preimage);
+            Some(a)
+        }
+        Pay::CompleteWithoutPreimage => Some(attempt("complete")),
+        Pay::Error(code) if DEFINITE.contains(code) => Some(attempt("failed")),
+        Pay::Error(-32602) | Pay::RuneRefused => None,
+        _ => Some(attempt("pending")),
+    };
+    if let Some(r) = record {
+        node.lock()
+            .unwrap()
+            .pays
+            .entry(hash.clone())
+            .or_default()
+            .push(r);
+    }
+    let mut answer = json!({
+        "destination": NODE_ID, "payment_hash": hash, "created_at": T0, "parts": 1,
+        "amount_msat": amount, "amount_sent_msat": amount + 5,
+        "payment_preimage": preimage, "status": "complete"
+    });
+    let created = |v: Value| (StatusCode::CREATED, axum::Json(v)).into_response();
+    match mode {
+        Pay::Complete => created(answer),
+        Pay::CompleteWithoutPreimage => {
+            answer.as_object_mut().unwrap().remove("payment_preimage");
+            created(answer)
+        }
+        Pay::Pending => {
+            answer.as_object_mut().unwrap().remove("payment_preimage");
+            answer["status"] = json!("pending");
+            created(answer)
+        }
+        Pay::Error(code) => rpc_error(StatusCode::INTERNAL_SERVER_ERROR, code, "failed"),
+        Pay::RuneRefused => rpc_error(StatusCode::UNAUTHORIZED, 1502, "Rune is not valid"),
+        Pay::Hang => {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            rpc_error(StatusCode::INTERNAL_SERVER_ERROR, -1, "too late")
+        }
+        Pay::Raw(status, body) => (
+            StatusCode::from_u16(status).unwrap(),
+            [("content-type", "text/html")],
+            body,
+        )
+            .into_response(),
+    }
 }
 
 async fn start() -> (Shared, String) {
@@ -201,47 +245,24 @@ fn config(url: &str, timeout_secs: u64) -> ClnConfig {
     }
 }
 
-struct Buyer {
-    _dir: tempfile::TempDir,
-    app: App,
+/// The stand-in for the contract: a node that answers `pay` as the scenario says.
+pub struct Fixture {
     node: Shared,
+    config: ClnConfig,
 }
 
-async fn buyer(timeout_secs: u64) -> Buyer {
-    let (node, url) = start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let clock: SharedClock = ManualClock::new(T0);
-    let backend = BackendConfig::Cln(config(&url, timeout_secs));
-    let app = App::open(dir.path(), "w", &backend, clock).await.unwrap();
-    Buyer {
-        _dir: dir,
-        app,
-        node,
-    }
-}
-
-impl Buyer {
-    fn invoice(&self, amount_msat: u64, seed: u8) -> (String, [u8; 32], [u8; 32]) {
-        let preimage = [seed; 32];
-        let hash = l402_mcp::l402::sha256(&preimage);
-        self.node
-            .lock()
-            .unwrap()
-            .preimages
-            .insert(hex::encode(hash), preimage);
-        (invoice(amount_msat, preimage), hash, preimage)
+impl Fixture {
+    async fn with(pay: Pay, timeout_secs: u64) -> Fixture {
+        let (node, url) = start().await;
+        node.lock().unwrap().pay = pay;
+        Fixture {
+            node,
+            config: config(&url, timeout_secs),
+        }
     }
 
-    async fn pay(&self, bolt11: &str) -> Result<Receipt, PayError> {
-        let req = PayRequest {
-            invoice: bolt11,
-            ..Default::default()
-        };
-        self.app.payer.pay(&req).await
-    }
-
-    async fn status(&self, hash: &[u8; 32]) -> Status {
-        self.app.payer.find(hash).await.unwrap().unwrap().status
+    async fn buyer(&self) -> Buyer {
+        Buyer::on(self.wallet().await).await
     }
 
     fn set_pays(&self, hash: &[u8; 32], pays: Value) {
@@ -251,6 +272,61 @@ impl Buyer {
             .unwrap()
             .pays
             .insert(hex::encode(hash), pays);
+    }
+}
+
+#[async_trait]
+impl BackendFixture for Fixture {
+    const FEE_MSAT: u64 = 5;
+    const FAILURE_REASON: &'static str = "no route";
+    const CREDENTIAL: &'static str = "rune";
+
+    async fn start(scenario: Scenario) -> Fixture {
+        let pay = match scenario {
+            Scenario::Paid | Scenario::AuthRefused => Pay::Complete,
+            Scenario::PendingThenSettled => Pay::Pending,
+            Scenario::Hang => Pay::Hang,
+            Scenario::Failed => Pay::Error(205),
+            Scenario::NoPreimage => Pay::CompleteWithoutPreimage,
+            Scenario::ServerError => Pay::Raw(502, PROXY_502),
+            Scenario::NotJson => Pay::Raw(201, NOT_JSON),
+        };
+        let mut f = Fixture::with(pay, timeout_secs(scenario)).await;
+        if scenario == Scenario::AuthRefused {
+            f.config.rune = "wrong-rune-0123456789".into();
+        }
+        f
+    }
+
+    async fn wallet(&self) -> Arc<dyn Wallet> {
+        crate::suite::open(BackendConfig::Cln(self.config.clone())).await
+    }
+
+    async fn invoice(&self, seed: u8) -> TestInvoice {
+        TestInvoice::regtest(0x31, seed).known_to(&mut self.node.lock().unwrap().preimages)
+    }
+
+    async fn settle(&self, invoice: &TestInvoice) {
+        self.set_pays(
+            &invoice.hash,
+            json!([{"payment_hash": hex::encode(invoice.hash), "status": "complete",
+                    "created_at": T0, "created_index": 1, "completed_at": T0,
+                    "amount_msat": invoice.amount_msat, "amount_sent_msat": invoice.amount_msat + 3,
+                    "preimage": hex::encode(invoice.preimage)}]),
+        );
+    }
+
+    fn pay_normally(&self) -> bool {
+        self.node.lock().unwrap().pay = Pay::Complete;
+        true
+    }
+
+    async fn pay_calls(&self) -> usize {
+        self.node.lock().unwrap().calls("pay")
+    }
+
+    fn secret(&self) -> String {
+        self.config.rune.clone()
     }
 }
 
@@ -334,75 +410,75 @@ async fn labels_are_unique_per_invoice() {
     assert_ne!(n.seen[0].2["label"], n.seen[1].2["label"]);
 }
 
+/// What `pay` is sent: the invoice, the budget's fee limit, and a retry limit a little under
+/// our timeout.
 #[tokio::test]
-async fn a_payment_goes_through_the_ledger() {
-    let b = buyer(5).await;
-    let (bolt11, hash, preimage) = b.invoice(21_000, 0x21);
-    let receipt = b.pay(&bolt11).await.unwrap();
-    assert_eq!(receipt.preimage, preimage);
-    assert_eq!(
-        (receipt.amount_msat, receipt.fee_msat),
-        (21_000, 5),
-        "fee is amount_sent_msat - amount_msat"
-    );
-    assert_eq!(b.status(&hash).await, Status::Succeeded);
-    let n = b.node.lock().unwrap();
+async fn the_pay_request_follows_the_json_rpc_reference() {
+    let f = Fixture::start(Scenario::Paid).await;
+    let b = f.buyer().await;
+    let inv = f.invoice(0x21).await;
+    b.pay(&inv.bolt11).await.unwrap();
+    let n = f.node.lock().unwrap();
     let pay = &n.seen.iter().find(|s| s.0 == "pay").unwrap().2;
     assert_eq!(
         pay,
-        &json!({"bolt11": bolt11, "maxfee": 10_000, "retry_for": 1})
+        &json!({"bolt11": inv.bolt11, "maxfee": 10_000, "retry_for": 1})
     );
 }
 
 #[tokio::test]
 async fn route_failures_release_the_reservation_and_others_do_not() {
-    let b = buyer(5).await;
+    let f = Fixture::with(Pay::Complete, 5).await;
+    let b = f.buyer().await;
     for (seed, code) in [(0x22u8, 205), (0x23, 206), (0x24, 210), (0x25, 203)] {
-        let (bolt11, hash, _) = b.invoice(21_000, seed);
-        b.node.lock().unwrap().pay = Pay::Error(code);
+        let inv = f.invoice(seed).await;
+        f.node.lock().unwrap().pay = Pay::Error(code);
         assert!(
             matches!(
-                b.pay(&bolt11).await,
+                b.pay(&inv.bolt11).await,
                 Err(PayError::Failed(WalletError::Rejected(_)))
             ),
             "{code}"
         );
-        assert_eq!(b.status(&hash).await, Status::Failed, "{code}");
+        assert_eq!(b.status(&inv.hash).await, Status::Failed, "{code}");
     }
     for (seed, code) in [(0x26u8, -1), (0x27, 207), (0x28, 209)] {
-        let (bolt11, hash, _) = b.invoice(21_000, seed);
-        b.node.lock().unwrap().pay = Pay::Error(code);
+        let inv = f.invoice(seed).await;
+        f.node.lock().unwrap().pay = Pay::Error(code);
         assert!(
-            matches!(b.pay(&bolt11).await, Err(PayError::OutcomeUnknown { .. })),
+            matches!(
+                b.pay(&inv.bolt11).await,
+                Err(PayError::OutcomeUnknown { .. })
+            ),
             "{code}"
         );
-        assert_eq!(b.status(&hash).await, Status::Pending, "{code}");
+        assert_eq!(b.status(&inv.hash).await, Status::Pending, "{code}");
     }
     // A refused rune: nothing was sent.
-    let (bolt11, hash, _) = b.invoice(21_000, 0x29);
-    b.node.lock().unwrap().pay = Pay::RuneRefused;
+    let inv = f.invoice(0x29).await;
+    f.node.lock().unwrap().pay = Pay::RuneRefused;
     assert!(matches!(
-        b.pay(&bolt11).await,
+        b.pay(&inv.bolt11).await,
         Err(PayError::Failed(WalletError::Unavailable(_)))
     ));
-    assert_eq!(b.status(&hash).await, Status::Failed);
+    assert_eq!(b.status(&inv.hash).await, Status::Failed);
 }
 
+/// `listpays` shows one entry per attempt, amounts as numbers or "NNNmsat": any success wins,
+/// then anything still under way.
 #[tokio::test]
-async fn a_timeout_stays_pending_and_is_reconciled_without_paying_twice() {
-    let b = buyer(2).await;
-    let (bolt11, hash, preimage) = b.invoice(21_000, 0x2a);
-    b.node.lock().unwrap().pay = Pay::Hang;
+async fn attempts_are_read_from_listpays_in_every_form() {
+    let f = Fixture::start(Scenario::Hang).await;
+    let b = f.buyer().await;
+    let inv = f.invoice(0x2a).await;
     assert!(matches!(
-        b.pay(&bolt11).await,
+        b.pay(&inv.bolt11).await,
         Err(PayError::OutcomeUnknown { .. })
     ));
-    assert_eq!(b.status(&hash).await, Status::Pending);
-
+    let hash_hex = hex::encode(inv.hash);
     // An earlier failed attempt and the one under way.
-    let hash_hex = hex::encode(hash);
-    b.set_pays(
-        &hash,
+    f.set_pays(
+        &inv.hash,
         json!([
             {"payment_hash": hash_hex, "status": "failed", "created_at": T0, "created_index": 1,
              "amount_sent_msat": "21000msat"},
@@ -411,58 +487,42 @@ async fn a_timeout_stays_pending_and_is_reconciled_without_paying_twice() {
         ]),
     );
     assert!(matches!(
-        b.pay(&bolt11).await,
+        b.pay(&inv.bolt11).await,
         Err(PayError::InFlight { .. })
     ));
-
-    b.set_pays(
-        &hash,
+    f.set_pays(
+        &inv.hash,
         json!([
             {"payment_hash": hash_hex, "status": "failed", "created_at": T0, "created_index": 1,
              "amount_sent_msat": 21000},
             {"payment_hash": hash_hex, "status": "complete", "created_at": T0, "created_index": 2,
              "completed_at": T0, "amount_msat": 21000, "amount_sent_msat": 21003,
-             "preimage": hex::encode(preimage)}
+             "preimage": hex::encode(inv.preimage)}
         ]),
     );
-    let report = b.app.payer.reconcile().await.unwrap();
-    assert_eq!(report.succeeded, 1);
-    let receipt = b.pay(&bolt11).await.unwrap();
+    assert_eq!(b.payer.reconcile().await.unwrap().succeeded, 1);
+    let receipt = b.pay(&inv.bolt11).await.unwrap();
     assert!(receipt.already_paid);
-    assert_eq!((receipt.preimage, receipt.fee_msat), (preimage, 3));
-    assert_eq!(b.node.lock().unwrap().calls("pay"), 1, "never sent twice");
+    assert_eq!((receipt.preimage, receipt.fee_msat), (inv.preimage, 3));
+    assert_eq!(f.pay_calls().await, 1, "never sent twice");
 }
 
 #[tokio::test]
 async fn a_failed_attempt_is_reconciled_as_failed() {
-    let b = buyer(5).await;
-    let (bolt11, hash, _) = b.invoice(21_000, 0x2b);
-    b.node.lock().unwrap().pay = Pay::Error(-1);
+    let f = Fixture::with(Pay::Error(-1), 5).await;
+    let b = f.buyer().await;
+    let inv = f.invoice(0x2b).await;
     assert!(matches!(
-        b.pay(&bolt11).await,
+        b.pay(&inv.bolt11).await,
         Err(PayError::OutcomeUnknown { .. })
     ));
-    b.set_pays(
-        &hash,
-        json!([{"payment_hash": hex::encode(hash), "status": "failed", "created_at": T0,
+    f.set_pays(
+        &inv.hash,
+        json!([{"payment_hash": hex::encode(inv.hash), "status": "failed", "created_at": T0,
                 "created_index": 1, "amount_sent_msat": 21000}]),
     );
-    assert_eq!(b.app.payer.reconcile().await.unwrap().failed, 1);
-    assert_eq!(b.status(&hash).await, Status::Failed);
-}
-
-#[tokio::test]
-async fn a_payment_without_preimage_is_recorded_and_reported() {
-    let b = buyer(5).await;
-    let (bolt11, hash, _) = b.invoice(21_000, 0x2c);
-    b.node.lock().unwrap().pay = Pay::CompleteWithoutPreimage;
-    assert!(matches!(
-        b.pay(&bolt11).await,
-        Err(PayError::NoPreimage { .. })
-    ));
-    let rec = b.app.payer.find(&hash).await.unwrap().unwrap();
-    assert_eq!(rec.status, Status::Succeeded, "money moved");
-    assert!(rec.preimage_bytes().is_none());
+    assert_eq!(b.payer.reconcile().await.unwrap().failed, 1);
+    assert_eq!(b.status(&inv.hash).await, Status::Failed);
 }
 
 #[tokio::test]
@@ -492,16 +552,7 @@ async fn a_refused_rune_says_so_without_the_rune() {
 
 #[test]
 fn the_documented_config_is_read() {
-    let doc = include_str!("../docs/wallets/cln.md");
-    let block = doc
-        .split("```toml\n")
-        .nth(1)
-        .unwrap()
-        .split("```")
-        .next()
-        .unwrap();
-    let config = l402_mcp::config::Config::parse(block).unwrap();
-    match config.backend().unwrap() {
+    match crate::suite::documented_backend(include_str!("../../docs/wallets/cln.md")) {
         BackendConfig::Cln(c) => {
             assert!(c.tls_cert_path.is_some() && c.url.starts_with("https://"))
         }

@@ -2,14 +2,11 @@
 //! registry), on an in-process relay: nostr-relay-builder's `LocalRelay` on loopback.
 //!
 //! The service speaks real NIP-47 over that relay (NIP-04 encrypted kind 23194 requests, kind
-//! 23195 answers tagged with the request) and hands each request to a [`Backend`]: the in-memory
-//! [`fake::FakeLn`], or LNbits over its REST API ([`lnbits::LnbitsBackend`]).
-#![allow(dead_code)]
+//! 23195 answers tagged with the request) and hands each request to a [`Backend`]: the fake
+//! wallet ([`super::fake_ln::FakeLn`]), or LNbits over its REST API
+//! ([`super::lnbits_ln::LnbitsBackend`]).
 // A failed step in a test or benchmark is a failed run: unwrapping is fine here.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-
-pub mod fake;
-pub mod lnbits;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -26,11 +23,13 @@ use nwc::nostr::{
 use nwc::prelude::{RelayOptions, RelayPool, RelayPoolNotification, SubscribeOptions};
 use serde_json::{Value, json};
 
-/// What a backend makes of one request: a result, an error `(code, message)`, or no answer.
+/// What a backend makes of one request: a result, an error `(code, message)`, no answer, or
+/// an answer whose content is not a NIP-47 response.
 pub enum Answer {
     Result(Value),
     Error(&'static str, String),
     Silence,
+    Garbage,
 }
 
 #[async_trait]
@@ -42,7 +41,6 @@ pub trait Backend: Send + Sync + 'static {
 #[derive(Debug, Clone)]
 pub struct Seen {
     pub method: String,
-    pub client: PublicKey,
     pub expiration: Option<u64>,
 }
 
@@ -84,7 +82,8 @@ impl WritePolicy for RefuseRequests {
 pub struct Service {
     pub relay: LocalRelay,
     keys: Keys,
-    pool: RelayPool,
+    /// The service's own relay connection (the serving task holds a clone).
+    _pool: RelayPool,
     task: tokio::task::JoinHandle<()>,
     seen: Arc<Mutex<Vec<Seen>>>,
 }
@@ -153,7 +152,7 @@ impl Service {
         Service {
             relay,
             keys,
-            pool,
+            _pool: pool,
             task,
             seen,
         }
@@ -204,7 +203,6 @@ async fn serve(
     if let Ok(mut s) = seen.lock() {
         s.push(Seen {
             method: method.clone(),
-            client: request.pubkey,
             expiration,
         });
     }
@@ -212,13 +210,14 @@ async fn serve(
         .handle(&request.pubkey, &method, &body["params"])
         .await
     {
-        Answer::Result(result) => json!({"result_type": method, "result": result}),
+        Answer::Result(result) => json!({"result_type": method, "result": result}).to_string(),
         Answer::Error(code, message) => {
-            json!({"result_type": method, "error": {"code": code, "message": message}})
+            json!({"result_type": method, "error": {"code": code, "message": message}}).to_string()
         }
         Answer::Silence => return,
+        Answer::Garbage => "<html><body>Welcome to nginx!</body></html>".to_owned(),
     };
-    let Ok(content) = nip04::encrypt(keys.secret_key(), &request.pubkey, reply.to_string()) else {
+    let Ok(content) = nip04::encrypt(keys.secret_key(), &request.pubkey, reply) else {
         return;
     };
     let Ok(answer) = EventBuilder::new(Kind::WalletConnectResponse, content)

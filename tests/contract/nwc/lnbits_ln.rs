@@ -7,89 +7,12 @@ use async_trait::async_trait;
 use nwc::nostr::PublicKey;
 use serde_json::{Value, json};
 
-use super::{Answer, Backend};
-
-/// One LNbits wallet: base URL, admin key (pays), invoice key (receives, reads).
-#[derive(Clone)]
-pub struct LnbitsWallet {
-    pub url: String,
-    pub admin_key: String,
-    pub invoice_key: String,
-}
-
-impl std::fmt::Debug for LnbitsWallet {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LnbitsWallet")
-            .field("url", &self.url)
-            .finish_non_exhaustive()
-    }
-}
-
-impl LnbitsWallet {
-    /// From `LNBITS_TEST_URL` and `LNBITS_TEST_<WHO>_ADMIN` / `_INVOICE`.
-    pub fn from_env(who: &str) -> Option<LnbitsWallet> {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        Some(LnbitsWallet {
-            url: var("LNBITS_TEST_URL")?.trim_end_matches('/').to_owned(),
-            admin_key: var(&format!("LNBITS_TEST_{who}_ADMIN"))?,
-            invoice_key: var(&format!("LNBITS_TEST_{who}_INVOICE"))?,
-        })
-    }
-
-    async fn request(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        key: &str,
-        body: Option<Value>,
-    ) -> Result<(u16, Value), String> {
-        l402_mcp::init_tls();
-        let client = reqwest::Client::new();
-        let mut req = client
-            .request(method, format!("{}{path}", self.url))
-            .header("X-Api-Key", key);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.map_err(|e| e.to_string())?;
-        let status = resp.status().as_u16();
-        let value = resp.json::<Value>().await.unwrap_or(Value::Null);
-        Ok((status, value))
-    }
-
-    /// Create an invoice in this wallet: (bolt11, payment hash hex).
-    pub async fn invoice(&self, amount_sats: u64, memo: &str) -> Result<(String, String), String> {
-        let (status, v) = self
-            .request(
-                reqwest::Method::POST,
-                "/api/v1/payments",
-                &self.invoice_key,
-                Some(json!({"out": false, "amount": amount_sats, "memo": memo})),
-            )
-            .await?;
-        let bolt11 = v["bolt11"]
-            .as_str()
-            .or_else(|| v["payment_request"].as_str())
-            .ok_or_else(|| format!("LNbits invoice: HTTP {status}: {v}"))?;
-        let hash = v["payment_hash"].as_str().unwrap_or_default();
-        Ok((bolt11.to_owned(), hash.to_owned()))
-    }
-
-    /// `GET /api/v1/payments/{hash}` with the invoice key: (HTTP status, body).
-    pub async fn payment(&self, payment_hash: &str) -> Result<(u16, Value), String> {
-        self.request(
-            reqwest::Method::GET,
-            &format!("/api/v1/payments/{payment_hash}"),
-            &self.invoice_key,
-            None,
-        )
-        .await
-    }
-}
+use super::service::{Answer, Backend};
+use crate::lnbits::api::LnbitsApi;
 
 /// The NIP-47 methods on top of one LNbits wallet.
 #[derive(Debug)]
-pub struct LnbitsBackend(pub LnbitsWallet);
+pub struct LnbitsBackend(pub LnbitsApi);
 
 fn pay_error(status: u16, v: &Value) -> Answer {
     let detail = v["detail"].as_str().unwrap_or("payment failed").to_owned();

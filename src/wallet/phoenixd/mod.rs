@@ -23,69 +23,38 @@
 //! override (`trampolineFeeBaseSat`, `trampolineFeeProportional`), so it cannot grow behind our
 //! back; phoenixd versions without the override ignore it and charge their default.
 
-use std::time::Duration;
+mod api;
+mod config;
+mod error;
 
 use async_trait::async_trait;
 use base64::Engine as _;
-use serde::Deserialize;
-use serde_json::Value;
 use tracing::{debug, instrument, warn};
 
-use super::lnd::{check_created, settle_network};
-use super::rest::{Rest, RestError, Tls};
-use super::wire::{StreamClient, de_u64};
+use self::api::{
+    GeneratedInvoice, GetBalance, IncomingPayment, NodeInfo, OutgoingPayment, PayResult,
+};
+pub use self::config::{
+    DEFAULT_TRAMPOLINE_FEE_BASE_SAT, DEFAULT_TRAMPOLINE_FEE_PPM, PhoenixdConfig,
+};
+use self::error::{pay_error, refused_or};
+use super::toolkit::json;
+use super::toolkit::node::{self, check_created, reported_network, settle_network};
+use super::toolkit::redact::clip_chars;
+use super::toolkit::{Rest, RestError, Tls};
 use super::{
     Balance, CreatedInvoice, IncomingStatus, InvoiceRequest, OutgoingStatus, PaymentResult, Wallet,
     WalletError, WalletInfo,
 };
 use crate::bolt11::{DecodedInvoice, Network};
 
-/// Phoenix's trampoline fee, as phoenixd sets it up: a base in sats ...
-pub const DEFAULT_TRAMPOLINE_FEE_BASE_SAT: u64 = 4;
-/// ... plus parts per million of the amount.
-pub const DEFAULT_TRAMPOLINE_FEE_PPM: u64 = 4_000;
 /// Longest invoice description phoenixd accepts.
 const MAX_DESCRIPTION_CHARS: usize = 128;
-
-/// `[backend] kind = "phoenixd"` settings.
-#[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PhoenixdConfig {
-    /// URL, e.g. http://127.0.0.1:9740
-    pub url: String,
-    /// http-password from phoenix.conf. Secret.
-    pub password: String,
-    /// Network the node must be on; by default whatever the node reports.
-    #[serde(default)]
-    pub network: Option<Network>,
-    /// Seconds per request; default 30.
-    #[serde(default)]
-    pub timeout_secs: Option<u64>,
-    /// Trampoline fee base in sats; default 4 (Phoenix's).
-    #[serde(default, deserialize_with = "de_u64")]
-    pub trampoline_fee_base_sat: Option<u64>,
-    /// Trampoline fee in parts per million of the amount; default 4000 (0.4%, Phoenix's).
-    #[serde(default, deserialize_with = "de_u64")]
-    pub trampoline_fee_ppm: Option<u64>,
-}
-
-impl std::fmt::Debug for PhoenixdConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PhoenixdConfig")
-            .field("url", &self.url)
-            .field("password", &"<secret>")
-            .field("network", &self.network)
-            .field("trampoline_fee_base_sat", &self.trampoline_fee_base_sat)
-            .field("trampoline_fee_ppm", &self.trampoline_fee_ppm)
-            .finish_non_exhaustive()
-    }
-}
 
 /// The Phoenixd backend.
 #[derive(Debug)]
 pub struct PhoenixdWallet {
     rest: Rest,
-    forms: StreamClient,
     network: Option<Network>,
     fee_base_sat: u64,
     fee_ppm: u64,
@@ -95,7 +64,7 @@ pub struct PhoenixdWallet {
 
 impl PhoenixdWallet {
     pub fn new(config: &PhoenixdConfig) -> Result<PhoenixdWallet, WalletError> {
-        let timeout = Duration::from_secs(config.timeout_secs.unwrap_or(30).max(1));
+        let timeout = node::timeout(config.timeout_secs);
         if config.password.trim().is_empty() {
             return Err(WalletError::Other(
                 "Phoenixd needs its http-password (from ~/.phoenix/phoenix.conf)".into(),
@@ -105,10 +74,8 @@ impl PhoenixdWallet {
             .encode(format!(":{}", config.password.trim()));
         let auth = format!("Basic {credentials}");
         let headers = [("Authorization", auth.as_str())];
-        let tls = Tls::default();
         Ok(PhoenixdWallet {
-            rest: Rest::new(&config.url, &headers, &tls, timeout)?,
-            forms: StreamClient::new(&config.url, &headers, &tls, timeout)?,
+            rest: Rest::new(&config.url, &headers, &Tls::default(), timeout)?,
             network: config.network,
             fee_base_sat: config
                 .trampoline_fee_base_sat
@@ -173,123 +140,11 @@ impl PhoenixdWallet {
 /// The route of outgoing payments by payment hash (phoenixd 0.4 and later).
 const OUTGOING_BY_HASH: &str = "payments/outgoingbyhash/";
 
-/// A failed call that moves no money.
-fn refused_or(e: RestError) -> WalletError {
-    match e {
-        RestError::Status {
-            status: 401 | 403,
-            body,
-        } => WalletError::Unavailable(format!(
-            "phoenixd refused the password (use http-password from phoenix.conf; the limited-access password cannot pay): {body}"
-        )),
-        other => other.into_wallet_error(),
-    }
-}
-
-/// A failed `payinvoice` call. A 4xx answer is a refusal of the request itself (bad invoice,
-/// bad parameter, wrong password); anything else may have left a payment under way.
-fn pay_error(e: RestError) -> WalletError {
-    match e {
-        RestError::Status {
-            status: 401 | 403, ..
-        } => refused_or(e),
-        RestError::Status { status, body } if (400..500).contains(&status) => {
-            WalletError::Rejected(format!(
-                "phoenixd refused the payment (HTTP {status}): {body}"
-            ))
-        }
-        other => other.into_payment_error(),
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct NodeInfo {
-    #[serde(default)]
-    node_id: Option<String>,
-    #[serde(default)]
-    chain: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct GetBalance {
-    #[serde(default, deserialize_with = "de_u64")]
-    balance_sat: Option<u64>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct GeneratedInvoice {
-    payment_hash: String,
-    serialized: String,
-}
-
-/// `payinvoice`'s answer: `PaymentSent`, or `PaymentFailed` (with `reason`).
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct PayResult {
-    #[serde(default)]
-    payment_hash: Option<String>,
-    #[serde(default)]
-    payment_preimage: Option<String>,
-    #[serde(default, deserialize_with = "de_u64")]
-    routing_fee_sat: Option<u64>,
-    #[serde(default)]
-    payment_id: Option<String>,
-    #[serde(default)]
-    reason: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct IncomingPayment {
-    #[serde(default)]
-    is_paid: bool,
-    #[serde(default)]
-    is_expired: bool,
-    #[serde(default, deserialize_with = "de_u64")]
-    received_sat: Option<u64>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct OutgoingPayment {
-    #[serde(default)]
-    is_paid: bool,
-    #[serde(default)]
-    preimage: Option<String>,
-    #[serde(default, deserialize_with = "de_u64")]
-    fees: Option<u64>,
-    #[serde(default)]
-    completed_at: Option<Value>,
-}
-
-fn hex32(s: Option<&str>) -> Option<[u8; 32]> {
-    s.and_then(|s| crate::l402::parse_hex32(s.trim()))
-}
-
-/// At most `max` characters of `s`.
-fn clip_chars(s: &str, max: usize) -> &str {
-    s.char_indices().nth(max).map_or(s, |(i, _)| &s[..i])
-}
-
 #[async_trait]
 impl Wallet for PhoenixdWallet {
     async fn info(&self) -> Result<WalletInfo, WalletError> {
         let info: NodeInfo = self.rest.get("getinfo").await.map_err(refused_or)?;
-        let reported = match info.chain.to_ascii_lowercase().as_str() {
-            "mainnet" => Some(Network::Mainnet),
-            "testnet" | "testnet3" | "testnet4" => Some(Network::Testnet),
-            "signet" => Some(Network::Signet),
-            "regtest" => Some(Network::Regtest),
-            "" => None,
-            other => {
-                return Err(WalletError::Other(format!(
-                    "phoenixd is on chain {other:?}, which this wallet does not support"
-                )));
-            }
-        };
+        let reported = reported_network("phoenixd", &info.chain)?;
         Ok(WalletInfo {
             backend: "phoenixd",
             network: settle_network("phoenixd", reported, self.network)?,
@@ -312,30 +167,25 @@ impl Wallet for PhoenixdWallet {
         &self,
         request: &InvoiceRequest,
     ) -> Result<CreatedInvoice, WalletError> {
-        if request.amount_msat == 0 || !request.amount_msat.is_multiple_of(1000) {
-            return Err(WalletError::Rejected(format!(
-                "phoenixd makes invoices in whole sats; {} msat is not a whole number of sats",
-                request.amount_msat
-            )));
-        }
+        let sats = node::whole_sats("phoenixd", request.amount_msat)?;
         let description = clip_chars(&request.description, MAX_DESCRIPTION_CHARS);
         if description.len() < request.description.len() {
             debug!("description cut to {MAX_DESCRIPTION_CHARS} characters, phoenixd's limit");
         }
         let fields = [
             ("description", description.to_owned()),
-            ("amountSat", (request.amount_msat / 1000).to_string()),
+            ("amountSat", sats.to_string()),
             ("expirySeconds", request.expiry_secs.to_string()),
         ];
         let created: GeneratedInvoice = self
-            .forms
+            .rest
             .post_form("createinvoice", &fields)
             .await
             .map_err(refused_or)?;
-        let hash = hex32(Some(&created.payment_hash)).ok_or_else(|| {
+        let hash = json::hash32(&created.payment_hash).ok_or_else(|| {
             WalletError::Other("phoenixd's paymentHash is not 32 bytes of hex".into())
         })?;
-        check_created("phoenixd", &created.serialized, hash, request)
+        check_created("phoenixd", &created.serialized, Some(hash), request)
     }
 
     #[instrument(skip_all, fields(backend = "phoenixd", payment_hash = %hex::encode(invoice.payment_hash)))]
@@ -362,7 +212,7 @@ impl Wallet for PhoenixdWallet {
             ("trampolineFeeProportional", self.fee_ppm.to_string()),
         ];
         let paid: PayResult = self
-            .forms
+            .rest
             .post_form("payinvoice", &fields)
             .await
             .map_err(pay_error)?;
@@ -399,7 +249,7 @@ impl Wallet for PhoenixdWallet {
             }
         }
         Ok(PaymentResult {
-            preimage: hex32(paid.payment_preimage.as_deref()),
+            preimage: paid.payment_preimage.as_deref().and_then(json::preimage),
             fee_msat,
         })
     }
@@ -427,7 +277,7 @@ impl Wallet for PhoenixdWallet {
         Ok(match self.lookup::<OutgoingPayment>(&path).await? {
             None => OutgoingStatus::NotFound,
             Some(p) if p.is_paid => OutgoingStatus::Succeeded(PaymentResult {
-                preimage: hex32(p.preimage.as_deref()),
+                preimage: p.preimage.as_deref().and_then(json::preimage),
                 fee_msat: p.fees.unwrap_or(0),
             }),
             Some(p) if p.completed_at.as_ref().is_some_and(|v| !v.is_null()) => {
@@ -460,37 +310,5 @@ mod tests {
         assert_eq!(w.fee_msat(100_000), 4_000 + 400);
         assert_eq!(w.fee_msat(1), 4_001);
         assert_eq!(wallet(Some(0), Some(0)).fee_msat(5_000_000), 0);
-    }
-
-    #[test]
-    fn fee_settings_read_from_strings_too() {
-        let c: PhoenixdConfig = toml::from_str(
-            "url = \"http://x\"\npassword = \"p\"\ntrampoline_fee_base_sat = \"5\"\ntrampoline_fee_ppm = 5000",
-        )
-        .unwrap();
-        assert_eq!(
-            (c.trampoline_fee_base_sat, c.trampoline_fee_ppm),
-            (Some(5), Some(5000))
-        );
-    }
-
-    #[test]
-    fn pay_refusals() {
-        let e = |status, body: &str| {
-            pay_error(RestError::Status {
-                status,
-                body: body.into(),
-            })
-        };
-        assert!(matches!(
-            e(400, "Invalid invoice"),
-            WalletError::Rejected(_)
-        ));
-        assert!(matches!(
-            e(401, "Invalid authentication"),
-            WalletError::Unavailable(_)
-        ));
-        assert!(matches!(e(500, "boom"), WalletError::OutcomeUnknown(_)));
-        assert!(clip_chars("héllo", 2) == "hé");
     }
 }

@@ -1,0 +1,22 @@
+//! What every remote backend is built from, so that each behaves the same where it should and
+//! a new backend writes only what is its own (its API's shapes and what its errors mean):
+//!
+//! - [`http`]: the HTTP client ([`Rest`]) and its failure classes ([`RestError`]): a timeout on
+//!   every request, retries only for idempotent ones, and a failure classified by whether the
+//!   request can have reached the backend (a payment then fails for sure, or stays pending);
+//! - [`stream`]: answers read as a stream of JSON values (LND's payment updates);
+//! - [`tls`]: trusting a node's own certificate ([`Tls`]), read from a PEM file;
+//! - [`json`]: lenient reading of node APIs' JSON: amounts in every form, 32-byte hashes and
+//!   preimages, fields of an error body the client cut short;
+//! - [`redact`]: quoting a backend's answer in an error without the secrets it may hold;
+//! - [`node`]: the network a node reports, the invoices it creates, timeouts and whole sats.
+
+pub mod http;
+pub mod json;
+pub mod node;
+pub mod redact;
+pub mod stream;
+pub mod tls;
+
+pub use http::{Rest, RestError};
+pub use tls::Tls;

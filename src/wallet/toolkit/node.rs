@@ -1,0 +1,154 @@
+//! What backends in front of a Lightning node share: the network it reports, checked against
+//! the configured one; the invoices it creates, checked before anyone is asked to pay them;
+//! request timeouts; amounts in whole sats.
+
+use std::time::Duration;
+
+use crate::bolt11::Network;
+use crate::budget::MSAT_PER_SAT;
+use crate::wallet::{CreatedInvoice, InvoiceRequest, WalletError};
+
+/// Seconds per request when a backend's `timeout_secs` is not set.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
+
+/// The time limit of one request: `timeout_secs` as configured (at least a second), or the
+/// default.
+pub fn timeout(timeout_secs: Option<u64>) -> Duration {
+    Duration::from_secs(timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS).max(1))
+}
+
+/// How long a node may spend on a payment: a little under our own limit, so that the node
+/// gives up first and answers, rather than leaving us without an answer.
+pub fn payment_time_limit_secs(timeout: Duration) -> u64 {
+    timeout.as_secs().saturating_sub(5).max(1)
+}
+
+/// A network as nodes name it (`bitcoin` is Core Lightning's and LND's mainnet, `testnet3`
+/// and `testnet4` are testnet); `None` for a name this wallet does not know.
+pub fn network_from_name(name: &str) -> Option<Network> {
+    Some(match name.trim().to_ascii_lowercase().as_str() {
+        "mainnet" | "bitcoin" => Network::Mainnet,
+        "testnet" | "testnet3" | "testnet4" => Network::Testnet,
+        "signet" => Network::Signet,
+        "regtest" => Network::Regtest,
+        "simnet" => Network::Simnet,
+        _ => return None,
+    })
+}
+
+/// The network a node named: `None` when it named none, an error when it named one this
+/// wallet does not support.
+pub fn reported_network(backend: &str, name: &str) -> Result<Option<Network>, WalletError> {
+    if name.trim().is_empty() {
+        return Ok(None);
+    }
+    network_from_name(name).map(Some).ok_or_else(|| {
+        WalletError::Other(format!(
+            "{backend} is on network {name:?}, which this wallet does not support"
+        ))
+    })
+}
+
+/// The network the node reports, checked against the configured one.
+pub fn settle_network(
+    backend: &str,
+    reported: Option<Network>,
+    configured: Option<Network>,
+) -> Result<Network, WalletError> {
+    match (reported, configured) {
+        (Some(r), Some(c)) if r != c => Err(WalletError::Other(format!(
+            "the {backend} node is on {} but the config says network = \"{}\"; fix the config or point it at the right node",
+            r.as_str(),
+            c.as_str()
+        ))),
+        (Some(n), _) | (None, Some(n)) => Ok(n),
+        (None, None) => Err(WalletError::Other(format!(
+            "the {backend} node did not say which network it is on; set network in the [backend] config"
+        ))),
+    }
+}
+
+/// Check an invoice a backend created for `request`: it decodes, it is for the amount asked,
+/// and its payment hash is the one the backend reported (when it reported one). Its expiry is
+/// read from the invoice itself.
+pub fn check_created(
+    backend: &str,
+    bolt11: &str,
+    reported_hash: Option<[u8; 32]>,
+    request: &InvoiceRequest,
+) -> Result<CreatedInvoice, WalletError> {
+    let decoded = crate::bolt11::decode(bolt11).map_err(|e| {
+        WalletError::Other(format!(
+            "the invoice {backend} created could not be read: {e}"
+        ))
+    })?;
+    if reported_hash.is_some_and(|h| h != decoded.payment_hash) {
+        return Err(WalletError::Other(format!(
+            "{backend} returned an invoice whose payment hash differs from the one it reported"
+        )));
+    }
+    if decoded.amount_msat != Some(request.amount_msat) {
+        return Err(WalletError::Other(format!(
+            "{backend} created an invoice for {:?} msat instead of {} msat",
+            decoded.amount_msat, request.amount_msat
+        )));
+    }
+    Ok(CreatedInvoice {
+        bolt11: decoded.bolt11.clone(),
+        payment_hash: decoded.payment_hash,
+        expires_at: decoded.expires_at(),
+    })
+}
+
+/// Refuse an invoice for nothing before a backend is asked (L402 prices are never zero).
+pub fn positive_amount(amount_msat: u64) -> Result<u64, WalletError> {
+    match amount_msat {
+        0 => Err(WalletError::Rejected(
+            "invoice amount must be positive".into(),
+        )),
+        n => Ok(n),
+    }
+}
+
+/// An invoice amount for a backend that makes invoices in whole sats: the sats, or a refusal
+/// made before the backend is asked.
+pub fn whole_sats(backend: &str, amount_msat: u64) -> Result<u64, WalletError> {
+    positive_amount(amount_msat)?;
+    if !amount_msat.is_multiple_of(MSAT_PER_SAT) {
+        return Err(WalletError::Rejected(format!(
+            "{backend} makes invoices in whole sats: {amount_msat} msat is not a whole number of sats"
+        )));
+    }
+    Ok(amount_msat / MSAT_PER_SAT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn networks_are_read_and_checked() {
+        assert_eq!(network_from_name(" Bitcoin "), Some(Network::Mainnet));
+        assert_eq!(network_from_name("testnet4"), Some(Network::Testnet));
+        assert_eq!(reported_network("x", ""), Ok(None));
+        assert!(reported_network("x", "liquid").is_err());
+        assert_eq!(
+            settle_network("x", Some(Network::Regtest), None),
+            Ok(Network::Regtest)
+        );
+        assert!(settle_network("x", Some(Network::Regtest), Some(Network::Mainnet)).is_err());
+        assert!(settle_network("x", None, None).is_err());
+    }
+
+    #[test]
+    fn amounts_are_whole_sats() {
+        assert_eq!(whole_sats("x", 21_000), Ok(21));
+        assert!(matches!(whole_sats("x", 0), Err(WalletError::Rejected(_))));
+        assert!(
+            matches!(whole_sats("x", 1_500), Err(WalletError::Rejected(m)) if m.contains("whole sats"))
+        );
+        assert_eq!(timeout(None), Duration::from_secs(30));
+        assert_eq!(timeout(Some(0)), Duration::from_secs(1));
+        assert_eq!(payment_time_limit_secs(Duration::from_secs(5)), 1);
+    }
+}
