@@ -182,7 +182,7 @@ fn main() {
         let addr = serve(seller.clone()).await;
         let fetcher = Fetcher::new(
             buyer.payer.clone(),
-            buyer.ledger.clone(),
+            buyer.storage.tokens(),
             clock.clone(),
             NetPolicy::loopback(),
         )
@@ -206,7 +206,8 @@ fn main() {
         let first = fetcher.fetch(&FetchRequest::get(&url)).await.expect("first fetch");
         assert!(first.receipt.paid, "the first fetch pays");
         let token = buyer
-            .ledger
+            .storage
+            .tokens()
             .find_token("buyer", &base, "/paid/cached", T0)
             .await
             .expect("token cache")

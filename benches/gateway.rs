@@ -344,7 +344,9 @@ async fn verification_parts(seller: &App, auth: &str, service: &str, n: usize) -
     })
     .await;
     let finish = time_calls(n, async || {
-        std::hint::black_box(verify::finish(&prepared, Some(&key[..]), &params).expect("finish"));
+        std::hint::black_box(
+            verify::finish(&prepared, Some(&key.expose()[..]), &params).expect("finish"),
+        );
     })
     .await;
     let root_key = time_calls(n, async || {
@@ -357,7 +359,13 @@ async fn verification_parts(seller: &App, auth: &str, service: &str, n: usize) -
     .await;
     let record_sale = time_calls(n, async || {
         let first = tokens
-            .record_sale(&hash, &token_id, &minted.service, PRICE_MSAT, T0)
+            .record_sale(
+                &hash,
+                &token_id,
+                &minted.service,
+                l402_mcp::l402::Msat::from_msat(PRICE_MSAT),
+                T0,
+            )
             .await
             .expect("record sale");
         assert!(
@@ -369,12 +377,17 @@ async fn verification_parts(seller: &App, auth: &str, service: &str, n: usize) -
     let mark_settled = time_calls(n, async || {
         seller
             .ledger
-            .mark_incoming_settled(&minted.wallet, &hash, Some(PRICE_MSAT), T0)
+            .mark_incoming_settled(
+                &minted.wallet,
+                &hash,
+                Some(l402_mcp::l402::Msat::from_msat(PRICE_MSAT)),
+                T0,
+            )
             .await
             .expect("mark settled");
     })
     .await;
-    let access_paths = root_key_access_paths(seller, &prepared.key_id, &key, n).await;
+    let access_paths = root_key_access_paths(seller, &prepared.key_id, key.expose(), n).await;
     let pure = parse.pct(0.5) + prep.pct(0.5) + finish.pct(0.5);
     let sql =
         root_key.pct(0.5) + minted_token.pct(0.5) + record_sale.pct(0.5) + mark_settled.pct(0.5);
@@ -422,7 +435,7 @@ async fn root_key_access_paths(seller: &App, key_id: &[u8; 32], key: &[u8; 32], 
     use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
     const Q: &str = "SELECT root_key FROM root_keys WHERE key_id = ?";
     let options = SqliteConnectOptions::new()
-        .filename(seller.data_dir.join(l402_mcp::ledger::LEDGER_FILE))
+        .filename(seller.data_dir.join(l402_mcp::storage::LEDGER_FILE))
         .journal_mode(SqliteJournalMode::Wal)
         .busy_timeout(std::time::Duration::from_secs(30));
     let key_hex = hex::encode(key_id);

@@ -23,8 +23,9 @@ use l402_mcp::app::App;
 use l402_mcp::bolt11;
 use l402_mcp::budget::{BudgetPolicy, MSAT_PER_SAT};
 use l402_mcp::clock::{ManualClock, SharedClock};
-use l402_mcp::ledger::{Direction, NewOutgoing, Reservation};
+use l402_mcp::l402::Msat;
 use l402_mcp::pay::{PayError, PayRequest};
+use l402_mcp::storage::{Direction, NewPayment, Reservation, Settlement};
 use lightning_invoice::SignedRawBolt11Invoice;
 use serde_json::{Value, json};
 
@@ -165,19 +166,19 @@ async fn check_budget(p: &Pair, cap_msat: u64, paid: usize) -> Value {
         .await
         .expect("pending")
         .len();
-    let ok = totals.spent_msat <= cap_msat
-        && totals.spent_msat == paid as u64 * PRICE_MSAT
-        && grant - balance == totals.spent_msat
+    let ok = totals.spent.msat() <= cap_msat
+        && totals.spent.msat() == paid as u64 * PRICE_MSAT
+        && grant - balance == totals.spent.msat()
         && pending == 0;
     if !ok {
         eprintln!(
             "BUDGET CHECK FAILED: spent {} msat, cap {cap_msat}, paid {paid}, balance moved {}, pending {pending}",
-            totals.spent_msat,
+            totals.spent.msat(),
             grant - balance
         );
         std::process::exit(1);
     }
-    json!({"spent_msat": totals.spent_msat, "cap_msat": cap_msat, "within_budget": ok, "pending_left": pending})
+    json!({"spent_msat": totals.spent.msat(), "cap_msat": cap_msat, "within_budget": ok, "pending_left": pending})
 }
 
 fn secs_per(n: usize, f: f64) -> f64 {
@@ -219,11 +220,11 @@ async fn breakdown(n: usize) -> Value {
     let mut ids = Vec::with_capacity(n);
     let t = Instant::now();
     for inv in &decoded {
-        let new = NewOutgoing {
+        let new = NewPayment {
             wallet: "buyer",
             invoice: inv,
-            amount_msat: PRICE_MSAT,
-            max_fee_msat: max_fee,
+            amount: Msat::from_msat(PRICE_MSAT),
+            max_fee: Msat::from_msat(max_fee),
             url: None,
             payee: Some(&l402_mcp::payee::Payee::of_host("bench.example")),
             credential: None,
@@ -246,7 +247,15 @@ async fn breakdown(n: usize) -> Value {
     let t = Instant::now();
     for (id, pre) in ids.iter().zip(&preimages) {
         ledger
-            .mark_succeeded(*id, Some(pre), 0, None, T0)
+            .mark_succeeded(
+                *id,
+                &Settlement {
+                    preimage: Some(pre),
+                    fee: Msat::ZERO,
+                    note: None,
+                },
+                T0,
+            )
             .await
             .expect("mark");
     }

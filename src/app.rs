@@ -1,5 +1,7 @@
-//! One wallet of one data dir, opened with everything around it: the ledger, the wallet backend,
-//! the buyer's [`Payer`] and the [`Seller`]. Entry points (CLI, MCP server) start here.
+//! One wallet, opened with everything around it: its storage, the wallet backend, the buyer's
+//! [`Payer`] and the [`Seller`]. Entry points (CLI, MCP server, gateway) start here, through
+//! one composition root, [`App::from_config`]: the storage engine (`database_url` or the data
+//! dir's SQLite), the backend and the configured budget are decided in this one place.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -7,24 +9,29 @@ use std::sync::Arc;
 use serde::Serialize;
 use tracing::{info, warn};
 
-use crate::budget::{BudgetStatus, DAY_SECS};
+use crate::budget::{BudgetStatus, DAY_SECS, LimitError};
 use crate::clock::SharedClock;
-use crate::ledger::{Ledger, LedgerError};
+use crate::config::{Config, ConfigError};
 use crate::mint::Seller;
 use crate::pay::{PayError, Payer};
+use crate::storage::{EngineInfo, SpendLedger, Storage, StorageError};
 use crate::wallet::embedded::EmbeddedError;
 use crate::wallet::{BackendConfig, EmbeddedWallet, Wallet, WalletError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error(transparent)]
-    Ledger(#[from] LedgerError),
+    Storage(#[from] StorageError),
     #[error(transparent)]
     Embedded(#[from] EmbeddedError),
     #[error(transparent)]
     Pay(#[from] PayError),
     #[error(transparent)]
     Wallet(#[from] WalletError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("[budget]: {0}")]
+    Budget(#[from] LimitError),
 }
 
 /// An opened wallet.
@@ -32,7 +39,10 @@ pub enum AppError {
 pub struct App {
     pub data_dir: PathBuf,
     pub wallet_name: String,
-    pub ledger: Ledger,
+    /// Where everything is kept (SQLite in the data dir, or PostgreSQL shared by instances).
+    pub storage: Storage,
+    /// The spend ledger of `storage`.
+    pub ledger: Arc<dyn SpendLedger>,
     pub wallet: Arc<dyn Wallet>,
     /// Set when the backend is the embedded wallet (deposits are possible).
     pub embedded: Option<Arc<EmbeddedWallet>>,
@@ -59,8 +69,30 @@ pub struct WalletStatus {
 }
 
 impl App {
-    /// Open wallet `wallet_name` in `data_dir` with the embedded backend (created on first use),
-    /// and reconcile payments a previous run left pending.
+    /// The composition root: wallet `wallet_name` on the storage, backend and budget `config`
+    /// says (`database_url` else the SQLite ledger of `data_dir`; `[backend]` else the embedded
+    /// wallet). The configured `[budget]` is applied over the stored one, here and only here.
+    pub async fn from_config(
+        config: &Config,
+        data_dir: &Path,
+        wallet_name: &str,
+        clock: SharedClock,
+    ) -> Result<App, AppError> {
+        let backend = config.backend()?;
+        let storage = Storage::open(data_dir, config.database_url()).await?;
+        let app = Self::open_on(storage, data_dir, wallet_name, &backend, clock).await?;
+        if !config.budget.is_empty() {
+            let mut policy = app.ledger.budget(&app.wallet_name).await?;
+            config.budget.apply(&mut policy)?;
+            app.ledger
+                .set_budget(&app.wallet_name, &policy, app.clock.now())
+                .await?;
+        }
+        Ok(app)
+    }
+
+    /// Open wallet `wallet_name` of `data_dir`'s SQLite ledger with the embedded backend
+    /// (created on first use), and reconcile payments a previous run left pending.
     pub async fn open_embedded(
         data_dir: &Path,
         wallet_name: &str,
@@ -69,28 +101,61 @@ impl App {
         Self::open(data_dir, wallet_name, &BackendConfig::Embedded, clock).await
     }
 
-    /// Open wallet `wallet_name` (the name its ledger entries and budget go under) on `backend`,
-    /// and reconcile payments a previous run left pending.
+    /// Open wallet `wallet_name` of `data_dir`'s SQLite ledger on `backend`.
     pub async fn open(
         data_dir: &Path,
         wallet_name: &str,
         backend: &BackendConfig,
         clock: SharedClock,
     ) -> Result<App, AppError> {
+        let storage = Storage::open_sqlite(data_dir).await?;
+        Self::open_on(storage, data_dir, wallet_name, backend, clock).await
+    }
+
+    /// Open wallet `wallet_name` (the name its ledger entries and budget go under) on
+    /// `storage` and `backend`, and reconcile payments left pending (by an earlier run, or by
+    /// another instance on shared storage that stopped mid-payment).
+    pub async fn open_on(
+        storage: Storage,
+        data_dir: &Path,
+        wallet_name: &str,
+        backend: &BackendConfig,
+        clock: SharedClock,
+    ) -> Result<App, AppError> {
         crate::wallet::embedded::validate_name(wallet_name)?;
-        let ledger = Ledger::open_in(data_dir).await?;
         let (wallet, embedded): (Arc<dyn Wallet>, _) = match backend {
             BackendConfig::Embedded => {
                 let e = Arc::new(
-                    EmbeddedWallet::open(&ledger, data_dir, wallet_name, clock.clone()).await?,
+                    EmbeddedWallet::open(
+                        storage.books(),
+                        Some(data_dir),
+                        wallet_name,
+                        clock.clone(),
+                    )
+                    .await?,
                 );
                 (e.clone(), Some(e))
             }
             remote => (crate::wallet::open_remote(remote).await?, None),
         };
-        let payer =
-            Arc::new(Payer::new(wallet_name, wallet.clone(), ledger.clone(), clock.clone()).await?);
-        let seller = Seller::new(wallet_name, wallet.clone(), ledger.clone(), clock.clone());
+        let ledger = storage.ledger();
+        let payer = Arc::new(
+            Payer::new(
+                wallet_name,
+                wallet.clone(),
+                ledger.clone(),
+                storage.tokens(),
+                clock.clone(),
+            )
+            .await?,
+        );
+        let seller = Seller::new(
+            wallet_name,
+            wallet.clone(),
+            ledger.clone(),
+            storage.seller(),
+            clock.clone(),
+        );
         let report = payer.reconcile().await?;
         if report.succeeded + report.failed > 0 {
             info!(
@@ -107,6 +172,7 @@ impl App {
         Ok(App {
             data_dir: data_dir.to_owned(),
             wallet_name: wallet_name.to_owned(),
+            storage,
             ledger,
             wallet,
             embedded,
@@ -114,6 +180,11 @@ impl App {
             seller,
             clock,
         })
+    }
+
+    /// What the storage is (engine, version, where).
+    pub fn engine(&self) -> EngineInfo {
+        self.storage.info()
     }
 
     /// Balance, budget and earnings.
@@ -134,7 +205,7 @@ impl App {
         };
         let (wallet, ledger) = tokio::join!(wallet, ledger);
         let (info, balance) = wallet?;
-        let ((policy, used), earned_24h_msat) = ledger?;
+        let ((policy, used), earned_24h) = ledger?;
         Ok(WalletStatus {
             wallet: self.wallet_name.clone(),
             backend: info.backend,
@@ -143,7 +214,7 @@ impl App {
             demo_funds: balance.demo_funds,
             returns_preimages: info.returns_preimages && !self.wallet.withholds_preimages(),
             budget: BudgetStatus::new(policy, &used),
-            earned_24h_msat,
+            earned_24h_msat: earned_24h.msat(),
         })
     }
 }

@@ -35,13 +35,13 @@ use serde::Serialize;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::clock::SharedClock;
+use crate::l402::PaymentHash;
 use crate::l402::caveat::{self, Caveat};
 use crate::l402::{Identifier, Macaroon, Scheme, b64, challenge};
-use crate::ledger::tokens::{CachedToken, CredentialScope};
-use crate::ledger::{Ledger, LedgerError};
 use crate::netguard::{self, NetPolicy};
 use crate::pay::{PayError, PayRequest, Payer, Receipt};
 use crate::payee::Payee;
+use crate::storage::{CachedToken, CredentialScope, SpendLedger, StorageError, TokenCache};
 
 /// Default and largest response body kept.
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 1 << 20;
@@ -139,8 +139,6 @@ pub enum FetchError {
     Blocked(#[from] crate::netguard::Blocked),
     #[error("the server answered 402 but not with an L402 challenge ({detail}); nothing was paid")]
     NotL402 { detail: String },
-    #[error("the server's L402 challenge is not valid ({0}); nothing was paid")]
-    InvalidChallenge(String),
     #[error("{0}")]
     Pay(#[from] PayError),
     #[error(
@@ -166,7 +164,7 @@ pub enum FetchError {
         cause: Box<FetchError>,
     },
     #[error(transparent)]
-    Ledger(#[from] LedgerError),
+    Storage(#[from] StorageError),
 }
 
 impl FetchError {
@@ -184,7 +182,9 @@ impl FetchError {
 #[derive(Debug)]
 pub struct Fetcher {
     payer: Arc<Payer>,
-    ledger: Ledger,
+    ledger: Arc<dyn SpendLedger>,
+    /// Credentials bought, and sellers no longer paid.
+    tokens: Arc<dyn TokenCache>,
     wallet: String,
     /// Built on the first request: loading the system's CA certificates is most of a start-up's
     /// work, and a server that never fetches never needs them.
@@ -290,27 +290,20 @@ enum Found {
     /// JSON body with an invoice and no macaroon: pay, then resend with `payment_hash` in the body.
     PaymentHashBody {
         invoice: String,
-        payment_hash: Option<[u8; 32]>,
+        payment_hash: Option<PaymentHash>,
     },
 }
 
 impl Found {
-    /// The payment hash the invoice must have: the macaroon identifier's, or the one the body
-    /// states. A macaroon that is not an L402 token is refused (it could never be presented).
-    fn expected_payment_hash(&self) -> Result<Option<[u8; 32]>, FetchError> {
+    /// The payment hash the invoice must have: the one the credential is for, when it can be
+    /// read: a V2 macaroon's L402 identifier, the `hash` of a JSON token (l402kit's), or the
+    /// hash a JSON body states. A credential built for another invoice could never work.
+    /// A token that says nothing readable (an identifier of an unknown version) is presented
+    /// as it is: nothing shows it is for another invoice.
+    fn expected_payment_hash(&self) -> Option<PaymentHash> {
         match self {
-            Found::L402 { macaroon, .. } => {
-                let m = Macaroon::deserialize(macaroon).map_err(|e| {
-                    FetchError::InvalidChallenge(format!("the macaroon does not decode: {e}"))
-                })?;
-                let id = Identifier::decode(m.identifier()).map_err(|e| {
-                    FetchError::InvalidChallenge(format!(
-                        "the macaroon's identifier is not an L402 identifier: {e}"
-                    ))
-                })?;
-                Ok(Some(id.payment_hash))
-            }
-            Found::PaymentHashBody { payment_hash, .. } => Ok(*payment_hash),
+            Found::L402 { macaroon, .. } => token_payment_hash(macaroon),
+            Found::PaymentHashBody { payment_hash, .. } => *payment_hash,
         }
     }
 
@@ -322,17 +315,19 @@ impl Found {
 }
 
 impl Fetcher {
-    /// A fetcher for `payer`'s wallet that only reaches addresses `policy` allows.
+    /// A fetcher for `payer`'s wallet, caching credentials in `tokens`, that only reaches
+    /// addresses `policy` allows.
     pub fn new(
         payer: Arc<Payer>,
-        ledger: Ledger,
+        tokens: Arc<dyn TokenCache>,
         clock: SharedClock,
         policy: NetPolicy,
     ) -> Result<Fetcher, FetchError> {
         Ok(Fetcher {
             wallet: payer.wallet_name().to_owned(),
+            ledger: payer.ledger().clone(),
             payer,
-            ledger,
+            tokens,
             http: std::sync::OnceLock::new(),
             clock,
             policy,
@@ -424,14 +419,14 @@ impl Fetcher {
         let headers = first.response.headers().clone();
         let (body, _) = read_body(first.response, req.max_response_bytes).await?;
         let found = find_challenge(&headers, &body)?;
-        let expect_payment_hash = found.expected_payment_hash()?;
+        let expect_payment_hash = found.expected_payment_hash();
 
         // Pay under the resource lock; a parallel call may have paid while we waited.
         let lock = self.lock_for(&resource.key());
         let _held = lock.lock().await;
         let now = self.clock.now();
         if let Some(fresh) = self
-            .ledger
+            .tokens
             .find_token(&self.wallet, &resource.origin, &resource.path, now)
             .await?
             && dropped != Some(fresh.payment_hash)
@@ -445,7 +440,7 @@ impl Fetcher {
             }
         }
 
-        if let Some(d) = self.ledger.distrusted(&self.wallet, &payee, now).await? {
+        if let Some(d) = self.tokens.distrusted(&self.wallet, &payee, now).await? {
             return Err(FetchError::SellerDistrusted {
                 origin: d.origin,
                 until: d.until,
@@ -481,8 +476,8 @@ impl Fetcher {
         let paid_but = |cause: FetchError| FetchError::PaidButFailed {
             amount_msat: receipt.amount_msat,
             fee_msat: receipt.fee_msat,
-            payment_hash: hex::encode(receipt.payment_hash),
-            next: if scope.is_some() && !matches!(cause, FetchError::Ledger(_)) {
+            payment_hash: receipt.payment_hash.to_hex(),
+            next: if scope.is_some() && !matches!(cause, FetchError::Storage(_)) {
                 "the credential is kept: calling fetch_paid again for this URL presents it without paying again"
             } else {
                 "calling fetch_paid again would pay again; the payment hash is the proof of payment to show the seller"
@@ -512,7 +507,7 @@ impl Fetcher {
         let paid = match scope {
             Some(scope) => {
                 let token = scope.with_proof(receipt.preimage, receipt.payment_hash);
-                self.ledger
+                self.tokens
                     .put_token(&self.wallet, &token, self.clock.now())
                     .await?;
                 self.exchange(req, resource.url.clone(), None, Some(token))
@@ -551,7 +546,7 @@ impl Fetcher {
         let status = ex.response.status();
         if !(refuses(status) || status == reqwest::StatusCode::PAYMENT_REQUIRED) {
             if status.as_u16() < 400 {
-                self.ledger
+                self.tokens
                     .mark_token_honoured(&self.wallet, token, self.clock.now())
                     .await?;
                 return Ok(Judged::Honoured);
@@ -560,15 +555,19 @@ impl Fetcher {
         }
         // A parallel call may have just used this credential (a single-use token) and not yet
         // written that it was honoured: its resource lock is held until it has.
-        let lock =
-            (!locked).then(|| self.lock_for(&format!("{}{}", token.origin, token.path_prefix)));
+        let lock = (!locked).then(|| {
+            self.lock_for(&format!(
+                "{}{}",
+                token.scope.origin, token.scope.path_prefix
+            ))
+        });
         let _held = match &lock {
             Some(l) => Some(l.lock().await),
             None => None,
         };
         let honoured = token.honoured
             || self
-                .ledger
+                .tokens
                 .token_state(&self.wallet, token)
                 .await?
                 .is_none_or(|honoured| honoured);
@@ -577,8 +576,8 @@ impl Fetcher {
                 status = status.as_u16(),
                 "the server refused a credential it honoured before (used up or expired); dropping it"
             );
-            self.ledger
-                .drop_token(&self.wallet, &token.origin, &token.path_prefix)
+            self.tokens
+                .drop_token(&self.wallet, &token.scope.origin, &token.scope.path_prefix)
                 .await?;
             return Ok(Judged::Dropped);
         }
@@ -586,13 +585,11 @@ impl Fetcher {
             .payer
             .find(&token.payment_hash)
             .await?
-            .map(|p| crate::ledger::from_db("payment amount", p.amount_msat))
-            .transpose()?
-            .unwrap_or(0);
+            .map_or(0, |p| p.amount.msat());
         let payee = self.payee_of(ex).await;
         Err(self
             .refused_after_payment(
-                &token.origin,
+                &token.scope.origin,
                 Some(token),
                 &payee,
                 token.payment_hash,
@@ -609,18 +606,18 @@ impl Fetcher {
         origin: &str,
         token: Option<&CachedToken>,
         payee: &Payee,
-        payment_hash: [u8; 32],
+        payment_hash: PaymentHash,
         amount_msat: u64,
         status: reqwest::StatusCode,
     ) -> Result<FetchError, FetchError> {
         let now = self.clock.now();
         warn!(
-            payment_hash = %hex::encode(payment_hash),
+            payment_hash = %payment_hash,
             status = status.as_u16(),
             payee = %payee.host,
             "the seller refused the credential it was paid for; not paying it again for a day"
         );
-        self.ledger
+        self.tokens
             .distrust(
                 &self.wallet,
                 payee,
@@ -633,13 +630,13 @@ impl Fetcher {
         // Dropped after the distrust is written: a parallel call that finds the credential
         // gone finds the distrust too.
         if let Some(t) = token {
-            self.ledger
-                .drop_token(&self.wallet, &t.origin, &t.path_prefix)
+            self.tokens
+                .drop_token(&self.wallet, &t.scope.origin, &t.scope.path_prefix)
                 .await?;
         }
         Ok(FetchError::RefusedAfterPayment {
             amount_msat,
-            payment_hash: hex::encode(payment_hash),
+            payment_hash: payment_hash.to_hex(),
             status: status.as_u16(),
         })
     }
@@ -670,7 +667,7 @@ impl Fetcher {
         &self,
         req: &FetchRequest,
         mut url: reqwest::Url,
-        payment_hash: Option<&[u8; 32]>,
+        payment_hash: Option<&PaymentHash>,
         mut known: Option<CachedToken>,
     ) -> Result<Exchange, FetchError> {
         let mut method = reqwest::Method::from_bytes(req.method.to_ascii_uppercase().as_bytes())
@@ -689,7 +686,7 @@ impl Fetcher {
             let token = match known.take() {
                 Some(t) => Some(t),
                 None => {
-                    self.ledger
+                    self.tokens
                         .find_token(&self.wallet, &here.origin, &here.path, self.clock.now())
                         .await?
                 }
@@ -883,16 +880,16 @@ impl Fetcher {
                 amount_msat: paid.map_or(0, |r| r.amount_msat),
                 fee_msat: paid.map_or(0, |r| r.fee_msat),
                 payment_hash: paid
-                    .map(|r| hex::encode(r.payment_hash))
-                    .or_else(|| token.as_ref().map(|t| hex::encode(t.payment_hash))),
+                    .map(|r| r.payment_hash.to_hex())
+                    .or_else(|| token.as_ref().map(|t| t.payment_hash.to_hex())),
                 token_reused: paid.is_none() && token.is_some(),
-                scheme: token.as_ref().map(|t| t.scheme),
+                scheme: token.as_ref().map(|t| t.scope.scheme),
                 budget_remaining_msat: remaining,
             },
         })
     }
 
-    async fn budget_remaining(&self) -> Result<u64, LedgerError> {
+    async fn budget_remaining(&self) -> Result<u64, StorageError> {
         let (policy, used) = self
             .ledger
             .budget_and_use(&self.wallet, None, self.clock.now())
@@ -968,16 +965,31 @@ fn looks_like_x402(body: &[u8]) -> bool {
 
 /// The request body with `payment_hash` added (a JSON object), for servers in the LNbits-tutorial
 /// style that check the payment by its hash.
-fn with_payment_hash(body: Option<&str>, hash: &[u8; 32]) -> String {
+fn with_payment_hash(body: Option<&str>, hash: &PaymentHash) -> String {
     let mut obj = body
         .and_then(|b| serde_json::from_str::<serde_json::Value>(b).ok())
         .and_then(|v| v.as_object().cloned())
         .unwrap_or_default();
     obj.insert(
         "payment_hash".into(),
-        serde_json::Value::String(hex::encode(hash)),
+        serde_json::Value::String(hash.to_hex()),
     );
     serde_json::Value::Object(obj).to_string()
+}
+
+/// The payment hash a challenge's token is for, when it says: a V2 macaroon's version-0
+/// identifier, or a JSON token's `hash` / `payment_hash` (l402kit mints base64 of
+/// `{"hash": ..., "exp": ...}`).
+fn token_payment_hash(token: &[u8]) -> Option<PaymentHash> {
+    if let Ok(m) = Macaroon::deserialize(token) {
+        return Identifier::decode(m.identifier())
+            .ok()
+            .map(|id| id.payment_hash);
+    }
+    let json: serde_json::Value = serde_json::from_slice(token).ok()?;
+    ["hash", "payment_hash", "paymentHash"]
+        .iter()
+        .find_map(|k| json.get(*k)?.as_str()?.parse().ok())
 }
 
 /// When a macaroon stops being accepted: its earliest `_valid_until` or `expiration` caveat.
@@ -1109,7 +1121,7 @@ mod tests {
 
     #[test]
     fn payment_hash_body() {
-        let h = [0xab; 32];
+        let h = PaymentHash([0xab; 32]);
         let v: serde_json::Value =
             serde_json::from_str(&with_payment_hash(Some(r#"{"q":"x"}"#), &h)).unwrap_or_default();
         assert_eq!(v["q"], "x");
@@ -1117,6 +1129,24 @@ mod tests {
         let v: serde_json::Value =
             serde_json::from_str(&with_payment_hash(None, &h)).unwrap_or_default();
         assert_eq!(v["payment_hash"], hex::encode(h));
+    }
+
+    #[test]
+    fn the_hash_a_token_is_for() {
+        let hash = PaymentHash([7; 32]);
+        let id = Identifier {
+            payment_hash: hash,
+            token_id: crate::l402::TokenId([1; 32]),
+        };
+        let mac = Macaroon::new(&[9; 32], id.encode().to_vec(), "lsat").serialize();
+        assert_eq!(token_payment_hash(&mac), Some(hash));
+        // l402kit: base64 of {"hash": <hex>, "exp": <ms>}.
+        let kit = format!("{{\"hash\":\"{hash}\",\"exp\":1}}");
+        assert_eq!(token_payment_hash(kit.as_bytes()), Some(hash));
+        // Says nothing readable: presented as it is.
+        assert_eq!(token_payment_hash(b"opaque"), None);
+        let odd = Macaroon::new(&[9; 32], vec![0, 1, 2], "lsat").serialize();
+        assert_eq!(token_payment_hash(&odd), None);
     }
 
     #[test]

@@ -6,10 +6,10 @@
 //! ([`ledger`]). Nothing below calls back up.
 
 pub mod app;
+/// BOLT11 invoices: the protocol crate's, re-exported.
+pub use crate::l402::bolt11;
 /// The L402 protocol: the `l402-proto` crate (pure; no I/O), re-exported.
 pub use l402_proto as l402;
-/// BOLT11 invoices: the protocol crate's, re-exported.
-pub use l402_proto::bolt11;
 pub mod budget;
 pub mod clock;
 pub mod config;
@@ -17,7 +17,6 @@ pub mod fault;
 pub mod fetch;
 pub mod fsutil;
 pub mod gateway;
-pub mod ledger;
 pub mod mcp;
 pub mod mint;
 pub mod pay;
@@ -32,4 +31,4 @@ pub fn init_tls() {
 }
 pub mod netguard;
 pub mod payee;
-pub mod store;
+pub mod storage;

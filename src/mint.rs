@@ -21,9 +21,8 @@ use crate::l402::caveat::{self, Caveat, Service};
 use crate::l402::macaroon::L402_LOCATION;
 use crate::l402::verify::{self, Rejection, VerifyParams};
 use crate::l402::{Credential, Identifier, Macaroon, challenge};
-use crate::ledger::root_keys::NewMintedToken;
-use crate::ledger::{Direction, Ledger, LedgerError};
-use crate::store::TokenStore;
+use crate::l402::{Msat, PaymentHash, Preimage, RootKey, TokenId};
+use crate::storage::{Direction, NewMintedToken, SellerStore, SpendLedger, StorageError};
 use crate::wallet::{CreatedInvoice, IncomingStatus, InvoiceRequest, Wallet, WalletError};
 
 /// The service name used when a seller does not name one.
@@ -82,9 +81,7 @@ pub enum SellError {
     #[error(transparent)]
     Wallet(#[from] WalletError),
     #[error(transparent)]
-    Ledger(#[from] LedgerError),
-    #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
+    Storage(#[from] StorageError),
     #[error("the wallet made an invoice that does not decode: {0}")]
     BadInvoice(#[from] bolt11::InvoiceError),
 }
@@ -131,10 +128,8 @@ pub struct IssuedChallenge {
     /// Standard base64 of the V2 macaroon.
     pub macaroon: String,
     pub invoice: String,
-    #[serde(with = "hex::serde")]
-    pub payment_hash: [u8; 32],
-    #[serde(with = "hex::serde")]
-    pub token_id: [u8; 32],
+    pub payment_hash: PaymentHash,
+    pub token_id: TokenId,
     pub amount_msat: u64,
     /// The `WWW-Authenticate` values to send, legacy `LSAT` first, exactly as Aperture does.
     pub www_authenticate: [String; 2],
@@ -178,8 +173,8 @@ impl Verification {
             valid: false,
             reason_code: Some(r.code()),
             reason: Some(r.to_string()),
-            payment_hash: id.map(|i| hex::encode(i.payment_hash)),
-            token_id: id.map(|i| hex::encode(i.token_id)),
+            payment_hash: id.map(|i| i.payment_hash.to_hex()),
+            token_id: id.map(|i| i.token_id.to_hex()),
             amount_paid_msat: None,
             caveats,
             valid_until: None,
@@ -203,13 +198,14 @@ impl Verification {
 pub struct Seller {
     wallet_name: String,
     wallet: Arc<dyn Wallet>,
-    ledger: Ledger,
-    /// Root keys, token terms and sales: the ledger, or a store shared by several instances.
-    tokens: Arc<dyn TokenStore>,
+    /// Where income is recorded.
+    ledger: Arc<dyn SpendLedger>,
+    /// Root keys, token terms, use counters and sales (shared by every instance on the storage).
+    tokens: Arc<dyn SellerStore>,
     clock: SharedClock,
     /// Tokens whose sale (and the income it settles) this process has recorded: a token used
     /// for many requests costs those two writes once, not on every request.
-    recorded: Arc<Mutex<HashSet<[u8; 32]>>>,
+    recorded: Arc<Mutex<HashSet<TokenId>>>,
 }
 
 /// Tokens remembered as recorded before the set is cleared (32 bytes each).
@@ -219,25 +215,18 @@ impl Seller {
     pub fn new(
         wallet_name: &str,
         wallet: Arc<dyn Wallet>,
-        ledger: Ledger,
+        ledger: Arc<dyn SpendLedger>,
+        tokens: Arc<dyn SellerStore>,
         clock: SharedClock,
     ) -> Seller {
         Seller {
             wallet_name: wallet_name.to_owned(),
             wallet,
-            tokens: Arc::new(ledger.clone()),
+            tokens,
             ledger,
             clock,
             recorded: Arc::default(),
         }
-    }
-
-    /// Keep root keys, token terms and sales in `tokens` instead of the ledger (e.g. PostgreSQL
-    /// shared by several gateway instances).
-    pub fn with_token_store(mut self, tokens: Arc<dyn TokenStore>) -> Seller {
-        self.tokens = tokens;
-        self.recorded = Arc::default();
-        self
     }
 
     /// The current time of this seller's clock (unix seconds).
@@ -246,7 +235,7 @@ impl Seller {
     }
 
     /// The store of root keys, token terms, use counters and sales.
-    pub fn tokens(&self) -> &Arc<dyn TokenStore> {
+    pub fn tokens(&self) -> &Arc<dyn SellerStore> {
         &self.tokens
     }
 
@@ -280,7 +269,7 @@ impl Seller {
             self.ledger
                 .record_incoming(&self.wallet_name, &decoded, self.clock.now())
                 .await?;
-            info!(payment_hash = %hex::encode(created.payment_hash), "invoice created");
+            info!(payment_hash = %created.payment_hash, "invoice created");
             Ok((created, decoded))
         }
         .instrument(span)
@@ -320,16 +309,16 @@ impl Seller {
 
         let now = self.clock.now();
         let valid_until = req.valid_for_secs.map(|s| now.saturating_add(s));
-        let mut token_id = [0u8; 32];
-        let mut root_key = [0u8; 32];
-        rand::thread_rng().fill_bytes(&mut token_id);
-        rand::thread_rng().fill_bytes(&mut root_key);
+        let mut token_id = TokenId([0u8; 32]);
+        let mut root_key = RootKey([0u8; 32]);
+        rand::thread_rng().fill_bytes(&mut token_id.0);
+        rand::thread_rng().fill_bytes(&mut root_key.0);
         let identifier = Identifier {
             payment_hash: created.payment_hash,
             token_id,
         }
         .encode();
-        let mut mac = Macaroon::new(&root_key, identifier.to_vec(), L402_LOCATION);
+        let mut mac = Macaroon::new(root_key.expose(), identifier.to_vec(), L402_LOCATION);
         mac.add_caveat(&Caveat::services(std::slice::from_ref(&service_entry)).encode());
         mac.add_caveat(&Caveat::capabilities(&service, &req.capabilities).encode());
         if let Some(t) = valid_until {
@@ -349,7 +338,7 @@ impl Seller {
                     token_id,
                     wallet: &self.wallet_name,
                     payment_hash: created.payment_hash,
-                    amount_msat: req.amount_msat,
+                    amount: Msat::from_msat(req.amount_msat),
                     service: &service,
                     tier,
                     capabilities: &req.capabilities,
@@ -360,7 +349,7 @@ impl Seller {
             )
             .await?;
         let bytes = mac.serialize();
-        info!(token_id = %hex::encode(token_id), service = %service, "L402 token minted");
+        info!(token_id = %token_id, service = %service, "L402 token minted");
         Ok(IssuedChallenge {
             macaroon: crate::l402::b64::encode(&bytes),
             www_authenticate: challenge::aperture_headers(&bytes, &created.bolt11),
@@ -437,7 +426,7 @@ impl Seller {
     async fn verify_for(
         &self,
         macaroons: &[Vec<u8>],
-        preimage: &[u8; 32],
+        preimage: &Preimage,
         access: Access<'_>,
     ) -> Result<Verification, SellError> {
         let params = VerifyParams {
@@ -467,7 +456,7 @@ impl Seller {
     async fn verify_one(
         &self,
         bytes: &[u8],
-        preimage: &[u8; 32],
+        preimage: &Preimage,
         params: &VerifyParams<'_>,
     ) -> Result<Verification, SellError> {
         let prepared = match verify::prepare(bytes, preimage) {
@@ -483,7 +472,11 @@ impl Seller {
         };
         let root_key = self.tokens.root_key(&prepared.key_id).await?;
         let caveats = prepared.macaroon.caveat_strings();
-        let token = match verify::finish(&prepared, root_key.as_ref().map(|k| &k[..]), params) {
+        let token = match verify::finish(
+            &prepared,
+            root_key.as_ref().map(|k| &k.expose()[..]),
+            params,
+        ) {
             Ok(t) => t,
             Err(r) => {
                 return Ok(Verification::rejected(
@@ -499,26 +492,22 @@ impl Seller {
             .recorded
             .lock()
             .is_ok_and(|set| set.contains(&token.identifier.token_id));
-        let paid_msat = minted.as_ref().map(|m| m.amount_msat()).transpose()?;
-        let max_uses = minted
-            .as_ref()
-            .map(|m| m.uses_allowed())
-            .transpose()?
-            .flatten();
+        let paid_msat = minted.as_ref().map(|m| m.amount.msat());
+        let max_uses = minted.as_ref().and_then(|m| m.max_uses);
         if let (Some(m), Some(paid)) = (minted.as_ref().filter(|_| !already_recorded), paid_msat) {
             let (hash, id) = (&token.identifier.payment_hash, &token.identifier.token_id);
             if self
                 .tokens
-                .record_sale(hash, id, &m.service, paid, self.clock.now())
+                .record_sale(hash, id, &m.service, m.amount, self.clock.now())
                 .await?
             {
-                info!(token_id = %hex::encode(id), service = %m.service, amount_msat = paid, "sale");
+                info!(token_id = %id, service = %m.service, amount_msat = paid, "sale");
             }
             self.ledger
                 .mark_incoming_settled(
                     &m.wallet,
                     &token.identifier.payment_hash,
-                    Some(paid),
+                    Some(m.amount),
                     self.clock.now(),
                 )
                 .await?;
@@ -540,8 +529,8 @@ impl Seller {
             valid: true,
             reason_code: None,
             reason: None,
-            payment_hash: Some(hex::encode(token.identifier.payment_hash)),
-            token_id: Some(hex::encode(token.identifier.token_id)),
+            payment_hash: Some(token.identifier.payment_hash.to_hex()),
+            token_id: Some(token.identifier.token_id.to_hex()),
             max_uses,
             amount_paid_msat: paid_msat,
             caveats,
@@ -559,7 +548,11 @@ impl Seller {
         let (Some(max), true) = (v.max_uses, v.valid) else {
             return Ok(v);
         };
-        let Some(token_id) = v.token_id.as_deref().and_then(crate::l402::parse_hex32) else {
+        let Some(token_id) = v
+            .token_id
+            .as_deref()
+            .and_then(|t| t.parse::<TokenId>().ok())
+        else {
             return Ok(v);
         };
         if self.tokens.use_token(&token_id, max).await?.is_none() {
@@ -579,9 +572,7 @@ impl Seller {
             .pending(&self.wallet_name, Direction::In)
             .await?
         {
-            let Some(hash) = crate::l402::parse_hex32(&p.payment_hash) else {
-                continue;
-            };
+            let hash = p.payment_hash;
             match self.wallet.lookup_incoming(&hash).await? {
                 IncomingStatus::Settled { amount_msat } => {
                     if self
@@ -589,7 +580,7 @@ impl Seller {
                         .mark_incoming_settled(
                             &self.wallet_name,
                             &hash,
-                            Some(amount_msat),
+                            Some(Msat::from_msat(amount_msat)),
                             self.clock.now(),
                         )
                         .await?

@@ -17,10 +17,12 @@ use tracing::{Instrument, error, info, info_span, warn};
 use crate::bolt11::{self, DecodedInvoice, InvoiceError, Network};
 use crate::budget::{BudgetRefusal, sats};
 use crate::clock::SharedClock;
-use crate::ledger::{
-    Direction, Ledger, LedgerError, NewOutgoing, PaymentRecord, Reservation, ReserveError, Status,
-};
+use crate::l402::{Msat, PaymentHash, Preimage};
 use crate::payee::Payee;
+use crate::storage::{
+    CredentialScope, Direction, NewPayment, Payment, Reservation, ReserveError, Settlement,
+    SpendLedger, Status, StorageError, TokenCache,
+};
 use crate::wallet::{OutgoingStatus, PaymentResult, Wallet, WalletError};
 
 /// A payment with no answer from the wallet is only declared failed after this long, so a
@@ -48,25 +50,24 @@ pub struct PayRequest<'a> {
     /// The payment hash the invoice must have (the one in the L402 macaroon's identifier, or
     /// a challenge's stated hash): a credential built on another invoice could never work, so
     /// a mismatch is refused before anything is reserved.
-    pub expect_payment_hash: Option<[u8; 32]>,
+    pub expect_payment_hash: Option<PaymentHash>,
     /// The L402 credential the payment buys, kept with the reservation so that it is cached
     /// even if this process dies before it could (restored when the payment is reconciled).
     /// A credential needs the preimage: with one, a wallet known not to return preimages is
     /// not asked to pay.
-    pub credential: Option<&'a crate::ledger::tokens::CredentialScope>,
+    pub credential: Option<&'a CredentialScope>,
 }
 
 /// A payment that went through.
 #[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct Receipt {
     pub payment_id: i64,
-    #[serde(with = "hex::serde")]
-    pub payment_hash: [u8; 32],
+    pub payment_hash: PaymentHash,
     pub amount_msat: u64,
     pub fee_msat: u64,
     /// Proof of payment. Not serialized: with its macaroon it is a bearer credential.
     #[serde(skip)]
-    pub preimage: [u8; 32],
+    pub preimage: Preimage,
     /// True when this invoice had been paid before and nothing new was spent.
     pub already_paid: bool,
 }
@@ -75,7 +76,7 @@ impl std::fmt::Debug for Receipt {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Receipt")
             .field("payment_id", &self.payment_id)
-            .field("payment_hash", &hex::encode(self.payment_hash))
+            .field("payment_hash", &self.payment_hash)
             .field("amount_msat", &self.amount_msat)
             .field("fee_msat", &self.fee_msat)
             .field("already_paid", &self.already_paid)
@@ -122,7 +123,7 @@ pub enum PayError {
     )]
     PreimagesWithheld,
     #[error(transparent)]
-    Ledger(#[from] LedgerError),
+    Storage(#[from] StorageError),
     #[error("wallet error: {0}")]
     Wallet(WalletError),
 }
@@ -144,7 +145,7 @@ impl From<ReserveError> for PayError {
     fn from(e: ReserveError) -> Self {
         match e {
             ReserveError::Refused(r) => PayError::Budget(r),
-            ReserveError::Ledger(l) => PayError::Ledger(l),
+            ReserveError::Storage(l) => PayError::Storage(l),
         }
     }
 }
@@ -164,7 +165,9 @@ pub struct Payer {
     wallet: Arc<dyn Wallet>,
     /// Asked of the wallet on first use, so a backend that is down does not stop a start.
     network: tokio::sync::OnceCell<Network>,
-    ledger: Ledger,
+    ledger: Arc<dyn SpendLedger>,
+    /// Where a credential paid for is cached again when its payment is reconciled as paid.
+    tokens: Arc<dyn TokenCache>,
     clock: SharedClock,
     /// Ledger ids this process is paying right now: reconcile leaves them alone.
     in_flight: Mutex<HashSet<i64>>,
@@ -193,7 +196,8 @@ impl Payer {
     pub async fn new(
         wallet_name: &str,
         wallet: Arc<dyn Wallet>,
-        ledger: Ledger,
+        ledger: Arc<dyn SpendLedger>,
+        tokens: Arc<dyn TokenCache>,
         clock: SharedClock,
     ) -> Result<Payer, PayError> {
         Ok(Payer {
@@ -201,6 +205,7 @@ impl Payer {
             wallet,
             network: tokio::sync::OnceCell::new(),
             ledger,
+            tokens,
             clock,
             in_flight: Mutex::new(HashSet::new()),
             unresolved: AtomicBool::new(false),
@@ -214,7 +219,7 @@ impl Payer {
     pub fn wallet(&self) -> &Arc<dyn Wallet> {
         &self.wallet
     }
-    pub fn ledger(&self) -> &Ledger {
+    pub fn ledger(&self) -> &Arc<dyn SpendLedger> {
         &self.ledger
     }
 
@@ -267,10 +272,10 @@ impl Payer {
         {
             return Err(PayError::ChallengeMismatch {
                 expected: hex::encode(expected),
-                invoice: hex::encode(inv.payment_hash),
+                invoice: inv.payment_hash.to_hex(),
             });
         }
-        let span = info_span!("pay", wallet = %self.wallet_name, payment_hash = %hex::encode(inv.payment_hash), amount_msat = amount, host = req.payee.map(|p| p.host.as_str()));
+        let span = info_span!("pay", wallet = %self.wallet_name, payment_hash = %inv.payment_hash, amount_msat = amount, host = req.payee.map(|p| p.host.as_str()));
         self.pay_decoded(req, inv, amount, now)
             .instrument(span)
             .await
@@ -306,11 +311,11 @@ impl Payer {
         let max_fee = policy
             .max_fee_msat(amount)
             .min(req.max_fee_msat.unwrap_or(u64::MAX));
-        let new = NewOutgoing {
+        let new = NewPayment {
             wallet: &self.wallet_name,
             invoice: &inv,
-            amount_msat: amount,
-            max_fee_msat: max_fee,
+            amount: Msat::from_msat(amount),
+            max_fee: Msat::from_msat(max_fee),
             url: req.url,
             payee: req.payee,
             credential: req.credential,
@@ -397,13 +402,13 @@ impl Payer {
     async fn record_proof(
         &self,
         id: i64,
-        payment_hash: &[u8; 32],
+        payment_hash: &PaymentHash,
         result: &PaymentResult,
     ) -> Result<Proof, PayError> {
         let now = self.clock.now();
         let proof = match result.preimage {
             None => Proof::Missing,
-            Some(p) if crate::l402::preimage_matches(&p, payment_hash) => Proof::Valid(p),
+            Some(p) if p.matches(payment_hash) => Proof::Valid(p),
             Some(_) => Proof::Mismatch,
         };
         let (preimage, note) = match &proof {
@@ -428,9 +433,12 @@ impl Payer {
                 )
             }
         };
-        self.ledger
-            .mark_succeeded(id, preimage, result.fee_msat, note, now)
-            .await?;
+        let settlement = Settlement {
+            preimage,
+            fee: Msat::from_msat(result.fee_msat),
+            note,
+        };
+        self.ledger.mark_succeeded(id, &settlement, now).await?;
         Ok(proof)
     }
 
@@ -471,19 +479,17 @@ impl Payer {
     }
 
     /// Resolve one pending payment; returns its new status, `None` while unresolved.
-    async fn reconcile_one(&self, p: &PaymentRecord) -> Result<Option<Status>, PayError> {
-        let Some(hash) = crate::l402::parse_hex32(&p.payment_hash) else {
-            return Ok(None);
-        };
+    async fn reconcile_one(&self, p: &Payment) -> Result<Option<Status>, PayError> {
+        let hash = p.payment_hash;
         let now = self.clock.now();
         match self.wallet.lookup_outgoing(&hash).await {
             Ok(OutgoingStatus::Succeeded(r)) => {
                 if let Proof::Valid(_) = self.record_proof(p.id, &hash, &r).await?
-                    && self.ledger.restore_token(p.id, now).await?
+                    && self.tokens.restore_token(p.id, now).await?
                 {
                     info!("the credential this payment bought is cached again");
                 }
-                info!(amount_msat = p.amount_msat, "reconciled: paid");
+                info!(amount_msat = p.amount.msat(), "reconciled: paid");
                 Ok(Some(Status::Succeeded))
             }
             Ok(OutgoingStatus::Failed(why)) => {
@@ -494,7 +500,7 @@ impl Payer {
                 Ok(Some(Status::Failed))
             }
             Ok(OutgoingStatus::NotFound)
-                if p.created()?
+                if p.created_at
                     + self
                         .wallet
                         .late_start_window_secs()
@@ -520,7 +526,7 @@ impl Payer {
     }
 
     /// Look a past payment up in the ledger.
-    pub async fn find(&self, payment_hash: &[u8; 32]) -> Result<Option<PaymentRecord>, PayError> {
+    pub async fn find(&self, payment_hash: &PaymentHash) -> Result<Option<Payment>, PayError> {
         Ok(self
             .ledger
             .payment_by_hash(&self.wallet_name, Direction::Out, payment_hash)
@@ -530,27 +536,24 @@ impl Payer {
 
 /// What a wallet's answer proves.
 enum Proof {
-    Valid([u8; 32]),
+    Valid(Preimage),
     Missing,
     Mismatch,
 }
 
-fn already_paid(rec: &PaymentRecord) -> Result<Receipt, PayError> {
+fn already_paid(rec: &Payment) -> Result<Receipt, PayError> {
     debug_assert_eq!(rec.status, Status::Succeeded);
-    let (Some(preimage), Some(hash)) = (
-        rec.preimage_bytes(),
-        crate::l402::parse_hex32(&rec.payment_hash),
-    ) else {
+    let Some(preimage) = rec.preimage else {
         return Err(PayError::NoPreimage {
             payment_id: rec.id,
-            amount_msat: rec.amount()?,
+            amount_msat: rec.amount.msat(),
         });
     };
     Ok(Receipt {
         payment_id: rec.id,
-        payment_hash: hash,
-        amount_msat: rec.amount()?,
-        fee_msat: rec.fee()?,
+        payment_hash: rec.payment_hash,
+        amount_msat: rec.amount.msat(),
+        fee_msat: rec.fee.msat(),
         preimage,
         already_paid: true,
     })

@@ -70,16 +70,16 @@ async fn fifty_concurrent_payments_against_a_budget_for_ten() {
     // The ledger agrees with both wallets.
     let spent = buyer.ledger.totals("buyer").await.unwrap();
     assert_eq!(
-        (spent.spent_msat, spent.reserved_msat),
+        (spent.spent.msat(), spent.reserved.msat()),
         (10 * PRICE_MSAT, 0)
     );
-    assert_eq!(balance(&buyer).await, DEMO_GRANT_MSAT - spent.spent_msat);
+    assert_eq!(balance(&buyer).await, DEMO_GRANT_MSAT - spent.spent.msat());
     assert_eq!(t.seller.seller.refresh_incoming().await.unwrap(), 10);
     let earned = t.seller.ledger.totals("seller").await.unwrap();
-    assert_eq!(earned.received_msat, 10 * PRICE_MSAT);
+    assert_eq!(earned.received.msat(), 10 * PRICE_MSAT);
     assert_eq!(
         balance(&t.seller).await,
-        DEMO_GRANT_MSAT + earned.received_msat
+        DEMO_GRANT_MSAT + earned.received.msat()
     );
 }
 
@@ -146,8 +146,8 @@ async fn twenty_processes_against_a_budget_for_five() {
     }
     assert_eq!((paid, refused), (5, 15));
     let spent = buyer.ledger.totals("buyer").await.unwrap();
-    assert_eq!(spent.spent_msat, 5 * PRICE_MSAT);
-    assert_eq!(balance(&buyer).await, DEMO_GRANT_MSAT - spent.spent_msat);
+    assert_eq!(spent.spent.msat(), 5 * PRICE_MSAT);
+    assert_eq!(balance(&buyer).await, DEMO_GRANT_MSAT - spent.spent.msat());
 }
 
 /// Several servers started at the same moment on a new data dir (an agent host starting two
@@ -233,7 +233,7 @@ async fn parallel_fetches_of_different_resources_never_exceed_the_budget() {
     let fetcher = Arc::new(
         Fetcher::new(
             t.buyer.payer.clone(),
-            t.buyer.ledger.clone(),
+            t.buyer.storage.tokens(),
             t.clock.clone(),
             l402_mcp::netguard::NetPolicy::loopback(),
         )
@@ -262,8 +262,11 @@ async fn parallel_fetches_of_different_resources_never_exceed_the_budget() {
     }
     assert_eq!((paid, refused), (8, 22));
     let spent = t.buyer.ledger.totals("buyer").await.unwrap();
-    assert_eq!((spent.spent_msat, spent.reserved_msat), (8 * PRICE_MSAT, 0));
+    assert_eq!(
+        (spent.spent.msat(), spent.reserved.msat()),
+        (8 * PRICE_MSAT, 0)
+    );
     assert_eq!(balance(&t.buyer).await, DEMO_GRANT_MSAT - 8 * PRICE_MSAT);
     let sales = t.seller.seller.tokens().sales_since(0).await.unwrap();
-    assert_eq!((sales.count, sales.amount_msat), (8, 8 * PRICE_MSAT));
+    assert_eq!((sales.count, sales.amount.msat()), (8, 8 * PRICE_MSAT));
 }

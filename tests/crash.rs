@@ -13,8 +13,8 @@ use std::process::{Command, Output};
 
 use l402_mcp::app::App;
 use l402_mcp::clock::{ManualClock, SharedClock};
-use l402_mcp::ledger::{Direction, Status};
 use l402_mcp::pay::{PayRequest, RECONCILE_GRACE_SECS};
+use l402_mcp::storage::{Direction, Status};
 use l402_mcp::wallet::embedded::DEMO_GRANT_MSAT;
 
 fn cli(dir: &Path, fault: Option<&str>, args: &[&str]) -> Output {
@@ -28,7 +28,9 @@ fn cli(dir: &Path, fault: Option<&str>, args: &[&str]) -> Output {
 }
 
 /// A seller's invoice for 50 sats, and a buyer process that died at `point` while paying it.
-async fn crashed_while_paying(point: &str) -> (tempfile::TempDir, String, [u8; 32]) {
+async fn crashed_while_paying(
+    point: &str,
+) -> (tempfile::TempDir, String, l402_mcp::l402::PaymentHash) {
     let dir = tempfile::tempdir().unwrap();
     let seller = App::open_embedded(dir.path(), "seller", l402_mcp::clock::system())
         .await
@@ -46,10 +48,17 @@ async fn crashed_while_paying(point: &str) -> (tempfile::TempDir, String, [u8; 3
     (dir, inv.bolt11, inv.payment_hash)
 }
 
-async fn out_payment(app: &App) -> l402_mcp::ledger::PaymentRecord {
+async fn out_payment(app: &App) -> l402_mcp::storage::Payment {
     let rows = app
         .ledger
-        .list_payments("buyer", Some(Direction::Out), 10)
+        .list_payments(
+            "buyer",
+            &l402_mcp::storage::PaymentFilter {
+                direction: Some(Direction::Out),
+                ..Default::default()
+            },
+            10,
+        )
         .await
         .unwrap();
     assert_eq!(rows.len(), 1, "{rows:?}");
@@ -67,13 +76,11 @@ async fn killed_after_paying_is_recorded_as_paid_on_restart() {
         .unwrap(); // this start reconciles
     let p = out_payment(&buyer).await;
     assert_eq!(p.status, Status::Succeeded, "{p:?}");
-    let preimage = p
-        .preimage_bytes()
-        .expect("preimage recovered through lookup");
+    let preimage = p.preimage.expect("preimage recovered through lookup");
     assert!(l402_mcp::l402::preimage_matches(&preimage, &payment_hash));
     assert_eq!(common::balance(&buyer).await, DEMO_GRANT_MSAT - 50_000);
     assert_eq!(
-        buyer.ledger.totals("buyer").await.unwrap().spent_msat,
+        buyer.ledger.totals("buyer").await.unwrap().spent.msat(),
         50_000
     );
 
@@ -99,7 +106,7 @@ async fn killed_after_reserving_is_released_on_restart() {
     let p = out_payment(&buyer).await;
     assert_eq!(p.status, Status::Pending);
     assert_eq!(
-        buyer.ledger.totals("buyer").await.unwrap().reserved_msat,
+        buyer.ledger.totals("buyer").await.unwrap().reserved.msat(),
         50_000 + 10_000
     );
     drop(buyer);
@@ -113,7 +120,7 @@ async fn killed_after_reserving_is_released_on_restart() {
     let p = out_payment(&buyer).await;
     assert_eq!(p.status, Status::Failed, "{p:?}");
     let totals = buyer.ledger.totals("buyer").await.unwrap();
-    assert_eq!((totals.spent_msat, totals.reserved_msat), (0, 0));
+    assert_eq!((totals.spent.msat(), totals.reserved.msat()), (0, 0));
     assert_eq!(common::balance(&buyer).await, DEMO_GRANT_MSAT);
 
     // The invoice can now be paid, once.

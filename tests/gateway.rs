@@ -100,14 +100,14 @@ fn http() -> reqwest::Client {
 fn fetcher(t: &Trade) -> Fetcher {
     Fetcher::new(
         t.buyer.payer.clone(),
-        t.buyer.ledger.clone(),
+        t.buyer.storage.tokens(),
         t.clock.clone(),
         NetPolicy::loopback(),
     )
     .unwrap()
 }
 
-async fn pay(t: &Trade, invoice: &str) -> [u8; 32] {
+async fn pay(t: &Trade, invoice: &str) -> l402_mcp::l402::Preimage {
     t.buyer
         .payer
         .pay(&l402_mcp::pay::PayRequest {
@@ -195,7 +195,7 @@ async fn challenges_exactly_as_aperture_and_forwards_paid_requests() {
 
     // Sales are recorded once.
     let sales = t.seller.seller.tokens().sales_since(0).await.unwrap();
-    assert_eq!((sales.count, sales.amount_msat), (1, 21_000));
+    assert_eq!((sales.count, sales.amount.msat()), (1, 21_000));
 }
 
 #[tokio::test]
@@ -296,7 +296,11 @@ async fn forged_expired_used_up_and_wrong_route_credentials_get_a_fresh_402() {
     // Wrong route (another service), wrong preimage, tampered signature, garbage.
     assert_eq!(get("/other/a", &good).await, (402, true));
     assert_eq!(
-        get("/api/a", &Credential::format(Scheme::L402, &mac, &[7; 32])).await,
+        get(
+            "/api/a",
+            &Credential::format(Scheme::L402, &mac, &l402_mcp::l402::Preimage([7; 32]))
+        )
+        .await,
         (402, true)
     );
     let mut bad = mac.clone();

@@ -1,60 +1,40 @@
-//! Several gateway instances on one PostgreSQL: two paywalls over two sellers (embedded wallets
-//! in two data dirs, as on two machines), each in front of its own upstream, both keeping tokens
-//! and counters in `PgStore` on the same database. One N-use token, one free tier and one sales
-//! book across both.
+//! Several gateway instances on one PostgreSQL: two paywalls over two sellers (in two data dirs,
+//! as on two machines), each in front of its own upstream, both keeping everything on the same
+//! database. One N-use token, one free tier and one sales book across both. (The storage's own
+//! rules, on both engines, are `tests/storage_conformance.rs`.)
 //!
 //! Needs a server: `tools/postgres/test.sh` starts a throwaway one and runs these with
 //! `L402_TEST_DATABASE_URL` set. Each test works in a schema of its own, made afresh.
 // A failed step in a test or benchmark is a failed run: unwrapping is fine here.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::Router;
+use common::pg::fresh_schema;
 use l402_mcp::app::App;
 use l402_mcp::clock::{ManualClock, SharedClock};
 use l402_mcp::gateway::discovery::About;
 use l402_mcp::gateway::{self, Paywall, Price, Route};
 use l402_mcp::l402::{Credential, Scheme, b64};
-use l402_mcp::store::postgres::{self, PgStore};
-use l402_mcp::store::{NewMintedToken, ServiceSales, TokenStore};
+use l402_mcp::storage::{SellerStore, Storage};
+use l402_mcp::wallet::BackendConfig;
 use serde_json::Value;
-use sqlx::{AssertSqlSafe, Connection, PgConnection};
+use sqlx::{Connection, PgConnection};
 
 const T0: u64 = 1_800_000_000;
 const PRICE_SATS: u64 = 10;
-
-fn server_url() -> String {
-    std::env::var("L402_TEST_DATABASE_URL").unwrap_or_else(|_| {
-        panic!("L402_TEST_DATABASE_URL is not set: these tests need PostgreSQL; run tools/postgres/test.sh")
-    })
-}
-
-/// The test server's URL, narrowed to schema `name`, dropped and made again empty.
-async fn fresh_schema(name: &str) -> String {
-    let url = server_url();
-    let mut admin = PgConnection::connect(&url)
-        .await
-        .expect("cannot connect to L402_TEST_DATABASE_URL");
-    sqlx::raw_sql(AssertSqlSafe(format!(
-        "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"
-    )))
-    .execute(&mut admin)
-    .await
-    .expect("make a schema");
-    let _ = admin.close().await;
-    let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}options[search_path]={name}")
-}
 
 /// One gateway instance: its own data dir, seller wallet, buyer wallet (to pay its invoices)
 /// and upstream, with tokens and counters in PostgreSQL.
 struct Instance {
     addr: SocketAddr,
     buyer: App,
-    store: Arc<dyn TokenStore>,
+    store: Arc<dyn SellerStore>,
     /// Requests that reached the upstream.
     served: Arc<AtomicUsize>,
     _seller: App,
@@ -77,17 +57,22 @@ async fn listen(app: Router) -> SocketAddr {
 async fn instance(name: &str, db: &str, clock: &Arc<ManualClock>, routes: &[Route]) -> Instance {
     let dir = tempfile::tempdir().unwrap();
     let shared: SharedClock = clock.clone();
-    let seller = App::open_embedded(dir.path(), name, shared.clone())
+    let storage = Storage::connect_postgres(db).await.unwrap();
+    let open = |wallet: &'static str| {
+        App::open_on(
+            storage.clone(),
+            dir.path(),
+            wallet,
+            &BackendConfig::Embedded,
+            shared.clone(),
+        )
+    };
+    let seller = open(if name == "gw1" { "gw1" } else { "gw2" })
         .await
         .unwrap();
-    let buyer = App::open_embedded(dir.path(), "buyer", shared)
-        .await
-        .unwrap();
-    let store = postgres::connect(db).await.unwrap();
-    let paywall = Paywall::new(
-        seller.seller.clone().with_token_store(store.clone()),
-        routes.to_vec(),
-    );
+    let buyer = open("buyer").await.unwrap();
+    let store = storage.seller();
+    let paywall = Paywall::new(seller.seller.clone(), routes.to_vec());
     let served = Arc::new(AtomicUsize::new(0));
     let count = served.clone();
     let upstream = listen(Router::new().fallback(move || {
@@ -179,9 +164,9 @@ async fn buy(at: &Instance) -> String {
     Credential::format(Scheme::L402, &mac, &preimage)
 }
 
-async fn sales(store: &Arc<dyn TokenStore>) -> (u64, u64) {
+async fn sales(store: &Arc<dyn SellerStore>) -> (u64, u64) {
     let s = store.sales_since(0).await.unwrap();
-    (s.count, s.amount_msat)
+    (s.count, s.amount.msat())
 }
 
 #[tokio::test]
@@ -224,7 +209,7 @@ async fn tokens_minted_at_one_instance_are_accepted_at_the_other() {
     let forged = Credential::format(
         Scheme::L402,
         &Credential::parse(&auth).unwrap().macaroons[0],
-        &[7; 32],
+        &l402_mcp::l402::Preimage([7; 32]),
     );
     assert_eq!(get(&a, Some(&forged)).await, 402);
     let one = (1, PRICE_SATS * 1000);
@@ -276,203 +261,6 @@ async fn twenty_parallel_requests_spend_a_five_use_token_exactly_five_times() {
     assert_eq!(sales(&a.store).await, (1, PRICE_SATS * 1000));
 }
 
-fn minted<'a>(
-    n: u8,
-    root_key: &'a [u8; 32],
-    capabilities: &'a [String],
-    max_uses: Option<u64>,
-) -> NewMintedToken<'a> {
-    NewMintedToken {
-        key_id: [n; 32],
-        root_key,
-        token_id: [n + 100; 32],
-        wallet: "gw1",
-        payment_hash: [n + 200; 32],
-        amount_msat: 21_000,
-        service: "api",
-        tier: 2,
-        capabilities,
-        valid_until: max_uses.map(|_| T0 + 60),
-        max_uses,
-    }
-}
-
-#[tokio::test]
-#[ignore = "needs PostgreSQL: tools/postgres/test.sh"]
-async fn store_methods_keep_the_sqlite_semantics() {
-    let db = fresh_schema("gw_store").await;
-    let s = postgres::connect(&db).await.unwrap();
-
-    // Root keys and terms.
-    let caps = vec!["read".to_owned(), "write".to_owned()];
-    s.store_minted(&minted(1, &[9; 32], &caps, Some(3)), T0)
-        .await
-        .unwrap();
-    s.store_minted(&minted(2, &[8; 32], &[], None), T0)
-        .await
-        .unwrap();
-    assert!(
-        s.store_minted(&minted(1, &[9; 32], &caps, Some(3)), T0)
-            .await
-            .is_err(),
-        "a key id is stored once"
-    );
-    assert_eq!(s.root_key(&[1; 32]).await.unwrap(), Some([9; 32]));
-    assert_eq!(s.root_key(&[3; 32]).await.unwrap(), None);
-    let t = s.minted_token(&[101; 32]).await.unwrap().unwrap();
-    assert_eq!(
-        (
-            t.token_id.as_str(),
-            t.wallet.as_str(),
-            t.payment_hash.as_str(),
-            t.amount_msat().unwrap(),
-            t.service.as_str(),
-            t.tier,
-            t.capabilities.as_str(),
-            t.valid_until,
-            t.created_at,
-            t.max_uses
-        ),
-        (
-            hex::encode([101; 32]).as_str(),
-            "gw1",
-            hex::encode([201; 32]).as_str(),
-            21_000,
-            "api",
-            2,
-            "read,write",
-            Some(T0 as i64 + 60),
-            T0 as i64,
-            Some(3)
-        )
-    );
-    let t = s.minted_token(&[102; 32]).await.unwrap().unwrap();
-    assert_eq!(
-        (t.capabilities.as_str(), t.valid_until, t.max_uses),
-        ("", None, None)
-    );
-    assert!(s.minted_token(&[103; 32]).await.unwrap().is_none());
-
-    // Use counters: up to the limit, then refused; per token; a limit of 0 allows nothing.
-    let mut uses = Vec::new();
-    for _ in 0..5 {
-        uses.push(s.use_token(&[101; 32], 3).await.unwrap());
-    }
-    assert_eq!(uses, [Some(1), Some(2), Some(3), None, None]);
-    assert_eq!(s.use_token(&[102; 32], 3).await.unwrap(), Some(1));
-    assert_eq!(s.use_token(&[104; 32], 0).await.unwrap(), None);
-    assert_eq!(s.use_token(&[104; 32], 0).await.unwrap(), None);
-
-    // Free tier: per client, route and day; a limit of 0 allows nothing.
-    let mut hits = Vec::new();
-    for _ in 0..3 {
-        hits.push(s.free_tier_hit("10.0.0.0/24", "/api", 7, 2).await.unwrap());
-    }
-    assert_eq!(hits, [true, true, false]);
-    assert!(s.free_tier_hit("10.0.1.0/24", "/api", 7, 2).await.unwrap());
-    assert!(
-        s.free_tier_hit("10.0.0.0/24", "/other", 7, 2)
-            .await
-            .unwrap()
-    );
-    assert!(s.free_tier_hit("10.0.0.0/24", "/api", 8, 2).await.unwrap());
-    assert!(!s.free_tier_hit("10.0.2.0/24", "/api", 7, 0).await.unwrap());
-    // A lower limit than the count so far refuses, and counts nothing.
-    assert!(!s.free_tier_hit("10.0.0.0/24", "/api", 7, 1).await.unwrap());
-
-    // Sales: once per payment hash, whatever the second call says.
-    assert_eq!(s.sales_since(0).await.unwrap(), Default::default());
-    assert!(
-        s.record_sale(&[1; 32], &[101; 32], "api", 21_000, T0)
-            .await
-            .unwrap()
-    );
-    assert!(
-        !s.record_sale(&[1; 32], &[101; 32], "api", 99_000, T0 + 5)
-            .await
-            .unwrap()
-    );
-    assert!(
-        s.record_sale(&[2; 32], &[102; 32], "api", 4_000, T0 + 10)
-            .await
-            .unwrap()
-    );
-    assert!(
-        s.record_sale(&[3; 32], &[103; 32], "zeta", 1_000, T0 - 100)
-            .await
-            .unwrap()
-    );
-    assert!(
-        s.record_sale(&[4; 32], &[104; 32], "beta", 7, T0 + 20)
-            .await
-            .unwrap()
-    );
-    let all = s.sales_since(0).await.unwrap();
-    assert_eq!((all.count, all.amount_msat), (4, 26_007));
-    assert_eq!(
-        all.by_service,
-        [
-            ServiceSales {
-                service: "api".into(),
-                count: 2,
-                amount_msat: 25_000
-            },
-            ServiceSales {
-                service: "beta".into(),
-                count: 1,
-                amount_msat: 7
-            },
-            ServiceSales {
-                service: "zeta".into(),
-                count: 1,
-                amount_msat: 1_000
-            },
-        ]
-    );
-    let recent = s.sales_since(T0 + 10).await.unwrap();
-    assert_eq!(
-        (recent.count, recent.amount_msat, recent.by_service.len()),
-        (2, 4_007, 2)
-    );
-    assert_eq!(s.sales_since(T0 + 21).await.unwrap(), Default::default());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "needs PostgreSQL: tools/postgres/test.sh"]
-async fn counters_hold_under_concurrent_calls() {
-    let db = fresh_schema("gw_store_race").await;
-    // Two pools, as two instances.
-    let (s1, s2) = (
-        postgres::connect(&db).await.unwrap(),
-        postgres::connect(&db).await.unwrap(),
-    );
-    let calls: Vec<_> = (0..40)
-        .map(|i| {
-            let s = if i % 2 == 0 { s1.clone() } else { s2.clone() };
-            tokio::spawn(async move {
-                let used = s.use_token(&[5; 32], 7).await.unwrap();
-                let free = s.free_tier_hit("c", "/r", 1, 11).await.unwrap();
-                let sold = s
-                    .record_sale(&[5; 32], &[5; 32], "api", 1, T0)
-                    .await
-                    .unwrap();
-                (used, free, sold)
-            })
-        })
-        .collect();
-    let mut used = Vec::new();
-    let (mut free, mut sold) = (0, 0);
-    for c in calls {
-        let (u, f, s) = c.await.unwrap();
-        used.extend(u);
-        free += usize::from(f);
-        sold += usize::from(s);
-    }
-    used.sort_unstable();
-    assert_eq!(used, [1, 2, 3, 4, 5, 6, 7], "each use counted once");
-    assert_eq!((free, sold), (11, 1));
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs PostgreSQL: tools/postgres/test.sh"]
 async fn instances_starting_together_migrate_once() {
@@ -480,7 +268,7 @@ async fn instances_starting_together_migrate_once() {
     let starts: Vec<_> = (0..8)
         .map(|_| {
             let db = db.clone();
-            tokio::spawn(async move { PgStore::connect(&db).await.map(|_| ()) })
+            tokio::spawn(async move { Storage::connect_postgres(&db).await.map(|_| ()) })
         })
         .collect();
     for s in starts {
@@ -492,9 +280,9 @@ async fn instances_starting_together_migrate_once() {
             .fetch_all(&mut conn)
             .await
             .unwrap();
-    assert_eq!(applied, [(1, true)]);
+    assert_eq!(applied, [(1, true), (2, true)]);
     // A later start finds nothing to do.
-    PgStore::connect(&db).await.unwrap();
+    Storage::connect_postgres(&db).await.unwrap();
     let _ = conn.close().await;
 }
 
@@ -509,7 +297,7 @@ async fn a_wrong_password_is_not_repeated_in_the_error() {
         .to_owned();
     let mut bad = good.clone();
     bad.set_password(Some("Wr0ngPassw0rd")).unwrap();
-    let e = PgStore::connect(bad.as_str()).await.unwrap_err();
+    let e = Storage::connect_postgres(bad.as_str()).await.unwrap_err();
     let (shown, debug) = (e.to_string(), format!("{e:?}"));
     for text in [&shown, &debug] {
         assert!(
@@ -521,14 +309,14 @@ async fn a_wrong_password_is_not_repeated_in_the_error() {
         shown.contains(":***@") && shown.contains("password authentication failed"),
         "{shown}"
     );
-    let store = PgStore::connect(&db).await.unwrap();
+    let store = Storage::connect_postgres(&db).await.unwrap();
     assert!(!format!("{store:?}").contains(&real));
 }
 
 /// No server needed: nothing listens on port 1.
 #[tokio::test]
 async fn an_unreachable_server_is_named_without_its_password() {
-    let e = PgStore::connect("postgres://l402:Hunter2Hunter2@127.0.0.1:1/l402")
+    let e = Storage::connect_postgres("postgres://l402:Hunter2Hunter2@127.0.0.1:1/l402")
         .await
         .unwrap_err()
         .to_string();
@@ -537,7 +325,7 @@ async fn an_unreachable_server_is_named_without_its_password() {
         e.contains("postgres://l402:***@127.0.0.1:1/l402") && e.contains("database_url"),
         "{e}"
     );
-    let e = PgStore::connect("mysql://l402:Hunter2Hunter2@127.0.0.1/l402")
+    let e = Storage::connect_postgres("mysql://l402:Hunter2Hunter2@127.0.0.1/l402")
         .await
         .unwrap_err()
         .to_string();

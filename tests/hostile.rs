@@ -21,7 +21,7 @@ use l402_mcp::wallet::embedded::DEMO_GRANT_MSAT;
 fn fetcher(t: &common::Trade, policy: NetPolicy) -> Fetcher {
     Fetcher::new(
         t.buyer.payer.clone(),
-        t.buyer.ledger.clone(),
+        t.buyer.storage.tokens(),
         t.clock.clone(),
         policy,
     )
@@ -222,7 +222,7 @@ async fn forged_credentials_of_every_kind_are_refused() {
     let (pa, pb) = (pay(a.invoice.clone()).await, pay(b.invoice.clone()).await);
     let mac_a = Macaroon::deserialize(&b64::decode(&a.macaroon).unwrap()).unwrap();
     let mac_b = Macaroon::deserialize(&b64::decode(&b.macaroon).unwrap()).unwrap();
-    let verdict = async |m: &Macaroon, pre: &[u8; 32]| {
+    let verdict = async |m: &Macaroon, pre: &l402_mcp::l402::Preimage| {
         let auth = Credential::format(Scheme::L402, &m.serialize(), pre);
         seller
             .verify_authorization(&auth, Some("api"), Some("read"))
@@ -486,7 +486,7 @@ async fn a_402_despite_a_cached_credential_pays_once_more_and_never_loops() {
         .execute(
             &sqlx::SqlitePool::connect(&format!(
                 "sqlite://{}",
-                t.dir.path().join(l402_mcp::ledger::LEDGER_FILE).display()
+                t.dir.path().join(l402_mcp::storage::LEDGER_FILE).display()
             ))
             .await
             .unwrap(),
@@ -526,7 +526,7 @@ async fn a_json_body_challenge_without_a_macaroon_is_paid_and_resent_with_the_pa
                 let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
                 if let Some(hash) = v["payment_hash"].as_str() {
                     // The seller checks its own invoice was paid.
-                    let hash = l402_mcp::l402::parse_hex32(hash).unwrap_or_default();
+                    let hash = l402_mcp::l402::PaymentHash(l402_mcp::l402::parse_hex32(hash).unwrap_or_default());
                     let paid = matches!(
                         wallet.lookup_incoming(&hash).await,
                         Ok(l402_mcp::wallet::IncomingStatus::Settled { .. })

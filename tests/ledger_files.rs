@@ -152,7 +152,10 @@ async fn a_ledger_opened_twice_in_one_process_keeps_its_locks_and_loses_nothing(
     let grant = 100_000_000; // the demo grant, msat
     let a = App::open_embedded(d, "a", system()).await.unwrap();
     let a_wallet = a.embedded.clone().unwrap();
-    a_wallet.deposit(1_000).await.unwrap();
+    a_wallet
+        .deposit(l402_mcp::l402::Msat::from_msat(1_000))
+        .await
+        .unwrap();
     #[cfg(target_os = "linux")]
     let before = my_locks_on(&db);
     // The second open of the same ledger in this process.
@@ -185,8 +188,14 @@ async fn a_ledger_opened_twice_in_one_process_keeps_its_locks_and_loses_nothing(
             expected_c += 3;
         }
         // This process writes after them, through both of its ledgers.
-        a_wallet.deposit(10 + round).await.unwrap();
-        b_wallet.deposit(20 + round).await.unwrap();
+        a_wallet
+            .deposit(l402_mcp::l402::Msat::from_msat(10 + round))
+            .await
+            .unwrap();
+        b_wallet
+            .deposit(l402_mcp::l402::Msat::from_msat(20 + round))
+            .await
+            .unwrap();
         expected_a += 10 + round;
         expected_b += 20 + round;
         // A new process reads everything.

@@ -258,11 +258,13 @@ async fn the_wallet_trait_pays_between_two_lnbits_wallets() {
 
     // Unknown hashes, both ways.
     assert_eq!(
-        wa.lookup_outgoing(&[0x5a; 32]).await,
+        wa.lookup_outgoing(&l402_mcp::l402::PaymentHash([0x5a; 32]))
+            .await,
         Ok(OutgoingStatus::NotFound)
     );
     assert_eq!(
-        wa.lookup_incoming(&[0x5a; 32]).await,
+        wa.lookup_incoming(&l402_mcp::l402::PaymentHash([0x5a; 32]))
+            .await,
         Ok(IncomingStatus::NotFound)
     );
 

@@ -539,20 +539,18 @@ async fn no_secret_reaches_a_tool_result_or_a_log() {
 
     // The secrets: node keys, every root key, the preimages of invoices not paid.
     let mut secrets: Vec<String> = Vec::new();
-    for entry in std::fs::read_dir(dir.path().join("wallets")).unwrap() {
-        secrets.push(
-            std::fs::read_to_string(entry.unwrap().path())
-                .unwrap()
-                .trim()
-                .to_owned(),
-        );
-    }
     let db = sqlx::SqlitePool::connect(&format!(
         "sqlite://{}",
         dir.path().join("ledger.sqlite").display()
     ))
     .await
     .unwrap();
+    let node_keys: Vec<String> = sqlx::query_scalar("SELECT node_key FROM embedded_wallets")
+        .fetch_all(&db)
+        .await
+        .unwrap();
+    assert_eq!(node_keys.len(), 2, "both wallets' node keys");
+    secrets.extend(node_keys);
     let root_keys: Vec<Vec<u8>> = sqlx::query_scalar("SELECT root_key FROM root_keys")
         .fetch_all(&db)
         .await

@@ -9,10 +9,9 @@ use common::{T0, Trade, balance, foreign_invoice, trade};
 use l402_mcp::bolt11::Network;
 use l402_mcp::budget::{BudgetPolicy, BudgetRefusal};
 use l402_mcp::l402::{Credential, Scheme, b64};
-use l402_mcp::ledger::tokens::CachedToken;
-use l402_mcp::ledger::{Direction, Status};
 use l402_mcp::mint::ChallengeRequest;
 use l402_mcp::pay::{PayError, PayRequest, Receipt};
+use l402_mcp::storage::{Direction, PaymentFilter, Status};
 use l402_mcp::wallet::WalletError;
 use l402_mcp::wallet::embedded::DEMO_GRANT_MSAT;
 
@@ -72,7 +71,7 @@ async fn buy_an_l402_token_and_have_it_verified() {
     assert_eq!(balance(&t.seller).await, DEMO_GRANT_MSAT + 21_000);
     // The challenge, issued before payment, never carried the preimage of its own invoice.
     assert!(
-        !challenge_json.contains(&hex::encode(receipt.preimage)),
+        !challenge_json.contains(&receipt.preimage.to_hex()),
         "unpaid preimage leaked"
     );
 
@@ -103,7 +102,7 @@ async fn buy_an_l402_token_and_have_it_verified() {
         reason(&t, &auth, Some("weather"), Some("admin")).await,
         "missing_capability"
     );
-    let wrong = Credential::format(Scheme::L402, &macaroon, &[0; 32]);
+    let wrong = Credential::format(Scheme::L402, &macaroon, &l402_mcp::l402::Preimage([0; 32]));
     assert_eq!(reason(&t, &wrong, None, None).await, "preimage_mismatch");
     assert_eq!(reason(&t, "Bearer x", None, None).await, "malformed");
     t.clock.advance(601);
@@ -113,11 +112,18 @@ async fn buy_an_l402_token_and_have_it_verified() {
     let sold = t
         .seller
         .ledger
-        .list_payments("seller", Some(Direction::In), 10)
+        .list_payments(
+            "seller",
+            &PaymentFilter {
+                direction: Some(Direction::In),
+                ..PaymentFilter::default()
+            },
+            10,
+        )
         .await
         .unwrap();
     assert_eq!(
-        (sold.len(), sold[0].status, sold[0].amount_msat),
+        (sold.len(), sold[0].status, sold[0].amount.msat()),
         (1, Status::Succeeded, 21_000)
     );
     let status = t.seller.status().await.unwrap();
@@ -214,12 +220,19 @@ async fn refusals_spend_nothing() {
 
     assert_eq!(balance(&t.buyer).await, DEMO_GRANT_MSAT);
     let totals = t.buyer.ledger.totals("buyer").await.unwrap();
-    assert_eq!((totals.spent_msat, totals.reserved_msat), (0, 0));
+    assert_eq!((totals.spent.msat(), totals.reserved.msat()), (0, 0));
     // The "not issued here" attempt reached the wallet, was refused, and was released.
     let rows = t
         .buyer
         .ledger
-        .list_payments("buyer", Some(Direction::Out), 10)
+        .list_payments(
+            "buyer",
+            &PaymentFilter {
+                direction: Some(Direction::Out),
+                ..PaymentFilter::default()
+            },
+            10,
+        )
         .await
         .unwrap();
     assert!(rows.iter().all(|r| r.status == Status::Failed), "{rows:?}");
@@ -273,7 +286,13 @@ async fn failures_release_the_reservation_and_windows_roll() {
         "{err}"
     );
     assert_eq!(
-        t.buyer.ledger.totals("buyer").await.unwrap().reserved_msat,
+        t.buyer
+            .ledger
+            .totals("buyer")
+            .await
+            .unwrap()
+            .reserved
+            .msat(),
         0
     );
 
@@ -329,64 +348,13 @@ async fn revoked_tokens_are_unknown() {
     let m = l402_mcp::l402::Macaroon::deserialize(&mac).unwrap();
     assert!(
         t.seller
-            .ledger
-            .revoke_root_key(&l402_mcp::l402::sha256(m.identifier()))
+            .storage
+            .seller()
+            .revoke(&l402_mcp::l402::sha256(m.identifier()))
             .await
             .unwrap()
     );
     assert_eq!(reason(&t, &auth, Some("api"), None).await, "unknown_token");
 }
 
-#[tokio::test]
-async fn token_cache_scopes_and_expiry() {
-    let t = trade().await;
-    let token = CachedToken {
-        origin: "https://api.example".into(),
-        path_prefix: "/v1".into(),
-        scheme: Scheme::Lsat,
-        macaroon: vec![2, 1, 0],
-        preimage: [9; 32],
-        payment_hash: [8; 32],
-        expires_at: Some(T0 + 100),
-        honoured: false,
-    };
-    let ledger = &t.buyer.ledger;
-    ledger.put_token("buyer", &token, T0).await.unwrap();
-    let find = |wallet: &'static str, origin: &'static str, path: &'static str, now: u64| async move {
-        ledger.find_token(wallet, origin, path, now).await.unwrap()
-    };
-    let found = find("buyer", "https://api.example", "/v1/x", T0)
-        .await
-        .unwrap();
-    assert_eq!(found, token);
-    assert!(found.authorization().starts_with("LSAT AgEA:0909"));
-    assert!(
-        find("buyer", "https://api.example", "/v2", T0)
-            .await
-            .is_none()
-    );
-    assert!(
-        find("buyer", "https://other.example", "/v1", T0)
-            .await
-            .is_none()
-    );
-    assert!(
-        find("seller", "https://api.example", "/v1", T0)
-            .await
-            .is_none()
-    );
-    assert!(
-        find("buyer", "https://api.example", "/v1", T0 + 100)
-            .await
-            .is_none()
-    );
-    ledger
-        .drop_token("buyer", "https://api.example", "/v1")
-        .await
-        .unwrap();
-    assert!(
-        find("buyer", "https://api.example", "/v1", T0)
-            .await
-            .is_none()
-    );
-}
+// The token cache's scopes and expiry: tests/storage_conformance.rs (both engines).

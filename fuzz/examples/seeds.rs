@@ -44,7 +44,7 @@ fn main() {
                 network,
                 amount_msat,
                 description,
-                payment_hash,
+                payment_hash: l402_mcp_fuzz::l402::PaymentHash(payment_hash),
                 payment_secret: [4; 32],
                 timestamp: 1_700_000_000,
                 expiry_secs,
@@ -190,12 +190,12 @@ fn main() {
     out.put(
         "credential",
         "l402",
-        Credential::format(Scheme::L402, &aperture, &preimage),
+        Credential::format(Scheme::L402, &aperture, &l402_mcp_fuzz::l402::Preimage(preimage)),
     );
     out.put(
         "credential",
         "lsat",
-        Credential::format(Scheme::Lsat, &aperture, &preimage),
+        Credential::format(Scheme::Lsat, &aperture, &l402_mcp_fuzz::l402::Preimage(preimage)),
     );
     out.put(
         "credential",
@@ -338,8 +338,8 @@ fn main() {
 
 fn fuzz_identifier() -> Identifier {
     Identifier {
-        payment_hash: sha256(&FUZZ_PREIMAGE),
-        token_id: [1; 32],
+        payment_hash: l402_mcp_fuzz::l402::PaymentHash(sha256(&FUZZ_PREIMAGE)),
+        token_id: l402_mcp_fuzz::l402::TokenId([1; 32]),
     }
 }
 

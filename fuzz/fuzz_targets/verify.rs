@@ -10,11 +10,11 @@
 use l402_mcp_fuzz::l402::caveat::{self, Caveat};
 use l402_mcp_fuzz::l402::macaroon::L402_LOCATION;
 use l402_mcp_fuzz::l402::verify::{self, Prepared, Rejection, VerifiedToken, VerifyParams};
-use l402_mcp_fuzz::l402::{Identifier, Macaroon, sha256};
+use l402_mcp_fuzz::l402::{Identifier, Macaroon, PaymentHash, Preimage, TokenId, sha256};
 use libfuzzer_sys::fuzz_target;
 
 const ROOT: [u8; 32] = [42; 32];
-const PREIMAGE: [u8; 32] = [5; 32];
+const PREIMAGE: Preimage = Preimage([5; 32]);
 
 /// Indexed by the first byte (mod 16). The first 8 check no method or path.
 const PARAMS: [VerifyParams<'static>; 16] = [
@@ -150,7 +150,7 @@ fn raw_macaroon(bytes: &[u8], params: &VerifyParams<'_>) {
     let Ok(prepared) = verify::prepare(bytes, &PREIMAGE) else {
         return;
     };
-    assert_eq!(prepared.identifier.payment_hash, sha256(&PREIMAGE));
+    assert_eq!(prepared.identifier.payment_hash, PaymentHash(sha256(PREIMAGE.expose())));
     // Signed with the fixed root key (as the seeds are): the same checks as for a minted token.
     if let Ok(token) = verify::finish(&prepared, Some(&ROOT), params) {
         if let Some(until) = token.valid_until {
@@ -171,8 +171,8 @@ fn minted(rest: &[u8], params: &VerifyParams<'_>) {
     }
 
     let id = Identifier {
-        payment_hash: sha256(&PREIMAGE),
-        token_id: [1; 32],
+        payment_hash: PaymentHash(sha256(PREIMAGE.expose())),
+        token_id: TokenId([1; 32]),
     };
     let mut m = Macaroon::new(&ROOT, id.encode().to_vec(), L402_LOCATION);
     for raw in &raw_caveats {

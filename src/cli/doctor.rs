@@ -8,7 +8,8 @@ use serde::Serialize;
 
 use l402_mcp::app::App;
 use l402_mcp::budget::{BudgetStatus, sats};
-use l402_mcp::config::BudgetConfig;
+use l402_mcp::config::Config;
+use l402_mcp::storage::Storage;
 use l402_mcp::wallet::{BackendConfig, InvoiceRequest, Wallet, WalletError};
 
 #[derive(Debug, Serialize)]
@@ -88,19 +89,50 @@ fn fix_for(e: &WalletError, kind: &str) -> String {
     }
 }
 
-pub async fn run(
-    data_dir: &Path,
-    wallet_name: &str,
-    backend: &BackendConfig,
-    configured: &BudgetConfig,
-    json: bool,
-) -> Result<()> {
+pub async fn run(config: &Config, data_dir: &Path, wallet_name: &str, json: bool) -> Result<()> {
+    let configured = &config.budget;
+    let backend = match config.backend() {
+        Ok(b) => b,
+        Err(e) => {
+            let checks = vec![fail(
+                "config",
+                e.to_string(),
+                "fix [backend] in the config file (or the L402_MCP_* variables): see README, Wallets",
+            )];
+            return report(checks, json);
+        }
+    };
+    let backend = &backend;
     let kind = backend.kind();
     let mut checks = vec![ok("config", format!("backend {kind}: {backend:?}"))];
     if matches!(backend, BackendConfig::Embedded) {
-        checks.push(warn("backend", "the embedded demo wallet holds test sats and can only pay other embedded wallets in this data dir", "to pay real invoices, set [backend] kind = lnbits | lnd | cln | phoenixd | nwc (see README, Wallets)"));
+        checks.push(warn("backend", "the embedded demo wallet holds test sats and can only pay other embedded wallets on the same storage", "to pay real invoices, set [backend] kind = lnbits | lnd | cln | phoenixd | nwc (see README, Wallets)"));
     }
-    let app = match App::open(data_dir, wallet_name, backend, l402_mcp::clock::system()).await {
+    let storage = match Storage::open(data_dir, config.database_url()).await {
+        Ok(s) => s,
+        Err(e) => {
+            checks.push(fail(
+                "storage",
+                e.to_string(),
+                if config.database_url().is_some() {
+                    "check database_url (or L402_MCP_DATABASE_URL): the server, user, password and database"
+                } else {
+                    "the data dir must be writable by this user (set --data-dir or L402_MCP_DATA_DIR)"
+                },
+            ));
+            return report(checks, json);
+        }
+    };
+    checks.push(storage_check(&storage).await);
+    let app = match App::open_on(
+        storage,
+        data_dir,
+        wallet_name,
+        backend,
+        l402_mcp::clock::system(),
+    )
+    .await
+    {
         Ok(app) => app,
         Err(e) => {
             checks.push(fail("open", e.to_string(), "fix the [backend] settings"));
@@ -161,6 +193,48 @@ pub async fn run(
         )),
     }
     report(checks, json)
+}
+
+/// The storage engine, its version, and the wallets kept on it (on PostgreSQL, shared by every
+/// instance pointed at it).
+async fn storage_check(storage: &Storage) -> Check {
+    let info = storage.info();
+    let wallets = match storage.ledger().wallets().await {
+        Ok(w) => w,
+        Err(e) => {
+            return fail(
+                "storage",
+                format!("{} {} at {}: {e}", info.engine, info.version, info.location),
+                "the storage could not be read",
+            );
+        }
+    };
+    let shared = if info.engine == "postgresql" {
+        "shared by every instance pointed at it"
+    } else {
+        "this data dir's ledger"
+    };
+    let mut check = ok(
+        "storage",
+        format!(
+            "{} {} at {} ({shared}); wallets: {}",
+            info.engine,
+            info.version,
+            info.location,
+            if wallets.is_empty() {
+                "none yet".to_owned()
+            } else {
+                wallets.join(", ")
+            }
+        ),
+    );
+    check.data = Some(serde_json::json!({
+        "engine": info.engine,
+        "version": info.version,
+        "location": info.location,
+        "wallets": wallets,
+    }));
+    check
 }
 
 async fn diagnose(wallet: &dyn Wallet, kind: &str, checks: &mut Vec<Check>) {

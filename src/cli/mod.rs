@@ -15,12 +15,11 @@ use serde_json::json;
 use l402_mcp::app::{App, WalletStatus};
 use l402_mcp::budget::{BudgetChange, BudgetPolicy, BudgetStatus, sats};
 use l402_mcp::config;
-use l402_mcp::ledger::Direction;
 use l402_mcp::mcp::L402Server;
 use l402_mcp::mcp::http::HttpOptions;
 use l402_mcp::mint::{ChallengeRequest, DEFAULT_INVOICE_EXPIRY_SECS};
 use l402_mcp::pay::PayRequest;
-use l402_mcp::wallet::EmbeddedWallet;
+use l402_mcp::storage::{Direction, PaymentFilter};
 use rmcp::ServiceExt;
 use tokio_util::sync::CancellationToken;
 
@@ -363,33 +362,10 @@ async fn run(cli: Cli) -> Result<()> {
         .wallet
         .clone()
         .unwrap_or_else(|| cfg.wallet().to_owned());
-    let backend = cfg.backend()?;
     if let Command::Doctor = &cli.command {
-        return doctor::run(&data_dir, &wallet, &backend, &cfg.budget, cli.json).await;
+        return doctor::run(&cfg, &data_dir, &wallet, cli.json).await;
     }
-    let mut app = App::open(&data_dir, &wallet, &backend, l402_mcp::clock::system()).await?;
-    let sells = matches!(
-        cli.command,
-        Command::Serve(_)
-            | Command::Gateway(_)
-            | Command::Challenge { .. }
-            | Command::Verify { .. }
-            | Command::Sales { .. }
-    );
-    if let Some(url) = cfg.database_url().filter(|_| sells) {
-        // Sellers share root keys, token terms and counters with every instance on this
-        // database; commands that only buy or read the ledger do not need it up.
-        app.seller = app
-            .seller
-            .with_token_store(l402_mcp::store::postgres::connect(url).await?);
-    }
-    if !cfg.budget.is_empty() {
-        let mut policy = app.ledger.budget(&app.wallet_name).await?;
-        cfg.budget.apply(&mut policy)?;
-        app.ledger
-            .set_budget(&app.wallet_name, &policy, app.clock.now())
-            .await?;
-    }
+    let app = App::from_config(&cfg, &data_dir, &wallet, l402_mcp::clock::system()).await?;
     let j = cli.json;
     match cli.command {
         Command::Decode { .. } | Command::Demo | Command::Doctor => unreachable!("handled above"),
@@ -400,15 +376,12 @@ async fn run(cli: Cli) -> Result<()> {
             print(j, &summary, || {
                 let mut out = format!(
                     "{} sale(s), {} in the last {hours} h",
-                    summary.count,
-                    sats(summary.amount_msat)
+                    summary.count, summary.amount
                 );
                 for s in &summary.by_service {
                     out.push_str(&format!(
                         "\n  {:<20} {:>5} sale(s) {:>14}",
-                        s.service,
-                        s.count,
-                        sats(s.amount_msat)
+                        s.service, s.count, s.amount
                     ));
                 }
                 out
@@ -451,8 +424,8 @@ async fn run(cli: Cli) -> Result<()> {
                 "already_paid": receipt.already_paid,
                 "amount_msat": receipt.amount_msat,
                 "fee_msat": receipt.fee_msat,
-                "payment_hash": hex::encode(receipt.payment_hash),
-                "preimage": hex::encode(receipt.preimage),
+                "payment_hash": receipt.payment_hash,
+                "preimage": receipt.preimage.to_hex(),
                 "demo_funds": demo,
             });
             print(j, &out, || {
@@ -466,8 +439,8 @@ async fn run(cli: Cli) -> Result<()> {
                     sats(receipt.amount_msat),
                     sats(receipt.fee_msat),
                     if demo { " (demo test sats)" } else { "" },
-                    hex::encode(receipt.payment_hash),
-                    hex::encode(receipt.preimage)
+                    receipt.payment_hash,
+                    receipt.preimage.to_hex()
                 )
             })
         }
@@ -481,13 +454,19 @@ async fn run(cli: Cli) -> Result<()> {
             });
             let rows = app
                 .ledger
-                .list_payments(&app.wallet_name, dir, limit)
+                .list_payments(
+                    &app.wallet_name,
+                    &PaymentFilter {
+                        direction: dir,
+                        ..PaymentFilter::default()
+                    },
+                    limit,
+                )
                 .await?;
-            // A value the ledger cannot hold (negative) fails the command instead of showing 0.
-            let amounts = rows
+            let amounts: Vec<_> = rows
                 .iter()
-                .map(|p| Ok((p.amount()?, p.fee()?)))
-                .collect::<Result<Vec<_>, l402_mcp::ledger::LedgerError>>()?;
+                .map(|p| (p.amount.msat(), p.fee.msat()))
+                .collect();
             print(j, &rows, || {
                 if rows.is_empty() {
                     return "no payments yet".into();
@@ -506,7 +485,7 @@ async fn run(cli: Cli) -> Result<()> {
                             p.status.as_str(),
                             sats(amount),
                             sats(fee),
-                            &p.payment_hash[..16],
+                            &p.payment_hash.to_hex()[..16],
                             p.description.as_deref().or(p.url.as_deref()).unwrap_or(""),
                             p.error
                                 .as_deref()
@@ -545,7 +524,10 @@ async fn run(cli: Cli) -> Result<()> {
                 .as_ref()
                 .context("deposits are only for the embedded wallet")?;
             let deposited = to_msat("<sats>", amount_sats)?;
-            let balance = embedded.deposit(deposited).await?;
+            let balance = embedded
+                .deposit(l402_mcp::l402::Msat::from_msat(deposited))
+                .await?
+                .msat();
             let out =
                 json!({ "deposited_msat": deposited, "balance_msat": balance, "demo_funds": true });
             print(j, &out, || {
@@ -559,7 +541,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Wallet {
             action: WalletAction::List,
         } => {
-            let names = EmbeddedWallet::list(&app.ledger).await?;
+            let names = app.storage.books().accounts().await?;
             print(j, &names, || names.join("\n"))
         }
         Command::Challenge {

@@ -24,9 +24,9 @@ use crate::app::{App, AppError};
 use crate::bolt11;
 use crate::budget::{MAX_SATS, MSAT_PER_SAT};
 use crate::fetch::{self, FetchError, FetchRequest, Fetcher};
-use crate::ledger::{Direction, LedgerError};
 use crate::mint::{Access, ChallengeRequest, DEFAULT_INVOICE_EXPIRY_SECS, SellError};
 use crate::pay::{PayError, PayRequest};
+use crate::storage::{Direction, PaymentFilter, StorageError};
 
 const INSTRUCTIONS: &str = "A Lightning wallet that speaks L402. To buy: call fetch_paid instead of a plain HTTP fetch; \
 it pays an L402 challenge (HTTP 402) within the per-call cap (max_price_sats) and the wallet's budget, then retries with \
@@ -96,9 +96,9 @@ impl From<PayError> for ToolError {
             PayError::NoPreimage { .. } => "no_preimage",
             PayError::PreimagesWithheld => "wallet_withholds_preimages",
             PayError::PreimageMismatch { .. } => "preimage_mismatch",
-            PayError::Ledger(LedgerError::Corrupt(_))
+            PayError::Storage(StorageError::Corrupt(_))
             | PayError::Wallet(crate::wallet::WalletError::Corrupt(_)) => "ledger_corrupt",
-            PayError::Ledger(_) | PayError::Wallet(_) => "wallet_error",
+            PayError::Storage(_) | PayError::Wallet(_) => "wallet_error",
         };
         ToolError::new(code, e.to_string())
     }
@@ -118,13 +118,10 @@ impl From<FetchError> for ToolError {
                 ToolError::new("seller_distrusted", e.to_string())
             }
             e @ FetchError::NotL402 { .. } => ToolError::new("not_l402", e.to_string()),
-            e @ FetchError::InvalidChallenge(_) => {
-                ToolError::new("invalid_challenge", e.to_string())
-            }
             e @ FetchError::RefusedAfterPayment { .. } => {
                 ToolError::new("refused_after_payment", e.to_string())
             }
-            FetchError::Ledger(l) => ledger_error(l),
+            FetchError::Storage(l) => ledger_error(l),
         }
     }
 }
@@ -133,9 +130,8 @@ impl From<SellError> for ToolError {
     fn from(e: SellError) -> Self {
         match e {
             SellError::Invalid(m) => ToolError::new("invalid_request", m),
-            SellError::Ledger(l) => ledger_error(l),
-            e @ (SellError::Wallet(crate::wallet::WalletError::Corrupt(_))
-            | SellError::Store(crate::store::StoreError::Corrupt(_))) => {
+            SellError::Storage(l) => ledger_error(l),
+            e @ SellError::Wallet(crate::wallet::WalletError::Corrupt(_)) => {
                 ToolError::new("ledger_corrupt", e.to_string())
             }
             other => ToolError::new("wallet_error", other.to_string()),
@@ -146,7 +142,7 @@ impl From<SellError> for ToolError {
 impl From<AppError> for ToolError {
     fn from(e: AppError) -> Self {
         match e {
-            AppError::Ledger(l) => ledger_error(l),
+            AppError::Storage(l) => ledger_error(l),
             AppError::Pay(p) => p.into(),
             e @ AppError::Wallet(crate::wallet::WalletError::Corrupt(_)) => {
                 ToolError::new("ledger_corrupt", e.to_string())
@@ -158,9 +154,9 @@ impl From<AppError> for ToolError {
 
 /// A ledger failure: `ledger_corrupt` when it holds a value that cannot be right (reported,
 /// never read as 0), else `wallet_error`.
-fn ledger_error(e: LedgerError) -> ToolError {
+fn ledger_error(e: StorageError) -> ToolError {
     match e {
-        e @ LedgerError::Corrupt(_) => ToolError::new("ledger_corrupt", e.to_string()),
+        e @ StorageError::Corrupt(_) => ToolError::new("ledger_corrupt", e.to_string()),
         other => internal(other),
     }
 }
@@ -546,8 +542,8 @@ pub struct PaymentOutput {
     pub url: Option<String>,
     pub error: Option<String>,
     /// Unix seconds.
-    pub created_at: i64,
-    pub settled_at: Option<i64>,
+    pub created_at: u64,
+    pub settled_at: Option<u64>,
 }
 
 #[tool_router(router = tool_router)]
@@ -556,7 +552,7 @@ impl L402Server {
     pub fn new(app: Arc<App>, fetch: crate::config::FetchConfig) -> Result<L402Server, FetchError> {
         let mut fetcher = Fetcher::new(
             app.payer.clone(),
-            app.ledger.clone(),
+            app.storage.tokens(),
             app.clock.clone(),
             fetch.policy(),
         )?;
@@ -819,7 +815,7 @@ impl L402Server {
             amount_msat: r.amount_msat,
             fee_msat: r.fee_msat,
             payment_hash: hex::encode(r.payment_hash),
-            preimage: hex::encode(r.preimage),
+            preimage: r.preimage.to_hex(),
             budget_remaining_sats: self.budget_remaining().await,
         }))
     }
@@ -965,16 +961,20 @@ impl L402Server {
         let rows = self
             .app
             .ledger
-            .list_payments(&self.app.wallet_name, direction, limit)
+            .list_payments(
+                &self.app.wallet_name,
+                &PaymentFilter {
+                    direction,
+                    ..PaymentFilter::default()
+                },
+                limit,
+            )
             .await
             .map_err(ledger_error)?;
         let payments = rows
             .into_iter()
             .map(|r| {
-                let (amount, fee) = (
-                    r.amount().map_err(ledger_error)?,
-                    r.fee().map_err(ledger_error)?,
-                );
+                let (amount, fee) = (r.amount.msat(), r.fee.msat());
                 Ok(PaymentOutput {
                     id: r.id,
                     direction: r.direction.as_str().to_owned(),
@@ -983,7 +983,7 @@ impl L402Server {
                     fee_sats: whole_sats(fee),
                     amount_msat: amount,
                     fee_msat: fee,
-                    payment_hash: r.payment_hash,
+                    payment_hash: r.payment_hash.to_hex(),
                     description: r.description,
                     url: r.url,
                     error: r.error,

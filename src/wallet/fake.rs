@@ -14,6 +14,7 @@
 //! selectable from the configuration: [`super::BackendConfig`] has no entry for it, so no user can
 //! pay with it by mistake. It reaches no network and holds no secret.
 
+use crate::l402::{PaymentHash, Preimage};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -82,9 +83,9 @@ struct Node {
 #[derive(Debug, Default)]
 struct State {
     accounts: Vec<Account>,
-    invoices: HashMap<[u8; 32], Invoice>,
+    invoices: HashMap<PaymentHash, Invoice>,
     /// Preimages of payable invoices: the node's own, and those a test taught it.
-    preimages: HashMap<[u8; 32], [u8; 32]>,
+    preimages: HashMap<PaymentHash, Preimage>,
 }
 
 #[derive(Debug)]
@@ -93,7 +94,7 @@ struct Account {
     script: VecDeque<Outcome>,
     /// What happens when the script has run out.
     otherwise: Outcome,
-    payments: HashMap<[u8; 32], Payment>,
+    payments: HashMap<PaymentHash, Payment>,
     pay_calls: usize,
     lookups_fail: bool,
     withholds_preimages: bool,
@@ -173,10 +174,10 @@ impl FakeNode {
 
     /// Let this node pay invoices of `preimage` made elsewhere (a real node can pay any
     /// invoice; this one must know how it settles).
-    pub fn learn_preimage(&self, preimage: [u8; 32]) {
+    pub fn learn_preimage(&self, preimage: Preimage) {
         self.state()
             .preimages
-            .insert(crate::l402::sha256(&preimage), preimage);
+            .insert(preimage.payment_hash(), preimage);
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -221,7 +222,7 @@ impl FakeWallet {
     }
 
     /// Settle an in-flight payment of `payment_hash`, as the network would.
-    pub fn settle(&self, payment_hash: &[u8; 32]) {
+    pub fn settle(&self, payment_hash: &crate::l402::PaymentHash) {
         let mut state = self.node.state();
         let Some(p) = state.accounts[self.account]
             .payments
@@ -236,7 +237,7 @@ impl FakeWallet {
     }
 
     /// Fail an in-flight payment of `payment_hash`: its money comes back.
-    pub fn fail(&self, payment_hash: &[u8; 32], why: &str) {
+    pub fn fail(&self, payment_hash: &crate::l402::PaymentHash, why: &str) {
         self.with(|a| {
             if let Some(p) = a.payments.get_mut(payment_hash)
                 && p.state == PaymentState::InFlight
@@ -279,7 +280,7 @@ impl FakeWallet {
 
 /// Complete an in-flight or new payment: the payee's invoice (if on this node) is settled and
 /// credited. The payer was debited when the payment started.
-fn complete(state: &mut State, payer: usize, payment_hash: &[u8; 32]) {
+fn complete(state: &mut State, payer: usize, payment_hash: &crate::l402::PaymentHash) {
     let Some(p) = state.accounts[payer].payments.get_mut(payment_hash) else {
         return;
     };
@@ -374,7 +375,7 @@ impl FakeWallet {
             Outcome::WrongPreimage { .. } => {
                 complete(&mut state, self.account, &hash);
                 Answer::Now(Ok(PaymentResult {
-                    preimage: Some(random32()),
+                    preimage: Some(l402_proto::Preimage(random32())),
                     fee_msat,
                 }))
             }
@@ -434,7 +435,7 @@ impl Wallet for FakeWallet {
                 network: self.node.0.network,
                 amount_msat: Some(request.amount_msat),
                 description: &request.description,
-                payment_hash,
+                payment_hash: l402_proto::PaymentHash(payment_hash),
                 payment_secret: random32(),
                 timestamp: now,
                 expiry_secs: request.expiry_secs,
@@ -442,9 +443,12 @@ impl Wallet for FakeWallet {
         )
         .map_err(|e| WalletError::Other(format!("the fake node could not sign: {e}")))?;
         let mut state = self.node.state();
-        state.preimages.insert(payment_hash, preimage);
+        state.preimages.insert(
+            l402_proto::PaymentHash(payment_hash),
+            l402_proto::Preimage(preimage),
+        );
         state.invoices.insert(
-            payment_hash,
+            l402_proto::PaymentHash(payment_hash),
             Invoice {
                 owner: self.account,
                 expires_at: now.saturating_add(request.expiry_secs),
@@ -453,7 +457,7 @@ impl Wallet for FakeWallet {
         );
         Ok(CreatedInvoice {
             bolt11,
-            payment_hash,
+            payment_hash: l402_proto::PaymentHash(payment_hash),
             expires_at: now.saturating_add(request.expiry_secs),
         })
     }
@@ -487,7 +491,7 @@ impl Wallet for FakeWallet {
 
     async fn lookup_incoming(
         &self,
-        payment_hash: &[u8; 32],
+        payment_hash: &crate::l402::PaymentHash,
     ) -> Result<IncomingStatus, WalletError> {
         let now = self.node.0.clock.now();
         let state = self.node.state();
@@ -503,7 +507,7 @@ impl Wallet for FakeWallet {
 
     async fn lookup_outgoing(
         &self,
-        payment_hash: &[u8; 32],
+        payment_hash: &crate::l402::PaymentHash,
     ) -> Result<OutgoingStatus, WalletError> {
         let mut state = self.node.state();
         let account = &mut state.accounts[self.account];

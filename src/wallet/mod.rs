@@ -22,6 +22,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 use crate::bolt11::{DecodedInvoice, Network};
+use crate::l402::{PaymentHash, Preimage};
 
 /// Which wallet backend to use, from the `[backend]` config section (`kind = "..."`) or the
 /// environment (`L402_MCP_BACKEND` and `L402_MCP_<KIND>_<FIELD>`).
@@ -101,7 +102,7 @@ pub struct InvoiceRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreatedInvoice {
     pub bolt11: String,
-    pub payment_hash: [u8; 32],
+    pub payment_hash: PaymentHash,
     /// Unix seconds.
     pub expires_at: u64,
 }
@@ -110,7 +111,7 @@ pub struct CreatedInvoice {
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct PaymentResult {
     /// `None` when the backend does not reveal preimages.
-    pub preimage: Option<[u8; 32]>,
+    pub preimage: Option<Preimage>,
     pub fee_msat: u64,
 }
 
@@ -189,10 +190,14 @@ pub trait Wallet: Send + Sync + std::fmt::Debug {
         invoice: &DecodedInvoice,
         max_fee_msat: u64,
     ) -> Result<PaymentResult, WalletError>;
-    async fn lookup_incoming(&self, payment_hash: &[u8; 32])
-    -> Result<IncomingStatus, WalletError>;
-    async fn lookup_outgoing(&self, payment_hash: &[u8; 32])
-    -> Result<OutgoingStatus, WalletError>;
+    async fn lookup_incoming(
+        &self,
+        payment_hash: &PaymentHash,
+    ) -> Result<IncomingStatus, WalletError>;
+    async fn lookup_outgoing(
+        &self,
+        payment_hash: &PaymentHash,
+    ) -> Result<OutgoingStatus, WalletError>;
 
     /// How long (seconds) after a pay call began the backend may still start that payment,
     /// e.g. a request still valid at a relay. A payment the backend has no record of is only

@@ -1,15 +1,14 @@
 //! A buyer on any wallet backend: wallet "w" with its ledger in a temp dir, the pay path
 //! ([`Payer`]) and a clock the test moves. The contract suite, the fault tests and the
 //! backends' own tests pay through it, so every backend is driven the same way.
-// A failed step in a test or benchmark is a failed run: unwrapping is fine here.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 
 use l402_mcp::bolt11::Network;
 use l402_mcp::clock::{ManualClock, SharedClock};
-use l402_mcp::ledger::{Ledger, PaymentRecord, Status};
+use l402_mcp::l402::PaymentHash;
 use l402_mcp::pay::{PayError, PayRequest, Payer, Receipt};
+use l402_mcp::storage::{Payment, SpendLedger, Status, Storage};
 use l402_mcp::wallet::fake::DEFAULT_BALANCE_MSAT;
 use l402_mcp::wallet::{FakeNode, FakeWallet, Wallet};
 
@@ -18,7 +17,8 @@ use super::T0;
 pub struct Buyer {
     pub dir: tempfile::TempDir,
     pub clock: Arc<ManualClock>,
-    pub ledger: Ledger,
+    pub storage: Storage,
+    pub ledger: Arc<dyn SpendLedger>,
     pub wallet: Arc<dyn Wallet>,
     pub payer: Payer,
 }
@@ -32,14 +32,22 @@ impl Buyer {
     /// A buyer paying with `wallet`, its time read from `clock`.
     pub async fn with_clock(wallet: Arc<dyn Wallet>, clock: Arc<ManualClock>) -> Buyer {
         let dir = tempfile::tempdir().expect("temp dir");
-        let ledger = Ledger::open_in(dir.path()).await.expect("ledger");
+        let storage = Storage::open_sqlite(dir.path()).await.expect("storage");
+        let ledger = storage.ledger();
         let shared: SharedClock = clock.clone();
-        let payer = Payer::new("w", wallet.clone(), ledger.clone(), shared)
-            .await
-            .expect("payer");
+        let payer = Payer::new(
+            "w",
+            wallet.clone(),
+            ledger.clone(),
+            storage.tokens(),
+            shared,
+        )
+        .await
+        .expect("payer");
         Buyer {
             dir,
             clock,
+            storage,
             ledger,
             wallet,
             payer,
@@ -66,7 +74,7 @@ impl Buyer {
     }
 
     /// The ledger's row for the payment of `hash`.
-    pub async fn record(&self, hash: &[u8; 32]) -> PaymentRecord {
+    pub async fn record(&self, hash: &PaymentHash) -> Payment {
         self.payer
             .find(hash)
             .await
@@ -74,13 +82,13 @@ impl Buyer {
             .expect("a ledger row for this payment")
     }
 
-    pub async fn status(&self, hash: &[u8; 32]) -> Status {
+    pub async fn status(&self, hash: &PaymentHash) -> Status {
         self.record(hash).await.status
     }
 
     /// (spent, reserved) msat, as the budget sees them.
     pub async fn totals(&self) -> (u64, u64) {
         let t = self.ledger.totals("w").await.expect("totals");
-        (t.spent_msat, t.reserved_msat)
+        (t.spent.msat(), t.reserved.msat())
     }
 }

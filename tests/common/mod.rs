@@ -8,6 +8,7 @@
 pub mod agents;
 pub mod buyer;
 pub mod fixture;
+pub mod pg;
 
 use std::sync::Arc;
 
@@ -57,7 +58,7 @@ pub fn foreign_invoice(
             network,
             amount_msat,
             description: "not from here",
-            payment_hash: [0x77; 32],
+            payment_hash: l402_mcp::l402::PaymentHash([0x77; 32]),
             payment_secret: [0x01; 32],
             timestamp,
             expiry_secs,

@@ -25,8 +25,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use l402_mcp::bolt11::{self, Network};
-use l402_mcp::ledger::Status;
 use l402_mcp::pay::PayError;
+use l402_mcp::storage::Status;
 use l402_mcp::wallet::cln::{ClnConfig, ClnWallet};
 use l402_mcp::wallet::{
     BackendConfig, IncomingStatus, InvoiceRequest, OutgoingStatus, Wallet, WalletError,
@@ -265,7 +265,7 @@ impl Fixture {
         Buyer::on(self.wallet().await).await
     }
 
-    fn set_pays(&self, hash: &[u8; 32], pays: Value) {
+    fn set_pays(&self, hash: &l402_mcp::l402::PaymentHash, pays: Value) {
         let pays = pays.as_array().unwrap().clone();
         self.node
             .lock()
@@ -312,7 +312,7 @@ impl BackendFixture for Fixture {
             json!([{"payment_hash": hex::encode(invoice.hash), "status": "complete",
                     "created_at": T0, "created_index": 1, "completed_at": T0,
                     "amount_msat": invoice.amount_msat, "amount_sent_msat": invoice.amount_msat + 3,
-                    "preimage": hex::encode(invoice.preimage)}]),
+                    "preimage": invoice.preimage.to_hex()}]),
         );
     }
 
@@ -349,7 +349,10 @@ async fn requests_and_answers_follow_the_clnrest_reference() {
         })
         .await
         .unwrap();
-    assert_eq!(created.payment_hash, l402_mcp::l402::sha256(&[0x6b; 32]));
+    assert_eq!(
+        created.payment_hash,
+        l402_mcp::l402::PaymentHash(l402_mcp::l402::sha256(&[0x6b; 32]))
+    );
     assert_eq!(
         wallet.lookup_incoming(&created.payment_hash).await.unwrap(),
         IncomingStatus::Settled {
@@ -358,11 +361,17 @@ async fn requests_and_answers_follow_the_clnrest_reference() {
         "amount_received_msat as an msat string"
     );
     assert_eq!(
-        wallet.lookup_incoming(&[3; 32]).await.unwrap(),
+        wallet
+            .lookup_incoming(&l402_mcp::l402::PaymentHash([3; 32]))
+            .await
+            .unwrap(),
         IncomingStatus::NotFound
     );
     assert_eq!(
-        wallet.lookup_outgoing(&[3; 32]).await.unwrap(),
+        wallet
+            .lookup_outgoing(&l402_mcp::l402::PaymentHash([3; 32]))
+            .await
+            .unwrap(),
         OutgoingStatus::NotFound
     );
 
@@ -497,7 +506,7 @@ async fn attempts_are_read_from_listpays_in_every_form() {
              "amount_sent_msat": 21000},
             {"payment_hash": hash_hex, "status": "complete", "created_at": T0, "created_index": 2,
              "completed_at": T0, "amount_msat": 21000, "amount_sent_msat": 21003,
-             "preimage": hex::encode(inv.preimage)}
+             "preimage": inv.preimage.to_hex()}
         ]),
     );
     assert_eq!(b.payer.reconcile().await.unwrap().succeeded, 1);

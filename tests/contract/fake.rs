@@ -1,7 +1,5 @@
 //! The fake wallet (`wallet::fake`) as a backend: scripted to play each scenario, so that the
 //! tests built on it rest on a wallet that keeps the contract.
-// A failed step in a test or benchmark is a failed run: unwrapping is fine here.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -11,8 +11,6 @@
 //!
 //! The whole buy/sell loop through two MCP servers on LNbits, and `doctor`, are in
 //! tests/lnbits.rs.
-// A failed step in a test or benchmark is a failed run: unwrapping is fine here.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod api;
 
@@ -291,8 +289,8 @@ fn foreign_invoice(now: u64) -> TestInvoice {
     let (bolt11, preimage) = common::fixture::random_invoice(Network::Mainnet, 21_000, now);
     TestInvoice {
         bolt11,
-        hash: l402_mcp::l402::sha256(&preimage),
-        preimage,
+        hash: l402_mcp::l402::PaymentHash(l402_mcp::l402::sha256(&preimage)),
+        preimage: l402_mcp::l402::Preimage(preimage),
         amount_msat: 21_000,
     }
 }
@@ -344,8 +342,10 @@ impl BackendFixture for Real {
                 .expect("an invoice from wallet B");
             TestInvoice {
                 bolt11,
-                hash: l402_mcp::l402::parse_hex32(&hash).expect("a payment hash"),
-                preimage: preimage.expect("LNbits answers an invoice with its preimage"),
+                hash: hash.parse().expect("a payment hash"),
+                preimage: l402_mcp::l402::Preimage(
+                    preimage.expect("LNbits answers an invoice with its preimage"),
+                ),
                 amount_msat: 21_000,
             }
         };
@@ -396,7 +396,10 @@ fn pending_answer() -> (u16, String) {
 
 fn an_invoice() -> (bolt11::DecodedInvoice, [u8; 32]) {
     let inv = TestInvoice::regtest(0x62, 7);
-    (bolt11::decode(&inv.bolt11).expect("invoice"), inv.preimage)
+    (
+        bolt11::decode(&inv.bolt11).expect("invoice"),
+        inv.preimage.0,
+    )
 }
 
 /// LNbits' own "pending" refusal, and a payment accepted as pending that is still routing
@@ -434,7 +437,7 @@ async fn a_pending_payment_is_followed_to_its_end() {
     assert_eq!(
         w.pay_invoice(&inv, 0).await,
         Ok(PaymentResult {
-            preimage: Some(preimage),
+            preimage: Some(l402_mcp::l402::Preimage(preimage)),
             fee_msat: 3000
         })
     );
@@ -463,7 +466,7 @@ async fn an_answer_with_only_the_hash_is_settled_by_the_lookup() {
     .await;
     assert_eq!(
         w.pay_invoice(&inv, 0).await.map(|r| r.preimage),
-        Ok(Some(preimage))
+        Ok(Some(l402_mcp::l402::Preimage(preimage)))
     );
 }
 
@@ -486,7 +489,7 @@ async fn already_paid_is_definite_only_when_this_wallet_did_not_pay() {
     let w = Replay::replaying(already(), vec![paid_answer(&preimage)]).await;
     assert_eq!(
         w.pay_invoice(&inv, 0).await.map(|r| r.preimage),
-        Ok(Some(preimage))
+        Ok(Some(l402_mcp::l402::Preimage(preimage)))
     );
 }
 

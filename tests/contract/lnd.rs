@@ -28,8 +28,8 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use l402_mcp::bolt11::{self, Network};
-use l402_mcp::ledger::Status;
 use l402_mcp::pay::PayError;
+use l402_mcp::storage::Status;
 use l402_mcp::wallet::lnd::{LndConfig, LndWallet};
 use l402_mcp::wallet::{
     BackendConfig, IncomingStatus, InvoiceRequest, OutgoingStatus, PaymentResult, Wallet,
@@ -339,13 +339,7 @@ impl BackendFixture for Fixture {
 
     async fn settle(&self, invoice: &TestInvoice) {
         let hash = hex::encode(invoice.hash);
-        let settled = payment(
-            &hash,
-            "SUCCEEDED",
-            &hex::encode(invoice.preimage),
-            2000,
-            NONE,
-        );
+        let settled = payment(&hash, "SUCCEEDED", &invoice.preimage.to_hex(), 2000, NONE);
         self.node.lock().unwrap().tracked.insert(hash, settled);
     }
 
@@ -400,7 +394,10 @@ async fn requests_and_answers_follow_the_rest_reference() {
         .await
         .unwrap();
     // r_hash came as base64; the invoice's own hash must agree.
-    assert_eq!(created.payment_hash, l402_mcp::l402::sha256(&[0x5a; 32]));
+    assert_eq!(
+        created.payment_hash,
+        l402_mcp::l402::PaymentHash(l402_mcp::l402::sha256(&[0x5a; 32]))
+    );
     assert_eq!(
         created.expires_at,
         T0 + 3600,
@@ -413,7 +410,10 @@ async fn requests_and_answers_follow_the_rest_reference() {
         }
     );
     assert_eq!(
-        wallet.lookup_incoming(&[1; 32]).await.unwrap(),
+        wallet
+            .lookup_incoming(&l402_mcp::l402::PaymentHash([1; 32]))
+            .await
+            .unwrap(),
         IncomingStatus::NotFound
     );
 
@@ -621,7 +621,7 @@ async fn payment_calls_trust_lnds_own_ca_style_certificate() {
     let cert = std::fs::read(format!("{fixtures}/lnd-style.cert")).unwrap();
     let key = std::fs::read(format!("{fixtures}/lnd-style.key")).unwrap();
     let preimage = [0x33u8; 32];
-    let hash = l402_mcp::l402::sha256(&preimage);
+    let hash = l402_mcp::l402::PaymentHash(l402_mcp::l402::sha256(&preimage));
     let tracked = payment(
         &hex::encode(hash),
         "SUCCEEDED",
@@ -634,7 +634,7 @@ async fn payment_calls_trust_lnds_own_ca_style_certificate() {
     assert_eq!(
         wallet.lookup_outgoing(&hash).await.unwrap(),
         OutgoingStatus::Succeeded(PaymentResult {
-            preimage: Some(preimage),
+            preimage: Some(l402_mcp::l402::Preimage(preimage)),
             fee_msat: 3000
         })
     );

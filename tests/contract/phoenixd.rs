@@ -28,8 +28,8 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use l402_mcp::bolt11::{self, Network};
-use l402_mcp::ledger::Status;
 use l402_mcp::pay::PayError;
+use l402_mcp::storage::Status;
 use l402_mcp::wallet::phoenixd::{PhoenixdConfig, PhoenixdWallet};
 use l402_mcp::wallet::{
     BackendConfig, IncomingStatus, InvoiceRequest, OutgoingStatus, Wallet, WalletError,
@@ -268,7 +268,7 @@ impl Fixture {
         Buyer::on(self.wallet().await).await
     }
 
-    fn set_outgoing(&self, hash: &[u8; 32], v: Value) {
+    fn set_outgoing(&self, hash: &l402_mcp::l402::PaymentHash, v: Value) {
         self.node
             .lock()
             .unwrap()
@@ -315,7 +315,7 @@ impl BackendFixture for Fixture {
         self.set_outgoing(
             &invoice.hash,
             json!({"subType": "lightning", "paymentId": PAYMENT_ID,
-                   "paymentHash": hex::encode(invoice.hash), "preimage": hex::encode(invoice.preimage),
+                   "paymentHash": hex::encode(invoice.hash), "preimage": invoice.preimage.to_hex(),
                    "isPaid": true, "sent": 21, "fees": 4084, "completedAt": 1800000100000u64,
                    "createdAt": 1800000000000u64}),
         );
@@ -357,7 +357,10 @@ async fn requests_and_answers_follow_the_api_reference() {
         })
         .await
         .unwrap();
-    assert_eq!(created.payment_hash, l402_mcp::l402::sha256(&[0x7c; 32]));
+    assert_eq!(
+        created.payment_hash,
+        l402_mcp::l402::PaymentHash(l402_mcp::l402::sha256(&[0x7c; 32]))
+    );
     assert_eq!(
         wallet.lookup_incoming(&created.payment_hash).await.unwrap(),
         IncomingStatus::Settled {
@@ -365,12 +368,18 @@ async fn requests_and_answers_follow_the_api_reference() {
         }
     );
     assert_eq!(
-        wallet.lookup_incoming(&[4; 32]).await.unwrap(),
+        wallet
+            .lookup_incoming(&l402_mcp::l402::PaymentHash([4; 32]))
+            .await
+            .unwrap(),
         IncomingStatus::NotFound,
         "a 404 from payments/incoming (a route every phoenixd has)"
     );
     assert_eq!(
-        wallet.lookup_outgoing(&[4; 32]).await.unwrap(),
+        wallet
+            .lookup_outgoing(&l402_mcp::l402::PaymentHash([4; 32]))
+            .await
+            .unwrap(),
         OutgoingStatus::NotFound
     );
     // Invoices are in whole sats: refused before any request.

@@ -11,8 +11,6 @@
 //! - no preimage: the payment is recorded as spent, and reported as unprovable;
 //! - credentials refused: nothing paid, the backend's error names the credential and never
 //!   shows it.
-// A failed step in a test or benchmark is a failed run: unwrapping is fine here.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use l402_mcp::clock::ManualClock;
-use l402_mcp::ledger::Status;
 use l402_mcp::pay::PayError;
+use l402_mcp::storage::Status;
 use l402_mcp::wallet::{BackendConfig, OutgoingStatus, PaymentResult, Wallet, WalletError};
 
 use crate::common::T0;
@@ -62,9 +60,9 @@ pub fn timeout_secs(scenario: Scenario) -> u64 {
 #[derive(Debug, Clone)]
 pub struct TestInvoice {
     pub bolt11: String,
-    pub hash: [u8; 32],
+    pub hash: l402_mcp::l402::PaymentHash,
     /// What paying it reveals.
-    pub preimage: [u8; 32],
+    pub preimage: l402_mcp::l402::Preimage,
     pub amount_msat: u64,
 }
 
@@ -72,7 +70,7 @@ impl TestInvoice {
     /// This invoice, its preimage added to a stand-in's `preimages` (by hex hash), so that the
     /// stand-in can pay it.
     pub fn known_to(self, preimages: &mut HashMap<String, [u8; 32]>) -> TestInvoice {
-        preimages.insert(hex::encode(self.hash), self.preimage);
+        preimages.insert(self.hash.to_hex(), self.preimage.0);
         self
     }
 
@@ -81,8 +79,8 @@ impl TestInvoice {
         let preimage = [seed; 32];
         TestInvoice {
             bolt11: crate::common::fixture::invoice_for(key_byte, 21_000, preimage),
-            hash: l402_mcp::l402::sha256(&preimage),
-            preimage,
+            hash: l402_mcp::l402::PaymentHash(l402_mcp::l402::sha256(&preimage)),
+            preimage: l402_mcp::l402::Preimage(preimage),
             amount_msat: 21_000,
         }
     }
@@ -279,7 +277,7 @@ pub async fn no_preimage<F: BackendFixture>() {
     }
     let row = b.record(&inv.hash).await;
     assert_eq!(row.status, Status::Succeeded, "money moved");
-    assert!(row.preimage_bytes().is_none());
+    assert!(row.preimage.is_none());
     let (spent, reserved) = b.totals().await;
     assert!(
         spent >= inv.amount_msat && reserved == 0,

@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# Run the PostgreSQL tests (tests/gateway_postgres.rs: two gateway instances on one database)
-# against a throwaway PostgreSQL: build them, start the server (tools/postgres/start.sh), run them
-# one at a time, and always stop it. Exits with the tests' status. Extra arguments go to the test
-# binary, e.g. `tools/postgres/test.sh free_tier`.
+# Run the PostgreSQL tests against a throwaway PostgreSQL: build them, start the server
+# (tools/postgres/start.sh), run them one at a time, and always stop it. Exits with the tests'
+# status. Extra arguments go to every test binary, e.g. `tools/postgres/test.sh free_tier`.
+#
+#   tests/storage_conformance.rs   the storage port's conformance suite on PostgreSQL
+#   tests/gateway_postgres.rs      two gateway instances on one database
+#   tests/fleet.rs                 l402-mcp serve processes sharing one wallet and budget
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 # Build first, so that the server does not sit through a compile.
-cargo test --locked --test gateway_postgres --no-run
+TESTS=(storage_conformance gateway_postgres fleet)
+for t in "${TESTS[@]}"; do cargo test --locked --test "$t" --no-run; done
 
 INFO=$(mktemp "${TMPDIR:-/tmp}/l402-pg-info.XXXXXX")
 cleanup() {
@@ -25,5 +29,7 @@ L402_TEST_DATABASE_URL=$(sed -n 's/^DATABASE_URL=//p' "$INFO")
 export L402_TEST_DATABASE_URL
 
 status=0
-cargo test --locked --test gateway_postgres -- --ignored --test-threads=1 "$@" || status=$?
+for t in "${TESTS[@]}"; do
+  cargo test --locked --test "$t" -- --ignored --test-threads=1 "$@" || status=$?
+done
 exit "$status"

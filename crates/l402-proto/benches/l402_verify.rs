@@ -42,14 +42,18 @@ fn hex32(s: &str) -> [u8; 32] {
 fn token() -> String {
     let preimage = hex32(PREIMAGE);
     let id = Identifier {
-        payment_hash: sha256(&preimage),
-        token_id: hex32(TOKEN_ID),
+        payment_hash: l402_proto::PaymentHash(sha256(&preimage)),
+        token_id: l402_proto::TokenId(hex32(TOKEN_ID)),
     };
     let mut m = Macaroon::new(&hex32(ROOT_KEY), id.encode().to_vec(), L402_LOCATION);
     m.add_caveat(b"services=demo:0");
     m.add_caveat(b"demo_capabilities=read");
     m.add_caveat(format!("demo_valid_until={VALID_UNTIL}").as_bytes());
-    Credential::format(Scheme::L402, &m.serialize(), &preimage)
+    Credential::format(
+        Scheme::L402,
+        &m.serialize(),
+        &l402_proto::Preimage(preimage),
+    )
 }
 
 fn params(now: u64) -> VerifyParams<'static> {

@@ -81,8 +81,8 @@ fn main() -> ExitCode {
             caveat,
         } => {
             let id = Identifier {
-                payment_hash,
-                token_id,
+                payment_hash: l402_proto::PaymentHash(payment_hash),
+                token_id: l402_proto::TokenId(token_id),
             };
             let mut m = Macaroon::new(&root_key, id.encode().to_vec(), L402_LOCATION);
             for c in &caveat {
@@ -117,7 +117,7 @@ fn main() -> ExitCode {
                 method: method.as_deref(),
                 path: path.as_deref(),
             };
-            let result = verify::prepare(&bytes, &preimage)
+            let result = verify::prepare(&bytes, &l402_proto::Preimage(preimage))
                 .and_then(|p| verify::finish(&p, Some(&root_key), &params));
             let parsed = Macaroon::deserialize(&bytes).ok();
             let caveats = parsed

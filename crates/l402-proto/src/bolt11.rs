@@ -8,6 +8,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::PaymentHash;
 use bitcoin::hashes::Hash as _;
 use bitcoin::hashes::sha256;
 use bitcoin::secp256k1::{All, Message, PublicKey, Secp256k1, SecretKey};
@@ -102,8 +103,7 @@ pub struct DecodedInvoice {
     pub network: Network,
     /// `None` for an amountless invoice.
     pub amount_msat: Option<u64>,
-    #[serde(with = "hex::serde")]
-    pub payment_hash: [u8; 32],
+    pub payment_hash: PaymentHash,
     pub description: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description_hash: Option<String>,
@@ -163,7 +163,8 @@ pub fn decode(invoice: &str) -> Result<DecodedInvoice, InvoiceError> {
         .payment_hash()
         .ok_or(InvoiceError::NoPaymentHash)?
         .0
-        .to_byte_array();
+        .to_byte_array()
+        .into();
     let amount_msat = match raw.amount_pico_btc() {
         Some(pico) if !pico.is_multiple_of(10) => return Err(InvoiceError::SubMillisatoshi),
         Some(pico) => Some(pico / 10),
@@ -196,7 +197,7 @@ pub struct NewInvoice<'a> {
     /// `None` makes an amountless invoice (the embedded wallet never does; tests do).
     pub amount_msat: Option<u64>,
     pub description: &'a str,
-    pub payment_hash: [u8; 32],
+    pub payment_hash: PaymentHash,
     pub payment_secret: [u8; 32],
     /// Creation time, unix seconds.
     pub timestamp: u64,
@@ -211,7 +212,7 @@ pub fn create(node_key: &SecretKey, new: &NewInvoice<'_>) -> Result<String, Invo
         builder = builder.amount_milli_satoshis(amount);
     }
     builder
-        .payment_hash(sha256::Hash::from_byte_array(new.payment_hash))
+        .payment_hash(sha256::Hash::from_byte_array(new.payment_hash.0))
         .payment_secret(PaymentSecret(new.payment_secret))
         .duration_since_epoch(Duration::from_secs(new.timestamp))
         .expiry_time(Duration::from_secs(new.expiry_secs))
@@ -243,7 +244,7 @@ mod tests {
             network: Network::Regtest,
             amount_msat: Some(amount_msat),
             description: "a coffee",
-            payment_hash: [3; 32],
+            payment_hash: PaymentHash([3; 32]),
             payment_secret: [4; 32],
             timestamp: 1_700_000_000,
             expiry_secs: 600,
@@ -257,7 +258,7 @@ mod tests {
         let d = decode(&s).unwrap();
         assert_eq!(d.network, Network::Regtest);
         assert_eq!(d.amount_msat, Some(21_000));
-        assert_eq!(d.payment_hash, [3; 32]);
+        assert_eq!(d.payment_hash, PaymentHash([3; 32]));
         assert_eq!(d.description.as_deref(), Some("a coffee"));
         assert_eq!((d.timestamp, d.expiry_secs), (1_700_000_000, 600));
         assert_eq!(d.expires_at(), 1_700_000_600);
@@ -330,7 +331,7 @@ mod tests {
         let d = decode(&s).unwrap();
         assert_eq!(
             (d.network, d.amount_msat, d.payment_hash),
-            (Network::Mainnet, Some(1_000), [9; 32])
+            (Network::Mainnet, Some(1_000), PaymentHash([9; 32]))
         );
     }
 

@@ -294,7 +294,7 @@ pub fn parse_capabilities(value: &str) -> Vec<&str> {
 }
 
 /// [`parse_capabilities`] without collecting.
-pub(crate) fn capabilities(value: &str) -> impl Iterator<Item = &str> {
+pub fn capabilities(value: &str) -> impl Iterator<Item = &str> {
     value.split(',').map(str::trim).filter(|c| !c.is_empty())
 }
 

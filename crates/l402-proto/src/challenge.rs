@@ -137,7 +137,9 @@ fn json_challenge(obj: &serde_json::Map<String, serde_json::Value>) -> Option<Js
     Some(JsonChallenge {
         invoice: invoice.to_owned(),
         macaroon: field(&["macaroon", "token"]).and_then(b64::decode),
-        payment_hash: field(&["payment_hash", "paymentHash"]).and_then(parse_hex32),
+        payment_hash: field(&["payment_hash", "paymentHash"])
+            .and_then(parse_hex32)
+            .map(PaymentHash),
     })
 }
 
@@ -430,7 +432,7 @@ mod tests {
             format!(r#"{{"payment_request":"LNBCRT10N1PEXAMPLE","payment_hash":"{hash}"}}"#);
         let c = parse_json_body(lnbits.as_bytes()).unwrap();
         assert_eq!(c.macaroon, None);
-        assert_eq!(c.payment_hash, parse_hex32(hash));
+        assert_eq!(c.payment_hash, parse_hex32(hash).map(PaymentHash));
         let nested =
             br#"{"error":"payment required","l402":{"pr":"lnbcrt10n1pexample","token":"-_8BAgM"}}"#;
         assert_eq!(

@@ -40,11 +40,7 @@ pub enum CredentialError {
 impl Credential {
     /// `<scheme> <b64>:<lowercase hex>`, the scheme chosen by the caller (answer with the server's).
     pub fn format(scheme: Scheme, macaroon: &[u8], preimage: &Preimage) -> String {
-        format!(
-            "{scheme} {}:{}",
-            b64::encode(macaroon),
-            hex::encode(preimage)
-        )
+        format!("{scheme} {}:{}", b64::encode(macaroon), preimage.to_hex())
     }
 
     /// Parse an `Authorization` header value.
@@ -75,7 +71,7 @@ impl Credential {
         Ok(Credential {
             scheme,
             macaroons,
-            preimage,
+            preimage: Preimage(preimage),
         })
     }
 }
@@ -87,12 +83,12 @@ mod tests {
 
     #[test]
     fn formats_lowercase_and_parses_back() {
-        let s = Credential::format(Scheme::L402, &[1, 2, 3], &[0xab; 32]);
+        let s = Credential::format(Scheme::L402, &[1, 2, 3], &Preimage([0xab; 32]));
         assert_eq!(s, format!("L402 AQID:{}", "ab".repeat(32)));
         let c = Credential::parse(&s).unwrap();
         assert_eq!(
             (c.scheme, c.macaroons.clone(), c.preimage),
-            (Scheme::L402, vec![vec![1, 2, 3]], [0xab; 32])
+            (Scheme::L402, vec![vec![1, 2, 3]], Preimage([0xab; 32]))
         );
     }
 
@@ -102,7 +98,7 @@ mod tests {
         let c = Credential::parse(&format!("  lsat  AQID,BAU:{hex} ")).unwrap();
         assert_eq!(c.scheme, Scheme::Lsat);
         assert_eq!(c.macaroons, vec![vec![1, 2, 3], vec![4, 5]]);
-        assert_eq!(c.preimage, [0xab; 32]);
+        assert_eq!(c.preimage, Preimage([0xab; 32]));
     }
 
     #[test]
@@ -143,8 +139,8 @@ mod tests {
         #[test]
         fn round_trip(mac in proptest::collection::vec(any::<u8>(), 1..300), pre in any::<[u8; 32]>(), lsat in any::<bool>()) {
             let scheme = if lsat { Scheme::Lsat } else { Scheme::L402 };
-            let c = Credential::parse(&Credential::format(scheme, &mac, &pre)).unwrap();
-            prop_assert_eq!(c, Credential { scheme, macaroons: vec![mac], preimage: pre });
+            let c = Credential::parse(&Credential::format(scheme, &mac, &Preimage(pre))).unwrap();
+            prop_assert_eq!(c, Credential { scheme, macaroons: vec![mac], preimage: crate::Preimage(pre) });
         }
 
         #[test]

@@ -4,7 +4,7 @@
 //! lsat-js and boltwall put the ASCII hex of those 66 bytes in the macaroon instead (132 bytes);
 //! [`Identifier::decode`] reads both.
 
-use super::PaymentHash;
+use super::{PaymentHash, TokenId};
 
 /// Length of a version-0 identifier in binary form.
 pub const V0_LEN: usize = 66;
@@ -14,7 +14,7 @@ pub const V0_LEN: usize = 66;
 pub struct Identifier {
     pub payment_hash: PaymentHash,
     /// 32 random bytes naming the token.
-    pub token_id: [u8; 32],
+    pub token_id: TokenId,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -30,8 +30,8 @@ impl Identifier {
     pub fn encode(&self) -> [u8; V0_LEN] {
         let mut out = [0u8; V0_LEN];
         // bytes 0..2 hold version 0
-        out[2..34].copy_from_slice(&self.payment_hash);
-        out[34..66].copy_from_slice(&self.token_id);
+        out[2..34].copy_from_slice(self.payment_hash.as_bytes());
+        out[34..66].copy_from_slice(self.token_id.as_bytes());
         out
     }
 
@@ -64,8 +64,8 @@ impl Identifier {
         payment_hash.copy_from_slice(&bytes[2..34]);
         token_id.copy_from_slice(&bytes[34..66]);
         Ok(Identifier {
-            payment_hash,
-            token_id,
+            payment_hash: PaymentHash(payment_hash),
+            token_id: TokenId(token_id),
         })
     }
 }
@@ -78,8 +78,8 @@ mod tests {
     #[test]
     fn hex_form_and_errors() {
         let id = Identifier {
-            payment_hash: [7; 32],
-            token_id: [9; 32],
+            payment_hash: crate::PaymentHash([7; 32]),
+            token_id: crate::TokenId([9; 32]),
         };
         let bin = id.encode();
         assert_eq!(&bin[..2], &[0, 0]);
@@ -105,7 +105,7 @@ mod tests {
     proptest! {
         #[test]
         fn round_trip(h in any::<[u8; 32]>(), t in any::<[u8; 32]>()) {
-            let id = Identifier { payment_hash: h, token_id: t };
+            let id = Identifier { payment_hash: crate::PaymentHash(h), token_id: crate::TokenId(t) };
             prop_assert_eq!(Identifier::decode(&id.encode()), Ok(id));
         }
 

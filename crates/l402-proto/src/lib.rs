@@ -13,6 +13,7 @@ pub mod challenge;
 pub mod credential;
 pub mod identifier;
 pub mod macaroon;
+pub mod types;
 pub mod verify;
 
 pub use caveat::{Caveat, CaveatError, Service};
@@ -20,6 +21,7 @@ pub use challenge::{Challenge, ChallengeError, JsonChallenge};
 pub use credential::{Credential, CredentialError};
 pub use identifier::{Identifier, IdentifierError};
 pub use macaroon::{Macaroon, MacaroonError};
+pub use types::{HexError, MSAT_PER_SAT, Msat, PaymentHash, Preimage, RootKey, TokenId};
 pub use verify::{Rejection, VerifiedToken, VerifyParams};
 
 use std::fmt;
@@ -68,11 +70,6 @@ impl FromStr for Scheme {
     }
 }
 
-/// The 32-byte secret whose SHA-256 is an invoice's payment hash.
-pub type Preimage = [u8; 32];
-/// SHA-256 of a preimage; names an invoice.
-pub type PaymentHash = [u8; 32];
-
 /// SHA-256 of `data`.
 pub fn sha256(data: &[u8]) -> [u8; 32] {
     macaroon::sha256(data)
@@ -80,7 +77,7 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
 
 /// Does `preimage` hash to `payment_hash`? Compared in constant time.
 pub fn preimage_matches(preimage: &Preimage, payment_hash: &PaymentHash) -> bool {
-    macaroon::ct_eq32(&sha256(preimage), payment_hash)
+    macaroon::ct_eq32(&sha256(preimage.expose()), payment_hash.as_bytes())
 }
 
 /// Parse 64 hex characters (either case) into 32 bytes.
@@ -130,10 +127,10 @@ mod tests {
             .unwrap();
         let hash = parse_hex32("7cef93f2c51aa65208bec1447fc38fc58d9bce1375a532edb0dcd290a2c330ae")
             .unwrap();
-        assert!(preimage_matches(&pre, &hash));
+        assert!(preimage_matches(&Preimage(pre), &PaymentHash(hash)));
         let mut other = pre;
         other[0] ^= 1;
-        assert!(!preimage_matches(&other, &hash));
+        assert!(!preimage_matches(&Preimage(other), &PaymentHash(hash)));
     }
 
     #[test]

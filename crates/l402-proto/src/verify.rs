@@ -488,12 +488,12 @@ mod tests {
     use crate::macaroon::L402_LOCATION;
 
     const ROOT: [u8; 32] = [42; 32];
-    const PREIMAGE: [u8; 32] = [5; 32];
+    const PREIMAGE: crate::Preimage = crate::Preimage([5; 32]);
 
     fn mint(caveats: &[&str]) -> Vec<u8> {
         let id = Identifier {
-            payment_hash: sha256(&PREIMAGE),
-            token_id: [1; 32],
+            payment_hash: crate::PaymentHash(sha256(PREIMAGE.expose())),
+            token_id: crate::TokenId([1; 32]),
         };
         let mut m = Macaroon::new(&ROOT, id.encode().to_vec(), L402_LOCATION);
         for c in caveats {
@@ -588,7 +588,7 @@ mod tests {
             Err(Rejection::BadSignature)
         );
         assert_eq!(
-            prepare(&mint(STD), &[6; 32]).unwrap_err(),
+            prepare(&mint(STD), &crate::Preimage([6; 32])).unwrap_err(),
             Rejection::PreimageMismatch
         );
         assert_eq!(prepare(b"junk", &PREIMAGE).unwrap_err().code(), "malformed");

@@ -160,7 +160,7 @@ impl Wallet for ClnWallet {
 
     async fn lookup_incoming(
         &self,
-        payment_hash: &[u8; 32],
+        payment_hash: &crate::l402::PaymentHash,
     ) -> Result<IncomingStatus, WalletError> {
         let list: ListInvoices = self
             .read(
@@ -182,7 +182,7 @@ impl Wallet for ClnWallet {
 
     async fn lookup_outgoing(
         &self,
-        payment_hash: &[u8; 32],
+        payment_hash: &crate::l402::PaymentHash,
     ) -> Result<OutgoingStatus, WalletError> {
         let list: ListPays = self
             .read(

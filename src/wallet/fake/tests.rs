@@ -36,7 +36,7 @@ async fn a_payment_between_two_wallets_moves_the_money() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
-        paid.preimage.map(|p| crate::l402::sha256(&p)),
+        paid.preimage.map(|p| p.payment_hash()),
         Some(inv.payment_hash)
     );
     assert_eq!(

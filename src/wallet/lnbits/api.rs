@@ -25,7 +25,7 @@ pub(super) struct Found {
     pub(super) amount_msat: Option<i64>,
     pub(super) fee_msat: Option<i64>,
     /// Only once the payment succeeded.
-    pub(super) preimage: Option<[u8; 32]>,
+    pub(super) preimage: Option<crate::l402::Preimage>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,7 +92,10 @@ mod tests {
         .unwrap_or_default();
         let f = Found::read(&paid, &paid["details"]);
         assert_eq!(f.state, State::Succeeded);
-        assert_eq!(f.preimage, crate::l402::parse_hex32(pre));
+        assert_eq!(
+            f.preimage,
+            crate::l402::parse_hex32(pre).map(crate::l402::Preimage)
+        );
         assert_eq!((f.amount_msat, f.fee_msat), (Some(-21000), Some(-1000)));
 
         let zero: Value = serde_json::from_str(&format!(

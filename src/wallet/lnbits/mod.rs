@@ -162,7 +162,7 @@ impl LnbitsWallet {
     async fn lookup(
         &self,
         client: &Client,
-        payment_hash: &[u8; 32],
+        payment_hash: &crate::l402::PaymentHash,
     ) -> Result<Option<Found>, WalletError> {
         let path = format!("api/v1/payments/{}", hex::encode(payment_hash));
         match client.rest.get::<Value>(&path).await {
@@ -190,7 +190,7 @@ impl LnbitsWallet {
     /// filtered by hash shows both.
     async fn incoming_from_list(
         &self,
-        payment_hash: &[u8; 32],
+        payment_hash: &crate::l402::PaymentHash,
     ) -> Result<Option<Found>, WalletError> {
         let path = format!("api/v1/payments?payment_hash={}", hex::encode(payment_hash));
         let list: Vec<Value> = self
@@ -317,7 +317,7 @@ impl Wallet for LnbitsWallet {
 
     async fn lookup_incoming(
         &self,
-        payment_hash: &[u8; 32],
+        payment_hash: &crate::l402::PaymentHash,
     ) -> Result<IncomingStatus, WalletError> {
         let found = match self.lookup(&self.read, payment_hash).await? {
             Some(f) if f.amount_msat.is_some_and(|a| a < 0) => {
@@ -340,7 +340,7 @@ impl Wallet for LnbitsWallet {
 
     async fn lookup_outgoing(
         &self,
-        payment_hash: &[u8; 32],
+        payment_hash: &crate::l402::PaymentHash,
     ) -> Result<OutgoingStatus, WalletError> {
         // Asked with the key that paid, so the answer is about the wallet that paid.
         let client = self.pay.as_ref().unwrap_or(&self.read);

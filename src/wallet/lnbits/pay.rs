@@ -27,7 +27,7 @@ impl LnbitsWallet {
     pub(super) async fn refused(
         &self,
         client: &Client,
-        payment_hash: &[u8; 32],
+        payment_hash: &crate::l402::PaymentHash,
         status: u16,
         body: &str,
     ) -> Result<PaymentResult, WalletError> {
@@ -64,7 +64,7 @@ impl LnbitsWallet {
     /// preimage or the payment is still under way.
     pub(super) async fn accepted(
         &self,
-        payment_hash: &[u8; 32],
+        payment_hash: &crate::l402::PaymentHash,
         answer: &Value,
     ) -> Result<PaymentResult, WalletError> {
         let status = answer.get("status").and_then(Value::as_str);

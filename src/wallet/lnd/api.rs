@@ -86,8 +86,8 @@ impl LndPayment {
         }
     }
 
-    pub(super) fn is_for(&self, hash: &[u8; 32]) -> bool {
-        self.payment_hash.is_empty() || self.payment_hash.eq_ignore_ascii_case(&hex::encode(hash))
+    pub(super) fn is_for(&self, hash: &crate::l402::PaymentHash) -> bool {
+        self.payment_hash.is_empty() || self.payment_hash.eq_ignore_ascii_case(&hash.to_hex())
     }
 }
 

@@ -127,7 +127,12 @@ impl Wallet for LndWallet {
         let hash = base64_32(&created.r_hash).ok_or_else(|| {
             WalletError::Other("LND's r_hash is not a base64 32-byte hash".into())
         })?;
-        check_created("LND", &created.payment_request, Some(hash), request)
+        check_created(
+            "LND",
+            &created.payment_request,
+            Some(l402_proto::PaymentHash(hash)),
+            request,
+        )
     }
 
     #[instrument(skip_all, fields(backend = "lnd", payment_hash = %hex::encode(invoice.payment_hash)))]
@@ -186,7 +191,7 @@ impl Wallet for LndWallet {
 
     async fn lookup_incoming(
         &self,
-        payment_hash: &[u8; 32],
+        payment_hash: &crate::l402::PaymentHash,
     ) -> Result<IncomingStatus, WalletError> {
         let path = format!("v1/invoice/{}", hex::encode(payment_hash));
         let invoice: Invoice = match self.rest.get(&path).await {
@@ -230,7 +235,7 @@ impl Wallet for LndWallet {
 
     async fn lookup_outgoing(
         &self,
-        payment_hash: &[u8; 32],
+        payment_hash: &crate::l402::PaymentHash,
     ) -> Result<OutgoingStatus, WalletError> {
         let hash = base64::engine::general_purpose::URL_SAFE.encode(payment_hash);
         let path = format!("v2/router/track/{hash}?no_inflight_updates=false");

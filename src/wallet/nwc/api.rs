@@ -179,7 +179,7 @@ mod tests {
         assert_eq!(
             outgoing_status(&settled),
             OutgoingStatus::Succeeded(PaymentResult {
-                preimage: Some([0x11; 32]),
+                preimage: Some(l402_proto::Preimage([0x11; 32])),
                 fee_msat: 7
             })
         );

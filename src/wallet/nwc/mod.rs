@@ -149,7 +149,10 @@ impl NwcWallet {
             .cloned()
     }
 
-    async fn lookup(&self, payment_hash: &[u8; 32]) -> Result<Option<Transaction>, WalletError> {
+    async fn lookup(
+        &self,
+        payment_hash: &crate::l402::PaymentHash,
+    ) -> Result<Option<Transaction>, WalletError> {
         let reply = self
             .link
             .call(Request::lookup_invoice(LookupInvoiceRequest {
@@ -322,7 +325,7 @@ impl Wallet for NwcWallet {
 
     async fn lookup_incoming(
         &self,
-        payment_hash: &[u8; 32],
+        payment_hash: &crate::l402::PaymentHash,
     ) -> Result<IncomingStatus, WalletError> {
         Ok(match self.lookup(payment_hash).await? {
             None => IncomingStatus::NotFound,
@@ -332,7 +335,7 @@ impl Wallet for NwcWallet {
 
     async fn lookup_outgoing(
         &self,
-        payment_hash: &[u8; 32],
+        payment_hash: &crate::l402::PaymentHash,
     ) -> Result<OutgoingStatus, WalletError> {
         Ok(match self.lookup(payment_hash).await? {
             None => OutgoingStatus::NotFound,

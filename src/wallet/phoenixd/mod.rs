@@ -256,7 +256,7 @@ impl Wallet for PhoenixdWallet {
 
     async fn lookup_incoming(
         &self,
-        payment_hash: &[u8; 32],
+        payment_hash: &crate::l402::PaymentHash,
     ) -> Result<IncomingStatus, WalletError> {
         let path = format!("payments/incoming/{}", hex::encode(payment_hash));
         Ok(match self.lookup::<IncomingPayment>(&path).await? {
@@ -271,7 +271,7 @@ impl Wallet for PhoenixdWallet {
 
     async fn lookup_outgoing(
         &self,
-        payment_hash: &[u8; 32],
+        payment_hash: &crate::l402::PaymentHash,
     ) -> Result<OutgoingStatus, WalletError> {
         let path = format!("{OUTGOING_BY_HASH}{}", hex::encode(payment_hash));
         Ok(match self.lookup::<OutgoingPayment>(&path).await? {

@@ -27,15 +27,17 @@ pub fn de_u64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::
     }
 }
 
-/// A 32-byte hash as hex (surrounding whitespace allowed).
-pub fn hash32(s: &str) -> Option<[u8; 32]> {
-    crate::l402::parse_hex32(s.trim())
+/// A payment hash as hex (surrounding whitespace allowed).
+pub fn hash32(s: &str) -> Option<crate::l402::PaymentHash> {
+    crate::l402::parse_hex32(s.trim()).map(crate::l402::PaymentHash)
 }
 
 /// A preimage as hex; `None` when it is not 32 bytes or is the all-zero placeholder some
 /// nodes and funding sources send when they have none.
-pub fn preimage(s: &str) -> Option<[u8; 32]> {
-    hash32(s).filter(|p| p != &[0u8; 32])
+pub fn preimage(s: &str) -> Option<crate::l402::Preimage> {
+    crate::l402::parse_hex32(s.trim())
+        .filter(|p| p != &[0u8; 32])
+        .map(crate::l402::Preimage)
 }
 
 /// The integer after `"key":` in a JSON text that may be cut short.
@@ -140,7 +142,13 @@ mod tests {
         assert_eq!(preimage(&"00".repeat(32)), None);
         assert_eq!(preimage(""), None);
         assert_eq!(preimage(" ab"), None);
-        assert_eq!(preimage(&"ab".repeat(32)), Some([0xab; 32]));
-        assert_eq!(hash32(&"00".repeat(32)), Some([0; 32]));
+        assert_eq!(
+            preimage(&"ab".repeat(32)),
+            Some(crate::l402::Preimage([0xab; 32]))
+        );
+        assert_eq!(
+            hash32(&"00".repeat(32)),
+            Some(crate::l402::PaymentHash([0; 32]))
+        );
     }
 }

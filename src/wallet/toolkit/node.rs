@@ -74,7 +74,7 @@ pub fn settle_network(
 pub fn check_created(
     backend: &str,
     bolt11: &str,
-    reported_hash: Option<[u8; 32]>,
+    reported_hash: Option<crate::l402::PaymentHash>,
     request: &InvoiceRequest,
 ) -> Result<CreatedInvoice, WalletError> {
     let decoded = crate::bolt11::decode(bolt11).map_err(|e| {

@@ -3,8 +3,6 @@
 //! so what a payment does is scripted on the client's [`FakeWallet`] like anywhere else; only
 //! what is NIP-47's own (error codes, the shape of a missing preimage, a garbled answer) is
 //! set here, per client ([`Quirks`]).
-// A failed step in a test or benchmark is a failed run: unwrapping is fine here.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -105,10 +103,8 @@ impl FakeLn {
 }
 
 /// `hash` from a request's `payment_hash`.
-fn hash_of(params: &Value) -> Option<[u8; 32]> {
-    params["payment_hash"]
-        .as_str()
-        .and_then(l402_mcp::l402::parse_hex32)
+fn hash_of(params: &Value) -> Option<l402_mcp::l402::PaymentHash> {
+    params["payment_hash"].as_str().and_then(|h| h.parse().ok())
 }
 
 async fn pay(wallet: &FakeWallet, quirks: &Quirks, params: &Value) -> Answer {
@@ -127,7 +123,7 @@ async fn pay(wallet: &FakeWallet, quirks: &Quirks, params: &Value) -> Answer {
     }
     match paid {
         Ok(r) => Answer::Result(match (r.preimage, quirks.preimage) {
-            (Some(p), _) => json!({"preimage": hex::encode(p), "fees_paid": r.fee_msat}),
+            (Some(p), _) => json!({"preimage": p.to_hex(), "fees_paid": r.fee_msat}),
             (None, PreimageMode::Omit) => json!({"fees_paid": r.fee_msat}),
             (None, PreimageMode::Empty) => json!({"preimage": "", "fees_paid": r.fee_msat}),
         }),
@@ -148,7 +144,7 @@ async fn lookup(wallet: &FakeWallet, params: &Value) -> Answer {
     let hash_hex = hex::encode(hash);
     let outgoing = |state: &str, r: Option<&l402_mcp::wallet::PaymentResult>| {
         json!({"type": "outgoing", "state": state, "payment_hash": hash_hex,
-               "preimage": r.and_then(|r| r.preimage).map(hex::encode),
+               "preimage": r.and_then(|r| r.preimage).map(|p| p.to_hex()),
                "fees_paid": r.map_or(0, |r| r.fee_msat), "created_at": T0})
     };
     match wallet.lookup_outgoing(&hash).await {

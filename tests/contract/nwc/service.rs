@@ -5,8 +5,6 @@
 //! 23195 answers tagged with the request) and hands each request to a [`Backend`]: the fake
 //! wallet ([`super::fake_ln::FakeLn`]), or LNbits over its REST API
 //! ([`super::lnbits_ln::LnbitsBackend`]).
-// A failed step in a test or benchmark is a failed run: unwrapping is fine here.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

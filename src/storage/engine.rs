@@ -1,0 +1,421 @@
+//! The SQL engine behind every storage trait: SQLite (the embedded default, one file per data
+//! dir, WAL) or PostgreSQL (shared by any number of instances on any number of hosts).
+//!
+//! Both run the same statements through sqlx's `Any` driver: SQL is written once, with `$N`
+//! placeholders (SQLite takes them too), `CAST(... AS BIGINT)` around sums (PostgreSQL sums
+//! BIGINT to NUMERIC), integers for truth values, and [`Dialect`] for the few fragments the two
+//! spell differently.
+//!
+//! Writers of one wallet's money are serialised by the database, never by a process lock: on
+//! SQLite a write transaction taken up front (`BEGIN IMMEDIATE`, one writer at a time for the
+//! whole file); on PostgreSQL a transaction-scoped advisory lock named after the wallet, so
+//! instances on several hosts reserve one budget in turn.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{Any, AnyPool, Connection, Executor, Transaction};
+
+use super::StorageError;
+
+/// The ledger file in a data dir.
+pub const LEDGER_FILE: &str = "ledger.sqlite";
+
+/// The two engines' differences in SQL text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    /// A subquery yielding, as column `v`, the strings of the JSON array bound at `$n` (no rows
+    /// for NULL).
+    pub(crate) fn json_strings(self, n: u8) -> String {
+        match self {
+            Dialect::Sqlite => format!("SELECT value AS v FROM json_each(${n})"),
+            Dialect::Postgres => format!("SELECT jsonb_array_elements_text(${n}::jsonb) AS v"),
+        }
+    }
+
+    /// `INDEXED BY index` where the engine takes index hints (SQLite's planner needs one to
+    /// read old pending rows through their small partial index); nothing elsewhere.
+    pub(crate) fn indexed_by(self, index: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("INDEXED BY {index}"),
+            Dialect::Postgres => String::new(),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "sqlite",
+            Dialect::Postgres => "postgresql",
+        }
+    }
+}
+
+/// Connections to one database: a pool for reads and one for writes (on SQLite a single
+/// connection, so writers of this process queue in order instead of sleeping in SQLite's busy
+/// handler; other processes on the file still meet there, and correctness never depends on
+/// the queue).
+#[derive(Clone)]
+pub struct Engine {
+    pub dialect: Dialect,
+    reader: AnyPool,
+    writer: AnyPool,
+    /// Where the data is, fit for messages (a PostgreSQL password replaced by `***`).
+    pub target: String,
+    /// The engine's own version (`sqlite_version()`, `server_version`).
+    pub version: String,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("dialect", &self.dialect)
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+/// PostgreSQL connections per instance: every query is short, so a few serve many requests,
+/// and ten instances stay within PostgreSQL's default of 100 connections.
+const PG_MAX_CONNECTIONS: u32 = 10;
+/// How long connecting (at start, and later while every connection is busy) may take.
+const PG_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Idle PostgreSQL connections are closed after this long, so a quiet instance holds none.
+const PG_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// SQLite readers per process.
+const SQLITE_READERS: u32 = 8;
+
+/// The pragmas every SQLite connection runs with. `synchronous = FULL`: a committed row (a
+/// budget reservation, written before money moves) is on disk before the commit returns, so a
+/// power cut after paying cannot make the payment look unmade.
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+     PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON;";
+
+impl Engine {
+    /// Open (creating if needed) the SQLite ledger of `data_dir` and bring its schema up to date.
+    ///
+    /// Several processes may start on one new data dir at once: creating the file, switching it
+    /// to WAL and migrating happen under an exclusive lock on `ledger.lock`, so one of them does
+    /// it and the others wait. The database is 0600 from its first byte, and it is never opened
+    /// outside SQLite: closing any descriptor of it would drop every POSIX lock this process
+    /// holds on it, SQLite's included (see [`crate::fsutil::private_file`]).
+    pub async fn open_sqlite(data_dir: &Path) -> Result<Engine, StorageError> {
+        sqlx::any::install_default_drivers();
+        let io = |source| StorageError::Io {
+            path: data_dir.display().to_string(),
+            source,
+        };
+        crate::fsutil::private_dir(data_dir).map_err(io)?;
+        let path = data_dir.join(LEDGER_FILE);
+        let lock_path = path.with_extension("lock");
+        crate::fsutil::private_file(&lock_path).map_err(io)?;
+        let lock = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&lock_path)
+            .map_err(io)?;
+        // flock(2)-style (per open file, not per process): closing it later releases only it.
+        let lock = tokio::task::spawn_blocking(move || lock.lock().map(|()| lock))
+            .await
+            .map_err(|e| io(std::io::Error::other(e)))?
+            .map_err(io)?;
+        crate::fsutil::private_file(&path).map_err(io)?;
+        for suffix in ["-wal", "-shm"] {
+            let mut side = path.as_os_str().to_owned();
+            side.push(suffix);
+            crate::fsutil::private_if_exists(Path::new(&side)).map_err(io)?;
+        }
+        let url = sqlite_url(&path)?;
+        let options: AnyConnectOptions = url.parse()?;
+        let pool = |max: u32| {
+            AnyPoolOptions::new()
+                .max_connections(max)
+                // A local file does not go stale: no ping before each use.
+                .test_before_acquire(false)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        conn.execute(SQLITE_PRAGMAS).await?;
+                        Ok(())
+                    })
+                })
+        };
+        let writer = pool(1).connect_with(options.clone()).await?;
+        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+        let reader = pool(SQLITE_READERS).connect_with(options).await?;
+        drop(lock); // closing the lock file releases the lock
+        let version: String = sqlx::query_scalar("SELECT sqlite_version()")
+            .fetch_one(&reader)
+            .await?;
+        Ok(Engine {
+            dialect: Dialect::Sqlite,
+            reader,
+            writer,
+            target: path.display().to_string(),
+            version,
+        })
+    }
+
+    /// Connect to PostgreSQL at `url` (`postgres://USER:PASSWORD@HOST:PORT/DB`) and bring the
+    /// schema up to date, under the advisory lock sqlx takes, so instances starting together
+    /// migrate once. Errors name the server with the password replaced by `***`.
+    pub async fn connect_postgres(url: &str) -> Result<Engine, StorageError> {
+        sqlx::any::install_default_drivers();
+        let redacted = Redacted::new(url);
+        let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+        if !matches!(scheme.as_deref(), Some("postgres" | "postgresql")) {
+            return Err(redacted.error(
+                &format!("database_url {} is not usable", redacted.url),
+                &"it does not start with postgres://",
+                "write it as postgres://USER:PASSWORD@HOST:PORT/DATABASE",
+            ));
+        }
+        let mut parsed = url::Url::parse(url).map_err(|e| {
+            redacted.error(
+                &format!("database_url {} is not usable", redacted.url),
+                &e,
+                "write it as postgres://USER:PASSWORD@HOST:PORT/DATABASE",
+            )
+        })?;
+        if !parsed.query_pairs().any(|(k, _)| k == "application_name") {
+            // Shown in pg_stat_activity, so an operator can tell whose connections these are.
+            parsed
+                .query_pairs_mut()
+                .append_pair("application_name", "l402-mcp");
+        }
+        let options: AnyConnectOptions = parsed.as_str().parse()?;
+        // A first connection of our own says why a server cannot be reached (the pool would
+        // only say that it timed out).
+        let probe = connect_once(&options).await.map_err(|e| {
+            redacted.error(
+                &format!("cannot connect to PostgreSQL at {}", redacted.url),
+                &e,
+                "check database_url (or L402_MCP_DATABASE_URL) and that the server is up",
+            )
+        })?;
+        let _ = probe.close().await;
+        let pool = AnyPoolOptions::new()
+            .max_connections(PG_MAX_CONNECTIONS)
+            .acquire_timeout(PG_CONNECT_TIMEOUT)
+            .idle_timeout(PG_IDLE_TIMEOUT)
+            .connect_lazy_with(options);
+        if let Err(e) = sqlx::migrate!("./migrations/postgres").run(&pool).await {
+            // sqlx releases its advisory lock only after a run that succeeds: closing the
+            // sessions releases it for the other instances.
+            pool.close().await;
+            return Err(e.into());
+        }
+        let version: String = sqlx::query_scalar("SELECT current_setting('server_version')")
+            .fetch_one(&pool)
+            .await?;
+        tracing::info!(database = %redacted.url, "storage on PostgreSQL");
+        Ok(Engine {
+            dialect: Dialect::Postgres,
+            reader: pool.clone(),
+            writer: pool,
+            target: redacted.url,
+            version,
+        })
+    }
+
+    pub(crate) fn reader(&self) -> &AnyPool {
+        &self.reader
+    }
+
+    pub(crate) fn writer(&self) -> &AnyPool {
+        &self.writer
+    }
+
+    /// A write transaction in which `wallet`'s money may be read and changed with no other
+    /// writer of it in between, on this host or any other: see the module docs.
+    pub(crate) async fn begin_money(
+        &self,
+        wallet: &str,
+    ) -> Result<Transaction<'static, Any>, StorageError> {
+        match self.dialect {
+            Dialect::Sqlite => Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?),
+            Dialect::Postgres => {
+                let mut tx = self.writer.begin().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(advisory_key(wallet))
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(tx)
+            }
+        }
+    }
+}
+
+/// The advisory lock of a wallet: 64 bits of SHA-256 of its name, in a namespace of our own.
+fn advisory_key(wallet: &str) -> i64 {
+    let digest = crate::l402::sha256(format!("l402-mcp wallet {wallet}").as_bytes());
+    let mut eight = [0u8; 8];
+    eight.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(eight)
+}
+
+/// `sqlite://` URL of a file path, which may hold any character.
+fn sqlite_url(path: &Path) -> Result<String, StorageError> {
+    let text = path.to_str().ok_or_else(|| StorageError::Io {
+        path: path.display().to_string(),
+        source: std::io::Error::other("the data dir's path is not UTF-8"),
+    })?;
+    let mut url = String::from("sqlite://");
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"/-_.~".contains(&b) {
+            url.push(char::from(b));
+        } else {
+            url.push_str(&format!("%{b:02X}"));
+        }
+    }
+    url.push_str("?mode=rwc");
+    Ok(url)
+}
+
+/// One connection, waiting up to [`PG_CONNECT_TIMEOUT`] for a server that refuses connections
+/// (still starting, as when instances and database start together).
+async fn connect_once(options: &AnyConnectOptions) -> Result<sqlx::AnyConnection, sqlx::Error> {
+    use sqlx::ConnectOptions;
+    let deadline = Instant::now() + PG_CONNECT_TIMEOUT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, options.connect()).await {
+            Ok(Ok(conn)) => return Ok(conn),
+            Ok(Err(sqlx::Error::Io(e)))
+                if e.kind() == std::io::ErrorKind::ConnectionRefused
+                    && deadline.saturating_duration_since(Instant::now())
+                        > Duration::from_millis(200) =>
+            {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {
+                return Err(sqlx::Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no answer within {} s", PG_CONNECT_TIMEOUT.as_secs()),
+                )));
+            }
+        }
+    }
+}
+
+/// A database URL fit for messages, and the secrets it held.
+pub(crate) struct Redacted {
+    pub url: String,
+    secrets: Vec<String>,
+}
+
+impl Redacted {
+    pub(crate) fn new(raw: &str) -> Redacted {
+        let Ok(mut url) = url::Url::parse(raw) else {
+            // Nothing of an unparseable URL is shown: it may be all password.
+            return Redacted {
+                url: "(a URL that does not parse)".into(),
+                secrets: vec![raw.to_owned()],
+            };
+        };
+        let mut secrets = Vec::new();
+        if let Some(p) = url.password() {
+            secrets.push(p.to_owned());
+            secrets.push(percent_decode(p));
+            let _ = url.set_password(Some("***"));
+        }
+        let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+        if pairs.iter().any(|(k, _)| k == "password") {
+            let shown: Vec<(String, String)> = pairs
+                .into_iter()
+                .map(|(k, v)| {
+                    if k == "password" {
+                        secrets.push(v);
+                        (k, "***".to_owned())
+                    } else {
+                        (k, v)
+                    }
+                })
+                .collect();
+            url.query_pairs_mut().clear().extend_pairs(shown);
+        }
+        secrets.retain(|s| !s.is_empty());
+        Redacted {
+            url: url.to_string(),
+            secrets,
+        }
+    }
+
+    /// `what: why; hint`, with any secret in `why` replaced.
+    fn error(&self, what: &str, why: &dyn std::fmt::Display, hint: &str) -> StorageError {
+        let mut why = why.to_string();
+        for s in &self.secrets {
+            why = why.replace(s.as_str(), "***");
+        }
+        StorageError::Unavailable(format!("{what}: {why}; {hint}"))
+    }
+}
+
+/// `%XX` escapes decoded, as the server sees the password.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_in_messages_hide_passwords() {
+        let r = Redacted::new("postgres://l402:s3cr%40t@db.example:5433/l402?sslmode=require");
+        assert_eq!(
+            r.url,
+            "postgres://l402:***@db.example:5433/l402?sslmode=require"
+        );
+        let e = r.error("failed", &"auth s3cr%40t / s3cr@t", "").to_string();
+        assert!(!e.contains("s3cr"), "{e}");
+        let r =
+            Redacted::new("postgres://db.example/l402?user=l402&password=hunter22&sslmode=disable");
+        assert!(
+            !r.url.contains("hunter22") && r.url.contains("password=***"),
+            "{}",
+            r.url
+        );
+        assert!(
+            !r.error("x", &"hunter22", "")
+                .to_string()
+                .contains("hunter22")
+        );
+        let r = Redacted::new("not a url with hunter22");
+        assert!(!r.url.contains("hunter22"));
+        assert_eq!(
+            Redacted::new("postgres://l402@db/l402").url,
+            "postgres://l402@db/l402"
+        );
+    }
+
+    #[test]
+    fn file_paths_become_urls() {
+        let url = sqlite_url(Path::new("/tmp/a b/c#d?e")).unwrap_or_default();
+        assert_eq!(url, "sqlite:///tmp/a%20b/c%23d%3Fe?mode=rwc");
+        assert_ne!(advisory_key("a"), advisory_key("b"));
+    }
+}

@@ -1,0 +1,829 @@
+//! The spend ledger: payments both ways, budget reservations and their windows, budget policies.
+//!
+//! An outgoing payment is reserved by inserting it as `pending` inside one write transaction
+//! that first sums what every window already holds ([`Engine::begin_money`] serialises the
+//! writers of one wallet, on SQLite and across PostgreSQL instances alike), so concurrent
+//! payers can never exceed a cap together. The pending row is written before the wallet is
+//! asked to pay; it stays counted until it is resolved to `succeeded` or `failed`, and at most
+//! one live (pending or succeeded) row exists per invoice: never pay twice.
+
+use async_trait::async_trait;
+use serde::Serialize;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use tracing::{error, warn};
+
+use super::engine::Engine;
+use super::tokens::CredentialScope;
+use super::{StorageError, bytes32, int, uint};
+use crate::bolt11::DecodedInvoice;
+use crate::budget::{BudgetPolicy, BudgetRefusal, DAY_SECS, HOUR_SECS, WindowUse};
+use crate::l402::{Msat, PaymentHash, Preimage};
+use crate::payee::Payee;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Out,
+    In,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pending,
+    Succeeded,
+    Failed,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Out => "out",
+            Direction::In => "in",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Direction, StorageError> {
+        match s {
+            "out" => Ok(Direction::Out),
+            "in" => Ok(Direction::In),
+            other => Err(StorageError::Corrupt(format!("direction {other:?}"))),
+        }
+    }
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Succeeded => "succeeded",
+            Status::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Status, StorageError> {
+        match s {
+            "pending" => Ok(Status::Pending),
+            "succeeded" => Ok(Status::Succeeded),
+            "failed" => Ok(Status::Failed),
+            other => Err(StorageError::Corrupt(format!("status {other:?}"))),
+        }
+    }
+}
+
+/// One payment, either way. Its `Debug` and serialization leave the preimage out.
+#[derive(Clone, Serialize)]
+pub struct Payment {
+    pub id: i64,
+    pub wallet: String,
+    pub direction: Direction,
+    pub status: Status,
+    pub payment_hash: PaymentHash,
+    pub bolt11: String,
+    #[serde(rename = "amount_msat")]
+    pub amount: Msat,
+    #[serde(rename = "max_fee_msat")]
+    pub max_fee: Msat,
+    #[serde(rename = "fee_msat")]
+    pub fee: Msat,
+    /// What a pending payment holds in the budget windows (amount + max fee).
+    #[serde(rename = "reserved_msat")]
+    pub reserved: Msat,
+    /// Proof of payment; with its macaroon a bearer secret, so never serialized.
+    #[serde(skip)]
+    pub preimage: Option<Preimage>,
+    pub description: Option<String>,
+    pub url: Option<String>,
+    pub host: Option<String>,
+    pub error: Option<String>,
+    pub created_at: u64,
+    pub updated_at: u64,
+    pub settled_at: Option<u64>,
+}
+
+impl std::fmt::Debug for Payment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Payment")
+            .field("id", &self.id)
+            .field("wallet", &self.wallet)
+            .field("direction", &self.direction)
+            .field("status", &self.status)
+            .field("payment_hash", &self.payment_hash)
+            .field("amount", &self.amount)
+            .field("fee", &self.fee)
+            .field("reserved", &self.reserved)
+            .field("has_preimage", &self.preimage.is_some())
+            .field("host", &self.host)
+            .field("error", &self.error)
+            .field("created_at", &self.created_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An outgoing payment about to be made.
+#[derive(Debug, Clone)]
+pub struct NewPayment<'a> {
+    pub wallet: &'a str,
+    pub invoice: &'a DecodedInvoice,
+    pub amount: Msat,
+    pub max_fee: Msat,
+    pub url: Option<&'a str>,
+    /// Who is paid (the host lists and the per-host cap), when known.
+    pub payee: Option<&'a Payee>,
+    /// The L402 credential this payment buys, kept with the reservation: if the process dies
+    /// after paying, the credential is cached again when the payment is reconciled.
+    pub credential: Option<&'a CredentialScope>,
+}
+
+/// The result of asking to reserve budget for a payment.
+#[derive(Debug)]
+pub enum Reservation {
+    /// Budget is held by the new pending payment `id`: go ahead and pay.
+    Reserved { id: i64 },
+    /// This invoice was already paid from this wallet: do not pay again.
+    AlreadyPaid(Box<Payment>),
+    /// A payment of this invoice is under way or its outcome is unknown: do not pay again.
+    InFlight(Box<Payment>),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReserveError {
+    #[error(transparent)]
+    Refused(#[from] BudgetRefusal),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl From<sqlx::Error> for ReserveError {
+    fn from(e: sqlx::Error) -> Self {
+        ReserveError::Storage(StorageError::Db(e))
+    }
+}
+
+/// What a payment's success records.
+#[derive(Debug, Clone, Copy)]
+pub struct Settlement<'a> {
+    /// `None` when the wallet did not reveal it (or it did not match: see the pay path).
+    pub preimage: Option<&'a Preimage>,
+    pub fee: Msat,
+    /// Something to say about it (a missing or mismatched preimage).
+    pub note: Option<&'a str>,
+}
+
+/// Which payments to list.
+#[derive(Debug, Clone, Default)]
+pub struct PaymentFilter {
+    pub direction: Option<Direction>,
+    pub status: Option<Status>,
+    /// Payments to this host only (as written in the ledger).
+    pub host: Option<String>,
+}
+
+/// All-time sums of one wallet's ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    #[serde(rename = "spent_msat")]
+    pub spent: Msat,
+    #[serde(rename = "received_msat")]
+    pub received: Msat,
+    #[serde(rename = "reserved_msat")]
+    pub reserved: Msat,
+}
+
+/// Payments, reservations, windows and budget policies of any number of wallets.
+#[async_trait]
+pub trait SpendLedger: Send + Sync + std::fmt::Debug {
+    /// The budget policy of `wallet` (the default policy until one is set).
+    async fn budget(&self, wallet: &str) -> Result<BudgetPolicy, StorageError>;
+    async fn set_budget(
+        &self,
+        wallet: &str,
+        policy: &BudgetPolicy,
+        now: u64,
+    ) -> Result<(), StorageError>;
+    /// `wallet`'s policy and what each window holds now, in one snapshot; the per-host window
+    /// counts every payment sharing a key with `payee`.
+    async fn budget_and_use(
+        &self,
+        wallet: &str,
+        payee: Option<&Payee>,
+        now: u64,
+    ) -> Result<(BudgetPolicy, WindowUse), StorageError>;
+    /// A setting's JSON, or `None` when unset.
+    async fn setting(&self, key: &str) -> Result<Option<String>, StorageError>;
+    async fn set_setting(&self, key: &str, json: &str, now: u64) -> Result<(), StorageError>;
+
+    /// Check the budget and reserve it for an outgoing payment, atomically.
+    async fn reserve(
+        &self,
+        new: &NewPayment<'_>,
+        policy: &BudgetPolicy,
+        now: u64,
+    ) -> Result<Reservation, ReserveError>;
+    /// The payment succeeded: its reservation becomes spend. A row marked failed by mistake
+    /// (money moved after all) counts too, once per invoice.
+    async fn mark_succeeded(
+        &self,
+        id: i64,
+        settlement: &Settlement<'_>,
+        now: u64,
+    ) -> Result<(), StorageError>;
+    /// The payment definitely did not happen: release its reservation.
+    async fn mark_failed(&self, id: i64, reason: &str, now: u64) -> Result<(), StorageError>;
+
+    /// An invoice we issued, waiting to be paid.
+    async fn record_incoming(
+        &self,
+        wallet: &str,
+        invoice: &DecodedInvoice,
+        now: u64,
+    ) -> Result<i64, StorageError>;
+    /// An invoice we issued was paid; whether a pending row changed.
+    async fn mark_incoming_settled(
+        &self,
+        wallet: &str,
+        payment_hash: &PaymentHash,
+        amount: Option<Msat>,
+        now: u64,
+    ) -> Result<bool, StorageError>;
+    /// An invoice we issued expired unpaid.
+    async fn mark_incoming_expired(&self, id: i64, now: u64) -> Result<(), StorageError>;
+
+    async fn payment(&self, id: i64) -> Result<Option<Payment>, StorageError>;
+    /// The live (not failed) payment of `payment_hash` in one direction, else the newest one.
+    async fn payment_by_hash(
+        &self,
+        wallet: &str,
+        direction: Direction,
+        payment_hash: &PaymentHash,
+    ) -> Result<Option<Payment>, StorageError>;
+    /// Pending payments in one direction, oldest first.
+    async fn pending(
+        &self,
+        wallet: &str,
+        direction: Direction,
+    ) -> Result<Vec<Payment>, StorageError>;
+    /// The newest payments, newest first.
+    async fn list_payments(
+        &self,
+        wallet: &str,
+        filter: &PaymentFilter,
+        limit: u32,
+    ) -> Result<Vec<Payment>, StorageError>;
+    /// Sums over all time: settled out (amount + fee), settled in, pending out (reserved).
+    async fn totals(&self, wallet: &str) -> Result<Totals, StorageError>;
+    /// Income settled since `since`.
+    async fn earned_since(&self, wallet: &str, since: u64) -> Result<Msat, StorageError>;
+    /// The wallets this storage keeps: every name with payments, a budget or an embedded
+    /// account (on PostgreSQL, shared by every instance).
+    async fn wallets(&self) -> Result<Vec<String>, StorageError>;
+}
+
+const PAYMENT_COLUMNS: &str = "id, wallet, direction, status, payment_hash, bolt11, amount_msat, \
+     max_fee_msat, fee_msat, reserved_msat, preimage, description, url, host, error, created_at, \
+     updated_at, settled_at";
+
+/// What a row holds in the windows: a pending one its reservation, a settled one what it cost.
+const HELD: &str = "CASE status WHEN 'pending' THEN reserved_msat ELSE amount_msat + fee_msat END";
+
+fn payment_from_row(row: &AnyRow) -> Result<Payment, StorageError> {
+    let msat = |col: &str| -> Result<Msat, StorageError> {
+        Ok(Msat::from_msat(uint(col, row.try_get(col)?)?))
+    };
+    let time = |col: &str| -> Result<u64, StorageError> { uint(col, row.try_get(col)?) };
+    let preimage: Option<String> = row.try_get("preimage")?;
+    Ok(Payment {
+        id: row.try_get("id")?,
+        wallet: row.try_get("wallet")?,
+        direction: Direction::parse(row.try_get("direction")?)?,
+        status: Status::parse(row.try_get("status")?)?,
+        payment_hash: PaymentHash(bytes32("payment hash", row.try_get("payment_hash")?)?),
+        bolt11: row.try_get("bolt11")?,
+        amount: msat("amount_msat")?,
+        max_fee: msat("max_fee_msat")?,
+        fee: msat("fee_msat")?,
+        reserved: msat("reserved_msat")?,
+        preimage: preimage
+            .map(|p| bytes32("preimage", &p).map(Preimage))
+            .transpose()?,
+        description: row.try_get("description")?,
+        url: row.try_get("url")?,
+        host: row.try_get("host")?,
+        error: row.try_get("error")?,
+        created_at: time("created_at")?,
+        updated_at: time("updated_at")?,
+        settled_at: row
+            .try_get::<Option<i64>, _>("settled_at")?
+            .map(|v| uint("settled_at", v))
+            .transpose()?,
+    })
+}
+
+fn budget_key(wallet: &str) -> String {
+    format!("budget.{wallet}")
+}
+
+fn policy_from(key: &str, json: Option<String>) -> Result<BudgetPolicy, StorageError> {
+    match json {
+        Some(v) => serde_json::from_str(&v)
+            .map_err(|e| StorageError::Corrupt(format!("setting {key}: {e}"))),
+        None => Ok(BudgetPolicy::default()),
+    }
+}
+
+impl Engine {
+    /// What each window of `wallet` holds now, and (when asked) a setting's raw value, in one
+    /// statement.
+    ///
+    /// A pending payment holds its reservation in every window until it is resolved, however
+    /// old it is: its money may still move. The day's rows come by range on `payments_window`,
+    /// older pending ones through the small `payments_pending` index: the statement never
+    /// walks the wallet's whole history. The per-host window sums every payment that shares a
+    /// key with the payee (one server however it is named), found through `payment_payees`.
+    async fn window_use(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        wallet: &str,
+        payee: Option<&Payee>,
+        now: u64,
+        setting: Option<&str>,
+    ) -> Result<(WindowUse, Option<String>), StorageError> {
+        let keys = payee.map(Payee::keys_json);
+        let pending_hint = self.dialect.indexed_by("payments_pending");
+        let keys_in = self.dialect.json_strings(3);
+        let sql = format!(
+            "SELECT
+                CAST(COALESCE(SUM(held), 0) AS BIGINT),
+                CAST(COALESCE(SUM(CASE WHEN created_at >= $2 OR status = 'pending' THEN held END), 0) AS BIGINT),
+                (SELECT CAST(COALESCE(SUM(held), 0) AS BIGINT) FROM (
+                    SELECT id, {HELD} AS held FROM payments
+                     WHERE id IN (SELECT payment_id FROM payment_payees
+                                   WHERE wallet = $4 AND created_at >= $1 AND payee_key IN ({keys_in}))
+                       AND status != 'failed'
+                    UNION
+                    SELECT id, {HELD} AS held FROM payments {pending_hint}
+                     WHERE status = 'pending' AND wallet = $4 AND direction = 'out' AND created_at < $1
+                       AND EXISTS (SELECT 1 FROM payment_payees k WHERE k.payment_id = payments.id
+                                     AND k.payee_key IN ({keys_in}))) AS host_rows),
+                CAST(COALESCE(SUM(CASE WHEN status = 'pending' THEN reserved_msat END), 0) AS BIGINT),
+                (SELECT value FROM settings WHERE key = $5)
+             FROM (
+                SELECT status, created_at, reserved_msat, {HELD} AS held FROM payments
+                 WHERE wallet = $4 AND direction = 'out' AND status != 'failed' AND created_at >= $1
+                UNION ALL
+                SELECT status, created_at, reserved_msat, {HELD} AS held FROM payments {pending_hint}
+                 WHERE status = 'pending' AND wallet = $4 AND direction = 'out' AND created_at < $1
+             ) AS day_rows"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(int(now.saturating_sub(DAY_SECS))?)
+            .bind(int(now.saturating_sub(HOUR_SECS))?)
+            .bind(keys)
+            .bind(wallet)
+            .bind(setting)
+            .fetch_one(&mut *conn)
+            .await?;
+        let sum = |i: usize, what: &str| -> Result<u64, StorageError> {
+            uint(what, row.try_get::<i64, _>(i)?)
+        };
+        let used = WindowUse {
+            daily_msat: sum(0, "daily window")?,
+            hourly_msat: sum(1, "hourly window")?,
+            host_daily_msat: sum(2, "per-host window")?,
+            reserved_msat: sum(3, "reserved")?,
+            has_host: payee.is_some(),
+        };
+        Ok((used, row.try_get(4)?))
+    }
+
+    async fn payments_where(
+        &self,
+        clause: &str,
+        bind: impl FnOnce(
+            sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
+        ) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
+    ) -> Result<Vec<Payment>, StorageError> {
+        let sql = format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE {clause}");
+        let rows = bind(sqlx::query(sqlx::AssertSqlSafe(sql)))
+            .fetch_all(self.reader())
+            .await?;
+        rows.iter().map(payment_from_row).collect()
+    }
+
+    /// A row marked failed (by a reconcile that found no record in time, say) has succeeded
+    /// after all: money moved, so the spend must count. If the invoice has been reserved again
+    /// since (a live row for the same hash), the spend is recorded on that live row instead:
+    /// one invoice is one spend, and the unique index allows one live row.
+    async fn succeeded_after_failing(
+        &self,
+        id: i64,
+        s: &Settlement<'_>,
+        now: u64,
+    ) -> Result<(), StorageError> {
+        let wallet: Option<String> =
+            sqlx::query_scalar("SELECT wallet FROM payments WHERE id = $1")
+                .bind(id)
+                .fetch_optional(self.reader())
+                .await?;
+        let Some(wallet) = wallet else {
+            warn!(
+                payment_id = id,
+                "asked to settle a payment the ledger does not have"
+            );
+            return Ok(());
+        };
+        let now_db = int(now)?;
+        let mut tx = self.begin_money(&wallet).await?;
+        let live: Option<(i64, String)> = sqlx::query_as(
+            "SELECT id, status FROM payments WHERE status != 'failed'
+               AND (wallet, direction, payment_hash) =
+                   (SELECT wallet, direction, payment_hash FROM payments WHERE id = $1)",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let note = |text: String| {
+            sqlx::query("UPDATE payments SET error = $1, updated_at = $2 WHERE id = $3")
+                .bind(text)
+                .bind(now_db)
+                .bind(id)
+        };
+        match live {
+            None => {
+                error!(
+                    payment_id = id,
+                    "a payment recorded as failed has succeeded after all; recording the spend"
+                );
+                set_succeeded(&mut tx, id, s, now, true).await?;
+            }
+            Some((live_id, status)) if status == "pending" => {
+                error!(
+                    payment_id = id,
+                    live_payment_id = live_id,
+                    "a payment recorded as failed has succeeded after all while the invoice was being paid again; recording the spend on the newer payment"
+                );
+                note(format!(
+                    "succeeded after all; the spend is recorded on ledger #{live_id}"
+                ))
+                .execute(&mut *tx)
+                .await?;
+                set_succeeded(&mut tx, live_id, s, now, true).await?;
+            }
+            Some((live_id, _)) => {
+                // Paid twice: both spends are real, but one invoice may have one live row.
+                error!(
+                    payment_id = id,
+                    live_payment_id = live_id,
+                    "PAID TWICE: a payment recorded as failed succeeded after the same invoice was paid again"
+                );
+                note(format!(
+                    "PAID TWICE: succeeded after all, as did ledger #{live_id} for the same invoice"
+                ))
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Record payment `id` as succeeded: its preimage and actual fee, the reservation becomes spend.
+/// A row marked failed is changed only when `even_if_failed`. Whether a row changed.
+async fn set_succeeded(
+    conn: &mut sqlx::AnyConnection,
+    id: i64,
+    s: &Settlement<'_>,
+    now: u64,
+    even_if_failed: bool,
+) -> Result<bool, StorageError> {
+    let done = sqlx::query(
+        "UPDATE payments SET status = 'succeeded', preimage = $1, fee_msat = $2, reserved_msat = 0,
+             error = $3, settled_at = $4, updated_at = $4 WHERE id = $5 AND ($6 = 1 OR status != 'failed')",
+    )
+    .bind(s.preimage.map(Preimage::to_hex))
+    .bind(int(s.fee.msat())?)
+    .bind(s.note)
+    .bind(int(now)?)
+    .bind(id)
+    .bind(i64::from(even_if_failed))
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+#[async_trait]
+impl SpendLedger for Engine {
+    async fn budget(&self, wallet: &str) -> Result<BudgetPolicy, StorageError> {
+        let key = budget_key(wallet);
+        policy_from(&key, self.setting(&key).await?)
+    }
+
+    async fn set_budget(
+        &self,
+        wallet: &str,
+        policy: &BudgetPolicy,
+        now: u64,
+    ) -> Result<(), StorageError> {
+        let json =
+            serde_json::to_string(policy).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+        self.set_setting(&budget_key(wallet), &json, now).await
+    }
+
+    async fn budget_and_use(
+        &self,
+        wallet: &str,
+        payee: Option<&Payee>,
+        now: u64,
+    ) -> Result<(BudgetPolicy, WindowUse), StorageError> {
+        let key = budget_key(wallet);
+        let mut conn = self.reader().acquire().await?;
+        let (used, json) = self
+            .window_use(&mut conn, wallet, payee, now, Some(&key))
+            .await?;
+        Ok((policy_from(&key, json)?, used))
+    }
+
+    async fn setting(&self, key: &str) -> Result<Option<String>, StorageError> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+                .bind(key)
+                .fetch_optional(self.reader())
+                .await?,
+        )
+    }
+
+    async fn set_setting(&self, key: &str, json: &str, now: u64) -> Result<(), StorageError> {
+        sqlx::query(
+            "INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, $3)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        )
+        .bind(key)
+        .bind(json)
+        .bind(int(now)?)
+        .execute(self.writer())
+        .await?;
+        Ok(())
+    }
+
+    async fn reserve(
+        &self,
+        new: &NewPayment<'_>,
+        policy: &BudgetPolicy,
+        now: u64,
+    ) -> Result<Reservation, ReserveError> {
+        let host = new.payee.map(|p| p.host.as_str());
+        policy.check_static(new.amount.msat(), host)?;
+        let hash = new.invoice.payment_hash.to_hex();
+        let needed = new.amount.saturating_add(new.max_fee);
+
+        let mut tx = self.begin_money(new.wallet).await?;
+        let existing = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {PAYMENT_COLUMNS} FROM payments
+              WHERE wallet = $1 AND direction = 'out' AND payment_hash = $2 AND status != 'failed'"
+        )))
+        .bind(new.wallet)
+        .bind(&hash)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(row) = existing {
+            let p = payment_from_row(&row)?;
+            return Ok(match p.status {
+                Status::Succeeded => Reservation::AlreadyPaid(Box::new(p)),
+                _ => Reservation::InFlight(Box::new(p)),
+            });
+        }
+
+        let (held, _) = self
+            .window_use(&mut tx, new.wallet, new.payee, now, None)
+            .await?;
+        policy.check_windows(needed.msat(), &held)?;
+
+        let credential = new
+            .credential
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| StorageError::Corrupt(format!("credential: {e}")))?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO payments (wallet, direction, status, payment_hash, bolt11, amount_msat, max_fee_msat,
+                 reserved_msat, description, url, host, credential, created_at, updated_at)
+             VALUES ($1, 'out', 'pending', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING id",
+        )
+        .bind(new.wallet)
+        .bind(&hash)
+        .bind(&new.invoice.bolt11)
+        .bind(int(new.amount.msat())?)
+        .bind(int(new.max_fee.msat())?)
+        .bind(int(needed.msat())?)
+        .bind(&new.invoice.description)
+        .bind(new.url)
+        .bind(host)
+        .bind(credential)
+        .bind(int(now)?)
+        .fetch_one(&mut *tx)
+        .await?;
+        if let Some(payee) = new.payee {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO payment_payees (payment_id, wallet, payee_key, created_at)
+                 SELECT $1, $2, keys.v, $3 FROM ({}) AS keys",
+                self.dialect.json_strings(4)
+            )))
+            .bind(id)
+            .bind(new.wallet)
+            .bind(int(now)?)
+            .bind(payee.keys_json())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(Reservation::Reserved { id })
+    }
+
+    async fn mark_succeeded(
+        &self,
+        id: i64,
+        settlement: &Settlement<'_>,
+        now: u64,
+    ) -> Result<(), StorageError> {
+        // One statement in the usual case.
+        let mut conn = self.writer().acquire().await?;
+        if set_succeeded(&mut conn, id, settlement, now, false).await? {
+            return Ok(());
+        }
+        drop(conn);
+        self.succeeded_after_failing(id, settlement, now).await
+    }
+
+    async fn mark_failed(&self, id: i64, reason: &str, now: u64) -> Result<(), StorageError> {
+        let done = sqlx::query(
+            "UPDATE payments SET status = 'failed', reserved_msat = 0, error = $1, updated_at = $2
+             WHERE id = $3 AND status = 'pending'",
+        )
+        .bind(reason)
+        .bind(int(now)?)
+        .bind(id)
+        .execute(self.writer())
+        .await?;
+        if done.rows_affected() == 0 {
+            warn!(
+                payment_id = id,
+                "asked to fail a payment that is not pending; left as it is"
+            );
+        }
+        Ok(())
+    }
+
+    async fn record_incoming(
+        &self,
+        wallet: &str,
+        invoice: &DecodedInvoice,
+        now: u64,
+    ) -> Result<i64, StorageError> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO payments (wallet, direction, status, payment_hash, bolt11, amount_msat, description, created_at, updated_at)
+             VALUES ($1, 'in', 'pending', $2, $3, $4, $5, $6, $6) RETURNING id",
+        )
+        .bind(wallet)
+        .bind(invoice.payment_hash.to_hex())
+        .bind(&invoice.bolt11)
+        .bind(int(invoice.amount_msat.unwrap_or(0))?)
+        .bind(&invoice.description)
+        .bind(int(now)?)
+        .fetch_one(self.writer())
+        .await?)
+    }
+
+    async fn mark_incoming_settled(
+        &self,
+        wallet: &str,
+        payment_hash: &PaymentHash,
+        amount: Option<Msat>,
+        now: u64,
+    ) -> Result<bool, StorageError> {
+        let done = sqlx::query(
+            "UPDATE payments SET status = 'succeeded', amount_msat = COALESCE($1, amount_msat),
+                 settled_at = $2, updated_at = $2
+             WHERE wallet = $3 AND direction = 'in' AND payment_hash = $4 AND status = 'pending'",
+        )
+        .bind(amount.map(|a| int(a.msat())).transpose()?)
+        .bind(int(now)?)
+        .bind(wallet)
+        .bind(payment_hash.to_hex())
+        .execute(self.writer())
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn mark_incoming_expired(&self, id: i64, now: u64) -> Result<(), StorageError> {
+        sqlx::query(
+            "UPDATE payments SET status = 'failed', error = 'expired unpaid', updated_at = $1
+             WHERE id = $2 AND status = 'pending'",
+        )
+        .bind(int(now)?)
+        .bind(id)
+        .execute(self.writer())
+        .await?;
+        Ok(())
+    }
+
+    async fn payment(&self, id: i64) -> Result<Option<Payment>, StorageError> {
+        Ok(self
+            .payments_where("id = $1", |q| q.bind(id))
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    async fn payment_by_hash(
+        &self,
+        wallet: &str,
+        direction: Direction,
+        payment_hash: &PaymentHash,
+    ) -> Result<Option<Payment>, StorageError> {
+        let hash = payment_hash.to_hex();
+        Ok(self
+            .payments_where(
+                "wallet = $1 AND direction = $2 AND payment_hash = $3
+                 ORDER BY CASE WHEN status = 'failed' THEN 1 ELSE 0 END, id DESC LIMIT 1",
+                |q| q.bind(wallet).bind(direction.as_str()).bind(hash),
+            )
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    async fn pending(
+        &self,
+        wallet: &str,
+        direction: Direction,
+    ) -> Result<Vec<Payment>, StorageError> {
+        self.payments_where(
+            "wallet = $1 AND direction = $2 AND status = 'pending' ORDER BY id",
+            |q| q.bind(wallet).bind(direction.as_str()),
+        )
+        .await
+    }
+
+    async fn list_payments(
+        &self,
+        wallet: &str,
+        filter: &PaymentFilter,
+        limit: u32,
+    ) -> Result<Vec<Payment>, StorageError> {
+        self.payments_where(
+            "wallet = $1 AND ($2 IS NULL OR direction = $2) AND ($3 IS NULL OR status = $3)
+               AND ($4 IS NULL OR host = $4) ORDER BY id DESC LIMIT $5",
+            |q| {
+                q.bind(wallet)
+                    .bind(filter.direction.map(Direction::as_str))
+                    .bind(filter.status.map(Status::as_str))
+                    .bind(filter.host.clone())
+                    .bind(i64::from(limit))
+            },
+        )
+        .await
+    }
+
+    async fn totals(&self, wallet: &str) -> Result<Totals, StorageError> {
+        let (spent, received, reserved): (i64, i64, i64) = sqlx::query_as(
+            "SELECT
+                CAST(COALESCE(SUM(CASE WHEN direction = 'out' AND status = 'succeeded' THEN amount_msat + fee_msat END), 0) AS BIGINT),
+                CAST(COALESCE(SUM(CASE WHEN direction = 'in' AND status = 'succeeded' THEN amount_msat END), 0) AS BIGINT),
+                CAST(COALESCE(SUM(CASE WHEN direction = 'out' AND status = 'pending' THEN reserved_msat END), 0) AS BIGINT)
+             FROM payments WHERE wallet = $1",
+        )
+        .bind(wallet)
+        .fetch_one(self.reader())
+        .await?;
+        Ok(Totals {
+            spent: Msat::from_msat(uint("spent", spent)?),
+            received: Msat::from_msat(uint("received", received)?),
+            reserved: Msat::from_msat(uint("reserved", reserved)?),
+        })
+    }
+
+    async fn earned_since(&self, wallet: &str, since: u64) -> Result<Msat, StorageError> {
+        let v: i64 = sqlx::query_scalar(
+            "SELECT CAST(COALESCE(SUM(amount_msat), 0) AS BIGINT) FROM payments
+             WHERE wallet = $1 AND direction = 'in' AND status = 'succeeded' AND settled_at >= $2",
+        )
+        .bind(wallet)
+        .bind(int(since)?)
+        .fetch_one(self.reader())
+        .await?;
+        Ok(Msat::from_msat(uint("earned", v)?))
+    }
+
+    async fn wallets(&self) -> Result<Vec<String>, StorageError> {
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT wallet FROM (
+                SELECT wallet FROM payments
+                UNION SELECT substr(key, 8) AS wallet FROM settings WHERE key LIKE 'budget.%'
+                UNION SELECT name AS wallet FROM embedded_wallets
+             ) AS names ORDER BY wallet",
+        )
+        .fetch_all(self.reader())
+        .await?)
+    }
+}

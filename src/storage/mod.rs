@@ -1,0 +1,148 @@
+//! Everything stored, behind small traits that speak domain types, with two engines.
+//!
+//! | trait | what it keeps | used by |
+//! |---|---|---|
+//! | [`SpendLedger`] | payments both ways, budget reservations and windows, budget policies | the pay path, the seller's income, reports |
+//! | [`TokenCache`] | the buyer's credentials, and the sellers it no longer trusts | `fetch_paid` |
+//! | [`SellerStore`] | root keys and terms of minted tokens, use counters, free-tier counts, sales | the seller and the gateway |
+//! | [`EmbeddedBooks`] | the embedded wallet's accounts, keys and invoices | the embedded wallet |
+//!
+//! One [`Engine`] implements them all, on SQLite (the default: one file per data dir) or on
+//! PostgreSQL (`database_url`: every instance on it shares budgets, tokens and wallets). The
+//! SQL is written once for both; `tests/storage_conformance.rs` runs one suite against each.
+//! [`Storage`] hands the traits out.
+
+mod books;
+mod engine;
+mod ledger;
+mod seller;
+mod tokens;
+
+pub use books::{
+    EmbeddedAccount, EmbeddedBooks, EmbeddedInvoice, IssuedInvoice, SettleError, Settled,
+};
+pub use engine::{Dialect, Engine, LEDGER_FILE};
+pub use ledger::{
+    Direction, NewPayment, Payment, PaymentFilter, Reservation, ReserveError, Settlement,
+    SpendLedger, Status, Totals,
+};
+pub use seller::{MintedToken, NewMintedToken, SalesSummary, SellerStore, ServiceSales};
+pub use tokens::{CachedToken, CredentialScope, Distrust, TokenCache};
+
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("storage error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("storage migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot prepare {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0} is too large to be stored")]
+    TooLarge(u64),
+    /// A stored value that cannot be: the data was damaged or edited by hand. Reported, never
+    /// read as something else (a negative amount as 0, say) and acted on.
+    #[error(
+        "stored data is invalid ({0}); the database was damaged or edited: restore it from a backup"
+    )]
+    Corrupt(String),
+}
+
+/// What the storage is, for `doctor` and logs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EngineInfo {
+    /// `sqlite` or `postgresql`.
+    pub engine: &'static str,
+    pub version: String,
+    /// The file, or the server with its password replaced.
+    pub location: String,
+}
+
+/// The storage of one data dir or one shared database; cheap to clone.
+#[derive(Clone)]
+pub struct Storage {
+    engine: Arc<Engine>,
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.engine.fmt(f)
+    }
+}
+
+impl Storage {
+    /// The SQLite ledger of `data_dir` (created when missing).
+    pub async fn open_sqlite(data_dir: &Path) -> Result<Storage, StorageError> {
+        Ok(Storage::from_engine(Engine::open_sqlite(data_dir).await?))
+    }
+
+    /// PostgreSQL at `url`, shared with every instance pointed at it.
+    pub async fn connect_postgres(url: &str) -> Result<Storage, StorageError> {
+        Ok(Storage::from_engine(Engine::connect_postgres(url).await?))
+    }
+
+    /// PostgreSQL when `database_url` is given, else the SQLite ledger of `data_dir`.
+    pub async fn open(
+        data_dir: &Path,
+        database_url: Option<&str>,
+    ) -> Result<Storage, StorageError> {
+        match database_url {
+            Some(url) => Self::connect_postgres(url).await,
+            None => Self::open_sqlite(data_dir).await,
+        }
+    }
+
+    fn from_engine(engine: Engine) -> Storage {
+        Storage {
+            engine: Arc::new(engine),
+        }
+    }
+
+    pub fn info(&self) -> EngineInfo {
+        EngineInfo {
+            engine: self.engine.dialect.name(),
+            version: self.engine.version.clone(),
+            location: self.engine.target.clone(),
+        }
+    }
+
+    pub fn ledger(&self) -> Arc<dyn SpendLedger> {
+        self.engine.clone()
+    }
+
+    pub fn tokens(&self) -> Arc<dyn TokenCache> {
+        self.engine.clone()
+    }
+
+    pub fn seller(&self) -> Arc<dyn SellerStore> {
+        self.engine.clone()
+    }
+
+    pub fn books(&self) -> Arc<dyn EmbeddedBooks> {
+        self.engine.clone()
+    }
+}
+
+/// Money, counts and times go into the database as BIGINT.
+pub(crate) fn int(v: u64) -> Result<i64, StorageError> {
+    i64::try_from(v).map_err(|_| StorageError::TooLarge(v))
+}
+
+/// Back from the database: amounts, counts and times are never negative.
+pub(crate) fn uint(what: &str, v: i64) -> Result<u64, StorageError> {
+    u64::try_from(v).map_err(|_| StorageError::Corrupt(format!("{what} is {v}")))
+}
+
+/// 32 bytes stored as hex text.
+pub(crate) fn bytes32(what: &str, hex: &str) -> Result<[u8; 32], StorageError> {
+    crate::l402::parse_hex32(hex).ok_or_else(|| StorageError::Corrupt(format!("{what} {hex:?}")))
+}

@@ -1,0 +1,289 @@
+//! What sellers keep, and what several gateway instances must agree on: one random root key per
+//! minted token (named by `sha256(identifier)`, as in Aperture; deleting it revokes the token),
+//! the terms each token was sold for, use counters (the replay guard of N-use tokens),
+//! free-tier counts and sales.
+//!
+//! Every counter is one `INSERT ... ON CONFLICT DO UPDATE ... WHERE ... RETURNING` statement: the
+//! database locks the row for the statement and re-checks the `WHERE` against the latest value,
+//! so any number of instances never exceed a limit between them.
+
+use async_trait::async_trait;
+use serde::Serialize;
+use sqlx::Row;
+
+use super::engine::Engine;
+use super::{StorageError, bytes32, int, uint};
+use crate::l402::{Msat, PaymentHash, RootKey, TokenId};
+
+/// What a minted token was sold for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MintedToken {
+    pub token_id: TokenId,
+    /// The wallet that sold it (its income is recorded there).
+    pub wallet: String,
+    pub payment_hash: PaymentHash,
+    #[serde(rename = "amount_msat")]
+    pub amount: Msat,
+    pub service: String,
+    pub tier: u8,
+    pub capabilities: Vec<String>,
+    pub valid_until: Option<u64>,
+    pub created_at: u64,
+    /// Uses allowed (N-use tokens); `None` for unlimited.
+    pub max_uses: Option<u64>,
+}
+
+/// A new token's root key and sale terms. Its `Debug` leaves the root key out.
+#[derive(Debug)]
+pub struct NewMintedToken<'a> {
+    /// `sha256(identifier)`: the root key's name.
+    pub key_id: [u8; 32],
+    pub root_key: &'a RootKey,
+    pub token_id: TokenId,
+    pub wallet: &'a str,
+    pub payment_hash: PaymentHash,
+    pub amount: Msat,
+    pub service: &'a str,
+    pub tier: u8,
+    pub capabilities: &'a [String],
+    pub valid_until: Option<u64>,
+    /// Uses allowed (N-use tokens); `None` for unlimited.
+    pub max_uses: Option<u64>,
+}
+
+/// Sales over a period, per service.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SalesSummary {
+    pub count: u64,
+    #[serde(rename = "amount_msat")]
+    pub amount: Msat,
+    pub by_service: Vec<ServiceSales>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServiceSales {
+    pub service: String,
+    pub count: u64,
+    #[serde(rename = "amount_msat")]
+    pub amount: Msat,
+}
+
+/// Root keys, token terms and the counters around them. Every counter method is atomic: any
+/// number of instances can call it at once and a limit is never exceeded.
+#[async_trait]
+pub trait SellerStore: Send + Sync + std::fmt::Debug {
+    /// Keep a new token's root key and terms.
+    async fn store_minted(&self, token: &NewMintedToken<'_>, now: u64) -> Result<(), StorageError>;
+    /// The root key named `key_id`, if minted here and not revoked.
+    async fn root_key(&self, key_id: &[u8; 32]) -> Result<Option<RootKey>, StorageError>;
+    /// Revoke a token by deleting its root key; whether there was one.
+    async fn revoke(&self, key_id: &[u8; 32]) -> Result<bool, StorageError>;
+    /// The terms a token was minted with.
+    async fn minted_token(&self, token_id: &TokenId) -> Result<Option<MintedToken>, StorageError>;
+    /// Count one use of a token limited to `max_uses`; `Some(uses so far)` when allowed, `None`
+    /// when the token is used up.
+    async fn use_token(
+        &self,
+        token_id: &TokenId,
+        max_uses: u64,
+    ) -> Result<Option<u64>, StorageError>;
+    /// Count one free request of `client` on `route` on `day`; `true` while within `limit`.
+    async fn free_tier_hit(
+        &self,
+        client: &str,
+        route: &str,
+        day: u64,
+        limit: u64,
+    ) -> Result<bool, StorageError>;
+    /// Record a sale once per payment; `true` the first time.
+    async fn record_sale(
+        &self,
+        payment_hash: &PaymentHash,
+        token_id: &TokenId,
+        service: &str,
+        amount: Msat,
+        now: u64,
+    ) -> Result<bool, StorageError>;
+    /// Sales since `since` (unix seconds).
+    async fn sales_since(&self, since: u64) -> Result<SalesSummary, StorageError>;
+}
+
+#[async_trait]
+impl SellerStore for Engine {
+    async fn store_minted(&self, t: &NewMintedToken<'_>, now: u64) -> Result<(), StorageError> {
+        let mut tx = self.writer().begin().await?;
+        sqlx::query("INSERT INTO root_keys (key_id, root_key, created_at) VALUES ($1, $2, $3)")
+            .bind(hex::encode(t.key_id))
+            .bind(t.root_key.expose().to_vec())
+            .bind(int(now)?)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO minted_tokens (token_id, key_id, wallet, payment_hash, amount_msat, service, tier,
+                 capabilities, valid_until, created_at, max_uses) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(t.token_id.to_hex())
+        .bind(hex::encode(t.key_id))
+        .bind(t.wallet)
+        .bind(t.payment_hash.to_hex())
+        .bind(int(t.amount.msat())?)
+        .bind(t.service)
+        .bind(i64::from(t.tier))
+        .bind(t.capabilities.join(","))
+        .bind(t.valid_until.map(int).transpose()?)
+        .bind(int(now)?)
+        .bind(t.max_uses.map(int).transpose()?)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn root_key(&self, key_id: &[u8; 32]) -> Result<Option<RootKey>, StorageError> {
+        let key: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT root_key FROM root_keys WHERE key_id = $1")
+                .bind(hex::encode(key_id))
+                .fetch_optional(self.reader())
+                .await?;
+        key.map(|k| {
+            <[u8; 32]>::try_from(k.as_slice())
+                .map(RootKey)
+                .map_err(|_| StorageError::Corrupt("a root key is not 32 bytes".into()))
+        })
+        .transpose()
+    }
+
+    async fn revoke(&self, key_id: &[u8; 32]) -> Result<bool, StorageError> {
+        let done = sqlx::query("DELETE FROM root_keys WHERE key_id = $1")
+            .bind(hex::encode(key_id))
+            .execute(self.writer())
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn minted_token(&self, token_id: &TokenId) -> Result<Option<MintedToken>, StorageError> {
+        let row = sqlx::query(
+            "SELECT token_id, wallet, payment_hash, amount_msat, service, tier, capabilities,
+                    valid_until, created_at, max_uses FROM minted_tokens WHERE token_id = $1",
+        )
+        .bind(token_id.to_hex())
+        .fetch_optional(self.reader())
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let optional = |col: &str| -> Result<Option<u64>, StorageError> {
+            row.try_get::<Option<i64>, _>(col)?
+                .map(|v| uint(col, v))
+                .transpose()
+        };
+        let capabilities: String = row.try_get("capabilities")?;
+        let tier = uint("tier", row.try_get("tier")?)?;
+        Ok(Some(MintedToken {
+            token_id: TokenId(bytes32("token id", row.try_get("token_id")?)?),
+            wallet: row.try_get("wallet")?,
+            payment_hash: PaymentHash(bytes32("payment hash", row.try_get("payment_hash")?)?),
+            amount: Msat::from_msat(uint("amount", row.try_get("amount_msat")?)?),
+            service: row.try_get("service")?,
+            tier: u8::try_from(tier).map_err(|_| StorageError::Corrupt(format!("tier {tier}")))?,
+            capabilities: crate::l402::caveat::capabilities(&capabilities)
+                .map(str::to_owned)
+                .collect(),
+            valid_until: optional("valid_until")?,
+            created_at: uint("created_at", row.try_get("created_at")?)?,
+            max_uses: optional("max_uses")?,
+        }))
+    }
+
+    async fn use_token(
+        &self,
+        token_id: &TokenId,
+        max_uses: u64,
+    ) -> Result<Option<u64>, StorageError> {
+        let uses: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO token_uses (token_id, uses) VALUES ($1, 1)
+             ON CONFLICT (token_id) DO UPDATE SET uses = token_uses.uses + 1 WHERE token_uses.uses < $2
+             RETURNING uses",
+        )
+        .bind(token_id.to_hex())
+        .bind(int(max_uses)?)
+        .fetch_optional(self.writer())
+        .await?;
+        // The first use of a token limited to 0 uses slips past the WHERE: refuse it here.
+        match uses {
+            Some(u) => Ok(Some(uint("token uses", u)?).filter(|u| *u <= max_uses)),
+            None => Ok(None),
+        }
+    }
+
+    async fn free_tier_hit(
+        &self,
+        client: &str,
+        route: &str,
+        day: u64,
+        limit: u64,
+    ) -> Result<bool, StorageError> {
+        if limit == 0 {
+            return Ok(false);
+        }
+        let count: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO free_tier (client, route, day, count) VALUES ($1, $2, $3, 1)
+             ON CONFLICT (client, route, day) DO UPDATE SET count = free_tier.count + 1 WHERE free_tier.count < $4
+             RETURNING count",
+        )
+        .bind(client)
+        .bind(route)
+        .bind(int(day)?)
+        .bind(int(limit)?)
+        .fetch_optional(self.writer())
+        .await?;
+        Ok(count.is_some())
+    }
+
+    async fn record_sale(
+        &self,
+        payment_hash: &PaymentHash,
+        token_id: &TokenId,
+        service: &str,
+        amount: Msat,
+        now: u64,
+    ) -> Result<bool, StorageError> {
+        let done = sqlx::query(
+            "INSERT INTO sales (payment_hash, token_id, service, amount_msat, sold_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (payment_hash) DO NOTHING",
+        )
+        .bind(payment_hash.to_hex())
+        .bind(token_id.to_hex())
+        .bind(service)
+        .bind(int(amount.msat())?)
+        .bind(int(now)?)
+        .execute(self.writer())
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn sales_since(&self, since: u64) -> Result<SalesSummary, StorageError> {
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT service, COUNT(*), CAST(COALESCE(SUM(amount_msat), 0) AS BIGINT) FROM sales
+              WHERE sold_at >= $1 GROUP BY service ORDER BY service",
+        )
+        .bind(int(since)?)
+        .fetch_all(self.reader())
+        .await?;
+        let by_service = rows
+            .into_iter()
+            .map(|(service, count, amount)| {
+                Ok(ServiceSales {
+                    service,
+                    count: uint("sales count", count)?,
+                    amount: Msat::from_msat(uint("sales amount", amount)?),
+                })
+            })
+            .collect::<Result<Vec<_>, StorageError>>()?;
+        Ok(SalesSummary {
+            count: by_service.iter().map(|s| s.count).sum(),
+            amount: by_service.iter().map(|s| s.amount).sum(),
+            by_service,
+        })
+    }
+}

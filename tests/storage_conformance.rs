@@ -1,0 +1,944 @@
+//! The storage port's conformance suite: every rule the ledger, the token cache, the seller's
+//! store and the embedded books promise, written once ([`suite`]) and run against each engine.
+//!
+//! - `sqlite::*` run in `cargo test`, each on a fresh data dir.
+//! - `postgres::*` need a server: `tools/postgres/test.sh` starts a throwaway one and runs them
+//!   (`L402_TEST_DATABASE_URL`); each test works in a schema of its own.
+
+// A failed step in a test is a failed test: unwrapping is fine here.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+
+use bitcoin::secp256k1::SecretKey;
+use l402_mcp::bolt11::{self, DecodedInvoice, Network, NewInvoice};
+use l402_mcp::budget::{BudgetPolicy, BudgetRefusal, Window};
+use l402_mcp::l402::{Msat, PaymentHash, Preimage, RootKey, Scheme, TokenId};
+use l402_mcp::payee::Payee;
+use l402_mcp::storage::{
+    CredentialScope, Direction, EmbeddedInvoice, NewMintedToken, NewPayment, PaymentFilter,
+    Reservation, ReserveError, SettleError, Settlement, Status, Storage,
+};
+
+const T0: u64 = 1_800_000_000;
+const DAY: u64 = 24 * 3600;
+
+/// A storage opened for one test, and what must live as long as it.
+struct Opened {
+    storage: Storage,
+    /// Where another instance connects to the same data (PostgreSQL).
+    url: Option<String>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// A fresh SQLite storage.
+async fn sqlite() -> Opened {
+    let dir = tempfile::tempdir().unwrap();
+    Opened {
+        storage: Storage::open_sqlite(dir.path()).await.unwrap(),
+        url: None,
+        _dir: Some(dir),
+    }
+}
+
+/// A fresh schema on the PostgreSQL of `L402_TEST_DATABASE_URL`.
+async fn postgres() -> Opened {
+    let schema = format!("conf_{}", hex::encode(rand_bytes::<8>()));
+    let url = common::pg::fresh_schema(&schema).await;
+    Opened {
+        storage: Storage::connect_postgres(&url).await.unwrap(),
+        url: Some(url),
+        _dir: None,
+    }
+}
+
+fn rand_bytes<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut b);
+    b
+}
+
+/// A signed regtest invoice for `amount_msat`, with a random preimage.
+fn invoice(amount_msat: u64) -> (DecodedInvoice, Preimage) {
+    let preimage = Preimage(rand_bytes());
+    let key = SecretKey::from_slice(&[0x42; 32]).unwrap();
+    let bolt11 = bolt11::create(
+        &key,
+        &NewInvoice {
+            network: Network::Regtest,
+            amount_msat: Some(amount_msat),
+            description: "conformance",
+            payment_hash: preimage.payment_hash(),
+            payment_secret: rand_bytes(),
+            timestamp: T0,
+            expiry_secs: 3600,
+        },
+    )
+    .unwrap();
+    (bolt11::decode(&bolt11).unwrap(), preimage)
+}
+
+fn msat(v: u64) -> Msat {
+    Msat::from_msat(v)
+}
+
+fn new<'a>(
+    wallet: &'a str,
+    inv: &'a DecodedInvoice,
+    max_fee: u64,
+    payee: Option<&'a Payee>,
+) -> NewPayment<'a> {
+    NewPayment {
+        wallet,
+        invoice: inv,
+        amount: msat(inv.amount_msat.unwrap()),
+        max_fee: msat(max_fee),
+        url: Some("https://seller.example/x"),
+        payee,
+        credential: None,
+    }
+}
+
+fn reserved(r: Result<Reservation, ReserveError>) -> i64 {
+    match r {
+        Ok(Reservation::Reserved { id }) => id,
+        other => panic!("expected a reservation, got {other:?}"),
+    }
+}
+
+fn refused_window(r: Result<Reservation, ReserveError>) -> Window {
+    match r {
+        Err(ReserveError::Refused(BudgetRefusal::Window { window, .. })) => window,
+        other => panic!("expected a window refusal, got {other:?}"),
+    }
+}
+
+/// The suite: one function per rule, each taking a fresh storage.
+mod suite {
+    use super::*;
+
+    pub async fn budgets(s: &Storage) {
+        let l = s.ledger();
+        assert_eq!(l.budget("w").await.unwrap(), BudgetPolicy::default());
+        let p = BudgetPolicy {
+            daily_msat: 5_000,
+            hourly_msat: Some(2_000),
+            allow_hosts: vec!["example.com".into()],
+            ..BudgetPolicy::default()
+        };
+        l.set_budget("w", &p, T0).await.unwrap();
+        assert_eq!(l.budget("w").await.unwrap(), p);
+        assert_eq!(l.budget("other").await.unwrap(), BudgetPolicy::default());
+        l.set_setting("k", "{\"a\":1}", T0).await.unwrap();
+        assert_eq!(l.setting("k").await.unwrap().as_deref(), Some("{\"a\":1}"));
+        assert!(l.wallets().await.unwrap().contains(&"w".to_owned()));
+    }
+
+    pub async fn an_invoice_is_paid_at_most_once(s: &Storage) {
+        let l = s.ledger();
+        let policy = BudgetPolicy::default();
+        let (inv, pre) = invoice(10_000);
+        let id = reserved(l.reserve(&new("w", &inv, 1_000, None), &policy, T0).await);
+        // In flight: not reserved again.
+        assert!(matches!(
+            l.reserve(&new("w", &inv, 1_000, None), &policy, T0).await,
+            Ok(Reservation::InFlight(p)) if p.id == id
+        ));
+        let settled = Settlement {
+            preimage: Some(&pre),
+            fee: msat(7),
+            note: None,
+        };
+        l.mark_succeeded(id, &settled, T0 + 1).await.unwrap();
+        match l
+            .reserve(&new("w", &inv, 1_000, None), &policy, T0 + 2)
+            .await
+        {
+            Ok(Reservation::AlreadyPaid(p)) => {
+                assert_eq!(
+                    (p.id, p.status, p.fee, p.preimage),
+                    (id, Status::Succeeded, msat(7), Some(pre))
+                );
+                assert_eq!(p.settled_at, Some(T0 + 1));
+            }
+            other => panic!("{other:?}"),
+        }
+        // Another wallet is another payer.
+        reserved(l.reserve(&new("v", &inv, 1_000, None), &policy, T0).await);
+        // A failed payment releases everything; the invoice may be reserved again.
+        let (inv2, _) = invoice(10_000);
+        let id2 = reserved(l.reserve(&new("w", &inv2, 1_000, None), &policy, T0).await);
+        l.mark_failed(id2, "no route", T0).await.unwrap();
+        let p = l.payment(id2).await.unwrap().unwrap();
+        assert_eq!(
+            (p.status, p.reserved, p.error.as_deref()),
+            (Status::Failed, Msat::ZERO, Some("no route"))
+        );
+        let id3 = reserved(l.reserve(&new("w", &inv2, 1_000, None), &policy, T0).await);
+        assert_ne!(id2, id3);
+        let live = l
+            .payment_by_hash("w", Direction::Out, &inv2.payment_hash)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(live.id, id3, "the live row, not the failed one");
+        // Failing a payment that is not pending changes nothing.
+        l.mark_failed(id, "late", T0).await.unwrap();
+        assert_eq!(
+            l.payment(id).await.unwrap().unwrap().status,
+            Status::Succeeded
+        );
+    }
+
+    pub async fn windows_hold_reservations_and_spend(s: &Storage) {
+        let l = s.ledger();
+        let policy = BudgetPolicy {
+            daily_msat: 60_000,
+            hourly_msat: Some(45_000),
+            per_host_daily_msat: Some(21_000),
+            ..BudgetPolicy::default()
+        };
+        let a = Payee::of_host("api.example.com");
+        let mut a2 = Payee::of_host("localhost");
+        a2.add_address("127.0.0.1".parse().unwrap());
+        let loopback = Payee::of_host("127.0.0.1");
+        let other = Payee::of_host("other.example");
+        // Pending: amount + max fee held.
+        let (i1, p1) = invoice(10_000);
+        let id1 = reserved(
+            l.reserve(&new("w", &i1, 1_000, Some(&a)), &policy, T0)
+                .await,
+        );
+        let (_, used) = l.budget_and_use("w", Some(&a), T0).await.unwrap();
+        assert_eq!(
+            (used.daily_msat, used.reserved_msat, used.host_daily_msat),
+            (11_000, 11_000, 11_000)
+        );
+        // Settled: amount + actual fee.
+        l.mark_succeeded(
+            id1,
+            &Settlement {
+                preimage: Some(&p1),
+                fee: msat(10),
+                note: None,
+            },
+            T0,
+        )
+        .await
+        .unwrap();
+        let (_, used) = l.budget_and_use("w", Some(&a), T0).await.unwrap();
+        assert_eq!(
+            (used.daily_msat, used.reserved_msat, used.host_daily_msat),
+            (10_010, 0, 10_010)
+        );
+        // www.example.com is api.example.com's registrable domain: one payee.
+        let www = Payee::of_host("www.example.com");
+        let (i2, _) = invoice(10_000);
+        assert_eq!(
+            refused_window(
+                l.reserve(&new("w", &i2, 1_000, Some(&www)), &policy, T0)
+                    .await
+            ),
+            Window::HostDaily
+        );
+        // One server under two names: localhost (which resolved to 127.0.0.1) and 127.0.0.1.
+        let (i3, _) = invoice(10_000);
+        reserved(l.reserve(&new("w", &i3, 0, Some(&a2)), &policy, T0).await);
+        let (i4, _) = invoice(12_000);
+        assert_eq!(
+            refused_window(
+                l.reserve(&new("w", &i4, 0, Some(&loopback)), &policy, T0)
+                    .await
+            ),
+            Window::HostDaily
+        );
+        // The hourly window: 20_010 held in the hour, 45_000 cap.
+        let (i5, _) = invoice(25_000);
+        assert_eq!(
+            refused_window(
+                l.reserve(&new("w", &i5, 0, Some(&other)), &policy, T0)
+                    .await
+            ),
+            Window::Hourly
+        );
+        // An hour later the hourly window holds only what is still pending; the daily one
+        // holds everything.
+        let (i6, _) = invoice(20_000);
+        reserved(
+            l.reserve(&new("w", &i6, 0, Some(&other)), &policy, T0 + 3601)
+                .await,
+        );
+        let (_, used) = l.budget_and_use("w", None, T0 + 3601).await.unwrap();
+        assert_eq!((used.hourly_msat, used.daily_msat), (30_000, 40_010));
+        let (i7, _) = invoice(21_000);
+        assert_eq!(
+            refused_window(
+                l.reserve(&new("w", &i7, 0, Some(&other)), &policy, T0 + 3601)
+                    .await
+            ),
+            Window::Daily
+        );
+        // A day later, settled payments have left the window; a pending one has not.
+        let (_, used) = l.budget_and_use("w", None, T0 + DAY + 10).await.unwrap();
+        assert_eq!(
+            used.daily_msat,
+            10_000 + 20_000,
+            "the two pending reservations"
+        );
+        let (_, used) = l
+            .budget_and_use("w", Some(&loopback), T0 + DAY + 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            used.host_daily_msat, 10_000,
+            "an old pending payment holds its host's window"
+        );
+        // Other wallets hold nothing here.
+        let (_, used) = l.budget_and_use("v", None, T0).await.unwrap();
+        assert_eq!(used.daily_msat, 0);
+        // Static checks come first.
+        let strict = BudgetPolicy {
+            deny_hosts: vec!["example.com".into()],
+            ..BudgetPolicy::default()
+        };
+        let (i8, _) = invoice(1_000);
+        assert!(matches!(
+            l.reserve(&new("w", &i8, 0, Some(&www)), &strict, T0).await,
+            Err(ReserveError::Refused(BudgetRefusal::HostDenied(_)))
+        ));
+    }
+
+    pub async fn a_late_success_counts_once(s: &Storage) {
+        let l = s.ledger();
+        let policy = BudgetPolicy::default();
+        let (inv, pre) = invoice(10_000);
+        let settled = Settlement {
+            preimage: Some(&pre),
+            fee: Msat::ZERO,
+            note: None,
+        };
+        // Failed, then found paid: the spend is recorded on that row.
+        let id = reserved(l.reserve(&new("w", &inv, 0, None), &policy, T0).await);
+        l.mark_failed(id, "timeout", T0).await.unwrap();
+        l.mark_succeeded(id, &settled, T0 + 5).await.unwrap();
+        assert_eq!(
+            l.payment(id).await.unwrap().unwrap().status,
+            Status::Succeeded
+        );
+        // Failed, reserved again, then the first one succeeds: one spend, on the live row.
+        let (inv2, pre2) = invoice(10_000);
+        let a = reserved(l.reserve(&new("w", &inv2, 0, None), &policy, T0).await);
+        l.mark_failed(a, "timeout", T0).await.unwrap();
+        let b = reserved(l.reserve(&new("w", &inv2, 0, None), &policy, T0).await);
+        let settled2 = Settlement {
+            preimage: Some(&pre2),
+            fee: Msat::ZERO,
+            note: None,
+        };
+        l.mark_succeeded(a, &settled2, T0 + 5).await.unwrap();
+        let (ra, rb) = (
+            l.payment(a).await.unwrap().unwrap(),
+            l.payment(b).await.unwrap().unwrap(),
+        );
+        assert_eq!((ra.status, rb.status), (Status::Failed, Status::Succeeded));
+        assert!(ra.error.unwrap_or_default().contains(&format!("#{b}")));
+        let totals = l.totals("w").await.unwrap();
+        assert_eq!(totals.spent, msat(20_000));
+    }
+
+    pub async fn income_and_reports(s: &Storage) {
+        let l = s.ledger();
+        let (inv, _) = invoice(21_000);
+        let id = l.record_incoming("seller", &inv, T0).await.unwrap();
+        assert_eq!(l.pending("seller", Direction::In).await.unwrap().len(), 1);
+        assert!(
+            l.mark_incoming_settled("seller", &inv.payment_hash, Some(msat(21_000)), T0 + 3)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !l.mark_incoming_settled("seller", &inv.payment_hash, None, T0 + 4)
+                .await
+                .unwrap(),
+            "settled once"
+        );
+        assert_eq!(l.earned_since("seller", T0).await.unwrap(), msat(21_000));
+        assert_eq!(l.earned_since("seller", T0 + 10).await.unwrap(), Msat::ZERO);
+        let (inv2, _) = invoice(5_000);
+        let id2 = l.record_incoming("seller", &inv2, T0).await.unwrap();
+        l.mark_incoming_expired(id2, T0 + 9999).await.unwrap();
+        assert_eq!(
+            l.payment(id2).await.unwrap().unwrap().status,
+            Status::Failed
+        );
+        let totals = l.totals("seller").await.unwrap();
+        assert_eq!((totals.received, totals.spent), (msat(21_000), Msat::ZERO));
+        // Listing: newest first, filtered.
+        let (out, _) = invoice(1_000);
+        let oid = reserved(
+            l.reserve(
+                &new("seller", &out, 0, Some(&Payee::of_host("a.example"))),
+                &BudgetPolicy::default(),
+                T0,
+            )
+            .await,
+        );
+        let all = l
+            .list_payments("seller", &PaymentFilter::default(), 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            all.iter().map(|p| p.id).collect::<Vec<_>>(),
+            vec![oid, id2, id]
+        );
+        let ins = l
+            .list_payments(
+                "seller",
+                &PaymentFilter {
+                    direction: Some(Direction::In),
+                    ..Default::default()
+                },
+                10,
+            )
+            .await
+            .unwrap();
+        assert_eq!(ins.len(), 2);
+        let hosted = l
+            .list_payments(
+                "seller",
+                &PaymentFilter {
+                    host: Some("a.example".into()),
+                    ..Default::default()
+                },
+                10,
+            )
+            .await
+            .unwrap();
+        assert_eq!(hosted.iter().map(|p| p.id).collect::<Vec<_>>(), vec![oid]);
+        let pending_out = l
+            .list_payments(
+                "seller",
+                &PaymentFilter {
+                    status: Some(Status::Pending),
+                    ..Default::default()
+                },
+                10,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            pending_out.iter().map(|p| p.id).collect::<Vec<_>>(),
+            vec![oid]
+        );
+        assert_eq!(
+            l.list_payments("seller", &PaymentFilter::default(), 1)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(l.totals("seller").await.unwrap().reserved, msat(1_000));
+    }
+
+    pub async fn the_token_cache(s: &Storage) {
+        let t = s.tokens();
+        let token = |prefix: &str, expires_at: Option<u64>| {
+            CredentialScope {
+                origin: "https://api.example".into(),
+                path_prefix: prefix.into(),
+                scheme: Scheme::L402,
+                macaroon: vec![2, 1, 0, 7],
+                expires_at,
+            }
+            .with_proof(Preimage([9; 32]), PaymentHash(rand_bytes()))
+        };
+        let wide = token("/v1", None);
+        let narrow = token("/v1/data/", Some(T0 + 100));
+        t.put_token("w", &wide, T0).await.unwrap();
+        t.put_token("w", &narrow, T0).await.unwrap();
+        let find = |path: &'static str, now: u64| {
+            let t = t.clone();
+            async move {
+                t.find_token("w", "https://api.example", path, now)
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(
+            find("/v1/data/7", T0).await.map(|c| c.scope.path_prefix),
+            Some("/v1/data/".into())
+        );
+        assert_eq!(
+            find("/v1/data", T0).await.map(|c| c.scope.path_prefix),
+            Some("/v1/data/".into())
+        );
+        assert_eq!(
+            find("/v1/other", T0).await.map(|c| c.scope.path_prefix),
+            Some("/v1".into())
+        );
+        assert_eq!(find("/v1x", T0).await, None);
+        assert_eq!(
+            find("/v1/data/7", T0 + 100)
+                .await
+                .map(|c| c.scope.path_prefix),
+            Some("/v1".into()),
+            "expired"
+        );
+        assert_eq!(
+            t.find_token("v", "https://api.example", "/v1", T0)
+                .await
+                .unwrap(),
+            None
+        );
+        let found = find("/v1/q", T0).await.unwrap();
+        assert_eq!(
+            (found.scope.macaroon.clone(), found.preimage, found.honoured),
+            (vec![2, 1, 0, 7], Preimage([9; 32]), false)
+        );
+        // Honoured once; replacing it forgets that.
+        assert_eq!(t.token_state("w", &found).await.unwrap(), Some(false));
+        t.mark_token_honoured("w", &found, T0).await.unwrap();
+        assert_eq!(t.token_state("w", &found).await.unwrap(), Some(true));
+        assert!(find("/v1/q", T0).await.unwrap().honoured);
+        let replacement = token("/v1", None);
+        t.put_token("w", &replacement, T0).await.unwrap();
+        assert_eq!(
+            t.token_state("w", &found).await.unwrap(),
+            None,
+            "another credential now"
+        );
+        assert!(!find("/v1/q", T0).await.unwrap().honoured);
+        t.drop_token("w", "https://api.example", "/v1")
+            .await
+            .unwrap();
+        assert_eq!(find("/v1/q", T0).await, None);
+
+        // A credential paid for comes back when its payment is found paid.
+        let l = s.ledger();
+        let (inv, pre) = invoice(3_000);
+        let scope = CredentialScope {
+            origin: "https://shop.example".into(),
+            path_prefix: "/item".into(),
+            scheme: Scheme::Lsat,
+            macaroon: vec![1, 2, 3],
+            expires_at: None,
+        };
+        let mut n = new("w", &inv, 0, None);
+        n.credential = Some(&scope);
+        let id = reserved(l.reserve(&n, &BudgetPolicy::default(), T0).await);
+        assert!(!t.restore_token(id, T0).await.unwrap(), "not paid yet");
+        l.mark_succeeded(
+            id,
+            &Settlement {
+                preimage: Some(&pre),
+                fee: Msat::ZERO,
+                note: None,
+            },
+            T0,
+        )
+        .await
+        .unwrap();
+        assert!(t.restore_token(id, T0).await.unwrap());
+        let back = t
+            .find_token("w", "https://shop.example", "/item/1", T0)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (back.scope.scheme, back.preimage, back.payment_hash),
+            (Scheme::Lsat, pre, inv.payment_hash)
+        );
+    }
+
+    pub async fn distrust_follows_every_name(s: &Storage) {
+        let t = s.tokens();
+        let mut seller = Payee::of_host("localhost");
+        seller.add_address("127.0.0.1".parse().unwrap());
+        let hash = PaymentHash([1; 32]);
+        t.distrust("w", &seller, "http://localhost:8080", &hash, T0 + 100, T0)
+            .await
+            .unwrap();
+        for name in ["127.0.0.1", "[::ffff:127.0.0.1]", "localhost"] {
+            let d = t
+                .distrusted("w", &Payee::of_host(name), T0)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                (d.origin.as_str(), d.until),
+                ("http://localhost:8080", T0 + 100),
+                "{name}"
+            );
+        }
+        assert_eq!(
+            t.distrusted("w", &Payee::of_host("127.0.0.1"), T0 + 100)
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            t.distrusted("v", &Payee::of_host("127.0.0.1"), T0)
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            t.distrusted("w", &Payee::of_host("other.example"), T0)
+                .await
+                .unwrap(),
+            None
+        );
+        // A shorter distrust never shortens a longer one.
+        t.distrust(
+            "w",
+            &Payee::of_host("127.0.0.1"),
+            "http://127.0.0.1",
+            &hash,
+            T0 + 50,
+            T0,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            t.distrusted("w", &Payee::of_host("localhost"), T0)
+                .await
+                .unwrap()
+                .unwrap()
+                .until,
+            T0 + 100
+        );
+    }
+
+    pub async fn the_sellers_store(s: &Storage) {
+        let st = s.seller();
+        let root = RootKey(rand_bytes());
+        let (token_id, hash, key_id) = (
+            TokenId(rand_bytes()),
+            PaymentHash(rand_bytes()),
+            rand_bytes::<32>(),
+        );
+        let caps = vec!["read".to_owned(), "write".to_owned()];
+        st.store_minted(
+            &NewMintedToken {
+                key_id,
+                root_key: &root,
+                token_id,
+                wallet: "seller",
+                payment_hash: hash,
+                amount: msat(21_000),
+                service: "api",
+                tier: 2,
+                capabilities: &caps,
+                valid_until: Some(T0 + 60),
+                max_uses: Some(2),
+            },
+            T0,
+        )
+        .await
+        .unwrap();
+        assert_eq!(st.root_key(&key_id).await.unwrap(), Some(root.clone()));
+        let m = st.minted_token(&token_id).await.unwrap().unwrap();
+        assert_eq!(
+            (
+                m.wallet.as_str(),
+                m.payment_hash,
+                m.amount,
+                m.tier,
+                m.capabilities.clone(),
+                m.valid_until,
+                m.max_uses
+            ),
+            (
+                "seller",
+                hash,
+                msat(21_000),
+                2,
+                caps.clone(),
+                Some(T0 + 60),
+                Some(2)
+            )
+        );
+        assert_eq!(st.minted_token(&TokenId([0; 32])).await.unwrap(), None);
+        // N-use tokens: exactly N uses.
+        assert_eq!(st.use_token(&token_id, 2).await.unwrap(), Some(1));
+        assert_eq!(st.use_token(&token_id, 2).await.unwrap(), Some(2));
+        assert_eq!(st.use_token(&token_id, 2).await.unwrap(), None);
+        assert_eq!(
+            st.use_token(&TokenId([5; 32]), 0).await.unwrap(),
+            None,
+            "a 0-use token"
+        );
+        // Free tier: per client, route and day.
+        for expected in [true, true, false] {
+            assert_eq!(
+                st.free_tier_hit("10.0.0.0/24", "/r", 7, 2).await.unwrap(),
+                expected
+            );
+        }
+        assert!(
+            st.free_tier_hit("10.0.0.0/24", "/r", 8, 2).await.unwrap(),
+            "a new day"
+        );
+        assert!(
+            st.free_tier_hit("10.0.1.0/24", "/r", 7, 2).await.unwrap(),
+            "another client"
+        );
+        assert!(!st.free_tier_hit("x", "/r", 7, 0).await.unwrap());
+        // Sales: once per payment.
+        assert!(
+            st.record_sale(&hash, &token_id, "api", msat(21_000), T0)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !st.record_sale(&hash, &token_id, "api", msat(21_000), T0)
+                .await
+                .unwrap()
+        );
+        assert!(
+            st.record_sale(
+                &PaymentHash(rand_bytes()),
+                &token_id,
+                "news",
+                msat(1_000),
+                T0 + 5
+            )
+            .await
+            .unwrap()
+        );
+        let all = st.sales_since(T0).await.unwrap();
+        assert_eq!(
+            (all.count, all.amount, all.by_service.len()),
+            (2, msat(22_000), 2)
+        );
+        assert_eq!(st.sales_since(T0 + 1).await.unwrap().count, 1);
+        // Revoking deletes the root key.
+        assert!(st.revoke(&key_id).await.unwrap());
+        assert_eq!(st.root_key(&key_id).await.unwrap(), None);
+        assert!(!st.revoke(&key_id).await.unwrap());
+    }
+
+    pub async fn the_embedded_books(s: &Storage) {
+        let b = s.books();
+        let key_a = rand_bytes::<32>();
+        let a = b
+            .open_account("a", &key_a, "node-a", msat(50_000), T0)
+            .await
+            .unwrap();
+        assert!(a.created);
+        assert_eq!(a.node_key, key_a);
+        let again = b
+            .open_account("a", &rand_bytes(), "node-a2", msat(50_000), T0)
+            .await
+            .unwrap();
+        assert!(!again.created);
+        assert_eq!(again.node_key, key_a, "the stored key wins");
+        b.open_account("b", &rand_bytes(), "node-b", msat(1_000), T0)
+            .await
+            .unwrap();
+        assert_eq!(
+            b.accounts().await.unwrap(),
+            vec!["a".to_owned(), "b".to_owned()]
+        );
+        assert_eq!(b.deposit("b", msat(500)).await.unwrap(), msat(1_500));
+        assert_eq!(b.test_sats_added("b").await.unwrap(), msat(1_500));
+        // b issues, a pays.
+        let pre = Preimage(rand_bytes());
+        let hash = pre.payment_hash();
+        let add = |amount: u64, expires_at: u64, bolt11: &'static str| {
+            let b = b.clone();
+            async move {
+                b.add_invoice(
+                    &EmbeddedInvoice {
+                        payment_hash: &hash,
+                        wallet: "b",
+                        bolt11,
+                        preimage: &pre,
+                        amount: msat(amount),
+                        description: "d",
+                        expires_at,
+                    },
+                    T0,
+                )
+                .await
+            }
+        };
+        add(20_000, T0 + 60, "lnbcrt1invoice").await.unwrap();
+        let issued = b.issued("b", &hash).await.unwrap().unwrap();
+        assert_eq!((issued.amount, issued.paid), (msat(20_000), false));
+        assert!(matches!(
+            b.settle("b", "lnbcrt1invoice", &hash, T0).await,
+            Err(SettleError::OwnInvoice)
+        ));
+        assert!(matches!(
+            b.settle("a", "lnbcrt1other", &hash, T0).await,
+            Err(SettleError::Unknown)
+        ));
+        assert!(matches!(
+            b.settle("a", "lnbcrt1invoice", &PaymentHash([0; 32]), T0)
+                .await,
+            Err(SettleError::Unknown)
+        ));
+        let settled = b.settle("a", "LNBCRT1INVOICE", &hash, T0).await.unwrap();
+        assert_eq!(
+            (settled.preimage, settled.payee.as_str(), settled.amount),
+            (pre, "b", msat(20_000))
+        );
+        assert!(matches!(
+            b.settle("a", "lnbcrt1invoice", &hash, T0).await,
+            Err(SettleError::AlreadyPaid)
+        ));
+        assert_eq!(
+            (b.balance("a").await.unwrap(), b.balance("b").await.unwrap()),
+            (msat(30_000), msat(21_500))
+        );
+        assert_eq!(b.paid_preimage("a", &hash).await.unwrap(), Some(pre));
+        assert_eq!(b.paid_preimage("b", &hash).await.unwrap(), None);
+        assert!(b.issued("b", &hash).await.unwrap().unwrap().paid);
+        // Too little money, an expired invoice: nothing moves.
+        let pre2 = Preimage(rand_bytes());
+        let h2 = pre2.payment_hash();
+        b.add_invoice(
+            &EmbeddedInvoice {
+                payment_hash: &h2,
+                wallet: "a",
+                bolt11: "lnbcrt1big",
+                preimage: &pre2,
+                amount: msat(99_000),
+                description: "",
+                expires_at: T0 + 60,
+            },
+            T0,
+        )
+        .await
+        .unwrap();
+        assert!(matches!(
+            b.settle("b", "lnbcrt1big", &h2, T0).await,
+            Err(SettleError::Insufficient(_))
+        ));
+        let pre3 = Preimage(rand_bytes());
+        let h3 = pre3.payment_hash();
+        b.add_invoice(
+            &EmbeddedInvoice {
+                payment_hash: &h3,
+                wallet: "a",
+                bolt11: "lnbcrt1old",
+                preimage: &pre3,
+                amount: msat(1),
+                description: "",
+                expires_at: T0,
+            },
+            T0,
+        )
+        .await
+        .unwrap();
+        assert!(matches!(
+            b.settle("b", "lnbcrt1old", &h3, T0).await,
+            Err(SettleError::Expired)
+        ));
+        assert_eq!(b.balance("b").await.unwrap(), msat(21_500));
+        assert!(
+            !b.issued("a", &h2).await.unwrap().unwrap().paid,
+            "the claim was rolled back"
+        );
+    }
+
+    /// Many payers at once against a budget for exactly ten payments: exactly ten are reserved,
+    /// through `instances` separate connections to the storage (instances on one database).
+    pub async fn concurrent_reservations_never_exceed_a_cap(stores: Vec<Storage>) {
+        let policy = BudgetPolicy {
+            daily_msat: 10 * 1_000,
+            max_fee_floor_msat: 0,
+            max_fee_ppm: 0,
+            ..BudgetPolicy::default()
+        };
+        let invoices: Vec<DecodedInvoice> = (0..50).map(|_| invoice(1_000).0).collect();
+        let invoices = Arc::new(invoices);
+        let tasks: Vec<_> = (0..50)
+            .map(|i| {
+                let (ledger, invoices, policy) = (
+                    stores[i % stores.len()].ledger(),
+                    invoices.clone(),
+                    policy.clone(),
+                );
+                tokio::spawn(async move {
+                    ledger
+                        .reserve(&new("fleet", &invoices[i], 0, None), &policy, T0)
+                        .await
+                })
+            })
+            .collect();
+        let mut ok = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(Reservation::Reserved { .. }) => ok += 1,
+                Err(ReserveError::Refused(BudgetRefusal::Window { .. })) => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(ok, 10);
+        let (_, used) = stores[0]
+            .ledger()
+            .budget_and_use("fleet", None, T0)
+            .await
+            .unwrap();
+        assert_eq!(used.daily_msat, 10_000);
+    }
+}
+
+/// One `#[tokio::test]` per rule of [`suite`], on storage opened by `$open`.
+macro_rules! conformance {
+    ($engine:ident, $open:ident $(, #[$attr:meta])?) => {
+        mod $engine {
+            use super::*;
+
+            macro_rules! rule {
+                ($name:ident) => {
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    $(#[$attr])?
+                    async fn $name() {
+                        let opened = $open().await;
+                        suite::$name(&opened.storage).await;
+                    }
+                };
+            }
+
+            rule!(budgets);
+            rule!(an_invoice_is_paid_at_most_once);
+            rule!(windows_hold_reservations_and_spend);
+            rule!(a_late_success_counts_once);
+            rule!(income_and_reports);
+            rule!(the_token_cache);
+            rule!(distrust_follows_every_name);
+            rule!(the_sellers_store);
+            rule!(the_embedded_books);
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            $(#[$attr])?
+            async fn concurrent_reservations_never_exceed_a_cap() {
+                let opened = $open().await;
+                suite::concurrent_reservations_never_exceed_a_cap(vec![opened.storage.clone()])
+                    .await;
+            }
+        }
+    };
+}
+
+conformance!(sqlite, sqlite);
+conformance!(postgres, postgres, #[ignore = "needs PostgreSQL: tools/postgres/test.sh"]);
+
+/// Three instances (three connection pools) on one PostgreSQL database reserving one wallet's
+/// budget at once: the advisory lock serialises them, never a process lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: tools/postgres/test.sh"]
+async fn instances_on_one_database_share_one_cap() {
+    let opened = postgres().await;
+    let url = opened.url.clone().unwrap();
+    let mut stores = vec![opened.storage.clone()];
+    for _ in 0..2 {
+        stores.push(Storage::connect_postgres(&url).await.unwrap());
+    }
+    suite::concurrent_reservations_never_exceed_a_cap(stores).await;
+}
