@@ -30,5 +30,6 @@ pub fn init_tls() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 pub mod netguard;
+pub mod ops;
 pub mod payee;
 pub mod storage;

@@ -124,7 +124,7 @@ fn numbers_out_of_range_are_refused_with_the_range() {
         ),
         (
             vec!["invoice", "10000000000000000"],
-            "must be from 0 to 2100000000000000 sats",
+            "amount_sats must be from 1 to 2100000000000000 sats",
         ),
         (
             vec!["wallet", "deposit", max.as_str()],

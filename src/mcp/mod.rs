@@ -7,5 +7,6 @@ pub mod server;
 pub mod sessions;
 pub mod sse;
 pub mod stdio;
+pub(crate) mod tools;
 
 pub use server::L402Server;

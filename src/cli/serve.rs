@@ -1,0 +1,96 @@
+//! `l402-mcp serve`: the MCP server over stdio (for `mcpServers`) or HTTP.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use rmcp::ServiceExt;
+use tokio_util::sync::CancellationToken;
+
+use l402_mcp::app::App;
+use l402_mcp::config::{self, Config};
+use l402_mcp::mcp::L402Server;
+use l402_mcp::mcp::http::HttpOptions;
+use l402_mcp::mcp::sessions::SessionLimits;
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Serve MCP over HTTP on this address (e.g. 127.0.0.1:8402): streamable HTTP at /mcp, legacy SSE at /sse
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<std::net::SocketAddr>,
+    /// Bearer token HTTP clients must send (required off loopback)
+    #[arg(long, env = config::HTTP_TOKEN_ENV, hide_env_values = true)]
+    http_token: Option<String>,
+    /// Extra Host header value to accept, e.g. mcp.example.com (repeatable)
+    #[arg(long = "allowed-host")]
+    allowed_hosts: Vec<String>,
+    /// Extra browser Origin to accept, e.g. https://app.example.com (repeatable)
+    #[arg(long = "allowed-origin")]
+    allowed_origins: Vec<String>,
+}
+
+pub async fn run(app: App, args: ServeArgs, config: Config) -> Result<()> {
+    let server = L402Server::new(Arc::new(app), config.fetch)?;
+    let Some(bind) = args.http else {
+        tracing::info!("MCP over stdio");
+        let running = server
+            .serve(l402_mcp::mcp::stdio::transport())
+            .await
+            .context("MCP handshake over stdio failed")?;
+        running
+            .waiting()
+            .await
+            .context("MCP stdio session failed")?;
+        return Ok(());
+    };
+    let http = config.http;
+    // Validated when the config was loaded.
+    let defaults = SessionLimits::default();
+    let sessions = SessionLimits {
+        max_sessions: http.max_sessions.unwrap_or(defaults.max_sessions),
+        idle: http
+            .session_idle_secs
+            .map_or(defaults.idle, std::time::Duration::from_secs),
+    };
+    let mut allowed_hosts = http.allowed_hosts;
+    allowed_hosts.extend(args.allowed_hosts);
+    let mut allowed_origins = http.allowed_origins;
+    allowed_origins.extend(args.allowed_origins);
+    let opts = HttpOptions {
+        sessions,
+        bind,
+        bearer_token: args.http_token.or(http.bearer_token),
+        allowed_hosts,
+        allowed_origins,
+    };
+    l402_mcp::mcp::http::serve(server, opts, until_signalled()).await?;
+    Ok(())
+}
+
+/// A token cancelled on SIGINT or SIGTERM, for servers to stop gracefully.
+pub fn until_signalled() -> CancellationToken {
+    let shutdown = CancellationToken::new();
+    let on_signal = shutdown.clone();
+    tokio::spawn(async move {
+        signalled().await;
+        on_signal.cancel();
+    });
+    shutdown
+}
+
+async fn signalled() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        if let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = ctrl_c.await;
+}

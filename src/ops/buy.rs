@@ -1,0 +1,269 @@
+//! Buying: fetch a URL paying its L402 challenge, pay an invoice, read a service's catalogue.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use tracing::warn;
+
+use super::{Failure, range_arg, sats_arg, whole_sats};
+use crate::app::App;
+use crate::fetch::{self, FetchError, FetchRequest, Fetcher};
+use crate::pay::PayRequest;
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+pub struct FetchPaidParams {
+    /// The http:// or https:// URL to fetch.
+    pub url: String,
+    /// HTTP method; default GET.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Request headers, as name -> value.
+    #[serde(default)]
+    pub headers: Option<BTreeMap<String, String>>,
+    /// Request body (text, e.g. JSON).
+    #[serde(default)]
+    pub body: Option<String>,
+    /// The most this call may pay, in sats (checked against the invoice itself); 0 pays nothing. Default: the wallet's per-payment cap.
+    #[serde(default)]
+    #[schemars(range(max = 2_100_000_000_000_000u64))]
+    pub max_price_sats: Option<u64>,
+    /// Seconds to wait for each HTTP exchange; default 30, 1 to 300.
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 300))]
+    pub timeout_secs: Option<u64>,
+    /// Largest response body returned, in bytes; default 1048576, 1 to 16777216. Longer bodies are truncated (and say so).
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 16_777_216))]
+    pub max_response_bytes: Option<usize>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct FetchPaidOutput {
+    /// HTTP status of the final response.
+    pub status: u16,
+    /// The final URL (after redirects).
+    pub url: String,
+    /// Selected response headers.
+    pub headers: BTreeMap<String, String>,
+    pub content_type: Option<String>,
+    /// The response body: text, or base64 when binary (see body_encoding).
+    pub body: String,
+    /// "text" or "base64".
+    pub body_encoding: String,
+    /// Bytes of body received.
+    pub body_bytes: usize,
+    /// True when the body was cut at max_response_bytes.
+    pub truncated: bool,
+    pub receipt: FetchReceiptOutput,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct FetchReceiptOutput {
+    /// True when this call paid an invoice.
+    pub paid: bool,
+    pub amount_sats: u64,
+    pub fee_sats: u64,
+    pub amount_msat: u64,
+    pub fee_msat: u64,
+    /// Payment hash of the invoice paid (or of the credential reused).
+    pub payment_hash: Option<String>,
+    /// True when a credential bought earlier was reused (nothing paid).
+    pub token_reused: bool,
+    /// Scheme of the credential presented: L402 or LSAT.
+    pub scheme: Option<String>,
+    /// What the daily budget still allows, in sats.
+    pub budget_remaining_sats: u64,
+}
+
+impl FetchPaidParams {
+    /// The request these parameters ask for, its limits checked.
+    pub fn request(self) -> Result<FetchRequest, Failure> {
+        let max_price_msat = self
+            .max_price_sats
+            .map(|s| sats_arg("max_price_sats", s, 0))
+            .transpose()?;
+        let timeout = range_arg(
+            "timeout_secs",
+            self.timeout_secs.unwrap_or(fetch::DEFAULT_TIMEOUT_SECS),
+            1,
+            fetch::MAX_TIMEOUT_SECS,
+        )?;
+        let max_bytes = range_arg(
+            "max_response_bytes",
+            self.max_response_bytes
+                .map_or(fetch::DEFAULT_MAX_RESPONSE_BYTES as u64, |b| b as u64),
+            1,
+            fetch::MAX_RESPONSE_BYTES as u64,
+        )?;
+        Ok(FetchRequest {
+            url: self.url,
+            method: self.method.unwrap_or_else(|| "GET".into()),
+            headers: self.headers.unwrap_or_default().into_iter().collect(),
+            body: self.body,
+            max_price_msat,
+            timeout: Duration::from_secs(timeout),
+            max_response_bytes: usize::try_from(max_bytes).unwrap_or(fetch::MAX_RESPONSE_BYTES),
+        })
+    }
+}
+
+/// Fetch a URL, paying an L402 challenge within the caller's cap and the budget.
+pub async fn fetch_paid(fetcher: &Fetcher, p: FetchPaidParams) -> Result<FetchPaidOutput, Failure> {
+    let r = fetcher.fetch(&p.request()?).await?;
+    let receipt = FetchReceiptOutput {
+        paid: r.receipt.paid,
+        amount_sats: whole_sats(r.receipt.amount_msat),
+        fee_sats: whole_sats(r.receipt.fee_msat),
+        amount_msat: r.receipt.amount_msat,
+        fee_msat: r.receipt.fee_msat,
+        payment_hash: r.receipt.payment_hash,
+        token_reused: r.receipt.token_reused,
+        scheme: r.receipt.scheme.map(|s| s.to_string()),
+        budget_remaining_sats: whole_sats(r.receipt.budget_remaining_msat),
+    };
+    Ok(FetchPaidOutput {
+        status: r.status,
+        url: r.url,
+        headers: r.headers.into_iter().collect(),
+        content_type: r.content_type,
+        body: r.body.content,
+        body_encoding: r.body.encoding.to_owned(),
+        body_bytes: r.body.bytes,
+        truncated: r.body.truncated,
+        receipt,
+    })
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+pub struct PayInvoiceParams {
+    /// The BOLT11 invoice to pay.
+    pub bolt11: String,
+    /// Routing fee limit in sats; the budget's fee limit applies when lower.
+    #[serde(default)]
+    #[schemars(range(max = 2_100_000_000_000_000u64))]
+    pub max_fee_sats: Option<u64>,
+    /// Refuse if the invoice asks for more than this many sats (the budget's caps apply too).
+    #[serde(default)]
+    #[schemars(range(max = 2_100_000_000_000_000u64))]
+    pub max_amount_sats: Option<u64>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct PayInvoiceOutput {
+    /// True when this call paid the invoice; false when it had been paid before.
+    pub paid: bool,
+    /// True when the invoice had been paid before: the first receipt, nothing spent now.
+    pub already_paid: bool,
+    pub amount_sats: u64,
+    pub fee_sats: u64,
+    pub amount_msat: u64,
+    pub fee_msat: u64,
+    pub payment_hash: String,
+    /// Proof of payment, 64 hex characters.
+    pub preimage: String,
+    /// What may still be spent in the rolling 24 h window; null if the ledger could not be read
+    /// (the payment above stands either way).
+    pub budget_remaining_sats: Option<u64>,
+    /// True when the wallet holds test sats (the embedded demo wallet), not real bitcoin.
+    pub demo_funds: bool,
+}
+
+/// Pay an invoice under the budget.
+pub async fn pay_invoice(app: &App, p: PayInvoiceParams) -> Result<PayInvoiceOutput, Failure> {
+    let max_fee_msat = p
+        .max_fee_sats
+        .map(|s| sats_arg("max_fee_sats", s, 0))
+        .transpose()?;
+    let max_amount_msat = p
+        .max_amount_sats
+        .map(|s| sats_arg("max_amount_sats", s, 0))
+        .transpose()?;
+    let r = app
+        .payer
+        .pay(&PayRequest {
+            invoice: &p.bolt11,
+            max_fee_msat,
+            max_amount_msat,
+            ..Default::default()
+        })
+        .await?;
+    // From here on the payment stands: what follows only describes it, and never fails it.
+    let (remaining, demo) = tokio::join!(budget_remaining(app), app.wallet.info());
+    Ok(PayInvoiceOutput {
+        paid: !r.already_paid,
+        already_paid: r.already_paid,
+        amount_sats: whole_sats(r.amount_msat),
+        fee_sats: whole_sats(r.fee_msat),
+        amount_msat: r.amount_msat,
+        fee_msat: r.fee_msat,
+        payment_hash: r.payment_hash.to_hex(),
+        preimage: r.preimage.to_hex(),
+        budget_remaining_sats: remaining,
+        demo_funds: demo.is_ok_and(|i| i.demo_funds),
+    })
+}
+
+/// What may still be spent in the daily window, from the ledger alone (no wallet call, so it
+/// cannot fail after a payment because the wallet is slow). `None` if the ledger cannot be read:
+/// the payment's own result must not be lost to that.
+async fn budget_remaining(app: &App) -> Option<u64> {
+    match app
+        .ledger
+        .budget_and_use(&app.wallet_name, None, app.clock.now())
+        .await
+    {
+        Ok((p, u)) => Some(whole_sats(p.daily_msat.saturating_sub(u.daily_msat))),
+        Err(e) => {
+            warn!(error = %e, "cannot read the remaining budget after a payment");
+            None
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+pub struct DiscoverParams {
+    /// Any URL of the service (only its origin is used), e.g. https://api.example.com/weather.
+    pub url: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct DiscoverOutput {
+    /// The origin the documents were read from.
+    pub origin: String,
+    /// The service's /.well-known/l402 document (routes, prices, terms), or null if it has none.
+    pub l402: Option<serde_json::Value>,
+    /// The service's /llms.txt, or null if it has none.
+    pub llms_txt: Option<String>,
+}
+
+/// Read what a service sells (`/.well-known/l402`, `/llms.txt`), never paying.
+pub async fn discover(fetcher: &Fetcher, p: DiscoverParams) -> Result<DiscoverOutput, Failure> {
+    let url = url::Url::parse(p.url.trim())
+        .map_err(|e| Failure::invalid(format!("{:?} is not a URL: {e}", p.url)))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(Failure::invalid("only http and https URLs"));
+    }
+    let origin = url.origin().ascii_serialization();
+    let get = async |path: &str| -> Result<Option<String>, Failure> {
+        let mut req = FetchRequest::get(&format!("{origin}{path}"));
+        req.max_price_msat = Some(0); // reading a catalogue never pays
+        req.max_response_bytes = 256 * 1024;
+        match fetcher.fetch(&req).await {
+            Ok(r) => Ok((r.status == 200 && r.body.encoding == "text").then_some(r.body.content)),
+            // A document behind a paywall (any 402) is one this service does not give away.
+            Err(FetchError::Pay(_) | FetchError::NotL402 { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    };
+    let l402 = get("/.well-known/l402")
+        .await?
+        .and_then(|t| serde_json::from_str(&t).ok());
+    let llms_txt = get("/llms.txt").await?;
+    Ok(DiscoverOutput {
+        origin,
+        l402,
+        llms_txt,
+    })
+}
