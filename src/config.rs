@@ -99,25 +99,24 @@ pub struct Config {
     pub fetch: FetchConfig,
     /// The `[backend]` table as written (merged with the environment); see [`Config::backend`].
     #[serde(default)]
-    pub backend: Option<toml::Table>,
+    pub backend: Option<BackendTable>,
 }
 
-/// A setting that may hold a password: its `Debug` shows only that it is set.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+/// The `[backend]` table before it is read as a [`BackendConfig`]. It holds the wallet's
+/// secrets as plain values, so its `Debug` shows the kind and the names of the settings only.
+#[derive(Clone, Default, PartialEq, Deserialize)]
 #[serde(transparent)]
-pub struct SecretString(pub String);
+pub struct BackendTable(pub toml::Table);
 
-impl std::fmt::Debug for SecretString {
+impl std::fmt::Debug for BackendTable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<set>")
+        let kind = self.0.get("kind").and_then(|k| k.as_str()).unwrap_or("?");
+        let names: Vec<&str> = self.0.keys().map(String::as_str).collect();
+        write!(f, "BackendTable {{ kind: {kind:?}, set: {names:?} }}")
     }
 }
 
-impl SecretString {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
+pub use crate::secret::SecretString;
 
 /// Budget settings in sats; unset ones keep the stored policy.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -168,10 +167,10 @@ impl From<crate::netguard::NetPolicy> for FetchConfig {
 }
 
 /// Settings of the HTTP transport.
-#[derive(Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
-    pub bearer_token: Option<String>,
+    pub bearer_token: Option<SecretString>,
     #[serde(default)]
     pub allowed_hosts: Vec<String>,
     #[serde(default)]
@@ -207,18 +206,6 @@ impl HttpConfig {
             )));
         }
         Ok(())
-    }
-}
-
-impl std::fmt::Debug for HttpConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpConfig")
-            .field("bearer_token", &self.bearer_token.as_ref().map(|_| "<set>"))
-            .field("allowed_hosts", &self.allowed_hosts)
-            .field("allowed_origins", &self.allowed_origins)
-            .field("max_sessions", &self.max_sessions)
-            .field("session_idle_secs", &self.session_idle_secs)
-            .finish()
     }
 }
 
@@ -277,9 +264,21 @@ impl Config {
         })
     }
 
-    /// Parse config text.
+    /// Parse config text. An error says where and what, and never quotes the text: the line
+    /// at fault may hold a secret.
     pub fn parse(text: &str) -> Result<Config, String> {
-        toml::from_str(text).map_err(|e| e.to_string())
+        toml::from_str(text).map_err(|e: toml::de::Error| {
+            let message = e.message().trim_end();
+            match e.span() {
+                Some(span) => {
+                    let before = text.get(..span.start).unwrap_or(text);
+                    let line = before.matches('\n').count() + 1;
+                    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+                    format!("line {line}, column {column}: {message}")
+                }
+                None => message.to_owned(),
+            }
+        })
     }
 
     fn apply_env(&mut self) -> Result<(), ConfigError> {
@@ -290,7 +289,7 @@ impl Config {
             self.wallet = Some(w);
         }
         if let Some(u) = env_string(DATABASE_URL_ENV) {
-            self.database_url = Some(SecretString(u));
+            self.database_url = Some(SecretString::from(u));
         }
         let sats = |name| env_number(name, "a whole number of sats");
         if let Some(v) = sats("L402_MCP_PER_PAYMENT_SATS")? {
@@ -328,10 +327,10 @@ impl Config {
             self.fetch.allow_link_local = v;
         }
         if let Some(v) = env_string("L402_MCP_FETCH_PROXY") {
-            self.fetch.proxy = Some(SecretString(v));
+            self.fetch.proxy = Some(SecretString::from(v));
         }
         if let Some(t) = env_string(HTTP_TOKEN_ENV) {
-            self.http.bearer_token = Some(t);
+            self.http.bearer_token = Some(SecretString::from(t));
         }
         if let Some(v) = env_string("L402_MCP_ALLOWED_HOSTS") {
             self.http.allowed_hosts = split_list(&v);
@@ -351,7 +350,7 @@ impl Config {
     /// `L402_MCP_BACKEND=<kind>` picks the backend; `L402_MCP_<KIND>_<FIELD>=value` sets any of
     /// its fields (over the file's), e.g. `L402_MCP_LNBITS_ADMIN_KEY`.
     fn apply_backend_env(&mut self) {
-        let mut table = self.backend.take().unwrap_or_default();
+        let mut table = self.backend.take().map(|b| b.0).unwrap_or_default();
         if let Some(kind) = env_string("L402_MCP_BACKEND") {
             let kind = kind.trim().to_ascii_lowercase();
             if table.get("kind").and_then(|k| k.as_str()) != Some(kind.as_str()) {
@@ -380,15 +379,17 @@ impl Config {
                 table.insert("network".into(), toml::Value::String(n));
             }
         }
-        self.backend = (!table.is_empty()).then_some(table);
+        self.backend = (!table.is_empty()).then_some(BackendTable(table));
     }
 
     /// The wallet backend: the embedded wallet unless configured.
     pub fn backend(&self) -> Result<BackendConfig, ConfigError> {
         match &self.backend {
             None => Ok(BackendConfig::Embedded),
-            Some(table) => BackendConfig::deserialize(toml::Value::Table(table.clone()))
-                .map_err(|e| ConfigError::Backend(e.to_string())),
+            Some(BackendTable(table)) => {
+                BackendConfig::deserialize(toml::Value::Table(table.clone()))
+                    .map_err(|e| ConfigError::Backend(e.to_string()))
+            }
         }
     }
 

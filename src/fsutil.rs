@@ -27,14 +27,7 @@ pub fn private_dir(dir: &Path) -> io::Result<()> {
 /// processes would then act as if this one were not there). A missing file is created with
 /// `create_new`, so the descriptor closed is that of a file nobody had open.
 pub fn private_file(path: &Path) -> io::Result<()> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        private_dir(parent)?;
-    }
-    let mut o = fs::OpenOptions::new();
-    o.write(true).create_new(true);
-    #[cfg(unix)]
-    o.mode(0o600);
-    match o.open(path) {
+    match create_private(path) {
         Ok(_created) => {}
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(e),
@@ -63,6 +56,13 @@ fn restrict(path: &Path) -> io::Result<()> {
 /// Write a new secret file (mode 0600), failing if it already exists.
 pub fn write_new_secret(path: &Path, contents: &[u8]) -> io::Result<()> {
     use std::io::Write;
+    let mut f = create_private(path)?;
+    f.write_all(contents)?;
+    f.sync_all()
+}
+
+/// Create `path` (mode 0600, in a private folder), failing if it already exists.
+fn create_private(path: &Path) -> io::Result<fs::File> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         private_dir(parent)?;
     }
@@ -70,7 +70,5 @@ pub fn write_new_secret(path: &Path, contents: &[u8]) -> io::Result<()> {
     o.write(true).create_new(true);
     #[cfg(unix)]
     o.mode(0o600);
-    let mut f = o.open(path)?;
-    f.write_all(contents)?;
-    f.sync_all()
+    o.open(path)
 }

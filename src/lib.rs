@@ -20,6 +20,7 @@ pub mod gateway;
 pub mod mcp;
 pub mod mint;
 pub mod pay;
+pub mod secret;
 pub mod wallet;
 
 /// Install the TLS crypto provider (ring) that reqwest and rustls use, once per process. reqwest
@@ -28,6 +29,18 @@ pub mod wallet;
 pub fn init_tls() {
     // An error only means a provider is installed already.
     let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// An error with its causes, which say what actually went wrong (refused, TLS, DNS): an HTTP
+/// client's own message is often only "error sending request".
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        msg.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    msg
 }
 pub mod netguard;
 pub mod ops;

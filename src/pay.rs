@@ -59,7 +59,8 @@ pub struct PayRequest<'a> {
 }
 
 /// A payment that went through.
-#[derive(Clone, PartialEq, Eq, Serialize)]
+/// `Debug` shows the preimage as `<redacted>` (its own type says so).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Receipt {
     pub payment_id: i64,
     pub payment_hash: PaymentHash,
@@ -70,18 +71,6 @@ pub struct Receipt {
     pub preimage: Preimage,
     /// True when this invoice had been paid before and nothing new was spent.
     pub already_paid: bool,
-}
-
-impl std::fmt::Debug for Receipt {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Receipt")
-            .field("payment_id", &self.payment_id)
-            .field("payment_hash", &self.payment_hash)
-            .field("amount_msat", &self.amount_msat)
-            .field("fee_msat", &self.fee_msat)
-            .field("already_paid", &self.already_paid)
-            .finish_non_exhaustive()
-    }
 }
 
 #[derive(Debug, thiserror::Error)]

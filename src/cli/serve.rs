@@ -8,7 +8,7 @@ use rmcp::ServiceExt;
 use tokio_util::sync::CancellationToken;
 
 use l402_mcp::app::App;
-use l402_mcp::config::{self, Config};
+use l402_mcp::config::{self, Config, SecretString};
 use l402_mcp::mcp::L402Server;
 use l402_mcp::mcp::http::HttpOptions;
 use l402_mcp::mcp::sessions::SessionLimits;
@@ -20,7 +20,7 @@ pub struct ServeArgs {
     pub http: Option<std::net::SocketAddr>,
     /// Bearer token HTTP clients must send (required off loopback)
     #[arg(long, env = config::HTTP_TOKEN_ENV, hide_env_values = true)]
-    http_token: Option<String>,
+    http_token: Option<SecretString>,
     /// Extra Host header value to accept, e.g. mcp.example.com (repeatable)
     #[arg(long = "allowed-host")]
     allowed_hosts: Vec<String>,

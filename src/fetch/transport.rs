@@ -416,13 +416,7 @@ pub(super) fn describe_reqwest(e: &reqwest::Error) -> String {
     } else {
         "failed"
     };
-    let mut msg = format!("{kind}: {e}");
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        msg.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    msg
+    format!("{kind}: {}", crate::error_chain(e))
 }
 
 #[cfg(test)]

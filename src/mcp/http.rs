@@ -24,6 +24,7 @@ use tracing::{info, warn};
 
 use super::sessions::{RETRY_AFTER_SECS, SessionCap, SessionLimits};
 use super::{L402Server, jsonrpc};
+use crate::secret::SecretString;
 
 /// The JSON-RPC error code of a refusal for lack of room (in the range for server errors).
 const SERVER_BUSY: i64 = -32000;
@@ -38,29 +39,17 @@ const LOOPBACK_HOSTS: &[&str] = &["localhost", "127.0.0.1", "::1"];
 const LOOPBACK_ORIGINS: &[&str] = &["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"];
 
 /// How the HTTP transport is exposed.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct HttpOptions {
     pub bind: SocketAddr,
     /// Required from clients as `Authorization: Bearer <token>` when set.
-    pub bearer_token: Option<String>,
+    pub bearer_token: Option<SecretString>,
     /// Extra `Host` values accepted (name or name:port).
     pub allowed_hosts: Vec<String>,
     /// Extra `Origin` values accepted (scheme://host[:port|:*]).
     pub allowed_origins: Vec<String>,
     /// How many sessions are kept, and for how long without a message.
     pub sessions: SessionLimits,
-}
-
-impl std::fmt::Debug for HttpOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpOptions")
-            .field("bind", &self.bind)
-            .field("bearer_token", &self.bearer_token.as_ref().map(|_| "<set>"))
-            .field("allowed_hosts", &self.allowed_hosts)
-            .field("allowed_origins", &self.allowed_origins)
-            .field("sessions", &self.sessions)
-            .finish()
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,7 +69,7 @@ pub enum HttpError {
 
 #[derive(Debug)]
 struct Guard {
-    token: Option<String>,
+    token: Option<SecretString>,
     hosts: Vec<String>,
     origins: Vec<String>,
 }
@@ -130,7 +119,12 @@ pub async fn serve(
     opts: HttpOptions,
     shutdown: CancellationToken,
 ) -> Result<(), HttpError> {
-    if !opts.bind.ip().is_loopback() && opts.bearer_token.as_deref().is_none_or(str::is_empty) {
+    if !opts.bind.ip().is_loopback()
+        && opts
+            .bearer_token
+            .as_ref()
+            .is_none_or(SecretString::is_empty)
+    {
         return Err(HttpError::NoTokenOnPublicAddress(opts.bind));
     }
     let listener = tokio::net::TcpListener::bind(opts.bind)
@@ -168,6 +162,7 @@ async fn check(State(guard): State<Arc<Guard>>, request: Request, next: Next) ->
             .and_then(|v| v.to_str().ok())
             .and_then(bearer_token);
         let ok = presented.is_some_and(|p| {
+            let token = token.expose();
             p.len() == token.len() && bool::from(p.as_bytes().ct_eq(token.as_bytes()))
         });
         if !ok {

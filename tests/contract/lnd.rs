@@ -277,7 +277,7 @@ async fn start() -> (Shared, String) {
 fn config(url: &str, timeout_secs: u64) -> LndConfig {
     LndConfig {
         url: url.into(),
-        macaroon_hex: Some(hex::encode(MACAROON)),
+        macaroon_hex: Some(hex::encode(MACAROON).into()),
         macaroon_path: None,
         tls_cert_path: None,
         network: None,
@@ -324,7 +324,7 @@ impl BackendFixture for Fixture {
         };
         let mut f = Fixture::with(send, timeout_secs(scenario)).await;
         if scenario == Scenario::AuthRefused {
-            f.config.macaroon_hex = Some(hex::encode(b"not the node's macaroon"));
+            f.config.macaroon_hex = Some(hex::encode(b"not the node's macaroon").into());
         }
         f
     }
@@ -353,7 +353,11 @@ impl BackendFixture for Fixture {
     }
 
     fn secret(&self) -> String {
-        self.config.macaroon_hex.clone().unwrap_or_default()
+        self.config
+            .macaroon_hex
+            .as_ref()
+            .map(|k| k.expose().to_owned())
+            .unwrap_or_default()
     }
 }
 

@@ -36,7 +36,7 @@ const SAT: u64 = 1000;
 
 fn config(uri: String, timeout_secs: u64) -> NwcConfig {
     NwcConfig {
-        uri,
+        uri: uri.into(),
         network: None,
         timeout_secs: Some(timeout_secs),
         returns_preimages: None,

@@ -331,7 +331,7 @@ impl BackendFixture for Fixture {
     }
 
     fn secret(&self) -> String {
-        self.config.password.clone()
+        self.config.password.expose().to_owned()
     }
 }
 

@@ -70,8 +70,8 @@ impl Status {
     }
 }
 
-/// One payment, either way. Its `Debug` and serialization leave the preimage out.
-#[derive(Clone, Serialize)]
+/// One payment, either way. Serialization leaves the preimage out; `Debug` shows it redacted.
+#[derive(Debug, Clone, Serialize)]
 pub struct Payment {
     pub id: i64,
     pub wallet: String,
@@ -98,25 +98,6 @@ pub struct Payment {
     pub created_at: u64,
     pub updated_at: u64,
     pub settled_at: Option<u64>,
-}
-
-impl std::fmt::Debug for Payment {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Payment")
-            .field("id", &self.id)
-            .field("wallet", &self.wallet)
-            .field("direction", &self.direction)
-            .field("status", &self.status)
-            .field("payment_hash", &self.payment_hash)
-            .field("amount", &self.amount)
-            .field("fee", &self.fee)
-            .field("reserved", &self.reserved)
-            .field("has_preimage", &self.preimage.is_some())
-            .field("host", &self.host)
-            .field("error", &self.error)
-            .field("created_at", &self.created_at)
-            .finish_non_exhaustive()
-    }
 }
 
 /// An outgoing payment about to be made.

@@ -44,7 +44,7 @@ pub struct ClnWallet {
 impl ClnWallet {
     pub fn new(config: &ClnConfig) -> Result<ClnWallet, WalletError> {
         let timeout = node::timeout(config.timeout_secs);
-        let rune = config.rune.trim();
+        let rune = config.rune.expose().trim();
         if rune.is_empty() {
             return Err(WalletError::Other(
                 "Core Lightning needs a rune: create one with `lightning-cli createrune` (see docs/wallets/cln.md)".into(),

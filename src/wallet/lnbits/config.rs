@@ -4,17 +4,18 @@
 use serde::Deserialize;
 
 use crate::bolt11::Network;
+use crate::secret::SecretString;
 
 /// `[backend] kind = "lnbits"` settings.
-#[derive(Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(try_from = "RawConfig")]
 pub struct LnbitsConfig {
     /// Base URL, e.g. https://lnbits.example.com (a sub-path install includes its path).
     pub url: String,
     /// Admin key: pays. Secret. Without it the wallet can receive but not pay.
-    pub admin_key: Option<String>,
+    pub admin_key: Option<SecretString>,
     /// Invoice/read key: receives, looks up, reads the balance. Secret. Defaults to the admin key.
-    pub invoice_key: Option<String>,
+    pub invoice_key: Option<SecretString>,
     /// Network of the funding node; default mainnet.
     pub network: Option<Network>,
     /// Seconds per request; default 30.
@@ -27,9 +28,9 @@ pub struct LnbitsConfig {
 struct RawConfig {
     url: String,
     #[serde(default)]
-    admin_key: Option<String>,
+    admin_key: Option<SecretString>,
     #[serde(default)]
-    invoice_key: Option<String>,
+    invoice_key: Option<SecretString>,
     #[serde(default)]
     network: Option<Network>,
     #[serde(default)]
@@ -40,7 +41,10 @@ impl TryFrom<RawConfig> for LnbitsConfig {
     type Error = String;
 
     fn try_from(raw: RawConfig) -> Result<Self, String> {
-        let key = |k: Option<String>| k.map(|k| k.trim().to_owned()).filter(|k| !k.is_empty());
+        let key = |k: Option<SecretString>| {
+            k.map(|k| SecretString::new(k.expose().trim()))
+                .filter(|k| !k.is_empty())
+        };
         let (admin_key, invoice_key) = (key(raw.admin_key), key(raw.invoice_key));
         if admin_key.is_none() && invoice_key.is_none() {
             return Err("LNbits needs a key from the wallet's API info: invoice_key to receive (L402_MCP_LNBITS_INVOICE_KEY), admin_key to pay (L402_MCP_LNBITS_ADMIN_KEY)".into());
@@ -55,19 +59,6 @@ impl TryFrom<RawConfig> for LnbitsConfig {
             network: raw.network,
             timeout_secs: raw.timeout_secs,
         })
-    }
-}
-
-impl std::fmt::Debug for LnbitsConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let secret = |k: &Option<String>| if k.is_some() { "<secret>" } else { "<not set>" };
-        f.debug_struct("LnbitsConfig")
-            .field("url", &self.url)
-            .field("admin_key", &secret(&self.admin_key))
-            .field("invoice_key", &secret(&self.invoice_key))
-            .field("network", &self.network)
-            .field("timeout_secs", &self.timeout_secs)
-            .finish()
     }
 }
 

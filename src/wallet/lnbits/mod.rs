@@ -39,6 +39,7 @@ use super::{
     WalletError, WalletInfo,
 };
 use crate::bolt11::{DecodedInvoice, Network};
+use crate::secret::SecretString;
 
 /// LNbits caps memos at this many characters.
 const MAX_MEMO_CHARS: usize = 640;
@@ -90,12 +91,12 @@ impl LnbitsWallet {
         };
         let pay = config
             .admin_key
-            .as_deref()
-            .map(|k| client(Key::Admin, k))
+            .as_ref()
+            .map(|k| client(Key::Admin, k.expose()))
             .transpose()?;
         let read = match (&config.invoice_key, &config.admin_key) {
-            (Some(k), _) => client(Key::Invoice, k)?,
-            (None, Some(k)) => client(Key::Admin, k)?,
+            (Some(k), _) => client(Key::Invoice, k.expose())?,
+            (None, Some(k)) => client(Key::Admin, k.expose())?,
             (None, None) => {
                 return Err(WalletError::Other(
                     "LNbits needs invoice_key (to receive) or admin_key (to pay)".into(),
@@ -111,7 +112,7 @@ impl LnbitsWallet {
                 [&config.admin_key, &config.invoice_key]
                     .into_iter()
                     .flatten()
-                    .map(String::as_str),
+                    .map(SecretString::expose),
             ),
             checked: OnceCell::new(),
         })

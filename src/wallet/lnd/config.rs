@@ -3,17 +3,18 @@
 use serde::Deserialize;
 
 use crate::bolt11::Network;
+use crate::secret::SecretString;
 use crate::wallet::WalletError;
 
 /// `[backend] kind = "lnd"` settings.
-#[derive(Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LndConfig {
     /// REST URL, e.g. https://127.0.0.1:8080
     pub url: String,
     /// Macaroon, hex (or macaroon_path). Secret.
     #[serde(default)]
-    pub macaroon_hex: Option<String>,
+    pub macaroon_hex: Option<SecretString>,
     /// Path of the macaroon file (or macaroon_hex).
     #[serde(default)]
     pub macaroon_path: Option<std::path::PathBuf>,
@@ -28,21 +29,6 @@ pub struct LndConfig {
     pub timeout_secs: Option<u64>,
 }
 
-impl std::fmt::Debug for LndConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LndConfig")
-            .field("url", &self.url)
-            .field(
-                "macaroon_hex",
-                &self.macaroon_hex.as_ref().map(|_| "<secret>"),
-            )
-            .field("macaroon_path", &self.macaroon_path)
-            .field("tls_cert_path", &self.tls_cert_path)
-            .field("network", &self.network)
-            .finish_non_exhaustive()
-    }
-}
-
 /// The macaroon as hex, from `macaroon_hex` or the file at `macaroon_path` (binary, or hex text).
 pub(super) fn macaroon_hex(config: &LndConfig) -> Result<String, WalletError> {
     let not_hex = || {
@@ -54,7 +40,7 @@ pub(super) fn macaroon_hex(config: &LndConfig) -> Result<String, WalletError> {
         (Some(_), Some(_)) => Err(WalletError::Other(
             "set either macaroon_hex or macaroon_path for LND, not both".into(),
         )),
-        (Some(text), None) => as_hex(text.as_bytes()).ok_or_else(not_hex),
+        (Some(text), None) => as_hex(text.expose().as_bytes()).ok_or_else(not_hex),
         (None, Some(path)) => {
             let bytes = std::fs::read(path).map_err(|e| {
                 WalletError::Other(format!("cannot read the macaroon {}: {e}", path.display()))
@@ -92,7 +78,7 @@ mod tests {
         assert_eq!(as_hex(b"abc"), None);
         let cfg = |hex: Option<&str>| LndConfig {
             url: "https://127.0.0.1:8080".into(),
-            macaroon_hex: hex.map(str::to_owned),
+            macaroon_hex: hex.map(SecretString::from),
             macaroon_path: None,
             tls_cert_path: None,
             network: None,

@@ -3,13 +3,14 @@
 use serde::{Deserialize, Deserializer};
 
 use crate::bolt11::Network;
+use crate::secret::SecretString;
 
 /// `[backend] kind = "nwc"` settings.
-#[derive(Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NwcConfig {
     /// Connection URI, nostr+walletconnect://... Secret (holds the client key).
-    pub uri: String,
+    pub uri: SecretString,
     /// Network of the node when the wallet service does not say (get_info); default mainnet.
     #[serde(default)]
     pub network: Option<Network>,
@@ -20,17 +21,6 @@ pub struct NwcConfig {
     /// payment comes back without one).
     #[serde(default, deserialize_with = "lenient_bool")]
     pub returns_preimages: Option<bool>,
-}
-
-impl std::fmt::Debug for NwcConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NwcConfig")
-            .field("uri", &"<secret>")
-            .field("network", &self.network)
-            .field("timeout_secs", &self.timeout_secs)
-            .field("returns_preimages", &self.returns_preimages)
-            .finish()
-    }
 }
 
 /// `true`/`false`, also as a string (environment variables arrive as strings).

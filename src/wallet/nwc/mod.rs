@@ -94,7 +94,7 @@ impl NwcWallet {
     /// Parse the connection URI and prepare the relay pool; nothing is contacted until the first
     /// call, so a wallet service that is down does not stop a start.
     pub async fn new(config: &NwcConfig) -> Result<NwcWallet, WalletError> {
-        let uri = NostrWalletConnectURI::parse(config.uri.trim()).map_err(|_| {
+        let uri = NostrWalletConnectURI::parse(config.uri.expose().trim()).map_err(|_| {
             WalletError::Other(
                 "the NWC connection URI is not valid: expected nostr+walletconnect://<wallet service pubkey>?relay=<wss://...>&secret=<64 hex> (copy it again from the wallet app)".into(),
             )

@@ -3,6 +3,7 @@
 use serde::Deserialize;
 
 use crate::bolt11::Network;
+use crate::secret::SecretString;
 use crate::wallet::toolkit::json::de_u64;
 
 /// Phoenix's trampoline fee, as phoenixd sets it up: a base in sats ...
@@ -11,13 +12,13 @@ pub const DEFAULT_TRAMPOLINE_FEE_BASE_SAT: u64 = 4;
 pub const DEFAULT_TRAMPOLINE_FEE_PPM: u64 = 4_000;
 
 /// `[backend] kind = "phoenixd"` settings.
-#[derive(Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PhoenixdConfig {
     /// URL, e.g. http://127.0.0.1:9740
     pub url: String,
     /// http-password from phoenix.conf. Secret.
-    pub password: String,
+    pub password: SecretString,
     /// Network the node must be on; by default whatever the node reports.
     #[serde(default)]
     pub network: Option<Network>,
@@ -30,18 +31,6 @@ pub struct PhoenixdConfig {
     /// Trampoline fee in parts per million of the amount; default 4000 (0.4%, Phoenix's).
     #[serde(default, deserialize_with = "de_u64")]
     pub trampoline_fee_ppm: Option<u64>,
-}
-
-impl std::fmt::Debug for PhoenixdConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PhoenixdConfig")
-            .field("url", &self.url)
-            .field("password", &"<secret>")
-            .field("network", &self.network)
-            .field("trampoline_fee_base_sat", &self.trampoline_fee_base_sat)
-            .field("trampoline_fee_ppm", &self.trampoline_fee_ppm)
-            .finish_non_exhaustive()
-    }
 }
 
 #[cfg(test)]

@@ -65,13 +65,13 @@ pub struct PhoenixdWallet {
 impl PhoenixdWallet {
     pub fn new(config: &PhoenixdConfig) -> Result<PhoenixdWallet, WalletError> {
         let timeout = node::timeout(config.timeout_secs);
-        if config.password.trim().is_empty() {
+        if config.password.expose().trim().is_empty() {
             return Err(WalletError::Other(
                 "Phoenixd needs its http-password (from ~/.phoenix/phoenix.conf)".into(),
             ));
         }
         let credentials = base64::engine::general_purpose::STANDARD
-            .encode(format!(":{}", config.password.trim()));
+            .encode(format!(":{}", config.password.expose().trim()));
         let auth = format!("Basic {credentials}");
         let headers = [("Authorization", auth.as_str())];
         Ok(PhoenixdWallet {

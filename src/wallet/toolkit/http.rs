@@ -252,10 +252,10 @@ fn form_body(fields: &[(&str, String)]) -> String {
 async fn respond(req: reqwest::RequestBuilder) -> Result<reqwest::Response, RestError> {
     let resp = req.send().await.map_err(|e| {
         if e.is_connect() || e.is_builder() {
-            RestError::NotSent(chain(&e))
+            RestError::NotSent(crate::error_chain(&e))
         } else {
             // A timeout, or a connection lost mid-answer: the request may have gone out.
-            RestError::Timeout(chain(&e))
+            RestError::Timeout(crate::error_chain(&e))
         }
     })?;
     let status = resp.status();
@@ -283,18 +283,7 @@ async fn read_json<T: DeserializeOwned>(resp: reqwest::Response) -> Result<T, Re
 
 /// An answer that broke off while being read: the request reached the backend.
 pub(super) fn lost(e: &reqwest::Error) -> RestError {
-    RestError::Timeout(chain(e))
-}
-
-/// A reqwest error with its causes, which say what actually went wrong (refused, TLS, DNS).
-fn chain(e: &reqwest::Error) -> String {
-    let mut msg = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        msg.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    msg
+    RestError::Timeout(crate::error_chain(e))
 }
 
 #[cfg(test)]
