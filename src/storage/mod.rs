@@ -7,7 +7,7 @@
 //! | [`SellerStore`] | root keys and terms of minted tokens, use counters, free-tier counts, sales | the seller and the gateway |
 //! | [`EmbeddedBooks`] | the embedded wallet's accounts, keys and invoices | the embedded wallet |
 //!
-//! One [`Engine`] implements them all, on SQLite (the default: one file per data dir) or on
+//! One `Engine` implements them all, on SQLite (the default: one file per data dir) or on
 //! PostgreSQL (`database_url`: every instance on it shares budgets, tokens and wallets). The
 //! SQL is written once for both; `tests/storage_conformance.rs` runs one suite against each.
 //! [`Storage`] hands the traits out.
@@ -21,7 +21,8 @@ mod tokens;
 pub use books::{
     EmbeddedAccount, EmbeddedBooks, EmbeddedInvoice, IssuedInvoice, SettleError, Settled,
 };
-pub use engine::{Dialect, Engine, LEDGER_FILE};
+pub(crate) use engine::Engine;
+pub use engine::LEDGER_FILE;
 pub use ledger::{
     Direction, NewPayment, Payment, PaymentFilter, Reservation, ReserveError, Settlement,
     SpendLedger, Status, Totals,

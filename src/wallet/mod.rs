@@ -1,4 +1,4 @@
-//! What a wallet backend must do, and the backends: one folder each, built from [`toolkit`].
+//! What a wallet backend must do, and the backends: one folder each, built from `toolkit`.
 //!
 //! The pay path needs to know, when a payment call fails, whether money may have moved:
 //! [`WalletError::definitely_not_paid`] says so. A definite failure releases the budget
@@ -11,7 +11,7 @@ pub mod lnbits;
 pub mod lnd;
 pub mod nwc;
 pub mod phoenixd;
-pub mod toolkit;
+pub(crate) mod toolkit;
 
 pub use embedded::EmbeddedWallet;
 pub use fake::{FakeNode, FakeWallet};
