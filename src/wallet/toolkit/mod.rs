@@ -6,11 +6,16 @@
 //!   request can have reached the backend (a payment then fails for sure, or stays pending);
 //! - [`stream`]: answers read as a stream of JSON values (LND's payment updates);
 //! - [`tls`]: trusting a node's own certificate ([`Tls`]), read from a PEM file;
+//! - [`amount`]: amounts as hosted APIs write them (BTC decimal strings, sat numbers), to msat
+//!   exactly, never through a float;
+//! - [`dates`]: RFC 3339 timestamps and `Retry-After`, to unix seconds;
 //! - [`json`]: lenient reading of node APIs' JSON: amounts in every form, 32-byte hashes and
 //!   preimages, fields of an error body the client cut short;
 //! - [`redact`]: quoting a backend's answer in an error without the secrets it may hold;
 //! - [`node`]: the network a node reports, the invoices it creates, timeouts and whole sats.
 
+pub mod amount;
+pub mod dates;
 pub mod http;
 pub mod json;
 pub mod node;
