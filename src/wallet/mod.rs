@@ -15,6 +15,7 @@ pub mod toolkit;
 
 pub use embedded::EmbeddedWallet;
 pub use fake::{FakeNode, FakeWallet};
+pub use toolkit::RefStore;
 
 use std::sync::Arc;
 
@@ -52,8 +53,13 @@ impl BackendConfig {
     }
 }
 
-/// Open a backend other than the embedded wallet (which needs the ledger: see `App`).
-pub async fn open_remote(config: &BackendConfig) -> Result<Arc<dyn Wallet>, WalletError> {
+/// Open a backend other than the embedded wallet (which needs the ledger: see `App`). `refs`
+/// is where a hosted backend that cannot look payments up by hash keeps its ids for them.
+pub async fn open_remote(
+    config: &BackendConfig,
+    refs: RefStore,
+) -> Result<Arc<dyn Wallet>, WalletError> {
+    let _ = &refs;
     Ok(match config {
         BackendConfig::Embedded => {
             return Err(WalletError::Other(
@@ -80,6 +86,28 @@ pub struct WalletInfo {
     pub returns_preimages: bool,
     /// Whether the funds are test sats (the embedded wallet's demo grant and deposits).
     pub demo_funds: bool,
+}
+
+/// How sure a backend is of what it found in [`Wallet::access`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Ok,
+    Warn,
+    Fail,
+}
+
+/// What a backend found out about its credential or account beyond [`Wallet::info`], for
+/// `doctor`: a key that may not pay, a scope missing, a seller-only backend.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AccessCheck {
+    /// What was checked (`pay`, `receive`, `key`, `preimages`...): doctor shows it in place of a
+    /// check of its own by that name.
+    pub check: &'static str,
+    pub level: Level,
+    pub detail: String,
+    /// What to do about it.
+    pub fix: Option<String>,
 }
 
 /// A wallet balance.
@@ -211,5 +239,11 @@ pub trait Wallet: Send + Sync + std::fmt::Debug {
     /// without one): payments that need one (L402) are refused before any money moves.
     fn withholds_preimages(&self) -> bool {
         false
+    }
+
+    /// What this backend can tell of its credential and account beyond [`Wallet::info`] (asked
+    /// by `doctor` once `info` answered; never moves money).
+    async fn access(&self) -> Vec<AccessCheck> {
+        Vec::new()
     }
 }

@@ -121,7 +121,7 @@ pub trait BackendFixture: Sized + Send + Sync + 'static {
 
 /// The wallet a user's `[backend]` configuration opens.
 pub async fn open(config: BackendConfig) -> Arc<dyn Wallet> {
-    l402_mcp::wallet::open_remote(&config)
+    l402_mcp::wallet::open_remote(&config, crate::common::refs::in_memory())
         .await
         .unwrap_or_else(|e| panic!("{} wallet: {e}", config.kind()))
 }

@@ -12,6 +12,7 @@
 //! - [`json`]: lenient reading of node APIs' JSON: amounts in every form, 32-byte hashes and
 //!   preimages, fields of an error body the client cut short;
 //! - [`redact`]: quoting a backend's answer in an error without the secrets it may hold;
+//! - [`refs`]: where a hosted backend keeps its ids for our payments ([`RefStore`]);
 //! - [`node`]: the network a node reports, the invoices it creates, timeouts and whole sats.
 
 pub mod amount;
@@ -20,8 +21,10 @@ pub mod http;
 pub mod json;
 pub mod node;
 pub mod redact;
+pub mod refs;
 pub mod stream;
 pub mod tls;
 
 pub use http::{Rest, RestError};
+pub use refs::RefStore;
 pub use tls::Tls;
