@@ -85,8 +85,12 @@ fn fix_for(e: &WalletError, kind: &str) -> String {
         )
     } else if text.contains("certificate") || text.contains("TLS") || text.contains("tls") {
         "check tls_cert_path: it must be the node's own certificate (PEM)".into()
+    } else if text.contains("scope") {
+        format!(
+            "create a key with the scopes docs/wallets/{kind}.md lists for what this agent does"
+        )
     } else {
-        "check the [backend] settings against the README section for this backend".into()
+        format!("check the [backend] settings against docs/wallets/{kind}.md")
     }
 }
 

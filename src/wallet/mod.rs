@@ -4,6 +4,7 @@
 //! [`WalletError::definitely_not_paid`] says so. A definite failure releases the budget
 //! reservation; anything else leaves the payment pending until a lookup resolves it.
 
+pub mod blink;
 pub mod cln;
 pub mod embedded;
 pub mod fake;
@@ -38,6 +39,7 @@ pub enum BackendConfig {
     Cln(cln::ClnConfig),
     Phoenixd(phoenixd::PhoenixdConfig),
     Nwc(nwc::NwcConfig),
+    Blink(blink::BlinkConfig),
 }
 
 impl BackendConfig {
@@ -49,6 +51,7 @@ impl BackendConfig {
             BackendConfig::Cln(_) => "cln",
             BackendConfig::Phoenixd(_) => "phoenixd",
             BackendConfig::Nwc(_) => "nwc",
+            BackendConfig::Blink(_) => "blink",
         }
     }
 }
@@ -71,6 +74,7 @@ pub async fn open_remote(
         BackendConfig::Cln(c) => Arc::new(cln::ClnWallet::new(c)?),
         BackendConfig::Phoenixd(c) => Arc::new(phoenixd::PhoenixdWallet::new(c)?),
         BackendConfig::Nwc(c) => Arc::new(nwc::NwcWallet::new(c).await?),
+        BackendConfig::Blink(c) => Arc::new(blink::BlinkWallet::new(c)?),
     })
 }
 

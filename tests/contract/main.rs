@@ -23,7 +23,9 @@
 mod common;
 mod suite;
 
+mod blink;
 mod cln;
+mod e2e;
 mod fake;
 mod lnbits;
 mod lnd;
@@ -52,6 +54,22 @@ mod scenarios {
             auth_refused,
             server_error,
             not_json
+        ]
+    );
+    contract_tests!(
+        blink,
+        crate::blink::Fixture,
+        [
+            paid,
+            pending_then_settled,
+            hang,
+            failed,
+            no_preimage,
+            auth_refused,
+            server_error,
+            not_json,
+            rate_limited,
+            sells
         ]
     );
     contract_tests!(
