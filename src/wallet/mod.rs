@@ -11,6 +11,7 @@ pub mod fake;
 pub mod lnbits;
 pub mod lnd;
 pub mod nwc;
+pub mod opennode;
 pub mod phoenixd;
 pub mod toolkit;
 
@@ -40,6 +41,7 @@ pub enum BackendConfig {
     Phoenixd(phoenixd::PhoenixdConfig),
     Nwc(nwc::NwcConfig),
     Blink(blink::BlinkConfig),
+    Opennode(opennode::OpennodeConfig),
 }
 
 impl BackendConfig {
@@ -52,6 +54,7 @@ impl BackendConfig {
             BackendConfig::Phoenixd(_) => "phoenixd",
             BackendConfig::Nwc(_) => "nwc",
             BackendConfig::Blink(_) => "blink",
+            BackendConfig::Opennode(_) => "opennode",
         }
     }
 }
@@ -62,7 +65,6 @@ pub async fn open_remote(
     config: &BackendConfig,
     refs: RefStore,
 ) -> Result<Arc<dyn Wallet>, WalletError> {
-    let _ = &refs;
     Ok(match config {
         BackendConfig::Embedded => {
             return Err(WalletError::Other(
@@ -75,6 +77,7 @@ pub async fn open_remote(
         BackendConfig::Phoenixd(c) => Arc::new(phoenixd::PhoenixdWallet::new(c)?),
         BackendConfig::Nwc(c) => Arc::new(nwc::NwcWallet::new(c).await?),
         BackendConfig::Blink(c) => Arc::new(blink::BlinkWallet::new(c)?),
+        BackendConfig::Opennode(c) => Arc::new(opennode::OpennodeWallet::new(c, refs)?),
     })
 }
 

@@ -51,6 +51,17 @@ pub fn random_invoice(network: Network, amount_msat: u64, timestamp: u64) -> (St
     (bolt11, preimage)
 }
 
+/// A stand-in's `429 Too Many Requests` asking to come back in a second, with `body` (JSON).
+pub fn too_many_requests(body: serde_json::Value) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        axum::http::StatusCode::TOO_MANY_REQUESTS,
+        [("retry-after", "1")],
+        axum::Json(body),
+    )
+        .into_response()
+}
+
 /// Serve a fixture on loopback; its base URL.
 pub async fn serve(app: Router) -> String {
     format!("http://{}", listen(app).await)

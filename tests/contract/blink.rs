@@ -26,6 +26,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use l402_mcp::bolt11;
 use l402_mcp::bolt11::Network;
+use l402_mcp::config::SecretString;
 use l402_mcp::l402::PaymentHash;
 use l402_mcp::pay::PayError;
 use l402_mcp::wallet::blink::BlinkConfig;
@@ -86,12 +87,9 @@ fn raw(status: u16, body: &str) -> Response {
 }
 
 fn too_many() -> Response {
-    (
-        StatusCode::TOO_MANY_REQUESTS,
-        [("retry-after", "1")],
-        "Too many requests from your account or IP",
+    common::fixture::too_many_requests(
+        json!({"errors": [{"message": "Too many requests from your account or IP"}]}),
     )
-        .into_response()
 }
 
 /// What Blink's scope middleware answers a valid key without the scope.
@@ -302,7 +300,7 @@ impl Fixture {
             node,
             config: BlinkConfig {
                 url: url.clone(),
-                api_key: API_KEY.into(),
+                api_key: SecretString(API_KEY.into()),
                 wallet_id: None,
                 network: None,
                 timeout_secs: Some(timeout),
@@ -348,7 +346,7 @@ impl BackendFixture for Fixture {
     async fn start(scenario: Scenario) -> Fixture {
         let mut f = Fixture::start_with(scenario, timeout_secs(scenario)).await;
         if scenario == Scenario::AuthRefused {
-            f.config.api_key = "blink_revokedrevokedrevokedrevoked00".into();
+            f.config.api_key = SecretString("blink_revokedrevokedrevokedrevoked00".into());
         }
         f
     }
@@ -383,7 +381,7 @@ impl BackendFixture for Fixture {
     }
 
     fn secret(&self) -> String {
-        self.config.api_key.clone()
+        self.config.api_key.expose().to_owned()
     }
 
     fn rate_limit_next(&self) {

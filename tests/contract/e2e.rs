@@ -11,12 +11,14 @@ use l402_mcp::bolt11::Network;
 use serde_json::{Value, json};
 
 use crate::common;
-use crate::common::agents::{BIN, call, ok, spawn_agent};
+use crate::common::agents::{BIN, call, failed, ok, spawn_agent};
 
 /// What `pay_invoice` must do.
 pub enum Pays {
     /// Pay, proving it with this preimage (hex), at this fee.
     Yes { preimage: String, fee_msat: u64 },
+    /// Refuse before anything moves, saying these words.
+    Refused(&'static str),
 }
 
 /// The environment of a process on this backend: `env`, no config file of the machine's, every
@@ -81,6 +83,11 @@ pub async fn through_mcp(
             assert_eq!(paid["preimage"], preimage);
             assert_eq!(paid["amount_msat"], 21_000);
             assert_eq!(paid["fee_msat"], fee_msat);
+        }
+        Pays::Refused(words) => {
+            let text = failed(&paid);
+            assert!(text.contains(words), "says why: {text}");
+            assert_no_secret("the refusal", &text, secret);
         }
     }
     if let Ok(agent) = std::sync::Arc::try_unwrap(agent) {

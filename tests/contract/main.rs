@@ -30,6 +30,7 @@ mod fake;
 mod lnbits;
 mod lnd;
 mod nwc;
+mod opennode;
 mod phoenixd;
 
 /// The contract: which scenarios each backend's stand-in can play. A backend leaves one out
@@ -71,6 +72,11 @@ mod scenarios {
             rate_limited,
             sells
         ]
+    );
+    contract_tests!(
+        opennode,
+        crate::opennode::Fixture,
+        [auth_refused, rate_limited, sells, refuses_to_buy]
     );
     contract_tests!(
         fake,

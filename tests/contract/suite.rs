@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use l402_mcp::clock::ManualClock;
 use l402_mcp::l402::PaymentHash;
-use l402_mcp::pay::PayError;
-use l402_mcp::storage::Status;
+use l402_mcp::pay::{PayError, PayRequest};
+use l402_mcp::storage::{CredentialScope, Status};
 use l402_mcp::wallet::{
     BackendConfig, IncomingStatus, InvoiceRequest, OutgoingStatus, PaymentResult, Wallet,
     WalletError,
@@ -437,6 +437,43 @@ pub async fn sells<F: BackendFixture>() {
         ),
         "a part of a sat is refused before the backend is asked"
     );
+}
+
+pub async fn refuses_to_buy<F: BackendFixture>() {
+    let f = F::start(Scenario::Paid).await;
+    let b = buyer(&f).await;
+    assert!(b.wallet.withholds_preimages());
+    assert!(!b.wallet.info().await.expect("info").returns_preimages);
+    let inv = f.invoice(7).await;
+    let scope = CredentialScope {
+        origin: "https://seller.example".into(),
+        path_prefix: "/".into(),
+        scheme: l402_mcp::l402::Scheme::L402,
+        macaroon: vec![1, 2, 3],
+        expires_at: None,
+    };
+    let l402 = b
+        .payer
+        .pay(&PayRequest {
+            invoice: &inv.bolt11,
+            credential: Some(&scope),
+            ..Default::default()
+        })
+        .await;
+    assert!(matches!(l402, Err(PayError::PreimagesWithheld)), "{l402:?}");
+    assert!(
+        b.payer.find(&inv.hash).await.expect("ledger").is_none(),
+        "refused before anything was reserved"
+    );
+    match b.pay(&inv.bolt11).await {
+        Err(PayError::Failed(e)) => {
+            assert!(e.definitely_not_paid());
+            assert!(e.to_string().contains("seller"), "says why: {e}");
+        }
+        other => panic!("refused: {other:?}"),
+    }
+    assert_eq!(b.totals().await, (0, 0));
+    assert_eq!(f.pay_calls().await, 0, "nothing reached the backend");
 }
 
 /// Tests of `scenarios` for one backend: `contract_tests!(module, Fixture, [paid, ...])`, or

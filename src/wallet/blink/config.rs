@@ -1,14 +1,15 @@
-//! `[backend] kind = "blink"`: the settings, the API key hidden in `Debug`.
+//! `[backend] kind = "blink"`: the settings, the API key hidden in `Debug` ([`SecretString`]).
 
 use serde::Deserialize;
 
 use crate::bolt11::Network;
+use crate::config::SecretString;
 
 /// Blink's production GraphQL endpoint.
 pub const DEFAULT_URL: &str = "https://api.blink.sv/graphql";
 
 /// `[backend] kind = "blink"` settings.
-#[derive(Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BlinkConfig {
     /// The GraphQL endpoint; default `https://api.blink.sv/graphql` (staging:
@@ -16,7 +17,7 @@ pub struct BlinkConfig {
     #[serde(default = "default_url")]
     pub url: String,
     /// An API key (`blink_...`) from dashboard.blink.sv. Secret.
-    pub api_key: String,
+    pub api_key: SecretString,
     /// The BTC wallet to use; default: the account's BTC wallet (never its USD wallet).
     #[serde(default)]
     pub wallet_id: Option<String>,
@@ -30,18 +31,6 @@ pub struct BlinkConfig {
 
 fn default_url() -> String {
     DEFAULT_URL.into()
-}
-
-impl std::fmt::Debug for BlinkConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BlinkConfig")
-            .field("url", &self.url)
-            .field("api_key", &"<secret>")
-            .field("wallet_id", &self.wallet_id)
-            .field("network", &self.network)
-            .field("timeout_secs", &self.timeout_secs)
-            .finish()
-    }
 }
 
 #[cfg(test)]

@@ -82,7 +82,7 @@ fn endpoint(url: &str) -> (String, String) {
 
 impl BlinkWallet {
     pub fn new(config: &BlinkConfig) -> Result<BlinkWallet, WalletError> {
-        let key = config.api_key.trim();
+        let key = config.api_key.expose().trim();
         if key.is_empty() {
             return Err(WalletError::Other(
                 "Blink needs an API key: set api_key (L402_MCP_BLINK_API_KEY), made at dashboard.blink.sv, API Keys".into(),
@@ -475,6 +475,7 @@ impl Wallet for BlinkWallet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::SecretString;
 
     #[test]
     fn the_endpoint_is_posted_to_as_written() {
@@ -496,7 +497,7 @@ mod tests {
     async fn errors_never_carry_the_key() {
         let w = BlinkWallet::new(&BlinkConfig {
             url: "http://127.0.0.1:9/graphql".into(),
-            api_key: "blink_s3cr3tk3y".into(),
+            api_key: SecretString("blink_s3cr3tk3y".into()),
             wallet_id: None,
             network: None,
             timeout_secs: Some(2),
