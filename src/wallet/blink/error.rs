@@ -50,19 +50,6 @@ impl Failure {
 }
 
 impl BlinkWallet {
-    fn key_refused(&self, status: u16) -> WalletError {
-        WalletError::Unavailable(format!(
-            "Blink refused the API key (HTTP {status}): check api_key (L402_MCP_BLINK_API_KEY); keys are made at dashboard.blink.sv, API Keys"
-        ))
-    }
-
-    fn unreachable(&self, why: &str) -> WalletError {
-        WalletError::Unavailable(self.redact(format!(
-            "could not reach Blink at {} ({why}): check url (L402_MCP_BLINK_URL)",
-            self.url
-        )))
-    }
-
     pub(super) fn lacks(&self, scope: Scope, what: &str) -> String {
         format!(
             "the Blink API key lacks the {} scope, which {what} needs: create a key with Read + Receive to sell, or Read + Write to buy and sell (dashboard.blink.sv, API Keys)",
@@ -73,11 +60,11 @@ impl BlinkWallet {
     /// The error of a call that moves no money; `what` says what it was for.
     pub(super) fn call_error(&self, what: &str, f: Failure) -> WalletError {
         let msg = match f {
-            Failure::Http(RestError::NotSent(m)) => return self.unreachable(&m),
+            Failure::Http(RestError::NotSent(m)) => return self.api.unreachable(&m),
             Failure::Http(RestError::Status {
                 status: status @ (401 | 403),
                 ..
-            }) => return self.key_refused(status),
+            }) => return self.api.key_refused(status),
             Failure::Http(e) if e.is_rate_limited() => {
                 return WalletError::Unavailable(format!(
                     "Blink is rate-limiting this client ({what}: {e}); try again later"
@@ -85,9 +72,9 @@ impl BlinkWallet {
             }
             Failure::Scope(s) => return WalletError::Unavailable(self.lacks(s, what)),
             Failure::Http(RestError::Status { status: 404, .. }) => {
-                return WalletError::Unavailable(self.redact(format!(
+                return WalletError::Unavailable(self.api.redact(format!(
                     "{} answered HTTP 404 where Blink's GraphQL API should be: check url (L402_MCP_BLINK_URL), e.g. {}",
-                    self.url,
+                    self.api.url,
                     super::DEFAULT_URL
                 )));
             }
@@ -97,7 +84,7 @@ impl BlinkWallet {
                 code.as_deref().unwrap_or("an error")
             ),
         };
-        WalletError::Other(self.redact(msg))
+        WalletError::Other(self.api.redact(msg))
     }
 
     /// The error of `lnInvoicePaymentSend`: definite only when the request cannot have been
@@ -105,11 +92,11 @@ impl BlinkWallet {
     /// payment may be under way and stays pending.
     pub(super) fn pay_error(&self, f: Failure) -> WalletError {
         match f {
-            Failure::Http(RestError::NotSent(m)) => self.unreachable(&m),
+            Failure::Http(RestError::NotSent(m)) => self.api.unreachable(&m),
             Failure::Http(RestError::Status {
                 status: status @ (401 | 403),
                 ..
-            }) => self.key_refused(status),
+            }) => self.api.key_refused(status),
             Failure::Http(RestError::Status { status: 429, body }) => {
                 WalletError::Unavailable(format!(
                     "Blink is rate-limiting this client (HTTP 429 {}); nothing was paid",
@@ -120,10 +107,10 @@ impl BlinkWallet {
                 WalletError::Rejected(format!("Blink refused the request (HTTP 400 {body})"))
             }
             Failure::Scope(s) => WalletError::NotPayable(self.lacks(s, "paying")),
-            Failure::Http(e) => WalletError::OutcomeUnknown(self.redact(format!(
+            Failure::Http(e) => WalletError::OutcomeUnknown(self.api.redact(format!(
                 "{e}; the payment may have gone out, so it stays pending and is reconciled through Blink's transactions by payment hash"
             ))),
-            Failure::Graphql { code, message } => WalletError::OutcomeUnknown(self.redact(format!(
+            Failure::Graphql { code, message } => WalletError::OutcomeUnknown(self.api.redact(format!(
                 "Blink answered {}: {message}; the payment may have gone out, so it stays pending and is reconciled",
                 code.as_deref().unwrap_or("an error")
             ))),

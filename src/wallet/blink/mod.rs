@@ -31,8 +31,7 @@ use super::toolkit::node::{
     self, accepted_outcome, before_sending, check_created, follow_pending, reported_network,
     settle_network,
 };
-use super::toolkit::redact::Secrets;
-use super::toolkit::{Rest, Tls, amount};
+use super::toolkit::{HostedApi, amount};
 use super::{
     AccessCheck, Balance, CreatedInvoice, IncomingStatus, InvoiceRequest, Level, OutgoingStatus,
     PaymentResult, Wallet, WalletError, WalletInfo,
@@ -43,11 +42,11 @@ use crate::bolt11::{DecodedInvoice, Network};
 const MAX_MEMO_BYTES: usize = 639;
 
 /// The Blink backend.
+#[derive(Debug)]
 pub struct BlinkWallet {
-    rest: Rest,
-    /// The GraphQL endpoint's path below `rest`'s base.
+    api: HostedApi,
+    /// The GraphQL endpoint's path below the client's base.
     path: String,
-    url: String,
     network: Option<Network>,
     /// The configured wallet, if any (it must be a BTC wallet of the account).
     wallet_id: Option<String>,
@@ -55,19 +54,6 @@ pub struct BlinkWallet {
     btc_wallet: OnceCell<String>,
     /// The key's scopes, once read.
     scopes: OnceCell<Vec<Scope>>,
-    secrets: Secrets,
-}
-
-impl std::fmt::Debug for BlinkWallet {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BlinkWallet")
-            .field("url", &self.url)
-            .field(
-                "wallet_id",
-                &self.btc_wallet.get().or(self.wallet_id.as_ref()),
-            )
-            .finish_non_exhaustive()
-    }
 }
 
 /// The endpoint URL as a base and a path: `https://api.blink.sv/graphql` is POSTed to as it
@@ -82,23 +68,18 @@ fn endpoint(url: &str) -> (String, String) {
 
 impl BlinkWallet {
     pub fn new(config: &BlinkConfig) -> Result<BlinkWallet, WalletError> {
-        let key = config.api_key.expose().trim();
-        if key.is_empty() {
-            return Err(WalletError::Other(
-                "Blink needs an API key: set api_key (L402_MCP_BLINK_API_KEY), made at dashboard.blink.sv, API Keys".into(),
-            ));
-        }
         let (base, path) = endpoint(&config.url);
-        let rest = Rest::new(
-            &base,
-            &[("X-API-KEY", key)],
-            &Tls::default(),
-            node::timeout(config.timeout_secs),
-        )?;
         Ok(BlinkWallet {
-            rest,
+            api: HostedApi::new(
+                "Blink",
+                "BLINK",
+                &config.url,
+                &base,
+                &config.api_key,
+                |key| ("X-API-KEY", key.to_owned()),
+                node::timeout(config.timeout_secs),
+            )?,
             path,
-            url: config.url.trim().to_owned(),
             network: config.network,
             wallet_id: config
                 .wallet_id
@@ -108,12 +89,7 @@ impl BlinkWallet {
                 .map(str::to_owned),
             btc_wallet: OnceCell::new(),
             scopes: OnceCell::new(),
-            secrets: Secrets::new([key]),
         })
-    }
-
-    fn redact(&self, msg: impl Into<String>) -> String {
-        self.secrets.scrub(msg)
     }
 
     /// One GraphQL request; its `data` unless the answer holds top-level errors. `needs` is
@@ -128,6 +104,7 @@ impl BlinkWallet {
     ) -> Result<Value, Failure> {
         let body = json!({ "query": query, "variables": variables });
         let answer: Value = self
+            .api
             .rest
             .post(&self.path, &body, idempotent)
             .await

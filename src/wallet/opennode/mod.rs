@@ -23,8 +23,8 @@ use tracing::{info, instrument};
 pub use self::config::{DEFAULT_URL, OpennodeConfig};
 use super::toolkit::json::error_fields;
 use super::toolkit::node::{self, check_created};
-use super::toolkit::redact::{Secrets, clip_chars};
-use super::toolkit::{RefStore, Rest, RestError, Tls, amount};
+use super::toolkit::redact::clip_chars;
+use super::toolkit::{HostedApi, RefStore, RestError, amount};
 use super::{
     AccessCheck, Balance, CreatedInvoice, IncomingStatus, InvoiceRequest, Level, OutgoingStatus,
     PaymentResult, Wallet, WalletError, WalletInfo,
@@ -43,60 +43,40 @@ const TTL_MINUTES: std::ops::RangeInclusive<u64> = 10..=1440;
 pub const SELLER_ONLY: &str = "OpenNode is a seller's backend: its payments return no preimage, so l402-mcp never pays through it (an L402 credential needs the preimage as proof); it sells (invoices, challenges, the gateway). Pay from a wallet that returns preimages (see docs/wallets/opennode.md)";
 
 /// The OpenNode backend.
+#[derive(Debug)]
 pub struct OpennodeWallet {
-    rest: Rest,
-    url: String,
+    api: HostedApi,
     network: Network,
     refs: RefStore,
-    secrets: Secrets,
-}
-
-impl std::fmt::Debug for OpennodeWallet {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OpennodeWallet")
-            .field("url", &self.url)
-            .field("network", &self.network)
-            .finish_non_exhaustive()
-    }
 }
 
 impl OpennodeWallet {
     pub fn new(config: &OpennodeConfig, refs: RefStore) -> Result<OpennodeWallet, WalletError> {
-        let key = config.api_key.expose().trim();
-        if key.is_empty() {
-            return Err(WalletError::Other(
-                "OpenNode needs an API key: set api_key (L402_MCP_OPENNODE_API_KEY), made in OpenNode's dashboard under Integrations, API keys".into(),
-            ));
-        }
         Ok(OpennodeWallet {
-            rest: Rest::new(
+            api: HostedApi::new(
+                "OpenNode",
+                "OPENNODE",
                 &config.url,
-                &[("Authorization", key)],
-                &Tls::default(),
+                &config.url,
+                &config.api_key,
+                |key| ("Authorization", key.to_owned()),
                 node::timeout(config.timeout_secs),
             )?,
-            url: config.url.trim().trim_end_matches('/').to_owned(),
             network: config.network.unwrap_or(Network::Mainnet),
             refs,
-            secrets: Secrets::new([key]),
         })
     }
 
     /// The error of a call; `what` says what it was for.
     fn call_error(&self, what: &str, e: RestError) -> WalletError {
         let msg = match e {
-            RestError::NotSent(m) => {
-                return WalletError::Unavailable(self.secrets.scrub(format!(
-                    "could not reach OpenNode at {} ({m}): check url (L402_MCP_OPENNODE_URL)",
-                    self.url
-                )));
-            }
+            RestError::NotSent(m) => return self.api.unreachable(&m),
             RestError::Status {
                 status: status @ (401 | 403),
                 body,
             } => {
                 let said = error_fields(&body).1.unwrap_or_default();
-                return WalletError::Unavailable(self.secrets.scrub(format!(
+                return WalletError::Unavailable(self.api.redact(format!(
                     "OpenNode refused the API key {what} (HTTP {status} {said:?}): check api_key (L402_MCP_OPENNODE_API_KEY); reading the balance needs a key with the Read permission"
                 )));
             }
@@ -107,12 +87,12 @@ impl OpennodeWallet {
             ),
             other => format!("{what}: {other}"),
         };
-        WalletError::Other(self.secrets.scrub(msg))
+        WalletError::Other(self.api.redact(msg))
     }
 
     /// A charge by id (`None`: OpenNode has none).
     async fn charge(&self, id: &str) -> Result<Option<Value>, WalletError> {
-        match self.rest.get::<Value>(&format!("v1/charge/{id}")).await {
+        match self.api.rest.get::<Value>(&format!("v1/charge/{id}")).await {
             Ok(v) => Ok(Some(v.get("data").cloned().unwrap_or(v))),
             Err(RestError::Status { status: 404, .. }) => Ok(None),
             Err(e) => Err(self.call_error("looking the charge up", e)),
@@ -136,6 +116,7 @@ impl Wallet for OpennodeWallet {
 
     async fn balance(&self) -> Result<Balance, WalletError> {
         let v: Value = self
+            .api
             .rest
             .get("v1/account/balance")
             .await
@@ -168,6 +149,7 @@ impl Wallet for OpennodeWallet {
         });
         // Not retried: a retry could make a second charge.
         let v: Value = self
+            .api
             .rest
             .post("v1/charges", &body, false)
             .await

@@ -9,6 +9,7 @@
 //! - [`amount`]: amounts as hosted APIs write them (BTC decimal strings, sat numbers), to msat
 //!   exactly, never through a float;
 //! - [`dates`]: RFC 3339 timestamps and `Retry-After`, to unix seconds;
+//! - [`hosted`]: a hosted wallet's API and its key ([`HostedApi`]: Blink, Strike, OpenNode, ln.bot);
 //! - [`json`]: lenient reading of node APIs' JSON: amounts in every form, 32-byte hashes and
 //!   preimages, fields of an error body the client cut short;
 //! - [`redact`]: quoting a backend's answer in an error without the secrets it may hold;
@@ -17,6 +18,7 @@
 
 pub mod amount;
 pub mod dates;
+pub mod hosted;
 pub mod http;
 pub mod json;
 pub mod node;
@@ -25,6 +27,7 @@ pub mod refs;
 pub mod stream;
 pub mod tls;
 
+pub use hosted::HostedApi;
 pub use http::{Rest, RestError};
 pub use refs::RefStore;
 pub use tls::Tls;
