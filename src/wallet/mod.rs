@@ -13,6 +13,7 @@ pub mod lnd;
 pub mod nwc;
 pub mod opennode;
 pub mod phoenixd;
+pub mod strike;
 pub mod toolkit;
 
 pub use embedded::EmbeddedWallet;
@@ -42,6 +43,7 @@ pub enum BackendConfig {
     Nwc(nwc::NwcConfig),
     Blink(blink::BlinkConfig),
     Opennode(opennode::OpennodeConfig),
+    Strike(strike::StrikeConfig),
 }
 
 impl BackendConfig {
@@ -55,6 +57,7 @@ impl BackendConfig {
             BackendConfig::Nwc(_) => "nwc",
             BackendConfig::Blink(_) => "blink",
             BackendConfig::Opennode(_) => "opennode",
+            BackendConfig::Strike(_) => "strike",
         }
     }
 }
@@ -78,6 +81,7 @@ pub async fn open_remote(
         BackendConfig::Nwc(c) => Arc::new(nwc::NwcWallet::new(c).await?),
         BackendConfig::Blink(c) => Arc::new(blink::BlinkWallet::new(c)?),
         BackendConfig::Opennode(c) => Arc::new(opennode::OpennodeWallet::new(c, refs)?),
+        BackendConfig::Strike(c) => Arc::new(strike::StrikeWallet::new(c, refs)?),
     })
 }
 

@@ -477,9 +477,15 @@ pub async fn refuses_to_buy<F: BackendFixture>() {
 }
 
 /// Tests of `scenarios` for one backend: `contract_tests!(module, Fixture, [paid, ...])`, or
-/// `all` of them; optionally `ignore = "why"` after the list. Each scenario is a function of
+/// `all` of the paying ones, or `hosted` (all, rate limits and selling); optionally `ignore = "why"` after the list. Each scenario is a function of
 /// this module.
 macro_rules! contract_tests {
+    ($backend:ident, $fixture:ty, hosted) => {
+        contract_tests!($backend, $fixture, [
+            paid, pending_then_settled, hang, failed, no_preimage, auth_refused, server_error,
+            not_json, rate_limited, sells
+        ]);
+    };
     ($backend:ident, $fixture:ty, all) => {
         contract_tests!($backend, $fixture, [
             paid, pending_then_settled, hang, failed, no_preimage, auth_refused, server_error,
