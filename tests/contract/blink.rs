@@ -616,16 +616,7 @@ async fn through_mcp_and_the_command_line() {
     assert!(text.contains("Read + Receive + Write"), "{text}");
 
     // A key Blink does not know, and a Blink that is not there.
-    let mut wrong = env.clone();
-    wrong[2].1 = "blink_notakeynotakeynotakey0000000";
-    let (passed, text) = e2e::doctor(&wrong, "blink_notakeynotakeynotakey0000000").await;
-    assert!(!passed && text.contains("refused the API key"), "{text}");
-    let port = common::free_port();
-    let gone = format!("http://127.0.0.1:{port}/graphql");
-    let mut unreachable = env.clone();
-    unreachable[1].1 = &gone;
-    let (passed, text) = e2e::doctor(&unreachable, API_KEY).await;
-    assert!(!passed && text.contains("could not reach Blink"), "{text}");
+    e2e::doctor_refuses(&env, (1, 2), "blink_notakeynotakeynotakey0000000", "Blink").await;
     // An account with only a USD wallet.
     f.set(|n| n.usd_only = true);
     let (passed, text) = e2e::doctor(&env, API_KEY).await;

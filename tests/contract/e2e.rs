@@ -151,3 +151,25 @@ pub async fn doctor(env: &[(&str, &str)], secret: &str) -> (bool, String) {
     assert_no_secret("doctor", &text, secret);
     (passed, text)
 }
+
+/// `doctor` with a key the stand-in does not know (`env[key_at]` replaced by `bad_key`), and
+/// with a URL nobody listens on (`env[url_at]`): both fail, saying what to fix.
+pub async fn doctor_refuses(
+    env: &[(&str, &str)],
+    (url_at, key_at): (usize, usize),
+    bad_key: &str,
+    name: &str,
+) {
+    let mut wrong = env.to_vec();
+    wrong[key_at].1 = bad_key;
+    let (passed, text) = doctor(&wrong, bad_key).await;
+    assert!(!passed && text.contains("refused the API key"), "{text}");
+    let gone = format!("http://127.0.0.1:{}/graphql", common::free_port());
+    let mut unreachable = env.to_vec();
+    unreachable[url_at].1 = &gone;
+    let (passed, text) = doctor(&unreachable, env[key_at].1).await;
+    assert!(
+        !passed && text.contains(&format!("could not reach {name}")),
+        "{text}"
+    );
+}

@@ -341,16 +341,11 @@ async fn through_mcp_and_the_command_line() {
         text.contains("[warn] preimages") && text.contains("seller's backend"),
         "{text}"
     );
-    let mut wrong = env.clone();
-    wrong[2].1 = "00000000-bad0-4bad-8bad-000000000bad";
-    let (passed, text) = e2e::doctor(&wrong, "00000000-bad0-4bad-8bad-000000000bad").await;
-    assert!(!passed && text.contains("refused the API key"), "{text}");
-    let gone = format!("http://127.0.0.1:{}", common::free_port());
-    let mut unreachable = env.clone();
-    unreachable[1].1 = &gone;
-    let (passed, text) = e2e::doctor(&unreachable, API_KEY).await;
-    assert!(
-        !passed && text.contains("could not reach OpenNode"),
-        "{text}"
-    );
+    e2e::doctor_refuses(
+        &env,
+        (1, 2),
+        "00000000-bad0-4bad-8bad-000000000bad",
+        "OpenNode",
+    )
+    .await;
 }

@@ -55,27 +55,6 @@ const ALL_SCOPES: [&str; 6] = [
     "partner.payment.read",
 ];
 
-/// A unix time as RFC 3339, the way Strike writes its dates.
-fn rfc3339(t: u64) -> String {
-    let (days, secs) = (t / 86_400, t % 86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + u64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.123Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
-}
-
 /// Whole sats of a BTC amount Strike was sent (`"0.00002100"`: eight decimals).
 fn sats_of(amount: &Value) -> u64 {
     assert_eq!(amount["currency"], "BTC", "{amount}");
@@ -136,7 +115,7 @@ impl Node {
             "lightning": {"networkFee": {"amount": FEE, "currency": "BTC"},
                           "paymentHash": p.hash, "paymentRequest": p.bolt11}});
         if p.state == "COMPLETED" {
-            v["completed"] = json!(rfc3339(1_800_000_100));
+            v["completed"] = json!(common::fixture::rfc3339(1_800_000_100));
             if let Some(pre) = p.preimage.as_ref().filter(|_| p.preimage_after == 0) {
                 v["lightning"]["preImage"] = json!(pre);
             }
@@ -237,10 +216,10 @@ fn answer(node: &Shared, method: &str, path: &str, query: &str, body: &Value) ->
                 (invoice.clone(), hash.clone(), sats, now + expiry),
             );
             (StatusCode::CREATED, axum::Json(json!({"receiveRequestId": id,
-                "created": rfc3339(now), "targetCurrency": "BTC",
+                "created": common::fixture::rfc3339(now), "targetCurrency": "BTC",
                 "bolt11": {"invoice": invoice, "requestedAmount": btc(sats), "btcAmount": btc(sats)["amount"],
                            "description": body["bolt11"]["description"], "paymentHash": hash,
-                           "expires": rfc3339(now + expiry)}})))
+                           "expires": common::fixture::rfc3339(now + expiry)}})))
                 .into_response()
         }
         ("GET", "/v1/receive-requests/receives") => {
@@ -251,7 +230,7 @@ fn answer(node: &Shared, method: &str, path: &str, query: &str, body: &Value) ->
                 .filter(|(_, (_, h, _, _))| h == hash && n.received.contains(h))
                 .map(|(id, (invoice, h, sats, _))| json!({"receiveId": "8b2e4c6a", "receiveRequestId": id,
                     "type": "LIGHTNING", "state": "COMPLETED", "amountReceived": btc(*sats),
-                    "amountCredited": btc(*sats), "created": rfc3339(now), "completed": rfc3339(now),
+                    "amountCredited": btc(*sats), "created": common::fixture::rfc3339(now), "completed": common::fixture::rfc3339(now),
                     "lightning": {"invoice": invoice, "preimage": "00".repeat(32), "paymentHash": h}}))
                 .collect();
             axum::Json(json!({"items": items, "count": items.len()})).into_response()
@@ -261,7 +240,7 @@ fn answer(node: &Shared, method: &str, path: &str, query: &str, body: &Value) ->
                 Some((invoice, hash, sats, expires)) => axum::Json(json!({
                     "receiveRequestId": &p["/v1/receive-requests/".len()..], "targetCurrency": "BTC",
                     "bolt11": {"invoice": invoice, "requestedAmount": btc(*sats), "paymentHash": hash,
-                               "expires": rfc3339(*expires)}}))
+                               "expires": common::fixture::rfc3339(*expires)}}))
                 .into_response(),
                 None => error(404, "NOT_FOUND", "Receive request not found."),
             }
@@ -277,7 +256,7 @@ fn answer(node: &Shared, method: &str, path: &str, query: &str, body: &Value) ->
             n.quotes.insert(id.clone(), (bolt11.to_owned(), None));
             let fee = json!({"amount": n.quote_fee, "currency": n.quote_currency});
             axum::Json(
-                json!({"paymentQuoteId": id, "validUntil": rfc3339(now + 30),
+                json!({"paymentQuoteId": id, "validUntil": common::fixture::rfc3339(now + 30),
                 "amount": {"amount": btc(sats)["amount"], "currency": n.quote_currency},
                 "lightningNetworkFee": fee, "totalFee": fee, "totalAmount": btc(sats + 3)}),
             )
@@ -734,16 +713,7 @@ async fn through_mcp_and_the_command_line() {
 
     let (passed, text) = e2e::doctor(&env, API_KEY).await;
     assert!(passed && text.contains("the key may pay"), "{text}");
-    let mut wrong = env.clone();
-    let bad = "f".repeat(64);
-    wrong[2].1 = &bad;
-    let (passed, text) = e2e::doctor(&wrong, &bad).await;
-    assert!(!passed && text.contains("refused the API key"), "{text}");
-    let gone = format!("http://127.0.0.1:{}", common::free_port());
-    let mut unreachable = env.clone();
-    unreachable[1].1 = &gone;
-    let (passed, text) = e2e::doctor(&unreachable, API_KEY).await;
-    assert!(!passed && text.contains("could not reach Strike"), "{text}");
+    e2e::doctor_refuses(&env, (1, 2), &"f".repeat(64), "Strike").await;
     // A seller's key: doctor passes, and says it cannot pay.
     f.set(|n| {
         n.scopes = vec![

@@ -105,13 +105,7 @@ impl Wallet for OpennodeWallet {
     async fn info(&self) -> Result<WalletInfo, WalletError> {
         // Any key may read a charge: asking for one nobody has checks the key and the URL.
         self.charge(NO_CHARGE).await?;
-        Ok(WalletInfo {
-            backend: KIND,
-            network: self.network,
-            node_id: None,
-            returns_preimages: false,
-            demo_funds: false,
-        })
+        Ok(self.api.info(KIND, self.network, false))
     }
 
     async fn balance(&self) -> Result<Balance, WalletError> {

@@ -20,7 +20,6 @@
 mod api;
 mod config;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -34,7 +33,7 @@ use super::toolkit::dates::{rfc3339, unix_now};
 use super::toolkit::json::hash32;
 use super::toolkit::node::{self, accepted_outcome, before_sending, check_created, follow_pending};
 use super::toolkit::redact::clip_chars;
-use super::toolkit::{HostedApi, RefStore, RestError};
+use super::toolkit::{HostedApi, PreimagePolicy, RefStore, RestError};
 use super::{
     AccessCheck, Balance, CreatedInvoice, IncomingStatus, InvoiceRequest, Level, OutgoingStatus,
     PaymentResult, Wallet, WalletError, WalletInfo,
@@ -64,9 +63,7 @@ pub struct StrikeWallet {
     api: HostedApi,
     network: Network,
     refs: RefStore,
-    returns_preimages: Option<bool>,
-    /// Set when a payment completed without a preimage.
-    saw_no_preimage: AtomicBool,
+    preimages: PreimagePolicy,
 }
 
 impl StrikeWallet {
@@ -83,8 +80,7 @@ impl StrikeWallet {
             )?,
             network: config.network.unwrap_or(Network::Mainnet),
             refs,
-            returns_preimages: config.returns_preimages,
-            saw_no_preimage: AtomicBool::new(false),
+            preimages: PreimagePolicy::new(config.returns_preimages),
         })
     }
 
@@ -201,12 +197,7 @@ impl StrikeWallet {
         if result.fee_msat == 0 {
             result.fee_msat = quoted_fee;
         }
-        if result.preimage.is_none() {
-            self.saw_no_preimage.store(true, Ordering::Relaxed);
-            warn!(
-                "Strike completed the payment without a preimage: L402 buying is refused from now on"
-            );
-        }
+        self.preimages.note(KIND, &result);
         Ok(result)
     }
 
@@ -366,13 +357,9 @@ impl Wallet for StrikeWallet {
     async fn info(&self) -> Result<WalletInfo, WalletError> {
         // Strike names no network or node; the balance checks the key and the URL.
         self.balance().await?;
-        Ok(WalletInfo {
-            backend: KIND,
-            network: self.network,
-            node_id: None,
-            returns_preimages: !self.withholds_preimages(),
-            demo_funds: false,
-        })
+        Ok(self
+            .api
+            .info(KIND, self.network, !self.withholds_preimages()))
     }
 
     async fn balance(&self) -> Result<Balance, WalletError> {
@@ -554,16 +541,14 @@ impl Wallet for StrikeWallet {
             ))
         })?;
         let status = self.lookup_ref(&mut out, payment_hash).await?;
-        if let OutgoingStatus::Succeeded(r) = &status
-            && r.preimage.is_none()
-        {
-            self.saw_no_preimage.store(true, Ordering::Relaxed);
+        if let OutgoingStatus::Succeeded(r) = &status {
+            self.preimages.note(KIND, r);
         }
         Ok(status)
     }
 
     fn withholds_preimages(&self) -> bool {
-        self.returns_preimages == Some(false) || self.saw_no_preimage.load(Ordering::Relaxed)
+        self.preimages.withholds()
     }
 
     async fn access(&self) -> Vec<AccessCheck> {

@@ -2,12 +2,14 @@
 //! API key, which is never shown (scrubbed from every message, hidden in `Debug`), and the
 //! messages that say which setting to fix when the API cannot be reached or refuses the key.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::redact::Secrets;
 use super::{Rest, Tls};
+use crate::bolt11::Network;
 use crate::config::SecretString;
-use crate::wallet::WalletError;
+use crate::wallet::{PaymentResult, WalletError, WalletInfo};
 
 /// A hosted wallet's API: its client, holding the key in a header.
 #[derive(Clone)]
@@ -72,12 +74,60 @@ impl HostedApi {
         )))
     }
 
+    /// What a hosted backend says about itself: no node of its own to name, real funds.
+    pub fn info(
+        &self,
+        backend: &'static str,
+        network: Network,
+        returns_preimages: bool,
+    ) -> WalletInfo {
+        WalletInfo {
+            backend,
+            network,
+            node_id: None,
+            returns_preimages,
+            demo_funds: false,
+        }
+    }
+
     /// The API does not know the key: nothing was done.
     pub fn key_refused(&self, status: u16) -> WalletError {
         WalletError::Unavailable(format!(
             "{} refused the API key (HTTP {status}): check api_key (L402_MCP_{}_API_KEY)",
             self.name, self.env
         ))
+    }
+}
+
+/// Whether a backend that documents preimages only "if available" withholds them: configured
+/// so (`returns_preimages = false`), or seen so (a payment that succeeded without one). Then
+/// L402 payments are refused before anything is reserved ([`crate::wallet::Wallet::withholds_preimages`]).
+#[derive(Debug, Default)]
+pub struct PreimagePolicy {
+    configured: Option<bool>,
+    seen_none: AtomicBool,
+}
+
+impl PreimagePolicy {
+    pub fn new(returns_preimages: Option<bool>) -> PreimagePolicy {
+        PreimagePolicy {
+            configured: returns_preimages,
+            seen_none: AtomicBool::new(false),
+        }
+    }
+
+    pub fn withholds(&self) -> bool {
+        self.configured == Some(false) || self.seen_none.load(Ordering::Relaxed)
+    }
+
+    /// Take note of a payment that succeeded: one without a preimage turns L402 buying off.
+    pub fn note(&self, backend: &str, result: &PaymentResult) {
+        if result.preimage.is_none() && !self.seen_none.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                backend,
+                "a payment succeeded without a preimage: L402 payments are refused from now on"
+            );
+        }
     }
 }
 

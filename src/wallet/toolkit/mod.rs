@@ -27,7 +27,7 @@ pub mod refs;
 pub mod stream;
 pub mod tls;
 
-pub use hosted::HostedApi;
+pub use hosted::{HostedApi, PreimagePolicy};
 pub use http::{Rest, RestError};
 pub use refs::RefStore;
 pub use tls::Tls;
