@@ -9,6 +9,7 @@ pub mod cln;
 pub mod embedded;
 pub mod fake;
 pub mod lnbits;
+pub mod lnbot;
 pub mod lnd;
 pub mod nwc;
 pub mod opennode;
@@ -44,6 +45,7 @@ pub enum BackendConfig {
     Blink(blink::BlinkConfig),
     Opennode(opennode::OpennodeConfig),
     Strike(strike::StrikeConfig),
+    Lnbot(lnbot::LnbotConfig),
 }
 
 impl BackendConfig {
@@ -58,6 +60,7 @@ impl BackendConfig {
             BackendConfig::Blink(_) => "blink",
             BackendConfig::Opennode(_) => "opennode",
             BackendConfig::Strike(_) => "strike",
+            BackendConfig::Lnbot(_) => "lnbot",
         }
     }
 }
@@ -82,6 +85,7 @@ pub async fn open_remote(
         BackendConfig::Blink(c) => Arc::new(blink::BlinkWallet::new(c)?),
         BackendConfig::Opennode(c) => Arc::new(opennode::OpennodeWallet::new(c, refs)?),
         BackendConfig::Strike(c) => Arc::new(strike::StrikeWallet::new(c, refs)?),
+        BackendConfig::Lnbot(c) => Arc::new(lnbot::LnbotWallet::new(c)?),
     })
 }
 

@@ -33,6 +33,7 @@ mod cln;
 mod e2e;
 mod fake;
 mod lnbits;
+mod lnbot;
 mod lnd;
 mod nwc;
 mod opennode;
@@ -70,6 +71,7 @@ mod scenarios {
         [auth_refused, rate_limited, sells, refuses_to_buy]
     );
     contract_tests!(strike, crate::strike::Fixture, hosted);
+    contract_tests!(lnbot, crate::lnbot::Fixture, hosted);
     contract_tests!(
         fake,
         crate::fake::Fixture,
