@@ -6,6 +6,7 @@
 //! | [`TokenCache`] | the buyer's credentials, and the sellers it no longer trusts | `fetch_paid` |
 //! | [`SellerStore`] | root keys and terms of minted tokens, use counters, free-tier counts, sales | the seller and the gateway |
 //! | [`EmbeddedBooks`] | the embedded wallet's accounts, keys and invoices | the embedded wallet |
+//! | [`WalletRefs`] | hosted backends' ids for our payments, by payment hash | Strike, OpenNode |
 //!
 //! One `Engine` implements them all, on SQLite (the default: one file per data dir) or on
 //! PostgreSQL (`database_url`: every instance on it shares budgets, tokens and wallets). The
@@ -15,6 +16,7 @@
 mod books;
 mod engine;
 mod ledger;
+mod refs;
 mod seller;
 mod tokens;
 
@@ -27,6 +29,7 @@ pub use ledger::{
     Direction, NewPayment, Payment, PaymentFilter, Reservation, ReserveError, Settlement,
     SpendLedger, Status, Totals,
 };
+pub use refs::{RefKey, WalletRefs};
 pub use seller::{MintedToken, NewMintedToken, SalesSummary, SellerStore, ServiceSales};
 pub use tokens::{CachedToken, CredentialScope, Distrust, TokenCache};
 
@@ -129,6 +132,10 @@ impl Storage {
     }
 
     pub fn books(&self) -> Arc<dyn EmbeddedBooks> {
+        self.engine.clone()
+    }
+
+    pub fn refs(&self) -> Arc<dyn WalletRefs> {
         self.engine.clone()
     }
 }
