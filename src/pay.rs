@@ -440,6 +440,10 @@ impl Payer {
         self.last_reconcile
             .store(self.clock.now().max(1), Ordering::Relaxed);
         let result = self.reconcile_pending().await;
+        let now = self.clock.now();
+        if let Err(e) = self.ledger.prune_windows(&self.wallet_name, now).await {
+            warn!(error = %e, "could not prune old budget window totals");
+        }
         if result.as_ref().map_or(true, |r| r.still_pending > 0) {
             // Look again before the next payment.
             self.unresolved.store(true, Ordering::Relaxed);

@@ -192,6 +192,151 @@ mod suite {
         );
     }
 
+    /// The windows are exact at every second, whatever the history: payments created around
+    /// every edge (the day's and the hour's start, minute and hour boundaries), in every state
+    /// (pending however old, settled with a fee, failed, failed then found paid), summed by the
+    /// ledger and by hand at each moment a row enters or leaves a window.
+    pub async fn windows_are_exact_at_every_second(s: &Storage) {
+        let l = s.ledger();
+        let policy = BudgetPolicy {
+            per_payment_msat: u64::MAX / 8,
+            daily_msat: u64::MAX / 8,
+            ..BudgetPolicy::default()
+        };
+        let d = DAY as i64;
+        let offsets: [i64; 20] = [
+            -d - 61,
+            -d - 1,
+            -d,
+            -d + 1,
+            -d + 59,
+            -d + 60,
+            -d + 3599,
+            -7201,
+            -3601,
+            -3600,
+            -3599,
+            -3541,
+            -61,
+            -60,
+            -59,
+            -1,
+            0,
+            1,
+            37,
+            119,
+        ];
+        #[derive(Clone, Copy)]
+        enum End {
+            Pending,
+            Paid(u64),
+            Failed,
+            FailedThenPaid,
+        }
+        let ends = [
+            End::Pending,
+            End::Paid(3),
+            End::Failed,
+            End::FailedThenPaid,
+            End::Paid(0),
+        ];
+        // (created_at, status at the end, what it holds while pending, what it holds when paid)
+        let mut rows = Vec::new();
+        for (i, off) in offsets.iter().enumerate() {
+            let created = (T0 as i64 + off) as u64;
+            let end = ends[i % ends.len()];
+            let amount = 1_000 * (i as u64 + 1);
+            let max_fee = 10 * i as u64;
+            let (inv, pre) = invoice(amount);
+            let id = reserved(
+                l.reserve(&new("w", &inv, max_fee, None), &policy, created)
+                    .await,
+            );
+            let paid = |fee: u64| Settlement {
+                preimage: Some(&pre),
+                fee: msat(fee),
+                note: None,
+            };
+            let (status, fee) = match end {
+                End::Pending => (Status::Pending, 0),
+                End::Paid(fee) => {
+                    l.mark_succeeded(id, &paid(fee), created + 2).await.unwrap();
+                    (Status::Succeeded, fee)
+                }
+                End::Failed => {
+                    l.mark_failed(id, "no route", created + 1).await.unwrap();
+                    (Status::Failed, 0)
+                }
+                End::FailedThenPaid => {
+                    l.mark_failed(id, "timeout", created + 1).await.unwrap();
+                    l.mark_succeeded(id, &paid(1), created + 9).await.unwrap();
+                    (Status::Succeeded, 1)
+                }
+            };
+            rows.push((created, status, amount + max_fee, amount + fee));
+        }
+        let expected = |now: u64, span: u64| -> u64 {
+            rows.iter()
+                .map(|&(created, status, reserved, cost)| match status {
+                    Status::Pending => reserved,
+                    Status::Succeeded if created >= now.saturating_sub(span) => cost,
+                    _ => 0,
+                })
+                .sum()
+        };
+        let mut moments: Vec<u64> = vec![T0, T0 + 1, T0 + 59, T0 + 60, T0 + 3600, T0 + DAY];
+        for &(created, ..) in &rows {
+            for delta in [
+                0,
+                1,
+                59,
+                60,
+                61,
+                3599,
+                3600,
+                3601,
+                DAY - 1,
+                DAY,
+                DAY + 1,
+                DAY + 60,
+            ] {
+                moments.push(created + delta);
+            }
+        }
+        moments.sort_unstable();
+        moments.dedup();
+        let reserved_now: u64 = rows
+            .iter()
+            .filter(|r| r.1 == Status::Pending)
+            .map(|r| r.2)
+            .sum();
+        for now in moments {
+            let (_, used) = l.budget_and_use("w", None, now).await.unwrap();
+            assert_eq!(
+                (used.daily_msat, used.hourly_msat, used.reserved_msat),
+                (expected(now, DAY), expected(now, 3600), reserved_now),
+                "at T0{:+}",
+                now as i64 - T0 as i64
+            );
+        }
+        // Totals older than any window are forgotten; the windows still hold what they hold.
+        l.prune_windows("w", T0 + 3 * DAY).await.unwrap();
+        for now in [T0 + DAY + 100, T0 + 3 * DAY] {
+            let (_, used) = l.budget_and_use("w", None, now).await.unwrap();
+            assert_eq!(
+                (used.daily_msat, used.hourly_msat),
+                (expected(now, DAY), expected(now, 3600))
+            );
+        }
+        assert_eq!(
+            l.list_payments("w", &PaymentFilter::default(), 100)
+                .await
+                .unwrap()
+                .len(),
+            rows.len()
+        );
+    }
+
     pub async fn windows_hold_reservations_and_spend(s: &Storage) {
         let l = s.ledger();
         let policy = BudgetPolicy {
@@ -959,6 +1104,7 @@ macro_rules! conformance {
             rule!(budgets);
             rule!(an_invoice_is_paid_at_most_once);
             rule!(windows_hold_reservations_and_spend);
+            rule!(windows_are_exact_at_every_second);
             rule!(a_late_success_counts_once);
             rule!(income_and_reports);
             rule!(the_token_cache);

@@ -307,21 +307,21 @@ impl EmbeddedBooks for Engine {
             .fetch_all(&mut *tx)
             .await?;
         }
-        let debited = sqlx::query(
-            "UPDATE embedded_wallets SET balance_msat = balance_msat - $1 WHERE name = $2 AND balance_msat >= $1",
+        // Debit and credit in one statement: both rows change, or the payer had too little
+        // and the transaction is dropped (rolled back) with the payee's credit in it.
+        let moved = sqlx::query(
+            "UPDATE embedded_wallets
+                SET balance_msat = balance_msat + CASE WHEN name = $2 THEN -$1 ELSE $1 END
+              WHERE name IN ($2, $3) AND (name != $2 OR balance_msat >= $1)",
         )
         .bind(int(amount)?)
         .bind(payer)
+        .bind(&payee)
         .execute(&mut *tx)
         .await?;
-        if debited.rows_affected() == 0 {
+        if moved.rows_affected() != 2 {
             return Err(SettleError::Insufficient(Msat::from_msat(amount)));
         }
-        sqlx::query("UPDATE embedded_wallets SET balance_msat = balance_msat + $1 WHERE name = $2")
-            .bind(int(amount)?)
-            .bind(&payee)
-            .execute(&mut *tx)
-            .await?;
         let preimage = Preimage(bytes32("invoice preimage", &preimage)?);
         // Until the commit returns, nothing happened; a failed commit may have landed, though.
         tx.commit()

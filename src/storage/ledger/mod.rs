@@ -257,4 +257,7 @@ pub trait SpendLedger: Send + Sync + std::fmt::Debug {
     /// The wallets this storage keeps: every name with payments, a budget or an embedded
     /// account (on PostgreSQL, shared by every instance).
     async fn wallets(&self) -> Result<Vec<String>, StorageError>;
+    /// Forget the window totals of `wallet` older than any window reads (two days before
+    /// `now`); the payments themselves are kept.
+    async fn prune_windows(&self, wallet: &str, now: u64) -> Result<(), StorageError>;
 }

@@ -69,57 +69,85 @@ fn policy_from(key: &str, json: Option<String>) -> Result<BudgetPolicy, StorageE
 }
 
 impl Engine {
-    /// What each window of `wallet` holds now, and (when asked) a setting's raw value, in one
-    /// statement.
+    /// What each window of `wallet` holds now, and (when asked) a setting's raw value and the
+    /// live (pending or paid) payment of an invoice, in one statement whose cost does not grow
+    /// with the history.
     ///
-    /// A pending payment holds its reservation in every window until it is resolved, however
-    /// old it is: its money may still move. The day's rows come by range on `payments_window`,
-    /// older pending ones through the small `payments_pending` index: the statement never
-    /// walks the wallet's whole history. The per-host window sums every payment that shares a
-    /// key with the payee (one server however it is named), found through `payment_payees`.
+    /// The daily and hourly windows are read from `spend_buckets` (kept by triggers in every
+    /// payment's own transaction, migrations/sqlite/0009): the rows of the window's first
+    /// partial minute, then minute buckets up to the first whole hour, then hour buckets. A
+    /// pending payment holds its reservation in every window until it is resolved, however old
+    /// it is: older pending ones come through the small `payments_pending` index. The per-host
+    /// window (only when `host` is given: a per-host cap is set) sums every payment that shares
+    /// a key with the payee (one server however it is named), through `payment_payees`.
     async fn window_use(
         &self,
         conn: &mut sqlx::AnyConnection,
         wallet: &str,
-        payee: Option<&Payee>,
+        host: Option<&Payee>,
         now: u64,
         setting: Option<&str>,
-    ) -> Result<(WindowUse, Option<String>), StorageError> {
-        let keys = payee.map(Payee::keys_json);
+        live_hash: Option<&str>,
+    ) -> Result<(WindowUse, Option<String>, Option<i64>), StorageError> {
         let pending_hint = self.dialect.indexed_by("payments_pending");
-        let keys_in = self.dialect.json_strings(3);
+        let window = |s: u8| {
+            let (m1, h1) = (s + 1, s + 2);
+            format!(
+                "(SELECT CAST(COALESCE(SUM({HELD}), 0) AS BIGINT) FROM payments
+                   WHERE wallet = $1 AND direction = 'out' AND status != 'failed'
+                     AND created_at >= ${s} AND created_at < ${m1})
+                 + (SELECT CAST(COALESCE(SUM(held_msat), 0) AS BIGINT) FROM spend_buckets
+                   WHERE wallet = $1 AND span = 60 AND start >= ${m1} AND start < ${h1})
+                 + (SELECT CAST(COALESCE(SUM(held_msat), 0) AS BIGINT) FROM spend_buckets
+                   WHERE wallet = $1 AND span = 3600 AND start >= ${h1})
+                 + (SELECT CAST(COALESCE(SUM(reserved_msat), 0) AS BIGINT) FROM payments {pending_hint}
+                   WHERE status = 'pending' AND wallet = $1 AND direction = 'out' AND created_at < ${s})"
+            )
+        };
+        let host_sql = match host {
+            None => "0".to_owned(),
+            Some(_) => {
+                let keys_in = self.dialect.json_strings(10);
+                format!(
+                    "(SELECT CAST(COALESCE(SUM(held), 0) AS BIGINT) FROM (
+                        SELECT id, {HELD} AS held FROM payments
+                         WHERE id IN (SELECT payment_id FROM payment_payees
+                                       WHERE wallet = $1 AND created_at >= $2 AND payee_key IN ({keys_in}))
+                           AND status != 'failed'
+                        UNION
+                        SELECT id, {HELD} AS held FROM payments {pending_hint}
+                         WHERE status = 'pending' AND wallet = $1 AND direction = 'out' AND created_at < $2
+                           AND EXISTS (SELECT 1 FROM payment_payees k WHERE k.payment_id = payments.id
+                                         AND k.payee_key IN ({keys_in}))) AS host_rows)"
+                )
+            }
+        };
         let sql = format!(
-            "SELECT
-                CAST(COALESCE(SUM(held), 0) AS BIGINT),
-                CAST(COALESCE(SUM(CASE WHEN created_at >= $2 OR status = 'pending' THEN held END), 0) AS BIGINT),
-                (SELECT CAST(COALESCE(SUM(held), 0) AS BIGINT) FROM (
-                    SELECT id, {HELD} AS held FROM payments
-                     WHERE id IN (SELECT payment_id FROM payment_payees
-                                   WHERE wallet = $4 AND created_at >= $1 AND payee_key IN ({keys_in}))
-                       AND status != 'failed'
-                    UNION
-                    SELECT id, {HELD} AS held FROM payments {pending_hint}
-                     WHERE status = 'pending' AND wallet = $4 AND direction = 'out' AND created_at < $1
-                       AND EXISTS (SELECT 1 FROM payment_payees k WHERE k.payment_id = payments.id
-                                     AND k.payee_key IN ({keys_in}))) AS host_rows),
-                CAST(COALESCE(SUM(CASE WHEN status = 'pending' THEN reserved_msat END), 0) AS BIGINT),
-                (SELECT value FROM settings WHERE key = $5)
-             FROM (
-                SELECT status, created_at, reserved_msat, {HELD} AS held FROM payments
-                 WHERE wallet = $4 AND direction = 'out' AND status != 'failed' AND created_at >= $1
-                UNION ALL
-                SELECT status, created_at, reserved_msat, {HELD} AS held FROM payments {pending_hint}
-                 WHERE status = 'pending' AND wallet = $4 AND direction = 'out' AND created_at < $1
-             ) AS day_rows"
+            "SELECT {day}, {hour}, {host_sql},
+                (SELECT CAST(COALESCE(SUM(reserved_msat), 0) AS BIGINT) FROM payments {pending_hint}
+                  WHERE status = 'pending' AND wallet = $1 AND direction = 'out'),
+                (SELECT value FROM settings WHERE key = $8),
+                (SELECT id FROM payments WHERE wallet = $1 AND direction = 'out'
+                   AND payment_hash = $9 AND status != 'failed')",
+            day = window(2),
+            hour = window(5),
         );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(int(now.saturating_sub(DAY_SECS))?)
-            .bind(int(now.saturating_sub(HOUR_SECS))?)
-            .bind(keys)
-            .bind(wallet)
-            .bind(setting)
-            .fetch_one(&mut *conn)
-            .await?;
+        let bounds = |span: u64| -> Result<[i64; 3], StorageError> {
+            // The window's start, its first whole minute, and the first whole hour from there.
+            let s = now.saturating_sub(span);
+            let m1 = s.div_ceil(60) * 60;
+            let h1 = m1.div_ceil(3600) * 3600;
+            Ok([int(s)?, int(m1)?, int(h1)?])
+        };
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(wallet);
+        for v in bounds(DAY_SECS)?.into_iter().chain(bounds(HOUR_SECS)?) {
+            q = q.bind(v);
+        }
+        q = q.bind(setting).bind(live_hash);
+        if let Some(payee) = host {
+            q = q.bind(payee.keys_json());
+        }
+        let row = q.fetch_one(&mut *conn).await?;
         let sum = |i: usize, what: &str| -> Result<u64, StorageError> {
             uint(what, row.try_get::<i64, _>(i)?)
         };
@@ -128,9 +156,9 @@ impl Engine {
             hourly_msat: sum(1, "hourly window")?,
             host_daily_msat: sum(2, "per-host window")?,
             reserved_msat: sum(3, "reserved")?,
-            has_host: payee.is_some(),
+            has_host: host.is_some(),
         };
-        Ok((used, row.try_get(4)?))
+        Ok((used, row.try_get(4)?, row.try_get(5)?))
     }
 
     async fn payments_where(
@@ -275,8 +303,8 @@ impl SpendLedger for Engine {
     ) -> Result<(BudgetPolicy, WindowUse), StorageError> {
         let key = budget_key(wallet);
         let mut conn = self.reader().acquire().await?;
-        let (used, json) = self
-            .window_use(&mut conn, wallet, payee, now, Some(&key))
+        let (used, json, _) = self
+            .window_use(&mut conn, wallet, payee, now, Some(&key), None)
             .await?;
         Ok((policy_from(&key, json)?, used))
     }
@@ -315,25 +343,25 @@ impl SpendLedger for Engine {
         let needed = new.amount.saturating_add(new.max_fee);
 
         let mut tx = self.begin_money(new.wallet).await?;
-        let existing = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {PAYMENT_COLUMNS} FROM payments
-              WHERE wallet = $1 AND direction = 'out' AND payment_hash = $2 AND status != 'failed'"
-        )))
-        .bind(new.wallet)
-        .bind(&hash)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(row) = existing {
+        // The per-host window is summed only where a per-host cap is set.
+        let capped_payee = new.payee.filter(|_| policy.per_host_daily_msat.is_some());
+        let (held, _, live) = self
+            .window_use(&mut tx, new.wallet, capped_payee, now, None, Some(&hash))
+            .await?;
+        if let Some(id) = live {
+            // Never pay an invoice twice: the payment made (or being made) is the answer.
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1"
+            )))
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
             let p = payment_from_row(&row)?;
             return Ok(match p.status {
                 Status::Succeeded => Reservation::AlreadyPaid(Box::new(p)),
                 _ => Reservation::InFlight(Box::new(p)),
             });
         }
-
-        let (held, _) = self
-            .window_use(&mut tx, new.wallet, new.payee, now, None)
-            .await?;
         policy.check_windows(needed.msat(), &held)?;
 
         let credential = new
@@ -343,8 +371,8 @@ impl SpendLedger for Engine {
             .map_err(|e| StorageError::Corrupt(format!("credential: {e}")))?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO payments (wallet, direction, status, payment_hash, bolt11, amount_msat, max_fee_msat,
-                 reserved_msat, description, url, host, credential, created_at, updated_at)
-             VALUES ($1, 'out', 'pending', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING id",
+                 reserved_msat, description, url, host, credential, payee_keys, created_at, updated_at)
+             VALUES ($1, 'out', 'pending', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) RETURNING id",
         )
         .bind(new.wallet)
         .bind(&hash)
@@ -356,22 +384,10 @@ impl SpendLedger for Engine {
         .bind(new.url)
         .bind(host)
         .bind(credential)
+        .bind(new.payee.map(Payee::keys_json))
         .bind(int(now)?)
         .fetch_one(&mut *tx)
         .await?;
-        if let Some(payee) = new.payee {
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO payment_payees (payment_id, wallet, payee_key, created_at)
-                 SELECT $1, $2, keys.v, $3 FROM ({}) AS keys",
-                self.dialect.json_strings(4)
-            )))
-            .bind(id)
-            .bind(new.wallet)
-            .bind(int(now)?)
-            .bind(payee.keys_json())
-            .execute(&mut *tx)
-            .await?;
-        }
         tx.commit().await?;
         Ok(Reservation::Reserved { id })
     }
@@ -561,5 +577,16 @@ impl SpendLedger for Engine {
         )
         .fetch_all(self.reader())
         .await?)
+    }
+
+    async fn prune_windows(&self, wallet: &str, now: u64) -> Result<(), StorageError> {
+        sqlx::query(
+            "DELETE FROM spend_buckets WHERE wallet = $1 AND span IN (60, 3600) AND start < $2",
+        )
+        .bind(wallet)
+        .bind(int(now.saturating_sub(2 * DAY_SECS))?)
+        .execute(self.writer())
+        .await?;
+        Ok(())
     }
 }
