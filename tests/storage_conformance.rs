@@ -865,6 +865,71 @@ mod suite {
         assert!(!st.revoke(&key_id).await.unwrap());
     }
 
+    /// Settlements racing for one balance: each is whole or nothing. On SQLite they share
+    /// transactions (group commit), so a payment refused for want of funds must be undone
+    /// alone, its claim on the invoice with it, and leave the others of its batch standing.
+    pub async fn racing_settlements_are_whole_or_nothing(s: &Storage) {
+        let b = s.books();
+        b.open_account("payer", &rand_bytes(), "node-p", msat(10_000), T0)
+            .await
+            .unwrap();
+        b.open_account("payee", &rand_bytes(), "node-q", msat(0), T0)
+            .await
+            .unwrap();
+        let invoices: Vec<(Preimage, String)> = (0..40)
+            .map(|i| (Preimage(rand_bytes()), format!("lnbcrt1race{i}")))
+            .collect();
+        for (pre, bolt11) in &invoices {
+            b.add_invoice(
+                &EmbeddedInvoice {
+                    payment_hash: &pre.payment_hash(),
+                    wallet: "payee",
+                    bolt11,
+                    preimage: pre,
+                    amount: msat(1_000),
+                    description: "race",
+                    expires_at: T0 + 600,
+                },
+                T0,
+            )
+            .await
+            .unwrap();
+        }
+        let tasks: Vec<_> = invoices
+            .iter()
+            .map(|(pre, bolt11)| {
+                let (b, bolt11, hash) = (b.clone(), bolt11.clone(), pre.payment_hash());
+                tokio::spawn(async move { b.settle("payer", &bolt11, &hash, T0).await })
+            })
+            .collect();
+        let mut settled = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(_) => settled += 1,
+                Err(SettleError::Insufficient(_)) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(
+            settled, 10,
+            "10 000 msat pay exactly ten 1 000 msat invoices"
+        );
+        assert_eq!(b.balance("payer").await.unwrap(), Msat::ZERO);
+        assert_eq!(b.balance("payee").await.unwrap(), msat(10_000));
+        let mut claimed = 0;
+        for (pre, _) in &invoices {
+            if b.issued("payee", &pre.payment_hash())
+                .await
+                .unwrap()
+                .unwrap()
+                .paid
+            {
+                claimed += 1;
+            }
+        }
+        assert_eq!(claimed, 10, "a refused payment leaves its invoice unpaid");
+    }
+
     pub async fn the_embedded_books(s: &Storage) {
         let b = s.books();
         let key_a = rand_bytes::<32>();
@@ -1105,6 +1170,7 @@ macro_rules! conformance {
             rule!(an_invoice_is_paid_at_most_once);
             rule!(windows_hold_reservations_and_spend);
             rule!(windows_are_exact_at_every_second);
+            rule!(racing_settlements_are_whole_or_nothing);
             rule!(a_late_success_counts_once);
             rule!(income_and_reports);
             rule!(the_token_cache);

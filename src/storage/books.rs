@@ -257,81 +257,23 @@ impl EmbeddedBooks for Engine {
         payment_hash: &PaymentHash,
         now: u64,
     ) -> Result<Settled, SettleError> {
-        let hash = payment_hash.to_hex();
-        let now_db = int(now)?;
-        // One transaction: nothing can be half-paid. Every check below that fails drops it,
-        // which rolls the claim back.
-        let mut tx = self.begin_money(payer).await?;
-        let claimed = sqlx::query(
-            "UPDATE embedded_invoices SET paid_by = $1, paid_at = $2 WHERE payment_hash = $3 AND paid_by IS NULL
-             RETURNING wallet, bolt11, preimage, amount_msat, expires_at",
+        let (payer, bolt11) = (payer.to_owned(), bolt11.to_owned());
+        let (hash, now_db) = (payment_hash.to_hex(), int(now)?);
+        let dialect = self.dialect;
+        let lock = payer.clone();
+        // One write: nothing can be half-paid. Every check below that fails undoes it, which
+        // rolls the claim back.
+        self.write(
+            Some(&lock),
+            move |tx| {
+                Box::pin(async move {
+                    settle_in(tx, dialect, &payer, &bolt11, &hash, now, now_db).await
+                })
+            },
+            // Until the commit returns, nothing happened; a failed commit may have landed, though.
+            SettleError::OutcomeUnknown,
         )
-        .bind(payer)
-        .bind(now_db)
-        .bind(&hash)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = claimed else {
-            let known: Option<String> =
-                sqlx::query_scalar("SELECT bolt11 FROM embedded_invoices WHERE payment_hash = $1")
-                    .bind(&hash)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            return Err(match known {
-                Some(b) if b.eq_ignore_ascii_case(bolt11) => SettleError::AlreadyPaid,
-                _ => SettleError::Unknown,
-            });
-        };
-        let payee: String = row.try_get("wallet")?;
-        let stored_bolt11: String = row.try_get("bolt11")?;
-        let preimage: String = row.try_get("preimage")?;
-        let amount = uint("invoice amount", row.try_get("amount_msat")?)?;
-        let expires_at = uint("invoice expiry", row.try_get("expires_at")?)?;
-        if !stored_bolt11.eq_ignore_ascii_case(bolt11) {
-            return Err(SettleError::Unknown);
-        }
-        if payee == payer {
-            return Err(SettleError::OwnInvoice);
-        }
-        if expires_at <= now {
-            return Err(SettleError::Expired);
-        }
-        if self.dialect == Dialect::Postgres {
-            // Both accounts locked in name order: two accounts paying each other at once wait
-            // for each other instead of deadlocking.
-            sqlx::query(
-                "SELECT name FROM embedded_wallets WHERE name IN ($1, $2) ORDER BY name FOR UPDATE",
-            )
-            .bind(payer)
-            .bind(&payee)
-            .fetch_all(&mut *tx)
-            .await?;
-        }
-        // Debit and credit in one statement: both rows change, or the payer had too little
-        // and the transaction is dropped (rolled back) with the payee's credit in it.
-        let moved = sqlx::query(
-            "UPDATE embedded_wallets
-                SET balance_msat = balance_msat + CASE WHEN name = $2 THEN -$1 ELSE $1 END
-              WHERE name IN ($2, $3) AND (name != $2 OR balance_msat >= $1)",
-        )
-        .bind(int(amount)?)
-        .bind(payer)
-        .bind(&payee)
-        .execute(&mut *tx)
-        .await?;
-        if moved.rows_affected() != 2 {
-            return Err(SettleError::Insufficient(Msat::from_msat(amount)));
-        }
-        let preimage = Preimage(bytes32("invoice preimage", &preimage)?);
-        // Until the commit returns, nothing happened; a failed commit may have landed, though.
-        tx.commit()
-            .await
-            .map_err(|e| SettleError::OutcomeUnknown(e.to_string()))?;
-        Ok(Settled {
-            preimage,
-            payee,
-            amount: Msat::from_msat(amount),
-        })
+        .await
     }
 
     async fn issued(
@@ -372,4 +314,82 @@ impl EmbeddedBooks for Engine {
             .map(|p| bytes32("invoice preimage", &p).map(Preimage))
             .transpose()
     }
+}
+
+/// The settlement's statements, on the write's connection (see [`EmbeddedBooks::settle`]).
+async fn settle_in(
+    tx: &mut sqlx::AnyConnection,
+    dialect: Dialect,
+    payer: &str,
+    bolt11: &str,
+    hash: &str,
+    now: u64,
+    now_db: i64,
+) -> Result<Settled, SettleError> {
+    let claimed = sqlx::query(
+            "UPDATE embedded_invoices SET paid_by = $1, paid_at = $2 WHERE payment_hash = $3 AND paid_by IS NULL
+             RETURNING wallet, bolt11, preimage, amount_msat, expires_at",
+        )
+        .bind(payer)
+        .bind(now_db)
+        .bind(hash)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let Some(row) = claimed else {
+        let known: Option<String> =
+            sqlx::query_scalar("SELECT bolt11 FROM embedded_invoices WHERE payment_hash = $1")
+                .bind(hash)
+                .fetch_optional(&mut *tx)
+                .await?;
+        return Err(match known {
+            Some(b) if b.eq_ignore_ascii_case(bolt11) => SettleError::AlreadyPaid,
+            _ => SettleError::Unknown,
+        });
+    };
+    let payee: String = row.try_get("wallet")?;
+    let stored_bolt11: String = row.try_get("bolt11")?;
+    let preimage: String = row.try_get("preimage")?;
+    let amount = uint("invoice amount", row.try_get("amount_msat")?)?;
+    let expires_at = uint("invoice expiry", row.try_get("expires_at")?)?;
+    if !stored_bolt11.eq_ignore_ascii_case(bolt11) {
+        return Err(SettleError::Unknown);
+    }
+    if payee == payer {
+        return Err(SettleError::OwnInvoice);
+    }
+    if expires_at <= now {
+        return Err(SettleError::Expired);
+    }
+    if dialect == Dialect::Postgres {
+        // Both accounts locked in name order: two accounts paying each other at once wait
+        // for each other instead of deadlocking.
+        sqlx::query(
+            "SELECT name FROM embedded_wallets WHERE name IN ($1, $2) ORDER BY name FOR UPDATE",
+        )
+        .bind(payer)
+        .bind(&payee)
+        .fetch_all(&mut *tx)
+        .await?;
+    }
+    // Debit and credit in one statement: both rows change, or the payer had too little
+    // and the transaction is dropped (rolled back) with the payee's credit in it.
+    let moved = sqlx::query(
+        "UPDATE embedded_wallets
+                SET balance_msat = balance_msat + CASE WHEN name = $2 THEN -$1 ELSE $1 END
+              WHERE name IN ($2, $3) AND (name != $2 OR balance_msat >= $1)",
+    )
+    .bind(int(amount)?)
+    .bind(payer)
+    .bind(&payee)
+    .execute(&mut *tx)
+    .await?;
+    if moved.rows_affected() != 2 {
+        return Err(SettleError::Insufficient(Msat::from_msat(amount)));
+    }
+    let preimage = Preimage(bytes32("invoice preimage", &preimage)?);
+    Ok(Settled {
+        preimage,
+        payee,
+        amount: Msat::from_msat(amount),
+    })
 }

@@ -14,10 +14,12 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use futures::future::BoxFuture;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, Connection, Executor, Transaction};
 
 use super::StorageError;
+use super::group::{Committer, Outcome};
 
 /// The ledger file in a data dir.
 pub const LEDGER_FILE: &str = "ledger.sqlite";
@@ -65,6 +67,8 @@ pub struct Engine {
     pub dialect: Dialect,
     reader: AnyPool,
     writer: AnyPool,
+    /// SQLite's group committer (see [`super::group`]); none on PostgreSQL.
+    committer: Option<Committer>,
     /// Where the data is, fit for messages (a PostgreSQL password replaced by `***`).
     pub target: String,
     /// The engine's own version (`sqlite_version()`, `server_version`).
@@ -153,6 +157,7 @@ impl Engine {
         Ok(Engine {
             dialect: Dialect::Sqlite,
             reader,
+            committer: Some(Committer::start(writer.clone())),
             writer,
             target: path.display().to_string(),
             version,
@@ -214,6 +219,7 @@ impl Engine {
         tracing::info!(database = %redacted.url, "storage on PostgreSQL");
         Ok(Engine {
             dialect: Dialect::Postgres,
+            committer: None,
             reader: pool.clone(),
             writer: pool,
             target: redacted.url,
@@ -244,6 +250,63 @@ impl Engine {
                     .execute(&mut *tx)
                     .await?;
                 Ok(tx)
+            }
+        }
+    }
+}
+
+impl Engine {
+    /// Run `op`, a write of `wallet`'s money, as [`Engine::begin_money`] would (no other writer
+    /// of the wallet in between; `None`: a write whose statements need no such turn, as a
+    /// settlement's, which only adds to totals), and answer once it is committed. On SQLite it shares its
+    /// transaction and its fsync with the writes waiting beside it ([`super::group`]); on
+    /// PostgreSQL it is a transaction of its own. `op` runs on the connection it is given and
+    /// nothing else (the writer is busy with its batch). An `Err` from `op` undoes its
+    /// statements alone; a commit that fails turns an `Ok` into `commit_failed(why)`.
+    pub(crate) async fn write<T, E>(
+        &self,
+        wallet: Option<&str>,
+        op: impl for<'c> FnOnce(&'c mut sqlx::AnyConnection) -> BoxFuture<'c, Result<T, E>>
+        + Send
+        + 'static,
+        commit_failed: fn(String) -> E,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StorageError> + Send + 'static,
+    {
+        let Some(committer) = &self.committer else {
+            let mut tx = match wallet {
+                Some(w) => self.begin_money(w).await?,
+                None => self.writer.begin().await.map_err(StorageError::from)?,
+            };
+            let result = op(&mut tx).await;
+            if result.is_ok() {
+                tx.commit()
+                    .await
+                    .map_err(|e| commit_failed(StorageError::from(e).to_string()))?;
+            }
+            return result;
+        };
+        let run: super::group::Run = Box::new(move |conn| {
+            Box::pin(async move {
+                let result = op(conn).await;
+                let keep = result.is_ok();
+                (keep, Box::new(result) as Box<dyn std::any::Any + Send>)
+            })
+        });
+        match committer.submit(run).await {
+            Outcome::NotRun(why) => Err(StorageError::Unavailable(why).into()),
+            Outcome::Ran { result, commit } => {
+                let result = *result.downcast::<Result<T, E>>().map_err(|_| {
+                    E::from(StorageError::Corrupt(
+                        "a grouped write answered with another type".into(),
+                    ))
+                })?;
+                match (result, commit) {
+                    (Ok(_), Err(why)) => Err(commit_failed(why)),
+                    (result, _) => result,
+                }
             }
         }
     }

@@ -15,6 +15,7 @@
 
 mod books;
 mod engine;
+mod group;
 mod ledger;
 mod refs;
 mod seller;

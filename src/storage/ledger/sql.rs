@@ -219,7 +219,16 @@ impl Engine {
                     payment_id = id,
                     "a payment recorded as failed has succeeded after all; recording the spend"
                 );
-                set_succeeded(&mut tx, id, s, now, true).await?;
+                set_succeeded(
+                    &mut tx,
+                    id,
+                    s.preimage.map(Preimage::to_hex).as_deref(),
+                    int(s.fee.msat())?,
+                    s.note,
+                    now,
+                    true,
+                )
+                .await?;
             }
             Some((live_id, status)) if status == "pending" => {
                 error!(
@@ -232,7 +241,16 @@ impl Engine {
                 ))
                 .execute(&mut *tx)
                 .await?;
-                set_succeeded(&mut tx, live_id, s, now, true).await?;
+                set_succeeded(
+                    &mut tx,
+                    live_id,
+                    s.preimage.map(Preimage::to_hex).as_deref(),
+                    int(s.fee.msat())?,
+                    s.note,
+                    now,
+                    true,
+                )
+                .await?;
             }
             Some((live_id, _)) => {
                 // Paid twice: both spends are real, but one invoice may have one live row.
@@ -258,7 +276,9 @@ impl Engine {
 async fn set_succeeded(
     conn: &mut sqlx::AnyConnection,
     id: i64,
-    s: &Settlement<'_>,
+    preimage: Option<&str>,
+    fee: i64,
+    note: Option<&str>,
     now: u64,
     even_if_failed: bool,
 ) -> Result<bool, StorageError> {
@@ -266,15 +286,89 @@ async fn set_succeeded(
         "UPDATE payments SET status = 'succeeded', preimage = $1, fee_msat = $2, reserved_msat = 0,
              error = $3, settled_at = $4, updated_at = $4 WHERE id = $5 AND ($6 = 1 OR status != 'failed')",
     )
-    .bind(s.preimage.map(Preimage::to_hex))
-    .bind(int(s.fee.msat())?)
-    .bind(s.note)
+    .bind(preimage)
+    .bind(fee)
+    .bind(note)
     .bind(int(now)?)
     .bind(id)
     .bind(i64::from(even_if_failed))
     .execute(&mut *conn)
     .await?;
     Ok(done.rows_affected() > 0)
+}
+
+/// A reservation's row, owned (see `reserve`).
+struct NewRow {
+    wallet: String,
+    hash: String,
+    bolt11: String,
+    description: Option<String>,
+    amount: i64,
+    max_fee: i64,
+    needed: Msat,
+    url: Option<String>,
+    host: Option<String>,
+    credential: Option<String>,
+    payee_keys: Option<String>,
+    capped_payee: Option<Payee>,
+    now: u64,
+}
+
+impl Engine {
+    /// The reservation's statements, on the write's connection: the live payment of the
+    /// invoice or the windows (one statement), then the row.
+    async fn reserve_in(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        r: &NewRow,
+        policy: &BudgetPolicy,
+    ) -> Result<Reservation, ReserveError> {
+        let (held, _, live) = self
+            .window_use(
+                conn,
+                &r.wallet,
+                r.capped_payee.as_ref(),
+                r.now,
+                None,
+                Some(&r.hash),
+            )
+            .await?;
+        if let Some(id) = live {
+            // Never pay an invoice twice: the payment made (or being made) is the answer.
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1"
+            )))
+            .bind(id)
+            .fetch_one(&mut *conn)
+            .await?;
+            let p = payment_from_row(&row)?;
+            return Ok(match p.status {
+                Status::Succeeded => Reservation::AlreadyPaid(Box::new(p)),
+                _ => Reservation::InFlight(Box::new(p)),
+            });
+        }
+        policy.check_windows(r.needed.msat(), &held)?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO payments (wallet, direction, status, payment_hash, bolt11, amount_msat, max_fee_msat,
+                 reserved_msat, description, url, host, credential, payee_keys, created_at, updated_at)
+             VALUES ($1, 'out', 'pending', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) RETURNING id",
+        )
+        .bind(&r.wallet)
+        .bind(&r.hash)
+        .bind(&r.bolt11)
+        .bind(r.amount)
+        .bind(r.max_fee)
+        .bind(int(r.needed.msat())?)
+        .bind(&r.description)
+        .bind(&r.url)
+        .bind(&r.host)
+        .bind(&r.credential)
+        .bind(&r.payee_keys)
+        .bind(int(r.now)?)
+        .fetch_one(&mut *conn)
+        .await?;
+        Ok(Reservation::Reserved { id })
+    }
 }
 
 #[async_trait]
@@ -337,59 +431,45 @@ impl SpendLedger for Engine {
         policy: &BudgetPolicy,
         now: u64,
     ) -> Result<Reservation, ReserveError> {
-        let host = new.payee.map(|p| p.host.as_str());
-        policy.check_static(new.amount.msat(), host)?;
-        let hash = new.invoice.payment_hash.to_hex();
-        let needed = new.amount.saturating_add(new.max_fee);
-
-        let mut tx = self.begin_money(new.wallet).await?;
-        // The per-host window is summed only where a per-host cap is set.
-        let capped_payee = new.payee.filter(|_| policy.per_host_daily_msat.is_some());
-        let (held, _, live) = self
-            .window_use(&mut tx, new.wallet, capped_payee, now, None, Some(&hash))
-            .await?;
-        if let Some(id) = live {
-            // Never pay an invoice twice: the payment made (or being made) is the answer.
-            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1"
-            )))
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
-            let p = payment_from_row(&row)?;
-            return Ok(match p.status {
-                Status::Succeeded => Reservation::AlreadyPaid(Box::new(p)),
-                _ => Reservation::InFlight(Box::new(p)),
-            });
-        }
-        policy.check_windows(needed.msat(), &held)?;
-
+        let host = new.payee.map(|p| p.host.clone());
+        policy.check_static(new.amount.msat(), host.as_deref())?;
         let credential = new
             .credential
             .map(serde_json::to_string)
             .transpose()
             .map_err(|e| StorageError::Corrupt(format!("credential: {e}")))?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO payments (wallet, direction, status, payment_hash, bolt11, amount_msat, max_fee_msat,
-                 reserved_msat, description, url, host, credential, payee_keys, created_at, updated_at)
-             VALUES ($1, 'out', 'pending', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) RETURNING id",
+        // What the write needs, owned: it may run on the group committer's task.
+        let row = NewRow {
+            wallet: new.wallet.to_owned(),
+            hash: new.invoice.payment_hash.to_hex(),
+            bolt11: new.invoice.bolt11.clone(),
+            description: new.invoice.description.clone(),
+            amount: int(new.amount.msat())?,
+            max_fee: int(new.max_fee.msat())?,
+            needed: new.amount.saturating_add(new.max_fee),
+            url: new.url.map(str::to_owned),
+            host,
+            credential,
+            payee_keys: new.payee.map(Payee::keys_json),
+            // The per-host window is summed only where a per-host cap is set.
+            capped_payee: new
+                .payee
+                .filter(|_| policy.per_host_daily_msat.is_some())
+                .cloned(),
+            now,
+        };
+        let engine = self.clone();
+        let policy = policy.clone();
+        self.write(
+            Some(new.wallet),
+            move |conn| Box::pin(async move { engine.reserve_in(conn, &row, &policy).await }),
+            |why| {
+                ReserveError::Storage(StorageError::Unavailable(format!(
+                    "the reservation could not be committed ({why}); nothing was paid"
+                )))
+            },
         )
-        .bind(new.wallet)
-        .bind(&hash)
-        .bind(&new.invoice.bolt11)
-        .bind(int(new.amount.msat())?)
-        .bind(int(new.max_fee.msat())?)
-        .bind(int(needed.msat())?)
-        .bind(&new.invoice.description)
-        .bind(new.url)
-        .bind(host)
-        .bind(credential)
-        .bind(new.payee.map(Payee::keys_json))
-        .bind(int(now)?)
-        .fetch_one(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(Reservation::Reserved { id })
+        .await
     }
 
     async fn mark_succeeded(
@@ -398,26 +478,63 @@ impl SpendLedger for Engine {
         settlement: &Settlement<'_>,
         now: u64,
     ) -> Result<(), StorageError> {
-        // One statement in the usual case.
-        let mut conn = self.writer().acquire().await?;
-        if set_succeeded(&mut conn, id, settlement, now, false).await? {
+        // One statement in the usual case, in the next group commit.
+        let preimage = settlement.preimage.map(Preimage::to_hex);
+        let (fee, note) = (
+            int(settlement.fee.msat())?,
+            settlement.note.map(str::to_owned),
+        );
+        let updated = self
+            .write(
+                None,
+                move |conn| {
+                    Box::pin(async move {
+                        set_succeeded(
+                            conn,
+                            id,
+                            preimage.as_deref(),
+                            fee,
+                            note.as_deref(),
+                            now,
+                            false,
+                        )
+                        .await
+                    })
+                },
+                StorageError::Unavailable,
+            )
+            .await?;
+        if updated {
             return Ok(());
         }
-        drop(conn);
         self.succeeded_after_failing(id, settlement, now).await
     }
 
     async fn mark_failed(&self, id: i64, reason: &str, now: u64) -> Result<(), StorageError> {
-        let done = sqlx::query(
-            "UPDATE payments SET status = 'failed', reserved_msat = 0, error = $1, updated_at = $2
-             WHERE id = $3 AND status = 'pending'",
-        )
-        .bind(reason)
-        .bind(int(now)?)
-        .bind(id)
-        .execute(self.writer())
-        .await?;
-        if done.rows_affected() == 0 {
+        let reason = reason.to_owned();
+        let done = self
+            .write(
+                None,
+                move |conn| {
+                    Box::pin(async move {
+                        Ok::<_, StorageError>(
+                            sqlx::query(
+                                "UPDATE payments SET status = 'failed', reserved_msat = 0, error = $1, updated_at = $2
+                                 WHERE id = $3 AND status = 'pending'",
+                            )
+                            .bind(reason)
+                            .bind(int(now)?)
+                            .bind(id)
+                            .execute(&mut *conn)
+                            .await?
+                            .rows_affected(),
+                        )
+                    })
+                },
+                StorageError::Unavailable,
+            )
+            .await?;
+        if done == 0 {
             warn!(
                 payment_id = id,
                 "asked to fail a payment that is not pending; left as it is"
