@@ -213,22 +213,14 @@ impl Engine {
                 .bind(now_db)
                 .bind(id)
         };
-        match live {
+        // The row the spend is recorded on, if any.
+        let spend_on = match live {
             None => {
                 error!(
                     payment_id = id,
                     "a payment recorded as failed has succeeded after all; recording the spend"
                 );
-                set_succeeded(
-                    &mut tx,
-                    id,
-                    s.preimage.map(Preimage::to_hex).as_deref(),
-                    int(s.fee.msat())?,
-                    s.note,
-                    now,
-                    true,
-                )
-                .await?;
+                Some(id)
             }
             Some((live_id, status)) if status == "pending" => {
                 error!(
@@ -241,16 +233,7 @@ impl Engine {
                 ))
                 .execute(&mut *tx)
                 .await?;
-                set_succeeded(
-                    &mut tx,
-                    live_id,
-                    s.preimage.map(Preimage::to_hex).as_deref(),
-                    int(s.fee.msat())?,
-                    s.note,
-                    now,
-                    true,
-                )
-                .await?;
+                Some(live_id)
             }
             Some((live_id, _)) => {
                 // Paid twice: both spends are real, but one invoice may have one live row.
@@ -264,7 +247,13 @@ impl Engine {
                 ))
                 .execute(&mut *tx)
                 .await?;
+                None
             }
+        };
+        if let Some(row) = spend_on {
+            let preimage = s.preimage.map(Preimage::to_hex);
+            let fee = int(s.fee.msat())?;
+            set_succeeded(&mut tx, row, preimage.as_deref(), fee, s.note, now, true).await?;
         }
         tx.commit().await?;
         Ok(())
