@@ -270,6 +270,8 @@ impl EmbeddedBooks for Engine {
                     settle_in(tx, dialect, &payer, &bolt11, &hash, now, now_db).await
                 })
             },
+            // The claim stands only if the transfer does.
+            true,
             // Until the commit returns, nothing happened; a failed commit may have landed, though.
             SettleError::OutcomeUnknown,
         )

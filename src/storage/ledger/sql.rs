@@ -452,6 +452,8 @@ impl SpendLedger for Engine {
         self.write(
             Some(new.wallet),
             move |conn| Box::pin(async move { engine.reserve_in(conn, &row, &policy).await }),
+            // Reads, then one INSERT: a failure leaves nothing.
+            false,
             |why| {
                 ReserveError::Storage(StorageError::Unavailable(format!(
                     "the reservation could not be committed ({why}); nothing was paid"
@@ -490,6 +492,7 @@ impl SpendLedger for Engine {
                         .await
                     })
                 },
+                false,
                 StorageError::Unavailable,
             )
             .await?;
@@ -520,6 +523,7 @@ impl SpendLedger for Engine {
                         )
                     })
                 },
+                false,
                 StorageError::Unavailable,
             )
             .await?;
