@@ -19,6 +19,7 @@ pub mod fsutil;
 pub mod gateway;
 pub mod mcp;
 pub mod mint;
+pub mod mpp;
 pub mod pay;
 pub mod secret;
 pub mod wallet;

@@ -61,6 +61,11 @@ pub enum SettleError {
     Expired,
     #[error("insufficient balance for {0} (test sats)")]
     Insufficient(Msat),
+    /// An amount was given for an invoice that has one, or none for an amountless invoice.
+    #[error(
+        "the amount does not fit the invoice (amountless invoices need one, others take theirs)"
+    )]
+    AmountMismatch,
     /// The storage failed before committing: nothing happened.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -118,6 +123,16 @@ pub trait EmbeddedBooks: Send + Sync + std::fmt::Debug {
         payment_hash: &PaymentHash,
         now: u64,
     ) -> Result<Settled, SettleError>;
+    /// Pay `amount` to an amountless invoice (issued with amount 0) from `payer`, in one
+    /// transaction; the invoice then records what it received.
+    async fn settle_amountless(
+        &self,
+        payer: &str,
+        bolt11: &str,
+        payment_hash: &PaymentHash,
+        amount: Msat,
+        now: u64,
+    ) -> Result<Settled, SettleError>;
     /// An invoice `name` issued, if it did.
     async fn issued(
         &self,
@@ -133,6 +148,105 @@ pub trait EmbeddedBooks: Send + Sync + std::fmt::Debug {
 }
 
 impl Engine {
+    /// Settle an invoice between two accounts: `amount` is what an amountless invoice (issued
+    /// with amount 0) is paid; an invoice with an amount takes its own (and refuses another).
+    async fn settle_with(
+        &self,
+        payer: &str,
+        bolt11: &str,
+        payment_hash: &PaymentHash,
+        amount: Option<Msat>,
+        now: u64,
+    ) -> Result<Settled, SettleError> {
+        let hash = payment_hash.to_hex();
+        let now_db = int(now)?;
+        // One transaction: nothing can be half-paid. Every check below that fails drops it,
+        // which rolls the claim back.
+        let mut tx = self.begin_money(payer).await?;
+        let claimed = sqlx::query(
+            "UPDATE embedded_invoices SET paid_by = $1, paid_at = $2 WHERE payment_hash = $3 AND paid_by IS NULL
+             RETURNING wallet, bolt11, preimage, amount_msat, expires_at",
+        )
+        .bind(payer)
+        .bind(now_db)
+        .bind(&hash)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = claimed else {
+            let known: Option<String> =
+                sqlx::query_scalar("SELECT bolt11 FROM embedded_invoices WHERE payment_hash = $1")
+                    .bind(&hash)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            return Err(match known {
+                Some(b) if b.eq_ignore_ascii_case(bolt11) => SettleError::AlreadyPaid,
+                _ => SettleError::Unknown,
+            });
+        };
+        let payee: String = row.try_get("wallet")?;
+        let stored_bolt11: String = row.try_get("bolt11")?;
+        let preimage: String = row.try_get("preimage")?;
+        let stored = uint("invoice amount", row.try_get("amount_msat")?)?;
+        let expires_at = uint("invoice expiry", row.try_get("expires_at")?)?;
+        if !stored_bolt11.eq_ignore_ascii_case(bolt11) {
+            return Err(SettleError::Unknown);
+        }
+        let amount = match (stored, amount) {
+            (0, Some(a)) if !a.is_zero() => a.msat(),
+            (s, None) if s > 0 => s,
+            _ => return Err(SettleError::AmountMismatch),
+        };
+        if stored == 0 {
+            sqlx::query("UPDATE embedded_invoices SET amount_msat = $1 WHERE payment_hash = $2")
+                .bind(int(amount)?)
+                .bind(&hash)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if payee == payer {
+            return Err(SettleError::OwnInvoice);
+        }
+        if expires_at <= now {
+            return Err(SettleError::Expired);
+        }
+        if self.dialect == Dialect::Postgres {
+            // Both accounts locked in name order: two accounts paying each other at once wait
+            // for each other instead of deadlocking.
+            sqlx::query(
+                "SELECT name FROM embedded_wallets WHERE name IN ($1, $2) ORDER BY name FOR UPDATE",
+            )
+            .bind(payer)
+            .bind(&payee)
+            .fetch_all(&mut *tx)
+            .await?;
+        }
+        let debited = sqlx::query(
+            "UPDATE embedded_wallets SET balance_msat = balance_msat - $1 WHERE name = $2 AND balance_msat >= $1",
+        )
+        .bind(int(amount)?)
+        .bind(payer)
+        .execute(&mut *tx)
+        .await?;
+        if debited.rows_affected() == 0 {
+            return Err(SettleError::Insufficient(Msat::from_msat(amount)));
+        }
+        sqlx::query("UPDATE embedded_wallets SET balance_msat = balance_msat + $1 WHERE name = $2")
+            .bind(int(amount)?)
+            .bind(&payee)
+            .execute(&mut *tx)
+            .await?;
+        let preimage = Preimage(bytes32("invoice preimage", &preimage)?);
+        // Until the commit returns, nothing happened; a failed commit may have landed, though.
+        tx.commit()
+            .await
+            .map_err(|e| SettleError::OutcomeUnknown(e.to_string()))?;
+        Ok(Settled {
+            preimage,
+            payee,
+            amount: Msat::from_msat(amount),
+        })
+    }
+
     /// An amount of account `name`: `expr` over its row (a fixed column expression).
     async fn account_amount(
         &self,
@@ -257,81 +371,20 @@ impl EmbeddedBooks for Engine {
         payment_hash: &PaymentHash,
         now: u64,
     ) -> Result<Settled, SettleError> {
-        let hash = payment_hash.to_hex();
-        let now_db = int(now)?;
-        // One transaction: nothing can be half-paid. Every check below that fails drops it,
-        // which rolls the claim back.
-        let mut tx = self.begin_money(payer).await?;
-        let claimed = sqlx::query(
-            "UPDATE embedded_invoices SET paid_by = $1, paid_at = $2 WHERE payment_hash = $3 AND paid_by IS NULL
-             RETURNING wallet, bolt11, preimage, amount_msat, expires_at",
-        )
-        .bind(payer)
-        .bind(now_db)
-        .bind(&hash)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = claimed else {
-            let known: Option<String> =
-                sqlx::query_scalar("SELECT bolt11 FROM embedded_invoices WHERE payment_hash = $1")
-                    .bind(&hash)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            return Err(match known {
-                Some(b) if b.eq_ignore_ascii_case(bolt11) => SettleError::AlreadyPaid,
-                _ => SettleError::Unknown,
-            });
-        };
-        let payee: String = row.try_get("wallet")?;
-        let stored_bolt11: String = row.try_get("bolt11")?;
-        let preimage: String = row.try_get("preimage")?;
-        let amount = uint("invoice amount", row.try_get("amount_msat")?)?;
-        let expires_at = uint("invoice expiry", row.try_get("expires_at")?)?;
-        if !stored_bolt11.eq_ignore_ascii_case(bolt11) {
-            return Err(SettleError::Unknown);
-        }
-        if payee == payer {
-            return Err(SettleError::OwnInvoice);
-        }
-        if expires_at <= now {
-            return Err(SettleError::Expired);
-        }
-        if self.dialect == Dialect::Postgres {
-            // Both accounts locked in name order: two accounts paying each other at once wait
-            // for each other instead of deadlocking.
-            sqlx::query(
-                "SELECT name FROM embedded_wallets WHERE name IN ($1, $2) ORDER BY name FOR UPDATE",
-            )
-            .bind(payer)
-            .bind(&payee)
-            .fetch_all(&mut *tx)
-            .await?;
-        }
-        let debited = sqlx::query(
-            "UPDATE embedded_wallets SET balance_msat = balance_msat - $1 WHERE name = $2 AND balance_msat >= $1",
-        )
-        .bind(int(amount)?)
-        .bind(payer)
-        .execute(&mut *tx)
-        .await?;
-        if debited.rows_affected() == 0 {
-            return Err(SettleError::Insufficient(Msat::from_msat(amount)));
-        }
-        sqlx::query("UPDATE embedded_wallets SET balance_msat = balance_msat + $1 WHERE name = $2")
-            .bind(int(amount)?)
-            .bind(&payee)
-            .execute(&mut *tx)
-            .await?;
-        let preimage = Preimage(bytes32("invoice preimage", &preimage)?);
-        // Until the commit returns, nothing happened; a failed commit may have landed, though.
-        tx.commit()
+        self.settle_with(payer, bolt11, payment_hash, None, now)
             .await
-            .map_err(|e| SettleError::OutcomeUnknown(e.to_string()))?;
-        Ok(Settled {
-            preimage,
-            payee,
-            amount: Msat::from_msat(amount),
-        })
+    }
+
+    async fn settle_amountless(
+        &self,
+        payer: &str,
+        bolt11: &str,
+        payment_hash: &PaymentHash,
+        amount: Msat,
+        now: u64,
+    ) -> Result<Settled, SettleError> {
+        self.settle_with(payer, bolt11, payment_hash, Some(amount), now)
+            .await
     }
 
     async fn issued(
