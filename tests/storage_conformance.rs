@@ -1069,7 +1069,9 @@ mod suite {
                 .unwrap(),
             None
         );
+        // Opened: the deposit's preimage replaces the placeholder written before paying.
         session.status = BuyerSessionStatus::Open;
+        session.preimage = Preimage(rand_bytes());
         session.requests = 3;
         b.save_buyer_session(&session).await.unwrap();
         assert_eq!(

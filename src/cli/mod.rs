@@ -83,9 +83,9 @@ enum Command {
         #[command(subcommand)]
         action: WalletAction,
     },
-    /// Sell: create an L402 challenge (invoice + macaroon)
+    /// Sell: create an L402 challenge (invoice + macaroon), or with --mpp a Payment (MPP) one
     Challenge(ChallengeArgs),
-    /// Sell: verify an L402 credential ("L402 <macaroon>:<preimage>") for one request served, counting a use
+    /// Sell: verify an L402 ("L402 <macaroon>:<preimage>") or Payment ("Payment <credential>") credential for one request served
     Verify(VerifyArgs),
 }
 

@@ -2,7 +2,7 @@
 //! one struct and returning one result shape. The MCP tools (`crate::mcp`) and the command line's
 //! `--json` print the same shapes; neither adds logic of its own.
 //!
-//! - [`buy`]: `fetch_paid`, `pay_invoice`, `discover`
+//! - [`buy`]: `fetch_paid`, `pay_invoice`, `discover`, `close_sessions`
 //! - [`sell`]: `create_invoice`, `create_l402_challenge`, `verify_l402_payment`
 //! - [`wallet`]: `wallet_balance`, `list_payments`, `decode_invoice`
 //!
@@ -80,6 +80,7 @@ impl From<FetchError> for Failure {
                 return Failure::new("http_error", format!("{m}; nothing was paid"));
             }
             FetchError::Storage(s) => return storage(&s),
+            FetchError::PaymentChallenge { code, .. } => code,
             FetchError::PaidButFailed { .. } => "paid_but_failed",
             FetchError::Blocked(_) => "address_refused",
             FetchError::SellerDistrusted { .. } => "seller_distrusted",

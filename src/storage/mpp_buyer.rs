@@ -140,7 +140,8 @@ impl BuyerSessions for Engine {
                  deposit_msat, price_msat, requests, return_hash, return_invoice, idle_secs, status,
                  refund_msat, refund_status, opened_at, last_used_at, closed_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
-             ON CONFLICT (wallet, session_id) DO UPDATE SET url = excluded.url, challenge = excluded.challenge,
+             ON CONFLICT (wallet, session_id) DO UPDATE SET url = excluded.url, preimage = excluded.preimage,
+                 challenge = excluded.challenge,
                  deposit_msat = excluded.deposit_msat, price_msat = excluded.price_msat,
                  requests = excluded.requests, status = excluded.status, refund_msat = excluded.refund_msat,
                  refund_status = excluded.refund_status, last_used_at = excluded.last_used_at,

@@ -451,6 +451,9 @@ fi
 
 GW_PRICE=21
 GATEWAY=
+# `--auth l402`: these sections test L402 clients (lsat-js splits the folded header at LSAT/L402
+# and reads the L402 JSON body, which a 402 that also offers Payment replaces by Aperture's
+# problem+json); the Payment scheme has its own section (mpp).
 if [ -n "$LNBITS_INFO" ] && { want lsat-js || want clients; }; then
   up_port=$(free_port) gw_port=$(free_port)
   mkdir -p "$RUN/gateway"
@@ -459,7 +462,7 @@ if [ -n "$LNBITS_INFO" ] && { want lsat-js || want clients; }; then
        XDG_CONFIG_HOME="$RUN/gateway" L402_MCP_BACKEND=lnbits L402_MCP_LNBITS_URL="$LNB_URL" \
        L402_MCP_LNBITS_ADMIN_KEY="$B_ADMIN" L402_MCP_LNBITS_INVOICE_KEY="$B_INVOICE" L402_MCP_NETWORK=mainnet \
        "$BIN" --data-dir "$RUN/gateway" gateway --upstream "http://127.0.0.1:$up_port" \
-       --price "$GW_PRICE" --path /paid --listen "127.0.0.1:$gw_port"; then
+       --price "$GW_PRICE" --path /paid --auth l402 --listen "127.0.0.1:$gw_port"; then
     GATEWAY=http://127.0.0.1:$gw_port
     echo "our gateway at $GATEWAY (/paid: $GW_PRICE sats, LNbits wallet B) in front of $up_port"
   else
