@@ -96,6 +96,9 @@ pub struct Config {
     /// `l402-mcp gateway` settings.
     #[serde(default)]
     pub gateway: Option<crate::gateway::GatewayConfig>,
+    /// `l402-mcp mcp-gateway` settings.
+    #[serde(default)]
+    pub mcp_gateway: Option<crate::mcp_gateway::McpGatewayConfig>,
     /// What `fetch_paid` may reach besides public addresses, and through which proxy.
     #[serde(default)]
     pub fetch: FetchConfig,

@@ -18,6 +18,7 @@ pub mod fetch;
 pub mod fsutil;
 pub mod gateway;
 pub mod mcp;
+pub mod mcp_gateway;
 pub mod mint;
 pub mod mpp;
 pub mod pay;

@@ -23,10 +23,12 @@
 
 mod challenge;
 mod judge;
+mod paid_tool;
 mod payment;
 mod session;
 mod transport;
 
+pub use paid_tool::{PaidToolCall, PaidToolOutcome};
 pub use payment::{PaymentUse, SchemePreference};
 pub use session::ClosedSession;
 

@@ -29,6 +29,10 @@ use crate::wallet::IncomingStatus;
 
 /// How long a return invoice stays payable (the spec advises 30 days).
 pub const RETURN_INVOICE_SECS: u64 = 30 * 24 * 3600;
+/// How often a server looks for idle sessions to close.
+pub const IDLE_CHECK_SECS: u64 = 60;
+/// How long closing the open sessions at shutdown may take.
+pub const SHUTDOWN_CLOSE_SECS: u64 = 10;
 
 /// A session closed, as the buyer sees it.
 #[derive(Debug, Clone, Serialize)]
@@ -447,6 +451,43 @@ impl Fetcher {
             }
         }
         Ok(out)
+    }
+
+    /// Close idle sessions every [`IDLE_CHECK_SECS`] until `shutdown`, then every open one (so
+    /// the unspent deposits come back before the process ends; at most [`SHUTDOWN_CLOSE_SECS`]).
+    pub async fn tend_sessions(&self, shutdown: tokio_util::sync::CancellationToken) {
+        if self.sessions.is_none() {
+            return;
+        }
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(IDLE_CHECK_SECS));
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            if let Err(e) = self.close_idle_sessions().await {
+                warn!(error = %e, "closing idle Payment sessions failed");
+            }
+        }
+        self.close_all_before_exit().await;
+    }
+
+    /// Close every open session, within [`SHUTDOWN_CLOSE_SECS`].
+    pub async fn close_all_before_exit(&self) {
+        let closing = self.close_sessions(None, None);
+        match tokio::time::timeout(std::time::Duration::from_secs(SHUTDOWN_CLOSE_SECS), closing)
+            .await
+        {
+            Ok(Ok(closed)) if !closed.is_empty() => {
+                info!(
+                    sessions = closed.len(),
+                    "Payment sessions closed at shutdown"
+                );
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => warn!(error = %e, "closing Payment sessions at shutdown failed"),
+            Err(_) => warn!("closing Payment sessions at shutdown took too long; they stay open"),
+        }
     }
 
     async fn close_one(&self, s: &mut BuyerSession) -> Result<ClosedSession, FetchError> {

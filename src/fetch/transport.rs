@@ -84,7 +84,7 @@ const MAX_REDIRECTS: usize = 5;
 impl Fetcher {
     /// The HTTP client: no redirects (followed by hand, per hop), addresses checked by the
     /// network policy in the resolver, no proxy from the environment.
-    fn http(&self) -> Result<&reqwest::Client, FetchError> {
+    pub(super) fn http(&self) -> Result<&reqwest::Client, FetchError> {
         if let Some(client) = self.http.get() {
             return Ok(client);
         }
@@ -224,7 +224,7 @@ impl Fetcher {
     /// Check a hop's target against the network policy before anything is sent. An IP literal
     /// is checked here (names are checked by the resolver); through a proxy, which resolves
     /// names itself, every address the name resolves to here must be allowed.
-    async fn check_target(&self, url: &reqwest::Url) -> Result<(), FetchError> {
+    pub(super) async fn check_target(&self, url: &reqwest::Url) -> Result<(), FetchError> {
         match url.host() {
             Some(url::Host::Ipv4(v4)) => Ok(self.policy.check(&v4.to_string(), v4.into())?),
             Some(url::Host::Ipv6(v6)) => Ok(self.policy.check(&v6.to_string(), v6.into())?),

@@ -81,6 +81,16 @@ impl L402Server {
     pub(crate) fn fetcher(&self) -> &Fetcher {
         &self.fetcher
     }
+
+    /// Close idle Payment sessions until `shutdown`, then the open ones (see
+    /// [`Fetcher::tend_sessions`]). Await it before the process exits.
+    pub fn tend_sessions(
+        &self,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let fetcher = self.fetcher.clone();
+        tokio::spawn(async move { fetcher.tend_sessions(shutdown).await })
+    }
 }
 
 /// schemars marks integers with formats such as `uint64` that are not JSON Schema formats; some

@@ -299,6 +299,80 @@ async fn budget_remaining(app: &App) -> Option<u64> {
     }
 }
 
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+pub struct CallPaidToolParams {
+    /// The MCP server's streamable HTTP endpoint, e.g. https://tools.example.com/mcp.
+    pub server_url: String,
+    /// The tool to call.
+    pub tool: String,
+    /// The tool's arguments (a JSON object).
+    #[serde(default)]
+    pub arguments: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The most this call may pay, in sats (checked against the invoice itself); 0 pays nothing. Default: the wallet's per-payment cap.
+    #[serde(default)]
+    #[schemars(range(max = 2_100_000_000_000_000u64))]
+    pub max_price_sats: Option<u64>,
+    /// Seconds to wait for each MCP exchange; default 30, 1 to 300.
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 300))]
+    pub timeout_secs: Option<u64>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct CallPaidToolOutput {
+    /// The tool's result as the server sent it (content, structuredContent, isError, _meta).
+    pub result: serde_json::Value,
+    /// True when this call paid an invoice.
+    pub paid: bool,
+    pub amount_sats: u64,
+    pub fee_sats: u64,
+    /// Payment hash of the invoice paid.
+    pub payment_hash: Option<String>,
+    /// The seller's receipt (_meta["org.paymentauth/receipt"]: status, method, timestamp, reference, challengeId).
+    pub payment_receipt: Option<serde_json::Value>,
+    /// The id of the challenge paid.
+    pub challenge_id: Option<String>,
+    /// What the daily budget still allows, in sats.
+    pub budget_remaining_sats: Option<u64>,
+}
+
+/// Call a priced tool of another MCP server, paying its Payment challenge (-32042) within the
+/// caller's cap and the budget.
+pub async fn call_paid_tool(
+    app: &App,
+    fetcher: &Fetcher,
+    p: CallPaidToolParams,
+) -> Result<CallPaidToolOutput, Failure> {
+    let timeout = range_arg(
+        "timeout_secs",
+        p.timeout_secs.unwrap_or(fetch::DEFAULT_TIMEOUT_SECS),
+        1,
+        fetch::MAX_TIMEOUT_SECS,
+    )?;
+    let call = fetch::PaidToolCall {
+        server_url: p.server_url,
+        tool: p.tool,
+        arguments: p.arguments.unwrap_or_default(),
+        max_price_msat: p
+            .max_price_sats
+            .map(|s| sats_arg("max_price_sats", s, 0))
+            .transpose()?,
+        timeout: Duration::from_secs(timeout),
+    };
+    let out = fetcher.call_paid_tool(&call).await?;
+    let paid = out.paid.as_ref();
+    Ok(CallPaidToolOutput {
+        result: out.result,
+        paid: paid.is_some_and(|r| !r.already_paid),
+        amount_sats: paid.map_or(0, |r| whole_sats(r.amount_msat)),
+        fee_sats: paid.map_or(0, |r| whole_sats(r.fee_msat)),
+        payment_hash: paid.map(|r| r.payment_hash.to_hex()),
+        payment_receipt: out.payment_receipt,
+        challenge_id: out.challenge_id,
+        budget_remaining_sats: budget_remaining(app).await,
+    })
+}
+
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 pub struct CloseSessionsParams {
     /// Close the open session with this URL's service (its origin); without it (and without session_id), every open session.

@@ -1,13 +1,14 @@
-//! Tools that spend: `fetch_paid`, `pay_invoice`, `close_sessions` (which gets money back), and
-//! `discover` (which never pays).
+//! Tools that spend: `fetch_paid`, `call_paid_tool`, `pay_invoice`, `close_sessions` (which
+//! gets money back), and `discover` (which never pays).
 
 use rmcp::handler::server::wrapper::{Json, Parameters};
 use rmcp::{tool, tool_router};
 
 use crate::mcp::L402Server;
 use crate::ops::buy::{
-    CloseSessionsOutput, CloseSessionsParams, DiscoverOutput, DiscoverParams, FetchPaidOutput,
-    FetchPaidParams, PayInvoiceOutput, PayInvoiceParams,
+    CallPaidToolOutput, CallPaidToolParams, CloseSessionsOutput, CloseSessionsParams,
+    DiscoverOutput, DiscoverParams, FetchPaidOutput, FetchPaidParams, PayInvoiceOutput,
+    PayInvoiceParams,
 };
 use crate::ops::{self, Failure};
 
@@ -79,5 +80,24 @@ impl L402Server {
         Parameters(p): Parameters<CloseSessionsParams>,
     ) -> Result<Json<CloseSessionsOutput>, Failure> {
         Ok(Json(ops::buy::close_sessions(self.fetcher(), p).await?))
+    }
+
+    #[tool(
+        description = "Call a tool of another MCP server (streamable HTTP at server_url) and, if it asks for payment (JSON-RPC error -32042 with a Payment challenge, method lightning), pay the invoice and call again with the credential, without asking anyone. The price is checked against the decoded invoice: at most max_price_sats (default: the wallet's per-payment cap) and within the daily budget; a server that refuses what it was paid for is not paid again for a day. A -32042 that asks the user to open a URL (elicitation) is not a payment and is reported. Returns the tool's result and the payment receipt.",
+        annotations(
+            title = "Call a paid MCP tool",
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = false,
+            open_world_hint = true
+        )
+    )]
+    async fn call_paid_tool(
+        &self,
+        Parameters(p): Parameters<CallPaidToolParams>,
+    ) -> Result<Json<CallPaidToolOutput>, Failure> {
+        Ok(Json(
+            ops::buy::call_paid_tool(self.app(), self.fetcher(), p).await?,
+        ))
     }
 }
