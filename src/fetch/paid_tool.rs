@@ -315,3 +315,45 @@ impl Fetcher {
         payee
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rmcp::model::ErrorCode;
+    use serde_json::json;
+
+    fn err(code: i32, data: Value) -> Result<CallToolResponse, ServiceError> {
+        Err(ServiceError::McpError(ErrorData::new(
+            ErrorCode(code),
+            "x",
+            Some(data),
+        )))
+    }
+
+    #[test]
+    fn a_payment_is_told_from_a_url_elicitation_by_its_data() {
+        let challenge = json!({"id": "i", "realm": "r", "method": "lightning", "intent": "charge", "request": {"amount": "1"}});
+        for code in [MCP_PAYMENT_REQUIRED, MCP_VERIFICATION_FAILED] {
+            let pay = classify(err(
+                code,
+                json!({"httpStatus": 402, "challenges": [challenge]}),
+            ));
+            assert!(
+                matches!(pay, Ok(Answer::Pay(list)) if list.len() == 1),
+                "{code}"
+            );
+        }
+        let elicit = classify(err(
+            MCP_PAYMENT_REQUIRED,
+            json!({"elicitations": [{"mode": "url", "url": "https://example.com/consent"}]}),
+        ));
+        let Err(FetchError::PaymentChallenge { code, .. }) = elicit else {
+            panic!("an elicitation is not a payment");
+        };
+        assert_eq!(code, "elicitation_required");
+        assert!(matches!(
+            classify(err(-32000, json!({}))),
+            Err(FetchError::Http(_))
+        ));
+    }
+}
