@@ -710,3 +710,42 @@ async fn discovery_serves_openapi_with_payment_info() {
         "7"
     );
 }
+
+#[tokio::test]
+async fn the_buyer_closes_idle_sessions_and_the_rest_at_shutdown() {
+    let t = trade().await;
+    let addr = gateway(&t, vec![route(10, AuthMode::Mpp, true)]).await;
+    let f = std::sync::Arc::new(fetcher(&t));
+    let b0 = balance(&t.buyer).await;
+    f.fetch(&get(addr, Some(SchemePreference::Session)))
+        .await
+        .unwrap();
+    // Not idle yet (the seller's idle timeout is 300 s; the buyer closes a fifth earlier).
+    t.clock.advance(200);
+    assert!(f.close_idle_sessions().await.unwrap().is_empty());
+    t.clock.advance(41);
+    let closed = f.close_idle_sessions().await.unwrap();
+    assert_eq!(closed.len(), 1);
+    assert_eq!(closed[0].refund_received_msat, Some(40_000));
+    assert_eq!(balance(&t.buyer).await, b0 - 10_000);
+    // A new session, still open when the server stops: closed on the way out.
+    f.fetch(&get(addr, Some(SchemePreference::Session)))
+        .await
+        .unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let tending = {
+        let f = f.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move { f.tend_sessions(stop).await })
+    };
+    stop.cancel();
+    tending.await.unwrap();
+    assert!(
+        l402_mcp::ops::wallet::balance(&t.buyer)
+            .await
+            .unwrap()
+            .sessions
+            .is_empty()
+    );
+    assert_eq!(balance(&t.buyer).await, b0 - 20_000);
+}
