@@ -2,7 +2,11 @@
 //! concurrent callers, then a check that the budget held. Also a breakdown of one payment into
 //! the ledger and wallet calls it makes, timed one at a time, to show where the time goes.
 //!
-//! Usage: pay_concurrent [--payments N] [--callers N] [--batches N]
+//! Also: payments per second on a ledger that already holds 1k, 10k, 100k and 1M payments in the
+//! last 24 hours (the costs that must not grow with history).
+//!
+//! Usage: pay_concurrent [--payments N] [--callers N] [--batches N] [--history 1000,10000,...]
+//!        (`--history 0` skips the history runs; `--only-history` runs nothing else)
 //! Prints a human report on stderr and one JSON line on stdout.
 //!
 //! Benchmarks measure; they assert nothing about time. The budget checks are real checks
@@ -293,8 +297,92 @@ async fn breakdown(n: usize) -> Value {
            "embedded_settle_ms": settle, "mark_succeeded_ms": mark, "sum_ms": sum})
 }
 
+/// `rows` settled payments of 1 msat each (to one host, as a busy agent's would be) written
+/// straight into the buyer's ledger, spread over the 24 hours before `T0`, through SQL: the
+/// ledger's own triggers and indexes apply, as they would to payments made one by one.
+async fn fill_history(dir: &std::path::Path, rows: usize) {
+    use sqlx::Connection;
+    let path = dir.join(l402_mcp::storage::LEDGER_FILE);
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("open the ledger");
+    let mut tx = conn.begin().await.expect("begin");
+    sqlx::query(
+        "INSERT INTO payments (wallet, direction, status, payment_hash, bolt11, amount_msat,
+             fee_msat, reserved_msat, host, created_at, updated_at, settled_at)
+         WITH RECURSIVE seq(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM seq WHERE i < $1)
+         SELECT 'buyer', 'out', 'succeeded', printf('%064x', i), 'history', 1, 0, 0,
+                'bench.example', $2 - 1 - (i % 86000), $2 - 1 - (i % 86000), $2 - 1 - (i % 86000)
+           FROM seq",
+    )
+    .bind(rows as i64)
+    .bind(T0 as i64)
+    .execute(&mut *tx)
+    .await
+    .expect("history payments");
+    sqlx::query(
+        "INSERT INTO payment_payees (payment_id, wallet, payee_key, created_at)
+         SELECT id, wallet, 'dns:bench.example', created_at FROM payments WHERE bolt11 = 'history'",
+    )
+    .execute(&mut *tx)
+    .await
+    .expect("history payees");
+    tx.commit().await.expect("commit");
+    let _ = conn.close().await;
+}
+
+/// Payments per second with `rows` payments already in the day's window.
+async fn with_history(rows: usize, payments: usize, callers: usize) -> Value {
+    let p = pair(1_000_000 * MSAT_PER_SAT).await;
+    let t = Instant::now();
+    if rows > 0 {
+        fill_history(p._dir.path(), rows).await;
+    }
+    let fill = t.elapsed().as_secs_f64();
+    let invs = Arc::new(invoices(&p.seller, payments).await);
+    let o = pay_all(&p.buyer, invs, callers).await;
+    assert_eq!(o.other + o.refused, 0, "unexpected failures: {o:?}");
+    let rate = o.paid as f64 / o.secs;
+    let totals = p.buyer.ledger.totals("buyer").await.expect("totals");
+    let expected = rows as u64 + o.paid as u64 * PRICE_MSAT;
+    if totals.spent.msat() != expected {
+        eprintln!(
+            "HISTORY CHECK FAILED: spent {} msat, expected {expected}",
+            totals.spent.msat()
+        );
+        std::process::exit(1);
+    }
+    eprintln!(
+        "history {rows:>8} payments in the day (written in {fill:.1} s): {callers} callers paid {} in {:.3} s = {rate:.0} payments/s; CPU {:.2} s user + {:.2} s system",
+        o.paid, o.secs, o.cpu_user, o.cpu_sys
+    );
+    json!({"history": rows, "paid": o.paid, "secs": o.secs, "per_sec": rate.round(),
+           "cpu_user_s": o.cpu_user, "cpu_sys_s": o.cpu_sys})
+}
+
+/// A fresh ledger, then one with each amount of history.
+async fn history_runs(history: &[usize], payments: usize, callers: usize) -> Value {
+    let mut runs = vec![with_history(0, payments, callers).await];
+    for &rows in history {
+        runs.push(with_history(rows, payments, callers).await);
+    }
+    json!(runs)
+}
+
 fn main() {
     let opt = common::arg;
+    let history: Vec<usize> = {
+        let args: Vec<String> = std::env::args().collect();
+        args.iter()
+            .position(|a| a == "--history")
+            .and_then(|i| args.get(i + 1))
+            .map_or("1000,10000,100000,1000000", String::as_str)
+            .split(',')
+            .filter_map(|v| v.trim().parse().ok())
+            .filter(|&v| v > 0)
+            .collect()
+    };
+    let only_history = std::env::args().any(|a| a == "--only-history");
     let payments = opt("--payments", 2000);
     let callers = opt("--callers", 32);
     let batches = opt("--batches", 2);
@@ -304,6 +392,11 @@ fn main() {
         .expect("runtime");
     rt.block_on(async {
         let mut out = json!({"callers": callers, "payments_per_batch": payments});
+        if only_history {
+            out["history"] = history_runs(&history, payments, callers).await;
+            println!("{out}");
+            return;
+        }
 
         // A: throughput with a budget that allows everything; batches run one after the other
         // on the same ledger, so later ones pay with more history in the 24 h window.
@@ -363,6 +456,11 @@ fn main() {
         }
         out["scaling"] = json!(scaling);
         out["breakdown_1_caller"] = breakdown(payments / 2).await;
+
+        // D: the same throughput with history in the day's window: flat is the goal.
+        if !history.is_empty() {
+            out["history"] = history_runs(&history, payments, callers).await;
+        }
         println!("{out}");
     });
 }

@@ -139,7 +139,10 @@ impl App {
                 );
                 (e.clone(), Some(e))
             }
-            remote => (crate::wallet::open_remote(remote).await?, None),
+            remote => {
+                let refs = crate::wallet::RefStore::new(storage.refs(), wallet_name);
+                (crate::wallet::open_remote(remote, refs).await?, None)
+            }
         };
         let ledger = storage.ledger();
         let payer = Arc::new(

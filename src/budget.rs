@@ -12,8 +12,8 @@
 
 use serde::{Deserialize, Serialize};
 
-pub const DAY_SECS: u64 = 24 * 3600;
-pub const HOUR_SECS: u64 = 3600;
+pub(crate) const DAY_SECS: u64 = 24 * 3600;
+pub(crate) const HOUR_SECS: u64 = 3600;
 
 /// Millisatoshis in a satoshi.
 pub const MSAT_PER_SAT: u64 = 1000;
@@ -96,7 +96,7 @@ impl std::fmt::Display for Window {
 
 /// The most sats any amount may be: every bitcoin there will ever be (21 million BTC). Larger
 /// numbers are typing mistakes or attacks, and would not fit the ledger's integers as msat.
-pub const MAX_SATS: u64 = 2_100_000_000_000_000;
+pub(crate) const MAX_SATS: u64 = 2_100_000_000_000_000;
 
 /// A limit given by a person (config file, environment, command line, tool argument) that is
 /// out of range. Nothing was changed.
@@ -108,7 +108,7 @@ pub enum LimitError {
     FeePercent { name: &'static str, value: f64 },
 }
 
-/// Whole sats to msat, for an amount named `name`; at most [`MAX_SATS`].
+/// Whole sats to msat, for an amount named `name`; at most `MAX_SATS` (every bitcoin there will ever be).
 pub fn sats_to_msat(name: &'static str, value: u64) -> Result<u64, LimitError> {
     if value > MAX_SATS {
         return Err(LimitError::Sats { name, value });
@@ -117,7 +117,7 @@ pub fn sats_to_msat(name: &'static str, value: u64) -> Result<u64, LimitError> {
 }
 
 /// A fee limit as a percentage of the amount, to parts per million; 0 to 100.
-pub fn fee_percent_to_ppm(name: &'static str, value: f64) -> Result<u64, LimitError> {
+pub(crate) fn fee_percent_to_ppm(name: &'static str, value: f64) -> Result<u64, LimitError> {
     if !(0.0..=100.0).contains(&value) {
         return Err(LimitError::FeePercent { name, value });
     }
@@ -186,7 +186,7 @@ pub fn sats(msat: u64) -> String {
 
 /// A host as budgets count it: lower case, without a trailing dot (`Example.COM.` and
 /// `example.com` are one host, with one per-host cap).
-pub fn normalize_host(host: &str) -> String {
+pub(crate) fn normalize_host(host: &str) -> String {
     host.trim_end_matches('.').to_ascii_lowercase()
 }
 
@@ -198,7 +198,11 @@ impl BudgetPolicy {
     }
 
     /// The checks that need no ledger: per-payment cap and host lists.
-    pub fn check_static(&self, amount_msat: u64, host: Option<&str>) -> Result<(), BudgetRefusal> {
+    pub(crate) fn check_static(
+        &self,
+        amount_msat: u64,
+        host: Option<&str>,
+    ) -> Result<(), BudgetRefusal> {
         if amount_msat > self.per_payment_msat {
             return Err(BudgetRefusal::PerPaymentCap {
                 amount_msat,
@@ -223,7 +227,11 @@ impl BudgetPolicy {
 
     /// Check what a payment needing `needed_msat` (amount + max fee) would do to each window,
     /// given what is already held in each.
-    pub fn check_windows(&self, needed_msat: u64, held: &WindowUse) -> Result<(), BudgetRefusal> {
+    pub(crate) fn check_windows(
+        &self,
+        needed_msat: u64,
+        held: &WindowUse,
+    ) -> Result<(), BudgetRefusal> {
         let windows = [
             (Window::Daily, Some(self.daily_msat), held.daily_msat),
             (Window::Hourly, self.hourly_msat, held.hourly_msat),

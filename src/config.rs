@@ -21,7 +21,8 @@
 //! max_fee_percent = 1.0
 //!
 //! [backend]           # the wallet; default: the embedded demo wallet
-//! kind = "lnbits"     # embedded | lnbits | lnd | cln | phoenixd | nwc   (env L402_MCP_BACKEND)
+//! kind = "lnbits"     # embedded | lnbits | lnd | cln | phoenixd | nwc | blink | strike | lnbot |
+//!                     # opennode   (env L402_MCP_BACKEND)
 //! url = "https://lnbits.example.com"   # every field also as env L402_MCP_<KIND>_<FIELD>,
 //! admin_key = "..."                    # e.g. L402_MCP_LNBITS_ADMIN_KEY
 //! invoice_key = "..."

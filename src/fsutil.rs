@@ -26,7 +26,7 @@ pub fn private_dir(dir: &Path) -> io::Result<()> {
 /// that SQLite has open elsewhere in the process would silently drop SQLite's locks (other
 /// processes would then act as if this one were not there). A missing file is created with
 /// `create_new`, so the descriptor closed is that of a file nobody had open.
-pub fn private_file(path: &Path) -> io::Result<()> {
+pub(crate) fn private_file(path: &Path) -> io::Result<()> {
     match create_private(path) {
         Ok(_created) => {}
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
@@ -37,7 +37,7 @@ pub fn private_file(path: &Path) -> io::Result<()> {
 
 /// Make an existing file readable by its owner only, by path (see [`private_file`]); a missing
 /// one is left missing.
-pub fn private_if_exists(path: &Path) -> io::Result<()> {
+pub(crate) fn private_if_exists(path: &Path) -> io::Result<()> {
     match restrict(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         other => other,
@@ -51,14 +51,6 @@ fn restrict(path: &Path) -> io::Result<()> {
     #[cfg(not(unix))]
     let _ = path;
     Ok(())
-}
-
-/// Write a new secret file (mode 0600), failing if it already exists.
-pub fn write_new_secret(path: &Path, contents: &[u8]) -> io::Result<()> {
-    use std::io::Write;
-    let mut f = create_private(path)?;
-    f.write_all(contents)?;
-    f.sync_all()
 }
 
 /// Create `path` (mode 0600, in a private folder), failing if it already exists.

@@ -1,9 +1,20 @@
 //! l402-mcp: a Lightning wallet for AI agents that speaks L402.
 //!
-//! Data flows one way: entry points (CLI, MCP tools, gateway) call the buyer's pay path
-//! ([`pay`]) and the seller's mint/verify service ([`mint`]), which use the pure protocol module
-//! ([`l402`]), invoices ([`bolt11`]), a wallet backend ([`wallet`]) and the spend ledger
-//! ([`ledger`]). Nothing below calls back up.
+//! Data flows one way: entry points (the CLI, the MCP tools in [`mcp`], the [`gateway`]) call
+//! the operations in [`ops`], which use the buyer's services ([`fetch`], [`pay`]) and the
+//! seller's ([`mint`]); those use the pure protocol ([`l402`], [`bolt11`]), a wallet backend
+//! ([`wallet`]) and the storage port ([`storage`]). Nothing below calls back up.
+//!
+//! The public API, for embedding and for the integration tests:
+//! - [`app::App`], opened from a [`config::Config`] by `App::from_config` (the one composition
+//!   root), and the operations on it in [`ops`], each with its params and result shape;
+//! - the MCP server ([`mcp::L402Server`] and its transports) and the [`gateway`] layer;
+//! - the ports an embedder may implement or call: [`wallet::Wallet`], the [`storage`] traits,
+//!   the services `App` holds ([`pay::Payer`], [`fetch::Fetcher`], [`mint::Seller`]);
+//! - the protocol crate, re-exported as [`l402`] and [`bolt11`].
+//!
+//! Everything else is `pub(crate)`: the wallet toolkit, the JSON-RPC edge cases, the storage
+//! engine, budget arithmetic, limits and helpers.
 
 pub mod app;
 /// BOLT11 invoices: the protocol crate's, re-exported.
@@ -13,6 +24,8 @@ pub use l402_proto as l402;
 pub mod budget;
 pub mod clock;
 pub mod config;
+/// Crash points for the fault tests (`L402_MCP_FAULT`): a test hook, not an API.
+#[doc(hidden)]
 pub mod fault;
 pub mod fetch;
 pub mod fsutil;

@@ -26,19 +26,25 @@ use crate::storage::{Direction, NewMintedToken, SellerStore, SpendLedger, Storag
 use crate::wallet::{CreatedInvoice, IncomingStatus, InvoiceRequest, Wallet, WalletError};
 
 /// The service name used when a seller does not name one.
-pub const DEFAULT_SERVICE: &str = "api";
+pub(crate) const DEFAULT_SERVICE: &str = "api";
 /// Invoice lifetime when a seller does not give one.
 pub const DEFAULT_INVOICE_EXPIRY_SECS: u64 = 3600;
 /// The longest invoice lifetime: a year.
-pub const MAX_INVOICE_EXPIRY_SECS: u64 = 365 * 24 * 3600;
+pub(crate) const MAX_INVOICE_EXPIRY_SECS: u64 = 365 * 24 * 3600;
 /// The longest token lifetime (`valid_for_secs`): ten years. A token that never expires is
 /// minted without one.
-pub const MAX_TOKEN_LIFETIME_SECS: u64 = 10 * 365 * 24 * 3600;
+pub(crate) const MAX_TOKEN_LIFETIME_SECS: u64 = 10 * 365 * 24 * 3600;
 /// The most requests one N-use token may be sold for.
-pub const MAX_TOKEN_USES: u64 = 1_000_000_000;
+pub(crate) const MAX_TOKEN_USES: u64 = 1_000_000_000;
 
 /// `value` if it is from `min` to `max`, else a refusal that names the range.
-pub fn in_range(name: &str, value: u64, min: u64, max: u64, unit: &str) -> Result<u64, SellError> {
+pub(crate) fn in_range(
+    name: &str,
+    value: u64,
+    min: u64,
+    max: u64,
+    unit: &str,
+) -> Result<u64, SellError> {
     if (min..=max).contains(&value) {
         Ok(value)
     } else {
@@ -49,7 +55,7 @@ pub fn in_range(name: &str, value: u64, min: u64, max: u64, unit: &str) -> Resul
 }
 
 /// Check a token's terms: its lifetime and its number of uses, when limited.
-pub fn check_token_terms(
+pub(crate) fn check_token_terms(
     valid_for_secs: Option<u64>,
     max_uses: Option<u64>,
 ) -> Result<(), SellError> {
@@ -93,7 +99,7 @@ pub struct ChallengeRequest {
     pub description: Option<String>,
     /// Invoice lifetime; default [`DEFAULT_INVOICE_EXPIRY_SECS`].
     pub expiry_secs: Option<u64>,
-    /// Service name; default [`DEFAULT_SERVICE`].
+    /// Service name; default "api".
     pub service: Option<String>,
     pub tier: Option<u8>,
     pub capabilities: Vec<String>,

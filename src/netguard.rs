@@ -125,7 +125,8 @@ impl NetPolicy {
     }
 
     /// Everything (for tests that need private addresses).
-    pub fn allow_all() -> NetPolicy {
+    #[cfg(test)]
+    pub(crate) fn allow_all() -> NetPolicy {
         NetPolicy {
             allow_loopback: true,
             allow_private: true,
@@ -159,7 +160,7 @@ impl NetPolicy {
 impl NetPolicy {
     /// Check every address of `host`: all must be allowed (for a request whose connection
     /// this process does not make itself, through a proxy).
-    pub fn check_all(&self, host: &str, addrs: &[IpAddr]) -> Result<(), Blocked> {
+    pub(crate) fn check_all(&self, host: &str, addrs: &[IpAddr]) -> Result<(), Blocked> {
         addrs.iter().try_for_each(|ip| self.check(host, *ip))
     }
 }

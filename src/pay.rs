@@ -32,7 +32,7 @@ pub const RECONCILE_GRACE_SECS: u64 = 60;
 /// Before a payment, pending payments are reconciled when this process left one unresolved, or
 /// when the last look is older than this (another process on the data dir may have left one).
 /// A pending payment's reservation counts against the budget until then: waiting is safe.
-pub const RECONCILE_EVERY_SECS: u64 = 30;
+pub(crate) const RECONCILE_EVERY_SECS: u64 = 30;
 
 /// What to pay, and the caller's own limits.
 #[derive(Debug, Clone, Default)]
@@ -230,7 +230,7 @@ impl Payer {
     }
 
     /// Decode and check an invoice without paying it: the checks that need no ledger.
-    pub async fn precheck(
+    pub(crate) async fn precheck(
         &self,
         invoice: &str,
         now: u64,

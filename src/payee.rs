@@ -61,12 +61,12 @@ impl Payee {
     }
 
     /// The keys as a vector (for storage).
-    pub fn key_list(&self) -> Vec<String> {
+    pub(crate) fn key_list(&self) -> Vec<String> {
         self.keys.iter().cloned().collect()
     }
 
     /// The keys as a JSON array (bound as one SQL parameter, read with `json_each`).
-    pub fn keys_json(&self) -> String {
+    pub(crate) fn keys_json(&self) -> String {
         serde_json::Value::from(self.key_list()).to_string()
     }
 }

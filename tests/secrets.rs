@@ -25,6 +25,12 @@ fn no_configured_secret_reaches_debug_output() {
         format!(
             "kind = \"nwc\"\nuri = \"nostr+walletconnect://abc?relay=wss://r.example&secret={SECRET}\""
         ),
+        format!(
+            "kind = \"blink\"\nurl = \"https://api.blink.sv/graphql\"\napi_key = \"blink_{SECRET}\""
+        ),
+        format!("kind = \"strike\"\nurl = \"https://api.strike.me\"\napi_key = \"{SECRET}\""),
+        format!("kind = \"lnbot\"\nurl = \"https://api.ln.bot\"\napi_key = \"{SECRET}\""),
+        format!("kind = \"opennode\"\nurl = \"https://api.opennode.com\"\napi_key = \"{SECRET}\""),
     ];
     for backend in backends {
         let text = format!(

@@ -19,8 +19,8 @@ use l402_mcp::l402::{Msat, PaymentHash, Preimage, RootKey, Scheme, TokenId};
 use l402_mcp::payee::Payee;
 use l402_mcp::storage::{
     BuyerSession, BuyerSessionStatus, CredentialScope, Credit, Direction, EmbeddedInvoice,
-    NewMintedToken, NewPayment, NewSession, PaymentFilter, RefundStatus, Reservation, ReserveError,
-    SettleError, Settlement, Status, Storage,
+    NewMintedToken, NewPayment, NewSession, PaymentFilter, RefKey, RefundStatus, Reservation,
+    ReserveError, SettleError, Settlement, Status, Storage,
 };
 
 const T0: u64 = 1_800_000_000;
@@ -1156,6 +1156,57 @@ mod suite {
         assert_eq!(won, 1);
     }
 
+    /// A backend's id for a payment is kept per backend, wallet, direction and payment hash;
+    /// a later id (the payment after its quote) replaces the earlier one.
+    pub async fn wallet_refs(s: &Storage) {
+        let refs = s.refs();
+        let (h1, h2) = (PaymentHash(rand_bytes()), PaymentHash(rand_bytes()));
+        let key = |backend, wallet, direction, payment_hash| RefKey {
+            backend,
+            wallet,
+            direction,
+            payment_hash,
+        };
+        let out = key("strike", "w", Direction::Out, &h1);
+        assert_eq!(refs.get_ref(&out).await.unwrap(), None);
+        refs.put_ref(&out, "quote=c9a7e5d3", T0).await.unwrap();
+        assert_eq!(
+            refs.get_ref(&out).await.unwrap().as_deref(),
+            Some("quote=c9a7e5d3")
+        );
+        refs.put_ref(&out, "quote=c9a7e5d3;payment=5e3b1d9f", T0 + 1)
+            .await
+            .unwrap();
+        assert_eq!(
+            refs.get_ref(&out).await.unwrap().as_deref(),
+            Some("quote=c9a7e5d3;payment=5e3b1d9f"),
+            "replaced"
+        );
+        // Every part of the key tells references apart.
+        for other in [
+            key("opennode", "w", Direction::Out, &h1),
+            key("strike", "v", Direction::Out, &h1),
+            key("strike", "w", Direction::In, &h1),
+            key("strike", "w", Direction::Out, &h2),
+        ] {
+            assert_eq!(refs.get_ref(&other).await.unwrap(), None, "{other:?}");
+        }
+        let incoming = key("strike", "w", Direction::In, &h1);
+        refs.put_ref(&incoming, "3f1c2a9e", T0).await.unwrap();
+        assert_eq!(
+            refs.get_ref(&incoming).await.unwrap().as_deref(),
+            Some("3f1c2a9e")
+        );
+        assert_eq!(
+            refs.get_ref(&out).await.unwrap().as_deref(),
+            Some("quote=c9a7e5d3;payment=5e3b1d9f")
+        );
+        assert!(
+            refs.put_ref(&out, "x", u64::MAX).await.is_err(),
+            "a time beyond BIGINT is refused, not wrapped"
+        );
+    }
+
     /// Many payers at once against a budget for exactly ten payments: exactly ten are reserved,
     /// through `instances` separate connections to the storage (instances on one database).
     pub async fn concurrent_reservations_never_exceed_a_cap(stores: Vec<Storage>) {
@@ -1225,6 +1276,7 @@ macro_rules! conformance {
             rule!(distrust_follows_every_name);
             rule!(the_sellers_store);
             rule!(the_embedded_books);
+            rule!(wallet_refs);
             rule!(payment_secrets_and_spent_charges);
             rule!(sessions_spend_credit_and_close_once);
             rule!(amountless_invoices_take_the_payers_amount);

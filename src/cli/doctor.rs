@@ -10,7 +10,7 @@ use l402_mcp::app::App;
 use l402_mcp::budget::{BudgetStatus, sats};
 use l402_mcp::config::Config;
 use l402_mcp::storage::Storage;
-use l402_mcp::wallet::{BackendConfig, InvoiceRequest, Wallet, WalletError};
+use l402_mcp::wallet::{BackendConfig, InvoiceRequest, Level, Wallet, WalletError};
 
 #[derive(Debug, Serialize)]
 struct Check {
@@ -69,6 +69,7 @@ fn fix_for(e: &WalletError, kind: &str) -> String {
         "refused the macaroon",
         "refused the rune",
         "refused the password",
+        "refused the API key",
     ];
     if refused.iter().any(|t| text.contains(t)) {
         format!(
@@ -84,8 +85,12 @@ fn fix_for(e: &WalletError, kind: &str) -> String {
         )
     } else if text.contains("certificate") || text.contains("TLS") || text.contains("tls") {
         "check tls_cert_path: it must be the node's own certificate (PEM)".into()
+    } else if text.contains("scope") {
+        format!(
+            "create a key with the scopes docs/wallets/{kind}.md lists for what this agent does"
+        )
     } else {
-        "check the [backend] settings against the README section for this backend".into()
+        format!("check the [backend] settings against docs/wallets/{kind}.md")
     }
 }
 
@@ -106,7 +111,7 @@ pub async fn run(config: &Config, data_dir: &Path, wallet_name: &str, json: bool
     let kind = backend.kind();
     let mut checks = vec![ok("config", format!("backend {kind}: {backend:?}"))];
     if matches!(backend, BackendConfig::Embedded) {
-        checks.push(warn("backend", "the embedded demo wallet holds test sats and can only pay other embedded wallets on the same storage", "to pay real invoices, set [backend] kind = lnbits | lnd | cln | phoenixd | nwc (see README, Wallets)"));
+        checks.push(warn("backend", "the embedded demo wallet holds test sats and can only pay other embedded wallets on the same storage", "to pay real invoices, set [backend] kind = lnbits | lnd | cln | phoenixd | nwc | blink | strike | opennode | lnbot (see README, Wallets)"));
     }
     let storage = match Storage::open(data_dir, config.database_url()).await {
         Ok(s) => s,
@@ -237,7 +242,33 @@ async fn storage_check(storage: &Storage) -> Check {
     check
 }
 
+/// The generic checks, with the backend's own findings ([`Wallet::access`]) in place of those of
+/// the same name (a seller-only backend's word on preimages, say).
 async fn diagnose(wallet: &dyn Wallet, kind: &str, checks: &mut Vec<Check>) {
+    let mut own = Vec::new();
+    let found = generic_checks(wallet, kind, &mut own).await;
+    let access = if found {
+        wallet.access().await
+    } else {
+        Vec::new()
+    };
+    own.retain(|c| !access.iter().any(|a| a.check == c.check));
+    checks.extend(own);
+    checks.extend(access.into_iter().map(|a| Check {
+        check: a.check,
+        status: match a.level {
+            Level::Ok => "ok",
+            Level::Warn => "warn",
+            Level::Fail => "fail",
+        },
+        detail: a.detail,
+        fix: a.fix,
+        data: None,
+    }));
+}
+
+/// Reachable, balance, receive, preimages; false when the backend did not answer at all.
+async fn generic_checks(wallet: &dyn Wallet, kind: &str, checks: &mut Vec<Check>) -> bool {
     let info = match wallet.info().await {
         Ok(info) => {
             checks.push(ok(
@@ -252,7 +283,7 @@ async fn diagnose(wallet: &dyn Wallet, kind: &str, checks: &mut Vec<Check>) {
         }
         Err(e) => {
             checks.push(fail("reachable", e.to_string(), fix_for(&e, kind)));
-            return;
+            return false;
         }
     };
     match wallet.balance().await {
@@ -323,6 +354,7 @@ async fn diagnose(wallet: &dyn Wallet, kind: &str, checks: &mut Vec<Check>) {
             "L402 needs the preimage as proof of payment: use a wallet that returns it",
         ));
     }
+    true
 }
 
 fn report(checks: Vec<Check>, json: bool) -> Result<()> {

@@ -53,11 +53,11 @@ use payment::Offer;
 use transport::{Present, Proxy, read_body};
 
 /// Default and largest response body kept.
-pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 1 << 20;
-pub const MAX_RESPONSE_BYTES: usize = 16 << 20;
+pub(crate) const DEFAULT_MAX_RESPONSE_BYTES: usize = 1 << 20;
+pub(crate) const MAX_RESPONSE_BYTES: usize = 16 << 20;
 /// Default and largest time for one HTTP exchange.
-pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
-pub const MAX_TIMEOUT_SECS: u64 = 300;
+pub(crate) const DEFAULT_TIMEOUT_SECS: u64 = 30;
+pub(crate) const MAX_TIMEOUT_SECS: u64 = 300;
 /// One HTTP request to make.
 #[derive(Debug, Clone)]
 pub struct FetchRequest {

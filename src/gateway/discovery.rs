@@ -30,7 +30,7 @@ fn price_json(p: &Price) -> Value {
 }
 
 /// `/.well-known/l402`
-pub fn l402_document(about: &About, routes: &[Route]) -> Value {
+pub(crate) fn l402_document(about: &About, routes: &[Route]) -> Value {
     json!({
         "version": 1,
         "name": about.name,
@@ -130,7 +130,7 @@ pub fn openapi(about: &About, routes: &[Route]) -> Value {
 }
 
 /// `/.well-known/agent.json`
-pub fn agent_card(about: &About, routes: &[Route]) -> Value {
+pub(crate) fn agent_card(about: &About, routes: &[Route]) -> Value {
     json!({
         "name": about.name,
         "description": about.description,

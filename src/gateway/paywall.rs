@@ -490,7 +490,7 @@ impl Paywall {
 }
 
 /// The network a client counts under for the free tier: IPv4 /24, IPv6 /48.
-pub fn client_network(ip: IpAddr) -> String {
+pub(crate) fn client_network(ip: IpAddr) -> String {
     match ip {
         IpAddr::V4(v4) => {
             let o = v4.octets();
@@ -642,7 +642,7 @@ pub struct RouteConfig {
 
 impl RouteConfig {
     /// Check and turn into a [`Route`].
-    pub fn into_route(self) -> Result<Route, String> {
+    pub(crate) fn into_route(self) -> Result<Route, String> {
         if !self.path.starts_with('/') {
             return Err(format!("route path {:?} must start with '/'", self.path));
         }

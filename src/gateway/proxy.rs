@@ -23,7 +23,7 @@ const HOP_BY_HOP: &[&str] = &[
 
 /// Forwards every request it gets to `upstream`.
 #[derive(Clone, Debug)]
-pub struct Proxy {
+pub(crate) struct Proxy {
     client: reqwest::Client,
     upstream: reqwest::Url,
 }
@@ -75,7 +75,7 @@ fn forwardable(headers: &HeaderMap) -> HeaderMap {
 }
 
 /// The axum handler: forward and stream back.
-pub async fn forward(State(proxy): State<Proxy>, request: Request<Body>) -> Response<Body> {
+pub(crate) async fn forward(State(proxy): State<Proxy>, request: Request<Body>) -> Response<Body> {
     let target = proxy.target(&request);
     let peer = request
         .extensions()

@@ -2,8 +2,8 @@
 //! and the legacy HTTP+SSE transport for older clients).
 
 pub mod http;
-pub mod jsonrpc;
-pub mod server;
+pub(crate) mod jsonrpc;
+mod server;
 pub mod sessions;
 pub mod sse;
 pub mod stdio;

@@ -15,11 +15,11 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use tokio::sync::{Mutex, MutexGuard};
 
 /// Sessions kept at most, by default.
-pub const DEFAULT_MAX_SESSIONS: usize = 256;
+pub(crate) const DEFAULT_MAX_SESSIONS: usize = 256;
 /// Seconds without a message after which a session is closed, by default.
-pub const DEFAULT_SESSION_IDLE_SECS: u64 = 30 * 60;
+pub(crate) const DEFAULT_SESSION_IDLE_SECS: u64 = 30 * 60;
 /// What a refused client is asked to wait before trying again, in seconds.
-pub const RETRY_AFTER_SECS: u64 = 30;
+pub(crate) const RETRY_AFTER_SECS: u64 = 30;
 
 /// The limits on sessions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +51,7 @@ pub struct Full {
 
 /// The sessions of one server's HTTP transports, counted against one cap.
 #[derive(Debug)]
-pub struct SessionCap {
+pub(crate) struct SessionCap {
     limits: SessionLimits,
     /// Held while a session is being created, so that the count checked is the count kept.
     gate: Mutex<()>,
@@ -99,7 +99,7 @@ impl SessionCap {
     }
 
     /// Count a legacy SSE session until the returned slot is dropped.
-    pub fn legacy_slot(self: &Arc<Self>) -> LegacySlot {
+    pub(crate) fn legacy_slot(self: &Arc<Self>) -> LegacySlot {
         self.legacy.fetch_add(1, Ordering::SeqCst);
         LegacySlot(self.clone())
     }
@@ -107,7 +107,7 @@ impl SessionCap {
 
 /// A legacy SSE session counted against the cap.
 #[derive(Debug)]
-pub struct LegacySlot(Arc<SessionCap>);
+pub(crate) struct LegacySlot(Arc<SessionCap>);
 
 impl Drop for LegacySlot {
     fn drop(&mut self) {

@@ -7,7 +7,7 @@
 //! Each SSE connection gets its own server, made by the factory and run by rmcp over a
 //! `(Sink, Stream)` pair of channels. When the client goes away, the session is forgotten and
 //! the server cancelled; when the server stops, the stream ends. Sessions count against a
-//! [`SessionCap`] (beyond it `GET /sse` gets 503 and `Retry-After`), and one that receives no
+//! `SessionCap` (beyond it `GET /sse` gets 503 and `Retry-After`), and one that receives no
 //! message for the idle limit is closed.
 //!
 //! Authentication and Host/Origin checks are the caller's layers.
@@ -75,7 +75,7 @@ where
 
 /// [`router`], its sessions counted against `cap` (shared with other transports) and closed
 /// after `cap`'s idle limit.
-pub fn router_with<S, F>(factory: F, cap: Arc<SessionCap>) -> Router
+pub(crate) fn router_with<S, F>(factory: F, cap: Arc<SessionCap>) -> Router
 where
     S: ServerHandler,
     F: Fn() -> S + Send + Sync + 'static,

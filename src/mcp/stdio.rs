@@ -1,5 +1,5 @@
 //! The stdio transport: newline-delimited JSON-RPC on stdin/stdout, as rmcp's, except that a
-//! line rmcp could not read is answered as JSON-RPC asks ([`super::jsonrpc`]): a Parse error
+//! line rmcp could not read is answered as JSON-RPC asks (`mcp::jsonrpc`): a Parse error
 //! for text that is not JSON, an Invalid Request error carrying the request's id for JSON that
 //! is not a valid message. rmcp ignores the first and drops the id from the second.
 //!
@@ -19,7 +19,7 @@ use tracing::{debug, warn};
 use super::jsonrpc::{self, Checked, Policy};
 
 /// The longest line read (rmcp's limit too): longer ones are dropped, not buffered.
-pub const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
+pub(crate) const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
 
 /// The server's stdio transport over the process's standard streams (non-blocking pipes when
 /// they are pipes, as an MCP client starts a server).

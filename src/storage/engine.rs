@@ -24,7 +24,7 @@ pub const LEDGER_FILE: &str = "ledger.sqlite";
 
 /// The two engines' differences in SQL text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
+pub(crate) enum Dialect {
     Sqlite,
     Postgres,
 }

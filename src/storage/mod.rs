@@ -8,8 +8,9 @@
 //! | [`EmbeddedBooks`] | the embedded wallet's accounts, keys and invoices | the embedded wallet |
 //! | [`MppStore`] | `Payment` challenge secrets, spent charges, sessions and their refunds | the seller (`crate::mpp`) |
 //! | [`BuyerSessions`] | the buyer's `Payment` sessions | `fetch_paid` |
+//! | [`WalletRefs`] | hosted backends' ids for our payments, by payment hash | Strike, OpenNode |
 //!
-//! One [`Engine`] implements them all, on SQLite (the default: one file per data dir) or on
+//! One `Engine` implements them all, on SQLite (the default: one file per data dir) or on
 //! PostgreSQL (`database_url`: every instance on it shares budgets, tokens and wallets). The
 //! SQL is written once for both; `tests/storage_conformance.rs` runs one suite against each.
 //! [`Storage`] hands the traits out.
@@ -19,19 +20,22 @@ mod engine;
 mod ledger;
 mod mpp;
 mod mpp_buyer;
+mod refs;
 mod seller;
 mod tokens;
 
 pub use books::{
     EmbeddedAccount, EmbeddedBooks, EmbeddedInvoice, IssuedInvoice, SettleError, Settled,
 };
-pub use engine::{Dialect, Engine, LEDGER_FILE};
+pub(crate) use engine::Engine;
+pub use engine::LEDGER_FILE;
 pub use ledger::{
     Direction, NewPayment, Payment, PaymentFilter, Reservation, ReserveError, Settlement,
     SpendLedger, Status, Totals,
 };
 pub use mpp::{Credit, MppStore, NewSession, RefundStatus, SellerSession};
 pub use mpp_buyer::{BuyerSession, BuyerSessionStatus, BuyerSessions};
+pub use refs::{RefKey, WalletRefs};
 pub use seller::{MintedToken, NewMintedToken, SalesSummary, SellerStore, ServiceSales};
 pub use tokens::{CachedToken, CredentialScope, Distrust, TokenCache};
 
@@ -142,6 +146,10 @@ impl Storage {
     }
 
     pub fn buyer_sessions(&self) -> Arc<dyn BuyerSessions> {
+        self.engine.clone()
+    }
+
+    pub fn refs(&self) -> Arc<dyn WalletRefs> {
         self.engine.clone()
     }
 }

@@ -28,7 +28,7 @@ use crate::storage::{EmbeddedBooks, EmbeddedInvoice, SettleError, StorageError};
 pub const DEMO_GRANT_MSAT: u64 = 100_000 * crate::l402::MSAT_PER_SAT;
 
 /// What to tell someone who tries to pay a real invoice with the embedded wallet.
-pub const NOT_PAYABLE_HELP: &str = "the embedded demo wallet can only pay invoices issued by embedded wallets on the same storage (it holds test sats, not real bitcoin). To pay real Lightning invoices, configure a real wallet backend (LNbits, LND, Core Lightning, Phoenixd or Nostr Wallet Connect): see the README section \"Wallets\"";
+pub(crate) const NOT_PAYABLE_HELP: &str = "the embedded demo wallet can only pay invoices issued by embedded wallets on the same storage (it holds test sats, not real bitcoin). To pay real Lightning invoices, configure a real wallet backend (LNbits, LND, Core Lightning, Phoenixd or Nostr Wallet Connect): see the README section \"Wallets\"";
 
 #[derive(Debug, thiserror::Error)]
 pub enum EmbeddedError {
@@ -60,11 +60,11 @@ impl std::fmt::Debug for EmbeddedWallet {
 
 /// Where an older version kept the node key of wallet `name` (taken into the storage when the
 /// wallet is next opened).
-pub fn legacy_key_path(data_dir: &Path, name: &str) -> PathBuf {
+pub(crate) fn legacy_key_path(data_dir: &Path, name: &str) -> PathBuf {
     data_dir.join("wallets").join(format!("{name}.key"))
 }
 
-pub fn validate_name(name: &str) -> Result<(), EmbeddedError> {
+pub(crate) fn validate_name(name: &str) -> Result<(), EmbeddedError> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name

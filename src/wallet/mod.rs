@@ -1,20 +1,25 @@
-//! What a wallet backend must do, and the backends: one folder each, built from [`toolkit`].
+//! What a wallet backend must do, and the backends: one folder each, built from `toolkit`.
 //!
 //! The pay path needs to know, when a payment call fails, whether money may have moved:
 //! [`WalletError::definitely_not_paid`] says so. A definite failure releases the budget
 //! reservation; anything else leaves the payment pending until a lookup resolves it.
 
+pub mod blink;
 pub mod cln;
 pub mod embedded;
 pub mod fake;
 pub mod lnbits;
+pub mod lnbot;
 pub mod lnd;
 pub mod nwc;
+pub mod opennode;
 pub mod phoenixd;
-pub mod toolkit;
+pub mod strike;
+pub(crate) mod toolkit;
 
 pub use embedded::EmbeddedWallet;
 pub use fake::{FakeNode, FakeWallet};
+pub use toolkit::RefStore;
 
 use std::sync::Arc;
 
@@ -37,6 +42,10 @@ pub enum BackendConfig {
     Cln(cln::ClnConfig),
     Phoenixd(phoenixd::PhoenixdConfig),
     Nwc(nwc::NwcConfig),
+    Blink(blink::BlinkConfig),
+    Opennode(opennode::OpennodeConfig),
+    Strike(strike::StrikeConfig),
+    Lnbot(lnbot::LnbotConfig),
 }
 
 impl BackendConfig {
@@ -48,12 +57,20 @@ impl BackendConfig {
             BackendConfig::Cln(_) => "cln",
             BackendConfig::Phoenixd(_) => "phoenixd",
             BackendConfig::Nwc(_) => "nwc",
+            BackendConfig::Blink(_) => "blink",
+            BackendConfig::Opennode(_) => "opennode",
+            BackendConfig::Strike(_) => "strike",
+            BackendConfig::Lnbot(_) => "lnbot",
         }
     }
 }
 
-/// Open a backend other than the embedded wallet (which needs the ledger: see `App`).
-pub async fn open_remote(config: &BackendConfig) -> Result<Arc<dyn Wallet>, WalletError> {
+/// Open a backend other than the embedded wallet (which needs the ledger: see `App`). `refs`
+/// is where a hosted backend that cannot look payments up by hash keeps its ids for them.
+pub async fn open_remote(
+    config: &BackendConfig,
+    refs: RefStore,
+) -> Result<Arc<dyn Wallet>, WalletError> {
     Ok(match config {
         BackendConfig::Embedded => {
             return Err(WalletError::Other(
@@ -65,6 +82,10 @@ pub async fn open_remote(config: &BackendConfig) -> Result<Arc<dyn Wallet>, Wall
         BackendConfig::Cln(c) => Arc::new(cln::ClnWallet::new(c)?),
         BackendConfig::Phoenixd(c) => Arc::new(phoenixd::PhoenixdWallet::new(c)?),
         BackendConfig::Nwc(c) => Arc::new(nwc::NwcWallet::new(c).await?),
+        BackendConfig::Blink(c) => Arc::new(blink::BlinkWallet::new(c)?),
+        BackendConfig::Opennode(c) => Arc::new(opennode::OpennodeWallet::new(c, refs)?),
+        BackendConfig::Strike(c) => Arc::new(strike::StrikeWallet::new(c, refs)?),
+        BackendConfig::Lnbot(c) => Arc::new(lnbot::LnbotWallet::new(c)?),
     })
 }
 
@@ -80,6 +101,28 @@ pub struct WalletInfo {
     pub returns_preimages: bool,
     /// Whether the funds are test sats (the embedded wallet's demo grant and deposits).
     pub demo_funds: bool,
+}
+
+/// How sure a backend is of what it found in [`Wallet::access`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Ok,
+    Warn,
+    Fail,
+}
+
+/// What a backend found out about its credential or account beyond [`Wallet::info`], for
+/// `doctor`: a key that may not pay, a scope missing, a seller-only backend.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AccessCheck {
+    /// What was checked (`pay`, `receive`, `key`, `preimages`...): doctor shows it in place of a
+    /// check of its own by that name.
+    pub check: &'static str,
+    pub level: Level,
+    pub detail: String,
+    /// What to do about it.
+    pub fix: Option<String>,
 }
 
 /// A wallet balance.
@@ -236,5 +279,11 @@ pub trait Wallet: Send + Sync + std::fmt::Debug {
         Err(WalletError::NotPayable(
             "this wallet backend cannot pay amountless invoices (a Payment session's refund); sessions need the embedded wallet for now".into(),
         ))
+    }
+
+    /// What this backend can tell of its credential and account beyond [`Wallet::info`] (asked
+    /// by `doctor` once `info` answered; never moves money).
+    async fn access(&self) -> Vec<AccessCheck> {
+        Vec::new()
     }
 }

@@ -51,6 +51,38 @@ pub fn random_invoice(network: Network, amount_msat: u64, timestamp: u64) -> (St
     (bolt11, preimage)
 }
 
+/// A unix time as RFC 3339 (with milliseconds), as hosted wallets' APIs write dates.
+pub fn rfc3339(t: u64) -> String {
+    let (days, secs) = (t / 86_400, t % 86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.123Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+/// A stand-in's `429 Too Many Requests` asking to come back in a second, with `body` (JSON).
+pub fn too_many_requests(body: serde_json::Value) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        axum::http::StatusCode::TOO_MANY_REQUESTS,
+        [("retry-after", "1")],
+        axum::Json(body),
+    )
+        .into_response()
+}
+
 /// Serve a fixture on loopback; its base URL.
 pub async fn serve(app: Router) -> String {
     format!("http://{}", listen(app).await)

@@ -9,6 +9,7 @@ pub mod agents;
 pub mod buyer;
 pub mod fixture;
 pub mod pg;
+pub mod refs;
 
 use std::sync::Arc;
 

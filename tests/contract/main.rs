@@ -11,6 +11,11 @@
 //! - NWC: the real NIP-47 protocol over a relay on loopback (nostr-relay-builder, in process),
 //!   answered by a wallet service this test runs itself (no NWC wallet service is packaged),
 //!   whose Lightning side is the fake wallet, or a real LNbits;
+//! - Blink, Strike, OpenNode (and ln.bot): hosted services that cannot be reached here, so
+//!   loopback servers REPLAY the request and response shapes of their public API docs and SDKs,
+//!   as each module's header says (with what was not verified there); they also play the
+//!   rate-limit and selling scenarios, and each is driven end to end through `l402-mcp serve`
+//!   and the command line (e2e.rs);
 //! - the fake wallet (`wallet::fake`): held to the same contract, since every other test
 //!   relies on it behaving as a backend does.
 //!
@@ -23,17 +28,22 @@
 mod common;
 mod suite;
 
+mod blink;
 mod cln;
+mod e2e;
 mod fake;
 mod lnbits;
+mod lnbot;
 mod lnd;
 mod nwc;
+mod opennode;
 mod phoenixd;
+mod strike;
 
 /// The contract: which scenarios each backend's stand-in can play. A backend leaves one out
 /// only when it has no such answer: Phoenixd never answers "pending"; a real LNbits on its
 /// FakeWallet funding source only pays, refuses and checks keys; the fake wallet has no
-/// credential and no wire to carry a 5xx or a body that is not JSON.
+/// credential and no wire to carry a 5xx or a body that is not JSON; OpenNode never pays.
 mod scenarios {
     use crate::suite::contract_tests;
 
@@ -54,6 +64,14 @@ mod scenarios {
             not_json
         ]
     );
+    contract_tests!(blink, crate::blink::Fixture, hosted);
+    contract_tests!(
+        opennode,
+        crate::opennode::Fixture,
+        [auth_refused, rate_limited, sells, refuses_to_buy]
+    );
+    contract_tests!(strike, crate::strike::Fixture, hosted);
+    contract_tests!(lnbot, crate::lnbot::Fixture, hosted);
     contract_tests!(
         fake,
         crate::fake::Fixture,

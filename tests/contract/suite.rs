@@ -10,7 +10,13 @@
 //!   released, the reason given;
 //! - no preimage: the payment is recorded as spent, and reported as unprovable;
 //! - credentials refused: nothing paid, the backend's error names the credential and never
-//!   shows it.
+//!   shows it;
+//! - rate-limited (429 with `Retry-After`): a balance read waits it out, a payment is never
+//!   sent again (a definite refusal), and goes through once the limit is lifted;
+//! - sells (hosted backends): the balance and an invoice's amount in the API's own units,
+//!   converted exactly; the invoice pending, then settled, as the backend's lookup says;
+//! - refuses to buy (seller-only backends): an L402 payment is refused before anything is
+//!   reserved, any other payment before anything is sent, and the agent is told why.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,9 +24,13 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use l402_mcp::clock::ManualClock;
-use l402_mcp::pay::PayError;
-use l402_mcp::storage::Status;
-use l402_mcp::wallet::{BackendConfig, OutgoingStatus, PaymentResult, Wallet, WalletError};
+use l402_mcp::l402::PaymentHash;
+use l402_mcp::pay::{PayError, PayRequest};
+use l402_mcp::storage::{CredentialScope, Status};
+use l402_mcp::wallet::{
+    BackendConfig, IncomingStatus, InvoiceRequest, OutgoingStatus, PaymentResult, Wallet,
+    WalletError,
+};
 
 use crate::common::T0;
 use crate::common::buyer::Buyer;
@@ -97,6 +107,10 @@ pub trait BackendFixture: Sized + Send + Sync + 'static {
     const FAILURE_REASON: &'static str;
     /// The credential's name, as the backend's errors about it say it.
     const CREDENTIAL: &'static str;
+    /// False for a seller's backend, which never pays (see [`refuses_to_buy`]).
+    const PAYS: bool = true;
+    /// The balance the stand-in answers (in its API's own units), in msat.
+    const BALANCE_MSAT: u64 = 0;
 
     /// Start a stand-in that answers payments as `scenario` says.
     async fn start(scenario: Scenario) -> Self;
@@ -117,11 +131,24 @@ pub trait BackendFixture: Sized + Send + Sync + 'static {
     fn now(&self) -> u64 {
         T0
     }
+    /// Answer the next balance read, and the next payment (or invoice, for a backend that
+    /// does not pay), with `429 Too Many Requests` and `Retry-After: 1`.
+    fn rate_limit_next(&self) {
+        panic!("this stand-in does not rate-limit")
+    }
+    /// Mark paid the invoice the backend created with `payment_hash`.
+    async fn settle_incoming(&self, _payment_hash: &PaymentHash) {
+        panic!("this stand-in does not settle invoices it made")
+    }
+    /// Requests to create an invoice that reached the backend.
+    async fn create_calls(&self) -> usize {
+        panic!("this stand-in does not count invoice requests")
+    }
 }
 
 /// The wallet a user's `[backend]` configuration opens.
 pub async fn open(config: BackendConfig) -> Arc<dyn Wallet> {
-    l402_mcp::wallet::open_remote(&config)
+    l402_mcp::wallet::open_remote(&config, crate::common::refs::in_memory())
         .await
         .unwrap_or_else(|e| panic!("{} wallet: {e}", config.kind()))
 }
@@ -323,10 +350,142 @@ pub async fn auth_refused<F: BackendFixture>() {
     shows_nothing(format!("{:?}", b.wallet));
 }
 
+/// The invoice request of [`sells`] and [`rate_limited`]: 21 sats.
+fn invoice_request(amount_msat: u64) -> InvoiceRequest {
+    InvoiceRequest {
+        amount_msat,
+        description: "contract test".into(),
+        expiry_secs: 600,
+    }
+}
+
+pub async fn rate_limited<F: BackendFixture>() {
+    let f = F::start(Scenario::Paid).await;
+    let b = buyer(&f).await;
+    f.rate_limit_next();
+    let started = Instant::now();
+    let balance = b
+        .wallet
+        .balance()
+        .await
+        .expect("a balance read waits out a 429");
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After is honoured"
+    );
+    assert_eq!(balance.msat, F::BALANCE_MSAT);
+    if !F::PAYS {
+        let refused = b.wallet.create_invoice(&invoice_request(21_000)).await;
+        assert!(refused.is_err(), "an invoice request is not retried");
+        assert_eq!(f.create_calls().await, 1, "sent once");
+        b.wallet
+            .create_invoice(&invoice_request(21_000))
+            .await
+            .expect("created once the limit is lifted");
+        return;
+    }
+    let inv = f.invoice(6).await;
+    match b.pay(&inv.bolt11).await {
+        Err(PayError::Failed(e)) => assert!(e.definitely_not_paid(), "{e}"),
+        other => panic!("a 429 refuses the payment: {other:?}"),
+    }
+    assert_eq!(f.pay_calls().await, 1, "a payment is never sent again");
+    assert_eq!(b.totals().await, (0, 0), "the reservation is released");
+    let receipt = b
+        .pay(&inv.bolt11)
+        .await
+        .expect("paid once the limit is lifted");
+    assert_eq!(receipt.preimage, inv.preimage);
+    assert_eq!(f.pay_calls().await, 2);
+}
+
+pub async fn sells<F: BackendFixture>() {
+    let f = F::start(Scenario::Paid).await;
+    let w = f.wallet().await;
+    assert_eq!(
+        w.balance().await.expect("balance").msat,
+        F::BALANCE_MSAT,
+        "the balance in the API's units, converted exactly"
+    );
+    let created = w
+        .create_invoice(&invoice_request(21_000))
+        .await
+        .expect("invoice");
+    let decoded = l402_mcp::bolt11::decode(&created.bolt11).expect("a BOLT11 invoice");
+    assert_eq!(decoded.amount_msat, Some(21_000), "for the amount asked");
+    assert_eq!(decoded.payment_hash, created.payment_hash);
+    assert_eq!(
+        w.lookup_incoming(&created.payment_hash).await,
+        Ok(IncomingStatus::Pending)
+    );
+    f.settle_incoming(&created.payment_hash).await;
+    assert_eq!(
+        w.lookup_incoming(&created.payment_hash).await,
+        Ok(IncomingStatus::Settled {
+            amount_msat: 21_000
+        })
+    );
+    assert_eq!(
+        w.lookup_incoming(&PaymentHash([0x5a; 32])).await,
+        Ok(IncomingStatus::NotFound),
+        "an invoice it never made"
+    );
+    assert!(
+        matches!(
+            w.create_invoice(&invoice_request(21_500)).await,
+            Err(WalletError::Rejected(_))
+        ),
+        "a part of a sat is refused before the backend is asked"
+    );
+}
+
+pub async fn refuses_to_buy<F: BackendFixture>() {
+    let f = F::start(Scenario::Paid).await;
+    let b = buyer(&f).await;
+    assert!(b.wallet.withholds_preimages());
+    assert!(!b.wallet.info().await.expect("info").returns_preimages);
+    let inv = f.invoice(7).await;
+    let scope = CredentialScope {
+        origin: "https://seller.example".into(),
+        path_prefix: "/".into(),
+        scheme: l402_mcp::l402::Scheme::L402,
+        macaroon: vec![1, 2, 3],
+        expires_at: None,
+    };
+    let l402 = b
+        .payer
+        .pay(&PayRequest {
+            invoice: &inv.bolt11,
+            credential: Some(&scope),
+            ..Default::default()
+        })
+        .await;
+    assert!(matches!(l402, Err(PayError::PreimagesWithheld)), "{l402:?}");
+    assert!(
+        b.payer.find(&inv.hash).await.expect("ledger").is_none(),
+        "refused before anything was reserved"
+    );
+    match b.pay(&inv.bolt11).await {
+        Err(PayError::Failed(e)) => {
+            assert!(e.definitely_not_paid());
+            assert!(e.to_string().contains("seller"), "says why: {e}");
+        }
+        other => panic!("refused: {other:?}"),
+    }
+    assert_eq!(b.totals().await, (0, 0));
+    assert_eq!(f.pay_calls().await, 0, "nothing reached the backend");
+}
+
 /// Tests of `scenarios` for one backend: `contract_tests!(module, Fixture, [paid, ...])`, or
-/// `all` of them; optionally `ignore = "why"` after the list. Each scenario is a function of
+/// `all` of the paying ones, or `hosted` (all, rate limits and selling); optionally `ignore = "why"` after the list. Each scenario is a function of
 /// this module.
 macro_rules! contract_tests {
+    ($backend:ident, $fixture:ty, hosted) => {
+        contract_tests!($backend, $fixture, [
+            paid, pending_then_settled, hang, failed, no_preimage, auth_refused, server_error,
+            not_json, rate_limited, sells
+        ]);
+    };
     ($backend:ident, $fixture:ty, all) => {
         contract_tests!($backend, $fixture, [
             paid, pending_then_settled, hang, failed, no_preimage, auth_refused, server_error,

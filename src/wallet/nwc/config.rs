@@ -1,9 +1,10 @@
 //! `[backend] kind = "nwc"`: the settings (the connection URI is the secret).
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 use crate::bolt11::Network;
 use crate::secret::SecretString;
+use crate::wallet::toolkit::json::de_bool;
 
 /// `[backend] kind = "nwc"` settings.
 #[derive(Debug, Clone, Deserialize)]
@@ -19,29 +20,8 @@ pub struct NwcConfig {
     pub timeout_secs: Option<u64>,
     /// Set to false for a wallet service known not to return preimages; default true (until a
     /// payment comes back without one).
-    #[serde(default, deserialize_with = "lenient_bool")]
+    #[serde(default, deserialize_with = "de_bool")]
     pub returns_preimages: Option<bool>,
-}
-
-/// `true`/`false`, also as a string (environment variables arrive as strings).
-fn lenient_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum B {
-        Bool(bool),
-        Str(String),
-    }
-    match Option::<B>::deserialize(d)? {
-        None => Ok(None),
-        Some(B::Bool(b)) => Ok(Some(b)),
-        Some(B::Str(s)) => match s.trim().to_ascii_lowercase().as_str() {
-            "true" | "yes" | "1" => Ok(Some(true)),
-            "false" | "no" | "0" => Ok(Some(false)),
-            other => Err(serde::de::Error::custom(format!(
-                "returns_preimages: {other:?} is not true or false"
-            ))),
-        },
-    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,9 @@
 //! - every request has a timeout;
 //! - only idempotent requests (lookups, balance) are retried, on connection failures, timeouts
 //!   and 5xx answers; a payment is sent once;
+//! - a `429 Too Many Requests` is waited out (its `Retry-After`, within
+//!   [`MAX_RATE_LIMIT_WAIT`] in all) for idempotent requests only; for any other it is the
+//!   answer, and the backend says what it means for the money;
 //! - a failure is classified by whether the request can have reached the backend:
 //!   [`RestError::NotSent`] (it cannot: safe to call the payment failed) versus everything else
 //!   (it may have: a payment must stay pending and be reconciled through lookup).
@@ -25,6 +28,14 @@ use super::tls::Tls;
 use crate::wallet::WalletError;
 
 const RETRIES: usize = 2;
+
+/// The longest an idempotent request waits, in all, for a backend that rate-limits it (429)
+/// before its answer is the 429 (then [`RestError::into_wallet_error`]: unavailable).
+pub const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(10);
+/// The wait after a 429 that says nothing of when to come back.
+const DEFAULT_RATE_LIMIT_WAIT: Duration = Duration::from_secs(1);
+/// 429s an idempotent request sits through at most (a `Retry-After: 0` must not spin).
+const RATE_LIMIT_RETRIES: usize = 5;
 
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
@@ -64,8 +75,17 @@ impl RestError {
                 "the backend refused our credentials (check the key or macaroon): {}",
                 clip(&body)
             )),
+            RestError::Status { status: 429, body } => WalletError::Unavailable(format!(
+                "the backend is rate-limiting this client (HTTP 429 {}); try again later",
+                clip(&body)
+            )),
             other => WalletError::Other(other.to_string()),
         }
+    }
+
+    /// True for a `429 Too Many Requests`: the backend refused the request before acting on it.
+    pub fn is_rate_limited(&self) -> bool {
+        matches!(self, RestError::Status { status: 429, .. })
     }
 
     /// True for a failure worth retrying an idempotent request after.
@@ -185,23 +205,50 @@ impl Rest {
         body: Option<&B>,
         idempotent: bool,
     ) -> Result<T, RestError> {
-        let mut attempt = 0;
+        self.send_with(method, path, body, &[], idempotent).await
+    }
+
+    /// Any method, with an optional JSON body and headers of this request alone (e.g. an
+    /// idempotency key, which makes a request idempotent for the backend that honours it).
+    pub async fn send_with<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        headers: &[(&str, &str)],
+        idempotent: bool,
+    ) -> Result<T, RestError> {
+        let (mut attempt, mut limited, mut waited) = (0, 0, Duration::ZERO);
         loop {
             let mut req = self.request(method.clone(), path)?;
+            for (k, v) in headers {
+                req = req.header(*k, *v);
+            }
             if let Some(b) = body {
                 req = req.json(b);
             }
-            let result = match respond(req).await {
-                Ok(resp) => read_json(resp).await,
+            let result = match respond_or_wait(req).await {
+                Ok(resp) => read_json(resp).await.map_err(|e| (e, None)),
                 Err(e) => Err(e),
             };
             match result {
-                Err(e) if idempotent && e.is_transient() && attempt < RETRIES => {
+                Ok(v) => return Ok(v),
+                Err((e, retry_after)) if idempotent && e.is_rate_limited() => {
+                    let wait = retry_after.unwrap_or(DEFAULT_RATE_LIMIT_WAIT);
+                    if limited >= RATE_LIMIT_RETRIES || waited + wait > MAX_RATE_LIMIT_WAIT {
+                        return Err(e);
+                    }
+                    limited += 1;
+                    waited += wait;
+                    debug!(%method, path, wait_ms = wait.as_millis() as u64, "rate-limited; waiting as the backend asked");
+                    tokio::time::sleep(wait).await;
+                }
+                Err((e, _)) if idempotent && e.is_transient() && attempt < RETRIES => {
                     attempt += 1;
                     debug!(%method, path, attempt, "retrying an idempotent request");
                     tokio::time::sleep(Duration::from_millis(200 * attempt as u64)).await;
                 }
-                other => return other,
+                Err((e, _)) => return Err(e),
             }
         }
     }
@@ -250,23 +297,38 @@ fn form_body(fields: &[(&str, String)]) -> String {
 
 /// Send once: the answer when its status is a success; otherwise the failure, classified.
 async fn respond(req: reqwest::RequestBuilder) -> Result<reqwest::Response, RestError> {
+    respond_or_wait(req).await.map_err(|(e, _)| e)
+}
+
+/// [`respond`], with how long a 429 asked us to wait (its `Retry-After`).
+async fn respond_or_wait(
+    req: reqwest::RequestBuilder,
+) -> Result<reqwest::Response, (RestError, Option<Duration>)> {
     let resp = req.send().await.map_err(|e| {
         if e.is_connect() || e.is_builder() {
-            RestError::NotSent(crate::error_chain(&e))
+            (RestError::NotSent(crate::error_chain(&e)), None)
         } else {
             // A timeout, or a connection lost mid-answer: the request may have gone out.
-            RestError::Timeout(crate::error_chain(&e))
+            (RestError::Timeout(crate::error_chain(&e)), None)
         }
     })?;
     let status = resp.status();
     if status.is_success() {
         return Ok(resp);
     }
-    let bytes = resp.bytes().await.map_err(|e| lost(&e))?;
-    Err(RestError::Status {
-        status: status.as_u16(),
-        body: clip(&String::from_utf8_lossy(&bytes)),
-    })
+    let retry_after = (status == StatusCode::TOO_MANY_REQUESTS)
+        .then(|| resp.headers().get(reqwest::header::RETRY_AFTER))
+        .flatten()
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| super::dates::retry_after(v, super::dates::unix_now()));
+    let bytes = resp.bytes().await.map_err(|e| (lost(&e), None))?;
+    Err((
+        RestError::Status {
+            status: status.as_u16(),
+            body: clip(&String::from_utf8_lossy(&bytes)),
+        },
+        retry_after,
+    ))
 }
 
 /// A successful answer's body as JSON (an empty 204 reads as `null`).
@@ -300,6 +362,87 @@ mod tests {
                 .to_string()
                 .contains(&preimage)
         );
+    }
+
+    /// A loopback server answering 429 (with `retry_after`) to its first `limited` requests,
+    /// then `{"ok": true}`; and a client for it.
+    async fn rate_limiting(
+        limited: usize,
+        retry_after: &'static str,
+    ) -> (Rest, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let calls = std::sync::Arc::new(AtomicUsize::new(0));
+        let seen = calls.clone();
+        let app = axum::Router::new().fallback(move || {
+            let seen = seen.clone();
+            async move {
+                if seen.fetch_add(1, Ordering::SeqCst) < limited {
+                    (
+                        axum::http::StatusCode::TOO_MANY_REQUESTS,
+                        [("retry-after", retry_after)],
+                        r#"{"message":"slow down"}"#,
+                    )
+                        .into_response()
+                } else {
+                    axum::Json(serde_json::json!({"ok": true})).into_response()
+                }
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        let rest = Rest::new(&url, &[], &Tls::default(), Duration::from_secs(5)).unwrap();
+        (rest, calls)
+    }
+
+    use axum::response::IntoResponse;
+
+    #[tokio::test]
+    async fn a_429_is_waited_out_for_idempotent_requests_only() {
+        use std::sync::atomic::Ordering;
+        let (rest, calls) = rate_limiting(1, "1").await;
+        let started = std::time::Instant::now();
+        let v: Value = rest.get("balance").await.unwrap();
+        assert_eq!(v["ok"], true);
+        assert!(
+            started.elapsed() >= Duration::from_secs(1),
+            "Retry-After honoured"
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+
+        // A request that may move money is sent once: the 429 is its answer.
+        let (rest, calls) = rate_limiting(1, "1").await;
+        let e = rest
+            .post::<_, Value>("pay", &serde_json::json!({}), false)
+            .await
+            .unwrap_err();
+        assert!(e.is_rate_limited(), "{e}");
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert!(matches!(e.into_wallet_error(), WalletError::Unavailable(m) if m.contains("429")));
+
+        // A wait longer than the bound is not sat through.
+        let (rest, calls) = rate_limiting(1, "3600").await;
+        let started = std::time::Instant::now();
+        assert!(
+            rest.get::<Value>("balance")
+                .await
+                .unwrap_err()
+                .is_rate_limited()
+        );
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+        // Nor more than a few 429s, even with no wait asked.
+        let (rest, calls) = rate_limiting(100, "0").await;
+        assert!(
+            rest.get::<Value>("balance")
+                .await
+                .unwrap_err()
+                .is_rate_limited()
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), RATE_LIMIT_RETRIES + 1);
     }
 
     #[test]

@@ -40,6 +40,43 @@ pub fn preimage(s: &str) -> Option<crate::l402::Preimage> {
         .map(crate::l402::Preimage)
 }
 
+/// A preimage as hex, taken only when it is the preimage of `payment_hash` (hosted backends
+/// that may withhold or garble it: anything else is no proof, and is logged).
+pub fn preimage_for(
+    s: &str,
+    payment_hash: &crate::l402::PaymentHash,
+) -> Option<crate::l402::Preimage> {
+    let p = preimage(s)?;
+    if p.matches(payment_hash) {
+        Some(p)
+    } else {
+        tracing::error!(%payment_hash, "the backend's preimage does not hash to the payment hash: not taken as proof");
+        None
+    }
+}
+
+/// `true`/`false`, also as a string (environment variables arrive as strings); absent is
+/// `None`.
+pub fn de_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum B {
+        Bool(bool),
+        Str(String),
+    }
+    match Option::<B>::deserialize(d)? {
+        None => Ok(None),
+        Some(B::Bool(b)) => Ok(Some(b)),
+        Some(B::Str(s)) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "yes" | "1" => Ok(Some(true)),
+            "false" | "no" | "0" => Ok(Some(false)),
+            other => Err(serde::de::Error::custom(format!(
+                "{other:?} is not true or false"
+            ))),
+        },
+    }
+}
+
 /// The integer after `"key":` in a JSON text that may be cut short.
 pub fn scan_int(text: &str, key: &str) -> Option<i64> {
     let rest = after_key(text, key)?;
@@ -135,6 +172,24 @@ mod tests {
         assert_eq!(read(r#"{}"#), Some(None));
         assert_eq!(read(r#"{"a":"ten"}"#), None);
         assert_eq!(read(r#"{"a":-1}"#), None);
+    }
+
+    #[test]
+    fn a_preimage_is_taken_only_for_its_hash() {
+        let pre = crate::l402::Preimage([7; 32]);
+        let hash = pre.payment_hash();
+        assert_eq!(preimage_for(&pre.to_hex(), &hash), Some(pre));
+        assert_eq!(preimage_for(&"08".repeat(32), &hash), None);
+        #[derive(Deserialize)]
+        struct C {
+            #[serde(default, deserialize_with = "de_bool")]
+            b: Option<bool>,
+        }
+        let read = |s: &str| toml::from_str::<C>(s).map(|c| c.b).ok();
+        assert_eq!(read("b = false"), Some(Some(false)));
+        assert_eq!(read("b = \"TRUE\""), Some(Some(true)));
+        assert_eq!(read(""), Some(None));
+        assert_eq!(read("b = \"maybe\""), None);
     }
 
     #[test]

@@ -6,7 +6,86 @@ use std::time::Duration;
 
 use crate::bolt11::Network;
 use crate::budget::MSAT_PER_SAT;
-use crate::wallet::{CreatedInvoice, InvoiceRequest, WalletError};
+use crate::wallet::{CreatedInvoice, InvoiceRequest, OutgoingStatus, PaymentResult, WalletError};
+
+/// How long a hosted backend's payment that it accepted as pending is followed (the waits
+/// between lookups) before its outcome is called unknown and left to reconciliation.
+pub const PENDING_POLLS: [Duration; 3] = [
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+];
+
+/// Follow a payment the backend accepted as under way: `lookup` again after each of
+/// [`PENDING_POLLS`] while it says in flight; the last answer.
+pub async fn follow_pending<F, Fut>(mut lookup: F) -> Result<OutgoingStatus, WalletError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<OutgoingStatus, WalletError>>,
+{
+    let mut outcome = lookup().await;
+    for delay in PENDING_POLLS {
+        if !matches!(outcome, Ok(OutgoingStatus::InFlight)) {
+            break;
+        }
+        tokio::time::sleep(delay).await;
+        outcome = lookup().await;
+    }
+    outcome
+}
+
+/// What a hosted backend's last word on a payment it accepted means for the pay path: paid,
+/// failed for good, or (under way, no record yet, unreadable) unknown, to be reconciled.
+pub fn accepted_outcome(
+    backend: &str,
+    outcome: Result<OutgoingStatus, WalletError>,
+) -> Result<PaymentResult, WalletError> {
+    match outcome {
+        Ok(OutgoingStatus::Succeeded(r)) => Ok(r),
+        Ok(OutgoingStatus::Failed(why)) => Err(WalletError::Rejected(why)),
+        Ok(OutgoingStatus::InFlight) => Err(WalletError::OutcomeUnknown(format!(
+            "{backend} reports the payment as still pending; it stays pending here and is reconciled through {backend}'s payment lookup"
+        ))),
+        Ok(OutgoingStatus::NotFound) => Err(WalletError::OutcomeUnknown(format!(
+            "{backend} accepted the payment but shows no record of it yet; it stays pending and is reconciled"
+        ))),
+        Err(e) => Err(WalletError::OutcomeUnknown(format!(
+            "{backend} accepted the payment, but its status could not be read ({e}); it stays pending and is reconciled"
+        ))),
+    }
+}
+
+/// `result` of a backend's payment, logged (the fee and whether a preimage came, or the error
+/// and whether it was definite) and handed back.
+pub fn logged(
+    backend: &'static str,
+    result: Result<PaymentResult, WalletError>,
+) -> Result<PaymentResult, WalletError> {
+    match &result {
+        Ok(r) => tracing::info!(
+            backend,
+            fee_msat = r.fee_msat,
+            has_preimage = r.preimage.is_some(),
+            "paid"
+        ),
+        Err(e) => tracing::warn!(
+            backend,
+            error = %e,
+            definite = e.definitely_not_paid(),
+            "payment did not go through"
+        ),
+    }
+    result
+}
+
+/// An error met before a payment was sent, as the pay path must take it: nothing moved.
+pub fn before_sending(e: WalletError) -> WalletError {
+    if e.definitely_not_paid() {
+        e
+    } else {
+        WalletError::Unavailable(format!("{e}; nothing was paid"))
+    }
+}
 
 /// Seconds per request when a backend's `timeout_secs` is not set.
 pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
