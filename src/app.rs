@@ -13,6 +13,7 @@ use crate::budget::{BudgetStatus, DAY_SECS, LimitError};
 use crate::clock::SharedClock;
 use crate::config::{Config, ConfigError};
 use crate::mint::Seller;
+use crate::mpp::MppSeller;
 use crate::pay::{PayError, Payer};
 use crate::storage::{EngineInfo, SpendLedger, Storage, StorageError};
 use crate::wallet::embedded::EmbeddedError;
@@ -48,6 +49,8 @@ pub struct App {
     pub embedded: Option<Arc<EmbeddedWallet>>,
     pub payer: Arc<Payer>,
     pub seller: Seller,
+    /// The seller of the `Payment` scheme (MPP), on the same wallet and storage.
+    pub mpp: MppSeller,
     pub clock: SharedClock,
 }
 
@@ -159,6 +162,7 @@ impl App {
             storage.seller(),
             clock.clone(),
         );
+        let mpp = MppSeller::new(seller.clone(), storage.mpp(), payer.clone());
         let report = payer.reconcile().await?;
         if report.succeeded + report.failed > 0 {
             info!(
@@ -181,6 +185,7 @@ impl App {
             embedded,
             payer,
             seller,
+            mpp,
             clock,
         })
     }

@@ -32,6 +32,8 @@
 //! allow_private = false       # env L402_MCP_FETCH_ALLOW_PRIVATE=1 (10/8, 172.16/12, 192.168/16, ...)
 //! allow_link_local = false    # env L402_MCP_FETCH_ALLOW_LINK_LOCAL=1 (169.254/16: cloud metadata!)
 //! # proxy = "http://proxy.internal:3128"   # env L402_MCP_FETCH_PROXY; HTTP_PROXY etc. are ignored
+//! prefer_scheme = "l402"      # env L402_MCP_FETCH_PREFER_SCHEME: when a 402 offers several ways to
+//!                             # pay: l402 (default), payment (a Payment charge) or session
 //!
 //! [http]              # `l402-mcp serve --http`
 //! bearer_token = "..."         # env L402_MCP_HTTP_TOKEN
@@ -95,6 +97,9 @@ pub struct Config {
     /// `l402-mcp gateway` settings.
     #[serde(default)]
     pub gateway: Option<crate::gateway::GatewayConfig>,
+    /// `l402-mcp mcp-gateway` settings.
+    #[serde(default)]
+    pub mcp_gateway: Option<crate::mcp_gateway::McpGatewayConfig>,
     /// What `fetch_paid` may reach besides public addresses, and through which proxy.
     #[serde(default)]
     pub fetch: FetchConfig,
@@ -143,6 +148,8 @@ pub struct FetchConfig {
     pub allow_link_local: bool,
     /// `http://host:port` (may hold a password): send every request through this proxy.
     pub proxy: Option<SecretString>,
+    /// Which offer of a 402 to pay when several are made (default: L402 first).
+    pub prefer_scheme: Option<crate::fetch::SchemePreference>,
 }
 
 impl FetchConfig {
@@ -163,6 +170,7 @@ impl From<crate::netguard::NetPolicy> for FetchConfig {
             allow_private: p.allow_private,
             allow_link_local: p.allow_link_local,
             proxy: None,
+            prefer_scheme: None,
         }
     }
 }
@@ -329,6 +337,12 @@ impl Config {
         }
         if let Some(v) = env_string("L402_MCP_FETCH_PROXY") {
             self.fetch.proxy = Some(SecretString::from(v));
+        }
+        if let Some(v) = env_string("L402_MCP_FETCH_PREFER_SCHEME") {
+            self.fetch.prefer_scheme = Some(v.parse().map_err(|message| ConfigError::Env {
+                name: "L402_MCP_FETCH_PREFER_SCHEME",
+                message,
+            })?);
         }
         if let Some(t) = env_string(HTTP_TOKEN_ENV) {
             self.http.bearer_token = Some(SecretString::from(t));

@@ -2,7 +2,8 @@
 //! aborts at that point, as if killed there; with `L402_MCP_FAULT=<point>:pause` it logs
 //! `fault injection: paused` (with its pid) and stops there, for a test to SIGKILL it. Points:
 //! `after-reserve` (budget reserved, wallet not yet asked to pay) and `after-pay` (wallet paid,
-//! ledger not yet updated).
+//! ledger not yet updated); for a `Payment` session's refund, `mpp-after-close` (closed, refund
+//! owed, not yet reserved), `refund-after-reserve` and `refund-after-pay`.
 
 use std::sync::OnceLock;
 

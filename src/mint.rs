@@ -245,6 +245,21 @@ impl Seller {
         &self.tokens
     }
 
+    /// The name income is recorded under.
+    pub fn wallet_name(&self) -> &str {
+        &self.wallet_name
+    }
+
+    /// The wallet that issues invoices (and pays refunds of `Payment` sessions).
+    pub fn wallet(&self) -> &Arc<dyn Wallet> {
+        &self.wallet
+    }
+
+    /// The ledger income is recorded in.
+    pub fn ledger(&self) -> &Arc<dyn SpendLedger> {
+        &self.ledger
+    }
+
     /// Create an invoice and record it in the ledger as pending income.
     pub async fn create_invoice(
         &self,

@@ -56,6 +56,9 @@ pub struct PayRequest<'a> {
     /// A credential needs the preimage: with one, a wallet known not to return preimages is
     /// not asked to pay.
     pub credential: Option<&'a CredentialScope>,
+    /// The payment's proof is shown to the seller (a `Payment` credential carries the
+    /// preimage): a wallet known not to return preimages is not asked to pay.
+    pub needs_preimage: bool,
 }
 
 /// A payment that went through.
@@ -286,7 +289,7 @@ impl Payer {
             }
             .into());
         }
-        if req.credential.is_some() && self.wallet.withholds_preimages() {
+        if (req.credential.is_some() || req.needs_preimage) && self.wallet.withholds_preimages() {
             return Err(PayError::PreimagesWithheld);
         }
         let last = self.last_reconcile.load(Ordering::Relaxed);

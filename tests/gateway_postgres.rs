@@ -54,7 +54,13 @@ async fn listen(app: Router) -> SocketAddr {
     addr
 }
 
-async fn instance(name: &str, db: &str, clock: &Arc<ManualClock>, routes: &[Route]) -> Instance {
+async fn instance(
+    name: &str,
+    db: &str,
+    clock: &Arc<ManualClock>,
+    routes: &[Route],
+    mpp: bool,
+) -> Instance {
     let dir = tempfile::tempdir().unwrap();
     let shared: SharedClock = clock.clone();
     let storage = Storage::connect_postgres(db).await.unwrap();
@@ -72,7 +78,11 @@ async fn instance(name: &str, db: &str, clock: &Arc<ManualClock>, routes: &[Rout
         .unwrap();
     let buyer = open("buyer").await.unwrap();
     let store = storage.seller();
-    let paywall = Paywall::new(seller.seller.clone(), routes.to_vec());
+    let mut paywall = Paywall::new(seller.seller.clone(), routes.to_vec());
+    if mpp {
+        // One realm for the service, whichever instance answers.
+        paywall = paywall.with_mpp(seller.mpp.clone().with_realm("api.shared").unwrap());
+    }
     let served = Arc::new(AtomicUsize::new(0));
     let count = served.clone();
     let upstream = listen(Router::new().fallback(move || {
@@ -99,10 +109,19 @@ async fn instance(name: &str, db: &str, clock: &Arc<ManualClock>, routes: &[Rout
 
 /// Two instances on schema `schema`, sharing a clock.
 async fn two_instances(schema: &str, routes: &[Route]) -> (Instance, Instance, Arc<ManualClock>) {
+    two_instances_selling(schema, routes, false).await
+}
+
+/// Two instances, selling through the Payment scheme too when `mpp`.
+async fn two_instances_selling(
+    schema: &str,
+    routes: &[Route],
+    mpp: bool,
+) -> (Instance, Instance, Arc<ManualClock>) {
     let db = fresh_schema(schema).await;
     let clock = ManualClock::new(T0);
-    let a = instance("gw1", &db, &clock, routes).await;
-    let b = instance("gw2", &db, &clock, routes).await;
+    let a = instance("gw1", &db, &clock, routes, mpp).await;
+    let b = instance("gw2", &db, &clock, routes, mpp).await;
     (a, b, clock)
 }
 
@@ -280,16 +299,17 @@ async fn instances_starting_together_migrate_once() {
             .fetch_all(&mut conn)
             .await
             .unwrap();
-    // Every migration in migrations/postgres, each applied once.
-    let mut expected: Vec<(i64, bool)> = std::fs::read_dir("migrations/postgres")
-        .unwrap()
-        .filter_map(|e| {
-            let name = e.unwrap().file_name().into_string().unwrap();
-            name.split('_').next().and_then(|v| v.parse().ok())
-        })
-        .map(|v| (v, true))
-        .collect();
-    expected.sort_unstable();
+    // Every migration of the folder, once, in order.
+    let mut expected: Vec<(i64, bool)> = std::fs::read_dir(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/postgres"),
+    )
+    .unwrap()
+    .filter_map(|e| {
+        let name = e.unwrap().file_name().into_string().unwrap();
+        name.split('_').next()?.parse().ok().map(|v| (v, true))
+    })
+    .collect();
+    expected.sort();
     assert_eq!(applied, expected);
     // A later start finds nothing to do.
     Storage::connect_postgres(&db).await.unwrap();
@@ -373,7 +393,7 @@ fn cli(dir: &std::path::Path, db: &str, args: &[&str]) -> (bool, Value) {
 async fn the_command_line_sells_through_the_shared_store() {
     let db = fresh_schema("gw_cli").await;
     let clock = ManualClock::new(T0);
-    let gw = instance("gw1", &db, &clock, &[api(None, 0)]).await;
+    let gw = instance("gw1", &db, &clock, &[api(None, 0)], false).await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("none.toml"), "").unwrap();
     let (ok, c) = cli(
@@ -418,4 +438,115 @@ async fn the_command_line_sells_through_the_shared_store() {
         .output()
         .unwrap();
     assert!(!out.status.success());
+}
+
+/// GET /api at `at` with `auth`: the status and the Payment offers of a 402.
+async fn payment_get(
+    at: &Instance,
+    auth: Option<&str>,
+) -> (u16, Vec<l402_mcp::l402::mpp::PaymentChallenge>) {
+    let mut req = http().get(format!("http://{}/api", at.addr));
+    if let Some(a) = auth {
+        req = req.header("authorization", a);
+    }
+    let r = req.send().await.unwrap();
+    let lines: Vec<String> = r
+        .headers()
+        .get_all("www-authenticate")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    let offers = l402_mcp::l402::mpp::challenge::parse_headers(lines.iter().map(String::as_str));
+    (r.status().as_u16(), offers.challenges)
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: tools/postgres/test.sh"]
+async fn payment_charges_and_sessions_are_shared_across_instances() {
+    use l402_mcp::l402::mpp::lightning::{ChargeRequest, Payload, SessionRequest};
+    use l402_mcp::l402::mpp::{PaymentChallenge, credential};
+    let mut route = api(None, 0);
+    route.auth = l402_mcp::gateway::AuthMode::Mpp;
+    route.sessions = true;
+    route.session_deposit_requests = Some(3);
+    let (a, b, _) = two_instances_selling("gw_mpp", &[route], true).await;
+    let pay = |invoice: String| {
+        let buyer = &a.buyer;
+        async move {
+            buyer
+                .payer
+                .pay(&l402_mcp::pay::PayRequest {
+                    invoice: &invoice,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .preimage
+        }
+    };
+    let offer = |offers: &[PaymentChallenge], intent: &str| {
+        offers.iter().find(|c| c.intent == intent).unwrap().clone()
+    };
+
+    // A charge minted by A (the HMAC secret is shared) is accepted by B, once, on any instance.
+    let (status, offers) = payment_get(&a, None).await;
+    assert_eq!(status, 402);
+    let charge = offer(&offers, "charge");
+    let r = ChargeRequest::parse(&charge.request_json().unwrap()).unwrap();
+    let preimage = pay(r.invoice).await;
+    let auth = credential::authorization(&charge, &Payload::Charge { preimage });
+    assert_eq!(payment_get(&b, Some(&auth)).await.0, 200);
+    assert_eq!(
+        payment_get(&a, Some(&auth)).await.0,
+        402,
+        "replayed at another instance"
+    );
+    assert_eq!(payment_get(&b, Some(&auth)).await.0, 402);
+
+    // A session opened at A is spent at B; its deposit (3 requests) is never spent twice.
+    let session = offer(&offers, "session");
+    let r = SessionRequest::parse(&session.request_json().unwrap()).unwrap();
+    let deposit_preimage = pay(r.deposit_invoice.clone()).await;
+    let ret = a
+        .buyer
+        .wallet
+        .create_amountless_invoice("refund", 86_400)
+        .await
+        .unwrap();
+    let open = credential::authorization(
+        &session,
+        &Payload::Open {
+            preimage: deposit_preimage,
+            return_invoice: ret.bolt11.clone(),
+        },
+    );
+    assert_eq!(payment_get(&a, Some(&open)).await.0, 200);
+    let bearer = credential::authorization(
+        &session,
+        &Payload::Bearer {
+            session_id: r.payment_hash,
+            preimage: deposit_preimage,
+        },
+    );
+    assert_eq!(payment_get(&b, Some(&bearer)).await.0, 200);
+    assert_eq!(payment_get(&a, Some(&bearer)).await.0, 200);
+    assert_eq!(
+        payment_get(&b, Some(&bearer)).await.0,
+        402,
+        "3 requests' deposit, spent"
+    );
+    assert_eq!(
+        a.served.load(Ordering::SeqCst) + b.served.load(Ordering::SeqCst),
+        4
+    );
+    // Closed at B: nothing left to refund; a second close (at A) is refused.
+    let close = credential::authorization(
+        &session,
+        &Payload::Close {
+            session_id: r.payment_hash,
+            preimage: deposit_preimage,
+        },
+    );
+    assert_eq!(payment_get(&b, Some(&close)).await.0, 200);
+    assert_eq!(payment_get(&a, Some(&close)).await.0, 402);
 }

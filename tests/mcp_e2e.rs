@@ -29,8 +29,11 @@ async fn buy_and_sell_between_two_agents_over_stdio() {
     assert_eq!(
         names,
         [
+            "call_paid_tool",
+            "close_sessions",
             "create_invoice",
             "create_l402_challenge",
+            "create_payment_challenge",
             "decode_invoice",
             "discover",
             "fetch_paid",

@@ -233,6 +233,13 @@ impl World {
                 .to_string_lossy()
                 .into_owned(),
             "DIR" => self.data_dir().to_string_lossy().into_owned(),
+            // mcp-gateway: an upstream MCP server (another wallet's `serve`), a tool's price.
+            "COMMAND" => format!(
+                "{BIN} --data-dir {} --wallet readme-tools serve",
+                self.data_dir().display()
+            ),
+            "TOOL=SATS" => "decode_invoice=21".into(),
+            "INTENT" => "charge".into(),
             "<bolt11>" => self.invoice(),
             "<L402 macaroon:preimage>" => self.credential(),
             _ => return None,
@@ -251,7 +258,8 @@ impl World {
             // `in|out`: the first alternative.
             let word = word.split('|').next().unwrap_or(word);
             let placeholder = word.starts_with('<')
-                || (word.chars().all(|c| c.is_ascii_uppercase()) && !LITERALS.contains(&word));
+                || (word.chars().all(|c| c.is_ascii_uppercase() || c == '=')
+                    && !LITERALS.contains(&word));
             if placeholder {
                 let v = self.value_for(word).unwrap_or_else(|| {
                     panic!(
@@ -306,7 +314,7 @@ fn serves_forever(args: &[String]) -> bool {
         .map(String::as_str)
         .filter(|a| !a.starts_with('-'))
         .collect();
-    sub.first() == Some(&"gateway")
+    matches!(sub.first(), Some(&"gateway" | &"mcp-gateway"))
         || (sub.first() == Some(&"serve") && args.iter().any(|a| a == "--http"))
 }
 

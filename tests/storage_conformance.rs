@@ -18,8 +18,9 @@ use l402_mcp::budget::{BudgetPolicy, BudgetRefusal, Window};
 use l402_mcp::l402::{Msat, PaymentHash, Preimage, RootKey, Scheme, TokenId};
 use l402_mcp::payee::Payee;
 use l402_mcp::storage::{
-    CredentialScope, Direction, EmbeddedInvoice, NewMintedToken, NewPayment, PaymentFilter, RefKey,
-    Reservation, ReserveError, SettleError, Settlement, Status, Storage,
+    BuyerSession, BuyerSessionStatus, CredentialScope, Credit, Direction, EmbeddedInvoice,
+    NewMintedToken, NewPayment, NewSession, PaymentFilter, RefKey, RefundStatus, Reservation,
+    ReserveError, SettleError, Settlement, Status, Storage,
 };
 
 const T0: u64 = 1_800_000_000;
@@ -1055,6 +1056,316 @@ mod suite {
         );
     }
 
+    pub async fn payment_secrets_and_spent_charges(s: &Storage) {
+        let m = s.mpp();
+        assert_eq!(m.existing_mpp_secret(7).await.unwrap(), None);
+        let first = m.mpp_secret(7, &[1; 32], T0).await.unwrap();
+        assert_eq!(first, [1; 32]);
+        // The first instance to make an epoch's secret decides it.
+        assert_eq!(m.mpp_secret(7, &[2; 32], T0).await.unwrap(), [1; 32]);
+        assert_eq!(m.existing_mpp_secret(7).await.unwrap(), Some([1; 32]));
+        assert_eq!(m.mpp_secret(8, &[3; 32], T0).await.unwrap(), [3; 32]);
+        // A charge buys one request.
+        let hash = PaymentHash(rand_bytes());
+        assert!(m.consume_charge(&hash, "id-1", T0 + 900, T0).await.unwrap());
+        assert!(!m.consume_charge(&hash, "id-2", T0 + 900, T0).await.unwrap());
+        assert!(
+            m.consume_charge(&PaymentHash(rand_bytes()), "id-1", T0 + 900, T0)
+                .await
+                .unwrap()
+        );
+    }
+
+    pub async fn sessions_spend_credit_and_close_once(s: &Storage) {
+        let m = s.mpp();
+        let id = PaymentHash(rand_bytes());
+        let open = |id: PaymentHash| NewSession {
+            id,
+            wallet: "seller",
+            service: "weather",
+            deposit: msat(2_000),
+            return_invoice: "lnbcrt1return",
+            idle_secs: 300,
+        };
+        assert!(m.open_session(&open(id), T0).await.unwrap());
+        assert!(
+            !m.open_session(&open(id), T0).await.unwrap(),
+            "a deposit opens one session"
+        );
+        assert_eq!(
+            m.spend_session(&id, msat(500), T0 + 1).await.unwrap(),
+            Some(msat(1_500))
+        );
+        assert_eq!(
+            m.spend_session(&id, msat(1_500), T0 + 2).await.unwrap(),
+            Some(msat(0))
+        );
+        assert_eq!(
+            m.spend_session(&id, msat(1), T0 + 3).await.unwrap(),
+            None,
+            "never past the deposit"
+        );
+        // A top-up is credited once, to one session.
+        let topup = PaymentHash(rand_bytes());
+        assert_eq!(
+            m.credit_session(&id, &topup, msat(1_000), T0 + 4)
+                .await
+                .unwrap(),
+            Credit::Credited
+        );
+        assert_eq!(
+            m.credit_session(&id, &topup, msat(1_000), T0 + 4)
+                .await
+                .unwrap(),
+            Credit::AlreadyCredited
+        );
+        assert_eq!(
+            m.credit_session(&id, &id, msat(2_000), T0 + 4)
+                .await
+                .unwrap(),
+            Credit::AlreadyCredited,
+            "the deposit is credited already"
+        );
+        let other = PaymentHash(rand_bytes());
+        assert!(m.open_session(&open(other), T0).await.unwrap());
+        assert_eq!(
+            m.credit_session(&other, &topup, msat(1_000), T0 + 4)
+                .await
+                .unwrap(),
+            Credit::Elsewhere
+        );
+        let got = m.session(&id).await.unwrap().unwrap();
+        assert_eq!(
+            (got.deposit, got.spent, got.open, got.refund_status),
+            (msat(3_000), msat(2_000), true, None)
+        );
+        // Closed once: the refund is owed (pending); nothing works on it afterwards.
+        assert_eq!(
+            m.close_session(&id, T0 + 10).await.unwrap(),
+            Some(msat(1_000))
+        );
+        assert_eq!(m.close_session(&id, T0 + 11).await.unwrap(), None);
+        assert_eq!(m.spend_session(&id, msat(1), T0 + 12).await.unwrap(), None);
+        assert_eq!(
+            m.credit_session(&id, &PaymentHash(rand_bytes()), msat(1), T0 + 12)
+                .await
+                .unwrap(),
+            Credit::NotOpen
+        );
+        let closed = m.session(&id).await.unwrap().unwrap();
+        assert_eq!(
+            (
+                closed.open,
+                closed.refund,
+                closed.refund_status,
+                closed.closed_at
+            ),
+            (
+                false,
+                Some(msat(1_000)),
+                Some(RefundStatus::Pending),
+                Some(T0 + 10)
+            )
+        );
+        assert_eq!(
+            m.pending_refunds()
+                .await
+                .unwrap()
+                .iter()
+                .map(|s| s.id)
+                .collect::<Vec<_>>(),
+            vec![id]
+        );
+        m.set_refund(&id, RefundStatus::Succeeded, None)
+            .await
+            .unwrap();
+        assert!(m.pending_refunds().await.unwrap().is_empty());
+        // A session with nothing left closes with the refund skipped; idle ones are found.
+        let spent = PaymentHash(rand_bytes());
+        assert!(m.open_session(&open(spent), T0).await.unwrap());
+        assert_eq!(m.idle_sessions(T0 + 299).await.unwrap(), vec![]);
+        let mut idle = m.idle_sessions(T0 + 300).await.unwrap();
+        idle.sort();
+        let mut want = vec![other, spent];
+        want.sort();
+        assert_eq!(idle, want);
+        m.spend_session(&spent, msat(2_000), T0).await.unwrap();
+        assert_eq!(
+            m.close_session(&spent, T0 + 1).await.unwrap(),
+            Some(msat(0))
+        );
+        assert_eq!(
+            m.session(&spent).await.unwrap().unwrap().refund_status,
+            Some(RefundStatus::Skipped)
+        );
+    }
+
+    pub async fn amountless_invoices_take_the_payers_amount(s: &Storage) {
+        let b = s.books();
+        b.open_account("payer", &rand_bytes(), "node-p", msat(10_000), T0)
+            .await
+            .unwrap();
+        b.open_account("payee", &rand_bytes(), "node-q", msat(0), T0)
+            .await
+            .unwrap();
+        let pre = Preimage(rand_bytes());
+        let hash = pre.payment_hash();
+        b.add_invoice(
+            &EmbeddedInvoice {
+                payment_hash: &hash,
+                wallet: "payee",
+                bolt11: "lnbcrt1amountless",
+                preimage: &pre,
+                amount: msat(0),
+                description: "refund",
+                expires_at: T0 + 60,
+            },
+            T0,
+        )
+        .await
+        .unwrap();
+        assert!(matches!(
+            b.settle("payer", "lnbcrt1amountless", &hash, T0).await,
+            Err(SettleError::AmountMismatch)
+        ));
+        let settled = b
+            .settle_amountless("payer", "lnbcrt1amountless", &hash, msat(1_234), T0)
+            .await
+            .unwrap();
+        assert_eq!((settled.preimage, settled.amount), (pre, msat(1_234)));
+        assert!(matches!(
+            b.settle_amountless("payer", "lnbcrt1amountless", &hash, msat(1), T0)
+                .await,
+            Err(SettleError::AlreadyPaid)
+        ));
+        let issued = b.issued("payee", &hash).await.unwrap().unwrap();
+        assert_eq!((issued.amount, issued.paid), (msat(1_234), true));
+        assert_eq!(
+            (
+                b.balance("payer").await.unwrap(),
+                b.balance("payee").await.unwrap()
+            ),
+            (msat(8_766), msat(1_234))
+        );
+    }
+
+    pub async fn the_buyers_sessions(s: &Storage) {
+        let b = s.buyer_sessions();
+        let mut session = BuyerSession {
+            wallet: "w".into(),
+            id: PaymentHash(rand_bytes()),
+            origin: "https://api.example".into(),
+            realm: "api.example".into(),
+            url: "https://api.example/x".into(),
+            preimage: Preimage(rand_bytes()),
+            challenge: "{}".into(),
+            deposit: msat(2_000),
+            price: msat(100),
+            requests: 0,
+            return_hash: PaymentHash(rand_bytes()),
+            return_invoice: "lnbcrt1return".into(),
+            idle_secs: 300,
+            status: BuyerSessionStatus::Opening,
+            refund: None,
+            refund_status: None,
+            opened_at: T0,
+            last_used_at: T0,
+            closed_at: None,
+        };
+        b.save_buyer_session(&session).await.unwrap();
+        assert_eq!(
+            b.open_buyer_session("w", "https://api.example", "api.example")
+                .await
+                .unwrap(),
+            None
+        );
+        // Opened: the deposit's preimage replaces the placeholder written before paying.
+        session.status = BuyerSessionStatus::Open;
+        session.preimage = Preimage(rand_bytes());
+        session.requests = 3;
+        b.save_buyer_session(&session).await.unwrap();
+        assert_eq!(
+            b.open_buyer_session("w", "https://api.example", "api.example")
+                .await
+                .unwrap(),
+            Some(session.clone())
+        );
+        assert_eq!(
+            b.open_buyer_session("other", "https://api.example", "api.example")
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            b.live_buyer_sessions("w").await.unwrap(),
+            vec![session.clone()]
+        );
+        session.status = BuyerSessionStatus::Closed;
+        session.refund = Some(msat(1_700));
+        session.refund_status = Some("succeeded".into());
+        session.closed_at = Some(T0 + 5);
+        b.save_buyer_session(&session).await.unwrap();
+        assert!(b.live_buyer_sessions("w").await.unwrap().is_empty());
+        assert_eq!(
+            b.buyer_session("w", &session.id).await.unwrap(),
+            Some(session)
+        );
+    }
+
+    /// Many instances at once: a charge is accepted once, a session is never spent past its
+    /// deposit, and only one close wins (so only one refund is owed).
+    pub async fn payment_decisions_are_atomic(stores: Vec<Storage>) {
+        let hash = PaymentHash(rand_bytes());
+        let id = PaymentHash(rand_bytes());
+        stores[0]
+            .mpp()
+            .open_session(
+                &NewSession {
+                    id,
+                    wallet: "seller",
+                    service: "s",
+                    deposit: msat(10_000),
+                    return_invoice: "lnbcrt1r",
+                    idle_secs: 300,
+                },
+                T0,
+            )
+            .await
+            .unwrap();
+        let tasks: Vec<_> = (0..40)
+            .map(|i| {
+                let m = stores[i % stores.len()].mpp();
+                tokio::spawn(async move {
+                    let consumed = m.consume_charge(&hash, "id", T0 + 60, T0).await.unwrap();
+                    let spent = m
+                        .spend_session(&id, msat(1_000), T0)
+                        .await
+                        .unwrap()
+                        .is_some();
+                    (consumed, spent)
+                })
+            })
+            .collect();
+        let (mut consumed, mut spent) = (0, 0);
+        for t in tasks {
+            let (c, s) = t.await.unwrap();
+            consumed += u32::from(c);
+            spent += u32::from(s);
+        }
+        assert_eq!((consumed, spent), (1, 10));
+        let closes: Vec<_> = (0..10)
+            .map(|i| {
+                let m = stores[i % stores.len()].mpp();
+                tokio::spawn(async move { m.close_session(&id, T0).await.unwrap() })
+            })
+            .collect();
+        let mut won = 0;
+        for t in closes {
+            won += u32::from(t.await.unwrap().is_some());
+        }
+        assert_eq!(won, 1);
+    }
+
     /// A backend's id for a payment is kept per backend, wallet, direction and payment hash;
     /// a later id (the payment after its quote) replaces the earlier one.
     pub async fn wallet_refs(s: &Storage) {
@@ -1178,6 +1489,17 @@ macro_rules! conformance {
             rule!(the_sellers_store);
             rule!(the_embedded_books);
             rule!(wallet_refs);
+            rule!(payment_secrets_and_spent_charges);
+            rule!(sessions_spend_credit_and_close_once);
+            rule!(amountless_invoices_take_the_payers_amount);
+            rule!(the_buyers_sessions);
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            $(#[$attr])?
+            async fn payment_decisions_are_atomic() {
+                let opened = $open().await;
+                suite::payment_decisions_are_atomic(vec![opened.storage.clone()]).await;
+            }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             $(#[$attr])?
@@ -1205,4 +1527,18 @@ async fn instances_on_one_database_share_one_cap() {
         stores.push(Storage::connect_postgres(&url).await.unwrap());
     }
     suite::concurrent_reservations_never_exceed_a_cap(stores).await;
+}
+
+/// Three instances on one PostgreSQL database deciding `Payment` charges, spends and closes at
+/// once: one charge, never past a deposit, one close.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: tools/postgres/test.sh"]
+async fn instances_on_one_database_decide_payments_once() {
+    let opened = postgres().await;
+    let url = opened.url.clone().unwrap();
+    let mut stores = vec![opened.storage.clone()];
+    for _ in 0..2 {
+        stores.push(Storage::connect_postgres(&url).await.unwrap());
+    }
+    suite::payment_decisions_are_atomic(stores).await;
 }

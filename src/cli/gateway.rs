@@ -32,6 +32,15 @@ pub struct GatewayArgs {
     /// Tokens work only under --path
     #[arg(long)]
     bind_path: bool,
+    /// Schemes offered and accepted under --path: l402, mpp (the Payment scheme) or l402+mpp
+    #[arg(long)]
+    auth: Option<String>,
+    /// Send only the `L402` challenge line, not the legacy `LSAT` one
+    #[arg(long)]
+    no_lsat: bool,
+    /// Offer Payment sessions under --path (a deposit spent per request, refunded at close)
+    #[arg(long)]
+    sessions: bool,
     /// Where to listen [default: 127.0.0.1:8402]
     #[arg(long)]
     listen: Option<std::net::SocketAddr>,
@@ -56,6 +65,11 @@ pub async fn run(app: App, args: GatewayArgs, mut cfg: GatewayConfig) -> Result<
             bind_method: args.bind_method,
             bind_path: args.bind_path,
             description: None,
+            auth: args.auth.clone(),
+            send_lsat: args.no_lsat.then_some(false),
+            sessions: args.sessions,
+            session_deposit_requests: None,
+            session_idle_secs: None,
         });
     }
     let upstream = cfg
@@ -66,7 +80,16 @@ pub async fn run(app: App, args: GatewayArgs, mut cfg: GatewayConfig) -> Result<
     if routes.is_empty() {
         bail!("no routes: give --price SATS (with --path) or [[gateway.routes]] in the config");
     }
+    let listen = args
+        .listen
+        .or(cfg.listen)
+        .unwrap_or(std::net::SocketAddr::from(([127, 0, 0, 1], 8402)));
+    let mpp = app
+        .mpp
+        .clone()
+        .with_realm(&gateway::mpp_realm(&cfg, listen))?;
     let paywall = gateway::Paywall::new(app.seller.clone(), routes)
+        .with_mpp(mpp.clone())
         .trust_forwarded_for(cfg.trust_forwarded_for)
         .pass_unmatched(cfg.passes_unmatched()?);
     let network = app
@@ -85,10 +108,8 @@ pub async fn run(app: App, args: GatewayArgs, mut cfg: GatewayConfig) -> Result<
         network,
     };
     let router = gateway::router(paywall, &upstream, about, &cfg.cors_origins)?;
-    let listen = args
-        .listen
-        .or(cfg.listen)
-        .unwrap_or(std::net::SocketAddr::from(([127, 0, 0, 1], 8402)));
-    gateway::serve(router, listen, super::serve::until_signalled()).await?;
+    let shutdown = super::serve::until_signalled();
+    gateway::spawn_refunds(mpp, shutdown.clone());
+    gateway::serve(router, listen, shutdown).await?;
     Ok(())
 }

@@ -6,6 +6,7 @@ mod budget;
 mod demo;
 mod doctor;
 mod gateway;
+mod mcp_gateway;
 mod output;
 mod sell;
 mod serve;
@@ -24,6 +25,7 @@ use l402_mcp::ops::Failure;
 
 use budget::BudgetAction;
 use gateway::GatewayArgs;
+use mcp_gateway::McpGatewayArgs;
 use sell::{ChallengeArgs, InvoiceArgs, SalesArgs, VerifyArgs};
 use serve::ServeArgs;
 use wallet::{DecodeArgs, HistoryArgs, PayArgs, WalletAction};
@@ -61,6 +63,8 @@ enum Command {
     Doctor,
     /// Put an HTTP API behind an L402 paywall: `--upstream URL --price SATS`, or [gateway] in the config
     Gateway(GatewayArgs),
+    /// Put prices on another MCP server's tools (Payment scheme over MCP): `--upstream-cmd CMD --price TOOL=SATS`
+    McpGateway(McpGatewayArgs),
     /// Report sales (L402 tokens paid for and accepted)
     Sales(SalesArgs),
     /// Show the wallet balance, budget and earnings
@@ -83,9 +87,9 @@ enum Command {
         #[command(subcommand)]
         action: WalletAction,
     },
-    /// Sell: create an L402 challenge (invoice + macaroon)
+    /// Sell: create an L402 challenge (invoice + macaroon), or with --mpp a Payment (MPP) one
     Challenge(ChallengeArgs),
-    /// Sell: verify an L402 credential ("L402 <macaroon>:<preimage>") for one request served, counting a use
+    /// Sell: verify an L402 ("L402 <macaroon>:<preimage>") or Payment ("Payment <credential>") credential for one request served
     Verify(VerifyArgs),
 }
 
@@ -186,6 +190,9 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Decode(_) | Command::Demo | Command::Doctor => Ok(()),
         Command::Serve(args) => serve::run(app, args, cfg).await,
         Command::Gateway(args) => gateway::run(app, args, cfg.gateway.unwrap_or_default()).await,
+        Command::McpGateway(args) => {
+            mcp_gateway::run(app, args, cfg.mcp_gateway.unwrap_or_default()).await
+        }
         Command::Balance => wallet::balance(&app, json).await,
         Command::Pay(args) => wallet::pay(&app, args, json).await,
         Command::History(args) => wallet::history(&app, args, json).await,

@@ -5,7 +5,9 @@ use clap::Args;
 
 use l402_mcp::app::App;
 use l402_mcp::mint::DEFAULT_INVOICE_EXPIRY_SECS;
-use l402_mcp::ops::sell::{self, CreateChallengeParams, CreateInvoiceParams, VerifyParams};
+use l402_mcp::ops::sell::{
+    self, CreateChallengeParams, CreateInvoiceParams, CreatePaymentChallengeParams, VerifyParams,
+};
 
 use super::output::print;
 
@@ -48,6 +50,15 @@ pub struct ChallengeArgs {
     /// Seconds until the invoice expires
     #[arg(long)]
     expiry: Option<u64>,
+    /// A Payment (MPP) challenge instead of L402: `charge` (one request) or `session` (a deposit)
+    #[arg(long, value_name = "INTENT")]
+    mpp: Option<String>,
+    /// With --mpp session: the deposit in sats (default: 20 requests)
+    #[arg(long)]
+    deposit: Option<u64>,
+    /// With --mpp: the realm bound into the challenge id (default l402-mcp)
+    #[arg(long)]
+    realm: Option<String>,
 }
 
 #[derive(Args)]
@@ -65,6 +76,9 @@ pub struct VerifyArgs {
     /// The request's path (a token bound to a path prefix is refused without it)
     #[arg(long)]
     path: Option<String>,
+    /// A Payment credential: what the request costs, in sats (a session is charged it)
+    #[arg(long)]
+    price: Option<u64>,
 }
 
 #[derive(Args)]
@@ -85,6 +99,23 @@ pub async fn invoice(app: &App, args: InvoiceArgs, json: bool) -> Result<()> {
 }
 
 pub async fn challenge(app: &App, args: ChallengeArgs, json: bool) -> Result<()> {
+    if let Some(intent) = args.mpp {
+        let params = CreatePaymentChallengeParams {
+            amount_sats: args.amount_sats,
+            intent: Some(intent),
+            description: args.description,
+            expiry_secs: args.expiry,
+            deposit_sats: args.deposit,
+            realm: args.realm,
+        };
+        let c = sell::create_payment_challenge(app, params).await?;
+        return print(json, &c, |c| {
+            format!(
+                "invoice   {}\nWWW-Authenticate: {}",
+                c.invoice, c.www_authenticate
+            )
+        });
+    }
     let params = CreateChallengeParams {
         amount_sats: args.amount_sats,
         description: args.description,
@@ -116,11 +147,22 @@ pub async fn verify(app: &App, args: VerifyArgs, json: bool) -> Result<()> {
         capability: args.capability,
         method: args.method,
         path: args.path,
+        price_sats: args.price,
         ..VerifyParams::default()
     };
     let v = sell::verify(app, params).await?;
     print(json, &v, |v| {
-        if v.valid {
+        if v.valid && v.scheme == "Payment" {
+            format!(
+                "valid: Payment {} for {}{}\nPayment-Receipt: {}",
+                v.payment_action.as_deref().unwrap_or("?"),
+                v.payment_hash.as_deref().unwrap_or("?"),
+                v.amount_paid_sats
+                    .map(|a| format!(" ({a} sats paid)"))
+                    .unwrap_or_default(),
+                v.payment_receipt.as_deref().unwrap_or("")
+            )
+        } else if v.valid {
             format!(
                 "valid: token {} for payment {}{}{}",
                 v.token_id.as_deref().unwrap_or("?"),

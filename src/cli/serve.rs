@@ -31,16 +31,19 @@ pub struct ServeArgs {
 
 pub async fn run(app: App, args: ServeArgs, config: Config) -> Result<()> {
     let server = L402Server::new(Arc::new(app), config.fetch)?;
+    // Payment sessions are closed when idle, and at the end (their deposits come back).
+    let stop = CancellationToken::new();
+    let tending = server.tend_sessions(stop.clone());
     let Some(bind) = args.http else {
         tracing::info!("MCP over stdio");
         let running = server
             .serve(l402_mcp::mcp::stdio::transport())
             .await
             .context("MCP handshake over stdio failed")?;
-        running
-            .waiting()
-            .await
-            .context("MCP stdio session failed")?;
+        let ended = running.waiting().await;
+        stop.cancel();
+        let _ = tending.await;
+        ended.context("MCP stdio session failed")?;
         return Ok(());
     };
     let http = config.http;
@@ -63,7 +66,10 @@ pub async fn run(app: App, args: ServeArgs, config: Config) -> Result<()> {
         allowed_hosts,
         allowed_origins,
     };
-    l402_mcp::mcp::http::serve(server, opts, until_signalled()).await?;
+    let served = l402_mcp::mcp::http::serve(server, opts, until_signalled()).await;
+    stop.cancel();
+    let _ = tending.await;
+    served?;
     Ok(())
 }
 

@@ -23,7 +23,14 @@
 
 mod challenge;
 mod judge;
+mod paid_tool;
+mod payment;
+mod session;
 mod transport;
+
+pub use paid_tool::{PaidToolCall, PaidToolOutcome};
+pub use payment::{PaymentUse, SchemePreference};
+pub use session::ClosedSession;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -37,10 +44,13 @@ use crate::l402::Scheme;
 use crate::netguard::{self, NetPolicy};
 use crate::pay::{PayError, PayRequest, Payer, Receipt};
 use crate::payee::Payee;
-use crate::storage::{CredentialScope, SpendLedger, StorageError, TokenCache};
+use crate::storage::{
+    BuyerSessionStatus, BuyerSessions, CredentialScope, SpendLedger, StorageError, TokenCache,
+};
 use challenge::{Found, find_challenge, token_expiry};
 use judge::{Judged, refuses};
-use transport::{Proxy, read_body};
+use payment::Offer;
+use transport::{Present, Proxy, read_body};
 
 /// Default and largest response body kept.
 pub(crate) const DEFAULT_MAX_RESPONSE_BYTES: usize = 1 << 20;
@@ -59,6 +69,8 @@ pub struct FetchRequest {
     pub max_price_msat: Option<u64>,
     pub timeout: Duration,
     pub max_response_bytes: usize,
+    /// Which offer of a 402 to pay first; the fetcher's preference when `None`.
+    pub prefer: Option<SchemePreference>,
 }
 
 impl FetchRequest {
@@ -71,6 +83,7 @@ impl FetchRequest {
             max_price_msat: None,
             timeout: Duration::from_secs(DEFAULT_TIMEOUT_SECS),
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            prefer: None,
         }
     }
 }
@@ -101,6 +114,8 @@ pub struct FetchReceipt {
     pub scheme: Option<Scheme>,
     /// What may still be spent in the daily window.
     pub budget_remaining_msat: u64,
+    /// When the `Payment` scheme paid: the intent, what was done, the seller's receipt.
+    pub payment: Option<PaymentUse>,
 }
 
 /// The outcome of a fetch.
@@ -122,8 +137,14 @@ pub enum FetchError {
     Http(String),
     #[error("{0}; nothing was fetched or paid")]
     Blocked(#[from] crate::netguard::Blocked),
-    #[error("the server answered 402 but not with an L402 challenge ({detail}); nothing was paid")]
+    #[error(
+        "the server answered 402 but not with a challenge this wallet pays: L402, or Payment with method lightning ({detail}); nothing was paid"
+    )]
     NotL402 { detail: String },
+    /// A `Payment` challenge that cannot be paid as it stands (its invoice does not match it,
+    /// it expired, it does not parse). `code` is the stable code.
+    #[error("{detail}; nothing was paid")]
+    PaymentChallenge { code: &'static str, detail: String },
     #[error("{0}")]
     Pay(#[from] PayError),
     #[error(
@@ -182,6 +203,10 @@ pub struct Fetcher {
     resolved: netguard::Resolutions,
     /// One lock per resource (origin + path), so parallel calls pay once.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// The buyer's `Payment` sessions; without them, session offers are not taken.
+    sessions: Option<Arc<dyn BuyerSessions>>,
+    /// Which offer of a 402 to pay first.
+    prefer: SchemePreference,
 }
 
 /// Where a credential applies: origin and path (without query).
@@ -225,7 +250,21 @@ impl Fetcher {
             proxy: None,
             resolved: netguard::Resolutions::default(),
             locks: Mutex::new(HashMap::new()),
+            sessions: None,
+            prefer: SchemePreference::default(),
         })
+    }
+
+    /// Keep `Payment` sessions in `store` (without one, session offers are not taken).
+    pub fn with_sessions(mut self, store: Arc<dyn BuyerSessions>) -> Fetcher {
+        self.sessions = Some(store);
+        self
+    }
+
+    /// Pay 402 offers in this order of preference (default: L402 first).
+    pub fn prefer(mut self, preference: SchemePreference) -> Fetcher {
+        self.prefer = preference;
+        self
     }
 
     /// Send every request through the HTTP proxy at `url` (`http://host:port`, credentials
@@ -262,13 +301,19 @@ impl Fetcher {
         req: &FetchRequest,
         url: reqwest::Url,
     ) -> Result<FetchResponse, FetchError> {
-        let mut first = self.exchange(req, url.clone(), None, None).await?;
+        // An open Payment session for this very resource is presented first: no 402 needed.
+        if let Some((s, c)) = self.session_to_present(&url).await?
+            && let Some(done) = self.presend_bearer(req, &url, s, c).await?
+        {
+            return Ok(done);
+        }
+        let mut first = self.exchange(req, url.clone(), Present::Cached).await?;
         // A credential honoured before and refused now with 401/403 (a single-use token
         // spent): ask again without it, which gets a fresh challenge if the resource is paid.
         if self.judge(&first, false).await? == Judged::Dropped
             && first.response.status() != reqwest::StatusCode::PAYMENT_REQUIRED
         {
-            first = self.exchange(req, url, None, None).await?;
+            first = self.exchange(req, url, Present::Cached).await?;
             self.judge(&first, false).await?;
         }
         if first.response.status() != reqwest::StatusCode::PAYMENT_REQUIRED {
@@ -280,7 +325,79 @@ impl Fetcher {
         let payee = self.payee_of(&first).await;
         let headers = first.response.headers().clone();
         let (body, _) = read_body(first.response, req.max_response_bytes).await?;
-        let found = find_challenge(&headers, &body)?;
+        let found = find_challenge(&headers, &body);
+        let (offers, skipped) = payment::payment_offers(&headers);
+        if offers.is_empty() {
+            let found = found.map_err(|e| with_skipped(e, &skipped))?;
+            return self.buy_l402(req, resource, dropped, payee, found).await;
+        }
+        let open_realm = match &self.sessions {
+            Some(store) => store
+                .live_buyer_sessions(&self.wallet)
+                .await?
+                .into_iter()
+                .find(|s| s.origin == resource.origin && s.status == BuyerSessionStatus::Open)
+                .map(|s| s.realm),
+            None => None,
+        };
+        let ordered = payment::ordered(
+            req.prefer.unwrap_or(self.prefer),
+            found.ok(),
+            offers,
+            open_realm.as_deref(),
+        );
+        let now = self.clock.now();
+        if let Some(d) = self.tokens.distrusted(&self.wallet, &payee, now).await? {
+            return Err(FetchError::SellerDistrusted {
+                origin: d.origin,
+                until: d.until,
+            });
+        }
+        // The first offer that can be paid as it stands; else why the first could not.
+        let mut first_refusal = None;
+        for offer in ordered {
+            let tried = match offer {
+                Offer::L402(found) => {
+                    return self.buy_l402(req, resource, dropped, payee, found).await;
+                }
+                Offer::Charge(c) => match payment::plan_charge(&c, req.max_price_msat, now) {
+                    Ok(plan) => return self.buy_charge(req, &resource, &payee, plan).await,
+                    Err(e) => e,
+                },
+                Offer::Session(c) if self.sessions.is_some() => {
+                    match payment::session_request(&c, now) {
+                        Ok(r) => match self.use_session(req, &resource, &payee, c, r).await {
+                            Err(e @ FetchError::PaymentChallenge { .. }) => e,
+                            Err(FetchError::Pay(p)) if !p.money_may_have_moved() => {
+                                FetchError::Pay(p)
+                            }
+                            other => return other,
+                        },
+                        Err(e) => e,
+                    }
+                }
+                Offer::Session(_) => payment::refuse(
+                    "sessions_unsupported",
+                    "a Payment session is offered, and this fetcher keeps no sessions",
+                ),
+            };
+            info!(error = %tried, "this offer cannot be paid; trying the next");
+            first_refusal.get_or_insert(tried);
+        }
+        Err(first_refusal.unwrap_or_else(|| FetchError::NotL402 {
+            detail: "no offer could be used".into(),
+        }))
+    }
+
+    /// Pay an L402 challenge (or a JSON-body invoice) and send the request again.
+    async fn buy_l402(
+        &self,
+        req: &FetchRequest,
+        resource: Resource,
+        dropped: Option<crate::l402::PaymentHash>,
+        payee: Payee,
+        found: Found,
+    ) -> Result<FetchResponse, FetchError> {
         let expect_payment_hash = found.expected_payment_hash();
 
         // Pay under the resource lock; a parallel call may have paid while we waited.
@@ -294,7 +411,9 @@ impl Fetcher {
             && dropped != Some(fresh.payment_hash)
         {
             info!("a parallel call bought a credential for this resource; using it");
-            let retry = self.exchange(req, resource.url.clone(), None, None).await?;
+            let retry = self
+                .exchange(req, resource.url.clone(), Present::Cached)
+                .await?;
             if self.judge(&retry, true).await? != Judged::Dropped
                 && retry.response.status() != reqwest::StatusCode::PAYMENT_REQUIRED
             {
@@ -332,6 +451,7 @@ impl Fetcher {
                 payee: Some(&payee),
                 expect_payment_hash,
                 credential: scope.as_ref(),
+                needs_preimage: false,
             })
             .await?;
         // Money has moved: whatever fails from here on says so, with the receipt.
@@ -372,12 +492,16 @@ impl Fetcher {
                 self.tokens
                     .put_token(&self.wallet, &token, self.clock.now())
                     .await?;
-                self.exchange(req, resource.url.clone(), None, Some(token))
+                self.exchange(req, resource.url.clone(), Present::Token(token))
                     .await?
             }
             None => {
-                self.exchange(req, resource.url.clone(), Some(&receipt.payment_hash), None)
-                    .await?
+                self.exchange(
+                    req,
+                    resource.url.clone(),
+                    Present::PaymentHash(&receipt.payment_hash),
+                )
+                .await?
             }
         };
         let status = paid.response.status();
@@ -415,6 +539,18 @@ impl Fetcher {
             .budget_and_use(&self.wallet, None, self.clock.now())
             .await?;
         Ok(policy.daily_msat.saturating_sub(used.daily_msat))
+    }
+}
+
+/// A 402 with nothing payable: say also why any `Payment` offer was skipped.
+fn with_skipped(e: FetchError, skipped: &[String]) -> FetchError {
+    match e {
+        FetchError::NotL402 { mut detail } if !skipped.is_empty() => {
+            detail.push_str("; ");
+            detail.push_str(&skipped.join("; "));
+            FetchError::NotL402 { detail }
+        }
+        e => e,
     }
 }
 

@@ -28,6 +28,7 @@ const KEPT_HEADERS: &[&str] = &[
     "retry-after",
     "www-authenticate",
     "link",
+    "payment-receipt",
 ];
 
 /// A configured proxy. Its URL may hold a password: never in `Debug`.
@@ -42,6 +43,16 @@ impl std::fmt::Debug for Proxy {
     }
 }
 
+/// What a request presents: a cached L402 credential for its origin and path (looked up at each
+/// hop), one in hand (just bought), a payment hash in the body, or a `Payment` credential (sent
+/// to the first hop only: it answers that server's challenge).
+pub(super) enum Present<'a> {
+    Cached,
+    Token(CachedToken),
+    PaymentHash(&'a PaymentHash),
+    Payment { header: HeaderName, value: String },
+}
+
 /// One request of an exchange (the first, or a redirect).
 #[derive(Clone, Copy)]
 struct Hop<'a> {
@@ -54,6 +65,8 @@ struct Hop<'a> {
     json_body: bool,
     /// Another origin than the caller asked for: the caller's own credentials stay behind.
     foreign_origin: bool,
+    /// A `Payment` credential and the header it goes in.
+    payment: Option<(&'a HeaderName, &'a str)>,
 }
 
 /// One request with its redirects: the final response, its URL, the credential sent there and
@@ -71,7 +84,7 @@ const MAX_REDIRECTS: usize = 5;
 impl Fetcher {
     /// The HTTP client: no redirects (followed by hand, per hop), addresses checked by the
     /// network policy in the resolver, no proxy from the environment.
-    fn http(&self) -> Result<&reqwest::Client, FetchError> {
+    pub(super) fn http(&self) -> Result<&reqwest::Client, FetchError> {
         if let Some(client) = self.http.get() {
             return Ok(client);
         }
@@ -118,15 +131,20 @@ impl Fetcher {
 
     /// Send the request and follow redirects, checking each hop against the network policy and
     /// presenting, at each hop, only a credential bought for that hop's origin and path.
-    /// `known`: the credential for the first hop when the caller has it in hand (just bought),
-    /// so the cache need not be asked; later hops always ask it.
+    /// A token in hand (just bought) is presented at the first hop without asking the cache;
+    /// later hops always ask it.
     pub(super) async fn exchange(
         &self,
         req: &FetchRequest,
         mut url: reqwest::Url,
-        payment_hash: Option<&PaymentHash>,
-        mut known: Option<CachedToken>,
+        present: Present<'_>,
     ) -> Result<Exchange, FetchError> {
+        let (payment_hash, mut known, mut payment) = match present {
+            Present::Cached => (None, None, None),
+            Present::Token(t) => (None, Some(t), None),
+            Present::PaymentHash(h) => (Some(h), None, None),
+            Present::Payment { header, value } => (None, None, Some((header, value))),
+        };
         let mut method = reqwest::Method::from_bytes(req.method.to_ascii_uppercase().as_bytes())
             .map_err(|_| FetchError::Invalid(format!("{:?} is not an HTTP method", req.method)))?;
         let mut body = req.body.clone();
@@ -140,9 +158,11 @@ impl Fetcher {
             self.check_target(&url).await?;
             let here = Resource::of(&url);
             let foreign = asked_origin.as_ref() != Some(&url.origin());
-            let token = match known.take() {
-                Some(t) => Some(t),
-                None => {
+            let credential = payment.take();
+            let token = match (known.take(), &credential) {
+                (Some(t), _) => Some(t),
+                (None, Some(_)) => None,
+                (None, None) => {
                     self.tokens
                         .find_token(&self.wallet, &here.origin, &here.path, self.clock.now())
                         .await?
@@ -155,6 +175,7 @@ impl Fetcher {
                 body: body.as_deref(),
                 json_body: payment_hash.is_some(),
                 foreign_origin: foreign,
+                payment: credential.as_ref().map(|(h, v)| (h, v.as_str())),
             };
             let response = self.send(req, &hop).await?;
             // Through a proxy the address that answered is the proxy's, not the seller's.
@@ -203,7 +224,7 @@ impl Fetcher {
     /// Check a hop's target against the network policy before anything is sent. An IP literal
     /// is checked here (names are checked by the resolver); through a proxy, which resolves
     /// names itself, every address the name resolves to here must be allowed.
-    async fn check_target(&self, url: &reqwest::Url) -> Result<(), FetchError> {
+    pub(super) async fn check_target(&self, url: &reqwest::Url) -> Result<(), FetchError> {
         match url.host() {
             Some(url::Host::Ipv4(v4)) => Ok(self.policy.check(&v4.to_string(), v4.into())?),
             Some(url::Host::Ipv6(v6)) => Ok(self.policy.check(&v6.to_string(), v6.into())?),
@@ -236,12 +257,15 @@ impl Fetcher {
             body,
             json_body,
             foreign_origin,
+            payment,
         } = *hop;
         let mut headers = HeaderMap::new();
         for (k, v) in &req.headers {
             let name = HeaderName::from_bytes(k.as_bytes())
                 .map_err(|_| FetchError::Invalid(format!("bad header name {k:?}")))?;
-            if name == AUTHORIZATION && token.is_some() {
+            if (name == AUTHORIZATION && token.is_some())
+                || payment.is_some_and(|(h, _)| *h == name)
+            {
                 continue; // ours wins: it is what was paid for
             }
             if foreign_origin
@@ -260,6 +284,12 @@ impl Fetcher {
                 .map_err(|_| FetchError::Invalid("credential is not a valid header".into()))?;
             value.set_sensitive(true);
             headers.insert(AUTHORIZATION, value);
+        }
+        if let Some((name, value)) = payment {
+            let mut value = HeaderValue::from_str(value)
+                .map_err(|_| FetchError::Invalid("credential is not a valid header".into()))?;
+            value.set_sensitive(true);
+            headers.insert(name.clone(), value);
         }
         if json_body {
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -330,6 +360,7 @@ impl Fetcher {
                 token_reused: paid.is_none() && token.is_some(),
                 scheme: token.as_ref().map(|t| t.scope.scheme),
                 budget_remaining_msat: remaining,
+                payment: None,
             },
         })
     }

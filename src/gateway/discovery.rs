@@ -1,5 +1,6 @@
 //! Discovery documents generated from the routes: `/.well-known/l402` (machine-readable),
-//! `/.well-known/agent.json` (an agent card) and `/llms.txt` (for language models).
+//! `/.well-known/agent.json` (an agent card), `/llms.txt` (for language models) and
+//! `/openapi.json` (OpenAPI 3.1 with the `Payment` scheme's `x-payment-info` per priced route).
 
 use serde_json::{Value, json};
 
@@ -47,8 +48,85 @@ pub(crate) fn l402_document(about: &About, routes: &[Route]) -> Value {
             "max_uses": r.max_uses,
             "free_per_day": r.free_per_day,
             "description": r.description,
+            "auth": r.auth.as_str(),
+            "sessions": r.sessions,
         })).collect::<Vec<_>>(),
     })
+}
+
+/// The `Payment` offers of a route (`x-payment-info`): a charge, and a session when offered.
+/// `amount` is whole sats as digits, `null` when priced per request.
+fn payment_offers(r: &Route) -> Vec<Value> {
+    let amount = match &r.price {
+        Price::Fixed { msat } => Value::String(crate::mpp::price_sats(*msat).to_string()),
+        _ => Value::Null,
+    };
+    let mut offers = vec![json!({
+        "intent": "charge",
+        "method": "lightning",
+        "amount": amount,
+        "currency": "sat",
+        "description": r.description,
+    })];
+    if r.sessions {
+        offers.push(json!({
+            "intent": "session",
+            "method": "lightning",
+            "amount": amount,
+            "currency": "sat",
+            "description": r.description.clone().map(|d| format!("{d} (per request, from a deposit)")),
+        }));
+    }
+    offers
+}
+
+/// `/openapi.json`: each priced route's operations declare a `402` response and, when the
+/// route sells through `Payment`, its offers in `x-payment-info` (advisory: the 402 wins).
+pub fn openapi(about: &About, routes: &[Route]) -> Value {
+    let mut paths = serde_json::Map::new();
+    for r in routes {
+        let mut responses = serde_json::Map::new();
+        responses.insert(
+            "200".into(),
+            json!({ "description": "the upstream's answer" }),
+        );
+        let mut op = serde_json::Map::new();
+        op.insert(
+            "summary".into(),
+            json!(r.description.clone().unwrap_or_else(|| r.path.clone())),
+        );
+        if r.price != Price::Free {
+            responses.insert(
+                "402".into(),
+                json!({ "description": "Payment Required: WWW-Authenticate carries the challenges (L402 and/or Payment)" }),
+            );
+            if r.auth.mpp() {
+                let offers = payment_offers(r);
+                let info = match <[Value; 1]>::try_from(offers) {
+                    Ok([one]) => one,
+                    Err(many) => json!({ "offers": many }),
+                };
+                op.insert("x-payment-info".into(), info);
+            }
+        }
+        op.insert("responses".into(), Value::Object(responses));
+        let op = Value::Object(op);
+        paths.insert(r.path.clone(), json!({ "get": op, "post": op }));
+    }
+    let mut doc = json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": about.name,
+            "description": about.description,
+            "version": env!("CARGO_PKG_VERSION"),
+        },
+        "x-service-info": { "docs": { "llms": "/llms.txt" } },
+        "paths": paths,
+    });
+    if let Some(base) = &about.base_url {
+        doc["servers"] = json!([{ "url": base }]);
+    }
+    doc
 }
 
 /// `/.well-known/agent.json`
@@ -71,7 +149,7 @@ pub(crate) fn agent_card(about: &About, routes: &[Route]) -> Value {
 /// `/llms.txt`
 pub fn llms_txt(about: &About, routes: &[Route]) -> String {
     let mut out = format!("# {}\n\n> {}\n\n", about.name, about.description);
-    out.push_str("Paid endpoints answer HTTP 402 with an L402 challenge (WWW-Authenticate: L402 macaroon=\"...\", invoice=\"...\"). Pay the Lightning invoice, then repeat the request with `Authorization: L402 <macaroon>:<preimage>`. An MCP wallet such as l402-mcp's fetch_paid does this for you. Machine-readable prices: /.well-known/l402\n\n## Endpoints\n\n");
+    out.push_str("Paid endpoints answer HTTP 402 with an L402 challenge (WWW-Authenticate: L402 macaroon=\"...\", invoice=\"...\") and/or a Payment challenge (WWW-Authenticate: Payment ..., method=\"lightning\"). Pay the Lightning invoice, then repeat the request with `Authorization: L402 <macaroon>:<preimage>` or `Authorization: Payment <credential>`. An MCP wallet such as l402-mcp's fetch_paid does this for you. Machine-readable prices: /.well-known/l402 and /openapi.json\n\n## Endpoints\n\n");
     for r in routes {
         let price = match &r.price {
             Price::Free => "free".to_owned(),

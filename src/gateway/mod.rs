@@ -4,9 +4,11 @@
 //! `create_l402_challenge` work here and the reverse.
 
 pub mod discovery;
+pub mod payment;
 pub mod paywall;
 pub mod proxy;
 
+pub use payment::AuthMode;
 pub use paywall::{L402Layer, Paywall, Price, Route, RouteConfig};
 
 use std::net::SocketAddr;
@@ -37,6 +39,9 @@ pub struct GatewayConfig {
     pub description: Option<String>,
     /// Public base URL for discovery documents.
     pub public_url: Option<String>,
+    /// The `Payment` scheme's realm (bound into challenge ids); default: the host of
+    /// `public_url`, else the listen address (as Aperture's default).
+    pub mpp_realm: Option<String>,
     /// Browser origins allowed by CORS (e.g. "https://app.example.com"); "*" for any.
     #[serde(default)]
     pub cors_origins: Vec<String>,
@@ -104,7 +109,8 @@ pub fn router(
     let routes: Arc<Vec<Route>> = Arc::new(paywall.routes().to_vec());
     let (a1, r1) = (about.clone(), routes.clone());
     let (a2, r2) = (about.clone(), routes.clone());
-    let (a3, r3) = (about, routes);
+    let (a3, r3) = (about.clone(), routes.clone());
+    let (a4, r4) = (about, routes);
     let mut app = Router::new()
         .route(
             "/.well-known/l402",
@@ -120,6 +126,16 @@ pub fn router(
                 (
                     [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
                     discovery::llms_txt(&a3, &r3),
+                )
+                    .into_response()
+            }),
+        )
+        .route(
+            "/openapi.json",
+            get(move || async move {
+                (
+                    [(header::CACHE_CONTROL, "max-age=300")],
+                    axum::Json(discovery::openapi(&a4, &r4)),
                 )
                     .into_response()
             }),
@@ -163,9 +179,56 @@ fn cors(origins: &[String]) -> Result<tower_http::cors::CorsLayer, GatewayError>
         // Whatever headers the upstream's own browser clients send (Authorization for the L402
         // credential among them): the allowed origins are the gate, not a header list.
         .allow_headers(AllowHeaders::mirror_request())
-        // Browsers hide response headers from scripts unless exposed: the challenge must be readable.
-        .expose_headers([header::WWW_AUTHENTICATE])
+        // Browsers hide response headers from scripts unless exposed: the challenge (and the
+        // Payment receipt) must be readable.
+        .expose_headers([
+            header::WWW_AUTHENTICATE,
+            header::HeaderName::from_static("payment-receipt"),
+        ])
         .max_age(std::time::Duration::from_secs(600)))
+}
+
+/// The `Payment` realm: `mpp_realm`, else `public_url`'s host (and port), else the listen
+/// address (Aperture's default).
+pub fn mpp_realm(config: &GatewayConfig, listen: SocketAddr) -> String {
+    if let Some(r) = &config.mpp_realm {
+        return r.clone();
+    }
+    config
+        .public_url
+        .as_deref()
+        .and_then(|u| url::Url::parse(u).ok())
+        .and_then(|u| {
+            u.host_str().map(|h| match u.port() {
+                Some(p) => format!("{h}:{p}"),
+                None => h.to_owned(),
+            })
+        })
+        .unwrap_or_else(|| listen.to_string())
+}
+
+/// How often the gateway closes idle `Payment` sessions and pays refunds still owed.
+pub const REFUND_SWEEP_SECS: u64 = 30;
+
+/// Close idle sessions and pay owed refunds now and every [`REFUND_SWEEP_SECS`], until
+/// `shutdown` (a refund interrupted by a crash is paid by the next start's sweep).
+pub fn spawn_refunds(mpp: crate::mpp::MppSeller, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(REFUND_SWEEP_SECS));
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            match mpp.settle_refunds().await {
+                Ok(r) if r != crate::mpp::RefundReport::default() => {
+                    info!(report = ?r, "Payment sessions swept")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "Payment session sweep failed"),
+            }
+        }
+    });
 }
 
 /// Turn configured routes into [`Route`]s.

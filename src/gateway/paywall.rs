@@ -27,6 +27,9 @@ use tracing::{info, warn};
 use crate::budget::MSAT_PER_SAT;
 use crate::l402::caveat;
 use crate::mint::{Access, ChallengeRequest, Seller};
+use crate::mpp::MppSeller;
+
+pub use super::payment::AuthMode;
 
 /// How a route is priced.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -62,6 +65,17 @@ pub struct Route {
     pub bind_path: bool,
     /// Human description for discovery documents.
     pub description: Option<String>,
+    /// Which schemes are offered and accepted: L402, `Payment` (MPP), or both (the default).
+    pub auth: AuthMode,
+    /// Send the legacy `LSAT` challenge line before `L402` (Aperture does; some clients refuse
+    /// a 402 whose first challenge is `LSAT`).
+    pub send_lsat: bool,
+    /// Offer `Payment` sessions (a deposit spent request by request, refunded at close).
+    pub sessions: bool,
+    /// A session's deposit, in requests; default 20.
+    pub session_deposit_requests: Option<u64>,
+    /// Seconds without a request after which a session is closed and refunded; default 300.
+    pub session_idle_secs: Option<u64>,
 }
 
 impl Route {
@@ -84,6 +98,11 @@ impl Route {
             bind_method: false,
             bind_path: false,
             description: None,
+            auth: AuthMode::Both,
+            send_lsat: true,
+            sessions: false,
+            session_deposit_requests: None,
+            session_idle_secs: None,
         }
     }
 
@@ -104,6 +123,8 @@ pub struct Paywall {
 
 struct PaywallInner {
     seller: Seller,
+    /// Sells through the `Payment` scheme; without it only L402 is offered.
+    mpp: Option<MppSeller>,
     routes: Vec<Route>,
     /// Paths no route covers: forwarded, free (`true`), or 404 (`false`, the default).
     pass_unmatched: bool,
@@ -121,8 +142,9 @@ impl std::fmt::Debug for Paywall {
 
 /// What the paywall decided for a request.
 #[derive(Debug)]
-enum Decision {
-    Pass,
+pub(super) enum Decision {
+    /// Serve it; with headers to add to the response (a `Payment-Receipt`).
+    Pass(Option<HeaderMap>),
     Respond(Response<Body>),
 }
 
@@ -139,6 +161,7 @@ impl Paywall {
         Paywall {
             inner: Arc::new(PaywallInner {
                 seller,
+                mpp: None,
                 routes,
                 pass_unmatched: false,
                 trust_forwarded_for: false,
@@ -150,6 +173,7 @@ impl Paywall {
     fn with(self, f: impl FnOnce(&mut PaywallInner)) -> Paywall {
         let mut inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| PaywallInner {
             seller: shared.seller.clone(),
+            mpp: shared.mpp.clone(),
             routes: shared.routes.clone(),
             pass_unmatched: shared.pass_unmatched,
             trust_forwarded_for: shared.trust_forwarded_for,
@@ -170,6 +194,16 @@ impl Paywall {
     /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
     pub fn trust_forwarded_for(self, yes: bool) -> Paywall {
         self.with(|i| i.trust_forwarded_for = yes)
+    }
+
+    /// Also sell through the `Payment` scheme (routes whose `auth` allows it).
+    pub fn with_mpp(self, mpp: MppSeller) -> Paywall {
+        self.with(|i| i.mpp = Some(mpp))
+    }
+
+    /// The `Payment` seller, when the paywall has one.
+    pub fn mpp(&self) -> Option<&MppSeller> {
+        self.inner.mpp.as_ref()
     }
 
     pub fn routes(&self) -> &[Route] {
@@ -199,13 +233,13 @@ impl Paywall {
         }
         let Some(route) = self.route_for(path) else {
             return if self.inner.pass_unmatched {
-                Decision::Pass
+                Decision::Pass(None)
             } else {
                 Decision::Respond(plain(StatusCode::NOT_FOUND, "no such route"))
             };
         };
         if route.price == Price::Free {
-            return Decision::Pass;
+            return Decision::Pass(None);
         }
         let seller = &self.inner.seller;
         if let Some(auth) = parts
@@ -213,6 +247,12 @@ impl Paywall {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
         {
+            if super::payment::is_payment(auth) {
+                return self.decide_payment(route, parts, auth).await;
+            }
+            if !route.auth.l402() {
+                return Decision::Respond(self.challenge(route, parts).await);
+            }
             // A dynamically priced token pays for requests priced at most what was paid (a token
             // bought for `?rows=1` does not buy `?rows=10000`): the price is asked first, so
             // `admit` refuses an underpaid token before it counts a use, and a refusal is
@@ -238,7 +278,7 @@ impl Paywall {
                 price_msat: price,
             };
             match seller.admit(auth, access).await {
-                Ok(v) if v.valid => return Decision::Pass,
+                Ok(v) if v.valid => return Decision::Pass(None),
                 Ok(v) => {
                     info!(route = %route.path, reason = v.reason_code.unwrap_or("invalid"), "credential refused; sending a fresh challenge");
                     if let Some(price) = price {
@@ -264,7 +304,7 @@ impl Paywall {
                 .free_tier_hit(&client_network(ip), &route.path, day, route.free_per_day)
                 .await
             {
-                Ok(true) => return Decision::Pass,
+                Ok(true) => return Decision::Pass(None),
                 Ok(false) => {}
                 Err(e) => warn!(error = %e, "free-tier count failed; charging"),
             }
@@ -288,7 +328,7 @@ impl Paywall {
         peer
     }
 
-    async fn price_msat(
+    pub(super) async fn price_msat(
         &self,
         route: &Route,
         parts: &axum::http::request::Parts,
@@ -322,12 +362,16 @@ impl Paywall {
         }
     }
 
-    async fn challenge(&self, route: &Route, parts: &axum::http::request::Parts) -> Response<Body> {
+    pub(super) async fn challenge(
+        &self,
+        route: &Route,
+        parts: &axum::http::request::Parts,
+    ) -> Response<Body> {
         let price = self.price_msat(route, parts).await;
         self.challenge_priced(route, parts, price).await
     }
 
-    async fn challenge_priced(
+    pub(super) async fn challenge_priced(
         &self,
         route: &Route,
         parts: &axum::http::request::Parts,
@@ -349,62 +393,98 @@ impl Paywall {
                 );
             }
         };
-        let req = ChallengeRequest {
-            amount_msat: msat,
-            description: Some(
-                route
-                    .description
-                    .clone()
-                    .unwrap_or_else(|| format!("{} {}", parts.method, route.path)),
-            ),
-            expiry_secs: None,
-            service: Some(route.service.clone()),
-            tier: Some(route.tier),
-            capabilities: route.capabilities.clone(),
-            valid_for_secs: route.valid_for_secs,
-            max_uses: route.max_uses,
-            methods: if route.bind_method {
-                vec![parts.method.as_str().to_owned()]
-            } else {
-                Vec::new()
-            },
-            path_prefix: route.bind_path.then(|| route.path.clone()),
-        };
-        let c = match self.inner.seller.create_challenge(&req).await {
-            Ok(c) => c,
+        let description = route
+            .description
+            .clone()
+            .unwrap_or_else(|| format!("{} {}", parts.method, route.path));
+        let mut lines: Vec<String> = Vec::new();
+        let mut l402_body = None;
+        if route.auth.l402() {
+            let req = ChallengeRequest {
+                amount_msat: msat,
+                description: Some(description.clone()),
+                expiry_secs: None,
+                service: Some(route.service.clone()),
+                tier: Some(route.tier),
+                capabilities: route.capabilities.clone(),
+                valid_for_secs: route.valid_for_secs,
+                max_uses: route.max_uses,
+                methods: if route.bind_method {
+                    vec![parts.method.as_str().to_owned()]
+                } else {
+                    Vec::new()
+                },
+                path_prefix: route.bind_path.then(|| route.path.clone()),
+            };
+            let c = match self.inner.seller.create_challenge(&req).await {
+                Ok(c) => c,
+                Err(e) => {
+                    warn!(error = %e, "cannot create a challenge");
+                    return plain(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "cannot create an invoice right now; try again",
+                    );
+                }
+            };
+            let [lsat, l402] = &c.www_authenticate;
+            if route.send_lsat {
+                lines.push(lsat.clone());
+            }
+            lines.push(l402.clone());
+            l402_body = Some(serde_json::json!({
+                "error": "payment required",
+                "invoice": c.invoice,
+                "macaroon": c.macaroon,
+                "payment_hash": hex::encode(c.payment_hash),
+                "amount_sats": msat / MSAT_PER_SAT,
+                "amount_msat": msat,
+                "service": c.service,
+                "expires_at": c.invoice_expires_at,
+                "valid_until": c.valid_until,
+                "max_uses": route.max_uses,
+            }));
+        }
+        let payment = match self.payment_lines(route, msat, &description).await {
+            Ok(p) => p,
             Err(e) => {
-                warn!(error = %e, "cannot create a challenge");
+                warn!(error = %e, "cannot create a Payment challenge");
                 return plain(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "cannot create an invoice right now; try again",
                 );
             }
         };
-        let body = serde_json::json!({
-            "error": "payment required",
-            "invoice": c.invoice,
-            "macaroon": c.macaroon,
-            "payment_hash": hex::encode(c.payment_hash),
-            "amount_sats": msat / MSAT_PER_SAT,
-            "amount_msat": msat,
-            "service": c.service,
-            "expires_at": c.invoice_expires_at,
-            "valid_until": c.valid_until,
-            "max_uses": route.max_uses,
-        });
-        let mut resp = Response::new(Body::from(body.to_string()));
+        if lines.is_empty() && payment.is_empty() {
+            warn!(route = %route.path, "route sells only through Payment, and this gateway has no Payment seller");
+            return plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "this route cannot be paid right now",
+            );
+        }
+        // Aperture's 402: with any Payment challenge, its problem+json body; else the L402
+        // JSON body simple clients read.
+        let (body, content_type) = if payment.is_empty() {
+            (
+                l402_body.map(|b| b.to_string()).unwrap_or_default(),
+                "application/json",
+            )
+        } else {
+            (
+                crate::l402::mpp::PAYMENT_REQUIRED_PROBLEM.to_owned(),
+                "application/problem+json",
+            )
+        };
+        lines.extend(payment);
+        let mut resp = Response::new(Body::from(body));
         *resp.status_mut() = StatusCode::PAYMENT_REQUIRED;
         let h = resp.headers_mut();
-        for line in &c.www_authenticate {
+        for line in &lines {
             if let Ok(v) = HeaderValue::from_str(line) {
                 h.append(header::WWW_AUTHENTICATE, v);
             }
         }
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         resp
     }
 }
@@ -426,7 +506,7 @@ pub(crate) fn client_network(ip: IpAddr) -> String {
     }
 }
 
-fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
+pub(super) fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
     let mut r = Response::new(Body::from(text));
     *r.status_mut() = status;
     r
@@ -492,7 +572,17 @@ where
                 .map(|c| c.0.ip());
             let (parts, body) = request.into_parts();
             match paywall.decide(&parts, peer).await {
-                Decision::Pass => inner.call(Request::from_parts(parts, body)).await,
+                Decision::Pass(extra) => {
+                    let mut response = inner.call(Request::from_parts(parts, body)).await?;
+                    if let Some(extra) = extra {
+                        for (name, value) in extra {
+                            if let Some(name) = name {
+                                response.headers_mut().insert(name, value);
+                            }
+                        }
+                    }
+                    Ok(response)
+                }
                 Decision::Respond(r) => Ok(r),
             }
         })
@@ -533,6 +623,21 @@ pub struct RouteConfig {
     pub bind_path: bool,
     #[serde(default)]
     pub description: Option<String>,
+    /// `"l402"`, `"mpp"` or `"l402+mpp"` (the default): the schemes offered and accepted.
+    #[serde(default)]
+    pub auth: Option<String>,
+    /// Send the legacy `LSAT` line before `L402` (default true, as Aperture does).
+    #[serde(default)]
+    pub send_lsat: Option<bool>,
+    /// Offer `Payment` sessions too (a deposit, refunded at close).
+    #[serde(default)]
+    pub sessions: bool,
+    /// A session's deposit in requests (default 20).
+    #[serde(default)]
+    pub session_deposit_requests: Option<u64>,
+    /// Seconds without a request before a session is closed and refunded (default 300).
+    #[serde(default)]
+    pub session_idle_secs: Option<u64>,
 }
 
 impl RouteConfig {
@@ -582,6 +687,29 @@ impl RouteConfig {
         r.bind_method = self.bind_method;
         r.bind_path = self.bind_path;
         r.description = self.description;
+        if let Some(auth) = &self.auth {
+            r.auth = auth
+                .parse()
+                .map_err(|e| format!("route {}: {e}", self.path))?;
+        }
+        r.send_lsat = self.send_lsat.unwrap_or(true);
+        r.sessions = self.sessions;
+        if r.sessions && !r.auth.mpp() {
+            return Err(format!(
+                "route {}: sessions are a Payment (mpp) feature; set auth = \"mpp\" or \"l402+mpp\"",
+                self.path
+            ));
+        }
+        if let Some(n) = self.session_deposit_requests {
+            crate::mint::in_range("session_deposit_requests", n, 1, 1_000_000, "")
+                .map_err(|e| format!("route {}: {e}", self.path))?;
+        }
+        if let Some(secs) = self.session_idle_secs {
+            crate::mint::in_range("session_idle_secs", secs, 1, 30 * 24 * 3600, " seconds")
+                .map_err(|e| format!("route {}: {e}", self.path))?;
+        }
+        r.session_deposit_requests = self.session_deposit_requests;
+        r.session_idle_secs = self.session_idle_secs;
         Ok(r)
     }
 }
@@ -636,6 +764,13 @@ mod tests {
         assert!(bad("path = \"/x\"\nprice_sats = 1\nservice = \"a:b\""));
         assert!(!bad(
             "path = \"/x\"\nprice_sats = 1\nmax_uses = 3\nfree_per_day = 2"
+        ));
+        assert!(bad("path = \"/x\"\nprice_sats = 1\nauth = \"bearer\""));
+        assert!(bad(
+            "path = \"/x\"\nprice_sats = 1\nauth = \"l402\"\nsessions = true"
+        ));
+        assert!(!bad(
+            "path = \"/x\"\nprice_sats = 1\nauth = \"mpp\"\nsessions = true\nsend_lsat = false"
         ));
     }
 }

@@ -51,8 +51,8 @@ impl Proxy {
     }
 }
 
-/// Drop connection headers, and an L402 credential: it is the buyer's proof of payment, for the
-/// gateway, not for the upstream.
+/// Drop connection headers, and an L402 or `Payment` credential: it is the buyer's proof of
+/// payment, for the gateway, not for the upstream.
 fn forwardable(headers: &HeaderMap) -> HeaderMap {
     let mut out = HeaderMap::with_capacity(headers.len());
     for (k, v) in headers {
@@ -62,7 +62,9 @@ fn forwardable(headers: &HeaderMap) -> HeaderMap {
         if k == header::AUTHORIZATION
             && v.to_str().is_ok_and(|a| {
                 let scheme = a.split_whitespace().next().unwrap_or("");
-                scheme.eq_ignore_ascii_case("L402") || scheme.eq_ignore_ascii_case("LSAT")
+                ["L402", "LSAT", "Payment"]
+                    .iter()
+                    .any(|s| scheme.eq_ignore_ascii_case(s))
             })
         {
             continue;

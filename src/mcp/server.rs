@@ -19,9 +19,10 @@ use crate::app::App;
 use crate::fetch::{FetchError, Fetcher};
 use crate::ops::Failure;
 
-const INSTRUCTIONS: &str = "A Lightning wallet that speaks L402. To buy: call fetch_paid instead of a plain HTTP fetch; \
-it pays an L402 challenge (HTTP 402) within the per-call cap (max_price_sats) and the wallet's budget, then retries with \
-the credential, and reuses it later. To sell: create_l402_challenge returns the 402 headers to send; verify_l402_payment \
+const INSTRUCTIONS: &str = "A Lightning wallet that speaks L402 and the Payment scheme (MPP). To buy: call fetch_paid instead of a plain HTTP fetch; \
+it pays an L402 or Payment challenge (HTTP 402) within the per-call cap (max_price_sats) and the wallet's budget, then retries with \
+the credential, and reuses L402 credentials and Payment sessions later (close_sessions gets a session's unspent deposit back). \
+call_paid_tool calls a priced tool of another MCP server the same way. To sell: create_l402_challenge returns the 402 headers to send; verify_l402_payment \
 checks the Authorization header a buyer sends back. wallet_balance shows funds and what the budget still allows. \
 Amounts are in sats. When wallet_balance says demo_funds, the sats are test sats, not real bitcoin.";
 
@@ -59,6 +60,9 @@ impl L402Server {
         if let Some(proxy) = &fetch.proxy {
             fetcher = fetcher.via_proxy(proxy.expose())?;
         }
+        fetcher = fetcher
+            .with_sessions(app.storage.buyer_sessions())
+            .prefer(fetch.prefer_scheme.unwrap_or_default());
         let mut tool_router = Self::buy_tools() + Self::sell_tools() + Self::wallet_tools();
         for route in tool_router.map.values_mut() {
             tidy_tool_schemas(&mut route.attr);
@@ -76,6 +80,16 @@ impl L402Server {
 
     pub(crate) fn fetcher(&self) -> &Fetcher {
         &self.fetcher
+    }
+
+    /// Close idle Payment sessions until `shutdown`, then the open ones (see
+    /// [`Fetcher::tend_sessions`]). Await it before the process exits.
+    pub fn tend_sessions(
+        &self,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let fetcher = self.fetcher.clone();
+        tokio::spawn(async move { fetcher.tend_sessions(shutdown).await })
     }
 }
 

@@ -1,4 +1,5 @@
-//! Buying: fetch a URL paying its L402 challenge, pay an invoice, read a service's catalogue.
+//! Buying: fetch a URL paying its L402 or Payment challenge, pay an invoice, read a service's
+//! catalogue, close Payment sessions.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -37,6 +38,12 @@ pub struct FetchPaidParams {
     #[serde(default)]
     #[schemars(range(min = 1, max = 16_777_216))]
     pub max_response_bytes: Option<usize>,
+    /// When a 402 offers several ways to pay: "l402" (default), "payment" (a Payment charge first) or "session" (a Payment session: a deposit spent request by request, refunded at close).
+    #[serde(default)]
+    pub prefer_scheme: Option<String>,
+    /// After this request, close the Payment session with this URL's service (if one is open) so the unspent deposit comes back.
+    #[serde(default)]
+    pub close_session: Option<bool>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -71,10 +78,50 @@ pub struct FetchReceiptOutput {
     pub payment_hash: Option<String>,
     /// True when a credential bought earlier was reused (nothing paid).
     pub token_reused: bool,
-    /// Scheme of the credential presented: L402 or LSAT.
+    /// Scheme of the credential presented: L402, LSAT or Payment.
     pub scheme: Option<String>,
     /// What the daily budget still allows, in sats.
     pub budget_remaining_sats: u64,
+    /// With the Payment scheme: "charge" or "session".
+    pub payment_intent: Option<String>,
+    /// With the Payment scheme: "charge", or the session's "open", "bearer", "topUp".
+    pub payment_action: Option<String>,
+    /// The seller's Payment-Receipt, decoded (status, method, timestamp, reference, challengeId).
+    pub payment_receipt: Option<serde_json::Value>,
+    /// The Payment session used (its deposit's payment hash).
+    pub session_id: Option<String>,
+    /// The sessions closed after the request (close_session).
+    pub sessions_closed: Vec<ClosedSessionOutput>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ClosedSessionOutput {
+    pub session_id: String,
+    pub origin: String,
+    /// Deposit and top-ups paid, in sats.
+    pub deposit_sats: u64,
+    /// What the seller said it refunds, in sats (null if it did not say).
+    pub refund_sats: Option<u64>,
+    /// The seller's word on the refund: succeeded, failed, skipped or unknown.
+    pub refund_status: String,
+    /// What came back to this wallet's return invoice so far, in sats (null: not yet).
+    pub refund_received_sats: Option<u64>,
+    /// Deposit minus what came back, in sats (null until the refund arrives).
+    pub spent_sats: Option<u64>,
+}
+
+impl From<fetch::ClosedSession> for ClosedSessionOutput {
+    fn from(c: fetch::ClosedSession) -> Self {
+        ClosedSessionOutput {
+            session_id: c.session_id,
+            origin: c.origin,
+            deposit_sats: whole_sats(c.deposit_msat),
+            refund_sats: c.refund_msat.map(whole_sats),
+            refund_status: c.refund_status,
+            refund_received_sats: c.refund_received_msat.map(whole_sats),
+            spent_sats: c.spent_msat.map(whole_sats),
+        }
+    }
 }
 
 impl FetchPaidParams {
@@ -105,13 +152,35 @@ impl FetchPaidParams {
             max_price_msat,
             timeout: Duration::from_secs(timeout),
             max_response_bytes: usize::try_from(max_bytes).unwrap_or(fetch::MAX_RESPONSE_BYTES),
+            prefer: self
+                .prefer_scheme
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .map_err(Failure::invalid)?,
         })
     }
 }
 
-/// Fetch a URL, paying an L402 challenge within the caller's cap and the budget.
+/// Fetch a URL, paying an L402 or Payment challenge within the caller's cap and the budget.
 pub async fn fetch_paid(fetcher: &Fetcher, p: FetchPaidParams) -> Result<FetchPaidOutput, Failure> {
+    let close = p.close_session.unwrap_or(false);
     let r = fetcher.fetch(&p.request()?).await?;
+    let sessions_closed = if close {
+        let origin = url::Url::parse(&r.url)
+            .map(|u| u.origin().ascii_serialization())
+            .unwrap_or_default();
+        match fetcher.close_sessions(Some(&origin), None).await {
+            Ok(closed) => closed.into_iter().map(Into::into).collect(),
+            Err(e) => {
+                warn!(error = %e, "could not close the session after the request");
+                Vec::new()
+            }
+        }
+    } else {
+        Vec::new()
+    };
+    let payment = r.receipt.payment.clone();
     let receipt = FetchReceiptOutput {
         paid: r.receipt.paid,
         amount_sats: whole_sats(r.receipt.amount_msat),
@@ -120,8 +189,16 @@ pub async fn fetch_paid(fetcher: &Fetcher, p: FetchPaidParams) -> Result<FetchPa
         fee_msat: r.receipt.fee_msat,
         payment_hash: r.receipt.payment_hash,
         token_reused: r.receipt.token_reused,
-        scheme: r.receipt.scheme.map(|s| s.to_string()),
+        scheme: match &payment {
+            Some(_) => Some(crate::l402::mpp::SCHEME.to_owned()),
+            None => r.receipt.scheme.map(|s| s.to_string()),
+        },
         budget_remaining_sats: whole_sats(r.receipt.budget_remaining_msat),
+        payment_intent: payment.as_ref().map(|p| p.intent.to_owned()),
+        payment_action: payment.as_ref().map(|p| p.action.to_owned()),
+        payment_receipt: payment.as_ref().and_then(|p| p.receipt.clone()),
+        session_id: payment.and_then(|p| p.session_id),
+        sessions_closed,
     };
     Ok(FetchPaidOutput {
         status: r.status,
@@ -223,6 +300,117 @@ async fn budget_remaining(app: &App) -> Option<u64> {
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
+pub struct CallPaidToolParams {
+    /// The MCP server's streamable HTTP endpoint, e.g. https://tools.example.com/mcp.
+    pub server_url: String,
+    /// The tool to call.
+    pub tool: String,
+    /// The tool's arguments (a JSON object).
+    #[serde(default)]
+    pub arguments: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The most this call may pay, in sats (checked against the invoice itself); 0 pays nothing. Default: the wallet's per-payment cap.
+    #[serde(default)]
+    #[schemars(range(max = 2_100_000_000_000_000u64))]
+    pub max_price_sats: Option<u64>,
+    /// Seconds to wait for each MCP exchange; default 30, 1 to 300.
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 300))]
+    pub timeout_secs: Option<u64>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct CallPaidToolOutput {
+    /// The tool's result as the server sent it (content, structuredContent, isError, _meta).
+    pub result: serde_json::Value,
+    /// True when this call paid an invoice.
+    pub paid: bool,
+    pub amount_sats: u64,
+    pub fee_sats: u64,
+    /// Payment hash of the invoice paid.
+    pub payment_hash: Option<String>,
+    /// The seller's receipt (_meta["org.paymentauth/receipt"]: status, method, timestamp, reference, challengeId).
+    pub payment_receipt: Option<serde_json::Value>,
+    /// The id of the challenge paid.
+    pub challenge_id: Option<String>,
+    /// What the daily budget still allows, in sats.
+    pub budget_remaining_sats: Option<u64>,
+}
+
+/// Call a priced tool of another MCP server, paying its Payment challenge (-32042) within the
+/// caller's cap and the budget.
+pub async fn call_paid_tool(
+    app: &App,
+    fetcher: &Fetcher,
+    p: CallPaidToolParams,
+) -> Result<CallPaidToolOutput, Failure> {
+    let timeout = range_arg(
+        "timeout_secs",
+        p.timeout_secs.unwrap_or(fetch::DEFAULT_TIMEOUT_SECS),
+        1,
+        fetch::MAX_TIMEOUT_SECS,
+    )?;
+    let call = fetch::PaidToolCall {
+        server_url: p.server_url,
+        tool: p.tool,
+        arguments: p.arguments.unwrap_or_default(),
+        max_price_msat: p
+            .max_price_sats
+            .map(|s| sats_arg("max_price_sats", s, 0))
+            .transpose()?,
+        timeout: Duration::from_secs(timeout),
+    };
+    let out = fetcher.call_paid_tool(&call).await?;
+    let paid = out.paid.as_ref();
+    Ok(CallPaidToolOutput {
+        result: out.result,
+        paid: paid.is_some_and(|r| !r.already_paid),
+        amount_sats: paid.map_or(0, |r| whole_sats(r.amount_msat)),
+        fee_sats: paid.map_or(0, |r| whole_sats(r.fee_msat)),
+        payment_hash: paid.map(|r| r.payment_hash.to_hex()),
+        payment_receipt: out.payment_receipt,
+        challenge_id: out.challenge_id,
+        budget_remaining_sats: budget_remaining(app).await,
+    })
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+pub struct CloseSessionsParams {
+    /// Close the open session with this URL's service (its origin); without it (and without session_id), every open session.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Close this session only (the session_id fetch_paid returned).
+    #[serde(default)]
+    pub session_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct CloseSessionsOutput {
+    pub closed: Vec<ClosedSessionOutput>,
+}
+
+/// Close open Payment sessions so their unspent deposits come back to this wallet.
+pub async fn close_sessions(
+    fetcher: &Fetcher,
+    p: CloseSessionsParams,
+) -> Result<CloseSessionsOutput, Failure> {
+    let origin = p
+        .url
+        .as_deref()
+        .map(|u| {
+            url::Url::parse(u.trim())
+                .map(|u| u.origin().ascii_serialization())
+                .map_err(|e| Failure::invalid(format!("{u:?} is not a URL: {e}")))
+        })
+        .transpose()?;
+    let closed = fetcher
+        .close_sessions(origin.as_deref(), p.session_id.as_deref())
+        .await?;
+    Ok(CloseSessionsOutput {
+        closed: closed.into_iter().map(Into::into).collect(),
+    })
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 pub struct DiscoverParams {
     /// Any URL of the service (only its origin is used), e.g. https://api.example.com/weather.
     pub url: String,
@@ -236,9 +424,11 @@ pub struct DiscoverOutput {
     pub l402: Option<serde_json::Value>,
     /// The service's /llms.txt, or null if it has none.
     pub llms_txt: Option<String>,
+    /// The service's /openapi.json (priced operations carry x-payment-info: the Payment scheme's offers), or null if it has none.
+    pub openapi: Option<serde_json::Value>,
 }
 
-/// Read what a service sells (`/.well-known/l402`, `/llms.txt`), never paying.
+/// Read what a service sells (`/.well-known/l402`, `/llms.txt`, `/openapi.json`), never paying.
 pub async fn discover(fetcher: &Fetcher, p: DiscoverParams) -> Result<DiscoverOutput, Failure> {
     let url = url::Url::parse(p.url.trim())
         .map_err(|e| Failure::invalid(format!("{:?} is not a URL: {e}", p.url)))?;
@@ -261,9 +451,13 @@ pub async fn discover(fetcher: &Fetcher, p: DiscoverParams) -> Result<DiscoverOu
         .await?
         .and_then(|t| serde_json::from_str(&t).ok());
     let llms_txt = get("/llms.txt").await?;
+    let openapi = get("/openapi.json")
+        .await?
+        .and_then(|t| serde_json::from_str(&t).ok());
     Ok(DiscoverOutput {
         origin,
         l402,
         llms_txt,
+        openapi,
     })
 }

@@ -2,8 +2,9 @@
 //! one struct and returning one result shape. The MCP tools (`crate::mcp`) and the command line's
 //! `--json` print the same shapes; neither adds logic of its own.
 //!
-//! - [`buy`]: `fetch_paid`, `pay_invoice`, `discover`
-//! - [`sell`]: `create_invoice`, `create_l402_challenge`, `verify_l402_payment`
+//! - [`buy`]: `fetch_paid`, `call_paid_tool`, `pay_invoice`, `discover`, `close_sessions`
+//! - [`sell`]: `create_invoice`, `create_l402_challenge`, `create_payment_challenge`,
+//!   `verify_l402_payment`
 //! - [`wallet`]: `wallet_balance`, `list_payments`, `decode_invoice`
 //!
 //! A business failure (over budget, a bad invoice, a refused seller) is a [`Failure`]: a stable
@@ -80,6 +81,7 @@ impl From<FetchError> for Failure {
                 return Failure::new("http_error", format!("{m}; nothing was paid"));
             }
             FetchError::Storage(s) => return storage(&s),
+            FetchError::PaymentChallenge { code, .. } => code,
             FetchError::PaidButFailed { .. } => "paid_but_failed",
             FetchError::Blocked(_) => "address_refused",
             FetchError::SellerDistrusted { .. } => "seller_distrusted",

@@ -27,6 +27,28 @@ pub struct BalanceOutput {
     pub budget: BudgetOutput,
     /// Income received in the last 24 hours, in sats.
     pub earned_24h_sats: u64,
+    /// Payment (MPP) sessions not closed: deposits held by sellers (close_sessions gets the unspent part back).
+    pub sessions: Vec<SessionOutput>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct SessionOutput {
+    /// The deposit's payment hash.
+    pub session_id: String,
+    /// The service (origin) holding the deposit.
+    pub origin: String,
+    /// open, opening (deposit being paid) or failed (paid, not opened).
+    pub status: String,
+    /// Deposit and top-ups paid, in sats.
+    pub deposit_sats: u64,
+    /// Requests served on the session.
+    pub requests: u64,
+    /// What one request costs, in sats.
+    pub price_sats: u64,
+    /// Deposit minus requests times price: what should come back at close, in sats.
+    pub estimated_left_sats: u64,
+    /// Unix seconds.
+    pub last_used_at: u64,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -46,6 +68,26 @@ pub struct BudgetOutput {
 /// Balance, budget and income of the last 24 hours.
 pub async fn balance(app: &App) -> Result<BalanceOutput, Failure> {
     let s = app.status().await?;
+    let sessions = app
+        .storage
+        .buyer_sessions()
+        .live_buyer_sessions(&app.wallet_name)
+        .await?
+        .into_iter()
+        .map(|s| {
+            let spent = s.price.msat().saturating_mul(s.requests);
+            SessionOutput {
+                session_id: s.id.to_hex(),
+                origin: s.origin,
+                status: s.status.as_str().to_owned(),
+                deposit_sats: whole_sats(s.deposit.msat()),
+                requests: s.requests,
+                price_sats: whole_sats(s.price.msat()),
+                estimated_left_sats: whole_sats(s.deposit.msat().saturating_sub(spent)),
+                last_used_at: s.last_used_at,
+            }
+        })
+        .collect();
     let b = &s.budget;
     Ok(BalanceOutput {
         wallet: s.wallet,
@@ -65,6 +107,7 @@ pub async fn balance(app: &App) -> Result<BalanceOutput, Failure> {
             remaining_24h_sats: whole_sats(b.remaining_24h_msat),
         },
         earned_24h_sats: whole_sats(s.earned_24h_msat),
+        sessions,
     })
 }
 

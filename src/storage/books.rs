@@ -61,6 +61,11 @@ pub enum SettleError {
     Expired,
     #[error("insufficient balance for {0} (test sats)")]
     Insufficient(Msat),
+    /// An amount was given for an invoice that has one, or none for an amountless invoice.
+    #[error(
+        "the amount does not fit the invoice (amountless invoices need one, others take theirs)"
+    )]
+    AmountMismatch,
     /// The storage failed before committing: nothing happened.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -118,6 +123,16 @@ pub trait EmbeddedBooks: Send + Sync + std::fmt::Debug {
         payment_hash: &PaymentHash,
         now: u64,
     ) -> Result<Settled, SettleError>;
+    /// Pay `amount` to an amountless invoice (issued with amount 0) from `payer`, in one
+    /// transaction; the invoice then records what it received.
+    async fn settle_amountless(
+        &self,
+        payer: &str,
+        bolt11: &str,
+        payment_hash: &PaymentHash,
+        amount: Msat,
+        now: u64,
+    ) -> Result<Settled, SettleError>;
     /// An invoice `name` issued, if it did.
     async fn issued(
         &self,
@@ -133,6 +148,43 @@ pub trait EmbeddedBooks: Send + Sync + std::fmt::Debug {
 }
 
 impl Engine {
+    /// Settle an invoice between two accounts: `amount` is what an amountless invoice (issued
+    /// with amount 0) is paid; an invoice with an amount takes its own (and refuses another).
+    async fn settle_with(
+        &self,
+        payer: &str,
+        bolt11: &str,
+        payment_hash: &PaymentHash,
+        amount: Option<Msat>,
+        now: u64,
+    ) -> Result<Settled, SettleError> {
+        let (payer, bolt11) = (payer.to_owned(), bolt11.to_owned());
+        let (hash, now_db) = (payment_hash.to_hex(), int(now)?);
+        let dialect = self.dialect;
+        let lock = payer.clone();
+        // One write: nothing can be half-paid. Every check below that fails undoes it, which
+        // rolls the claim back.
+        self.write(
+            Some(&lock),
+            move |tx| {
+                Box::pin(async move {
+                    let claim = Claim {
+                        payer: &payer,
+                        bolt11: &bolt11,
+                        hash: &hash,
+                        amount,
+                    };
+                    settle_in(tx, dialect, claim, now, now_db).await
+                })
+            },
+            // The claim stands only if the transfer does.
+            true,
+            // Until the commit returns, nothing happened; a failed commit may have landed, though.
+            SettleError::OutcomeUnknown,
+        )
+        .await
+    }
+
     /// An amount of account `name`: `expr` over its row (a fixed column expression).
     async fn account_amount(
         &self,
@@ -257,25 +309,20 @@ impl EmbeddedBooks for Engine {
         payment_hash: &PaymentHash,
         now: u64,
     ) -> Result<Settled, SettleError> {
-        let (payer, bolt11) = (payer.to_owned(), bolt11.to_owned());
-        let (hash, now_db) = (payment_hash.to_hex(), int(now)?);
-        let dialect = self.dialect;
-        let lock = payer.clone();
-        // One write: nothing can be half-paid. Every check below that fails undoes it, which
-        // rolls the claim back.
-        self.write(
-            Some(&lock),
-            move |tx| {
-                Box::pin(async move {
-                    settle_in(tx, dialect, &payer, &bolt11, &hash, now, now_db).await
-                })
-            },
-            // The claim stands only if the transfer does.
-            true,
-            // Until the commit returns, nothing happened; a failed commit may have landed, though.
-            SettleError::OutcomeUnknown,
-        )
-        .await
+        self.settle_with(payer, bolt11, payment_hash, None, now)
+            .await
+    }
+
+    async fn settle_amountless(
+        &self,
+        payer: &str,
+        bolt11: &str,
+        payment_hash: &PaymentHash,
+        amount: Msat,
+        now: u64,
+    ) -> Result<Settled, SettleError> {
+        self.settle_with(payer, bolt11, payment_hash, Some(amount), now)
+            .await
     }
 
     async fn issued(
@@ -319,15 +366,28 @@ impl EmbeddedBooks for Engine {
 }
 
 /// The settlement's statements, on the write's connection (see [`EmbeddedBooks::settle`]).
+/// What a settlement claims: invoice `bolt11` of hash `hash`, paid by `payer`; `amount` only for
+/// an amountless invoice.
+struct Claim<'a> {
+    payer: &'a str,
+    bolt11: &'a str,
+    hash: &'a str,
+    amount: Option<Msat>,
+}
+
 async fn settle_in(
     tx: &mut sqlx::AnyConnection,
     dialect: Dialect,
-    payer: &str,
-    bolt11: &str,
-    hash: &str,
+    claim: Claim<'_>,
     now: u64,
     now_db: i64,
 ) -> Result<Settled, SettleError> {
+    let Claim {
+        payer,
+        bolt11,
+        hash,
+        amount,
+    } = claim;
     let claimed = sqlx::query(
             "UPDATE embedded_invoices SET paid_by = $1, paid_at = $2 WHERE payment_hash = $3 AND paid_by IS NULL
              RETURNING wallet, bolt11, preimage, amount_msat, expires_at",
@@ -351,10 +411,22 @@ async fn settle_in(
     let payee: String = row.try_get("wallet")?;
     let stored_bolt11: String = row.try_get("bolt11")?;
     let preimage: String = row.try_get("preimage")?;
-    let amount = uint("invoice amount", row.try_get("amount_msat")?)?;
+    let stored = uint("invoice amount", row.try_get("amount_msat")?)?;
     let expires_at = uint("invoice expiry", row.try_get("expires_at")?)?;
     if !stored_bolt11.eq_ignore_ascii_case(bolt11) {
         return Err(SettleError::Unknown);
+    }
+    let amount = match (stored, amount) {
+        (0, Some(a)) if !a.is_zero() => a.msat(),
+        (s, None) if s > 0 => s,
+        _ => return Err(SettleError::AmountMismatch),
+    };
+    if stored == 0 {
+        sqlx::query("UPDATE embedded_invoices SET amount_msat = $1 WHERE payment_hash = $2")
+            .bind(int(amount)?)
+            .bind(hash)
+            .execute(&mut *tx)
+            .await?;
     }
     if payee == payer {
         return Err(SettleError::OwnInvoice);

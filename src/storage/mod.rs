@@ -6,6 +6,8 @@
 //! | [`TokenCache`] | the buyer's credentials, and the sellers it no longer trusts | `fetch_paid` |
 //! | [`SellerStore`] | root keys and terms of minted tokens, use counters, free-tier counts, sales | the seller and the gateway |
 //! | [`EmbeddedBooks`] | the embedded wallet's accounts, keys and invoices | the embedded wallet |
+//! | [`MppStore`] | `Payment` challenge secrets, spent charges, sessions and their refunds | the seller (`crate::mpp`) |
+//! | [`BuyerSessions`] | the buyer's `Payment` sessions | `fetch_paid` |
 //! | [`WalletRefs`] | hosted backends' ids for our payments, by payment hash | Strike, OpenNode |
 //!
 //! One `Engine` implements them all, on SQLite (the default: one file per data dir) or on
@@ -17,6 +19,8 @@ mod books;
 mod engine;
 mod group;
 mod ledger;
+mod mpp;
+mod mpp_buyer;
 mod refs;
 mod seller;
 mod tokens;
@@ -30,6 +34,8 @@ pub use ledger::{
     Direction, NewPayment, Payment, PaymentFilter, Reservation, ReserveError, Settlement,
     SpendLedger, Status, Totals,
 };
+pub use mpp::{Credit, MppStore, NewSession, RefundStatus, SellerSession};
+pub use mpp_buyer::{BuyerSession, BuyerSessionStatus, BuyerSessions};
 pub use refs::{RefKey, WalletRefs};
 pub use seller::{MintedToken, NewMintedToken, SalesSummary, SellerStore, ServiceSales};
 pub use tokens::{CachedToken, CredentialScope, Distrust, TokenCache};
@@ -133,6 +139,14 @@ impl Storage {
     }
 
     pub fn books(&self) -> Arc<dyn EmbeddedBooks> {
+        self.engine.clone()
+    }
+
+    pub fn mpp(&self) -> Arc<dyn MppStore> {
+        self.engine.clone()
+    }
+
+    pub fn buyer_sessions(&self) -> Arc<dyn BuyerSessions> {
         self.engine.clone()
     }
 

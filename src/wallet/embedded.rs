@@ -159,6 +159,76 @@ fn read_key(path: &Path) -> Result<SecretKey, EmbeddedError> {
     SecretKey::from_slice(&bytes).map_err(|_| key_err("not a valid secp256k1 key".into()))
 }
 
+/// What a failed internal settlement means for the money.
+fn settle_error(e: SettleError) -> WalletError {
+    match e {
+        SettleError::AlreadyPaid => WalletError::Rejected("invoice already paid".into()),
+        SettleError::Unknown => WalletError::NotPayable(NOT_PAYABLE_HELP.into()),
+        SettleError::OwnInvoice | SettleError::Expired | SettleError::AmountMismatch => {
+            WalletError::Rejected(e.to_string())
+        }
+        SettleError::Insufficient(amount) => WalletError::Rejected(format!(
+            "insufficient balance for {amount} (test sats; add more with `l402-mcp wallet deposit`)"
+        )),
+        // Rolled back before the commit: nothing moved.
+        SettleError::Storage(StorageError::Corrupt(c)) => WalletError::Corrupt(c),
+        SettleError::Storage(s) => WalletError::Unavailable(s.to_string()),
+        SettleError::OutcomeUnknown(why) => WalletError::OutcomeUnknown(why),
+    }
+}
+
+impl EmbeddedWallet {
+    /// Sign and record an invoice; `None`: amountless (recorded with amount 0 until paid).
+    async fn issue(
+        &self,
+        amount_msat: Option<u64>,
+        description: &str,
+        expiry_secs: u64,
+    ) -> Result<CreatedInvoice, WalletError> {
+        let mut preimage = [0u8; 32];
+        let mut payment_secret = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut preimage);
+        rand::thread_rng().fill_bytes(&mut payment_secret);
+        let preimage = Preimage(preimage);
+        let payment_hash = preimage.payment_hash();
+        let now = self.clock.now();
+        let bolt11 = bolt11::create(
+            &self.node_key,
+            &NewInvoice {
+                network: Network::Regtest,
+                amount_msat,
+                description,
+                payment_hash,
+                payment_secret,
+                timestamp: now,
+                expiry_secs,
+            },
+        )
+        .map_err(|e| WalletError::Rejected(e.to_string()))?;
+        let expires_at = now.saturating_add(expiry_secs);
+        self.books
+            .add_invoice(
+                &EmbeddedInvoice {
+                    payment_hash: &payment_hash,
+                    wallet: &self.name,
+                    bolt11: &bolt11,
+                    preimage: &preimage,
+                    amount: Msat::from_msat(amount_msat.unwrap_or(0)),
+                    description,
+                    expires_at,
+                },
+                now,
+            )
+            .await
+            .map_err(storage)?;
+        Ok(CreatedInvoice {
+            bolt11,
+            payment_hash,
+            expires_at,
+        })
+    }
+}
+
 #[async_trait]
 impl Wallet for EmbeddedWallet {
     async fn info(&self) -> Result<WalletInfo, WalletError> {
@@ -193,47 +263,12 @@ impl Wallet for EmbeddedWallet {
                 "invoice amount must be positive".into(),
             ));
         }
-        let mut preimage = [0u8; 32];
-        let mut payment_secret = [0u8; 32];
-        rand::thread_rng().fill_bytes(&mut preimage);
-        rand::thread_rng().fill_bytes(&mut payment_secret);
-        let preimage = Preimage(preimage);
-        let payment_hash = preimage.payment_hash();
-        let now = self.clock.now();
-        let bolt11 = bolt11::create(
-            &self.node_key,
-            &NewInvoice {
-                network: Network::Regtest,
-                amount_msat: Some(request.amount_msat),
-                description: &request.description,
-                payment_hash,
-                payment_secret,
-                timestamp: now,
-                expiry_secs: request.expiry_secs,
-            },
+        self.issue(
+            Some(request.amount_msat),
+            &request.description,
+            request.expiry_secs,
         )
-        .map_err(|e| WalletError::Rejected(e.to_string()))?;
-        let expires_at = now.saturating_add(request.expiry_secs);
-        self.books
-            .add_invoice(
-                &EmbeddedInvoice {
-                    payment_hash: &payment_hash,
-                    wallet: &self.name,
-                    bolt11: &bolt11,
-                    preimage: &preimage,
-                    amount: Msat::from_msat(request.amount_msat),
-                    description: &request.description,
-                    expires_at,
-                },
-                now,
-            )
-            .await
-            .map_err(storage)?;
-        Ok(CreatedInvoice {
-            bolt11,
-            payment_hash,
-            expires_at,
-        })
+        .await
     }
 
     #[instrument(skip_all, fields(wallet = %self.name, payment_hash = %invoice.payment_hash))]
@@ -251,21 +286,47 @@ impl Wallet for EmbeddedWallet {
                 self.clock.now(),
             )
             .await
-            .map_err(|e| match e {
-                SettleError::AlreadyPaid => WalletError::Rejected("invoice already paid".into()),
-                SettleError::Unknown => WalletError::NotPayable(NOT_PAYABLE_HELP.into()),
-                SettleError::OwnInvoice | SettleError::Expired => {
-                    WalletError::Rejected(e.to_string())
-                }
-                SettleError::Insufficient(amount) => WalletError::Rejected(format!(
-                    "insufficient balance for {amount} (test sats; add more with `l402-mcp wallet deposit`)"
-                )),
-                // Rolled back before the commit: nothing moved.
-                SettleError::Storage(StorageError::Corrupt(c)) => WalletError::Corrupt(c),
-                SettleError::Storage(s) => WalletError::Unavailable(s.to_string()),
-                SettleError::OutcomeUnknown(why) => WalletError::OutcomeUnknown(why),
-            })?;
+            .map_err(settle_error)?;
         info!(amount_msat = settled.amount.msat(), payee = %settled.payee, "settled internally");
+        Ok(PaymentResult {
+            preimage: Some(settled.preimage),
+            fee_msat: 0,
+        })
+    }
+
+    #[instrument(skip_all, fields(wallet = %self.name))]
+    async fn create_amountless_invoice(
+        &self,
+        description: &str,
+        expiry_secs: u64,
+    ) -> Result<CreatedInvoice, WalletError> {
+        self.issue(None, description, expiry_secs).await
+    }
+
+    #[instrument(skip_all, fields(wallet = %self.name, payment_hash = %invoice.payment_hash, amount_msat))]
+    async fn pay_amountless(
+        &self,
+        invoice: &DecodedInvoice,
+        amount_msat: u64,
+        _max_fee_msat: u64,
+    ) -> Result<PaymentResult, WalletError> {
+        if invoice.amount_msat.is_some() || amount_msat == 0 {
+            return Err(WalletError::Rejected(
+                "only an amountless invoice is paid an amount of the payer's choosing".into(),
+            ));
+        }
+        let settled = self
+            .books
+            .settle_amountless(
+                &self.name,
+                &invoice.bolt11,
+                &invoice.payment_hash,
+                Msat::from_msat(amount_msat),
+                self.clock.now(),
+            )
+            .await
+            .map_err(settle_error)?;
+        info!(payee = %settled.payee, "settled an amountless invoice internally");
         Ok(PaymentResult {
             preimage: Some(settled.preimage),
             fee_msat: 0,

@@ -256,6 +256,31 @@ pub trait Wallet: Send + Sync + std::fmt::Debug {
         false
     }
 
+    /// Create an invoice without an amount (the payer chooses it): a `Payment` session's return
+    /// invoice, which takes the refund of an unspent deposit. Backends that cannot refuse.
+    async fn create_amountless_invoice(
+        &self,
+        _description: &str,
+        _expiry_secs: u64,
+    ) -> Result<CreatedInvoice, WalletError> {
+        Err(WalletError::NotPayable(
+            "this wallet backend cannot create amountless invoices (needed to get a Payment session's deposit back); sessions need the embedded wallet for now".into(),
+        ))
+    }
+
+    /// Pay `amount_msat` to an invoice without an amount (a session's refund to the buyer's
+    /// return invoice). Backends that cannot refuse, before any money moves.
+    async fn pay_amountless(
+        &self,
+        _invoice: &DecodedInvoice,
+        _amount_msat: u64,
+        _max_fee_msat: u64,
+    ) -> Result<PaymentResult, WalletError> {
+        Err(WalletError::NotPayable(
+            "this wallet backend cannot pay amountless invoices (a Payment session's refund); sessions need the embedded wallet for now".into(),
+        ))
+    }
+
     /// What this backend can tell of its credential and account beyond [`Wallet::info`] (asked
     /// by `doctor` once `info` answered; never moves money).
     async fn access(&self) -> Vec<AccessCheck> {

@@ -17,6 +17,9 @@
 #                wallet A and get the upstream's data
 #   sellers      OUR fetch_paid (MCP Python SDK -> `l402-mcp serve`, LNbits wallet A) pays an
 #                l402kit 1.10.1 server and a boltwall 6.0.3 server (both selling with wallet B)
+#   mpp          the Payment scheme (MPP) against mppx 0.11.0 (npm), both directions, over HTTP
+#                and MCP: tools/interop/mpp/run.sh (mppx's client pays our gateway and our
+#                mcp-gateway; our fetch_paid and call_paid_tool pay mppx sellers)
 #
 # Glue (the only non-third-party code between us and a counterpart; each file says so):
 #   l402/lnbits_payer.py    pays from LNbits wallet A over its REST API; l402-requests uses it as a
@@ -24,6 +27,9 @@
 #   l402/lnd_rest_shim.py   answers LND's POST /v2/router/send for l402sdk by paying through LNbits
 #   boltwall/server.cjs     boltwall's three ln-service calls (authenticatedLndGrpc, createInvoice,
 #                           getInvoice) answered by LNbits: no LND/OpenNode exists offline
+#   mpp/lightning.mjs       mppx publishes no `lightning` method: a charge method through mppx's
+#                           custom-method API; mpp/wallet.mjs pays and invoices with our embedded
+#                           wallets through our command line
 #
 # Output: each check's own lines, then a matrix "counterpart  direction  PASS|FAIL"; exit 1 if any
 # cell failed, 2 if the suite could not be set up.
@@ -33,7 +39,7 @@
 #        L402_MCP_BIN=path      the l402-mcp binary; L402_ORACLE=path the l402_oracle example
 #                               (else: cargo build --bin l402-mcp --example l402_oracle, debug)
 #        INTEROP_BREAK=what     sabotage one counterpart's path to see its check go red:
-#                               preimage (clients), lsat-header (lsat-js), signature (boltwall),
+#                               preimage (clients, mpp), lsat-header (lsat-js), signature (boltwall),
 #                               scheme (l402kit), invoice (inspector), baseline (conformance),
 #                               macaroon-sig (macaroons: our signature corrupted), budget (mcp:
 #                               every agent's per-payment cap is 1 sat)
@@ -51,13 +57,15 @@
 #   sellers       INTEROP_BREAK=signature: boltwall rotates its secret after each challenge, our
 #                 credential is refused (401) -> FAIL; INTEROP_BREAK=scheme: l402kit's challenge says
 #                 LSAT, we answer LSAT, l402kit takes only "L402 " -> FAIL
+#   mpp           INTEROP_BREAK=preimage (2026-12): mppx presents a wrong preimage: our gateway
+#                 and mcp-gateway refuse it -> the mppx->ours cells FAIL
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 CACHE=${L402_PEERS_CACHE:-$HOME/.cache/l402-peers}
 export L402_PEERS_CACHE=$CACHE
-SECTIONS=(mcp inspector conformance macaroons lsat-js clients sellers)
+SECTIONS=(mcp inspector conformance macaroons lsat-js clients sellers mpp)
 ONLY=() SKIP=() INSTALL_ONLY=0 KEEP=0
 while [ $# -gt 0 ]; do
   case $1 in
@@ -177,6 +185,10 @@ fi
 if want macaroons; then
   "$HERE/macaroons/run.sh" --install-only >"$CACHE/macaroons-install.log" 2>&1 ||
     { tail -20 "$CACHE/macaroons-install.log" >&2; die "tools/interop/macaroons/run.sh --install-only failed"; }
+fi
+if want mpp; then
+  "$HERE/mpp/run.sh" --install-only >"$CACHE/mpp-install.log" 2>&1 ||
+    { tail -20 "$CACHE/mpp-install.log" >&2; die "tools/interop/mpp/run.sh --install-only failed"; }
 fi
 MCP_PY=$CACHE/mcp-py-venv/bin/python
 INSTALL_SECS=$((SECONDS - t_install))
@@ -451,6 +463,9 @@ fi
 
 GW_PRICE=21
 GATEWAY=
+# `--auth l402`: these sections test L402 clients (lsat-js splits the folded header at LSAT/L402
+# and reads the L402 JSON body, which a 402 that also offers Payment replaces by Aperture's
+# problem+json); the Payment scheme has its own section (mpp).
 if [ -n "$LNBITS_INFO" ] && { want lsat-js || want clients; }; then
   up_port=$(free_port) gw_port=$(free_port)
   mkdir -p "$RUN/gateway"
@@ -459,7 +474,7 @@ if [ -n "$LNBITS_INFO" ] && { want lsat-js || want clients; }; then
        XDG_CONFIG_HOME="$RUN/gateway" L402_MCP_BACKEND=lnbits L402_MCP_LNBITS_URL="$LNB_URL" \
        L402_MCP_LNBITS_ADMIN_KEY="$B_ADMIN" L402_MCP_LNBITS_INVOICE_KEY="$B_INVOICE" L402_MCP_NETWORK=mainnet \
        "$BIN" --data-dir "$RUN/gateway" gateway --upstream "http://127.0.0.1:$up_port" \
-       --price "$GW_PRICE" --path /paid --listen "127.0.0.1:$gw_port"; then
+       --price "$GW_PRICE" --path /paid --auth l402 --listen "127.0.0.1:$gw_port"; then
     GATEWAY=http://127.0.0.1:$gw_port
     echo "our gateway at $GATEWAY (/paid: $GW_PRICE sats, LNbits wallet B) in front of $up_port"
   else
@@ -539,6 +554,20 @@ if want sellers && [ -n "$LNBITS_INFO" ]; then
     cell boltwall "fetch_paid->seller" FAIL "the boltwall server did not start"
   fi
   section_done sellers
+fi
+
+# ======================================================================== mpp ===
+if want mpp; then
+  section "the Payment scheme (MPP) against mppx: tools/interop/mpp/run.sh"
+  "$HERE/mpp/run.sh" >"$RUN/mpp.out" 2>"$RUN/mpp.err"
+  rc=$?
+  cat "$RUN/mpp.out"
+  fold_lines "$RUN/mpp.out"
+  if [ "$rc" != 0 ] && ! grep -q ' FAIL' "$RUN/mpp.out"; then
+    tail -20 "$RUN/mpp.err"
+    cell mppx run FAIL "exit $rc"
+  fi
+  section_done mpp
 fi
 
 # ===================================================================== matrix ===

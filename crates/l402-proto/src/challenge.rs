@@ -152,13 +152,14 @@ fn strip_lightning_prefix(s: &str) -> &str {
 
 /// One challenge as written: a scheme and its parameters, nothing interpreted yet.
 #[derive(Debug)]
-struct RawChallenge<'a> {
-    scheme: &'a str,
-    params: Vec<(&'a str, String)>,
+pub(crate) struct RawChallenge<'a> {
+    pub(crate) scheme: &'a str,
+    pub(crate) params: Vec<(&'a str, String)>,
 }
 
 impl RawChallenge<'_> {
-    fn param(&self, names: &[&str]) -> Option<&str> {
+    /// The first parameter of any of these names (case-insensitive): a duplicate is ignored.
+    pub(crate) fn param(&self, names: &[&str]) -> Option<&str> {
         self.params
             .iter()
             .find(|(k, _)| names.iter().any(|n| k.eq_ignore_ascii_case(n)))
@@ -193,7 +194,7 @@ fn is_tchar(b: u8) -> bool {
 
 /// Split one header value into challenges (RFC 9110 §11.6.1, liberally: commas between
 /// parameters may be missing, and a bare value runs to the next comma or space).
-fn split_challenges(value: &str) -> Vec<RawChallenge<'_>> {
+pub(crate) fn split_challenges(value: &str) -> Vec<RawChallenge<'_>> {
     let mut p = Cursor { s: value, pos: 0 };
     let mut out = Vec::new();
     loop {

@@ -13,6 +13,7 @@ pub mod challenge;
 pub mod credential;
 pub mod identifier;
 pub mod macaroon;
+pub mod mpp;
 pub mod types;
 pub mod verify;
 

@@ -141,7 +141,8 @@ impl HmacKey {
     }
 }
 
-fn hmac(key: &[u8], msg: &[u8]) -> [u8; 32] {
+/// HMAC-SHA256 (also the `Payment` scheme's challenge id).
+pub(crate) fn hmac(key: &[u8], msg: &[u8]) -> [u8; 32] {
     HmacKey::new(key).mac(msg)
 }
 

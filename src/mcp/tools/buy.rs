@@ -1,10 +1,12 @@
-//! Tools that spend: `fetch_paid`, `pay_invoice`, and `discover` (which never pays).
+//! Tools that spend: `fetch_paid`, `call_paid_tool`, `pay_invoice`, `close_sessions` (which
+//! gets money back), and `discover` (which never pays).
 
 use rmcp::handler::server::wrapper::{Json, Parameters};
 use rmcp::{tool, tool_router};
 
 use crate::mcp::L402Server;
 use crate::ops::buy::{
+    CallPaidToolOutput, CallPaidToolParams, CloseSessionsOutput, CloseSessionsParams,
     DiscoverOutput, DiscoverParams, FetchPaidOutput, FetchPaidParams, PayInvoiceOutput,
     PayInvoiceParams,
 };
@@ -13,7 +15,7 @@ use crate::ops::{self, Failure};
 #[tool_router(router = buy_tools, vis = "pub(crate)")]
 impl L402Server {
     #[tool(
-        description = "Fetch an HTTP(S) URL and, if it answers 402 with an L402 (or LSAT) challenge, pay the invoice and retry with the credential, without asking anyone. The price is checked against the decoded invoice: it must be at most max_price_sats (default: the wallet's per-payment cap) and fit the wallet's daily budget; otherwise nothing is paid and the result is an error saying which limit refused it. Credentials are cached and reused for the same URL path, so repeat calls do not pay again. Returns the status, selected headers, the body (text, or base64 for binary; truncated at max_response_bytes) and a receipt (paid, amount, fee, payment hash, token reused, budget remaining). A 402 that is not L402 (e.g. x402) is reported and not paid.",
+        description = "Fetch an HTTP(S) URL and, if it answers 402 with an L402 (or LSAT) or Payment (MPP, lightning) challenge, pay the invoice and retry with the credential, without asking anyone. When several are offered, L402 is paid first unless prefer_scheme says \"payment\" (a one-off charge) or \"session\" (a deposit spent request by request; close_session or close_sessions gets the rest back). The price is checked against the decoded invoice: it must be at most max_price_sats (default: the wallet's per-payment cap) and fit the wallet's daily budget; otherwise nothing is paid and the result is an error saying which limit refused it. Credentials are cached and reused for the same URL path, so repeat calls do not pay again. Returns the status, selected headers, the body (text, or base64 for binary; truncated at max_response_bytes) and a receipt (paid, amount, fee, payment hash, token reused, budget remaining). A 402 that is neither (e.g. x402) is reported and not paid.",
         annotations(
             title = "Fetch a URL, paying L402 if asked",
             read_only_hint = false,
@@ -47,7 +49,7 @@ impl L402Server {
     }
 
     #[tool(
-        description = "Before buying, read what an L402 service sells: its /.well-known/l402 document (paths, prices in sats, token terms) and /llms.txt, from the origin of the given URL. Never pays anything.",
+        description = "Before buying, read what an L402 or Payment (MPP) service sells: its /.well-known/l402 document (paths, prices in sats, token terms), /llms.txt and /openapi.json (x-payment-info per priced operation), from the origin of the given URL. Never pays anything.",
         annotations(
             title = "Discover an L402 service",
             read_only_hint = true,
@@ -61,5 +63,41 @@ impl L402Server {
         Parameters(p): Parameters<DiscoverParams>,
     ) -> Result<Json<DiscoverOutput>, Failure> {
         Ok(Json(ops::buy::discover(self.fetcher(), p).await?))
+    }
+
+    #[tool(
+        description = "Close open Payment (MPP) sessions so their unspent deposits come back to this wallet: the one with url's service, the one session_id names, or all of them. Returns each session's deposit, the refund the seller announced, what has come back so far, and what was spent.",
+        annotations(
+            title = "Close Payment sessions",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = true
+        )
+    )]
+    async fn close_sessions(
+        &self,
+        Parameters(p): Parameters<CloseSessionsParams>,
+    ) -> Result<Json<CloseSessionsOutput>, Failure> {
+        Ok(Json(ops::buy::close_sessions(self.fetcher(), p).await?))
+    }
+
+    #[tool(
+        description = "Call a tool of another MCP server (streamable HTTP at server_url) and, if it asks for payment (JSON-RPC error -32042 with a Payment challenge, method lightning), pay the invoice and call again with the credential, without asking anyone. The price is checked against the decoded invoice: at most max_price_sats (default: the wallet's per-payment cap) and within the daily budget; a server that refuses what it was paid for is not paid again for a day. A -32042 that asks the user to open a URL (elicitation) is not a payment and is reported. Returns the tool's result and the payment receipt.",
+        annotations(
+            title = "Call a paid MCP tool",
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = false,
+            open_world_hint = true
+        )
+    )]
+    async fn call_paid_tool(
+        &self,
+        Parameters(p): Parameters<CallPaidToolParams>,
+    ) -> Result<Json<CallPaidToolOutput>, Failure> {
+        Ok(Json(
+            ops::buy::call_paid_tool(self.app(), self.fetcher(), p).await?,
+        ))
     }
 }

@@ -1,0 +1,571 @@
+//! The buyer's `Payment` sessions: open with a deposit and an amountless return invoice from
+//! our own wallet, use the deposit's preimage as a bearer credential for later requests to that
+//! service, top up when the deposit runs out (within the caller's cap and the budget), and close
+//! so the unspent deposit comes back (on demand, when idle, at shutdown).
+//!
+//! The ledger shows the deposit (and top-ups) as payments out and the refund as a payment in,
+//! to the return invoice; what the seller kept is the difference.
+//!
+//! A 402 answering a bearer credential says nothing of why (Aperture's never does): when the
+//! deposit should still cover the request, the seller has dropped the session (closed it when
+//! idle, say) and a new one is opened; otherwise the fresh challenge's invoice tops it up.
+
+use serde::Serialize;
+use tracing::{info, warn};
+
+use super::judge::refuses;
+use super::payment::{
+    PaymentUse, check_invoice, payment_offers, present, receipt_of, refuse, session_request,
+};
+use super::transport::{Exchange, Present, read_body};
+use super::{FetchError, FetchRequest, FetchResponse, Fetcher, Resource};
+use crate::l402::mpp::lightning::{self, Payload, SessionRequest};
+use crate::l402::mpp::{PaymentChallenge, receipt};
+use crate::l402::{MSAT_PER_SAT, Msat, Preimage};
+use crate::pay::PayRequest;
+use crate::payee::Payee;
+use crate::storage::{BuyerSession, BuyerSessionStatus};
+use crate::wallet::IncomingStatus;
+
+/// How long a return invoice stays payable (the spec advises 30 days).
+pub const RETURN_INVOICE_SECS: u64 = 30 * 24 * 3600;
+/// How often a server looks for idle sessions to close.
+pub const IDLE_CHECK_SECS: u64 = 60;
+/// How long closing the open sessions at shutdown may take.
+pub const SHUTDOWN_CLOSE_SECS: u64 = 10;
+
+/// A session closed, as the buyer sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClosedSession {
+    pub session_id: String,
+    pub origin: String,
+    pub deposit_msat: u64,
+    /// What came back to the return invoice (as the wallet saw it), if it has.
+    pub refund_received_msat: Option<u64>,
+    /// What the seller said it refunds.
+    pub refund_msat: Option<u64>,
+    /// The seller's word: `succeeded`, `failed`, `skipped`; `unknown` when it did not say.
+    pub refund_status: String,
+    /// Deposit minus what came back, once it has.
+    pub spent_msat: Option<u64>,
+}
+
+fn challenge_text(c: &PaymentChallenge) -> String {
+    c.to_json()
+        .map(|v| v.to_string())
+        .unwrap_or_else(|_| "{}".into())
+}
+
+fn stored_challenge(s: &BuyerSession) -> Option<PaymentChallenge> {
+    serde_json::from_str(&s.challenge)
+        .ok()
+        .and_then(|v| PaymentChallenge::from_json(&v).ok())
+}
+
+fn answered(status: reqwest::StatusCode) -> bool {
+    !(refuses(status) || status == reqwest::StatusCode::PAYMENT_REQUIRED)
+}
+
+impl Fetcher {
+    /// The open session to present first for `url`: one used for this very origin and path,
+    /// whose last challenge is still answerable (then no 402 round trip is needed).
+    pub(super) async fn session_to_present(
+        &self,
+        url: &reqwest::Url,
+    ) -> Result<Option<(BuyerSession, PaymentChallenge)>, FetchError> {
+        let Some(store) = &self.sessions else {
+            return Ok(None);
+        };
+        let here = Resource::of(url);
+        let now = self.clock.now();
+        for s in store.live_buyer_sessions(&self.wallet).await? {
+            let same = s.status == BuyerSessionStatus::Open
+                && s.origin == here.origin
+                && reqwest::Url::parse(&s.url).is_ok_and(|u| u.path() == here.path);
+            if same
+                && let Some(c) = stored_challenge(&s)
+                && c.expires_at().and_then(Result::ok).is_some_and(|t| t > now)
+            {
+                return Ok(Some((s, c)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Present an open session's bearer credential with its last challenge, before any 402.
+    /// `Ok(None)`: it was not honoured (the caller asks again, bare).
+    pub(super) async fn presend_bearer(
+        &self,
+        req: &FetchRequest,
+        url: &reqwest::Url,
+        mut s: BuyerSession,
+        c: PaymentChallenge,
+    ) -> Result<Option<FetchResponse>, FetchError> {
+        let ex = self
+            .exchange(req, url.clone(), present(&c, &bearer(&s)))
+            .await?;
+        let status = ex.response.status();
+        if !answered(status) {
+            // A 402 may only mean the deposit is spent: the fresh 402 decides (top up or not).
+            if status != reqwest::StatusCode::PAYMENT_REQUIRED {
+                self.forget_session(&mut s).await?;
+            }
+            return Ok(None);
+        }
+        Ok(Some(self.served(req, &mut s, None, ex, "bearer").await?))
+    }
+
+    /// Pay through a session: bearer on the open one with this service (topped up when its
+    /// deposit runs out), else open one.
+    pub(super) async fn use_session(
+        &self,
+        req: &FetchRequest,
+        resource: &Resource,
+        payee: &Payee,
+        c: PaymentChallenge,
+        r: SessionRequest,
+    ) -> Result<FetchResponse, FetchError> {
+        let Some(store) = self.sessions.clone() else {
+            return Err(refuse(
+                "sessions_unsupported",
+                "this wallet keeps no Payment sessions here",
+            ));
+        };
+        let lock = self.lock_for(&format!("session {} {}", resource.origin, c.realm));
+        let _held = lock.lock().await;
+        match store
+            .open_buyer_session(&self.wallet, &resource.origin, &c.realm)
+            .await?
+        {
+            Some(s) => self.bearer_or_top_up(req, resource, payee, s, c).await,
+            None => self.open_session(req, resource, payee, c, r).await,
+        }
+    }
+
+    async fn bearer_or_top_up(
+        &self,
+        req: &FetchRequest,
+        resource: &Resource,
+        payee: &Payee,
+        mut s: BuyerSession,
+        c: PaymentChallenge,
+    ) -> Result<FetchResponse, FetchError> {
+        let ex = self
+            .exchange(req, resource.url.clone(), present(&c, &bearer(&s)))
+            .await?;
+        let status = ex.response.status();
+        if answered(status) {
+            s.challenge = challenge_text(&c);
+            return self.served(req, &mut s, None, ex, "bearer").await;
+        }
+        // Refused: read the fresh session challenge of that 402, if it is one.
+        let fresh = if status == reqwest::StatusCode::PAYMENT_REQUIRED {
+            let (offers, _) = payment_offers(ex.response.headers());
+            offers
+                .into_iter()
+                .find(|o| o.is(lightning::METHOD, lightning::SESSION) && o.realm == s.realm)
+        } else {
+            None
+        };
+        let Some(fresh) = fresh else {
+            self.forget_session(&mut s).await?;
+            return Err(refuse(
+                "session_refused",
+                format!(
+                    "{} refused the open session (HTTP {}); it is marked closed here",
+                    s.origin,
+                    status.as_u16()
+                ),
+            ));
+        };
+        let r = session_request(&fresh, self.clock.now())?;
+        let spent = s.price.msat().saturating_mul(s.requests);
+        let left = s.deposit.msat().saturating_sub(spent);
+        if left >= r.amount_sats.saturating_mul(MSAT_PER_SAT) {
+            info!(session = %s.id, "the seller no longer takes this session although its deposit should cover the request; opening a new one");
+            self.forget_session(&mut s).await?;
+            return self.open_session(req, resource, payee, fresh, r).await;
+        }
+        self.top_up(req, resource, payee, s, fresh, r).await
+    }
+
+    /// Pay the fresh challenge's deposit invoice and present it as a top-up.
+    async fn top_up(
+        &self,
+        req: &FetchRequest,
+        resource: &Resource,
+        payee: &Payee,
+        mut s: BuyerSession,
+        c: PaymentChallenge,
+        r: SessionRequest,
+    ) -> Result<FetchResponse, FetchError> {
+        self.deposit_sats(&r)?;
+        let receipt = self.pay_deposit(req, resource, payee, &r).await?;
+        info!(session = %s.id, amount_msat = receipt.amount_msat, "session topped up");
+        s.deposit = s
+            .deposit
+            .saturating_add(Msat::from_msat(receipt.amount_msat));
+        s.challenge = challenge_text(&c);
+        self.save(&s).await?;
+        let payload = Payload::TopUp {
+            session_id: s.id,
+            top_up_preimage: receipt.preimage,
+        };
+        let ex = self
+            .exchange(req, resource.url.clone(), present(&c, &payload))
+            .await?;
+        let status = ex.response.status();
+        if !answered(status) {
+            self.forget_session(&mut s).await?;
+            return Err(self.refused_paid(resource, payee, &receipt, status).await?);
+        }
+        self.served(req, &mut s, Some(&receipt), ex, "topUp").await
+    }
+
+    /// Pay a session challenge's deposit invoice (a deposit or a top-up), after checking it
+    /// is for the stated amount and hash.
+    async fn pay_deposit(
+        &self,
+        req: &FetchRequest,
+        resource: &Resource,
+        payee: &Payee,
+        r: &SessionRequest,
+    ) -> Result<crate::pay::Receipt, FetchError> {
+        let deposit_sats = self.deposit_sats(r)?;
+        check_invoice(&r.deposit_invoice, deposit_sats, Some(r.payment_hash), None)?;
+        Ok(self
+            .payer
+            .pay(&PayRequest {
+                invoice: &r.deposit_invoice,
+                max_amount_msat: req.max_price_msat,
+                url: Some(resource.url.as_str()),
+                payee: Some(payee),
+                expect_payment_hash: Some(r.payment_hash),
+                needs_preimage: true,
+                ..PayRequest::default()
+            })
+            .await?)
+    }
+
+    fn deposit_sats(&self, r: &SessionRequest) -> Result<u64, FetchError> {
+        match r.deposit_sats {
+            Some(d) if d > 0 => Ok(d),
+            _ => crate::bolt11::decode(&r.deposit_invoice)
+                .ok()
+                .and_then(|i| i.amount_msat)
+                .filter(|m| *m > 0 && m.is_multiple_of(MSAT_PER_SAT))
+                .map(|m| m / MSAT_PER_SAT)
+                .ok_or_else(|| refuse("invalid_challenge", "the session names no deposit")),
+        }
+    }
+
+    /// Open a session: a return invoice from our wallet, the deposit paid, then `open`.
+    async fn open_session(
+        &self,
+        req: &FetchRequest,
+        resource: &Resource,
+        payee: &Payee,
+        c: PaymentChallenge,
+        r: SessionRequest,
+    ) -> Result<FetchResponse, FetchError> {
+        let deposit_sats = self.deposit_sats(&r)?;
+        check_invoice(&r.deposit_invoice, deposit_sats, Some(r.payment_hash), None)?;
+        let deposit_msat = deposit_sats.saturating_mul(MSAT_PER_SAT);
+        if let Some(cap) = req.max_price_msat
+            && deposit_msat > cap
+        {
+            return Err(FetchError::Pay(crate::pay::PayError::Budget(
+                crate::budget::BudgetRefusal::CallerCap {
+                    amount_msat: deposit_msat,
+                    cap_msat: cap,
+                },
+            )));
+        }
+        let now = self.clock.now();
+        let wallet = self.payer.wallet();
+        let returns = wallet
+            .create_amountless_invoice(
+                &format!("refund of a Payment session with {}", resource.origin),
+                RETURN_INVOICE_SECS,
+            )
+            .await
+            .map_err(|e| refuse("sessions_unsupported", e.to_string()))?;
+        let decoded = crate::bolt11::decode(&returns.bolt11)
+            .map_err(|e| refuse("sessions_unsupported", e.to_string()))?;
+        self.ledger
+            .record_incoming(&self.wallet, &decoded, now)
+            .await?;
+        let mut s = BuyerSession {
+            wallet: self.wallet.clone(),
+            id: r.payment_hash,
+            origin: resource.origin.clone(),
+            realm: c.realm.clone(),
+            url: resource.url.to_string(),
+            // Replaced by the deposit's preimage once paid.
+            preimage: Preimage([0; 32]),
+            challenge: challenge_text(&c),
+            deposit: Msat::from_msat(deposit_msat),
+            price: Msat::from_msat(r.amount_sats.saturating_mul(MSAT_PER_SAT)),
+            requests: 0,
+            return_hash: returns.payment_hash,
+            return_invoice: returns.bolt11.clone(),
+            idle_secs: r.idle_timeout_secs.unwrap_or(300),
+            status: BuyerSessionStatus::Opening,
+            refund: None,
+            refund_status: None,
+            opened_at: now,
+            last_used_at: now,
+            closed_at: None,
+        };
+        self.save(&s).await?;
+        let receipt = match self.pay_deposit(req, resource, payee, &r).await {
+            Ok(r) => r,
+            Err(e) => {
+                if !e.money_may_have_moved() {
+                    s.status = BuyerSessionStatus::Failed;
+                    self.save(&s).await?;
+                }
+                return Err(e);
+            }
+        };
+        s.preimage = receipt.preimage;
+        self.save(&s).await?;
+        info!(session = %s.id, deposit_msat, origin = %s.origin, "Payment session deposit paid");
+        let payload = Payload::Open {
+            preimage: receipt.preimage,
+            return_invoice: returns.bolt11,
+        };
+        let ex = self
+            .exchange(req, resource.url.clone(), present(&c, &payload))
+            .await?;
+        let status = ex.response.status();
+        if !answered(status) {
+            s.status = BuyerSessionStatus::Failed;
+            self.save(&s).await?;
+            return Err(self.refused_paid(resource, payee, &receipt, status).await?);
+        }
+        s.status = BuyerSessionStatus::Open;
+        self.served(req, &mut s, Some(&receipt), ex, "open").await
+    }
+
+    /// A request the session paid for: counted, and answered with its receipt.
+    async fn served(
+        &self,
+        req: &FetchRequest,
+        s: &mut BuyerSession,
+        paid: Option<&crate::pay::Receipt>,
+        ex: Exchange,
+        action: &'static str,
+    ) -> Result<FetchResponse, FetchError> {
+        s.requests += 1;
+        s.last_used_at = self.clock.now();
+        s.url = ex.url.to_string();
+        self.save(s).await?;
+        let mut out = self.finish(ex, req, paid).await?;
+        out.receipt.payment_hash = Some(s.id.to_hex());
+        out.receipt.payment = Some(PaymentUse {
+            intent: lightning::SESSION,
+            action,
+            receipt: receipt_of(&out),
+            session_id: Some(s.id.to_hex()),
+        });
+        Ok(out)
+    }
+
+    async fn save(&self, s: &BuyerSession) -> Result<(), FetchError> {
+        if let Some(store) = &self.sessions {
+            store.save_buyer_session(s).await?;
+        }
+        Ok(())
+    }
+
+    /// The seller no longer takes a session: closed here; its refund, if any, is looked for
+    /// when sessions are next closed or listed.
+    async fn forget_session(&self, s: &mut BuyerSession) -> Result<(), FetchError> {
+        warn!(session = %s.id, origin = %s.origin, "the seller no longer takes this session; marked closed");
+        s.status = BuyerSessionStatus::Closed;
+        s.closed_at = Some(self.clock.now());
+        s.refund_status.get_or_insert_with(|| "unknown".into());
+        self.note_refund(s).await?;
+        self.save(s).await
+    }
+
+    /// Record the refund if the return invoice has been paid.
+    async fn note_refund(&self, s: &mut BuyerSession) -> Result<(), FetchError> {
+        match self.payer.wallet().lookup_incoming(&s.return_hash).await {
+            Ok(IncomingStatus::Settled { amount_msat }) => {
+                self.ledger
+                    .mark_incoming_settled(
+                        &self.wallet,
+                        &s.return_hash,
+                        Some(Msat::from_msat(amount_msat)),
+                        self.clock.now(),
+                    )
+                    .await?;
+                s.refund = Some(Msat::from_msat(amount_msat));
+            }
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "cannot ask the wallet about the return invoice"),
+        }
+        Ok(())
+    }
+
+    /// Close this wallet's open sessions (all, or those with `origin`, or the one `session_id`)
+    /// so the unspent deposits come back. A session the seller will not close is marked closed
+    /// here; its refund is recorded whenever the return invoice is paid.
+    pub async fn close_sessions(
+        &self,
+        origin: Option<&str>,
+        session_id: Option<&str>,
+    ) -> Result<Vec<ClosedSession>, FetchError> {
+        let Some(store) = &self.sessions else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for mut s in store.live_buyer_sessions(&self.wallet).await? {
+            let wanted = s.status == BuyerSessionStatus::Open
+                && origin.is_none_or(|o| s.origin == o.trim_end_matches('/'))
+                && session_id.is_none_or(|id| s.id.to_hex().eq_ignore_ascii_case(id.trim()));
+            if !wanted {
+                continue;
+            }
+            out.push(self.close_one(&mut s).await?);
+        }
+        Ok(out)
+    }
+
+    /// Close open sessions unused for their idle timeout (less a margin, so the seller has not
+    /// dropped them yet).
+    pub async fn close_idle_sessions(&self) -> Result<Vec<ClosedSession>, FetchError> {
+        let Some(store) = &self.sessions else {
+            return Ok(Vec::new());
+        };
+        let now = self.clock.now();
+        let mut out = Vec::new();
+        for mut s in store.live_buyer_sessions(&self.wallet).await? {
+            let idle_at = s
+                .last_used_at
+                .saturating_add(s.idle_secs.saturating_sub(s.idle_secs / 5));
+            if s.status == BuyerSessionStatus::Open && idle_at <= now {
+                out.push(self.close_one(&mut s).await?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Close idle sessions every [`IDLE_CHECK_SECS`] until `shutdown`, then every open one (so
+    /// the unspent deposits come back before the process ends; at most [`SHUTDOWN_CLOSE_SECS`]).
+    pub async fn tend_sessions(&self, shutdown: tokio_util::sync::CancellationToken) {
+        if self.sessions.is_none() {
+            return;
+        }
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(IDLE_CHECK_SECS));
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            if let Err(e) = self.close_idle_sessions().await {
+                warn!(error = %e, "closing idle Payment sessions failed");
+            }
+        }
+        self.close_all_before_exit().await;
+    }
+
+    /// Close every open session, within [`SHUTDOWN_CLOSE_SECS`].
+    pub async fn close_all_before_exit(&self) {
+        let closing = self.close_sessions(None, None);
+        match tokio::time::timeout(std::time::Duration::from_secs(SHUTDOWN_CLOSE_SECS), closing)
+            .await
+        {
+            Ok(Ok(closed)) if !closed.is_empty() => {
+                info!(
+                    sessions = closed.len(),
+                    "Payment sessions closed at shutdown"
+                );
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => warn!(error = %e, "closing Payment sessions at shutdown failed"),
+            Err(_) => warn!("closing Payment sessions at shutdown took too long; they stay open"),
+        }
+    }
+
+    async fn close_one(&self, s: &mut BuyerSession) -> Result<ClosedSession, FetchError> {
+        let req = FetchRequest::get(&s.url);
+        let url = super::parse_url(&s.url)?;
+        let lock = self.lock_for(&format!("session {} {}", s.origin, s.realm));
+        let _held = lock.lock().await;
+        // A fresh challenge of the service (a bare request gets one), else the last one seen.
+        let mut challenge = None;
+        let bare = self.exchange(&req, url.clone(), Present::Cached).await;
+        if let Ok(ex) = bare {
+            if ex.response.status() == reqwest::StatusCode::PAYMENT_REQUIRED {
+                let (offers, _) = payment_offers(ex.response.headers());
+                challenge = offers
+                    .into_iter()
+                    .find(|o| o.is(lightning::METHOD, lightning::SESSION) && o.realm == s.realm);
+            }
+            let _ = read_body(ex.response, 1024).await;
+        }
+        let now = self.clock.now();
+        let challenge = challenge.or_else(|| {
+            stored_challenge(s)
+                .filter(|c| c.expires_at().and_then(Result::ok).is_some_and(|t| t > now))
+        });
+        let mut said = None;
+        if let Some(c) = challenge {
+            let payload = Payload::Close {
+                session_id: s.id,
+                preimage: s.preimage,
+            };
+            let ex = self.exchange(&req, url, present(&c, &payload)).await?;
+            let status = ex.response.status();
+            said = ex
+                .response
+                .headers()
+                .get(receipt::HEADER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| receipt::parse_header(v).ok());
+            let _ = read_body(ex.response, 1024).await;
+            if !answered(status) {
+                warn!(session = %s.id, status = status.as_u16(), "the seller refused to close the session (closed already?)");
+            }
+        } else {
+            warn!(session = %s.id, "no session challenge to close with; marked closed here");
+        }
+        s.status = BuyerSessionStatus::Closed;
+        s.closed_at = Some(self.clock.now());
+        let said_sats = said
+            .as_ref()
+            .and_then(|r| r.get("refundSats"))
+            .and_then(serde_json::Value::as_u64);
+        s.refund_status = Some(
+            said.as_ref()
+                .and_then(|r| r.get("refundStatus"))
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("unknown")
+                .to_owned(),
+        );
+        self.note_refund(s).await?;
+        self.save(s).await?;
+        info!(session = %s.id, refund_msat = s.refund.map(|r| r.msat()), "Payment session closed");
+        Ok(ClosedSession {
+            session_id: s.id.to_hex(),
+            origin: s.origin.clone(),
+            deposit_msat: s.deposit.msat(),
+            refund_received_msat: s.refund.map(|r| r.msat()),
+            refund_msat: said_sats
+                .map(|n| n.saturating_mul(MSAT_PER_SAT))
+                .or_else(|| (s.refund_status.as_deref() == Some("skipped")).then_some(0)),
+            refund_status: s.refund_status.clone().unwrap_or_default(),
+            spent_msat: s.refund.map(|r| s.deposit.msat().saturating_sub(r.msat())),
+        })
+    }
+}
+
+fn bearer(s: &BuyerSession) -> Payload {
+    Payload::Bearer {
+        session_id: s.id,
+        preimage: s.preimage,
+    }
+}

@@ -1,0 +1,751 @@
+//! The `Payment` scheme (MPP) over HTTP, end to end and offline: our buyer (`fetch_paid`'s
+//! fetcher) pays our gateway (the paywall in front of a reverse proxy) with two embedded
+//! wallets of one data dir, in each mode: a charge, a session topped up and closed with its
+//! refund, a route that speaks only `Payment`, one that speaks only L402, and both offered.
+//! Then what a buyer must refuse before paying (an invoice that does not match its challenge,
+//! another network, an expired challenge) and what a seller must refuse (a replay, a tampered
+//! echo, a credential for a cheaper route).
+// A failed step in a test is a failed test: unwrapping is fine here.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::any;
+use common::{T0, Trade, balance, trade};
+use l402_mcp::fetch::{FetchError, FetchRequest, Fetcher, SchemePreference};
+use l402_mcp::gateway::discovery::About;
+use l402_mcp::gateway::{self, AuthMode, Paywall, Price, Route};
+use l402_mcp::l402::mpp::lightning::{ChargeRequest, Payload};
+use l402_mcp::l402::mpp::{
+    PAYMENT_REQUIRED_PROBLEM, PaymentChallenge, PaymentCredential, challenge, credential, receipt,
+};
+use l402_mcp::l402::{MSAT_PER_SAT, PaymentHash};
+use l402_mcp::netguard::NetPolicy;
+use l402_mcp::storage::{Direction, PaymentFilter, Status};
+use serde_json::Value;
+
+async fn listen(app: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await;
+    });
+    addr
+}
+
+/// A route at `/paid` for `sats`, speaking `auth`.
+fn route(sats: u64, auth: AuthMode, sessions: bool) -> Route {
+    let mut r = Route::new(
+        "/paid",
+        Price::Fixed {
+            msat: sats * MSAT_PER_SAT,
+        },
+    );
+    r.service = "weather".into();
+    r.auth = auth;
+    r.sessions = sessions;
+    r.session_deposit_requests = Some(5);
+    r.description = Some("Weather report".into());
+    r
+}
+
+/// The gateway in front of an upstream that says which path it served, and whether a
+/// credential reached it.
+async fn gateway(t: &Trade, routes: Vec<Route>) -> SocketAddr {
+    let up = listen(Router::new().fallback(any(
+        |headers: axum::http::HeaderMap, uri: axum::http::Uri| async move {
+            format!(
+                "served {} (credential forwarded: {})",
+                uri.path(),
+                headers.contains_key(header::AUTHORIZATION)
+            )
+        },
+    )))
+    .await;
+    let mpp = t.seller.mpp.clone().with_realm("api.test").unwrap();
+    let paywall = Paywall::new(t.seller.seller.clone(), routes).with_mpp(mpp);
+    let about = About {
+        name: "Test".into(),
+        description: "things".into(),
+        base_url: None,
+        network: "regtest".into(),
+    };
+    listen(gateway::router(paywall, &format!("http://{up}"), about, &[]).unwrap()).await
+}
+
+fn fetcher(t: &Trade) -> Fetcher {
+    Fetcher::new(
+        t.buyer.payer.clone(),
+        t.buyer.storage.tokens(),
+        t.clock.clone(),
+        NetPolicy::loopback(),
+    )
+    .unwrap()
+    .with_sessions(t.buyer.storage.buyer_sessions())
+}
+
+fn get(addr: SocketAddr, prefer: Option<SchemePreference>) -> FetchRequest {
+    let mut r = FetchRequest::get(&format!("http://{addr}/paid"));
+    r.prefer = prefer;
+    r
+}
+
+async fn payments(
+    t: &Trade,
+    wallet: &str,
+    direction: Direction,
+) -> Vec<l402_mcp::storage::Payment> {
+    let app = if wallet == "buyer" {
+        &t.buyer
+    } else {
+        &t.seller
+    };
+    app.ledger
+        .list_payments(
+            wallet,
+            &PaymentFilter {
+                direction: Some(direction),
+                ..Default::default()
+            },
+            100,
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|p| p.status != Status::Failed)
+        .collect()
+}
+
+fn www_authenticate(resp: &reqwest::Response) -> Vec<String> {
+    resp.headers()
+        .get_all(header::WWW_AUTHENTICATE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_charge_pays_for_one_request_with_a_receipt() {
+    let t = trade().await;
+    let addr = gateway(&t, vec![route(21, AuthMode::Mpp, false)]).await;
+    let f = fetcher(&t);
+    let (b0, s0) = (balance(&t.buyer).await, balance(&t.seller).await);
+    let r = f.fetch(&get(addr, None)).await.unwrap();
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert!(
+        r.body
+            .content
+            .contains("served /paid (credential forwarded: false)"),
+        "{:?}",
+        r.body
+    );
+    assert!(r.receipt.paid);
+    assert_eq!(r.receipt.amount_msat, 21_000);
+    let used = r.receipt.payment.clone().unwrap();
+    assert_eq!((used.intent, used.action), ("charge", "charge"));
+    let rc = used.receipt.unwrap();
+    assert_eq!(rc["status"], "success");
+    assert_eq!(rc["method"], "lightning");
+    assert_eq!(
+        rc["reference"],
+        r.receipt.payment_hash.clone().unwrap().as_str()
+    );
+    assert!(
+        rc["challengeId"].as_str().is_some_and(|id| id.len() == 43),
+        "{rc}"
+    );
+    assert!(
+        r.headers
+            .iter()
+            .any(|(k, v)| k == "cache-control" && v == "private"),
+        "{:?}",
+        r.headers
+    );
+    assert_eq!(balance(&t.buyer).await, b0 - 21_000);
+    assert_eq!(balance(&t.seller).await, s0 + 21_000);
+    // Single use: never cached, so the next request pays again.
+    let again = f.fetch(&get(addr, None)).await.unwrap();
+    assert!(again.receipt.paid && !again.receipt.token_reused);
+    assert_ne!(again.receipt.payment_hash, r.receipt.payment_hash);
+    assert_eq!(balance(&t.buyer).await, b0 - 42_000);
+    assert_eq!(payments(&t, "buyer", Direction::Out).await.len(), 2);
+    // The seller recorded both as income and sales.
+    let income: Vec<_> = payments(&t, "seller", Direction::In)
+        .await
+        .into_iter()
+        .filter(|p| p.status == Status::Succeeded)
+        .collect();
+    assert_eq!(income.len(), 2);
+    assert_eq!(
+        t.seller.seller.tokens().sales_since(0).await.unwrap().count,
+        2
+    );
+}
+
+#[tokio::test]
+async fn the_402_is_apertures() {
+    let t = trade().await;
+    let addr = gateway(&t, vec![route(5, AuthMode::Both, true)]).await;
+    let resp = reqwest::get(format!("http://{addr}/paid")).await.unwrap();
+    assert_eq!(resp.status(), 402);
+    let lines = www_authenticate(&resp);
+    let schemes: Vec<&str> = lines.iter().map(|l| l.split(' ').next().unwrap()).collect();
+    assert_eq!(schemes, ["LSAT", "L402", "Payment", "Payment"], "{lines:?}");
+    assert_eq!(resp.headers()[header::CACHE_CONTROL], "no-store");
+    assert_eq!(
+        resp.headers()[header::CONTENT_TYPE],
+        "application/problem+json"
+    );
+    let offers = challenge::parse_headers(lines.iter().map(String::as_str)).challenges;
+    assert_eq!(
+        offers.iter().map(|c| c.intent.as_str()).collect::<Vec<_>>(),
+        ["charge", "session"]
+    );
+    for (c, line) in offers.iter().zip(&lines[2..]) {
+        // Every value quoted, in Aperture's order, and written back byte for byte.
+        assert_eq!(&c.header_value(), line);
+        assert!(line.starts_with("Payment id=\""), "{line}");
+        assert_eq!(c.realm, "api.test");
+        let expires = l402_mcp::l402::mpp::time::parse(c.expires.as_deref().unwrap()).unwrap();
+        assert_eq!(expires, T0 + 900);
+    }
+    let request = ChargeRequest::parse(&offers[0].request_json().unwrap()).unwrap();
+    assert_eq!(
+        (request.amount_sats, request.network.as_deref()),
+        (5, Some("regtest"))
+    );
+    assert_eq!(request.description.as_deref(), Some("Weather report"));
+    // The request is JCS: re-encoding its JSON gives the same string (what the id binds).
+    assert_eq!(
+        challenge::encode_json(&offers[0].request_json().unwrap()),
+        offers[0].request
+    );
+    assert_eq!(resp.text().await.unwrap(), PAYMENT_REQUIRED_PROBLEM);
+
+    // Without the LSAT line, for clients that refuse a 402 whose first challenge is LSAT.
+    let mut r = route(5, AuthMode::Both, false);
+    r.send_lsat = false;
+    let addr = gateway(&t, vec![r]).await;
+    let resp = reqwest::get(format!("http://{addr}/paid")).await.unwrap();
+    let lines = www_authenticate(&resp);
+    assert!(
+        lines[0].starts_with("L402 ") && lines[1].starts_with("Payment "),
+        "{lines:?}"
+    );
+    assert_eq!(lines.len(), 2);
+}
+
+#[tokio::test]
+async fn each_scheme_alone_and_both_offered() {
+    let t = trade().await;
+    // L402 only: no Payment line, the L402 JSON body, and fetch_paid pays L402.
+    let l402 = gateway(&t, vec![route(3, AuthMode::L402, false)]).await;
+    let resp = reqwest::get(format!("http://{l402}/paid")).await.unwrap();
+    assert!(
+        www_authenticate(&resp)
+            .iter()
+            .all(|l| !l.starts_with("Payment"))
+    );
+    assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/json");
+    let f = fetcher(&t);
+    let r = f
+        .fetch(&get(l402, Some(SchemePreference::Payment)))
+        .await
+        .unwrap();
+    assert_eq!((r.status, r.receipt.payment.is_none()), (200, true));
+    assert_eq!(r.receipt.scheme, Some(l402_mcp::l402::Scheme::L402));
+    // A Payment credential is refused where only L402 is sold.
+    let mpp_only = gateway(&t, vec![route(3, AuthMode::Mpp, false)]).await;
+    let resp = reqwest::get(format!("http://{mpp_only}/paid"))
+        .await
+        .unwrap();
+    let lines = www_authenticate(&resp);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let offer = challenge::parse_headers(lines.iter().map(String::as_str))
+        .challenges
+        .remove(0);
+    let preimage = pay_offer(&t, &offer).await;
+    let auth = credential::authorization(&offer, &Payload::Charge { preimage });
+    let at_l402 = reqwest::Client::new()
+        .get(format!("http://{l402}/paid"))
+        .header(header::AUTHORIZATION, &auth)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        at_l402.status(),
+        402,
+        "an L402-only route takes no Payment credential"
+    );
+    // ... and taken where Payment is sold (the same credential, not yet used).
+    let ok = reqwest::Client::new()
+        .get(format!("http://{mpp_only}/paid"))
+        .header(header::AUTHORIZATION, &auth)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    assert!(ok.headers().contains_key(receipt::HEADER));
+
+    // Both offered: L402 by default (as lnget), the charge when preferred.
+    let both = gateway(&t, vec![route(4, AuthMode::Both, false)]).await;
+    let r = f.fetch(&get(both, None)).await.unwrap();
+    assert_eq!(r.receipt.scheme, Some(l402_mcp::l402::Scheme::L402));
+    // (A fresh gateway: the L402 token just bought would be presented again here.)
+    let both = gateway(&t, vec![route(4, AuthMode::Both, false)]).await;
+    let r = f
+        .fetch(&get(both, Some(SchemePreference::Payment)))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.receipt.payment.unwrap().intent, "charge");
+}
+
+/// Pay a charge offer's invoice from the buyer's wallet: its preimage.
+async fn pay_offer(t: &Trade, c: &PaymentChallenge) -> l402_mcp::l402::Preimage {
+    let r = ChargeRequest::parse(&c.request_json().unwrap()).unwrap();
+    t.buyer
+        .payer
+        .pay(&l402_mcp::pay::PayRequest {
+            invoice: &r.invoice,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .preimage
+}
+
+#[tokio::test]
+async fn the_seller_refuses_replays_tampering_and_cheaper_challenges() {
+    let t = trade().await;
+    let addr = gateway(
+        &t,
+        vec![route(2, AuthMode::Mpp, false), {
+            let mut r = route(50, AuthMode::Mpp, false);
+            r.path = "/dear".into();
+            r
+        }],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let offer = |path: &'static str| {
+        let http = http.clone();
+        async move {
+            let resp = http
+                .get(format!("http://{addr}{path}"))
+                .send()
+                .await
+                .unwrap();
+            let lines = www_authenticate(&resp);
+            challenge::parse_headers(lines.iter().map(String::as_str))
+                .challenges
+                .remove(0)
+        }
+    };
+    let send = |path: &'static str, auth: String| {
+        let http = http.clone();
+        async move {
+            http.get(format!("http://{addr}{path}"))
+                .header(header::AUTHORIZATION, auth)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let c = offer("/paid").await;
+    let preimage = pay_offer(&t, &c).await;
+    let good = credential::authorization(&c, &Payload::Charge { preimage });
+
+    // A credential for the 2-sat route does not buy the 50-sat one.
+    let cheap = send("/dear", good.clone()).await;
+    assert_eq!(cheap.status(), 402);
+    assert!(
+        !www_authenticate(&cheap).is_empty(),
+        "a refusal comes with a fresh challenge"
+    );
+    // Tampered echoes: another expiry, another amount, another realm.
+    for tamper in [
+        PaymentChallenge {
+            expires: Some("2099-01-01T00:00:00Z".into()),
+            ..c.clone()
+        },
+        PaymentChallenge {
+            realm: "elsewhere".into(),
+            ..c.clone()
+        },
+        PaymentChallenge {
+            request: {
+                let mut v = c.request_json().unwrap();
+                v["amount"] = "1".into();
+                challenge::encode_json(&v)
+            },
+            ..c.clone()
+        },
+    ] {
+        let auth = credential::authorization(&tamper, &Payload::Charge { preimage });
+        assert_eq!(send("/paid", auth).await.status(), 402);
+    }
+    // A wrong preimage.
+    let wrong = credential::authorization(
+        &c,
+        &Payload::Charge {
+            preimage: l402_mcp::l402::Preimage([9; 32]),
+        },
+    );
+    assert_eq!(send("/paid", wrong).await.status(), 402);
+    // Malformed tokens.
+    assert_eq!(send("/paid", "Payment !!!".into()).await.status(), 402);
+    // The good one, once; a replay is refused.
+    let ok = send("/paid", good.clone()).await;
+    assert_eq!(ok.status(), 200);
+    let rc = receipt::parse_header(ok.headers()[receipt::HEADER].to_str().unwrap()).unwrap();
+    assert_eq!(rc["challengeId"], c.id.as_str());
+    assert_eq!(
+        send("/paid", good.clone()).await.status(),
+        402,
+        "a charge buys one request"
+    );
+    // An expired challenge, even paid and untampered.
+    let late = offer("/paid").await;
+    let late_pre = pay_offer(&t, &late).await;
+    t.clock.advance(901);
+    let auth = credential::authorization(&late, &Payload::Charge { preimage: late_pre });
+    assert_eq!(send("/paid", auth).await.status(), 402);
+    // Case and padding do not matter to a valid credential (Aperture reads both).
+    t.clock.set(T0);
+    let c2 = offer("/paid").await;
+    let p2 = pay_offer(&t, &c2).await;
+    let token = credential::token(&c2, &Payload::Charge { preimage: p2 });
+    let padded = format!("payment {token}{}", "=".repeat((4 - token.len() % 4) % 4));
+    assert_eq!(send("/paid", padded).await.status(), 200);
+    let parsed = PaymentCredential::parse_authorization(&good).unwrap();
+    assert_eq!(parsed.challenge, c);
+}
+
+/// A seller that answers 402 with a crafted Payment challenge (whatever `craft` makes of a
+/// real invoice of the seller's wallet), then honours nothing.
+async fn crafted_seller(
+    t: &Trade,
+    craft: impl Fn(ChargeRequest) -> PaymentChallenge + Send + Sync + 'static,
+) -> SocketAddr {
+    let (created, _) = t
+        .seller
+        .seller
+        .create_invoice(7_000, "crafted", 600)
+        .await
+        .unwrap();
+    let base = ChargeRequest {
+        amount_sats: 7,
+        currency: "sat".into(),
+        description: None,
+        recipient: None,
+        external_id: None,
+        invoice: created.bolt11,
+        payment_hash: Some(created.payment_hash),
+        network: Some("regtest".into()),
+    };
+    let c = craft(base);
+    listen(Router::new().fallback(any(move || {
+        let line = c.header_value();
+        async move {
+            (
+                StatusCode::PAYMENT_REQUIRED,
+                [(header::WWW_AUTHENTICATE, line)],
+                "pay",
+            )
+                .into_response()
+        }
+    })))
+    .await
+}
+
+fn challenge_for(r: &ChargeRequest, expires: u64) -> PaymentChallenge {
+    PaymentChallenge {
+        id: "not-checked-by-buyers".into(),
+        realm: "crafted".into(),
+        method: "lightning".into(),
+        intent: "charge".into(),
+        request: r.encode(),
+        expires: Some(l402_mcp::l402::mpp::time::format(expires)),
+        ..PaymentChallenge::default()
+    }
+}
+
+/// What a test seller makes of a real invoice.
+type Craft = dyn Fn(ChargeRequest) -> PaymentChallenge + Send + Sync;
+
+#[tokio::test]
+async fn the_buyer_refuses_before_paying_what_does_not_match() {
+    let t = trade().await;
+    let f = fetcher(&t);
+    let b0 = balance(&t.buyer).await;
+    let cases: Vec<(&str, Box<Craft>)> = vec![
+        (
+            "challenge_mismatch",
+            Box::new(|mut r| {
+                r.amount_sats = 1; // the invoice asks for 7
+                challenge_for(&r, T0 + 600)
+            }),
+        ),
+        (
+            "challenge_mismatch",
+            Box::new(|mut r| {
+                r.payment_hash = Some(PaymentHash([7; 32]));
+                challenge_for(&r, T0 + 600)
+            }),
+        ),
+        (
+            "challenge_mismatch",
+            Box::new(|mut r| {
+                r.network = Some("mainnet".into()); // a regtest invoice
+                challenge_for(&r, T0 + 600)
+            }),
+        ),
+        (
+            "challenge_mismatch",
+            Box::new(|mut r| {
+                r.network = None; // absent means mainnet
+                challenge_for(&r, T0 + 600)
+            }),
+        ),
+        ("challenge_expired", Box::new(|r| challenge_for(&r, T0))),
+        ("price_above_cap", Box::new(|r| challenge_for(&r, T0 + 600))),
+    ];
+    for (code, craft) in cases {
+        let addr = crafted_seller(&t, craft).await;
+        let mut req = FetchRequest::get(&format!("http://{addr}/x"));
+        if code == "price_above_cap" {
+            req.max_price_msat = Some(6_000);
+        }
+        let err = f.fetch(&req).await.unwrap_err();
+        assert!(!err.money_may_have_moved(), "{err}");
+        assert_eq!(l402_mcp::ops::Failure::from(err).code, code);
+    }
+    assert_eq!(balance(&t.buyer).await, b0, "nothing was paid");
+    assert!(payments(&t, "buyer", Direction::Out).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_seller_that_refuses_what_it_was_paid_is_paid_once_and_distrusted() {
+    let t = trade().await;
+    let f = fetcher(&t);
+    // Always 402 with a valid (payable, matching) challenge.
+    let addr = crafted_seller(&t, |r| challenge_for(&r, T0 + 600)).await;
+    let b0 = balance(&t.buyer).await;
+    let req = FetchRequest::get(&format!("http://{addr}/x"));
+    let err = f.fetch(&req).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            FetchError::RefusedAfterPayment {
+                amount_msat: 7_000,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(balance(&t.buyer).await, b0 - 7_000);
+    let err = f.fetch(&req).await.unwrap_err();
+    assert!(matches!(err, FetchError::SellerDistrusted { .. }), "{err}");
+    assert_eq!(balance(&t.buyer).await, b0 - 7_000, "paid once");
+}
+
+#[tokio::test]
+async fn a_session_is_opened_spent_topped_up_and_refunded() {
+    let t = trade().await;
+    // 10 sats a request, a deposit of 5 requests.
+    let addr = gateway(&t, vec![route(10, AuthMode::Mpp, true)]).await;
+    let f = fetcher(&t);
+    let (b0, s0) = (balance(&t.buyer).await, balance(&t.seller).await);
+    let session = Some(SchemePreference::Session);
+    let first = f.fetch(&get(addr, session)).await.unwrap();
+    assert_eq!(first.status, 200, "{:?}", first.body);
+    let used = first.receipt.payment.clone().unwrap();
+    assert_eq!((used.intent, used.action), ("session", "open"));
+    assert_eq!(first.receipt.amount_msat, 50_000, "the deposit");
+    let id = used.session_id.clone().unwrap();
+    assert_eq!(used.receipt.unwrap()["reference"], id.as_str());
+    // wallet_balance shows the open session.
+    let bal = l402_mcp::ops::wallet::balance(&t.buyer).await.unwrap();
+    assert_eq!(bal.sessions.len(), 1);
+    assert_eq!(
+        (
+            bal.sessions[0].deposit_sats,
+            bal.sessions[0].requests,
+            bal.sessions[0].estimated_left_sats
+        ),
+        (50, 1, 40)
+    );
+    // Four more requests: bearer, no payment (the session is presented at once, no 402).
+    for _ in 0..4 {
+        let r = f.fetch(&get(addr, None)).await.unwrap();
+        assert_eq!(r.status, 200);
+        assert!(!r.receipt.paid);
+        assert_eq!(r.receipt.payment.as_ref().unwrap().action, "bearer");
+    }
+    assert_eq!(balance(&t.buyer).await, b0 - 50_000);
+    // The deposit is spent: the sixth request tops up (50 more) and is served.
+    let sixth = f.fetch(&get(addr, None)).await.unwrap();
+    assert_eq!(sixth.status, 200);
+    assert_eq!(sixth.receipt.payment.as_ref().unwrap().action, "topUp");
+    assert_eq!(sixth.receipt.amount_msat, 50_000);
+    assert_eq!(balance(&t.buyer).await, b0 - 100_000);
+    // Closed on demand: 6 requests cost 60 of the 100 deposited; 40 come back.
+    let closed = f.close_sessions(None, None).await.unwrap();
+    assert_eq!(closed.len(), 1);
+    let c = &closed[0];
+    assert_eq!(
+        (c.session_id.as_str(), c.deposit_msat),
+        (id.as_str(), 100_000)
+    );
+    assert_eq!(
+        (c.refund_msat, c.refund_status.as_str()),
+        (Some(40_000), "succeeded")
+    );
+    assert_eq!(
+        (c.refund_received_msat, c.spent_msat),
+        (Some(40_000), Some(60_000))
+    );
+    assert_eq!(balance(&t.buyer).await, b0 - 60_000);
+    assert_eq!(balance(&t.seller).await, s0 + 60_000);
+    // The ledger shows the deposits out and the refund in; the seller paid the refund once.
+    let outs = payments(&t, "buyer", Direction::Out).await;
+    assert_eq!(
+        outs.iter().map(|p| p.amount.msat()).collect::<Vec<_>>(),
+        [50_000, 50_000]
+    );
+    let ins: Vec<_> = payments(&t, "buyer", Direction::In)
+        .await
+        .into_iter()
+        .filter(|p| p.status == Status::Succeeded)
+        .collect();
+    assert_eq!(
+        ins.iter().map(|p| p.amount.msat()).collect::<Vec<_>>(),
+        [40_000]
+    );
+    let refunds = payments(&t, "seller", Direction::Out).await;
+    assert_eq!(
+        refunds.iter().map(|p| p.amount.msat()).collect::<Vec<_>>(),
+        [40_000]
+    );
+    assert!(
+        l402_mcp::ops::wallet::balance(&t.buyer)
+            .await
+            .unwrap()
+            .sessions
+            .is_empty()
+    );
+    // A closed session is not used again: the next request opens a new one.
+    let next = f.fetch(&get(addr, session)).await.unwrap();
+    assert_eq!(next.receipt.payment.unwrap().action, "open");
+    // A sweep pays nothing more.
+    let report = t.seller.mpp.settle_refunds().await.unwrap();
+    assert_eq!(report.refunded, 0);
+}
+
+#[tokio::test]
+async fn an_idle_session_is_closed_and_refunded_by_the_seller() {
+    let t = trade().await;
+    let addr = gateway(&t, vec![route(10, AuthMode::Mpp, true)]).await;
+    let f = fetcher(&t);
+    let b0 = balance(&t.buyer).await;
+    f.fetch(&get(addr, Some(SchemePreference::Session)))
+        .await
+        .unwrap();
+    t.clock.advance(301);
+    let report = t.seller.mpp.settle_refunds().await.unwrap();
+    assert_eq!((report.closed_idle, report.refunded), (1, 1));
+    assert_eq!(balance(&t.buyer).await, b0 - 10_000);
+    // The buyer's next request finds the session gone: it is marked closed, its refund
+    // recorded, and a new one opened.
+    let r = f
+        .fetch(&get(addr, Some(SchemePreference::Session)))
+        .await
+        .unwrap();
+    assert_eq!(r.receipt.payment.unwrap().action, "open");
+    let closed = f.close_sessions(None, None).await.unwrap();
+    assert_eq!(closed.len(), 1, "only the new one was open");
+}
+
+#[tokio::test]
+async fn discovery_serves_openapi_with_payment_info() {
+    let t = trade().await;
+    let mut free = Route::new("/free", Price::Free);
+    free.service = "free".into();
+    let addr = gateway(&t, vec![route(7, AuthMode::Both, true), free]).await;
+    let resp = reqwest::get(format!("http://{addr}/openapi.json"))
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()[header::CACHE_CONTROL], "max-age=300");
+    let doc: Value = resp.json().await.unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paid = &doc["paths"]["/paid"]["get"];
+    assert!(paid["responses"]["402"].is_object());
+    let offers = paid["x-payment-info"]["offers"].as_array().unwrap();
+    assert_eq!(offers[0]["intent"], "charge");
+    assert_eq!(offers[0]["amount"], "7");
+    assert_eq!(offers[0]["currency"], "sat");
+    assert_eq!(offers[1]["intent"], "session");
+    assert!(doc["paths"]["/free"]["get"].get("x-payment-info").is_none());
+    // `discover` reads it.
+    let out = l402_mcp::ops::buy::discover(
+        &fetcher(&t),
+        l402_mcp::ops::buy::DiscoverParams {
+            url: format!("http://{addr}/"),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        out.openapi.unwrap()["paths"]["/paid"]["get"]["x-payment-info"]["offers"][0]["amount"],
+        "7"
+    );
+}
+
+#[tokio::test]
+async fn the_buyer_closes_idle_sessions_and_the_rest_at_shutdown() {
+    let t = trade().await;
+    let addr = gateway(&t, vec![route(10, AuthMode::Mpp, true)]).await;
+    let f = std::sync::Arc::new(fetcher(&t));
+    let b0 = balance(&t.buyer).await;
+    f.fetch(&get(addr, Some(SchemePreference::Session)))
+        .await
+        .unwrap();
+    // Not idle yet (the seller's idle timeout is 300 s; the buyer closes a fifth earlier).
+    t.clock.advance(200);
+    assert!(f.close_idle_sessions().await.unwrap().is_empty());
+    t.clock.advance(41);
+    let closed = f.close_idle_sessions().await.unwrap();
+    assert_eq!(closed.len(), 1);
+    assert_eq!(closed[0].refund_received_msat, Some(40_000));
+    assert_eq!(balance(&t.buyer).await, b0 - 10_000);
+    // A new session, still open when the server stops: closed on the way out.
+    f.fetch(&get(addr, Some(SchemePreference::Session)))
+        .await
+        .unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let tending = {
+        let f = f.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move { f.tend_sessions(stop).await })
+    };
+    stop.cancel();
+    tending.await.unwrap();
+    assert!(
+        l402_mcp::ops::wallet::balance(&t.buyer)
+            .await
+            .unwrap()
+            .sessions
+            .is_empty()
+    );
+    assert_eq!(balance(&t.buyer).await, b0 - 20_000);
+}
