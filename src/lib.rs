@@ -6,6 +6,7 @@
 //! ([`ledger`]). Nothing below calls back up.
 
 pub mod app;
+pub mod approval;
 /// BOLT11 invoices: the protocol crate's, re-exported.
 pub use crate::l402::bolt11;
 /// The L402 protocol: the `l402-proto` crate (pure; no I/O), re-exported.

@@ -14,14 +14,15 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use tracing::{Instrument, error, info, info_span, warn};
 
+use crate::approval::ApprovalTicket;
 use crate::bolt11::{self, DecodedInvoice, InvoiceError, Network};
 use crate::budget::{BudgetRefusal, sats};
 use crate::clock::SharedClock;
 use crate::l402::{Msat, PaymentHash, Preimage};
 use crate::payee::Payee;
 use crate::storage::{
-    CredentialScope, Direction, NewPayment, Payment, Reservation, ReserveError, Settlement,
-    SpendLedger, Status, StorageError, TokenCache,
+    ApprovalStore, CredentialScope, Direction, NewPayment, Payment, Reservation, ReserveError,
+    Settlement, SpendLedger, Status, StorageError, TokenCache,
 };
 use crate::wallet::{OutgoingStatus, PaymentResult, Wallet, WalletError};
 
@@ -111,6 +112,10 @@ pub enum PayError {
         "not paid: this wallet does not return payment preimages (configured so, or seen so), and an L402 credential needs one; use a wallet backend that returns preimages"
     )]
     PreimagesWithheld,
+    #[error(
+        "not paid: a payment of {} to {} needs a human's approval (approval {}); nothing was spent", sats(.0.approval.amount.msat()), .0.approval.host.as_deref().unwrap_or("this invoice's payee"), .0.approval.id
+    )]
+    ApprovalRequired(Box<ApprovalTicket>),
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error("wallet error: {0}")]
@@ -164,6 +169,8 @@ pub struct Payer {
     unresolved: AtomicBool,
     /// When the last reconcile started (clock seconds; 0: never).
     last_reconcile: AtomicU64,
+    /// Where payments held for a human are kept; without it no payment is ever held.
+    approvals: Option<Arc<dyn ApprovalStore>>,
 }
 
 /// Removes a payment from the in-flight set however the pay call ends.
@@ -199,7 +206,14 @@ impl Payer {
             in_flight: Mutex::new(HashSet::new()),
             unresolved: AtomicBool::new(false),
             last_reconcile: AtomicU64::new(0),
+            approvals: None,
         })
+    }
+
+    /// Hold payments the wallet's approval policy ([`crate::approval`]) says need a human.
+    pub fn with_approvals(mut self, store: Arc<dyn ApprovalStore>) -> Payer {
+        self.approvals = Some(store);
+        self
     }
 
     pub fn wallet_name(&self) -> &str {
@@ -252,8 +266,19 @@ impl Payer {
         Ok((inv, amount))
     }
 
-    /// Pay an invoice under the budget. See the module docs for the sequence.
+    /// Pay an invoice under the budget. See the module docs for the sequence. A payment the
+    /// approval policy holds for a human is not made: [`PayError::ApprovalRequired`].
     pub async fn pay(&self, req: &PayRequest<'_>) -> Result<Receipt, PayError> {
+        self.pay_asking(req, true).await
+    }
+
+    /// Pay an invoice a human has approved ([`crate::approval::Approvals::approve`]): the same
+    /// path and checks, without asking again.
+    pub async fn pay_approved(&self, req: &PayRequest<'_>) -> Result<Receipt, PayError> {
+        self.pay_asking(req, false).await
+    }
+
+    async fn pay_asking(&self, req: &PayRequest<'_>, ask: bool) -> Result<Receipt, PayError> {
         let now = self.clock.now();
         let (inv, amount) = self.precheck(req.invoice, now).await?;
         if let Some(expected) = req.expect_payment_hash
@@ -265,7 +290,7 @@ impl Payer {
             });
         }
         let span = info_span!("pay", wallet = %self.wallet_name, payment_hash = %inv.payment_hash, amount_msat = amount, host = req.payee.map(|p| p.host.as_str()));
-        self.pay_decoded(req, inv, amount, now)
+        self.pay_decoded(req, inv, amount, now, ask)
             .instrument(span)
             .await
     }
@@ -276,6 +301,7 @@ impl Payer {
         inv: DecodedInvoice,
         amount: u64,
         now: u64,
+        ask: bool,
     ) -> Result<Receipt, PayError> {
         if let Some(cap) = req.max_amount_msat
             && amount > cap
@@ -288,6 +314,21 @@ impl Payer {
         }
         if req.credential.is_some() && self.wallet.withholds_preimages() {
             return Err(PayError::PreimagesWithheld);
+        }
+        if ask
+            && let Some(store) = &self.approvals
+            && let Some(ticket) = crate::approval::gate(
+                self.ledger.as_ref(),
+                store.as_ref(),
+                &self.wallet_name,
+                req,
+                &inv,
+                amount,
+                now,
+            )
+            .await?
+        {
+            return Err(PayError::ApprovalRequired(Box::new(ticket)));
         }
         let last = self.last_reconcile.load(Ordering::Relaxed);
         let due = self.unresolved.load(Ordering::Relaxed)

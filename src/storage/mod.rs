@@ -6,18 +6,24 @@
 //! | [`TokenCache`] | the buyer's credentials, and the sellers it no longer trusts | `fetch_paid` |
 //! | [`SellerStore`] | root keys and terms of minted tokens, use counters, free-tier counts, sales | the seller and the gateway |
 //! | [`EmbeddedBooks`] | the embedded wallet's accounts, keys and invoices | the embedded wallet |
+//! | [`ApprovalStore`] | payments waiting for a human, and their decisions | the pay path, approval channels |
 //!
 //! One [`Engine`] implements them all, on SQLite (the default: one file per data dir) or on
 //! PostgreSQL (`database_url`: every instance on it shares budgets, tokens and wallets). The
 //! SQL is written once for both; `tests/storage_conformance.rs` runs one suite against each.
 //! [`Storage`] hands the traits out.
 
+mod approvals;
 mod books;
 mod engine;
 mod ledger;
 mod seller;
 mod tokens;
 
+pub use approvals::{
+    Approval, ApprovalRequest, ApprovalStatus, ApprovalStore, Decided, Decision, NewApproval,
+    Opened,
+};
 pub use books::{
     EmbeddedAccount, EmbeddedBooks, EmbeddedInvoice, IssuedInvoice, SettleError, Settled,
 };
@@ -128,6 +134,10 @@ impl Storage {
     }
 
     pub fn books(&self) -> Arc<dyn EmbeddedBooks> {
+        self.engine.clone()
+    }
+
+    pub fn approvals(&self) -> Arc<dyn ApprovalStore> {
         self.engine.clone()
     }
 }
