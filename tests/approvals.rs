@@ -408,3 +408,133 @@ async fn the_first_payment_to_a_new_host_waits_and_the_next_call_uses_the_approv
     );
     assert_eq!(balance(&t.buyer).await, DEMO_GRANT_MSAT - 2 * PRICE);
 }
+
+/// `l402-mcp` on `data`, with nothing from this machine's environment, its controlling
+/// terminal dropped (`setsid`): as an agent's shell tool runs it.
+fn cli_run(data: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("setsid")
+        .arg(env!("CARGO_BIN_EXE_l402-mcp"))
+        .args([
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--wallet",
+            "buyer",
+            "--json",
+        ])
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", data)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run l402-mcp")
+}
+
+fn cli_json(out: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_line_lists_approves_and_denies_and_wants_a_terminal_for_the_pin() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = l402_mcp::clock::system();
+    let buyer = l402_mcp::app::App::open_embedded(dir.path(), "buyer", clock.clone())
+        .await
+        .unwrap();
+    let seller = l402_mcp::app::App::open_embedded(dir.path(), "seller", clock)
+        .await
+        .unwrap();
+    let set = cli_run(
+        dir.path(),
+        &[
+            "approvals",
+            "set",
+            "--above-sats",
+            "10",
+            "--timeout-secs",
+            "600",
+        ],
+    );
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    assert_eq!(cli_json(&set)["policy"]["above_sats"], 10);
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let (inv, _) = seller
+            .seller
+            .create_invoice(PRICE, "cli", 600)
+            .await
+            .unwrap();
+        ids.push(held_id(
+            &buy::pay_invoice(&buyer, params(&inv.bolt11))
+                .await
+                .unwrap_err(),
+        ));
+    }
+    let listed = cli_json(&cli_run(dir.path(), &["approvals"]));
+    let listed: Vec<&str> = listed["approvals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed.len(), 2);
+    assert!(ids.iter().all(|id| listed.contains(&id.as_str())));
+
+    let approved = cli_run(dir.path(), &["approve", &ids[0]]);
+    assert!(
+        approved.status.success(),
+        "{}",
+        String::from_utf8_lossy(&approved.stderr)
+    );
+    let approved = cli_json(&approved);
+    assert_eq!(
+        (approved["paid"].as_bool(), approved["amount_sats"].as_u64()),
+        (Some(true), Some(21))
+    );
+    let replay = cli_run(dir.path(), &["approve", &ids[0]]);
+    assert!(!replay.status.success());
+    assert_eq!(cli_json(&replay)["code"], "approval_not_pending");
+    assert_eq!(balance(&buyer).await, DEMO_GRANT_MSAT - PRICE);
+
+    // With a PIN set, a process without a terminal can neither approve nor change the policy.
+    pin::set(
+        buyer.ledger.as_ref(),
+        "buyer",
+        "4711",
+        l402_mcp::clock::system().now(),
+    )
+    .await
+    .unwrap();
+    for args in [
+        vec!["approve", ids[1].as_str()],
+        vec!["deny", ids[1].as_str()],
+        vec!["approvals", "set", "--above-sats", "none"],
+        vec!["approvals", "pin", "--clear"],
+    ] {
+        let out = cli_run(dir.path(), &args);
+        assert!(!out.status.success(), "{args:?}");
+        let err = cli_json(&out)["error"].as_str().unwrap().to_owned();
+        assert!(err.contains("terminal"), "{args:?}: {err}");
+    }
+    assert_eq!(balance(&buyer).await, DEMO_GRANT_MSAT - PRICE);
+    assert_eq!(
+        buyer.approvals.policy().await.unwrap().above_msat,
+        Some(10_000)
+    );
+    assert!(pin::is_set(buyer.ledger.as_ref(), "buyer").await.unwrap());
+    // Denying without a PIN: nothing paid.
+    pin::clear(buyer.ledger.as_ref(), "buyer", 0).await.unwrap();
+    let denied = cli_json(&cli_run(dir.path(), &["deny", &ids[1]]));
+    assert_eq!(denied["approval"]["status"], "denied");
+    assert_eq!(balance(&buyer).await, DEMO_GRANT_MSAT - PRICE);
+}

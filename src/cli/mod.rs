@@ -2,6 +2,7 @@
 //! and `--json` for scripts. Logs go to stderr (`RUST_LOG` to tune); results to stdout, except
 //! under `serve`, where stdout belongs to the stdio transport.
 
+mod approvals;
 mod budget;
 mod demo;
 mod doctor;
@@ -22,6 +23,7 @@ use l402_mcp::app::App;
 use l402_mcp::config;
 use l402_mcp::ops::Failure;
 
+use approvals::{ApprovalsArgs, DecideArgs};
 use budget::BudgetAction;
 use gateway::GatewayArgs;
 use sell::{ChallengeArgs, InvoiceArgs, SalesArgs, VerifyArgs};
@@ -78,6 +80,12 @@ enum Command {
         #[command(subcommand)]
         action: BudgetAction,
     },
+    /// List payments waiting for a human's approval; `approvals set` / `approvals pin` change the policy and PIN
+    Approvals(ApprovalsArgs),
+    /// Approve a held payment, and pay it (asks the PIN at the terminal when one is set)
+    Approve(DecideArgs),
+    /// Deny a held payment: nothing is paid
+    Deny(DecideArgs),
     /// Embedded wallet management
     Wallet {
         #[command(subcommand)]
@@ -191,6 +199,9 @@ async fn run(cli: Cli) -> Result<()> {
         Command::History(args) => wallet::history(&app, args, json).await,
         Command::Wallet { action } => wallet::manage(&app, action, json).await,
         Command::Budget { action } => budget::run(&app, action, json).await,
+        Command::Approvals(args) => approvals::list(&app, args, json).await,
+        Command::Approve(args) => approvals::approve(&app, args, json).await,
+        Command::Deny(args) => approvals::deny(&app, args, json).await,
         Command::Invoice(args) => sell::invoice(&app, args, json).await,
         Command::Challenge(args) => sell::challenge(&app, args, json).await,
         Command::Verify(args) => sell::verify(&app, args, json).await,
