@@ -71,6 +71,19 @@ impl ApprovalPolicy {
     }
 }
 
+/// Why a human is asked, in words (`reasons`: [`ABOVE_SATS`], [`NEW_HOST`]).
+pub fn why(reasons: &[String]) -> String {
+    reasons
+        .iter()
+        .map(|r| match r.as_str() {
+            ABOVE_SATS => "it is above the approval threshold",
+            NEW_HOST => "it is the first payment to this payee",
+            _ => "the approval policy holds it",
+        })
+        .collect::<Vec<_>>()
+        .join(" and ")
+}
+
 /// A change to the approval policy in the units people write; unset fields are kept.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1,6 +1,7 @@
 //! The MCP face of the library: the tool server, and its transports (stdio, streamable HTTP,
 //! and the legacy HTTP+SSE transport for older clients).
 
+pub(crate) mod approval;
 pub mod http;
 pub mod jsonrpc;
 pub mod server;

@@ -31,6 +31,8 @@ pub struct L402Server {
     app: Arc<App>,
     fetcher: Arc<Fetcher>,
     tool_router: ToolRouter<Self>,
+    /// Seals the `requestState` of an approval asked through `input_required`.
+    pub(crate) request_state: Arc<tokio::sync::OnceCell<rmcp::model::RequestStateCodec>>,
 }
 
 impl std::fmt::Debug for L402Server {
@@ -67,6 +69,7 @@ impl L402Server {
             app,
             fetcher: Arc::new(fetcher),
             tool_router,
+            request_state: Arc::default(),
         })
     }
 

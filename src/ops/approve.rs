@@ -172,16 +172,7 @@ impl From<ApprovalError> for Failure {
 pub fn required(t: &ApprovalTicket, retry: &str, page: Option<&str>) -> Failure {
     let a = &t.approval;
     let payee = a.host.as_deref().unwrap_or("this invoice's payee");
-    let why = a
-        .reasons
-        .iter()
-        .map(|r| match r.as_str() {
-            crate::approval::ABOVE_SATS => "it is above the approval threshold",
-            crate::approval::NEW_HOST => "it is the first payment to this payee",
-            _ => "the approval policy says so",
-        })
-        .collect::<Vec<_>>()
-        .join(" and ");
+    let why = crate::approval::why(&a.reasons);
     let page = page
         .map(|u| format!(", or open {u} in a browser"))
         .unwrap_or_default();

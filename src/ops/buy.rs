@@ -13,7 +13,7 @@ use crate::approval::ApprovalTicket;
 use crate::fetch::{self, FetchError, FetchRequest, Fetcher};
 use crate::pay::{PayError, PayRequest, Receipt};
 
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct FetchPaidParams {
     /// The http:// or https:// URL to fetch.
     pub url: String,
@@ -180,7 +180,7 @@ pub fn paid_by_approval(out: &mut FetchPaidOutput, r: &Receipt) {
     receipt.payment_hash = Some(r.payment_hash.to_hex());
 }
 
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct PayInvoiceParams {
     /// The BOLT11 invoice to pay.
     pub bolt11: String,

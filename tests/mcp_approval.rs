@@ -1,0 +1,410 @@
+//! Payments held for a human, through a real MCP client (rmcp's) against `l402-mcp serve`:
+//! the human is asked in the client's own dialog on both protocol versions (2025-11-25
+//! `elicitation/create`; 2026-07-28 `input_required` and the retry), and only their "yes" pays,
+//! once; a client that cannot ask is told `approval_required` and pays after `l402-mcp
+//! approve`; a retry cannot be replayed or moved to another purchase. (The official Python
+//! and TypeScript SDKs run the same scenarios: tools/mcp-clients/approval.*.)
+// A failed step in a test or benchmark is a failed run: unwrapping is fine here.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::agents::{
+    Agent, BIN, JOKE_SATS, balance_sats, call, failed, ok, seller_api, spawn_agent,
+};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ClientCapabilities, ClientConfig,
+    ElicitRequestParams, ElicitResult, ElicitationAction, ElicitationCapability, Implementation,
+    ProtocolVersion,
+};
+use rmcp::service::{RequestContext, RunningService};
+use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
+use rmcp::{ClientHandler, ClientLifecycleMode, ClientServiceExt, ErrorData, RoleClient};
+use serde_json::{Value, json};
+
+/// What the human does when asked.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Answer {
+    Approve,
+    Decline,
+    Cancel,
+    /// Answers "approve" only after this many seconds.
+    Late(u64),
+}
+
+/// An MCP client whose dialog a human answers: it declares form elicitation (and, when
+/// `apps`, the MCP Apps extension).
+#[derive(Clone)]
+struct Human {
+    answer: Answer,
+    elicitation: bool,
+    apps: bool,
+    asked: Arc<AtomicUsize>,
+    last_question: Arc<std::sync::Mutex<String>>,
+}
+
+impl Human {
+    fn new(answer: Answer) -> Human {
+        Human {
+            answer,
+            elicitation: true,
+            apps: false,
+            asked: Arc::default(),
+            last_question: Arc::default(),
+        }
+    }
+}
+
+impl ClientHandler for Human {
+    async fn create_elicitation(
+        &self,
+        request: ElicitRequestParams,
+        _ctx: RequestContext<RoleClient>,
+    ) -> Result<ElicitResult, ErrorData> {
+        self.asked.fetch_add(1, Ordering::SeqCst);
+        if let ElicitRequestParams::FormElicitationParams {
+            message,
+            requested_schema,
+            ..
+        } = &request
+        {
+            let schema = serde_json::to_value(requested_schema).unwrap();
+            assert_eq!(
+                schema["properties"]["approve"]["type"], "boolean",
+                "{schema}"
+            );
+            *self.last_question.lock().unwrap() = message.clone();
+        } else {
+            panic!("asked by URL, not declared: {request:?}");
+        }
+        Ok(match self.answer {
+            Answer::Approve => ElicitResult::new(ElicitationAction::Accept)
+                .with_content(json!({ "approve": true })),
+            Answer::Decline => ElicitResult::new(ElicitationAction::Decline),
+            Answer::Cancel => ElicitResult::new(ElicitationAction::Cancel),
+            Answer::Late(secs) => {
+                tokio::time::sleep(Duration::from_secs(secs)).await;
+                ElicitResult::new(ElicitationAction::Accept)
+                    .with_content(json!({ "approve": true }))
+            }
+        })
+    }
+
+    fn get_info(&self) -> ClientConfig {
+        let mut caps = ClientCapabilities::default();
+        if self.elicitation {
+            caps.elicitation = Some(ElicitationCapability::default());
+        }
+        if self.apps {
+            let mut ext = std::collections::BTreeMap::new();
+            let mut ui = serde_json::Map::new();
+            ui.insert("mimeTypes".into(), json!(["text/html;profile=mcp-app"]));
+            ext.insert("io.modelcontextprotocol/ui".to_owned(), ui);
+            caps.extensions = Some(ext);
+        }
+        ClientConfig::new(caps, Implementation::new("a-human", "1"))
+    }
+}
+
+type HumanAgent = RunningService<RoleClient, Human>;
+
+/// `l402-mcp serve --wallet buyer` over stdio with an approval policy: payments above 10 sats
+/// wait for a human at most `timeout_secs`.
+async fn buyer(dir: &Path, human: Human, modern: bool, timeout_secs: u64) -> HumanAgent {
+    let (transport, _) =
+        TokioChildProcess::builder(tokio::process::Command::new(BIN).configure(|c| {
+            c.args(["serve", "--wallet", "buyer", "--data-dir"])
+                .arg(dir)
+                .env("L402_MCP_FETCH_ALLOW_LOOPBACK", "1")
+                .env("L402_MCP_APPROVAL_ABOVE_SATS", "10")
+                .env("L402_MCP_APPROVAL_TIMEOUT_SECS", timeout_secs.to_string());
+        }))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lifecycle = if modern {
+        ClientLifecycleMode::Discover {
+            preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+        }
+    } else {
+        ClientLifecycleMode::Initialize
+    };
+    human
+        .serve_with_lifecycle(transport, lifecycle)
+        .await
+        .expect("MCP handshake")
+}
+
+async fn fetch(agent: &HumanAgent, url: &str) -> CallToolResult {
+    let params = CallToolRequestParams::new("fetch_paid")
+        .with_arguments(json!({ "url": url }).as_object().cloned().unwrap());
+    agent.call_tool(params).await.expect("tools/call")
+}
+
+/// A seller agent with its shop, and the data dir the buyer shares.
+async fn market() -> (tempfile::TempDir, Agent, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let seller = spawn_agent(dir.path(), "seller", &[], Stdio::null()).await;
+    let addr = seller_api(seller.clone()).await;
+    (dir, seller, format!("http://{addr}/joke"))
+}
+
+async fn buyer_balance(agent: &HumanAgent) -> u64 {
+    let r = agent
+        .call_tool(CallToolRequestParams::new("wallet_balance"))
+        .await
+        .unwrap();
+    ok(&r)["balance_sats"].as_u64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_human_is_asked_in_the_clients_dialog_and_a_yes_pays_once() {
+    for modern in [false, true] {
+        let (dir, seller, url) = market().await;
+        let human = Human::new(Answer::Approve);
+        let agent = buyer(dir.path(), human.clone(), modern, 300).await;
+        let (b0, s0) = (buyer_balance(&agent).await, balance_sats(&seller).await);
+        let r = ok(&fetch(&agent, &url).await);
+        assert_eq!(
+            (r["status"].as_u64(), r["body"].as_str()),
+            (Some(200), Some(r#"{"joke":"knock knock"}"#)),
+            "{r}"
+        );
+        assert_eq!(
+            (
+                r["receipt"]["paid"].as_bool(),
+                r["receipt"]["amount_sats"].as_u64()
+            ),
+            (Some(true), Some(JOKE_SATS)),
+            "{r}"
+        );
+        assert_eq!(human.asked.load(Ordering::SeqCst), 1, "modern={modern}");
+        let q = human.last_question.lock().unwrap().clone();
+        assert!(
+            q.contains("21 sats") && q.contains("127.0.0.1") && q.contains("/joke"),
+            "{q}"
+        );
+        // The credential is reused: nothing asked, nothing paid.
+        let again = ok(&fetch(&agent, &url).await);
+        assert_eq!(again["receipt"]["token_reused"], true, "{again}");
+        assert_eq!(human.asked.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            buyer_balance(&agent).await,
+            b0 - JOKE_SATS,
+            "modern={modern}"
+        );
+        assert_eq!(balance_sats(&seller).await, s0 + JOKE_SATS);
+        let _ = agent.cancel().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_no_or_no_answer_pays_nothing() {
+    for modern in [false, true] {
+        for answer in [Answer::Decline, Answer::Cancel, Answer::Late(3)] {
+            let (dir, _seller, url) = market().await;
+            let human = Human::new(answer);
+            let agent = buyer(dir.path(), human.clone(), modern, 2).await;
+            let b0 = buyer_balance(&agent).await;
+            let text = failed(&fetch(&agent, &url).await);
+            let want = match (answer, modern) {
+                (Answer::Late(_), false) => "approval_timeout",
+                (Answer::Late(_), true) => "approval_expired",
+                _ => "approval_declined",
+            };
+            assert!(text.starts_with(want), "{answer:?} modern={modern}: {text}");
+            assert!(text.contains("nothing was paid"), "{text}");
+            assert_eq!(human.asked.load(Ordering::SeqCst), 1);
+            // Nothing paid, and nothing left to be paid later.
+            tokio::time::sleep(Duration::from_millis(
+                if matches!(answer, Answer::Late(_)) {
+                    1500
+                } else {
+                    0
+                },
+            ))
+            .await;
+            assert_eq!(
+                buyer_balance(&agent).await,
+                b0,
+                "{answer:?} modern={modern}"
+            );
+            let out = std::process::Command::new(BIN)
+                .args(["--json", "--wallet", "buyer", "--data-dir"])
+                .arg(dir.path())
+                .args(["approvals", "--all"])
+                .output()
+                .unwrap();
+            let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+            let statuses: Vec<&str> = listed["approvals"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a["status"].as_str().unwrap())
+                .collect();
+            let want = if matches!(answer, Answer::Late(_)) {
+                "expired"
+            } else {
+                "denied"
+            };
+            assert_eq!(statuses, [want], "{answer:?} modern={modern}");
+            let _ = agent.cancel().await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_cannot_ask_is_told_and_pays_after_the_human_approves_at_a_terminal() {
+    let (dir, seller, url) = market().await;
+    let agent = spawn_agent(
+        dir.path(),
+        "buyer",
+        &[("L402_MCP_APPROVAL_ABOVE_SATS", "10")],
+        Stdio::null(),
+    )
+    .await;
+    let (b0, s0) = (balance_sats(&agent).await, balance_sats(&seller).await);
+    let r = call(&agent, "fetch_paid", json!({ "url": url })).await;
+    assert!(r.meta.is_none(), "no App host: no secret in the result");
+    let text = failed(&r);
+    assert!(text.starts_with("approval_required"), "{text}");
+    assert!(
+        text.contains("call fetch_paid again with the same URL"),
+        "{text}"
+    );
+    let id = text
+        .split("(approval ")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .unwrap()
+        .to_owned();
+    // Asking again is the same question; nothing is paid meanwhile.
+    assert!(failed(&call(&agent, "fetch_paid", json!({ "url": url })).await).contains(&id));
+    assert_eq!(balance_sats(&agent).await, b0);
+
+    let approve = std::process::Command::new("setsid")
+        .arg(BIN)
+        .args(["--json", "--wallet", "buyer", "--data-dir"])
+        .arg(dir.path())
+        .args(["approve", &id])
+        .output()
+        .unwrap();
+    assert!(
+        approve.status.success(),
+        "{}",
+        String::from_utf8_lossy(&approve.stdout)
+    );
+    let r = ok(&call(&agent, "fetch_paid", json!({ "url": url })).await);
+    assert_eq!(
+        (r["status"].as_u64(), r["receipt"]["token_reused"].as_bool()),
+        (Some(200), Some(true)),
+        "{r}"
+    );
+    let r = ok(&call(&agent, "fetch_paid", json!({ "url": url })).await);
+    assert_eq!(r["status"].as_u64(), Some(200));
+    assert_eq!(balance_sats(&agent).await, b0 - JOKE_SATS, "paid once");
+    assert_eq!(balance_sats(&seller).await, s0 + JOKE_SATS);
+    let payments = ok(&call(&agent, "list_payments", json!({ "direction": "out" })).await);
+    assert_eq!(
+        payments["payments"].as_array().unwrap().len(),
+        1,
+        "{payments}"
+    );
+}
+
+fn args(url: &str) -> serde_json::Map<String, Value> {
+    json!({ "url": url }).as_object().cloned().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answered_retry_cannot_be_replayed_or_moved_to_another_purchase() {
+    let (dir, seller, url) = market().await;
+    let agent = buyer(dir.path(), Human::new(Answer::Approve), true, 300).await;
+    let (b0, s0) = (buyer_balance(&agent).await, balance_sats(&seller).await);
+    let first = agent
+        .call_tool_once(CallToolRequestParams::new("fetch_paid").with_arguments(args(&url)))
+        .await
+        .unwrap();
+    let CallToolResponse::InputRequired(asked) = first else {
+        panic!("expected input_required, got {first:?}")
+    };
+    let state = asked.request_state.clone().expect("a requestState");
+    let yes: rmcp::model::InputResponses = [(
+        "approve".to_owned(),
+        json!({ "action": "accept", "content": { "approve": true } }),
+    )]
+    .into_iter()
+    .collect();
+    let retry = |arguments: serde_json::Map<String, Value>, state: &str| {
+        let mut p = CallToolRequestParams::new("fetch_paid").with_arguments(arguments);
+        p.input_responses = Some(yes.clone());
+        p.request_state = Some(state.to_owned());
+        p
+    };
+    // The state is bound to this purchase: another URL, or a forged state, is refused.
+    let other = format!("{}?other=1", url.replace("/joke", "/x402"));
+    assert!(
+        agent
+            .call_tool_once(retry(args(&other), &state))
+            .await
+            .is_err()
+    );
+    let forged = format!("{}A", &state[..state.len() - 1]);
+    assert!(
+        agent
+            .call_tool_once(retry(args(&url), &forged))
+            .await
+            .is_err()
+    );
+    assert_eq!(buyer_balance(&agent).await, b0);
+
+    let CallToolResponse::Complete(paid) = agent
+        .call_tool_once(retry(args(&url), &state))
+        .await
+        .unwrap()
+    else {
+        panic!("expected a result")
+    };
+    assert_eq!(ok(&paid)["receipt"]["paid"], true);
+    // The same answer again: the approval is spent, nothing more is paid.
+    for _ in 0..2 {
+        let CallToolResponse::Complete(replay) = agent
+            .call_tool_once(retry(args(&url), &state))
+            .await
+            .unwrap()
+        else {
+            panic!("expected a result")
+        };
+        let text = failed(&replay);
+        assert!(text.starts_with("approval_not_pending"), "{text}");
+    }
+    assert_eq!(buyer_balance(&agent).await, b0 - JOKE_SATS);
+    assert_eq!(balance_sats(&seller).await, s0 + JOKE_SATS);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_host_that_renders_apps_gets_the_cards_secret() {
+    let (dir, _seller, url) = market().await;
+    let human = Human {
+        elicitation: false,
+        apps: true,
+        ..Human::new(Answer::Approve)
+    };
+    let agent = buyer(dir.path(), human, false, 300).await;
+    let r = fetch(&agent, &url).await;
+    assert!(failed(&r).starts_with("approval_required"));
+    let meta = serde_json::to_value(r.meta.clone().expect("_meta for the card")).unwrap();
+    let card = &meta["io.l402-mcp/approval"];
+    assert_eq!(card["amount_sats"], JOKE_SATS, "{meta}");
+    assert_eq!(card["secret"].as_str().map(str::len), Some(32), "{meta}");
+    assert!(
+        !failed(&r).contains(card["secret"].as_str().unwrap()),
+        "the secret is never in the text the model reads"
+    );
+}
