@@ -23,6 +23,7 @@ pub mod mint;
 pub mod pay;
 pub mod secret;
 pub mod wallet;
+pub mod web;
 
 /// Install the TLS crypto provider (ring) that reqwest and rustls use, once per process. reqwest
 /// is built without a provider of its own, and building an HTTP client before one is installed

@@ -36,6 +36,8 @@ enum Answer {
     Cancel,
     /// Answers "approve" only after this many seconds.
     Late(u64),
+    /// Sent to the approval page (URL elicitation): approves there, as a person would.
+    Page,
 }
 
 /// An MCP client whose dialog a human answers: it declares form elicitation (and, when
@@ -44,6 +46,8 @@ enum Answer {
 struct Human {
     answer: Answer,
     elicitation: bool,
+    /// Declares URL elicitation only.
+    url_only: bool,
     apps: bool,
     asked: Arc<AtomicUsize>,
     last_question: Arc<std::sync::Mutex<String>>,
@@ -54,6 +58,7 @@ impl Human {
         Human {
             answer,
             elicitation: true,
+            url_only: false,
             apps: false,
             asked: Arc::default(),
             last_question: Arc::default(),
@@ -68,6 +73,15 @@ impl ClientHandler for Human {
         _ctx: RequestContext<RoleClient>,
     ) -> Result<ElicitResult, ErrorData> {
         self.asked.fetch_add(1, Ordering::SeqCst);
+        if let ElicitRequestParams::UrlElicitationParams { url, message, .. } = &request {
+            assert!(
+                self.url_only,
+                "sent a URL elicitation, not declared: {request:?}"
+            );
+            *self.last_question.lock().unwrap() = message.clone();
+            assert_eq!(approve_on_page(url, None).await, 200);
+            return Ok(ElicitResult::new(ElicitationAction::Accept));
+        }
         if let ElicitRequestParams::FormElicitationParams {
             message,
             requested_schema,
@@ -86,7 +100,7 @@ impl ClientHandler for Human {
         Ok(match self.answer {
             Answer::Approve => ElicitResult::new(ElicitationAction::Accept)
                 .with_content(json!({ "approve": true })),
-            Answer::Decline => ElicitResult::new(ElicitationAction::Decline),
+            Answer::Decline | Answer::Page => ElicitResult::new(ElicitationAction::Decline),
             Answer::Cancel => ElicitResult::new(ElicitationAction::Cancel),
             Answer::Late(secs) => {
                 tokio::time::sleep(Duration::from_secs(secs)).await;
@@ -99,7 +113,11 @@ impl ClientHandler for Human {
     fn get_info(&self) -> ClientConfig {
         let mut caps = ClientCapabilities::default();
         if self.elicitation {
-            caps.elicitation = Some(ElicitationCapability::default());
+            let mut e = ElicitationCapability::default();
+            if self.url_only {
+                e.url = Some(Default::default());
+            }
+            caps.elicitation = Some(e);
         }
         if self.apps {
             let mut ext = std::collections::BTreeMap::new();
@@ -153,6 +171,17 @@ async fn market() -> (tempfile::TempDir, Agent, String) {
     let seller = spawn_agent(dir.path(), "seller", &[], Stdio::null()).await;
     let addr = seller_api(seller.clone()).await;
     (dir, seller, format!("http://{addr}/joke"))
+}
+
+/// A buyer agent (rmcp's client, no elicitation) whose payments above 10 sats wait for a human.
+async fn asks_no_one(dir: &Path) -> Agent {
+    spawn_agent(
+        dir,
+        "buyer",
+        &[("L402_MCP_APPROVAL_ABOVE_SATS", "10")],
+        Stdio::null(),
+    )
+    .await
 }
 
 async fn buyer_balance(agent: &HumanAgent) -> u64 {
@@ -262,13 +291,7 @@ async fn a_no_or_no_answer_pays_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_cannot_ask_is_told_and_pays_after_the_human_approves_at_a_terminal() {
     let (dir, seller, url) = market().await;
-    let agent = spawn_agent(
-        dir.path(),
-        "buyer",
-        &[("L402_MCP_APPROVAL_ABOVE_SATS", "10")],
-        Stdio::null(),
-    )
-    .await;
+    let agent = asks_no_one(dir.path()).await;
     let (b0, s0) = (balance_sats(&agent).await, balance_sats(&seller).await);
     let r = call(&agent, "fetch_paid", json!({ "url": url })).await;
     assert!(r.meta.is_none(), "no App host: no secret in the result");
@@ -407,4 +430,175 @@ async fn only_a_host_that_renders_apps_gets_the_cards_secret() {
         !failed(&r).contains(card["secret"].as_str().unwrap()),
         "the secret is never in the text the model reads"
     );
+}
+
+/// A form body, urlencoded.
+fn encoded(form: &[(&str, String)]) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(form.iter().map(|(k, v)| (*k, v.as_str())))
+        .finish()
+}
+
+/// The value of the hidden `csrf` field of a page.
+fn csrf_of(html: &str) -> String {
+    html.split("name=csrf value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("a csrf field")
+        .to_owned()
+}
+
+/// The origin (`http://127.0.0.1:PORT`) of a page's URL.
+fn origin_of(url: &str) -> String {
+    let u = url::Url::parse(url).unwrap();
+    u.origin().ascii_serialization()
+}
+
+/// Open the approval page at `url` and press Approve, as a person in a browser: the page's
+/// CSRF token, its own Origin, the PIN when given. The answer's status.
+async fn approve_on_page(url: &str, pin: Option<&str>) -> u16 {
+    l402_mcp::init_tls();
+    let http = reqwest::Client::new();
+    let html = http.get(url).send().await.unwrap().text().await.unwrap();
+    assert!(
+        html.contains("Approve") && html.contains("21 sats"),
+        "{html}"
+    );
+    let mut form = vec![("csrf", csrf_of(&html)), ("decision", "approve".to_owned())];
+    if let Some(p) = pin {
+        form.push(("pin", p.to_owned()));
+    }
+    http.post(url)
+        .header("origin", origin_of(url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(encoded(&form))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_without_elicitation_links_to_the_approval_page_which_guards_itself() {
+    let (dir, seller, url) = market().await;
+    let agent = asks_no_one(dir.path()).await;
+    let (b0, s0) = (balance_sats(&agent).await, balance_sats(&seller).await);
+    let text = failed(&call(&agent, "fetch_paid", json!({ "url": url })).await);
+    let page = text
+        .split_whitespace()
+        .find(|w| w.starts_with("http://127.0.0.1:") && w.contains("/approve/"))
+        .unwrap_or_else(|| panic!("no page link in {text}"))
+        .to_owned();
+    l402_mcp::init_tls();
+    let http = reqwest::Client::new();
+    let html = http.get(&page).send().await.unwrap().text().await.unwrap();
+    let csrf = csrf_of(&html);
+    let post = |origin: Option<String>, form: Vec<(&'static str, String)>| {
+        let mut req = http
+            .post(&page)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(encoded(&form));
+        if let Some(o) = origin {
+            req = req.header("origin", o);
+        }
+        req.send()
+    };
+    let own = origin_of(&page);
+    let approve = |csrf: &str| {
+        vec![
+            ("csrf", csrf.to_owned()),
+            ("decision", "approve".to_owned()),
+        ]
+    };
+    // Cross-origin, without Origin, without or with a wrong CSRF token, another Host: refused.
+    for (origin, form) in [
+        (Some("http://evil.example".to_owned()), approve(&csrf)),
+        (None, approve(&csrf)),
+        (Some(own.clone()), vec![("decision", "approve".to_owned())]),
+        (Some(own.clone()), approve("0000")),
+    ] {
+        assert_eq!(post(origin, form).await.unwrap().status(), 403);
+    }
+    let rebound = http
+        .get(&page)
+        .header("host", "evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rebound.status(), 403, "DNS rebinding");
+    assert!(
+        rebound.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
+    assert_eq!(
+        balance_sats(&agent).await,
+        b0,
+        "nothing paid by refused requests"
+    );
+
+    // With a PIN set, the page wants it.
+    l402_mcp::approval::pin::set(
+        l402_mcp::storage::Storage::open_sqlite(dir.path())
+            .await
+            .unwrap()
+            .ledger()
+            .as_ref(),
+        "buyer",
+        "2468",
+        0,
+    )
+    .await
+    .unwrap();
+    let no_pin = post(Some(own.clone()), approve(&csrf)).await.unwrap();
+    assert_eq!(no_pin.status(), 400);
+    assert!(no_pin.text().await.unwrap().contains("PIN"));
+    assert_eq!(balance_sats(&agent).await, b0);
+    assert_eq!(approve_on_page(&page, Some("2468")).await, 200);
+    let after = http.get(&page).send().await.unwrap().text().await.unwrap();
+    assert!(
+        after.contains("id=decided") && after.contains("paid"),
+        "{after}"
+    );
+
+    let r = ok(&call(&agent, "fetch_paid", json!({ "url": url })).await);
+    assert_eq!(r["status"].as_u64(), Some(200), "{r}");
+    assert_eq!(balance_sats(&agent).await, b0 - JOKE_SATS, "paid once");
+    assert_eq!(balance_sats(&seller).await, s0 + JOKE_SATS);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_with_url_elicitation_sends_the_human_to_the_page() {
+    for modern in [false, true] {
+        let (dir, seller, url) = market().await;
+        let human = Human {
+            url_only: true,
+            ..Human::new(Answer::Page)
+        };
+        let agent = buyer(dir.path(), human.clone(), modern, 300).await;
+        let (b0, s0) = (buyer_balance(&agent).await, balance_sats(&seller).await);
+        let r = ok(&fetch(&agent, &url).await);
+        assert_eq!(
+            (
+                r["status"].as_u64(),
+                r["receipt"]["paid"].as_bool(),
+                r["receipt"]["amount_sats"].as_u64()
+            ),
+            (Some(200), Some(true), Some(JOKE_SATS)),
+            "modern={modern}: {r}"
+        );
+        assert_eq!(human.asked.load(Ordering::SeqCst), 1);
+        assert!(
+            human
+                .last_question
+                .lock()
+                .unwrap()
+                .contains("approval page")
+        );
+        assert_eq!(buyer_balance(&agent).await, b0 - JOKE_SATS);
+        assert_eq!(balance_sats(&seller).await, s0 + JOKE_SATS);
+        let _ = agent.cancel().await;
+    }
 }

@@ -4,6 +4,7 @@
 
 mod approvals;
 mod budget;
+mod dashboard;
 mod demo;
 mod doctor;
 mod gateway;
@@ -25,6 +26,7 @@ use l402_mcp::ops::Failure;
 
 use approvals::{ApprovalsArgs, DecideArgs};
 use budget::BudgetAction;
+use dashboard::DashboardArgs;
 use gateway::GatewayArgs;
 use sell::{ChallengeArgs, InvoiceArgs, SalesArgs, VerifyArgs};
 use serve::ServeArgs;
@@ -61,6 +63,8 @@ enum Command {
     Demo,
     /// Check the configured wallet backend and say what to fix
     Doctor,
+    /// Watch and steer the money in a browser: balance, budgets, payments, sales, approvals (loopback; prints a one-time login link)
+    Dashboard(DashboardArgs),
     /// Put an HTTP API behind an L402 paywall: `--upstream URL --price SATS`, or [gateway] in the config
     Gateway(GatewayArgs),
     /// Report sales (L402 tokens paid for and accepted)
@@ -193,6 +197,7 @@ async fn run(cli: Cli) -> Result<()> {
         // Handled above, before the app is opened.
         Command::Decode(_) | Command::Demo | Command::Doctor => Ok(()),
         Command::Serve(args) => serve::run(app, args, cfg).await,
+        Command::Dashboard(args) => dashboard::run(app, args, json).await,
         Command::Gateway(args) => gateway::run(app, args, cfg.gateway.unwrap_or_default()).await,
         Command::Balance => wallet::balance(&app, json).await,
         Command::Pay(args) => wallet::pay(&app, args, json).await,

@@ -8,9 +8,12 @@
 //!    bound to the tool and its arguments, valid until the approval expires) and decides on the
 //!    retry. Accept with `approve: true` approves and pays once; decline or cancel deny; no
 //!    answer pays nothing (the approval expires). Replaying a retry finds the approval decided.
-//! 2. Otherwise the call ends as `approval_required` (id, where a person approves), and a host
-//!    that renders MCP Apps also gets the one-time secret in the result's `_meta` for the
-//!    approval card.
+//! 2. URL elicitation, when the client declares only that: the approval page (served by this
+//!    process on loopback, [`crate::web`]) is opened by the client; after `accept` the server
+//!    waits for the person's decision on the page, at most until the approval expires.
+//! 3. Otherwise the call ends as `approval_required` (id, the page's link, the CLI command),
+//!    and a host that renders MCP Apps also gets the one-time secret in the result's `_meta`
+//!    for the approval card.
 //!
 //! Nothing here asks the model: a client without these capabilities is never sent an
 //! elicitation it did not declare (rmcp would send one).
@@ -32,7 +35,7 @@ use serde_json::{Value, json};
 use tracing::{info, warn};
 
 use super::L402Server;
-use crate::approval::{ApprovalTicket, Approved, Channel, Grant};
+use crate::approval::{ApprovalTicket, Channel, Grant};
 use crate::budget::sats;
 use crate::ops::Failure;
 use crate::ops::approve as ops_approve;
@@ -40,16 +43,24 @@ use crate::ops::buy::{
     self, FETCH_RETRY, FetchPaidOutput, FetchPaidParams, Held, PAY_RETRY, PayInvoiceOutput,
     PayInvoiceParams,
 };
-use crate::storage::Approval;
+use crate::storage::{Approval, ApprovalStatus, Payment};
 
-/// The key of the one input request.
+/// The key of the form input request.
 const APPROVE: &str = "approve";
+/// The key of the URL input request.
+const PAGE: &str = "page";
+/// How often the page's decision is looked for while a client waits on it.
+const PAGE_POLL: Duration = Duration::from_millis(250);
 /// The MCP Apps extension.
 pub(crate) const UI_EXTENSION: &str = "io.modelcontextprotocol/ui";
 /// Where the card finds the approval in a result's `_meta`.
 pub(crate) const META_KEY: &str = "io.l402-mcp/approval";
 /// The storage setting holding the key `requestState` is sealed with (shared by a fleet).
 const STATE_KEY_SETTING: &str = "mcp.request_state_key";
+
+/// The approval pages a server process serves, and their origin (`None`: cannot listen).
+pub(crate) type Pages =
+    std::sync::Arc<tokio::sync::OnceCell<Option<(std::sync::Arc<crate::web::Web>, String)>>>;
 
 /// A purchase an agent asked for.
 pub(crate) enum Purchase {
@@ -107,13 +118,13 @@ impl Purchase {
 }
 
 impl Bought {
-    /// Say that the approval paid, not this call's own payment.
-    fn paid_by(&mut self, a: &Approved) {
+    /// Say that the approval paid (`p`), not this call's own payment.
+    fn paid_by(&mut self, p: &Payment) {
         match self {
-            Bought::Fetch(o) => buy::paid_by_approval(o, &a.receipt),
+            Bought::Fetch(o) => buy::paid_by_approval(o, p),
             Bought::Pay(o) => {
-                o.paid = !a.receipt.already_paid;
-                o.already_paid = a.receipt.already_paid;
+                o.paid = true;
+                o.already_paid = false;
             }
         }
     }
@@ -136,6 +147,7 @@ struct Reach {
     /// 2026-07-28 or later: `input_required`, never a request of our own.
     modern: bool,
     form: bool,
+    url: bool,
     apps: bool,
 }
 
@@ -148,6 +160,7 @@ fn reach(ctx: &RequestContext<RoleServer>) -> Reach {
             .is_some_and(|v| v >= ProtocolVersion::V_2026_07_28),
         // `{}` means form only.
         form: elicitation.is_some_and(|e| e.form.is_some() || e.url.is_none()),
+        url: elicitation.is_some_and(|e| e.url.is_some()),
         apps: caps
             .as_ref()
             .and_then(|c| c.extensions.as_ref())
@@ -209,13 +222,21 @@ impl L402Server {
         responses: Option<BTreeMap<String, Value>>,
     ) -> Result<CallToolResponse, ErrorData> {
         if let Some(state) = state {
-            return self.resume(purchase, &state, responses).await;
+            return self.resume(&ctx, purchase, &state, responses).await;
         }
         match purchase.run(self).await {
             Ok(Held::Done(b)) => b.into_response(),
             Ok(Held::ForApproval(t)) => self.ask(&ctx, purchase, &t).await,
             Err(f) => Ok(failed(f)),
         }
+    }
+
+    /// The approval page's link, when the client may be sent there (`None`: ask by form).
+    async fn by_page(&self, reach: &Reach, id: &str) -> Option<String> {
+        if reach.form || !reach.url {
+            return None;
+        }
+        self.page_url(id).await
     }
 
     async fn ask(
@@ -225,19 +246,30 @@ impl L402Server {
         t: &ApprovalTicket,
     ) -> Result<CallToolResponse, ErrorData> {
         let reach = reach(ctx);
-        if reach.form && reach.modern {
-            return self.input_required(&purchase, &t.approval).await;
+        let a = &t.approval;
+        if reach.form || reach.url {
+            let page = self.by_page(&reach, &a.id).await;
+            if reach.form || page.is_some() {
+                if reach.modern {
+                    return self.input_required(&purchase, a, page).await;
+                }
+                return self.elicit(ctx, purchase, a, page).await;
+            }
         }
-        if reach.form {
-            return self.elicit(ctx, purchase, &t.approval).await;
-        }
-        Ok(self.held(&purchase, t, reach.apps))
+        let page = self.page_url(&a.id).await;
+        Ok(self.held(&purchase, t, reach.apps, page.as_deref()))
     }
 
     /// `approval_required`, with the one-time secret in `_meta` for a host that renders the
     /// approval card (and never for one that does not: it would reach the model).
-    fn held(&self, purchase: &Purchase, t: &ApprovalTicket, apps: bool) -> CallToolResponse {
-        let f = ops_approve::required(t, purchase.retry(), None);
+    fn held(
+        &self,
+        purchase: &Purchase,
+        t: &ApprovalTicket,
+        apps: bool,
+        page: Option<&str>,
+    ) -> CallToolResponse {
+        let f = ops_approve::required(t, purchase.retry(), page);
         let mut r = CallToolResult::error(vec![ContentBlock::text(f.to_string())]);
         if apps {
             let mut meta = MetaObject::new();
@@ -258,17 +290,29 @@ impl L402Server {
         r.into()
     }
 
-    /// 2025-11-25: ask in the client's own dialog and wait, at most until the approval expires.
+    /// 2025-11-25: ask in the client's own dialog (a form, or the page's link) and wait, at
+    /// most until the approval expires.
     async fn elicit(
         &self,
         ctx: &RequestContext<RoleServer>,
         purchase: Purchase,
         a: &Approval,
+        page: Option<String>,
     ) -> Result<CallToolResponse, ErrorData> {
         let left = a.expires_at.saturating_sub(self.app().clock.now()).max(1);
+        let by_page = page.is_some();
+        let params = match page {
+            Some(url) => ElicitRequestParams::UrlElicitationParams {
+                meta: None,
+                message: format!("{} Open the approval page to decide.", question(a)),
+                url,
+                elicitation_id: a.id.clone(),
+            },
+            None => form_request(a),
+        };
         let asked = ctx
             .peer
-            .create_elicitation_with_timeout(form_request(a), Some(Duration::from_secs(left)));
+            .create_elicitation_with_timeout(params, Some(Duration::from_secs(left)));
         let answer = tokio::select! {
             r = asked => r,
             () = ctx.ct.cancelled() => {
@@ -277,18 +321,14 @@ impl L402Server {
             }
         };
         match answer {
-            Ok(r) => self.decided(purchase, &a.id, approved(&r)).await,
-            Err(ServiceError::Timeout { .. }) => {
-                info!(approval = %a.id, "nobody answered in time; nothing paid");
-                Ok(failed(Failure::new(
-                    "approval_timeout",
-                    format!(
-                        "nobody answered the approval question for {} (approval {}) before it expired; nothing was paid",
-                        sats(a.amount.msat()),
-                        a.id
-                    ),
-                )))
+            Ok(r) if by_page && r.action == ElicitationAction::Accept => {
+                self.page_decided(ctx, purchase, a).await
             }
+            Ok(r) => {
+                self.decided(purchase, &a.id, !by_page && approved(&r))
+                    .await
+            }
+            Err(ServiceError::Timeout { .. }) => Ok(failed(timed_out(a))),
             Err(e) => {
                 warn!(approval = %a.id, error = %e, "the client did not answer the approval question");
                 Ok(failed(unanswered(
@@ -299,11 +339,13 @@ impl L402Server {
         }
     }
 
-    /// 2026-07-28: ask through `input_required`; the client retries with the answer.
+    /// 2026-07-28: ask through `input_required` (a form, or the page's link); the client
+    /// retries with the answer.
     async fn input_required(
         &self,
         purchase: &Purchase,
         a: &Approval,
+        page: Option<String>,
     ) -> Result<CallToolResponse, ErrorData> {
         let codec = self.state_codec().await?;
         let left = a.expires_at.saturating_sub(self.app().clock.now()).max(1);
@@ -314,10 +356,23 @@ impl L402Server {
                 .associated_data(binding.as_bytes())
                 .ttl(Duration::from_secs(left)),
         );
+        let (key, params) = match page {
+            Some(url) => (
+                PAGE,
+                ElicitRequestParams::UrlElicitationParams {
+                    meta: None,
+                    message: format!("{} Open the approval page to decide.", question(a)),
+                    url,
+                    // 2026-07-28 has no elicitation id: the retry's requestState is the link.
+                    elicitation_id: String::new(),
+                },
+            ),
+            None => (APPROVE, form_request(a)),
+        };
         let mut requests = InputRequests::new();
         requests.insert(
-            APPROVE.into(),
-            InputRequest::Elicitation(ElicitRequest::new(form_request(a))),
+            key.into(),
+            InputRequest::Elicitation(ElicitRequest::new(params)),
         );
         Ok(InputRequiredResult::new(Some(requests), Some(state)).into())
     }
@@ -325,6 +380,7 @@ impl L402Server {
     /// The retry of an `input_required` round: the answer decides the approval in the state.
     async fn resume(
         &self,
+        ctx: &RequestContext<RoleServer>,
         purchase: Purchase,
         state: &str,
         responses: Option<BTreeMap<String, Value>>,
@@ -346,31 +402,69 @@ impl L402Server {
                 ));
             }
         };
-        let answer = responses
-            .as_ref()
-            .and_then(|r| r.get(APPROVE))
-            .and_then(|v| serde_json::from_value::<ElicitResult>(v.clone()).ok());
-        match answer {
-            Some(r) => self.decided(purchase, &id, approved(&r)).await,
-            // No answer yet: ask again, if it is still open.
-            None => match self.app().approvals.get(&id).await {
-                Ok(Some(a)) if a.status == crate::storage::ApprovalStatus::Pending => {
-                    self.input_required(&purchase, &a).await
-                }
-                Ok(Some(a)) => Ok(failed(Failure::new(
-                    "approval_not_pending",
-                    format!(
-                        "approval {} was already {}; nothing was paid by this call",
-                        a.id,
-                        a.status.as_str()
-                    ),
-                ))),
-                Ok(None) => Ok(failed(Failure::new(
+        let answer = |key: &str| {
+            responses
+                .as_ref()
+                .and_then(|r| r.get(key))
+                .and_then(|v| serde_json::from_value::<ElicitResult>(v.clone()).ok())
+        };
+        if let Some(r) = answer(APPROVE) {
+            return self.decided(purchase, &id, approved(&r)).await;
+        }
+        let a = match self.app().approvals.get(&id).await {
+            Ok(Some(a)) => a,
+            Ok(None) => {
+                return Ok(failed(Failure::new(
                     "approval_unknown",
                     format!("no approval {id}"),
-                ))),
-                Err(e) => Ok(failed(e.into())),
-            },
+                )));
+            }
+            Err(e) => return Ok(failed(e.into())),
+        };
+        match answer(PAGE) {
+            Some(r) if r.action == ElicitationAction::Accept => {
+                self.page_decided(ctx, purchase, &a).await
+            }
+            Some(_) => self.decided(purchase, &id, false).await,
+            // No answer yet: ask again, if it is still open.
+            None if a.status == ApprovalStatus::Pending => {
+                let page = self.by_page(&reach(ctx), &a.id).await;
+                self.input_required(&purchase, &a, page).await
+            }
+            None => Ok(failed(not_pending(&a))),
+        }
+    }
+
+    /// The person was sent to the approval page: wait for their decision there (at most until
+    /// the approval expires, or the call is cancelled), then finish the purchase from it.
+    async fn page_decided(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        purchase: Purchase,
+        a: &Approval,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let approvals = &self.app().approvals;
+        let decided = loop {
+            let now = self.app().clock.now();
+            match approvals.get(&a.id).await {
+                Ok(Some(x)) if x.status == ApprovalStatus::Pending && x.expires_at > now => {}
+                Ok(Some(x)) if x.status == ApprovalStatus::Pending => break None,
+                Ok(Some(x)) => break Some(x),
+                Ok(None) => break None,
+                Err(e) => return Ok(failed(e.into())),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(PAGE_POLL) => {}
+                () = ctx.ct.cancelled() => return Ok(failed(unanswered(a, "the client cancelled the call"))),
+            }
+        };
+        let Some(x) = decided else {
+            return Ok(failed(timed_out(a)));
+        };
+        match x.status {
+            ApprovalStatus::Paid => self.finish(purchase, &x).await,
+            ApprovalStatus::Denied => Ok(failed(declined(&x))),
+            _ => Ok(failed(not_pending(&x))),
         }
     }
 
@@ -386,25 +480,32 @@ impl L402Server {
         let grant = Grant::by(Channel::Elicitation);
         if !yes {
             return Ok(failed(match approvals.deny(id, grant).await {
-                Ok(a) => Failure::new(
-                    "approval_declined",
-                    format!(
-                        "the payment of {} to {} was declined (approval {}); nothing was paid",
-                        sats(a.amount.msat()),
-                        a.host.as_deref().unwrap_or("this invoice's payee"),
-                        a.id
-                    ),
-                ),
+                Ok(a) => declined(&a),
                 Err(e) => e.into(),
             }));
         }
-        let done = match approvals.approve(id, grant).await {
-            Ok(done) => done,
-            Err(e) => return Ok(failed(e.into())),
+        match approvals.approve(id, grant).await {
+            Ok(done) => self.finish(purchase, &done.approval).await,
+            Err(e) => Ok(failed(e.into())),
+        }
+    }
+
+    /// An approval paid: the purchase again, now answered from it (the cached credential, the
+    /// paid invoice), its receipt saying what the approval paid.
+    async fn finish(
+        &self,
+        purchase: Purchase,
+        a: &Approval,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let paid = match a.payment_id {
+            Some(pid) => self.app().ledger.payment(pid).await.ok().flatten(),
+            None => None,
         };
         match purchase.run(self).await {
             Ok(Held::Done(mut b)) => {
-                b.paid_by(&done);
+                if let Some(p) = &paid {
+                    b.paid_by(p);
+                }
                 b.into_response()
             }
             // Paid, but the resource asks again (a challenge with no credential to keep).
@@ -414,13 +515,45 @@ impl L402Server {
             Err(f) => Ok(failed(Failure::new(
                 f.code,
                 format!(
-                    "the approved payment was made ({} sats, payment hash {}), then: {}",
-                    crate::ops::whole_sats(done.receipt.amount_msat),
-                    done.receipt.payment_hash,
+                    "the approved payment was made (approval {}, {}), then: {}",
+                    a.id,
+                    sats(a.amount.msat()),
                     f.message
                 ),
             ))),
         }
+    }
+
+    /// The loopback approval page of `id`, served by this process from the first time one is
+    /// needed (`None` if it cannot listen).
+    pub(crate) async fn page_url(&self, id: &str) -> Option<String> {
+        let served = self
+            .pages
+            .get_or_init(|| async {
+                let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+                match crate::web::bind(addr).await {
+                    Ok((listener, local)) => {
+                        let web = crate::web::Web::new(self.app.clone(), "");
+                        let serving = web.clone();
+                        tokio::spawn(async move {
+                            let never = tokio_util::sync::CancellationToken::new();
+                            if let Err(e) = crate::web::serve(serving, listener, never).await {
+                                warn!(error = %e, "the approval page stopped");
+                            }
+                        });
+                        info!(addr = %local, "approval pages on loopback");
+                        Some((web, format!("http://{local}")))
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "no approval page: cannot listen on loopback");
+                        None
+                    }
+                }
+            })
+            .await;
+        served
+            .as_ref()
+            .map(|(web, origin)| web.approve_url(origin, id))
     }
 
     /// The key `requestState` is sealed with: kept in the storage, so every instance of a
@@ -450,6 +583,41 @@ impl L402Server {
             })
             .await
     }
+}
+
+fn timed_out(a: &Approval) -> Failure {
+    info!(approval = %a.id, "nobody answered in time; nothing paid");
+    Failure::new(
+        "approval_timeout",
+        format!(
+            "nobody answered the approval question for {} (approval {}) before it expired; nothing was paid",
+            sats(a.amount.msat()),
+            a.id
+        ),
+    )
+}
+
+fn declined(a: &Approval) -> Failure {
+    Failure::new(
+        "approval_declined",
+        format!(
+            "the payment of {} to {} was declined (approval {}); nothing was paid",
+            sats(a.amount.msat()),
+            a.host.as_deref().unwrap_or("this invoice's payee"),
+            a.id
+        ),
+    )
+}
+
+fn not_pending(a: &Approval) -> Failure {
+    Failure::new(
+        "approval_not_pending",
+        format!(
+            "approval {} was already {}; nothing was paid by this call",
+            a.id,
+            a.status.as_str()
+        ),
+    )
 }
 
 fn unanswered(a: &Approval, why: &str) -> Failure {

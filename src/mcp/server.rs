@@ -28,11 +28,13 @@ Amounts are in sats. When wallet_balance says demo_funds, the sats are test sats
 /// The tools, over one opened wallet.
 #[derive(Clone)]
 pub struct L402Server {
-    app: Arc<App>,
+    pub(crate) app: Arc<App>,
     fetcher: Arc<Fetcher>,
     tool_router: ToolRouter<Self>,
     /// Seals the `requestState` of an approval asked through `input_required`.
     pub(crate) request_state: Arc<tokio::sync::OnceCell<rmcp::model::RequestStateCodec>>,
+    /// The approval pages this process serves on loopback (from the first held payment).
+    pub(crate) pages: super::approval::Pages,
 }
 
 impl std::fmt::Debug for L402Server {
@@ -70,6 +72,7 @@ impl L402Server {
             fetcher: Arc::new(fetcher),
             tool_router,
             request_state: Arc::default(),
+            pages: Arc::default(),
         })
     }
 

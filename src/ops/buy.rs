@@ -11,7 +11,8 @@ use super::{Failure, approve, range_arg, sats_arg, whole_sats};
 use crate::app::App;
 use crate::approval::ApprovalTicket;
 use crate::fetch::{self, FetchError, FetchRequest, Fetcher};
-use crate::pay::{PayError, PayRequest, Receipt};
+use crate::pay::{PayError, PayRequest};
+use crate::storage::Payment;
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct FetchPaidParams {
@@ -167,17 +168,17 @@ pub async fn fetch_paid_or_held(
     }))
 }
 
-/// A fetch made after a human approved its payment: the approval paid, this call presented
-/// the credential; the receipt says what was paid.
-pub fn paid_by_approval(out: &mut FetchPaidOutput, r: &Receipt) {
+/// A fetch made after a human approved its payment: the approval paid (`p`, the ledger's
+/// payment), this call presented the credential; the receipt says what was paid.
+pub fn paid_by_approval(out: &mut FetchPaidOutput, p: &Payment) {
     let receipt = &mut out.receipt;
-    receipt.paid = !r.already_paid;
+    receipt.paid = true;
     receipt.token_reused = false;
-    receipt.amount_msat = r.amount_msat;
-    receipt.fee_msat = r.fee_msat;
-    receipt.amount_sats = whole_sats(r.amount_msat);
-    receipt.fee_sats = whole_sats(r.fee_msat);
-    receipt.payment_hash = Some(r.payment_hash.to_hex());
+    receipt.amount_msat = p.amount.msat();
+    receipt.fee_msat = p.fee.msat();
+    receipt.amount_sats = whole_sats(p.amount.msat());
+    receipt.fee_sats = whole_sats(p.fee.msat());
+    receipt.payment_hash = Some(p.payment_hash.to_hex());
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

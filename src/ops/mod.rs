@@ -14,6 +14,7 @@
 
 pub mod approve;
 pub mod buy;
+pub mod dashboard;
 pub mod sell;
 pub mod wallet;
 
