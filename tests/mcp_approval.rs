@@ -412,24 +412,116 @@ async fn an_answered_retry_cannot_be_replayed_or_moved_to_another_purchase() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn only_a_host_that_renders_apps_gets_the_cards_secret() {
-    let (dir, _seller, url) = market().await;
+async fn an_mcp_app_card_approves_with_the_secret_only_its_host_received() {
+    use rmcp::model::ReadResourceRequestParams;
+    let (dir, seller, url) = market().await;
     let human = Human {
         elicitation: false,
         apps: true,
         ..Human::new(Answer::Approve)
     };
     let agent = buyer(dir.path(), human, false, 300).await;
+    let (b0, s0) = (buyer_balance(&agent).await, balance_sats(&seller).await);
+
+    // The tools link the views; the card's tool is for the card only.
+    let tools = agent.list_all_tools().await.unwrap();
+    let ui = |name: &str| {
+        let t = tools.iter().find(|t| t.name == name).unwrap();
+        serde_json::to_value(t.meta.clone().unwrap()).unwrap()["ui"].clone()
+    };
+    for name in ["fetch_paid", "pay_invoice"] {
+        assert_eq!(
+            ui(name)["resourceUri"],
+            "ui://l402-mcp/approval.html",
+            "{name}"
+        );
+    }
+    assert_eq!(ui("approve_payment")["visibility"], json!(["app"]));
+    assert_eq!(
+        ui("wallet_balance")["resourceUri"],
+        "ui://l402-mcp/wallet.html"
+    );
+    let card = agent
+        .read_resource(ReadResourceRequestParams::new(
+            "ui://l402-mcp/approval.html",
+        ))
+        .await
+        .unwrap();
+    let card = serde_json::to_value(&card.contents[0]).unwrap();
+    assert_eq!(card["mimeType"], "text/html;profile=mcp-app");
+    assert!(card["text"].as_str().unwrap().contains("approve_payment"));
+
     let r = fetch(&agent, &url).await;
-    assert!(failed(&r).starts_with("approval_required"));
+    let text = failed(&r);
+    assert!(text.starts_with("approval_required"), "{text}");
     let meta = serde_json::to_value(r.meta.clone().expect("_meta for the card")).unwrap();
-    let card = &meta["io.l402-mcp/approval"];
-    assert_eq!(card["amount_sats"], JOKE_SATS, "{meta}");
-    assert_eq!(card["secret"].as_str().map(str::len), Some(32), "{meta}");
+    let held = &meta["io.l402-mcp/approval"];
+    assert_eq!(held["amount_sats"], JOKE_SATS, "{meta}");
+    let secret = held["secret"].as_str().unwrap().to_owned();
+    assert_eq!(secret.len(), 32);
     assert!(
-        !failed(&r).contains(card["secret"].as_str().unwrap()),
+        !text.contains(&secret),
         "the secret is never in the text the model reads"
     );
+    let id = held["id"].as_str().unwrap().to_owned();
+
+    let decide = |secret: &str, approve: bool| {
+        let args = json!({ "approval_id": id, "secret": secret, "approve": approve });
+        agent.call_tool(
+            CallToolRequestParams::new("approve_payment")
+                .with_arguments(args.as_object().cloned().unwrap()),
+        )
+    };
+    // What the model could send (no secret, a guess) is refused and pays nothing.
+    for guess in ["", "00000000000000000000000000000000"] {
+        let refused = failed(&decide(guess, true).await.unwrap());
+        assert!(refused.starts_with("approval_wrong_secret"), "{refused}");
+    }
+    assert_eq!(buyer_balance(&agent).await, b0);
+    let done = ok(&decide(&secret, true).await.unwrap());
+    assert_eq!(
+        (done["paid"].as_bool(), done["status"].as_str()),
+        (Some(true), Some("paid")),
+        "{done}"
+    );
+    let replay = failed(&decide(&secret, true).await.unwrap());
+    assert!(replay.starts_with("approval_not_pending"), "{replay}");
+    let r = ok(&fetch(&agent, &url).await);
+    assert_eq!(
+        (r["status"].as_u64(), r["receipt"]["token_reused"].as_bool()),
+        (Some(200), Some(true))
+    );
+    assert_eq!(buyer_balance(&agent).await, b0 - JOKE_SATS, "paid once");
+    assert_eq!(balance_sats(&seller).await, s0 + JOKE_SATS);
+
+    // The wallet view: the dashboard's HTML, read-only, beside wallet_balance's result.
+    let b = agent
+        .call_tool(CallToolRequestParams::new("wallet_balance"))
+        .await
+        .unwrap();
+    let html = serde_json::to_value(b.meta.clone().unwrap()).unwrap()["io.l402-mcp/html"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        html.contains("TEST SATS") && html.contains("spend-chart"),
+        "{html}"
+    );
+    assert!(
+        !html.contains("<form"),
+        "read-only: no tool changes anything from the view"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_without_apps_never_gets_the_secret() {
+    let (dir, _seller, url) = market().await;
+    let agent = asks_no_one(dir.path()).await;
+    let r = call(&agent, "fetch_paid", json!({ "url": url })).await;
+    assert!(failed(&r).starts_with("approval_required"));
+    assert!(r.meta.is_none(), "{:?}", r.meta);
+    let b = call(&agent, "wallet_balance", json!({})).await;
+    assert!(b.meta.is_none());
 }
 
 /// A form body, urlencoded.

@@ -51,8 +51,6 @@ const APPROVE: &str = "approve";
 const PAGE: &str = "page";
 /// How often the page's decision is looked for while a client waits on it.
 const PAGE_POLL: Duration = Duration::from_millis(250);
-/// The MCP Apps extension.
-pub(crate) const UI_EXTENSION: &str = "io.modelcontextprotocol/ui";
 /// Where the card finds the approval in a result's `_meta`.
 pub(crate) const META_KEY: &str = "io.l402-mcp/approval";
 /// The storage setting holding the key `requestState` is sealed with (shared by a fleet).
@@ -161,10 +159,7 @@ fn reach(ctx: &RequestContext<RoleServer>) -> Reach {
         // `{}` means form only.
         form: elicitation.is_some_and(|e| e.form.is_some() || e.url.is_none()),
         url: elicitation.is_some_and(|e| e.url.is_some()),
-        apps: caps
-            .as_ref()
-            .and_then(|c| c.extensions.as_ref())
-            .is_some_and(|x| x.contains_key(UI_EXTENSION)),
+        apps: super::apps::renders_apps(ctx),
     }
 }
 

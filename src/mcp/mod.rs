@@ -2,6 +2,7 @@
 //! and the legacy HTTP+SSE transport for older clients).
 
 pub(crate) mod approval;
+pub(crate) mod apps;
 pub mod http;
 pub mod jsonrpc;
 pub mod server;

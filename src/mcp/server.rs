@@ -63,7 +63,8 @@ impl L402Server {
         if let Some(proxy) = &fetch.proxy {
             fetcher = fetcher.via_proxy(proxy.expose())?;
         }
-        let mut tool_router = Self::buy_tools() + Self::sell_tools() + Self::wallet_tools();
+        let mut tool_router =
+            Self::buy_tools() + Self::sell_tools() + Self::wallet_tools() + Self::approve_tools();
         for route in tool_router.map.values_mut() {
             tidy_tool_schemas(&mut route.attr);
         }
@@ -124,14 +125,40 @@ impl ServerHandler for L402Server {
     // still use it: keep answering `logging/setLevel`.
     #[allow(deprecated)]
     fn get_info(&self) -> ServerConfig {
+        let mut extensions = std::collections::BTreeMap::new();
+        let mut ui = rmcp::model::JsonObject::new();
+        ui.insert("mimeTypes".into(), serde_json::json!([super::apps::MIME]));
+        extensions.insert(super::apps::UI_EXTENSION.to_owned(), ui);
         ServerConfig::new(
             ServerCapabilities::builder()
                 .enable_tools()
+                .enable_resources()
                 .enable_logging()
+                .enable_extensions_with(extensions)
                 .build(),
         )
         .with_server_info(Implementation::new("l402-mcp", env!("CARGO_PKG_VERSION")))
         .with_instructions(INSTRUCTIONS)
+    }
+
+    /// The MCP App views (approval card, wallet view).
+    fn list_resources(
+        &self,
+        _request: Option<rmcp::model::PaginatedRequestParams>,
+        _context: rmcp::service::RequestContext<rmcp::RoleServer>,
+    ) -> impl std::future::Future<Output = Result<rmcp::model::ListResourcesResult, ErrorData>> + Send + '_
+    {
+        std::future::ready(Ok(super::apps::list()))
+    }
+
+    fn read_resource(
+        &self,
+        request: rmcp::model::ReadResourceRequestParams,
+        _context: rmcp::service::RequestContext<rmcp::RoleServer>,
+    ) -> impl std::future::Future<Output = Result<rmcp::model::ReadResourceResponse, ErrorData>>
+    + Send
+    + '_ {
+        std::future::ready(super::apps::read(&request.uri).map(Into::into))
     }
 
     /// Clients may set a log level; this server's logs go to stderr (stdout is the transport),

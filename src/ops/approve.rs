@@ -2,11 +2,11 @@
 //! deny; and what an agent is told when a payment is held (`approval_required`).
 
 use schemars::JsonSchema;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Failure, whole_sats};
 use crate::app::App;
-use crate::approval::{ApprovalError, ApprovalPolicy, ApprovalTicket, Grant, pin};
+use crate::approval::{ApprovalError, ApprovalPolicy, ApprovalTicket, Channel, Grant, pin};
 use crate::budget::sats;
 use crate::storage::{Approval, ApprovalStatus};
 
@@ -185,4 +185,50 @@ pub fn required(t: &ApprovalTicket, retry: &str, page: Option<&str>) -> Failure 
             expires = a.expires_at,
         ),
     )
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+pub struct ApprovePaymentParams {
+    /// The approval's id.
+    pub approval_id: String,
+    /// The approval's one-time secret, as the approval card received it.
+    pub secret: String,
+    /// true approves (and pays); false denies.
+    pub approve: bool,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ApprovePaymentOutput {
+    pub approval_id: String,
+    /// paid, failed or denied.
+    pub status: String,
+    /// True when this call paid.
+    pub paid: bool,
+    pub amount_sats: u64,
+    pub fee_sats: u64,
+    pub payment_hash: String,
+}
+
+/// A decision from an approval card (MCP Apps): it must show the approval's one-time secret.
+pub async fn decide_in_card(
+    app: &App,
+    p: ApprovePaymentParams,
+) -> Result<ApprovePaymentOutput, Failure> {
+    let grant = Grant {
+        secret: Some(&p.secret),
+        ..Grant::by(Channel::App)
+    };
+    let d = if p.approve {
+        approve(app, &p.approval_id, grant).await?
+    } else {
+        deny(app, &p.approval_id, grant).await?
+    };
+    Ok(ApprovePaymentOutput {
+        approval_id: d.approval.id,
+        status: d.approval.status,
+        paid: d.paid,
+        amount_sats: d.amount_sats,
+        fee_sats: d.fee_sats,
+        payment_hash: d.payment_hash,
+    })
 }
