@@ -14,6 +14,7 @@ pub use l402_proto as l402;
 pub mod budget;
 pub mod clock;
 pub mod config;
+pub mod events;
 pub mod fault;
 pub mod fetch;
 pub mod fsutil;

@@ -18,6 +18,7 @@ use crate::approval::ApprovalTicket;
 use crate::bolt11::{self, DecodedInvoice, InvoiceError, Network};
 use crate::budget::{BudgetRefusal, sats};
 use crate::clock::SharedClock;
+use crate::events::{Events, MoneyEvent};
 use crate::l402::{Msat, PaymentHash, Preimage};
 use crate::payee::Payee;
 use crate::storage::{
@@ -171,6 +172,8 @@ pub struct Payer {
     last_reconcile: AtomicU64,
     /// Where payments held for a human are kept; without it no payment is ever held.
     approvals: Option<Arc<dyn ApprovalStore>>,
+    /// Where money events go ([`crate::events`]).
+    events: Events,
 }
 
 /// Removes a payment from the in-flight set however the pay call ends.
@@ -207,7 +210,13 @@ impl Payer {
             unresolved: AtomicBool::new(false),
             last_reconcile: AtomicU64::new(0),
             approvals: None,
+            events: Events::default(),
         })
+    }
+
+    /// Where this payer's money events go.
+    pub fn events(&self) -> &Events {
+        &self.events
     }
 
     /// Hold payments the wallet's approval policy ([`crate::approval`]) says need a human.
@@ -290,9 +299,66 @@ impl Payer {
             });
         }
         let span = info_span!("pay", wallet = %self.wallet_name, payment_hash = %inv.payment_hash, amount_msat = amount, host = req.payee.map(|p| p.host.as_str()));
-        self.pay_decoded(req, inv, amount, now, ask)
+        let hash = inv.payment_hash;
+        let result = self
+            .pay_decoded(req, inv, amount, now, ask)
             .instrument(span)
-            .await
+            .await;
+        self.tell(&result, &hash, amount, req.payee);
+        result
+    }
+
+    /// A money event about a payment asked for.
+    fn event(
+        &self,
+        event: &'static str,
+        hash: &PaymentHash,
+        amount: u64,
+        payee: Option<&Payee>,
+    ) -> MoneyEvent {
+        MoneyEvent {
+            amount_msat: Some(amount),
+            host: payee.map(|p| p.host.clone()),
+            payment_hash: Some(hash.to_hex()),
+            ..MoneyEvent::new(event, &self.wallet_name)
+        }
+    }
+
+    /// Tell listeners how a payment asked for ended.
+    fn tell(
+        &self,
+        result: &Result<Receipt, PayError>,
+        hash: &PaymentHash,
+        amount: u64,
+        payee: Option<&Payee>,
+    ) {
+        let e = |event| self.event(event, hash, amount, payee);
+        let event = match result {
+            Ok(r) if r.already_paid => return,
+            Ok(r) => MoneyEvent {
+                payment_id: Some(r.payment_id),
+                ..e("paid")
+            },
+            Err(PayError::ApprovalRequired(t)) => MoneyEvent {
+                approval: Some(t.approval.id.clone()),
+                detail: Some(crate::approval::why(&t.approval.reasons)),
+                ..e("held")
+            },
+            Err(PayError::Budget(r)) => MoneyEvent {
+                detail: Some(r.to_string()),
+                ..e("refused")
+            },
+            Err(PayError::Failed(w)) => MoneyEvent {
+                detail: Some(w.to_string()),
+                ..e("failed")
+            },
+            Err(PayError::OutcomeUnknown { payment_id, .. }) => MoneyEvent {
+                payment_id: Some(*payment_id),
+                ..e("pending")
+            },
+            Err(_) => return,
+        };
+        self.events.emit(event);
     }
 
     async fn pay_decoded(
@@ -360,6 +426,10 @@ impl Payer {
             max_fee_msat = max_fee,
             "budget reserved; paying"
         );
+        self.events.emit(MoneyEvent {
+            payment_id: Some(id),
+            ..self.event("reserved", &inv.payment_hash, amount, req.payee)
+        });
         if let Ok(mut set) = self.in_flight.lock() {
             set.insert(id);
         }
@@ -520,6 +590,7 @@ impl Payer {
                     info!("the credential this payment bought is cached again");
                 }
                 info!(amount_msat = p.amount.msat(), "reconciled: paid");
+                self.reconciled(p, "paid");
                 Ok(Some(Status::Succeeded))
             }
             Ok(OutgoingStatus::Failed(why)) => {
@@ -527,6 +598,7 @@ impl Payer {
                     .mark_failed(p.id, &format!("reconciled: {why}"), now)
                     .await?;
                 info!("reconciled: failed, reservation released");
+                self.reconciled(p, "failed");
                 Ok(Some(Status::Failed))
             }
             Ok(OutgoingStatus::NotFound)
@@ -545,6 +617,7 @@ impl Payer {
                     )
                     .await?;
                 info!("reconciled: never sent, reservation released");
+                self.reconciled(p, "never sent");
                 Ok(Some(Status::Failed))
             }
             Ok(_) => Ok(None),
@@ -553,6 +626,17 @@ impl Payer {
                 Ok(None)
             }
         }
+    }
+
+    fn reconciled(&self, p: &Payment, outcome: &str) {
+        self.events.emit(MoneyEvent {
+            amount_msat: Some(p.amount.msat()),
+            host: p.host.clone(),
+            payment_hash: Some(p.payment_hash.to_hex()),
+            payment_id: Some(p.id),
+            detail: Some(outcome.to_owned()),
+            ..MoneyEvent::new("reconciled", &self.wallet_name)
+        });
     }
 
     /// Look a past payment up in the ledger.

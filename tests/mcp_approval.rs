@@ -51,6 +51,9 @@ struct Human {
     apps: bool,
     asked: Arc<AtomicUsize>,
     last_question: Arc<std::sync::Mutex<String>>,
+    /// Progress messages and log notifications received.
+    progress: Arc<std::sync::Mutex<Vec<String>>>,
+    logs: Arc<std::sync::Mutex<Vec<Value>>>,
 }
 
 impl Human {
@@ -62,6 +65,8 @@ impl Human {
             apps: false,
             asked: Arc::default(),
             last_question: Arc::default(),
+            progress: Arc::default(),
+            logs: Arc::default(),
         }
     }
 }
@@ -108,6 +113,26 @@ impl ClientHandler for Human {
                     .with_content(json!({ "approve": true }))
             }
         })
+    }
+
+    async fn on_progress(
+        &self,
+        params: rmcp::model::ProgressNotificationParam,
+        _ctx: rmcp::service::NotificationContext<RoleClient>,
+    ) {
+        self.progress
+            .lock()
+            .unwrap()
+            .push(params.message.unwrap_or_default());
+    }
+
+    #[allow(deprecated)]
+    async fn on_logging_message(
+        &self,
+        params: rmcp::model::LoggingMessageNotificationParam,
+        _ctx: rmcp::service::NotificationContext<RoleClient>,
+    ) {
+        self.logs.lock().unwrap().push(params.data);
     }
 
     fn get_info(&self) -> ClientConfig {
@@ -693,4 +718,117 @@ async fn a_client_with_url_elicitation_sends_the_human_to_the_page() {
         assert_eq!(balance_sats(&seller).await, s0 + JOKE_SATS);
         let _ = agent.cancel().await;
     }
+}
+
+/// The `event` names of the money events logged.
+fn events(human: &Human) -> Vec<String> {
+    human
+        .logs
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|v| v["event"].as_str().unwrap_or("?").to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(deprecated)] // logging/setLevel (SEP-2577) is how 2025-11-25 clients ask for logs
+async fn money_events_arrive_as_progress_and_log_notifications_without_secrets() {
+    use rmcp::model::{LoggingLevel, NumberOrString, ProgressToken, SetLevelRequestParams};
+    for modern in [false, true] {
+        let (dir, seller, url) = market().await;
+        let human = Human::new(Answer::Approve);
+        let agent = buyer(dir.path(), human.clone(), modern, 300).await;
+        if !modern {
+            agent
+                .set_level(SetLevelRequestParams::new(LoggingLevel::Info))
+                .await
+                .unwrap();
+        }
+        let with_meta = |name: &'static str, args: Value| {
+            let mut p =
+                CallToolRequestParams::new(name).with_arguments(args.as_object().cloned().unwrap());
+            let mut meta = rmcp::model::RequestMetaObject::default();
+            meta.set_progress_token(ProgressToken(NumberOrString::String("p1".into())));
+            if modern {
+                meta.set_log_level(LoggingLevel::Info);
+            }
+            p.meta = Some(meta);
+            p
+        };
+        let r = ok(&agent
+            .call_tool(with_meta("fetch_paid", json!({ "url": url })))
+            .await
+            .unwrap());
+        assert_eq!(r["receipt"]["paid"], true, "{r}");
+        let progress = human.progress.lock().unwrap().clone();
+        let said = progress.join(" | ");
+        for want in [
+            "waits for a person's approval",
+            "approved by a person",
+            "reserved",
+            "paid 21 sats",
+        ] {
+            assert!(
+                said.contains(want),
+                "modern={modern}: {want:?} not in {said}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let logged = events(&human);
+        for want in ["held", "approved", "reserved", "paid"] {
+            assert!(
+                logged.iter().any(|e| e == want),
+                "modern={modern}: {want} not in {logged:?}"
+            );
+        }
+        // A direct payment too: its preimage (returned to the caller) is in no notification.
+        let inv = ok(&call(&seller, "create_invoice", json!({ "amount_sats": 5 })).await);
+        let paid = ok(&agent
+            .call_tool(with_meta("pay_invoice", json!({ "bolt11": inv["bolt11"] })))
+            .await
+            .unwrap());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let preimage = paid["preimage"].as_str().unwrap().to_owned();
+        let all = format!(
+            "{:?}{:?}",
+            human.logs.lock().unwrap(),
+            human.progress.lock().unwrap()
+        );
+        assert!(
+            !all.contains(&preimage),
+            "a preimage reached a notification"
+        );
+        assert!(
+            !all.contains("macaroon") && !all.contains("secret"),
+            "{all}"
+        );
+        // A budget refusal is a warning.
+        let big = ok(&call(&seller, "create_invoice", json!({ "amount_sats": 5000 })).await);
+        let refused = failed(
+            &agent
+                .call_tool(with_meta("pay_invoice", json!({ "bolt11": big["bolt11"] })))
+                .await
+                .unwrap(),
+        );
+        assert!(refused.starts_with("price_above_cap"), "{refused}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            events(&human).iter().any(|e| e == "refused"),
+            "{:?}",
+            events(&human)
+        );
+        let _ = agent.cancel().await;
+    }
+}
+
+/// (rmcp's client puts a progress token on every request, so progress is always asked for.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_log_notification_reaches_a_client_that_did_not_ask() {
+    let (dir, _seller, url) = market().await;
+    let human = Human::new(Answer::Approve);
+    let agent = buyer(dir.path(), human.clone(), false, 300).await;
+    ok(&fetch(&agent, &url).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(human.logs.lock().unwrap().is_empty());
 }

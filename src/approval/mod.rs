@@ -347,6 +347,7 @@ impl Approvals {
                 amount_msat = approval.amount.msat(),
                 "approved by a human; paying"
             );
+            self.tell("approved", &approval, grant);
             let receipt = self.pay(&approval).await;
             let now = self.clock.now();
             match &receipt {
@@ -375,7 +376,19 @@ impl Approvals {
     pub async fn deny(&self, id: &str, grant: Grant<'_>) -> Result<Approval, ApprovalError> {
         let a = self.decide(id.trim(), false, grant).await?;
         info!(wallet = %self.wallet, approval = %a.id, by = grant.channel.as_str(), "denied by a human; nothing paid");
+        self.tell("denied", &a, grant);
         Ok(a)
+    }
+
+    fn tell(&self, event: &'static str, a: &Approval, grant: Grant<'_>) {
+        self.payer.events().emit(crate::events::MoneyEvent {
+            amount_msat: Some(a.amount.msat()),
+            host: a.host.clone(),
+            payment_hash: Some(a.payment_hash.to_hex()),
+            approval: Some(a.id.clone()),
+            detail: Some(format!("by {}", grant.channel.as_str())),
+            ..crate::events::MoneyEvent::new(event, &self.wallet)
+        });
     }
 
     async fn decide(

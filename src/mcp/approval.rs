@@ -216,14 +216,17 @@ impl L402Server {
         state: Option<String>,
         responses: Option<BTreeMap<String, Value>>,
     ) -> Result<CallToolResponse, ErrorData> {
-        if let Some(state) = state {
-            return self.resume(&ctx, purchase, &state, responses).await;
-        }
-        match purchase.run(self).await {
-            Ok(Held::Done(b)) => b.into_response(),
-            Ok(Held::ForApproval(t)) => self.ask(&ctx, purchase, &t).await,
-            Err(f) => Ok(failed(f)),
-        }
+        let work = async {
+            if let Some(state) = state {
+                return self.resume(&ctx, purchase, &state, responses).await;
+            }
+            match purchase.run(self).await {
+                Ok(Held::Done(b)) => b.into_response(),
+                Ok(Held::ForApproval(t)) => self.ask(&ctx, purchase, &t).await,
+                Err(f) => Ok(failed(f)),
+            }
+        };
+        self.reporting(&ctx, work).await
     }
 
     /// The approval page's link, when the client may be sent there (`None`: ask by form).

@@ -101,7 +101,7 @@ pub fn router(server: L402Server, opts: &HttpOptions, shutdown: CancellationToke
     let manager = Arc::new(manager);
     let cap = SessionCap::new(opts.sessions, Some(manager.clone()));
     let streamable: StreamableHttpService<L402Server, LocalSessionManager> =
-        StreamableHttpService::new(move || Ok(for_mcp.clone()), manager, config);
+        StreamableHttpService::new(move || Ok(for_mcp.for_session()), manager, config);
     let guard = Arc::new(Guard {
         token: opts.bearer_token.clone().filter(|t| !t.is_empty()),
         hosts,
@@ -112,7 +112,7 @@ pub fn router(server: L402Server, opts: &HttpOptions, shutdown: CancellationToke
         .layer(middleware::from_fn_with_state(cap.clone(), mcp_messages));
     let transports = Router::new()
         .merge(mcp)
-        .merge(super::sse::router_with(move || server.clone(), cap))
+        .merge(super::sse::router_with(move || server.for_session(), cap))
         .layer(middleware::from_fn_with_state(guard, check));
     match &opts.pages {
         Some(pages) => transports.merge(pages.clone()),

@@ -5,6 +5,7 @@ pub(crate) mod approval;
 pub(crate) mod apps;
 pub mod http;
 pub mod jsonrpc;
+pub(crate) mod notify;
 pub mod server;
 pub mod sessions;
 pub mod sse;

@@ -35,6 +35,12 @@ pub struct L402Server {
     pub(crate) request_state: Arc<tokio::sync::OnceCell<rmcp::model::RequestStateCodec>>,
     /// The approval pages this process serves on loopback (from the first held payment).
     pub(crate) pages: super::approval::Pages,
+    /// This session's `logging/setLevel` (2025-11-25), and whether its events are forwarded.
+    #[allow(deprecated)]
+    pub(crate) log_level: Arc<std::sync::Mutex<Option<rmcp::model::LoggingLevel>>>,
+    pub(crate) forwarding: Arc<std::sync::OnceLock<()>>,
+    /// Numbers the calls whose events are reported as their progress.
+    pub(crate) calls: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for L402Server {
@@ -74,7 +80,20 @@ impl L402Server {
             tool_router,
             request_state: Arc::default(),
             pages: Arc::default(),
+            log_level: Arc::default(),
+            forwarding: Arc::default(),
+            calls: Arc::default(),
         })
+    }
+
+    /// The server for one more session of an HTTP transport: the same wallet, tools and
+    /// approval pages, a log level of its own.
+    pub fn for_session(&self) -> L402Server {
+        L402Server {
+            log_level: Arc::default(),
+            forwarding: Arc::default(),
+            ..self.clone()
+        }
     }
 
     pub(crate) fn app(&self) -> &App {
@@ -161,15 +180,16 @@ impl ServerHandler for L402Server {
         std::future::ready(super::apps::read(&request.uri).map(Into::into))
     }
 
-    /// Clients may set a log level; this server's logs go to stderr (stdout is the transport),
-    /// so the request is accepted and nothing more is sent over MCP.
+    /// A client's log level: from now on the wallet's money events at or above it are sent
+    /// as log notifications ([`super::notify`]); the server's own logs stay on stderr.
     #[allow(deprecated)]
     fn set_level(
         &self,
         request: rmcp::model::SetLevelRequestParams,
-        _context: rmcp::service::RequestContext<rmcp::RoleServer>,
+        context: rmcp::service::RequestContext<rmcp::RoleServer>,
     ) -> impl std::future::Future<Output = Result<(), ErrorData>> + Send + '_ {
         tracing::debug!(level = ?request.level, "client asked for a log level");
+        self.set_log_level(request.level, &context);
         std::future::ready(Ok(()))
     }
 }
