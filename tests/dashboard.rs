@@ -189,18 +189,26 @@ async fn a_person_logs_in_once_approves_and_changes_the_budget_and_nothing_else_
         (4_321_000, 500_000, None)
     );
 
-    let approve = format!("/approvals/{id}/approve");
+    let approve = format!("/approvals/{id}");
     assert_eq!(
-        post(&approve, "http://evil.example", form(&[("csrf", &csrf)]))
-            .await
-            .unwrap()
-            .status(),
+        post(
+            &approve,
+            "http://evil.example",
+            form(&[("csrf", &csrf), ("decision", "approve")])
+        )
+        .await
+        .unwrap()
+        .status(),
         403
     );
     assert_eq!(buyer.wallet.balance().await.unwrap().msat, DEMO_GRANT_MSAT);
-    let done = post(&approve, &origin, form(&[("csrf", &csrf)]))
-        .await
-        .unwrap();
+    let done = post(
+        &approve,
+        &origin,
+        form(&[("csrf", &csrf), ("decision", "approve")]),
+    )
+    .await
+    .unwrap();
     assert_eq!(done.status(), 303);
     assert_eq!(
         buyer.wallet.balance().await.unwrap().msat,
@@ -220,9 +228,13 @@ async fn a_person_logs_in_once_approves_and_changes_the_budget_and_nothing_else_
         "the page shows the change"
     );
     // Once: approving again pays nothing.
-    let again = post(&approve, &origin, form(&[("csrf", &csrf)]))
-        .await
-        .unwrap();
+    let again = post(
+        &approve,
+        &origin,
+        form(&[("csrf", &csrf), ("decision", "approve")]),
+    )
+    .await
+    .unwrap();
     assert_eq!(again.status(), 400);
     assert_eq!(
         buyer.wallet.balance().await.unwrap().msat,

@@ -167,10 +167,10 @@ fn count_pin<T>(web: &Web, given: Option<&str>, r: &Result<T, Failure>) {
     }
 }
 
-/// `POST /approvals/{id}/{approve|deny}` from the dashboard.
+/// `POST /approvals/{id}` (`decision`: approve or deny) from the dashboard.
 pub async fn decide(
     State(web): State<Arc<Web>>,
-    Path((id, decision)): Path<(String, String)>,
+    Path(id): Path<String>,
     headers: HeaderMap,
     Form(form): Form<Fields>,
 ) -> Response {
@@ -184,7 +184,7 @@ pub async fn decide(
                 pin: given,
                 ..Grant::by(Channel::Dashboard)
             };
-            let r = match decision.as_str() {
+            let r = match form.get("decision").map(String::as_str).unwrap_or("") {
                 "approve" => approve::approve(&web.app, &id, grant)
                     .await
                     .map(|_| "approved"),

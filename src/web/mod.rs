@@ -3,7 +3,7 @@
 //! `approval_required` and opened by URL elicitation).
 //!
 //! Served on loopback only. Every answer carries a strict CSP (no script at all), no framing,
-//! no referrer, no caching. Every request must name a loopback host (DNS rebinding); every POST
+//! no referrer to other origins, no caching. Every request must name a loopback host (DNS rebinding); every POST
 //! must come from this very origin (`Origin`) and carry a CSRF token; the dashboard needs a
 //! session from a one-time login link ([`session`]); the approval page needs no login but asks
 //! the PIN when one is set (after [`session::PIN_TRIES`] wrong ones, none is taken for a
@@ -87,7 +87,7 @@ pub fn router(web: Arc<Web>) -> Router {
     let routes = Router::new()
         .route("/", get(handlers::dashboard))
         .route("/login", get(handlers::login))
-        .route("/approvals/{id}/{decision}", post(handlers::decide))
+        .route("/approvals/{id}", post(handlers::decide))
         .route("/settings", post(handlers::settings))
         .route(
             "/approve/{id}",
@@ -167,7 +167,7 @@ async fn guard(req: Request, next: Next) -> Response {
         (header::CONTENT_SECURITY_POLICY, CSP),
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::REFERRER_POLICY, "no-referrer"),
+        (header::REFERRER_POLICY, "same-origin"),
         (header::CACHE_CONTROL, "no-store"),
     ] {
         h.insert(name, HeaderValue::from_static(value));

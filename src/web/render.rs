@@ -233,23 +233,16 @@ fn decide_forms(a: &ApprovalOutput, pin_set: bool, mode: &Mode<'_>) -> String {
         Mode::App => "<span class=muted>approve in the approval card, on the dashboard or with <code>l402-mcp approve</code></span>".into(),
         Mode::Page { base, csrf } => {
             let pin = if pin_set {
-                "<input name=pin type=password inputmode=numeric autocomplete=off placeholder=PIN required>"
+                "<input name=pin type=password inputmode=numeric autocomplete=off placeholder=PIN>"
             } else {
                 ""
             };
-            ["approve", "deny"]
-                .iter()
-                .map(|what| {
-                    format!(
-                        "<form class=inline method=post action=\"{}/approvals/{}/{what}\"><input type=hidden name=csrf value=\"{}\">{pin}<button class={what} type=submit data-approval=\"{}\">{}</button></form>",
-                        esc(base),
-                        esc(&a.id),
-                        esc(csrf),
-                        esc(&a.id),
-                        if *what == "approve" { "Approve" } else { "Deny" }
-                    )
-                })
-                .collect()
+            format!(
+                "<form class=inline method=post action=\"{}/approvals/{}\"><input type=hidden name=csrf value=\"{}\">{pin}<button class=approve type=submit name=decision value=approve>Approve</button><button class=deny type=submit name=decision value=deny>Deny</button></form>",
+                esc(base),
+                esc(&a.id),
+                esc(csrf),
+            )
         }
     }
 }
