@@ -23,7 +23,10 @@ const INSTRUCTIONS: &str = "A Lightning wallet that speaks L402. To buy: call fe
 it pays an L402 challenge (HTTP 402) within the per-call cap (max_price_sats) and the wallet's budget, then retries with \
 the credential, and reuses it later. To sell: create_l402_challenge returns the 402 headers to send; verify_l402_payment \
 checks the Authorization header a buyer sends back. wallet_balance shows funds and what the budget still allows. \
-Amounts are in sats. When wallet_balance says demo_funds, the sats are test sats, not real bitcoin.";
+Amounts are in sats. When wallet_balance says demo_funds, the sats are test sats, not real bitcoin. \
+A payment the wallet's approval policy holds waits for a person: the client may ask them itself; otherwise the result is \
+approval_required with the approval's id and where the person approves (a page, or l402-mcp approve ID in a terminal). \
+Tell the user; you cannot approve payments yourself. Once approved, make the same call again: it is paid once.";
 
 /// The tools, over one opened wallet.
 #[derive(Clone)]
