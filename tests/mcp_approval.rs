@@ -158,7 +158,8 @@ impl ClientHandler for Human {
 type HumanAgent = RunningService<RoleClient, Human>;
 
 /// `l402-mcp serve --wallet buyer` over stdio with an approval policy: payments above 10 sats
-/// wait for a human at most `timeout_secs`.
+/// wait for a human at most `timeout_secs`. It logs everything (`RUST_LOG=trace`) to
+/// `dir/buyer.log`, which the tests search for secrets.
 async fn buyer(dir: &Path, human: Human, modern: bool, timeout_secs: u64) -> HumanAgent {
     let (transport, _) =
         TokioChildProcess::builder(tokio::process::Command::new(BIN).configure(|c| {
@@ -166,9 +167,16 @@ async fn buyer(dir: &Path, human: Human, modern: bool, timeout_secs: u64) -> Hum
                 .arg(dir)
                 .env("L402_MCP_FETCH_ALLOW_LOOPBACK", "1")
                 .env("L402_MCP_APPROVAL_ABOVE_SATS", "10")
-                .env("L402_MCP_APPROVAL_TIMEOUT_SECS", timeout_secs.to_string());
+                .env("L402_MCP_APPROVAL_TIMEOUT_SECS", timeout_secs.to_string())
+                .env("RUST_LOG", "trace");
         }))
-        .stderr(Stdio::null())
+        .stderr(Stdio::from(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join("buyer.log"))
+                .unwrap(),
+        ))
         .spawn()
         .unwrap();
     let lifecycle = if modern {
@@ -403,7 +411,9 @@ async fn an_answered_retry_cannot_be_replayed_or_moved_to_another_purchase() {
             .await
             .is_err()
     );
-    let forged = format!("{}A", &state[..state.len() - 1]);
+    // The last character changed (to another one: a forgery, never the original).
+    let last = if state.ends_with('A') { 'B' } else { 'A' };
+    let forged = format!("{}{last}", &state[..state.len() - 1]);
     assert!(
         agent
             .call_tool_once(retry(args(&url), &forged))
@@ -487,6 +497,12 @@ async fn an_mcp_app_card_approves_with_the_secret_only_its_host_received() {
     assert!(
         !text.contains(&secret),
         "the secret is never in the text the model reads"
+    );
+    let log = std::fs::read_to_string(dir.path().join("buyer.log")).unwrap();
+    assert!(log.contains("held for a human"), "the trace log is written");
+    assert!(
+        !log.contains(&secret),
+        "the secret is in no log, at any level"
     );
     let id = held["id"].as_str().unwrap().to_owned();
 
@@ -798,6 +814,11 @@ async fn money_events_arrive_as_progress_and_log_notifications_without_secrets()
         assert!(
             !all.contains(&preimage),
             "a preimage reached a notification"
+        );
+        let log = std::fs::read_to_string(dir.path().join("buyer.log")).unwrap();
+        assert!(
+            !log.contains(&preimage),
+            "a paid preimage reached the trace log"
         );
         assert!(
             !all.contains("macaroon") && !all.contains("secret"),
