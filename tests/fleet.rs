@@ -13,9 +13,6 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
 
-use axum::Router;
-use axum::http::{HeaderMap, header};
-use axum::response::IntoResponse;
 use common::agents::{Agent, call, failed, ok, spawn_agent};
 use common::pg::fresh_schema;
 use l402_mcp::app::App;
@@ -30,24 +27,7 @@ const PRICE_SATS: u64 = 10;
 
 /// A shop selling every path for `PRICE_SATS`, its wallet on the fleet's storage.
 async fn shop(seller: Seller) -> SocketAddr {
-    let app = Router::new().fallback(move |headers: HeaderMap| {
-        let seller = seller.clone();
-        async move {
-            if let Some(auth) = headers
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                && seller
-                    .verify_authorization(auth, None, None)
-                    .await
-                    .unwrap()
-                    .valid
-            {
-                return "the goods".into_response();
-            }
-            common::challenge_402(&seller, PRICE_SATS * 1000).await
-        }
-    });
-    common::fixture::listen(app).await
+    common::fixture::shop(seller, PRICE_SATS * 1000).await
 }
 
 /// An instance: its own data dir, the fleet's database, a budget from `config`.
