@@ -9,6 +9,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use tracing::{info, warn};
 
+use crate::approval::{Approvals, PolicyError};
 use crate::budget::{BudgetStatus, DAY_SECS, LimitError};
 use crate::clock::SharedClock;
 use crate::config::{Config, ConfigError};
@@ -33,6 +34,8 @@ pub enum AppError {
     Config(#[from] ConfigError),
     #[error("[budget]: {0}")]
     Budget(#[from] LimitError),
+    #[error("[approval]: {0}")]
+    Approval(#[from] PolicyError),
 }
 
 /// An opened wallet.
@@ -48,6 +51,8 @@ pub struct App {
     /// Set when the backend is the embedded wallet (deposits are possible).
     pub embedded: Option<Arc<EmbeddedWallet>>,
     pub payer: Arc<Payer>,
+    /// Payments held for a human, and the human's decisions.
+    pub approvals: Approvals,
     pub seller: Seller,
     /// The seller of the `Payment` scheme (MPP), on the same wallet and storage.
     pub mpp: MppSeller,
@@ -90,6 +95,11 @@ impl App {
             app.ledger
                 .set_budget(&app.wallet_name, &policy, app.clock.now())
                 .await?;
+        }
+        if !config.approval.is_empty() {
+            let mut policy = app.approvals.policy().await?;
+            config.approval.apply(&mut policy)?;
+            app.approvals.set_policy(&policy).await?;
         }
         Ok(app)
     }
@@ -153,7 +163,14 @@ impl App {
                 storage.tokens(),
                 clock.clone(),
             )
-            .await?,
+            .await?
+            .with_approvals(storage.approvals()),
+        );
+        let approvals = Approvals::new(
+            payer.clone(),
+            storage.approvals(),
+            storage.tokens(),
+            clock.clone(),
         );
         let seller = Seller::new(
             wallet_name,
@@ -184,6 +201,7 @@ impl App {
             wallet,
             embedded,
             payer,
+            approvals,
             seller,
             mpp,
             clock,

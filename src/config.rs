@@ -20,6 +20,11 @@
 //! max_fee_sats = 10
 //! max_fee_percent = 1.0
 //!
+//! [approval]          # payments a human must approve first (off unless set)
+//! above_sats = 100     # env L402_MCP_APPROVAL_ABOVE_SATS: payments above this many sats
+//! new_host = true      # env L402_MCP_APPROVAL_NEW_HOST: the first payment to a payee
+//! timeout_secs = 300   # env L402_MCP_APPROVAL_TIMEOUT_SECS: how long a question waits
+//!
 //! [backend]           # the wallet; default: the embedded demo wallet
 //! kind = "lnbits"     # embedded | lnbits | lnd | cln | phoenixd | nwc | blink | strike | lnbot |
 //!                     # opennode   (env L402_MCP_BACKEND)
@@ -47,6 +52,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::approval::{ApprovalChange, ApprovalPolicy, PolicyError};
 use crate::budget::{BudgetChange, BudgetPolicy, LimitError};
 use crate::wallet::BackendConfig;
 
@@ -80,6 +86,8 @@ pub enum ConfigError {
     Budget(#[from] LimitError),
     #[error("the [http] settings (or their L402_MCP_* variables) are not valid: {0}")]
     Http(String),
+    #[error("the [approval] settings (or L402_MCP_APPROVAL_*) are not valid: {0}")]
+    Approval(#[from] PolicyError),
 }
 
 /// Everything a config file can say.
@@ -92,6 +100,10 @@ pub struct Config {
     pub database_url: Option<SecretString>,
     #[serde(default)]
     pub budget: BudgetConfig,
+    /// `[approval]`: which payments a human must approve, applied at every start over the
+    /// stored policy (as `[budget]` is).
+    #[serde(default)]
+    pub approval: ApprovalChange,
     #[serde(default)]
     pub http: HttpConfig,
     /// `l402-mcp gateway` settings.
@@ -258,6 +270,7 @@ impl Config {
         config.apply_env()?;
         // Out-of-range settings are refused here, by every command, not met later.
         config.budget.apply(&mut BudgetPolicy::default())?;
+        config.approval.apply(&mut ApprovalPolicy::default())?;
         config.http.validate()?;
         Ok(config)
     }
@@ -314,6 +327,15 @@ impl Config {
             self.budget.per_host_daily_sats = Some(v);
         }
         self.apply_backend_env();
+        if let Some(v) = sats("L402_MCP_APPROVAL_ABOVE_SATS")? {
+            self.approval.above_sats = Some(Some(v));
+        }
+        if let Some(v) = env_number(
+            "L402_MCP_APPROVAL_TIMEOUT_SECS",
+            "a whole number of seconds",
+        )? {
+            self.approval.timeout_secs = Some(v);
+        }
         let flag = |name: &'static str| -> Result<Option<bool>, ConfigError> {
             env_string(name)
                 .map(|v| match v.trim().to_ascii_lowercase().as_str() {
@@ -326,6 +348,9 @@ impl Config {
                 })
                 .transpose()
         };
+        if let Some(v) = flag("L402_MCP_APPROVAL_NEW_HOST")? {
+            self.approval.new_host = Some(v);
+        }
         if let Some(v) = flag("L402_MCP_FETCH_ALLOW_LOOPBACK")? {
             self.fetch.allow_loopback = v;
         }

@@ -17,6 +17,7 @@
 //! engine, budget arithmetic, limits and helpers.
 
 pub mod app;
+pub mod approval;
 /// BOLT11 invoices: the protocol crate's, re-exported.
 pub use crate::l402::bolt11;
 /// The L402 protocol: the `l402-proto` crate (pure; no I/O), re-exported.
@@ -24,6 +25,7 @@ pub use l402_proto as l402;
 pub mod budget;
 pub mod clock;
 pub mod config;
+pub mod events;
 /// Crash points for the fault tests (`L402_MCP_FAULT`): a test hook, not an API.
 #[doc(hidden)]
 pub mod fault;
@@ -37,6 +39,7 @@ pub mod mpp;
 pub mod pay;
 pub mod secret;
 pub mod wallet;
+pub mod web;
 
 /// Install the TLS crypto provider (ring) that reqwest and rustls use, once per process. reqwest
 /// is built without a provider of its own, and building an HTTP client before one is installed

@@ -14,14 +14,16 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use tracing::{Instrument, error, info, info_span, warn};
 
+use crate::approval::ApprovalTicket;
 use crate::bolt11::{self, DecodedInvoice, InvoiceError, Network};
 use crate::budget::{BudgetRefusal, sats};
 use crate::clock::SharedClock;
+use crate::events::{Events, MoneyEvent};
 use crate::l402::{Msat, PaymentHash, Preimage};
 use crate::payee::Payee;
 use crate::storage::{
-    CredentialScope, Direction, NewPayment, Payment, Reservation, ReserveError, Settlement,
-    SpendLedger, Status, StorageError, TokenCache,
+    ApprovalStore, CredentialScope, Direction, NewPayment, Payment, Reservation, ReserveError,
+    Settlement, SpendLedger, Status, StorageError, TokenCache,
 };
 use crate::wallet::{OutgoingStatus, PaymentResult, Wallet, WalletError};
 
@@ -114,6 +116,17 @@ pub enum PayError {
         "not paid: this wallet does not return payment preimages (configured so, or seen so), and an L402 credential needs one; use a wallet backend that returns preimages"
     )]
     PreimagesWithheld,
+    #[error(
+        "not paid: a payment of {} to {} needs a human's approval (approval {}); nothing was spent", sats(.0.approval.amount.msat()), .0.approval.host.as_deref().unwrap_or("this invoice's payee"), .0.approval.id
+    )]
+    ApprovalRequired(Box<ApprovalTicket>),
+    /// A payment the approval policy holds whose credential an approval could not rebuild
+    /// later (a `Payment`-scheme charge or session echoes its one challenge): refused, so that
+    /// nothing is approved and paid for a resource the agent would then never get.
+    #[error(
+        "not paid: this Payment-scheme (MPP) payment needs a human's approval ({0}), and an approved MPP payment cannot be resumed yet; nothing was spent. Pay an L402 offer of the service, or have a person change the approval policy"
+    )]
+    ApprovalUnsupported(String),
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error("wallet error: {0}")]
@@ -167,6 +180,10 @@ pub struct Payer {
     unresolved: AtomicBool,
     /// When the last reconcile started (clock seconds; 0: never).
     last_reconcile: AtomicU64,
+    /// Where payments held for a human are kept; without it no payment is ever held.
+    approvals: Option<Arc<dyn ApprovalStore>>,
+    /// Where money events go ([`crate::events`]).
+    events: Events,
 }
 
 /// Removes a payment from the in-flight set however the pay call ends.
@@ -202,7 +219,20 @@ impl Payer {
             in_flight: Mutex::new(HashSet::new()),
             unresolved: AtomicBool::new(false),
             last_reconcile: AtomicU64::new(0),
+            approvals: None,
+            events: Events::default(),
         })
+    }
+
+    /// Where this payer's money events go.
+    pub fn events(&self) -> &Events {
+        &self.events
+    }
+
+    /// Hold payments the wallet's approval policy ([`crate::approval`]) says need a human.
+    pub fn with_approvals(mut self, store: Arc<dyn ApprovalStore>) -> Payer {
+        self.approvals = Some(store);
+        self
     }
 
     pub fn wallet_name(&self) -> &str {
@@ -255,8 +285,19 @@ impl Payer {
         Ok((inv, amount))
     }
 
-    /// Pay an invoice under the budget. See the module docs for the sequence.
+    /// Pay an invoice under the budget. See the module docs for the sequence. A payment the
+    /// approval policy holds for a human is not made: [`PayError::ApprovalRequired`].
     pub async fn pay(&self, req: &PayRequest<'_>) -> Result<Receipt, PayError> {
+        self.pay_asking(req, true).await
+    }
+
+    /// Pay an invoice a human has approved ([`crate::approval::Approvals::approve`]): the same
+    /// path and checks, without asking again.
+    pub async fn pay_approved(&self, req: &PayRequest<'_>) -> Result<Receipt, PayError> {
+        self.pay_asking(req, false).await
+    }
+
+    async fn pay_asking(&self, req: &PayRequest<'_>, ask: bool) -> Result<Receipt, PayError> {
         let now = self.clock.now();
         let (inv, amount) = self.precheck(req.invoice, now).await?;
         if let Some(expected) = req.expect_payment_hash
@@ -268,9 +309,66 @@ impl Payer {
             });
         }
         let span = info_span!("pay", wallet = %self.wallet_name, payment_hash = %inv.payment_hash, amount_msat = amount, host = req.payee.map(|p| p.host.as_str()));
-        self.pay_decoded(req, inv, amount, now)
+        let hash = inv.payment_hash;
+        let result = self
+            .pay_decoded(req, inv, amount, now, ask)
             .instrument(span)
-            .await
+            .await;
+        self.tell(&result, &hash, amount, req.payee);
+        result
+    }
+
+    /// A money event about a payment asked for.
+    fn event(
+        &self,
+        event: &'static str,
+        hash: &PaymentHash,
+        amount: u64,
+        payee: Option<&Payee>,
+    ) -> MoneyEvent {
+        MoneyEvent {
+            amount_msat: Some(amount),
+            host: payee.map(|p| p.host.clone()),
+            payment_hash: Some(hash.to_hex()),
+            ..MoneyEvent::new(event, &self.wallet_name)
+        }
+    }
+
+    /// Tell listeners how a payment asked for ended.
+    fn tell(
+        &self,
+        result: &Result<Receipt, PayError>,
+        hash: &PaymentHash,
+        amount: u64,
+        payee: Option<&Payee>,
+    ) {
+        let e = |event| self.event(event, hash, amount, payee);
+        let event = match result {
+            Ok(r) if r.already_paid => return,
+            Ok(r) => MoneyEvent {
+                payment_id: Some(r.payment_id),
+                ..e("paid")
+            },
+            Err(PayError::ApprovalRequired(t)) => MoneyEvent {
+                approval: Some(t.approval.id.clone()),
+                detail: Some(crate::approval::why(&t.approval.reasons)),
+                ..e("held")
+            },
+            Err(PayError::Budget(r)) => MoneyEvent {
+                detail: Some(r.to_string()),
+                ..e("refused")
+            },
+            Err(PayError::Failed(w)) => MoneyEvent {
+                detail: Some(w.to_string()),
+                ..e("failed")
+            },
+            Err(PayError::OutcomeUnknown { payment_id, .. }) => MoneyEvent {
+                payment_id: Some(*payment_id),
+                ..e("pending")
+            },
+            Err(_) => return,
+        };
+        self.events.emit(event);
     }
 
     async fn pay_decoded(
@@ -279,6 +377,7 @@ impl Payer {
         inv: DecodedInvoice,
         amount: u64,
         now: u64,
+        ask: bool,
     ) -> Result<Receipt, PayError> {
         if let Some(cap) = req.max_amount_msat
             && amount > cap
@@ -291,6 +390,21 @@ impl Payer {
         }
         if (req.credential.is_some() || req.needs_preimage) && self.wallet.withholds_preimages() {
             return Err(PayError::PreimagesWithheld);
+        }
+        if ask
+            && let Some(store) = &self.approvals
+            && let Some(ticket) = crate::approval::gate(
+                self.ledger.as_ref(),
+                store.as_ref(),
+                &self.wallet_name,
+                req,
+                &inv,
+                amount,
+                now,
+            )
+            .await?
+        {
+            return Err(PayError::ApprovalRequired(Box::new(ticket)));
         }
         let last = self.last_reconcile.load(Ordering::Relaxed);
         let due = self.unresolved.load(Ordering::Relaxed)
@@ -322,6 +436,10 @@ impl Payer {
             max_fee_msat = max_fee,
             "budget reserved; paying"
         );
+        self.events.emit(MoneyEvent {
+            payment_id: Some(id),
+            ..self.event("reserved", &inv.payment_hash, amount, req.payee)
+        });
         if let Ok(mut set) = self.in_flight.lock() {
             set.insert(id);
         }
@@ -486,6 +604,7 @@ impl Payer {
                     info!("the credential this payment bought is cached again");
                 }
                 info!(amount_msat = p.amount.msat(), "reconciled: paid");
+                self.reconciled(p, "paid");
                 Ok(Some(Status::Succeeded))
             }
             Ok(OutgoingStatus::Failed(why)) => {
@@ -493,6 +612,7 @@ impl Payer {
                     .mark_failed(p.id, &format!("reconciled: {why}"), now)
                     .await?;
                 info!("reconciled: failed, reservation released");
+                self.reconciled(p, "failed");
                 Ok(Some(Status::Failed))
             }
             Ok(OutgoingStatus::NotFound)
@@ -511,6 +631,7 @@ impl Payer {
                     )
                     .await?;
                 info!("reconciled: never sent, reservation released");
+                self.reconciled(p, "never sent");
                 Ok(Some(Status::Failed))
             }
             Ok(_) => Ok(None),
@@ -519,6 +640,17 @@ impl Payer {
                 Ok(None)
             }
         }
+    }
+
+    fn reconciled(&self, p: &Payment, outcome: &str) {
+        self.events.emit(MoneyEvent {
+            amount_msat: Some(p.amount.msat()),
+            host: p.host.clone(),
+            payment_hash: Some(p.payment_hash.to_hex()),
+            payment_id: Some(p.id),
+            detail: Some(outcome.to_owned()),
+            ..MoneyEvent::new("reconciled", &self.wallet_name)
+        });
     }
 
     /// Look a past payment up in the ledger.

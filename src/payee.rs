@@ -50,6 +50,13 @@ impl Payee {
         payee
     }
 
+    /// A payee as stored: its host and keys (from [`Payee::key_list`]).
+    pub fn from_parts(host: &str, keys: &[String]) -> Payee {
+        let mut payee = Payee::of_host(host);
+        payee.keys.extend(keys.iter().cloned());
+        payee
+    }
+
     /// Another address this server is reached at, or its name resolves to.
     pub fn add_address(&mut self, ip: IpAddr) {
         self.keys.insert(ip_key(ip));
@@ -61,7 +68,7 @@ impl Payee {
     }
 
     /// The keys as a vector (for storage).
-    pub(crate) fn key_list(&self) -> Vec<String> {
+    pub fn key_list(&self) -> Vec<String> {
         self.keys.iter().cloned().collect()
     }
 

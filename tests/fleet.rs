@@ -1,6 +1,6 @@
 //! A fleet of agents on one PostgreSQL: `l402-mcp serve` processes with data dirs of their own
 //! (as on several hosts), all naming one wallet, share its budget exactly; one killed in the
-//! middle of a payment leaves nothing paid twice.
+//! middle of a payment leaves nothing paid twice; a payment held for approval is paid once.
 //!
 //! Needs a server: `tools/postgres/test.sh` starts a throwaway one and runs these with
 //! `L402_TEST_DATABASE_URL` set. Each test works in a schema of its own.
@@ -13,9 +13,6 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
 
-use axum::Router;
-use axum::http::{HeaderMap, header};
-use axum::response::IntoResponse;
 use common::agents::{Agent, call, failed, ok, spawn_agent};
 use common::pg::fresh_schema;
 use l402_mcp::app::App;
@@ -24,30 +21,13 @@ use l402_mcp::mint::Seller;
 use l402_mcp::storage::Storage;
 use l402_mcp::wallet::BackendConfig;
 use l402_mcp::wallet::embedded::DEMO_GRANT_MSAT;
-use serde_json::json;
+use serde_json::{Value, json};
 
 const PRICE_SATS: u64 = 10;
 
 /// A shop selling every path for `PRICE_SATS`, its wallet on the fleet's storage.
 async fn shop(seller: Seller) -> SocketAddr {
-    let app = Router::new().fallback(move |headers: HeaderMap| {
-        let seller = seller.clone();
-        async move {
-            if let Some(auth) = headers
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                && seller
-                    .verify_authorization(auth, None, None)
-                    .await
-                    .unwrap()
-                    .valid
-            {
-                return "the goods".into_response();
-            }
-            common::challenge_402(&seller, PRICE_SATS * 1000).await
-        }
-    });
-    common::fixture::listen(app).await
+    common::fixture::shop(seller, PRICE_SATS * 1000).await
 }
 
 /// An instance: its own data dir, the fleet's database, a budget from `config`.
@@ -282,5 +262,93 @@ async fn an_instance_killed_mid_payment_is_reconciled_once_by_another() {
     assert_eq!(
         storage.books().balance("shop").await.unwrap(),
         grant.checked_add(spent).unwrap()
+    );
+}
+
+/// A payment held for a person on a fleet: two instances asked for the same resource hold one
+/// question; two people approving it at once (two `l402-mcp approve` on the database) pay it
+/// once; both instances then get the resource from the approval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL: tools/postgres/test.sh"]
+async fn an_approval_on_a_fleet_pays_once() {
+    let db = fresh_schema("fleet_approval").await;
+    let storage = Storage::connect_postgres(&db).await.unwrap();
+    let here = tempfile::tempdir().unwrap();
+    let seller = App::open_on(
+        storage.clone(),
+        here.path(),
+        "shop",
+        &BackendConfig::Embedded,
+        l402_mcp::clock::system(),
+    )
+    .await
+    .unwrap();
+    let addr = shop(seller.seller.clone()).await;
+    let config = budget(here.path(), 1_000);
+    let held = [("L402_MCP_APPROVAL_ABOVE_SATS", "1")];
+    let (a, _a_dir) = instance(&db, "fleet", &config, &held).await;
+    let (b, _b_dir) = instance(&db, "fleet", &config, &held).await;
+    let url = format!("http://{addr}/report");
+    let id_of = |text: String| {
+        assert!(text.starts_with("approval_required"), "{text}");
+        text.split("(approval ")
+            .nth(1)
+            .and_then(|r| r.split(',').next())
+            .unwrap()
+            .to_owned()
+    };
+    let id = id_of(failed(&call(&a, "fetch_paid", json!({ "url": url })).await));
+    assert_eq!(
+        id_of(failed(&call(&b, "fetch_paid", json!({ "url": url })).await)),
+        id,
+        "one question for the fleet"
+    );
+
+    let approver = || {
+        let dir = tempfile::tempdir().unwrap();
+        let child = tokio::process::Command::new("setsid")
+            .arg(common::agents::BIN)
+            .args(["--json", "--wallet", "fleet", "--data-dir"])
+            .arg(dir.path())
+            .args(["approve", &id])
+            .env("L402_MCP_DATABASE_URL", &db)
+            .env("L402_MCP_CONFIG", &config)
+            .output();
+        async move {
+            let out = child.await.unwrap();
+            drop(dir);
+            out
+        }
+    };
+    let (one, two) = tokio::join!(approver(), approver());
+    let codes: Vec<Value> = [&one, &two]
+        .iter()
+        .map(|o| serde_json::from_slice(&o.stdout).unwrap())
+        .collect();
+    let paid = codes.iter().filter(|v| v["paid"] == true).count();
+    let refused = codes
+        .iter()
+        .filter(|v| v["code"] == "approval_not_pending")
+        .count();
+    assert_eq!((paid, refused), (1, 1), "{codes:?}");
+
+    for agent in [&a, &b] {
+        let r = ok(&call(agent, "fetch_paid", json!({ "url": url })).await);
+        assert_eq!(
+            (r["status"].as_u64(), r["receipt"]["token_reused"].as_bool()),
+            (Some(200), Some(true)),
+            "{r}"
+        );
+    }
+    let spent = Msat::from_sats(PRICE_SATS).unwrap();
+    let ledger = storage.ledger();
+    assert_eq!(
+        ledger.totals("fleet").await.unwrap().spent,
+        spent,
+        "paid once"
+    );
+    assert_eq!(
+        storage.books().balance("shop").await.unwrap(),
+        Msat::from_msat(DEMO_GRANT_MSAT).checked_add(spent).unwrap()
     );
 }

@@ -29,6 +29,7 @@ async fn buy_and_sell_between_two_agents_over_stdio() {
     assert_eq!(
         names,
         [
+            "approve_payment",
             "call_paid_tool",
             "close_sessions",
             "create_invoice",

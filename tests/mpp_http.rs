@@ -749,3 +749,33 @@ async fn the_buyer_closes_idle_sessions_and_the_rest_at_shutdown() {
     );
     assert_eq!(balance(&t.buyer).await, b0 - 20_000);
 }
+
+/// A Payment-scheme charge the approval policy would hold is refused before anything happens:
+/// an approval pays later, out of this call, and could not rebuild the charge's credential (it
+/// echoes this call's one challenge), so approving it would pay for nothing.
+#[tokio::test]
+async fn a_charge_that_needs_approval_is_refused_and_nothing_is_held() {
+    let t = trade().await;
+    t.buyer
+        .approvals
+        .set_policy(&l402_mcp::approval::ApprovalPolicy {
+            above_msat: Some(1_000),
+            new_host: false,
+            timeout_secs: 300,
+        })
+        .await
+        .unwrap();
+    let addr = gateway(&t, vec![route(21, AuthMode::Mpp, false)]).await;
+    let (b0, s0) = (balance(&t.buyer).await, balance(&t.seller).await);
+    let e = fetcher(&t).fetch(&get(addr, None)).await.unwrap_err();
+    let f = l402_mcp::ops::Failure::from(e);
+    assert_eq!(f.code, "approval_unsupported", "{f}");
+    assert!(f.message.contains("nothing was spent"), "{f}");
+    assert_eq!(balance(&t.buyer).await, b0);
+    assert_eq!(balance(&t.seller).await, s0);
+    assert!(payments(&t, "buyer", Direction::Out).await.is_empty());
+    assert!(
+        t.buyer.approvals.list(None, 10).await.unwrap().is_empty(),
+        "no question a person could approve is left open"
+    );
+}

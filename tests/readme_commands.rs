@@ -226,6 +226,7 @@ impl World {
             "S" => "svc".into(),
             "C" => "read".into(),
             "NAME" => "readme-other".into(),
+            "ID" => "0000000000000000".into(),
             "PATH" => self
                 .home
                 .path()
@@ -314,8 +315,10 @@ fn serves_forever(args: &[String]) -> bool {
         .map(String::as_str)
         .filter(|a| !a.starts_with('-'))
         .collect();
-    matches!(sub.first(), Some(&"gateway" | &"mcp-gateway"))
-        || (sub.first() == Some(&"serve") && args.iter().any(|a| a == "--http"))
+    matches!(
+        sub.first(),
+        Some(&"gateway" | &"mcp-gateway" | &"dashboard")
+    ) || (sub.first() == Some(&"serve") && args.iter().any(|a| a == "--http"))
 }
 
 fn assert_no_panic(what: &str, code: Option<i32>, stderr: &str) {
@@ -337,7 +340,9 @@ fn run_server(world: &World, args: &[String]) -> (Option<i32>, String) {
         .iter()
         .filter_map(|a| a.strip_prefix("127.0.0.1:"))
         .filter_map(|p| p.parse::<u16>().ok())
-        .next_back();
+        .next_back()
+        // The dashboard's default address.
+        .or_else(|| args.iter().any(|a| a == "dashboard").then_some(8403));
     let started = Instant::now();
     let mut exited = None;
     while started.elapsed() < Duration::from_secs(20) {

@@ -18,9 +18,10 @@ use l402_mcp::budget::{BudgetPolicy, BudgetRefusal, Window};
 use l402_mcp::l402::{Msat, PaymentHash, Preimage, RootKey, Scheme, TokenId};
 use l402_mcp::payee::Payee;
 use l402_mcp::storage::{
-    BuyerSession, BuyerSessionStatus, CredentialScope, Credit, Direction, EmbeddedInvoice,
-    NewMintedToken, NewPayment, NewSession, PaymentFilter, RefKey, RefundStatus, Reservation,
-    ReserveError, SettleError, Settlement, Status, Storage,
+    ApprovalRequest, ApprovalStatus, BuyerSession, BuyerSessionStatus, CredentialScope, Credit,
+    Decided, Decision, Direction, EmbeddedInvoice, NewApproval, NewMintedToken, NewPayment,
+    NewSession, Opened as Asked, PaymentFilter, RefKey, RefundStatus, Reservation, ReserveError,
+    SettleError, Settlement, Status, Storage,
 };
 
 const T0: u64 = 1_800_000_000;
@@ -113,6 +114,40 @@ fn refused_window(r: Result<Reservation, ReserveError>) -> Window {
     match r {
         Err(ReserveError::Refused(BudgetRefusal::Window { window, .. })) => window,
         other => panic!("expected a window refusal, got {other:?}"),
+    }
+}
+
+/// An approval of `inv` for `subject`, open until `expires_at`, with secret hash `secret`.
+fn approval<'a>(
+    id: &'a str,
+    subject: &'a str,
+    inv: &'a DecodedInvoice,
+    request: &'a ApprovalRequest,
+    secret: &'a str,
+    expires_at: u64,
+) -> NewApproval<'a> {
+    NewApproval {
+        id,
+        wallet: "w",
+        subject,
+        payment_hash: inv.payment_hash,
+        bolt11: &inv.bolt11,
+        amount: msat(inv.amount_msat.unwrap()),
+        host: Some("seller.example"),
+        url: Some("https://seller.example/x"),
+        description: inv.description.as_deref(),
+        reasons: &["above_sats", "new_host"],
+        request,
+        secret_hash: secret,
+        expires_at,
+    }
+}
+
+fn decision(approve: bool, secret: Option<&str>) -> Decision<'_> {
+    Decision {
+        approve,
+        by: "cli",
+        secret_hash: secret,
     }
 }
 
@@ -1417,6 +1452,229 @@ mod suite {
         );
     }
 
+    /// An approval is opened once per resource, decided once, by the right secret, in time; it
+    /// keeps how to pay it; nothing about it holds budget.
+    pub async fn approvals_are_decided_once(s: &Storage) {
+        let a = s.approvals();
+        let (inv, _) = invoice(50_000);
+        let mut payee = Payee::of_host("seller.example");
+        payee.add_address("192.0.2.7".parse().unwrap());
+        let request = ApprovalRequest {
+            max_fee_msat: Some(2_000),
+            payee: Some((payee.host.clone(), payee.key_list())),
+            ..ApprovalRequest::default()
+        };
+        let subject = "https://seller.example/x";
+        let opened = a
+            .open_approval(&approval("a1", subject, &inv, &request, "h1", T0 + 300), T0)
+            .await
+            .unwrap();
+        let Asked::Created(first) = opened else {
+            panic!("{opened:?}")
+        };
+        assert_eq!(
+            (first.status, first.amount, first.expires_at),
+            (ApprovalStatus::Pending, msat(50_000), T0 + 300)
+        );
+        assert_eq!(first.reasons, ["above_sats", "new_host"]);
+        assert_eq!(first.request.max_fee_msat, Some(2_000));
+        assert_eq!(first.request.payee().unwrap(), payee);
+        // Asked again for the same resource (another invoice): the open question, its secret
+        // now the newest.
+        let (other, _) = invoice(50_000);
+        let again = a
+            .open_approval(
+                &approval("a2", subject, &other, &request, "h2", T0 + 400),
+                T0 + 1,
+            )
+            .await
+            .unwrap();
+        let Asked::Existing(same) = again else {
+            panic!("{again:?}")
+        };
+        assert_eq!(
+            (same.id.as_str(), same.payment_hash),
+            ("a1", inv.payment_hash)
+        );
+        assert!(matches!(
+            a.decide_approval("w", "a1", decision(true, Some("h1")), T0 + 2)
+                .await
+                .unwrap(),
+            Decided::WrongSecret
+        ));
+        assert!(matches!(
+            a.decide_approval("v", "a1", decision(true, None), T0 + 2)
+                .await
+                .unwrap(),
+            Decided::Unknown
+        ));
+        let taken = a
+            .decide_approval("w", "a1", decision(true, Some("h2")), T0 + 2)
+            .await
+            .unwrap();
+        let Decided::Taken(taken) = taken else {
+            panic!("{taken:?}")
+        };
+        assert_eq!(
+            (taken.status, taken.decided_by.as_deref(), taken.decided_at),
+            (ApprovalStatus::Approved, Some("cli"), Some(T0 + 2))
+        );
+        // Decided once: neither approving nor denying again changes it.
+        for approve in [true, false] {
+            assert!(matches!(
+                a.decide_approval("w", "a1", decision(approve, None), T0 + 3)
+                    .await
+                    .unwrap(),
+                Decided::NotPending(x) if x.status == ApprovalStatus::Approved
+            ));
+        }
+        a.settle_approval("a1", Ok(42), T0 + 4).await.unwrap();
+        let paid = a.approval("w", "a1").await.unwrap().unwrap();
+        assert_eq!(
+            (paid.status, paid.payment_id),
+            (ApprovalStatus::Paid, Some(42))
+        );
+        // A settled approval is not settled again.
+        a.settle_approval("a1", Err("late"), T0 + 5).await.unwrap();
+        assert_eq!(
+            a.approval("w", "a1").await.unwrap().unwrap().status,
+            ApprovalStatus::Paid
+        );
+
+        // Once decided, the resource may be asked about anew; a question nobody answers
+        // expires, and cannot be approved after.
+        let Asked::Created(second) = a
+            .open_approval(
+                &approval("b1", subject, &other, &request, "h3", T0 + 60),
+                T0 + 10,
+            )
+            .await
+            .unwrap()
+        else {
+            panic!("a new question")
+        };
+        assert_eq!(second.id, "b1");
+        assert!(matches!(
+            a.decide_approval("w", "b1", decision(true, None), T0 + 60)
+                .await
+                .unwrap(),
+            Decided::Expired(x) if x.status == ApprovalStatus::Expired
+        ));
+        let (third_inv, _) = invoice(1_000);
+        a.open_approval(
+            &approval("c1", "invoice:c", &third_inv, &request, "h4", T0 + 100),
+            T0 + 10,
+        )
+        .await
+        .unwrap();
+        a.open_approval(
+            &approval("d1", "invoice:d", &third_inv, &request, "h5", T0 + 500),
+            T0 + 10,
+        )
+        .await
+        .unwrap();
+        assert!(matches!(
+            a.decide_approval("w", "d1", decision(false, None), T0 + 11)
+                .await
+                .unwrap(),
+            Decided::Taken(x) if x.status == ApprovalStatus::Denied
+        ));
+        assert_eq!(a.expire_approvals("w", T0 + 100).await.unwrap(), 1);
+        let all = a.approvals("w", None, 10).await.unwrap();
+        let statuses: Vec<(&str, ApprovalStatus)> =
+            all.iter().map(|x| (x.id.as_str(), x.status)).collect();
+        assert_eq!(
+            statuses,
+            [
+                ("b1", ApprovalStatus::Expired),
+                ("c1", ApprovalStatus::Expired),
+                ("d1", ApprovalStatus::Denied),
+                ("a1", ApprovalStatus::Paid),
+            ]
+        );
+        assert!(
+            a.approvals("w", Some(ApprovalStatus::Pending), 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(a.approvals("v", None, 10).await.unwrap().is_empty());
+        // Nothing of this holds budget.
+        let (_, used) = s
+            .ledger()
+            .budget_and_use("w", Some(&payee), T0)
+            .await
+            .unwrap();
+        assert_eq!(used.daily_msat, 0);
+    }
+
+    /// A payee counts as paid before once any payment to it, under any of its names, is live.
+    pub async fn payees_paid_before(s: &Storage) {
+        let (l, a) = (s.ledger(), s.approvals());
+        let mut seller = Payee::of_host("localhost");
+        seller.add_address("127.0.0.1".parse().unwrap());
+        assert!(!a.paid_before("w", &seller).await.unwrap());
+        let (inv, _) = invoice(1_000);
+        let id = reserved(
+            l.reserve(
+                &new("w", &inv, 0, Some(&seller)),
+                &BudgetPolicy::default(),
+                T0,
+            )
+            .await,
+        );
+        assert!(
+            a.paid_before("w", &Payee::of_host("127.0.0.1"))
+                .await
+                .unwrap()
+        );
+        assert!(!a.paid_before("v", &seller).await.unwrap());
+        assert!(
+            !a.paid_before("w", &Payee::of_host("other.example"))
+                .await
+                .unwrap()
+        );
+        l.mark_failed(id, "no route", T0).await.unwrap();
+        assert!(
+            !a.paid_before("w", &seller).await.unwrap(),
+            "a failed payment paid nobody"
+        );
+    }
+
+    /// Many deciders at once (on `stores`, instances on one database): exactly one decision
+    /// is taken.
+    pub async fn one_of_many_deciders_wins(stores: Vec<Storage>) {
+        let (inv, _) = invoice(1_000);
+        let request = ApprovalRequest::default();
+        stores[0]
+            .approvals()
+            .open_approval(
+                &approval("race", "invoice:race", &inv, &request, "h", T0 + 300),
+                T0,
+            )
+            .await
+            .unwrap();
+        let tasks: Vec<_> = (0..20)
+            .map(|i| {
+                let a = stores[i % stores.len()].approvals();
+                tokio::spawn(async move {
+                    a.decide_approval("w", "race", decision(i % 2 == 0, None), T0 + 1)
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut taken = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Decided::Taken(_) => taken += 1,
+                Decided::NotPending(_) => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(taken, 1);
+    }
+
     /// Many payers at once against a budget for exactly ten payments: exactly ten are reserved,
     /// through `instances` separate connections to the storage (instances on one database).
     pub async fn concurrent_reservations_never_exceed_a_cap(stores: Vec<Storage>) {
@@ -1486,6 +1744,15 @@ macro_rules! conformance {
             rule!(income_and_reports);
             rule!(the_token_cache);
             rule!(distrust_follows_every_name);
+            rule!(approvals_are_decided_once);
+            rule!(payees_paid_before);
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            $(#[$attr])?
+            async fn one_of_many_deciders_wins() {
+                let opened = $open().await;
+                suite::one_of_many_deciders_wins(vec![opened.storage.clone()]).await;
+            }
             rule!(the_sellers_store);
             rule!(the_embedded_books);
             rule!(wallet_refs);
@@ -1541,4 +1808,17 @@ async fn instances_on_one_database_decide_payments_once() {
         stores.push(Storage::connect_postgres(&url).await.unwrap());
     }
     suite::payment_decisions_are_atomic(stores).await;
+}
+
+/// Three instances deciding one approval at once: one decision is taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: tools/postgres/test.sh"]
+async fn instances_on_one_database_decide_an_approval_once() {
+    let opened = postgres().await;
+    let url = opened.url.clone().unwrap();
+    let mut stores = vec![opened.storage.clone()];
+    for _ in 0..2 {
+        stores.push(Storage::connect_postgres(&url).await.unwrap());
+    }
+    suite::one_of_many_deciders_wins(stores).await;
 }

@@ -2,7 +2,9 @@
 //! and `--json` for scripts. Logs go to stderr (`RUST_LOG` to tune); results to stdout, except
 //! under `serve`, where stdout belongs to the stdio transport.
 
+mod approvals;
 mod budget;
+mod dashboard;
 mod demo;
 mod doctor;
 mod gateway;
@@ -23,7 +25,9 @@ use l402_mcp::app::App;
 use l402_mcp::config;
 use l402_mcp::ops::Failure;
 
+use approvals::{ApprovalsArgs, DecideArgs};
 use budget::BudgetAction;
+use dashboard::DashboardArgs;
 use gateway::GatewayArgs;
 use mcp_gateway::McpGatewayArgs;
 use sell::{ChallengeArgs, InvoiceArgs, SalesArgs, VerifyArgs};
@@ -61,6 +65,8 @@ enum Command {
     Demo,
     /// Check the configured wallet backend and say what to fix
     Doctor,
+    /// Watch and steer the money in a browser: balance, budgets, payments, sales, approvals (loopback; prints a one-time login link)
+    Dashboard(DashboardArgs),
     /// Put an HTTP API behind an L402 paywall: `--upstream URL --price SATS`, or [gateway] in the config
     Gateway(GatewayArgs),
     /// Put prices on another MCP server's tools (Payment scheme over MCP): `--upstream-cmd CMD --price TOOL=SATS`
@@ -82,6 +88,12 @@ enum Command {
         #[command(subcommand)]
         action: BudgetAction,
     },
+    /// List payments waiting for a human's approval; `approvals set` / `approvals pin` change the policy and PIN
+    Approvals(ApprovalsArgs),
+    /// Approve a held payment, and pay it (asks the PIN at the terminal when one is set)
+    Approve(DecideArgs),
+    /// Deny a held payment: nothing is paid
+    Deny(DecideArgs),
     /// Embedded wallet management
     Wallet {
         #[command(subcommand)]
@@ -189,6 +201,7 @@ async fn run(cli: Cli) -> Result<()> {
         // Handled above, before the app is opened.
         Command::Decode(_) | Command::Demo | Command::Doctor => Ok(()),
         Command::Serve(args) => serve::run(app, args, cfg).await,
+        Command::Dashboard(args) => dashboard::run(app, args, json).await,
         Command::Gateway(args) => gateway::run(app, args, cfg.gateway.unwrap_or_default()).await,
         Command::McpGateway(args) => {
             mcp_gateway::run(app, args, cfg.mcp_gateway.unwrap_or_default()).await
@@ -198,6 +211,9 @@ async fn run(cli: Cli) -> Result<()> {
         Command::History(args) => wallet::history(&app, args, json).await,
         Command::Wallet { action } => wallet::manage(&app, action, json).await,
         Command::Budget { action } => budget::run(&app, action, json).await,
+        Command::Approvals(args) => approvals::list(&app, args, json).await,
+        Command::Approve(args) => approvals::approve(&app, args, json).await,
+        Command::Deny(args) => approvals::deny(&app, args, json).await,
         Command::Invoice(args) => sell::invoice(&app, args, json).await,
         Command::Challenge(args) => sell::challenge(&app, args, json).await,
         Command::Verify(args) => sell::verify(&app, args, json).await,

@@ -12,6 +12,7 @@ use l402_mcp::config::{self, Config, SecretString};
 use l402_mcp::mcp::L402Server;
 use l402_mcp::mcp::http::HttpOptions;
 use l402_mcp::mcp::sessions::SessionLimits;
+use l402_mcp::web::Web;
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -27,10 +28,14 @@ pub struct ServeArgs {
     /// Extra browser Origin to accept, e.g. https://app.example.com (repeatable)
     #[arg(long = "allowed-origin")]
     allowed_origins: Vec<String>,
+    /// With --http on a loopback address: also serve the dashboard at /dashboard/ (prints a one-time login link)
+    #[arg(long, requires = "http")]
+    dashboard: bool,
 }
 
 pub async fn run(app: App, args: ServeArgs, config: Config) -> Result<()> {
-    let server = L402Server::new(Arc::new(app), config.fetch)?;
+    let app = Arc::new(app);
+    let server = L402Server::new(app.clone(), config.fetch)?;
     // Payment sessions are closed when idle, and at the end (their deposits come back).
     let stop = CancellationToken::new();
     let tending = server.tend_sessions(stop.clone());
@@ -59,12 +64,29 @@ pub async fn run(app: App, args: ServeArgs, config: Config) -> Result<()> {
     allowed_hosts.extend(args.allowed_hosts);
     let mut allowed_origins = http.allowed_origins;
     allowed_origins.extend(args.allowed_origins);
+    let pages = if args.dashboard {
+        if !bind.ip().is_loopback() {
+            anyhow::bail!(
+                "--dashboard is served on loopback only: bind --http to 127.0.0.1 or ::1"
+            );
+        }
+        let web = Web::new(app, "/dashboard");
+        // The link is a credential: to this terminal (stdout is free under --http), never a log.
+        println!(
+            "dashboard at http://{bind}/dashboard/ ; one-time login link (works once, for ten minutes):\n{}",
+            web.login_link(&format!("http://{bind}"))
+        );
+        Some(l402_mcp::web::router(web))
+    } else {
+        None
+    };
     let opts = HttpOptions {
         sessions,
         bind,
         bearer_token: args.http_token.or(http.bearer_token),
         allowed_hosts,
         allowed_origins,
+        pages,
     };
     let served = l402_mcp::mcp::http::serve(server, opts, until_signalled()).await;
     stop.cancel();

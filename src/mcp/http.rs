@@ -50,6 +50,9 @@ pub struct HttpOptions {
     pub allowed_origins: Vec<String>,
     /// How many sessions are kept, and for how long without a message.
     pub sessions: SessionLimits,
+    /// More routes served beside the transports, outside their bearer token (the dashboard,
+    /// which has its own login, Host and Origin checks).
+    pub pages: Option<Router>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -98,7 +101,7 @@ pub fn router(server: L402Server, opts: &HttpOptions, shutdown: CancellationToke
     let manager = Arc::new(manager);
     let cap = SessionCap::new(opts.sessions, Some(manager.clone()));
     let streamable: StreamableHttpService<L402Server, LocalSessionManager> =
-        StreamableHttpService::new(move || Ok(for_mcp.clone()), manager, config);
+        StreamableHttpService::new(move || Ok(for_mcp.for_session()), manager, config);
     let guard = Arc::new(Guard {
         token: opts.bearer_token.clone().filter(|t| !t.is_empty()),
         hosts,
@@ -107,10 +110,14 @@ pub fn router(server: L402Server, opts: &HttpOptions, shutdown: CancellationToke
     let mcp = Router::new()
         .nest_service("/mcp", streamable)
         .layer(middleware::from_fn_with_state(cap.clone(), mcp_messages));
-    Router::new()
+    let transports = Router::new()
         .merge(mcp)
-        .merge(super::sse::router_with(move || server.clone(), cap))
-        .layer(middleware::from_fn_with_state(guard, check))
+        .merge(super::sse::router_with(move || server.for_session(), cap))
+        .layer(middleware::from_fn_with_state(guard, check));
+    match &opts.pages {
+        Some(pages) => transports.merge(pages.clone()),
+        None => transports,
+    }
 }
 
 /// Serve until `shutdown` is cancelled.

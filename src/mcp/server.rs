@@ -24,14 +24,27 @@ it pays an L402 or Payment challenge (HTTP 402) within the per-call cap (max_pri
 the credential, and reuses L402 credentials and Payment sessions later (close_sessions gets a session's unspent deposit back). \
 call_paid_tool calls a priced tool of another MCP server the same way. To sell: create_l402_challenge returns the 402 headers to send; verify_l402_payment \
 checks the Authorization header a buyer sends back. wallet_balance shows funds and what the budget still allows. \
-Amounts are in sats. When wallet_balance says demo_funds, the sats are test sats, not real bitcoin.";
+Amounts are in sats. When wallet_balance says demo_funds, the sats are test sats, not real bitcoin. \
+A payment the wallet's approval policy holds waits for a person: the client may ask them itself; otherwise the result is \
+approval_required with the approval's id and where the person approves (a page, or l402-mcp approve ID in a terminal). \
+Tell the user; you cannot approve payments yourself. Once approved, make the same call again: it is paid once.";
 
 /// The tools, over one opened wallet.
 #[derive(Clone)]
 pub struct L402Server {
-    app: Arc<App>,
+    pub(crate) app: Arc<App>,
     fetcher: Arc<Fetcher>,
     tool_router: ToolRouter<Self>,
+    /// Seals the `requestState` of an approval asked through `input_required`.
+    pub(crate) request_state: Arc<tokio::sync::OnceCell<rmcp::model::RequestStateCodec>>,
+    /// The approval pages this process serves on loopback (from the first held payment).
+    pub(crate) pages: super::approval::Pages,
+    /// This session's `logging/setLevel` (2025-11-25), and whether its events are forwarded.
+    #[allow(deprecated)]
+    pub(crate) log_level: Arc<std::sync::Mutex<Option<rmcp::model::LoggingLevel>>>,
+    pub(crate) forwarding: Arc<std::sync::OnceLock<()>>,
+    /// Numbers the calls whose events are reported as their progress.
+    pub(crate) calls: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for L402Server {
@@ -63,7 +76,8 @@ impl L402Server {
         fetcher = fetcher
             .with_sessions(app.storage.buyer_sessions())
             .prefer(fetch.prefer_scheme.unwrap_or_default());
-        let mut tool_router = Self::buy_tools() + Self::sell_tools() + Self::wallet_tools();
+        let mut tool_router =
+            Self::buy_tools() + Self::sell_tools() + Self::wallet_tools() + Self::approve_tools();
         for route in tool_router.map.values_mut() {
             tidy_tool_schemas(&mut route.attr);
         }
@@ -71,7 +85,22 @@ impl L402Server {
             app,
             fetcher: Arc::new(fetcher),
             tool_router,
+            request_state: Arc::default(),
+            pages: Arc::default(),
+            log_level: Arc::default(),
+            forwarding: Arc::default(),
+            calls: Arc::default(),
         })
+    }
+
+    /// The server for one more session of an HTTP transport: the same wallet, tools and
+    /// approval pages, a log level of its own.
+    pub fn for_session(&self) -> L402Server {
+        L402Server {
+            log_level: Arc::default(),
+            forwarding: Arc::default(),
+            ..self.clone()
+        }
     }
 
     pub(crate) fn app(&self) -> &App {
@@ -132,25 +161,52 @@ impl ServerHandler for L402Server {
     // still use it: keep answering `logging/setLevel`.
     #[allow(deprecated)]
     fn get_info(&self) -> ServerConfig {
+        let mut extensions = std::collections::BTreeMap::new();
+        let mut ui = rmcp::model::JsonObject::new();
+        ui.insert("mimeTypes".into(), serde_json::json!([super::apps::MIME]));
+        extensions.insert(super::apps::UI_EXTENSION.to_owned(), ui);
         ServerConfig::new(
             ServerCapabilities::builder()
                 .enable_tools()
+                .enable_resources()
                 .enable_logging()
+                .enable_extensions_with(extensions)
                 .build(),
         )
         .with_server_info(Implementation::new("l402-mcp", env!("CARGO_PKG_VERSION")))
         .with_instructions(INSTRUCTIONS)
     }
 
-    /// Clients may set a log level; this server's logs go to stderr (stdout is the transport),
-    /// so the request is accepted and nothing more is sent over MCP.
+    /// The MCP App views (approval card, wallet view).
+    fn list_resources(
+        &self,
+        _request: Option<rmcp::model::PaginatedRequestParams>,
+        _context: rmcp::service::RequestContext<rmcp::RoleServer>,
+    ) -> impl std::future::Future<Output = Result<rmcp::model::ListResourcesResult, ErrorData>> + Send + '_
+    {
+        std::future::ready(Ok(super::apps::list()))
+    }
+
+    fn read_resource(
+        &self,
+        request: rmcp::model::ReadResourceRequestParams,
+        _context: rmcp::service::RequestContext<rmcp::RoleServer>,
+    ) -> impl std::future::Future<Output = Result<rmcp::model::ReadResourceResponse, ErrorData>>
+    + Send
+    + '_ {
+        std::future::ready(super::apps::read(&request.uri).map(Into::into))
+    }
+
+    /// A client's log level: from now on the wallet's money events at or above it are sent
+    /// as log notifications ([`super::notify`]); the server's own logs stay on stderr.
     #[allow(deprecated)]
     fn set_level(
         &self,
         request: rmcp::model::SetLevelRequestParams,
-        _context: rmcp::service::RequestContext<rmcp::RoleServer>,
+        context: rmcp::service::RequestContext<rmcp::RoleServer>,
     ) -> impl std::future::Future<Output = Result<(), ErrorData>> + Send + '_ {
         tracing::debug!(level = ?request.level, "client asked for a log level");
+        self.set_log_level(request.level, &context);
         std::future::ready(Ok(()))
     }
 }

@@ -8,12 +8,14 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
-use super::{Failure, range_arg, sats_arg, whole_sats};
+use super::{Failure, approve, range_arg, sats_arg, whole_sats};
 use crate::app::App;
+use crate::approval::ApprovalTicket;
 use crate::fetch::{self, FetchError, FetchRequest, Fetcher};
-use crate::pay::PayRequest;
+use crate::pay::{PayError, PayRequest};
+use crate::storage::Payment;
 
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct FetchPaidParams {
     /// The http:// or https:// URL to fetch.
     pub url: String,
@@ -162,10 +164,40 @@ impl FetchPaidParams {
     }
 }
 
-/// Fetch a URL, paying an L402 or Payment challenge within the caller's cap and the budget.
+/// What a buying operation did, when the payment may be held for a human.
+#[derive(Debug)]
+pub enum Held<T> {
+    Done(T),
+    /// The payment needs a human's approval; nothing was paid.
+    ForApproval(Box<ApprovalTicket>),
+}
+
+/// What `fetch_paid` says to do once a held payment is approved.
+pub const FETCH_RETRY: &str = "call fetch_paid again with the same URL";
+/// What `pay_invoice` says to do once a held payment is approved.
+pub const PAY_RETRY: &str = "call pay_invoice again with the same invoice";
+
+/// Fetch a URL, paying an L402 or Payment challenge within the caller's cap and the budget. A payment held
+/// for a human is `approval_required`.
 pub async fn fetch_paid(fetcher: &Fetcher, p: FetchPaidParams) -> Result<FetchPaidOutput, Failure> {
+    match fetch_paid_or_held(fetcher, p).await? {
+        Held::Done(out) => Ok(out),
+        Held::ForApproval(t) => Err(approve::required(&t, FETCH_RETRY, None)),
+    }
+}
+
+/// [`fetch_paid`], with a payment held for a human given back as its ticket (for a caller that
+/// can ask the human itself).
+pub async fn fetch_paid_or_held(
+    fetcher: &Fetcher,
+    p: FetchPaidParams,
+) -> Result<Held<FetchPaidOutput>, Failure> {
     let close = p.close_session.unwrap_or(false);
-    let r = fetcher.fetch(&p.request()?).await?;
+    let r = match fetcher.fetch(&p.request()?).await {
+        Ok(r) => r,
+        Err(FetchError::Pay(PayError::ApprovalRequired(t))) => return Ok(Held::ForApproval(t)),
+        Err(e) => return Err(e.into()),
+    };
     let sessions_closed = if close {
         let origin = url::Url::parse(&r.url)
             .map(|u| u.origin().ascii_serialization())
@@ -200,7 +232,7 @@ pub async fn fetch_paid(fetcher: &Fetcher, p: FetchPaidParams) -> Result<FetchPa
         session_id: payment.and_then(|p| p.session_id),
         sessions_closed,
     };
-    Ok(FetchPaidOutput {
+    Ok(Held::Done(FetchPaidOutput {
         status: r.status,
         url: r.url,
         headers: r.headers.into_iter().collect(),
@@ -210,10 +242,23 @@ pub async fn fetch_paid(fetcher: &Fetcher, p: FetchPaidParams) -> Result<FetchPa
         body_bytes: r.body.bytes,
         truncated: r.body.truncated,
         receipt,
-    })
+    }))
 }
 
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+/// A fetch made after a human approved its payment: the approval paid (`p`, the ledger's
+/// payment), this call presented the credential; the receipt says what was paid.
+pub fn paid_by_approval(out: &mut FetchPaidOutput, p: &Payment) {
+    let receipt = &mut out.receipt;
+    receipt.paid = true;
+    receipt.token_reused = false;
+    receipt.amount_msat = p.amount.msat();
+    receipt.fee_msat = p.fee.msat();
+    receipt.amount_sats = whole_sats(p.amount.msat());
+    receipt.fee_sats = whole_sats(p.fee.msat());
+    receipt.payment_hash = Some(p.payment_hash.to_hex());
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct PayInvoiceParams {
     /// The BOLT11 invoice to pay.
     pub bolt11: String,
@@ -247,8 +292,19 @@ pub struct PayInvoiceOutput {
     pub demo_funds: bool,
 }
 
-/// Pay an invoice under the budget.
+/// Pay an invoice under the budget. A payment held for a human is `approval_required`.
 pub async fn pay_invoice(app: &App, p: PayInvoiceParams) -> Result<PayInvoiceOutput, Failure> {
+    match pay_invoice_or_held(app, p).await? {
+        Held::Done(out) => Ok(out),
+        Held::ForApproval(t) => Err(approve::required(&t, PAY_RETRY, None)),
+    }
+}
+
+/// [`pay_invoice`], with a payment held for a human given back as its ticket.
+pub async fn pay_invoice_or_held(
+    app: &App,
+    p: PayInvoiceParams,
+) -> Result<Held<PayInvoiceOutput>, Failure> {
     let max_fee_msat = p
         .max_fee_sats
         .map(|s| sats_arg("max_fee_sats", s, 0))
@@ -257,7 +313,7 @@ pub async fn pay_invoice(app: &App, p: PayInvoiceParams) -> Result<PayInvoiceOut
         .max_amount_sats
         .map(|s| sats_arg("max_amount_sats", s, 0))
         .transpose()?;
-    let r = app
+    let paid = app
         .payer
         .pay(&PayRequest {
             invoice: &p.bolt11,
@@ -265,10 +321,15 @@ pub async fn pay_invoice(app: &App, p: PayInvoiceParams) -> Result<PayInvoiceOut
             max_amount_msat,
             ..Default::default()
         })
-        .await?;
+        .await;
+    let r = match paid {
+        Ok(r) => r,
+        Err(PayError::ApprovalRequired(t)) => return Ok(Held::ForApproval(t)),
+        Err(e) => return Err(e.into()),
+    };
     // From here on the payment stands: what follows only describes it, and never fails it.
     let (remaining, demo) = tokio::join!(budget_remaining(app), app.wallet.info());
-    Ok(PayInvoiceOutput {
+    Ok(Held::Done(PayInvoiceOutput {
         paid: !r.already_paid,
         already_paid: r.already_paid,
         amount_sats: whole_sats(r.amount_msat),
@@ -279,7 +340,7 @@ pub async fn pay_invoice(app: &App, p: PayInvoiceParams) -> Result<PayInvoiceOut
         preimage: r.preimage.to_hex(),
         budget_remaining_sats: remaining,
         demo_funds: demo.is_ok_and(|i| i.demo_funds),
-    })
+    }))
 }
 
 /// What may still be spent in the daily window, from the ledger alone (no wallet call, so it

@@ -6,12 +6,16 @@
 //! - [`sell`]: `create_invoice`, `create_l402_challenge`, `create_payment_challenge`,
 //!   `verify_l402_payment`
 //! - [`wallet`]: `wallet_balance`, `list_payments`, `decode_invoice`
+//! - [`approve`]: payments held for a human (`approvals`, `approve`, `deny`), and what an agent
+//!   is told about one (`approval_required`)
 //!
 //! A business failure (over budget, a bad invoice, a refused seller) is a [`Failure`]: a stable
 //! code (`budget_exceeded`, `invalid_invoice`, ...) and a message that says what happened and
 //! whether anything was spent. Every library error becomes one here, in one place.
 
+pub mod approve;
 pub mod buy;
+pub mod dashboard;
 pub mod sell;
 pub mod wallet;
 
@@ -49,6 +53,9 @@ impl Failure {
 impl From<PayError> for Failure {
     fn from(e: PayError) -> Self {
         let code = match &e {
+            PayError::ApprovalRequired(t) => {
+                return approve::required(t, "make this payment again", None);
+            }
             PayError::InvalidInvoice(_) => "invalid_invoice",
             PayError::Amountless => "amountless_invoice",
             PayError::Expired { .. } => "expired_invoice",
@@ -63,6 +70,7 @@ impl From<PayError> for Failure {
             PayError::OutcomeUnknown { .. } => "payment_outcome_unknown",
             PayError::NoPreimage { .. } => "no_preimage",
             PayError::PreimagesWithheld => "wallet_withholds_preimages",
+            PayError::ApprovalUnsupported(_) => "approval_unsupported",
             PayError::PreimageMismatch { .. } => "preimage_mismatch",
             PayError::Storage(StorageError::Corrupt(_))
             | PayError::Wallet(WalletError::Corrupt(_)) => "ledger_corrupt",

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::{Failure, range_arg, whole_sats};
 use crate::app::App;
 use crate::bolt11;
-use crate::storage::{Direction, PaymentFilter};
+use crate::storage::{Direction, Payment, PaymentFilter};
 
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 pub struct NoParams {}
@@ -127,7 +127,7 @@ pub struct ListPaymentsOutput {
     pub payments: Vec<PaymentOutput>,
 }
 
-#[derive(Debug, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct PaymentOutput {
     pub id: i64,
     /// "in" or "out".
@@ -147,8 +147,29 @@ pub struct PaymentOutput {
     pub settled_at: Option<u64>,
 }
 
+impl From<Payment> for PaymentOutput {
+    fn from(r: Payment) -> PaymentOutput {
+        let (amount, fee) = (r.amount.msat(), r.fee.msat());
+        PaymentOutput {
+            id: r.id,
+            direction: r.direction.as_str().to_owned(),
+            status: r.status.as_str().to_owned(),
+            amount_sats: whole_sats(amount),
+            fee_sats: whole_sats(fee),
+            amount_msat: amount,
+            fee_msat: fee,
+            payment_hash: r.payment_hash.to_hex(),
+            description: r.description,
+            url: r.url,
+            error: r.error,
+            created_at: r.created_at,
+            settled_at: r.settled_at,
+        }
+    }
+}
+
 /// `in`, `out`, or both (`all`, empty or none).
-fn direction(text: Option<&str>) -> Result<Option<Direction>, Failure> {
+pub(crate) fn direction(text: Option<&str>) -> Result<Option<Direction>, Failure> {
     match text.map(str::to_ascii_lowercase).as_deref() {
         None | Some("") | Some("all") => Ok(None),
         Some("in") => Ok(Some(Direction::In)),
@@ -177,27 +198,7 @@ pub async fn list_payments(
             u32::try_from(limit).unwrap_or(200),
         )
         .await?;
-    let payments = rows
-        .into_iter()
-        .map(|r| {
-            let (amount, fee) = (r.amount.msat(), r.fee.msat());
-            PaymentOutput {
-                id: r.id,
-                direction: r.direction.as_str().to_owned(),
-                status: r.status.as_str().to_owned(),
-                amount_sats: whole_sats(amount),
-                fee_sats: whole_sats(fee),
-                amount_msat: amount,
-                fee_msat: fee,
-                payment_hash: r.payment_hash.to_hex(),
-                description: r.description,
-                url: r.url,
-                error: r.error,
-                created_at: r.created_at,
-                settled_at: r.settled_at,
-            }
-        })
-        .collect();
+    let payments = rows.into_iter().map(PaymentOutput::from).collect();
     Ok(ListPaymentsOutput { payments })
 }
 

@@ -9,12 +9,14 @@
 //! | [`MppStore`] | `Payment` challenge secrets, spent charges, sessions and their refunds | the seller (`crate::mpp`) |
 //! | [`BuyerSessions`] | the buyer's `Payment` sessions | `fetch_paid` |
 //! | [`WalletRefs`] | hosted backends' ids for our payments, by payment hash | Strike, OpenNode |
+//! | [`ApprovalStore`] | payments waiting for a human, and their decisions | the pay path, approval channels |
 //!
 //! One `Engine` implements them all, on SQLite (the default: one file per data dir) or on
 //! PostgreSQL (`database_url`: every instance on it shares budgets, tokens and wallets). The
 //! SQL is written once for both; `tests/storage_conformance.rs` runs one suite against each.
 //! [`Storage`] hands the traits out.
 
+mod approvals;
 mod books;
 mod engine;
 mod group;
@@ -25,6 +27,10 @@ mod refs;
 mod seller;
 mod tokens;
 
+pub use approvals::{
+    Approval, ApprovalRequest, ApprovalStatus, ApprovalStore, Decided, Decision, NewApproval,
+    Opened,
+};
 pub use books::{
     EmbeddedAccount, EmbeddedBooks, EmbeddedInvoice, IssuedInvoice, SettleError, Settled,
 };
@@ -151,6 +157,10 @@ impl Storage {
     }
 
     pub fn refs(&self) -> Arc<dyn WalletRefs> {
+        self.engine.clone()
+    }
+
+    pub fn approvals(&self) -> Arc<dyn ApprovalStore> {
         self.engine.clone()
     }
 }

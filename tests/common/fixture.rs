@@ -100,6 +100,31 @@ pub async fn listen(app: Router) -> std::net::SocketAddr {
     addr
 }
 
+/// A shop on loopback selling every path for `price_msat` through `seller`: "the goods" for a
+/// valid credential, else a fresh L402 challenge.
+pub async fn shop(seller: l402_mcp::mint::Seller, price_msat: u64) -> std::net::SocketAddr {
+    use axum::http::{HeaderMap, header};
+    use axum::response::IntoResponse;
+    let app = Router::new().fallback(move |headers: HeaderMap| {
+        let seller = seller.clone();
+        async move {
+            if let Some(auth) = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                && seller
+                    .verify_authorization(auth, None, None)
+                    .await
+                    .expect("verify")
+                    .valid
+            {
+                return "the goods".into_response();
+            }
+            super::challenge_402(&seller, price_msat).await
+        }
+    });
+    listen(app).await
+}
+
 /// Wallet "w" on `backend`, in a fresh data dir, at time `T0`.
 pub async fn open_app(backend: &BackendConfig) -> (tempfile::TempDir, App) {
     let dir = tempfile::tempdir().expect("temp dir");

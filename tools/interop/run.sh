@@ -278,7 +278,7 @@ section_done() { SECS[$1]=$((SECONDS - T_SECTION)); }
 
 # ======================================================================== mcp ===
 if want mcp; then
-  section "mcp: official MCP SDKs drive the buy/sell loop (tools/mcp-clients/run.sh)"
+  section "mcp: official MCP SDKs drive the buy/sell loop and human approvals (tools/mcp-clients/run.sh)"
   # (INTEROP_BREAK=budget is applied by tools/mcp-clients to every agent it starts.)
   "$ROOT/tools/mcp-clients/run.sh" >"$RUN/mcp-clients.out" 2>"$RUN/mcp-clients.err"
   rc=$?
@@ -289,7 +289,7 @@ if want mcp; then
     rows=$((rows + 1))
     case $client in
       py) cp="mcp-python-sdk $mode" ;;
-      ts) cp="mcp-ts-sdk" ;;
+      ts) [ "$mode" = - ] && cp="mcp-ts-sdk" || cp="mcp-ts-sdk $mode" ;;
       srv) cp="(no client)"; ;;
       *) cp=$client ;;
     esac
@@ -301,7 +301,7 @@ if want mcp; then
     cell "mcp-clients" "run" FAIL "tools/mcp-clients/run.sh exit $rc, no results"
   elif [ "$rc" != 0 ]; then
     grep ' FAIL' "$RUN/mcp-clients.out" | head -20
-    grep -q '^[a-z]* *[-a-z]* *[-+a-z]* *FAIL' "$RUN/mcp-clients.out" || cell "mcp-clients" "run" FAIL "exit $rc"
+    grep -q '^[a-z]* *[-a-z0-9]* *[-+a-z]* *FAIL' "$RUN/mcp-clients.out" || cell "mcp-clients" "run" FAIL "exit $rc"
   fi
   section_done mcp
 fi

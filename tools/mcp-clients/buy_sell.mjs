@@ -20,6 +20,8 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 
+import { reporter, short, textOf } from './report.mjs';
+
 const { values: args } = parseArgs({
   options: {
     label: { type: 'string' },
@@ -50,21 +52,8 @@ const EXPENSIVE = 5_000; // /expensive: above the default per-payment cap (1000)
 const STEP_TIMEOUT_MS = 1000 * Number(process.env.MCP_CLIENTS_STEP_TIMEOUT ?? 30); // per MCP request
 const JOKE = { joke: 'Why did the Lightning node cross the channel? To get to the other side of the HTLC.' };
 
-const [client, mode, transportName] = [...(args.label ?? 'ts - -').split(/\s+/), '-', '-', '-'];
-let passed = 0;
-let failed = 0;
-function check(name, ok, detail = '') {
-  ok ? passed++ : failed++;
-  let line = `${client.padEnd(3)} ${mode.padEnd(7)} ${transportName.padEnd(11)} ${name.padEnd(30)} ${ok ? 'PASS' : 'FAIL'}`;
-  if (!ok && detail) line += `  ${detail}`;
-  console.log(line);
-  return ok;
-}
-const short = (v, n = 400) => {
-  const s = typeof v === 'string' ? v : JSON.stringify(v);
-  return s === undefined ? String(v) : s.length <= n ? s : s.slice(0, n) + '...';
-};
-const textOf = (r) => (r?.content ?? []).map((c) => c.text ?? '').join(' ');
+const report = reporter(args.label);
+const check = report.check;
 
 // ------------------------------------------------------------------ connecting
 
@@ -340,4 +329,4 @@ try {
   await closeAll();
 }
 clearTimeout(deadline);
-process.exit(failed || !passed ? 1 : 0);
+process.exit(report.failed() || !report.passed() ? 1 : 0);

@@ -15,6 +15,15 @@
 #   ts  -       sse          SSEClientTransport
 #   srv -       first-start  no client: two servers started at the same moment on a fresh data
 #                            dir must both come up (6 rounds; it is a race)
+#   py  auto    approval     payments a human must approve (approval.py / approval.mjs): the
+#   py  legacy  approval     SDK's elicitation callback accepts (paid once), declines or stays
+#   ts  v1      approval     silent (nothing paid); a client without elicitation gets
+#   ts  v2      approval     approval_required and pays after `l402-mcp approve`; py auto also
+#                            replays an answered 2026-07-28 retry (nothing more paid). ts v1 is
+#                            @modelcontextprotocol/sdk (2025-11-25: elicitation/create), ts v2
+#                            @modelcontextprotocol/client with versionNegotiation auto
+#                            (2026-07-28: input_required and the retry). The seller is an
+#                            `l402-mcp gateway` in front of a static file.
 #
 # Each run: the client program (buy_sell.py / buy_sell.mjs) connects agent B (seller) and agent A
 # (buyer), serves GET /joke on 127.0.0.1 through B's create_l402_challenge / verify_l402_payment,
@@ -28,7 +37,8 @@
 #   --keep        keep the temp dir (data dirs, server and client logs) even when all passed
 # Env:   L402_MCP_BIN=path      the server binary (else: cargo build, target/debug/l402-mcp)
 #        L402_PEERS_CACHE=dir   cache for the venv and node_modules (default ~/.cache/l402-peers)
-#        MCP_PY_VERSION, MCP_TS_VERSION   SDK versions (default 2.3.0 and 1.32.2)
+#        MCP_PY_VERSION, MCP_TS_VERSION, MCP_TS2_VERSION   SDK versions (default 2.3.0, 1.32.2
+#                               and 2.4.0 of @modelcontextprotocol/client)
 #        MCP_CLIENTS_STEP_TIMEOUT=s  limit per MCP request in the clients (default 30)
 # Installs what it needs into the cache (pip and npm); reruns only check.
 set -uo pipefail
@@ -38,6 +48,7 @@ ROOT=$(cd "$HERE/../.." && pwd)
 CACHE=${L402_PEERS_CACHE:-$HOME/.cache/l402-peers}
 MCP_PY_VERSION=${MCP_PY_VERSION:-2.3.0}
 MCP_TS_VERSION=${MCP_TS_VERSION:-1.32.2}
+MCP_TS2_VERSION=${MCP_TS2_VERSION:-2.4.0}
 ONLY=() SKIP=() INSTALL_ONLY=0 KEEP=0
 while [ $# -gt 0 ]; do
   case $1 in
@@ -60,13 +71,18 @@ mkdir -p "$CACHE" || die "cannot create $CACHE"
 VENV=$CACHE/mcp-py-venv
 PY=$VENV/bin/python
 TS_DIR=$CACHE/mcp-ts
+TS2_DIR=$CACHE/mcp-ts2
 py_ok() { [ "$(cat "$VENV/.l402-installed" 2>/dev/null)" = "mcp==$MCP_PY_VERSION" ] && [ -x "$PY" ] && [ -d "$VENV/lib" ]; }
 ts_ok() {
   [ "$(cat "$TS_DIR/.l402-installed" 2>/dev/null)" = "@modelcontextprotocol/sdk@$MCP_TS_VERSION" ] &&
     grep -q "\"version\": *\"$MCP_TS_VERSION\"" "$TS_DIR/node_modules/@modelcontextprotocol/sdk/package.json" 2>/dev/null
 }
+ts2_ok() {
+  [ "$(cat "$TS2_DIR/.l402-installed" 2>/dev/null)" = "@modelcontextprotocol/client@$MCP_TS2_VERSION" ] &&
+    grep -q "\"version\": *\"$MCP_TS2_VERSION\"" "$TS2_DIR/node_modules/@modelcontextprotocol/client/package.json" 2>/dev/null
+}
 
-if ! py_ok || ! ts_ok; then
+if ! py_ok || ! ts_ok || ! ts2_ok; then
   # One installer at a time per cache (parallel CI jobs may share it).
   exec 9>"$CACHE/.mcp-clients.lock"
   command -v flock >/dev/null && flock 9
@@ -94,16 +110,21 @@ fi
 
 command -v node >/dev/null || die "node (>= 18) is required"
 node -e 'process.exit(Number(process.versions.node.split(".")[0]) < 18 ? 1 : 0)' || die "node >= 18 is required, found $(node --version)"
-if ! ts_ok; then
-  log "installing @modelcontextprotocol/sdk@$MCP_TS_VERSION into $TS_DIR"
-  rm -rf "$TS_DIR" && mkdir -p "$TS_DIR"
-  printf '{"name":"l402-mcp-clients","private":true,"dependencies":{"@modelcontextprotocol/sdk":"%s"}}\n' "$MCP_TS_VERSION" >"$TS_DIR/package.json"
-  (cd "$TS_DIR" && npm install --no-audit --no-fund --loglevel=error >/dev/null) || die "npm install @modelcontextprotocol/sdk@$MCP_TS_VERSION failed"
-  echo "@modelcontextprotocol/sdk@$MCP_TS_VERSION" >"$TS_DIR/.l402-installed"
-  ts_ok || die "@modelcontextprotocol/sdk $MCP_TS_VERSION not found in $TS_DIR"
-fi
+# npm_install DIR PACKAGE VERSION CHECK: PACKAGE@VERSION alone in DIR, unless CHECK says it is there.
+npm_install() {
+  local dir=$1 pkg=$2 version=$3 ok=$4
+  "$ok" && return 0
+  log "installing $pkg@$version into $dir"
+  rm -rf "$dir" && mkdir -p "$dir"
+  printf '{"name":"l402-mcp-clients","private":true,"dependencies":{"%s":"%s"}}\n' "$pkg" "$version" >"$dir/package.json"
+  (cd "$dir" && npm install --no-audit --no-fund --loglevel=error >/dev/null) || die "npm install $pkg@$version failed"
+  echo "$pkg@$version" >"$dir/.l402-installed"
+  "$ok" || die "$pkg $version not found in $dir"
+}
+npm_install "$TS_DIR" @modelcontextprotocol/sdk "$MCP_TS_VERSION" ts_ok
+npm_install "$TS2_DIR" @modelcontextprotocol/client "$MCP_TS2_VERSION" ts2_ok
 INSTALL_SECS=$((SECONDS - t_install))
-log "SDKs ready: mcp $MCP_PY_VERSION (Python), @modelcontextprotocol/sdk $MCP_TS_VERSION (node $(node --version)) in $INSTALL_SECS s"
+log "SDKs ready: mcp $MCP_PY_VERSION (Python), @modelcontextprotocol/sdk $MCP_TS_VERSION and @modelcontextprotocol/client $MCP_TS2_VERSION (node $(node --version)) in $INSTALL_SECS s"
 
 if [ -n "${L402_MCP_BIN:-}" ]; then
   BIN=$L402_MCP_BIN
@@ -187,6 +208,23 @@ wait_ready() {
   return 1
 }
 
+# start_shop CELL_DIR: a static file behind `l402-mcp gateway` (wallet "seller", 21 sats) on the
+# cell's data dir, ready; sets SHOP_URL.
+start_shop() {
+  local dir=$1 up gw
+  mkdir -p "$dir/upstream"
+  echo '{"joke":"knock knock"}' >"$dir/upstream/joke"
+  up=$(free_port) gw=$(free_port)
+  "$PY" -m http.server "$up" --bind 127.0.0.1 --directory "$dir/upstream" >>"$dir/upstream.log" 2>&1 &
+  PIDS+=("$!")
+  env -u L402_MCP_CONFIG -u L402_MCP_WALLET XDG_CONFIG_HOME="$dir" L402_MCP_DATA_DIR="$dir/data" \
+    "$BIN" gateway --data-dir "$dir/data" --wallet seller --upstream "http://127.0.0.1:$up" \
+    --price 21 --path /joke --listen "127.0.0.1:$gw" >>"$dir/gateway.log" 2>&1 &
+  PIDS+=("$!")
+  wait_ready "$!" "$gw" || return 1
+  SHOP_URL="http://127.0.0.1:$gw/joke"
+}
+
 # start_server CELL_DIR WALLET [TOKEN]: one server on the cell's data dir, ready; sets PORT.
 start_server() {
   local attempt
@@ -231,6 +269,10 @@ CELLS=(
   "py auto sse"
   "ts - sse"
   "srv - first-start"
+  "py auto approval"
+  "py legacy approval"
+  "ts v1 approval"
+  "ts v2 approval"
 )
 selected() {
   local o
@@ -254,6 +296,14 @@ for cell in "${CELLS[@]}"; do
   ok=1
   case $transport in
     stdio) ;;
+    approval)
+      if start_shop "$dir"; then
+        extra=(--shop-url "$SHOP_URL")
+      else
+        ok=0
+        printf '%-3s %-7s %-11s %-30s FAIL  the shop did not start (see %s)\n' "$client" "$mode" "$transport" "start shop" "$dir"
+      fi
+      ;;
     first-start)
       concurrent_start "$dir" >"$dir/client.out" || ok=0
       cat "$dir/client.out"
@@ -274,7 +324,15 @@ for cell in "${CELLS[@]}"; do
   ctransport=${transport%+token}
   if [ $ok = 1 ] && [ "$client" != srv ]; then
     # The client's own output is the check lines; its stderr (SDK warnings, tracebacks) goes to a file.
-    if [ "$client" = py ]; then
+    if [ "$transport" = approval ] && [ "$client" = py ]; then
+      env -u L402_MCP_DATA_DIR -u L402_MCP_WALLET XDG_CONFIG_HOME="$dir" \
+        timeout 300 "$PY" "$HERE/approval.py" --label "$cell" --mode "$mode" \
+        --bin "$BIN" --data-dir "$dir/data" --log-dir "$dir" "${extra[@]}" 2>"$dir/client.err" | tee "$dir/client.out"
+    elif [ "$transport" = approval ]; then
+      env -u L402_MCP_DATA_DIR -u L402_MCP_WALLET XDG_CONFIG_HOME="$dir" MCP_TS_DIR="$TS_DIR" MCP_TS2_DIR="$TS2_DIR" \
+        timeout 300 node "$HERE/approval.mjs" --label "$cell" --sdk "$mode" \
+        --bin "$BIN" --data-dir "$dir/data" --log-dir "$dir" "${extra[@]}" 2>"$dir/client.err" | tee "$dir/client.out"
+    elif [ "$client" = py ]; then
       env -u L402_MCP_DATA_DIR -u L402_MCP_WALLET XDG_CONFIG_HOME="$dir" \
         timeout 180 "$PY" "$HERE/buy_sell.py" --label "$cell" --mode "$mode" --transport "$ctransport" \
         --bin "$BIN" --data-dir "$dir/data" --log-dir "$dir" "${extra[@]}" 2>"$dir/client.err" | tee "$dir/client.out"

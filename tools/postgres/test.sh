@@ -5,7 +5,7 @@
 #
 #   tests/storage_conformance.rs   the storage port's conformance suite on PostgreSQL
 #   tests/gateway_postgres.rs      two gateway instances on one database
-#   tests/fleet.rs                 l402-mcp serve processes sharing one wallet and budget
+#   tests/fleet.rs                 l402-mcp serve processes sharing one wallet, budget and approvals
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 

@@ -1,10 +1,15 @@
 //! Tools that spend: `fetch_paid`, `call_paid_tool`, `pay_invoice`, `close_sessions` (which
 //! gets money back), and `discover` (which never pays).
 
+use rmcp::handler::server::tool::{InputResponses, RequestState, schema_for_output};
 use rmcp::handler::server::wrapper::{Json, Parameters};
-use rmcp::{tool, tool_router};
+use rmcp::model::CallToolResponse;
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, tool, tool_router};
 
 use crate::mcp::L402Server;
+use crate::mcp::approval::Purchase;
+use crate::mcp::apps::approval_tool_meta;
 use crate::ops::buy::{
     CallPaidToolOutput, CallPaidToolParams, CloseSessionsOutput, CloseSessionsParams,
     DiscoverOutput, DiscoverParams, FetchPaidOutput, FetchPaidParams, PayInvoiceOutput,
@@ -15,7 +20,9 @@ use crate::ops::{self, Failure};
 #[tool_router(router = buy_tools, vis = "pub(crate)")]
 impl L402Server {
     #[tool(
-        description = "Fetch an HTTP(S) URL and, if it answers 402 with an L402 (or LSAT) or Payment (MPP, lightning) challenge, pay the invoice and retry with the credential, without asking anyone. When several are offered, L402 is paid first unless prefer_scheme says \"payment\" (a one-off charge) or \"session\" (a deposit spent request by request; close_session or close_sessions gets the rest back). The price is checked against the decoded invoice: it must be at most max_price_sats (default: the wallet's per-payment cap) and fit the wallet's daily budget; otherwise nothing is paid and the result is an error saying which limit refused it. Credentials are cached and reused for the same URL path, so repeat calls do not pay again. Returns the status, selected headers, the body (text, or base64 for binary; truncated at max_response_bytes) and a receipt (paid, amount, fee, payment hash, token reused, budget remaining). A 402 that is neither (e.g. x402) is reported and not paid.",
+        description = "Fetch an HTTP(S) URL and, if it answers 402 with an L402 (or LSAT) or Payment (MPP, lightning) challenge, pay the invoice and retry with the credential, without asking anyone. When several are offered, L402 is paid first unless prefer_scheme says \"payment\" (a one-off charge) or \"session\" (a deposit spent request by request; close_session or close_sessions gets the rest back). The price is checked against the decoded invoice: it must be at most max_price_sats (default: the wallet's per-payment cap) and fit the wallet's daily budget; otherwise nothing is paid and the result is an error saying which limit refused it. Credentials are cached and reused for the same URL path, so repeat calls do not pay again. When the wallet's approval policy holds the payment for a human, the human is asked in the client's own dialog where the client supports it; otherwise the result is an approval_required error with the approval's id: a person approves it (l402-mcp approve ID), then calling fetch_paid again with the same URL pays once, from the approval. You cannot approve payments yourself. Returns the status, selected headers, the body (text, or base64 for binary; truncated at max_response_bytes) and a receipt (paid, amount, fee, payment hash, token reused, budget remaining). A 402 that is neither (e.g. x402) is reported and not paid.",
+        output_schema = schema_for_output::<FetchPaidOutput>(),
+        meta = approval_tool_meta(),
         annotations(
             title = "Fetch a URL, paying L402 if asked",
             read_only_hint = false,
@@ -26,13 +33,18 @@ impl L402Server {
     )]
     async fn fetch_paid(
         &self,
+        ctx: RequestContext<RoleServer>,
         Parameters(p): Parameters<FetchPaidParams>,
-    ) -> Result<Json<FetchPaidOutput>, Failure> {
-        Ok(Json(ops::buy::fetch_paid(self.fetcher(), p).await?))
+        RequestState(state): RequestState,
+        InputResponses(answers): InputResponses,
+    ) -> Result<CallToolResponse, ErrorData> {
+        self.purchase(ctx, Purchase::Fetch(p), state, answers).await
     }
 
     #[tool(
-        description = "Pay a BOLT11 invoice under the same rules as fetch_paid: the invoice must have an amount, not be expired, be for this wallet's network, be at most the per-payment cap (and max_amount_sats, when given) and fit the daily budget. Paying an invoice that was already paid returns the first payment and spends nothing.",
+        description = "Pay a BOLT11 invoice under the same rules as fetch_paid: the invoice must have an amount, not be expired, be for this wallet's network, be at most the per-payment cap (and max_amount_sats, when given) and fit the daily budget. Paying an invoice that was already paid returns the first payment and spends nothing. A payment the approval policy holds for a human is asked in the client's dialog where supported, else it is an approval_required error with the approval's id; once a person approves it, calling pay_invoice again with the same invoice returns the payment.",
+        output_schema = schema_for_output::<PayInvoiceOutput>(),
+        meta = approval_tool_meta(),
         annotations(
             title = "Pay a Lightning invoice",
             read_only_hint = false,
@@ -43,9 +55,12 @@ impl L402Server {
     )]
     async fn pay_invoice(
         &self,
+        ctx: RequestContext<RoleServer>,
         Parameters(p): Parameters<PayInvoiceParams>,
-    ) -> Result<Json<PayInvoiceOutput>, Failure> {
-        Ok(Json(ops::buy::pay_invoice(self.app(), p).await?))
+        RequestState(state): RequestState,
+        InputResponses(answers): InputResponses,
+    ) -> Result<CallToolResponse, ErrorData> {
+        self.purchase(ctx, Purchase::Pay(p), state, answers).await
     }
 
     #[tool(

@@ -4,7 +4,9 @@
 //! - [`buy`]: `fetch_paid`, `pay_invoice`, `discover`
 //! - [`sell`]: `create_l402_challenge`, `verify_l402_payment`, `create_invoice`
 //! - [`wallet`]: `wallet_balance`, `list_payments`, `decode_invoice`
+//! - [`approve`]: `approve_payment`, the tool of the MCP App approval card
 
+pub(crate) mod approve;
 pub(crate) mod buy;
 pub(crate) mod sell;
 pub(crate) mod wallet;

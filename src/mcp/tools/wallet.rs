@@ -1,9 +1,13 @@
 //! Tools that read the wallet: `wallet_balance`, `list_payments`, `decode_invoice`.
 
+use rmcp::handler::server::tool::{IntoCallToolResult, schema_for_output};
 use rmcp::handler::server::wrapper::{Json, Parameters};
-use rmcp::{tool, tool_router};
+use rmcp::model::CallToolResponse;
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, tool, tool_router};
 
 use crate::mcp::L402Server;
+use crate::mcp::apps::{renders_apps, wallet_tool_meta};
 use crate::ops::wallet::{
     BalanceOutput, DecodeInvoiceOutput, DecodeInvoiceParams, ListPaymentsOutput,
     ListPaymentsParams, NoParams,
@@ -14,6 +18,8 @@ use crate::ops::{self, Failure};
 impl L402Server {
     #[tool(
         description = "Show the wallet: balance in sats (demo_funds=true means test sats, not real bitcoin), network and backend, whether it returns preimages (returns_preimages=false: it cannot buy L402 access), the spending budget (per-payment cap, daily cap over a rolling 24 h, spent, reserved, remaining) and income of the last 24 h.",
+        output_schema = schema_for_output::<BalanceOutput>(),
+        meta = wallet_tool_meta(),
         annotations(
             title = "Wallet balance and budget",
             read_only_hint = true,
@@ -24,9 +30,21 @@ impl L402Server {
     )]
     async fn wallet_balance(
         &self,
+        ctx: RequestContext<RoleServer>,
         Parameters(_): Parameters<NoParams>,
-    ) -> Result<Json<BalanceOutput>, Failure> {
-        Ok(Json(ops::wallet::balance(self.app()).await?))
+    ) -> Result<CallToolResponse, ErrorData> {
+        let out = match ops::wallet::balance(self.app()).await {
+            Ok(out) => out,
+            Err(f) => return f.into_call_tool_result(),
+        };
+        let mut r = Json(out).into_call_tool_result()?;
+        // A host that renders the wallet view gets the dashboard's HTML beside the result.
+        if renders_apps(&ctx)
+            && let CallToolResponse::Complete(result) = &mut r
+        {
+            result.meta = self.wallet_view().await;
+        }
+        Ok(r)
     }
 
     #[tool(

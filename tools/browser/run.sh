@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# The dashboard and the approval page in a real headless browser: Debian's chromium, driven by
+# playwright-core (npm; it never downloads a browser). Installs what is missing (apt chromium,
+# npm playwright-core into the cache), prepares a data dir through the command line, and runs
+# dashboard.mjs (one line per check). The screenshots it takes stay in the log folder.
+#
+# Usage: tools/browser/run.sh
+# Env:   L402_MCP_BIN=path        the binary (else: cargo build, target/debug/l402-mcp)
+#        L402_BROWSER_LOG=dir     log folder, kept (default target/browser-test)
+#        L402_PEERS_CACHE=dir     cache for node_modules (default ~/.cache/l402-peers)
+#        PLAYWRIGHT_CORE_VERSION  default 1.65.2
+set -uo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+CACHE=${L402_PEERS_CACHE:-$HOME/.cache/l402-peers}
+LOG=${L402_BROWSER_LOG:-$ROOT/target/browser-test}
+PW_VERSION=${PLAYWRIGHT_CORE_VERSION:-1.65.2}
+PW_DIR=$CACHE/browser
+log() { echo "[browser] $*" >&2; }
+die() { log "ERROR: $*"; exit 2; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# ---------------------------------------------------------------- install ---
+if [ ! -x /usr/bin/chromium ]; then
+  log "installing chromium (apt)"
+  as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null ||
+    die "apt-get install chromium failed"
+fi
+command -v node >/dev/null || die "node (>= 18) is required"
+mkdir -p "$CACHE" || die "cannot create $CACHE"
+if [ "$(cat "$PW_DIR/.l402-installed" 2>/dev/null)" != "playwright-core@$PW_VERSION" ]; then
+  log "installing playwright-core@$PW_VERSION into $PW_DIR"
+  rm -rf "$PW_DIR" && mkdir -p "$PW_DIR"
+  printf '{"name":"l402-mcp-browser","private":true,"dependencies":{"playwright-core":"%s"}}\n' "$PW_VERSION" >"$PW_DIR/package.json"
+  (cd "$PW_DIR" && npm install --no-audit --no-fund --loglevel=error >/dev/null) || die "npm install playwright-core failed"
+  echo "playwright-core@$PW_VERSION" >"$PW_DIR/.l402-installed"
+fi
+if [ -n "${L402_MCP_BIN:-}" ]; then
+  BIN=$L402_MCP_BIN
+else
+  (cd "$ROOT" && cargo build --quiet --bin l402-mcp) || die "cargo build failed"
+  BIN=${CARGO_TARGET_DIR:-$ROOT/target}/debug/l402-mcp
+fi
+[ -x "$BIN" ] || die "no binary at $BIN"
+
+# ------------------------------------------------------------ the wallet ---
+rm -rf "$LOG" && mkdir -p "$LOG/data" || die "cannot create $LOG"
+DATA=$LOG/data
+PIN=2468
+cli() { local w=$1; shift; env -u L402_MCP_CONFIG -u L402_MCP_WALLET XDG_CONFIG_HOME="$LOG" "$BIN" --json --data-dir "$DATA" --wallet "$w" "$@"; }
+field() { node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const v=JSON.parse(s)[process.argv[1]];process.stdout.write(String(v??""))})' "$1"; }
+# "me" sells a weather token to "customer" (an earning, a sale), buys 21 sats from "vendor"
+# (spending), and is asked about two 50-sat payments (above 30 sats a person decides).
+cli me approvals set --above-sats 30 >/dev/null || die "approvals set failed"
+printf '%s\n%s\n' "$PIN" "$PIN" | script -qec "$BIN --data-dir $DATA --wallet me approvals pin" /dev/null >"$LOG/pin.log" 2>&1 ||
+  die "approvals pin failed (see $LOG/pin.log)"
+challenge=$(cli me challenge 30 --service weather) || die "challenge failed"
+preimage=$(cli customer pay "$(field invoice <<<"$challenge")" | field preimage) || die "customer pay failed"
+cli me verify "L402 $(field macaroon <<<"$challenge"):$preimage" --service weather >/dev/null || die "verify failed"
+cli me pay "$(cli vendor invoice 21 | field bolt11)" >/dev/null || die "pay 21 failed"
+HELD=()
+for _ in 1 2; do
+  out=$(cli me pay "$(cli vendor invoice 50 | field bolt11)")
+  [ "$(field code <<<"$out")" = approval_required ] || die "50 sats was not held: $out"
+  HELD+=("$(field error <<<"$out" | sed -n 's/.*(approval \([0-9a-f]*\),.*/\1/p')")
+done
+log "data dir ready: held ${HELD[*]}"
+
+# ------------------------------------------------------------------- run ---
+MCP_BROWSER_DIR=$PW_DIR timeout 180 node "$HERE/dashboard.mjs" --bin "$BIN" --data-dir "$DATA" --log-dir "$LOG" \
+  --pin "$PIN" --expect-balance $((100000 + 30 - 21)) --held "$(IFS=,; echo "${HELD[*]}")" | tee "$LOG/result.txt"
+rc=${PIPESTATUS[0]}
+log "screenshots and logs in $LOG"
+exit "$rc"
