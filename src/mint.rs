@@ -7,6 +7,9 @@
 //! caveats `services=<name>:<tier>`, `<name>_capabilities=...` and, when a lifetime is given,
 //! `<name>_valid_until=<unix seconds>`; and, when the seller binds the token to requests, our
 //! `<name>_methods=GET,...` and `<name>_path_prefix=/p` (see [`crate::l402::caveat`]).
+//!
+//! Kept in one file (~620 lines): minting and admission are the two halves of one token format,
+//! the caveats one writes and the other checks; a caveat is added by reading them side by side.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};

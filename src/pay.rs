@@ -6,6 +6,10 @@
 //!   are refused before anything is reserved.
 //! - A preimage that does not hash to the invoice's payment hash is recorded loudly: money moved,
 //!   but there is no proof of payment.
+//!
+//! Kept in one file (~690 lines): the pay path is one sequence whose crash safety (what is
+//! reserved, paid, recorded and reconciled, in which order) is reviewed as a whole; the approval
+//! gate lives in `approval/`, the money events in `events.rs`.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

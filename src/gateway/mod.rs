@@ -7,6 +7,7 @@ pub mod discovery;
 pub mod payment;
 pub mod paywall;
 pub mod proxy;
+mod route;
 
 pub use payment::AuthMode;
 pub use paywall::{L402Layer, Paywall, Price, Route, RouteConfig};

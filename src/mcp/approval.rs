@@ -17,6 +17,10 @@
 //!
 //! Nothing here asks the model: a client without these capabilities is never sent an
 //! elicitation it did not declare (rmcp would send one).
+//!
+//! Kept in one file (~630 lines): the ways of asking (form elicitation on two protocol
+//! versions, the page, the link in the result) end in one shared flow (`decided`, `finish`) and
+//! one set of answers to the agent; split, each would repeat them.
 
 use std::collections::BTreeMap;
 use std::time::Duration;

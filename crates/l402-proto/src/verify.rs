@@ -5,6 +5,8 @@
 //!
 //! Step (2) needs the seller's root-key store, so verification comes in two pure halves:
 //! [`prepare`] (decode, preimage) and [`finish`] (signature, caveats), with the lookup between.
+//!
+//! Over 600 lines with its tests: the verifier itself is ~480 lines; the rest are vectors.
 
 use super::caveat::{self, Caveat, Service};
 use super::identifier::Identifier;

@@ -1,4 +1,8 @@
 //! The spend ledger on the engine: one SQL text for SQLite and PostgreSQL.
+//!
+//! Kept in one file (~700 lines): every statement of the spend ledger, which must agree with one
+//! another and with the triggers of the spend-bucket migrations (the windows a reservation
+//! checks are the ones settlements and failures update).
 
 use async_trait::async_trait;
 use sqlx::Row;

@@ -406,21 +406,11 @@ impl Wallet for LnbotWallet {
                 fix: Some("keep in this ln.bot wallet only what the agent may spend, and the budget below it".into()),
             }
         };
-        let preimages = if self.withholds_preimages() {
-            AccessCheck {
-                check: "preimages",
-                level: Level::Warn,
-                detail: "ln.bot withholds payment preimages here (configured so, or seen so): L402 buying is refused before anything is paid".into(),
-                fix: Some("a buying agent needs a backend that returns preimages".into()),
-            }
-        } else {
-            AccessCheck {
-                check: "preimages",
-                level: Level::Warn,
-                detail: "ln.bot's payments carry a preimage field, not verified to be filled for every payment: each one is checked against its hash, and a payment settled without one turns L402 buying off".into(),
-                fix: Some("try a small payment first; if it comes back without a preimage, set returns_preimages = false".into()),
-            }
-        };
+        let preimages = self.preimages.access_check(
+            "ln.bot",
+            "",
+            "ln.bot's payments carry a preimage field, not verified to be filled for every payment",
+        );
         vec![key, preimages]
     }
 }

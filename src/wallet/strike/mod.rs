@@ -411,21 +411,11 @@ impl Wallet for StrikeWallet {
                 fix: Some(format!("add {RECEIVE_READ} to the key")),
             });
         }
-        checks.push(if self.withholds_preimages() {
-            AccessCheck {
-                check: "preimages",
-                level: Level::Warn,
-                detail: "Strike withholds payment preimages here (configured so, or seen so): L402 buying is refused before anything is paid; selling and plain payments work".into(),
-                fix: Some("a buying agent needs a backend that returns preimages".into()),
-            }
-        } else {
-            AccessCheck {
-                check: "preimages",
-                level: Level::Warn,
-                detail: "Strike documents a payment's preimage \"if available\": each one is checked against its hash, and a payment completed without one turns L402 buying off for this wallet".into(),
-                fix: Some("try a small payment first; if it comes back without a preimage, set returns_preimages = false".into()),
-            }
-        });
+        checks.push(self.preimages.access_check(
+            "Strike",
+            "; selling and plain payments work",
+            "Strike documents a payment's preimage \"if available\"",
+        ));
         checks
     }
 }

@@ -9,7 +9,7 @@ use super::redact::Secrets;
 use super::{Rest, Tls};
 use crate::bolt11::Network;
 use crate::config::SecretString;
-use crate::wallet::{PaymentResult, WalletError, WalletInfo};
+use crate::wallet::{AccessCheck, Level, PaymentResult, WalletError, WalletInfo};
 
 /// A hosted wallet's API: its client, holding the key in a header.
 #[derive(Clone)]
@@ -118,6 +118,32 @@ impl PreimagePolicy {
 
     pub fn withholds(&self) -> bool {
         self.configured == Some(false) || self.seen_none.load(Ordering::Relaxed)
+    }
+
+    /// What `doctor` says about preimages on `backend`: withheld (buying L402 is refused; `also`
+    /// says what still works), or documented as `documented` and checked payment by payment.
+    pub fn access_check(&self, backend: &str, also: &str, documented: &str) -> AccessCheck {
+        let (detail, fix) = if self.withholds() {
+            (
+                format!(
+                    "{backend} withholds payment preimages here (configured so, or seen so): L402 buying is refused before anything is paid{also}"
+                ),
+                "a buying agent needs a backend that returns preimages",
+            )
+        } else {
+            (
+                format!(
+                    "{documented}: each one is checked against its hash, and a payment settled without one turns L402 buying off for this wallet"
+                ),
+                "try a small payment first; if it comes back without a preimage, set returns_preimages = false",
+            )
+        };
+        AccessCheck {
+            check: "preimages",
+            level: Level::Warn,
+            detail,
+            fix: Some(fix.into()),
+        }
     }
 
     /// Take note of a payment that succeeded: one without a preimage turns L402 buying off.
