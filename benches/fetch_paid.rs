@@ -3,7 +3,10 @@
 //! challenge minted by `Seller`, payment through `Payer`, resend with the credential, verified
 //! by `Seller`.
 //!
-//! Usage: fetch_paid [--calls N] [--paid N]
+//! Then the costs that must not grow with history: the cached-token overhead again with 1k,
+//! 10k and 100k other tokens cached for the same origin, and with 10k payments in the day.
+//!
+//! Usage: fetch_paid [--calls N] [--paid N] [--tokens 1000,10000,100000] [--history 10000]
 //! Prints a human report on stderr and one JSON line on stdout. The two sides of each
 //! comparison are interleaved call by call, so load on the machine hits both alike.
 //!
@@ -150,10 +153,74 @@ async fn compare(
     (Lat(plain), Lat(ours))
 }
 
+/// Cache `n` more tokens for `origin` (other paths of it), as a long-lived agent would have:
+/// written straight into the ledger file, in one transaction.
+async fn fill_tokens(dir: &std::path::Path, origin: &str, from: usize, n: usize) {
+    use sqlx::Connection;
+    let path = dir.join(l402_mcp::storage::LEDGER_FILE);
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("open the ledger");
+    sqlx::query(
+        "INSERT INTO token_cache (wallet, origin, path_prefix, scheme, macaroon, preimage,
+             payment_hash, expires_at, created_at)
+         WITH RECURSIVE seq(i) AS (SELECT $3 UNION ALL SELECT i + 1 FROM seq WHERE i < $3 + $4 - 1)
+         SELECT 'buyer', $1, '/other/' || i, 'L402', 'AgEEYmVuY2g=', printf('%064x', i),
+                printf('%064x', i), NULL, $2
+           FROM seq",
+    )
+    .bind(origin)
+    .bind(T0 as i64)
+    .bind(from as i64)
+    .bind(n as i64)
+    .execute(&mut conn)
+    .await
+    .expect("tokens");
+    let _ = conn.close().await;
+}
+
+/// `rows` payments of the buyer's in the last 24 hours, written straight into the ledger file.
+async fn fill_history(dir: &std::path::Path, rows: usize) {
+    use sqlx::Connection;
+    let path = dir.join(l402_mcp::storage::LEDGER_FILE);
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("open the ledger");
+    sqlx::query(
+        "INSERT INTO payments (wallet, direction, status, payment_hash, bolt11, amount_msat,
+             fee_msat, reserved_msat, host, created_at, updated_at, settled_at)
+         WITH RECURSIVE seq(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM seq WHERE i < $1)
+         SELECT 'buyer', 'out', 'succeeded', printf('%064x', i), 'history', 1, 0, 0,
+                'bench.example', $2 - 1 - (i % 86000), $2 - 1 - (i % 86000), $2 - 1 - (i % 86000)
+           FROM seq",
+    )
+    .bind(rows as i64)
+    .bind(T0 as i64)
+    .execute(&mut conn)
+    .await
+    .expect("history");
+    let _ = conn.close().await;
+}
+
+/// A comma-separated list of counts after `flag`, or `default`.
+fn counts(flag: &str, default: &str) -> Vec<usize> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == flag)
+        .and_then(|i| args.get(i + 1))
+        .map_or(default, String::as_str)
+        .split(',')
+        .filter_map(|v| v.trim().parse().ok())
+        .filter(|&v| v > 0)
+        .collect()
+}
+
 fn main() {
     let opt = common::arg;
     let calls = opt("--calls", 2000);
     let paid_n = opt("--paid", 300);
+    let token_counts = counts("--tokens", "1000,10000,100000");
+    let history = counts("--history", "10000");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -219,6 +286,31 @@ fn main() {
         ours.show("Fetcher::fetch (token reused)");
         out["cached_token"] = json!({"reqwest": plain.json(), "fetcher": ours.json(),
             "added_p50_ms": ours.pct(0.5) - plain.pct(0.5), "added_mean_ms": ours.mean() - plain.mean()});
+
+        // 2b. The same with many other tokens cached for the origin, then with many payments
+        //     in the day: what a long-lived agent pays per fetch for its history.
+        let mut scaling = Vec::new();
+        let mut cached = 1;
+        for &n in &token_counts {
+            fill_tokens(dir.path(), &base, cached, n - cached).await;
+            cached = n;
+            let (plain, ours) = compare(&http, &fetcher, &url, Some(&auth), calls, true).await;
+            eprintln!("cached token with {n} tokens for the origin:");
+            ours.show("Fetcher::fetch (token reused)");
+            scaling.push(json!({"tokens": n, "added_p50_ms": ours.pct(0.5) - plain.pct(0.5),
+                "added_mean_ms": ours.mean() - plain.mean(), "fetcher": ours.json()}));
+        }
+        out["cached_token_scaling"] = json!(scaling);
+        let mut with_history = Vec::new();
+        for &rows in &history {
+            fill_history(dir.path(), rows).await;
+            let (plain, ours) = compare(&http, &fetcher, &url, Some(&auth), calls, true).await;
+            eprintln!("cached token with {rows} payments in the day:");
+            ours.show("Fetcher::fetch (token reused)");
+            with_history.push(json!({"payments": rows, "added_p50_ms": ours.pct(0.5) - plain.pct(0.5),
+                "added_mean_ms": ours.mean() - plain.mean(), "fetcher": ours.json()}));
+        }
+        out["cached_token_history"] = json!(with_history);
 
         // 3. Full paid round trips: GET -> 402 (Seller mints) -> pay (Payer, embedded wallet)
         //    -> GET with the credential (Seller verifies) -> 200. A new resource each time.

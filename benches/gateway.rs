@@ -26,7 +26,10 @@
 //!
 //! Usage: gateway [--rounds 5] [--duration 5] [--conns 16,1] [--wrk wrk] [--wrk-cpu 1|none]
 //!                [--workers 0] [--parts 2000] [--warmup 1]
-//!                [--targets upstream,gateway_token,gateway_free]
+//!                [--targets upstream,gateway_token,gateway_free] [--nginx /usr/sbin/nginx]
+//! With `--nginx`, nginx (one process: `master_process off`, one worker, keep-alive to the
+//! upstream) proxies the same upstream as the reference, target `nginx`; its CPU per request is
+//! nginx's own plus the upstream's (this process).
 //! Prints a human report on stderr and JSON lines on stdout (one per wrk run, `parts`, and a
 //! `summary`). Benchmarks measure; they assert nothing about time.
 // A failed step in a test or benchmark is a failed run: unwrapping is fine here.
@@ -81,6 +84,7 @@ struct Opts {
     parts: usize,
     warmup: u64,
     targets: Vec<String>,
+    nginx: Option<String>,
 }
 
 fn opts() -> Opts {
@@ -124,8 +128,9 @@ fn opts() -> Opts {
         workers: num("--workers", 0),
         parts: num("--parts", 2000).max(10),
         warmup: num("--warmup", 1) as u64,
+        nginx: get("--nginx"),
         targets: get("--targets")
-            .unwrap_or_else(|| "upstream,gateway_token,gateway_free".into())
+            .unwrap_or_else(|| "upstream,gateway_token,gateway_free,nginx".into())
             .split(',')
             .map(|t| t.trim().to_owned())
             .collect(),
@@ -524,7 +529,12 @@ async fn root_key_access_paths(seller: &App, key_id: &[u8; 32], key: &[u8; 32], 
 
 /// utime + stime of this process (all threads, living and dead), in µs.
 fn process_cpu_us() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    pid_cpu_us("self")
+}
+
+/// CPU time (user + system) of process `pid` ("self" for this one), in µs.
+fn pid_cpu_us(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
     let f: Vec<&str> = after.split_whitespace().collect();
     // Fields 14 and 15 of proc(5); `after` starts at field 3. USER_HZ is 100 on Linux.
@@ -563,6 +573,53 @@ struct Target {
     name: &'static str,
     url: String,
     auth: Option<String>,
+    /// Another process serving this target, whose CPU counts too.
+    pid: Option<u32>,
+}
+
+/// nginx as a plain reverse proxy to `upstream`, on a free loopback port: its address and the
+/// running process.
+fn start_nginx(bin: &str, dir: &Path, upstream: SocketAddr) -> (SocketAddr, std::process::Child) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let d = dir.display();
+    let conf = format!(
+        "daemon off; master_process off; worker_processes 1; pid {d}/nginx.pid;
+error_log {d}/nginx-error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  client_body_temp_path {d}/nginx-body; proxy_temp_path {d}/nginx-proxy;
+  fastcgi_temp_path {d}/nginx-fcgi; uwsgi_temp_path {d}/nginx-uwsgi; scgi_temp_path {d}/nginx-scgi;
+  upstream up {{ server {upstream}; keepalive 64; }}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{ proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection \"\"; }}
+  }}
+}}
+"
+    );
+    let path = dir.join("nginx.conf");
+    std::fs::write(&path, conf).expect("write nginx.conf");
+    let mut child = Command::new(bin)
+        .arg("-p")
+        .arg(dir)
+        .arg("-c")
+        .arg(&path)
+        .spawn()
+        .expect("start nginx");
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(addr).is_ok() {
+            return (addr, child);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("nginx did not start: see {d}/nginx-error.log");
 }
 
 /// One wrk run; its JSON line (None if wrk failed).
@@ -585,7 +642,8 @@ fn run_wrk(o: &Opts, lua: &Path, t: &Target, conns: usize, secs: u64) -> Option<
         cmd.arg("-H").arg(format!("Authorization: {a}"));
     }
     cmd.arg(&t.url);
-    let (cpu0, cores0) = (process_cpu_us(), core_times());
+    let other = |pid: Option<u32>| pid.map_or(0.0, |p| pid_cpu_us(&p.to_string()));
+    let (cpu0, cores0) = (process_cpu_us() + other(t.pid), core_times());
     let out = match cmd.output() {
         Ok(out) => out,
         Err(e) => {
@@ -593,7 +651,7 @@ fn run_wrk(o: &Opts, lua: &Path, t: &Target, conns: usize, secs: u64) -> Option<
             return None;
         }
     };
-    let (cpu1, cores1) = (process_cpu_us(), core_times());
+    let (cpu1, cores1) = (process_cpu_us() + other(t.pid), core_times());
     let text = String::from_utf8_lossy(&out.stdout);
     let Some(mut d) = text
         .lines()
@@ -662,6 +720,11 @@ fn main() {
     };
     println!("{}", json!(ready.parts));
 
+    let mut nginx = o
+        .nginx
+        .as_deref()
+        .filter(|_| o.targets.iter().any(|t| t == "nginx"))
+        .map(|bin| start_nginx(bin, dir.path(), upstream));
     let lua = dir.path().join("json.lua");
     std::fs::write(&lua, WRK_LUA).expect("write wrk script");
     let targets: Vec<Target> = [
@@ -669,19 +732,28 @@ fn main() {
             name: "upstream",
             url: format!("http://{upstream}/api/data"),
             auth: None,
+            pid: None,
         },
         Target {
             name: "gateway_token",
             url: format!("http://{}/api/data", ready.addr),
             auth: Some(ready.auth.clone()),
+            pid: None,
         },
         Target {
             name: "gateway_free",
             url: format!("http://{}/free/data", ready.addr),
             auth: None,
+            pid: None,
         },
     ]
     .into_iter()
+    .chain(nginx.as_ref().map(|(addr, child)| Target {
+        name: "nginx",
+        url: format!("http://{addr}/free/data"),
+        auth: None,
+        pid: Some(child.id()),
+    }))
     .filter(|t| o.targets.iter().any(|n| n == t.name))
     .collect();
     let server_cpus = allowed_cpus();
@@ -797,7 +869,7 @@ fn main() {
         }
         let r1 = |v: f64| (v * 10.0).round() / 10.0;
         let up = by.get("upstream").cloned();
-        for name in ["gateway_token", "gateway_free"] {
+        for name in ["gateway_token", "gateway_free", "nginx"] {
             let (Some(up), Some(g)) = (&up, by.get_mut(name)) else {
                 continue;
             };
@@ -835,6 +907,10 @@ fn main() {
     }
     println!("{summary}");
 
+    if let Some((_, child)) = nginx.as_mut() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
     let _ = gw_stop.send(());
     let _ = up_stop.send(());
     let _ = gw_thread.join();

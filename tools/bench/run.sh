@@ -17,7 +17,8 @@
 #   5 gateway  requests/s and added latency through the L402 gateway with a valid token (and
 #              through its free route) vs the upstream directly, on loopback, load from wrk
 #              (benches/gateway.rs). Servers on core 0 (taskset -c 0), wrk on core 1; targets
-#              alternate in every round, medians reported.
+#              alternate in every round, medians reported. nginx (Debian) proxying the same
+#              upstream is the reference for the proxy's own cost.
 #
 # Usage: tools/bench/run.sh [verify] [mcp] [pay] [fetch] [gateway]     (default: all)
 # Env:   L402_PEERS_CACHE=dir  caches (default ~/.cache/l402-peers; shared with the interop script)
@@ -55,6 +56,7 @@ want verify && ! installed libssl-dev && apt_pkgs+=(libssl-dev)
 command -v taskset >/dev/null || apt_pkgs+=(util-linux)
 command -v cc >/dev/null || apt_pkgs+=(gcc libc6-dev)
 want gateway && ! command -v wrk >/dev/null && apt_pkgs+=(wrk)
+want gateway && [ ! -x /usr/sbin/nginx ] && apt_pkgs+=(nginx-light)
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
   log "apt-get install ${apt_pkgs[*]}"
   { as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive \
@@ -175,7 +177,7 @@ if want gateway; then
     g_pin=() g_wrk=(--wrk-cpu none)
   fi
   "${g_pin[@]}" "${EXE[gateway]}" --rounds "$G_ROUNDS" --duration "$G_SECS" --conns "$G_CONNS" \
-    "${g_wrk[@]}" >"$OUT/gateway.jsonl" || { log "gateway bench failed"; FAILED=1; }
+    "${g_wrk[@]}" --nginx /usr/sbin/nginx >"$OUT/gateway.jsonl" || { log "gateway bench failed"; FAILED=1; }
 fi
 
 # ------------------------------------------------------------------ table ---
