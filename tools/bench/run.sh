@@ -11,7 +11,9 @@
 #              (`l402-mcp serve`, built with release settings) vs
 #              @modelcontextprotocol/server-everything (node).
 #   3 pay      budget-checked payments per second, 32 concurrent callers, Payer::pay on the
-#              embedded wallet, budget checked after (benches/pay_concurrent.rs).
+#              embedded wallet, budget checked after (benches/pay_concurrent.rs), with 1k to 1M
+#              payments already in the day's window; and what one SQLite commit costs with
+#              synchronous = FULL (the ledger's) and NORMAL (tools/bench/commit_cost.py).
 #   4 fetch    fetch_paid overhead over reqwest GET, and a full paid round trip on loopback
 #              (benches/fetch_paid.rs).
 #   5 gateway  requests/s and added latency through the L402 gateway with a valid token (and
@@ -157,6 +159,8 @@ fi
 if want pay; then
   log "3. concurrent payments through Payer::pay"
   "${EXE[pay]}" --payments 2000 --callers 32 >"$OUT/pay.json" || { log "pay bench failed"; FAILED=1; }
+  # What one commit costs with the ledger's durability (synchronous = FULL) and without.
+  python3 "$HERE/commit_cost.py" >"$OUT/commit.json" || { log "commit cost failed"; FAILED=1; }
 fi
 
 # ------------------------------------------------------------------ fetch ---

@@ -107,6 +107,14 @@ if p:
                  "decode %.3f, reconcile %.3f, budget %.3f, reserve %.3f, settle %.3f, mark %.3f = %.3f" % (
                      b["decode_ms"], b["reconcile_ms"], b["budget_ms"], b["reserve_ms"], b["embedded_settle_ms"], b["mark_succeeded_ms"], b["sum_ms"]), "", ""))
 
+c = load_lines("commit.json")
+if c:
+    c = c[0]
+    rows.append(("3 payments/s", "one SQLite commit (WAL), this disk",
+                 "synchronous=FULL %.1f us (%s/s), NORMAL %.1f us (%s/s): fsync ~%.0f us" % (
+                     c["FULL"]["us_per_commit"], f"{c['FULL']['commits_per_s']:,}", c["NORMAL"]["us_per_commit"],
+                     f"{c['NORMAL']['commits_per_s']:,}", c["fsync_us"]), "", ""))
+
 # 4. fetch
 f = load_lines("fetch.json")
 if f:
