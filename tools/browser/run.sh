@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# The dashboard and the approval page in a real headless browser: Debian's chromium, driven by
-# playwright-core (npm; it never downloads a browser). Installs what is missing (apt chromium,
-# npm playwright-core into the cache), prepares a data dir through the command line, and runs
-# dashboard.mjs (one line per check). The screenshots it takes stay in the log folder.
+# The dashboard, the approval page and the MCP Apps approval card in a real headless browser:
+# Debian's chromium, driven by playwright-core (npm; it never downloads a browser). Installs what
+# is missing (apt chromium, npm playwright-core and @modelcontextprotocol/sdk into the cache),
+# prepares data dirs through the command line, and runs dashboard.mjs and apps.mjs (the card
+# under a host shim, l402-mcp serve over stdio under the TypeScript SDK client; one line per
+# check). The screenshots they take stay in the log folder.
 #
 # Usage: tools/browser/run.sh
 # Env:   L402_MCP_BIN=path        the binary (else: cargo build, target/debug/l402-mcp)
 #        L402_BROWSER_LOG=dir     log folder, kept (default target/browser-test)
 #        L402_PEERS_CACHE=dir     cache for node_modules (default ~/.cache/l402-peers)
 #        PLAYWRIGHT_CORE_VERSION  default 1.65.2
+#        MCP_TS_VERSION           @modelcontextprotocol/sdk, default 1.32.2 (as tools/mcp-clients)
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -17,6 +20,8 @@ CACHE=${L402_PEERS_CACHE:-$HOME/.cache/l402-peers}
 LOG=${L402_BROWSER_LOG:-$ROOT/target/browser-test}
 PW_VERSION=${PLAYWRIGHT_CORE_VERSION:-1.65.2}
 PW_DIR=$CACHE/browser
+MCP_TS_VERSION=${MCP_TS_VERSION:-1.32.2}
+TS_DIR=$CACHE/mcp-ts   # shared with tools/mcp-clients/run.sh (same marker, same lock)
 log() { echo "[browser] $*" >&2; }
 die() { log "ERROR: $*"; exit 2; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -36,6 +41,23 @@ if [ "$(cat "$PW_DIR/.l402-installed" 2>/dev/null)" != "playwright-core@$PW_VERS
   (cd "$PW_DIR" && npm install --no-audit --no-fund --loglevel=error >/dev/null) || die "npm install playwright-core failed"
   echo "playwright-core@$PW_VERSION" >"$PW_DIR/.l402-installed"
 fi
+ts_ok() {
+  [ "$(cat "$TS_DIR/.l402-installed" 2>/dev/null)" = "@modelcontextprotocol/sdk@$MCP_TS_VERSION" ] &&
+    grep -q "\"version\": *\"$MCP_TS_VERSION\"" "$TS_DIR/node_modules/@modelcontextprotocol/sdk/package.json" 2>/dev/null
+}
+if ! ts_ok; then
+  exec 9>"$CACHE/.mcp-clients.lock"
+  command -v flock >/dev/null && flock 9
+  if ! ts_ok; then
+    log "installing @modelcontextprotocol/sdk@$MCP_TS_VERSION into $TS_DIR"
+    rm -rf "$TS_DIR" && mkdir -p "$TS_DIR"
+    printf '{"name":"l402-mcp-clients","private":true,"dependencies":{"@modelcontextprotocol/sdk":"%s"}}\n' "$MCP_TS_VERSION" >"$TS_DIR/package.json"
+    (cd "$TS_DIR" && npm install --no-audit --no-fund --loglevel=error >/dev/null) || die "npm install @modelcontextprotocol/sdk failed"
+    echo "@modelcontextprotocol/sdk@$MCP_TS_VERSION" >"$TS_DIR/.l402-installed"
+    ts_ok || die "@modelcontextprotocol/sdk $MCP_TS_VERSION not found in $TS_DIR"
+  fi
+  exec 9>&-
+fi
 if [ -n "${L402_MCP_BIN:-}" ]; then
   BIN=$L402_MCP_BIN
 else
@@ -43,6 +65,7 @@ else
   BIN=${CARGO_TARGET_DIR:-$ROOT/target}/debug/l402-mcp
 fi
 [ -x "$BIN" ] || die "no binary at $BIN"
+BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
 
 # ------------------------------------------------------------ the wallet ---
 rm -rf "$LOG" && mkdir -p "$LOG/data" || die "cannot create $LOG"
@@ -71,5 +94,15 @@ log "data dir ready: held ${HELD[*]}"
 MCP_BROWSER_DIR=$PW_DIR timeout 180 node "$HERE/dashboard.mjs" --bin "$BIN" --data-dir "$DATA" --log-dir "$LOG" \
   --pin "$PIN" --expect-balance $((100000 + 30 - 21)) --held "$(IFS=,; echo "${HELD[*]}")" | tee "$LOG/result.txt"
 rc=${PIPESTATUS[0]}
+
+# The approval card (MCP Apps) under a host shim: its own data dir, "buyer" holds above 30 sats.
+APPS=$LOG/apps-data
+mkdir -p "$APPS" || die "cannot create $APPS"
+env -u L402_MCP_CONFIG -u L402_MCP_WALLET XDG_CONFIG_HOME="$LOG" "$BIN" --json --data-dir "$APPS" --wallet buyer \
+  approvals set --above-sats 30 >/dev/null || die "approvals set (apps) failed"
+env -u L402_MCP_CONFIG -u L402_MCP_WALLET -u L402_MCP_DATA_DIR MCP_BROWSER_DIR="$PW_DIR" MCP_TS_DIR="$TS_DIR" \
+  timeout 180 node "$HERE/apps.mjs" --bin "$BIN" --data-dir "$APPS" --log-dir "$LOG" | tee -a "$LOG/result.txt"
+apps_rc=${PIPESTATUS[0]}
+[ "$rc" = 0 ] && rc=$apps_rc
 log "screenshots and logs in $LOG"
 exit "$rc"
