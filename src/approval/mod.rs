@@ -210,7 +210,9 @@ pub enum ApprovalError {
     NotPending { id: String, status: &'static str },
     #[error("approval {0} expired before anyone decided; nothing was paid")]
     Expired(String),
-    #[error("that secret does not open approval {0}; nothing was paid")]
+    #[error(
+        "that secret does not open approval {0}: a wrong secret, or an older card (asking again for the same payment makes a new card, and only the newest one works); nothing was paid. Use the newest card, the approval page or `l402-mcp approve {0}`"
+    )]
     WrongSecret(String),
     #[error(transparent)]
     Pin(#[from] pin::PinError),
