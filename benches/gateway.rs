@@ -362,6 +362,13 @@ async fn verification_parts(seller: &App, auth: &str, service: &str, n: usize) -
         tokens.minted_token(&token_id).await.expect("minted");
     })
     .await;
+    let both = time_calls(n, async || {
+        tokens
+            .root_key_and_terms(&prepared.key_id, &token_id)
+            .await
+            .expect("root key and terms");
+    })
+    .await;
     let record_sale = time_calls(n, async || {
         let first = tokens
             .record_sale(
@@ -404,6 +411,7 @@ async fn verification_parts(seller: &App, auth: &str, service: &str, n: usize) -
         ("  root_key (SELECT)", &root_key),
         ("  verify::finish (signature, caveats)", &finish),
         ("  minted_token (SELECT)", &minted_token),
+        ("  root_key_and_terms (one SELECT, what admit reads)", &both),
         ("  record_sale (INSERT, conflict: nothing)", &record_sale),
         ("  mark_incoming_settled (UPDATE, 0 rows)", &mark_settled),
     ] {
@@ -424,6 +432,7 @@ async fn verification_parts(seller: &App, auth: &str, service: &str, n: usize) -
         "root_key_select": root_key.json(),
         "finish": finish.json(),
         "minted_token_select": minted_token.json(),
+        "root_key_and_terms_select": both.json(),
         "record_sale_insert": record_sale.json(),
         "mark_incoming_settled_update": mark_settled.json(),
         "sum_p50_in_memory_us": (pure * 10.0).round() / 10.0,

@@ -494,7 +494,11 @@ impl Seller {
                 return Ok(Verification::rejected(&r, id.as_ref(), caveats));
             }
         };
-        let root_key = self.tokens.root_key(&prepared.key_id).await?;
+        // The root key and the token's terms in one read (the gateway asks on every request).
+        let (root_key, minted) = self
+            .tokens
+            .root_key_and_terms(&prepared.key_id, &prepared.identifier.token_id)
+            .await?;
         let caveats = prepared.macaroon.caveat_strings();
         let token = match verify::finish(
             &prepared,
@@ -511,7 +515,6 @@ impl Seller {
             }
         };
         // The preimage proves the invoice was paid: record the income if we issued it.
-        let minted = self.tokens.minted_token(&token.identifier.token_id).await?;
         let already_recorded = self
             .recorded
             .lock()

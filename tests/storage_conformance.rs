@@ -821,6 +821,24 @@ mod suite {
         .unwrap();
         assert_eq!(st.root_key(&key_id).await.unwrap(), Some(root.clone()));
         let m = st.minted_token(&token_id).await.unwrap().unwrap();
+        // Both at once, as verification reads them; another token's terms are not this key's.
+        assert_eq!(
+            st.root_key_and_terms(&key_id, &token_id).await.unwrap(),
+            (Some(root.clone()), Some(m.clone()))
+        );
+        assert_eq!(
+            st.root_key_and_terms(&key_id, &TokenId(rand_bytes()))
+                .await
+                .unwrap(),
+            (Some(root.clone()), None)
+        );
+        assert_eq!(
+            st.root_key_and_terms(&rand_bytes(), &token_id)
+                .await
+                .unwrap(),
+            (None, None),
+            "no root key, nothing to verify with"
+        );
         assert_eq!(
             (
                 m.wallet.as_str(),
@@ -898,6 +916,11 @@ mod suite {
         // Revoking deletes the root key.
         assert!(st.revoke(&key_id).await.unwrap());
         assert_eq!(st.root_key(&key_id).await.unwrap(), None);
+        assert_eq!(
+            st.root_key_and_terms(&key_id, &token_id).await.unwrap(),
+            (None, None),
+            "a revoked token has nothing to verify with"
+        );
         assert!(!st.revoke(&key_id).await.unwrap());
     }
 

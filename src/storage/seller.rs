@@ -10,6 +10,7 @@
 use async_trait::async_trait;
 use serde::Serialize;
 use sqlx::Row;
+use sqlx::any::AnyRow;
 
 use super::engine::Engine;
 use super::{StorageError, bytes32, int, uint};
@@ -80,6 +81,13 @@ pub trait SellerStore: Send + Sync + std::fmt::Debug {
     async fn revoke(&self, key_id: &[u8; 32]) -> Result<bool, StorageError>;
     /// The terms a token was minted with.
     async fn minted_token(&self, token_id: &TokenId) -> Result<Option<MintedToken>, StorageError>;
+    /// What verifying a credential needs, read at once: the root key named `key_id` and, when
+    /// there is one, the terms of token `token_id` (the gateway asks on every request).
+    async fn root_key_and_terms(
+        &self,
+        key_id: &[u8; 32],
+        token_id: &TokenId,
+    ) -> Result<(Option<RootKey>, Option<MintedToken>), StorageError>;
     /// Count one use of a token limited to `max_uses`; `Some(uses so far)` when allowed, `None`
     /// when the token is used up.
     async fn use_token(
@@ -162,37 +170,40 @@ impl SellerStore for Engine {
     }
 
     async fn minted_token(&self, token_id: &TokenId) -> Result<Option<MintedToken>, StorageError> {
-        let row = sqlx::query(
-            "SELECT token_id, wallet, payment_hash, amount_msat, service, tier, capabilities,
-                    valid_until, created_at, max_uses FROM minted_tokens WHERE token_id = $1",
-        )
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {MINTED_COLUMNS} FROM minted_tokens m WHERE token_id = $1"
+        )))
+        .bind(token_id.to_hex())
+        .fetch_optional(self.reader())
+        .await?;
+        row.as_ref()
+            .map(minted_from_row)
+            .transpose()
+            .map(Option::flatten)
+    }
+
+    async fn root_key_and_terms(
+        &self,
+        key_id: &[u8; 32],
+        token_id: &TokenId,
+    ) -> Result<(Option<RootKey>, Option<MintedToken>), StorageError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT r.root_key, {MINTED_COLUMNS}
+               FROM root_keys r LEFT JOIN minted_tokens m ON m.token_id = $2
+              WHERE r.key_id = $1"
+        )))
+        .bind(hex::encode(key_id))
         .bind(token_id.to_hex())
         .fetch_optional(self.reader())
         .await?;
         let Some(row) = row else {
-            return Ok(None);
+            return Ok((None, None));
         };
-        let optional = |col: &str| -> Result<Option<u64>, StorageError> {
-            row.try_get::<Option<i64>, _>(col)?
-                .map(|v| uint(col, v))
-                .transpose()
-        };
-        let capabilities: String = row.try_get("capabilities")?;
-        let tier = uint("tier", row.try_get("tier")?)?;
-        Ok(Some(MintedToken {
-            token_id: TokenId(bytes32("token id", row.try_get("token_id")?)?),
-            wallet: row.try_get("wallet")?,
-            payment_hash: PaymentHash(bytes32("payment hash", row.try_get("payment_hash")?)?),
-            amount: Msat::from_msat(uint("amount", row.try_get("amount_msat")?)?),
-            service: row.try_get("service")?,
-            tier: u8::try_from(tier).map_err(|_| StorageError::Corrupt(format!("tier {tier}")))?,
-            capabilities: crate::l402::caveat::capabilities(&capabilities)
-                .map(str::to_owned)
-                .collect(),
-            valid_until: optional("valid_until")?,
-            created_at: uint("created_at", row.try_get("created_at")?)?,
-            max_uses: optional("max_uses")?,
-        }))
+        let key: Vec<u8> = row.try_get("root_key")?;
+        let key = <[u8; 32]>::try_from(key.as_slice())
+            .map(RootKey)
+            .map_err(|_| StorageError::Corrupt("a root key is not 32 bytes".into()))?;
+        Ok((Some(key), minted_from_row(&row)?))
     }
 
     async fn use_token(
@@ -286,4 +297,37 @@ impl SellerStore for Engine {
             by_service,
         })
     }
+}
+
+/// The columns of a minted token, from `minted_tokens m`.
+const MINTED_COLUMNS: &str = "m.token_id, m.wallet, m.payment_hash, m.amount_msat, m.service, m.tier, \
+     m.capabilities, m.valid_until, m.created_at, m.max_uses";
+
+/// A minted token from a row of [`MINTED_COLUMNS`]; `None` when they are NULL (an outer join
+/// that found none).
+fn minted_from_row(row: &AnyRow) -> Result<Option<MintedToken>, StorageError> {
+    let Some(token_id) = row.try_get::<Option<String>, _>("token_id")? else {
+        return Ok(None);
+    };
+    let optional = |col: &str| -> Result<Option<u64>, StorageError> {
+        row.try_get::<Option<i64>, _>(col)?
+            .map(|v| uint(col, v))
+            .transpose()
+    };
+    let capabilities: String = row.try_get("capabilities")?;
+    let tier = uint("tier", row.try_get("tier")?)?;
+    Ok(Some(MintedToken {
+        token_id: TokenId(bytes32("token id", &token_id)?),
+        wallet: row.try_get("wallet")?,
+        payment_hash: PaymentHash(bytes32("payment hash", row.try_get("payment_hash")?)?),
+        amount: Msat::from_msat(uint("amount", row.try_get("amount_msat")?)?),
+        service: row.try_get("service")?,
+        tier: u8::try_from(tier).map_err(|_| StorageError::Corrupt(format!("tier {tier}")))?,
+        capabilities: crate::l402::caveat::capabilities(&capabilities)
+            .map(str::to_owned)
+            .collect(),
+        valid_until: optional("valid_until")?,
+        created_at: uint("created_at", row.try_get("created_at")?)?,
+        max_uses: optional("max_uses")?,
+    }))
 }

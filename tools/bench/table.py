@@ -196,6 +196,9 @@ if g:
                          p50("verify_and_consume"), p50("credential_parse"), p50("prepare"), p50("finish"),
                          p50("root_key_select"), p50("minted_token_select"), p50("record_sale_insert"),
                          p50("mark_incoming_settled_update")), "", ""))
+        if "root_key_and_terms_select" in parts:
+            rows.append(("5 gateway", "what admit reads per request: root key and terms, one SELECT (p50 us)",
+                         "%.1f" % p50("root_key_and_terms_select"), "", ""))
         ap = parts.get("root_key_by_access_path")
         if ap:
             rows.append(("5 gateway", "root-key SELECT by access path (p50 us)",
