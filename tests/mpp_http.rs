@@ -779,3 +779,57 @@ async fn a_charge_that_needs_approval_is_refused_and_nothing_is_held() {
         "no question a person could approve is left open"
     );
 }
+
+/// One credential per request: several `Authorization` headers, or one `Payment` value listing
+/// two credentials, are a 400, and the charge they carry is not spent by it.
+#[tokio::test]
+async fn several_credentials_in_one_request_are_a_400_and_spend_nothing() {
+    let t = trade().await;
+    let addr = gateway(&t, vec![route(2, AuthMode::Both, false)]).await;
+    let http = reqwest::Client::new();
+    let url = format!("http://{addr}/paid");
+    let resp = http.get(&url).send().await.unwrap();
+    let lines = www_authenticate(&resp);
+    let c = challenge::parse_headers(lines.iter().map(String::as_str))
+        .challenges
+        .into_iter()
+        .find(|c| c.method == "lightning")
+        .unwrap();
+    let preimage = pay_offer(&t, &c).await;
+    let good = credential::authorization(&c, &Payload::Charge { preimage });
+    let token = good.split_once(' ').unwrap().1.to_owned();
+
+    let two_headers = http
+        .get(&url)
+        .header(header::AUTHORIZATION, good.clone())
+        .header(header::AUTHORIZATION, good.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(two_headers.status(), 400);
+    let listed = http
+        .get(&url)
+        .header(
+            header::AUTHORIZATION,
+            format!("Payment {token}, Payment {token}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), 400);
+    // Neither spent the charge: presented alone, it buys the request once.
+    let alone = http
+        .get(&url)
+        .header(header::AUTHORIZATION, good.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(alone.status(), 200);
+    let again = http
+        .get(&url)
+        .header(header::AUTHORIZATION, good)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 402, "a charge buys one request");
+}

@@ -158,6 +158,12 @@ impl Paywall {
             return Decision::Pass(None);
         }
         let seller = &self.inner.seller;
+        if several_credentials(&parts.headers) {
+            return Decision::Respond(plain(
+                StatusCode::BAD_REQUEST,
+                "several credentials in one request: send one Authorization header with one credential",
+            ));
+        }
         if let Some(auth) = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -420,6 +426,25 @@ pub(crate) fn client_network(ip: IpAddr) -> String {
             }
         },
     }
+}
+
+/// Whether a request carries more than one credential: several `Authorization` headers (a
+/// singleton field, RFC 9110), or one `Payment` value listing several (the Payment scheme allows
+/// one per request; its base64url token has no comma or space).
+fn several_credentials(headers: &HeaderMap) -> bool {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let Some(first) = values.next() else {
+        return false;
+    };
+    if values.next().is_some() {
+        return true;
+    }
+    first.to_str().is_ok_and(|v| {
+        super::payment::is_payment(v)
+            && v.trim()
+                .split_once(char::is_whitespace)
+                .is_some_and(|(_, token)| token.trim().contains([',', ' ', '\t']))
+    })
 }
 
 pub(super) fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
