@@ -84,6 +84,7 @@ const hostPage = (cardHtml, toolResult) => {
 const frame = document.getElementById('card');
 const result = ${json(toolResult)};
 window.rpc = [];
+window.sizes = [];
 const post = (m) => frame.contentWindow.postMessage(m, '*');
 window.addEventListener('message', async (ev) => {
   if (ev.source !== frame.contentWindow || ev.data?.jsonrpc !== '2.0') return;
@@ -94,6 +95,9 @@ window.addEventListener('message', async (ev) => {
       hostCapabilities: { serverTools: {} }, hostContext: { theme: 'light', displayMode: 'inline' } } });
   } else if (m.method === 'ui/notifications/initialized') {
     post({ jsonrpc: '2.0', method: 'ui/notifications/tool-result', params: result });
+  } else if (m.method === 'ui/notifications/size-changed') {
+    window.sizes.push(m.params);
+    if (m.params?.height > 0) frame.style.height = m.params.height + 'px';
   } else if (m.method === 'tools/call') {
     const answer = await window.hostCallTool(m.params);
     post({ jsonrpc: '2.0', id: m.id, ...answer });
@@ -207,6 +211,9 @@ try {
   frame = await openCard(held2);
   const denied = await decide(frame, '#deny', 'DENIED');
   check('Deny: nothing paid, approval denied', denied.includes('DENIED') && status(meta2.id) === 'denied' && balances().join() === [buyer1, seller1].join(), `${denied} ${status(meta2.id)} ${balances()}`);
+  const sizes = await page.evaluate(() => window.sizes);
+  const note = await frame.locator('#note').textContent();
+  check('card told the host its size; its note gone once decided', sizes.length > 0 && sizes.every((z) => z.height > 0 && z.width > 0) && note === '', `${short(sizes)} note ${JSON.stringify(note)}`);
   await shot(page, '14-card-denied.png');
   check('the card made no network request', requests.length === 0, short(requests));
 } catch (e) {
