@@ -833,3 +833,128 @@ async fn several_credentials_in_one_request_are_a_400_and_spend_nothing() {
         .unwrap();
     assert_eq!(again.status(), 402, "a charge buys one request");
 }
+
+/// A buyer that stopped in the middle of opening a session leaves it `opening`. Taken up after
+/// its grace (at the next start's first tick, or any close): (1) the deposit paid but `open`
+/// never sent: opened again with the stored challenge (the open is a request: its price is
+/// spent) and closed, the rest refunded;
+/// (2) `open` accepted but the answer lost: the second open is refused, the session closed,
+/// the unspent rest refunded; (3) a deposit never paid: closed here, nothing owed.
+#[tokio::test]
+async fn a_session_left_opening_by_a_stop_is_taken_up_and_refunded() {
+    use l402_mcp::storage::{BuyerSession, BuyerSessionStatus};
+    let t = trade().await;
+    // 10 sats a request, a deposit of 5 requests.
+    let addr = gateway(&t, vec![route(10, AuthMode::Mpp, true)]).await;
+    let f = fetcher(&t);
+    let store = t.buyer.storage.buyer_sessions();
+    let (b0, s0) = (balance(&t.buyer).await, balance(&t.seller).await);
+
+    // (2) Opened normally, then marked opening as a stop before saving the answer leaves it.
+    let first = f
+        .fetch(&get(addr, Some(SchemePreference::Session)))
+        .await
+        .unwrap();
+    assert_eq!(first.status, 200);
+    let id2 = first.receipt.payment.unwrap().session_id.unwrap();
+    let mut s2 = store.live_buyer_sessions("buyer").await.unwrap().remove(0);
+    assert_eq!(s2.id.to_hex(), id2);
+    s2.status = BuyerSessionStatus::Opening;
+    store.save_buyer_session(&s2).await.unwrap();
+
+    // (1) The deposit paid, `open` never sent: the row as open_session writes it before paying.
+    let resp = reqwest::get(format!("http://{addr}/paid")).await.unwrap();
+    let lines = www_authenticate(&resp);
+    let c = challenge::parse_headers(lines.iter().map(String::as_str))
+        .challenges
+        .into_iter()
+        .find(|c| c.intent == "session")
+        .unwrap();
+    let r =
+        l402_mcp::l402::mpp::lightning::SessionRequest::parse(&c.request_json().unwrap()).unwrap();
+    let returns = t
+        .buyer
+        .payer
+        .wallet()
+        .create_amountless_invoice("refund", 3600)
+        .await
+        .unwrap();
+    let opening = |preimage| BuyerSession {
+        wallet: "buyer".into(),
+        id: r.payment_hash,
+        origin: format!("http://{addr}"),
+        realm: c.realm.clone(),
+        url: format!("http://{addr}/paid"),
+        preimage,
+        challenge: c.to_json().unwrap().to_string(),
+        deposit: l402_mcp::l402::Msat::from_msat(50_000),
+        price: l402_mcp::l402::Msat::from_msat(10_000),
+        requests: 0,
+        return_hash: returns.payment_hash,
+        return_invoice: returns.bolt11.clone(),
+        idle_secs: 300,
+        status: BuyerSessionStatus::Opening,
+        refund: None,
+        refund_status: None,
+        opened_at: T0,
+        last_used_at: T0,
+        closed_at: None,
+    };
+    store
+        .save_buyer_session(&opening(l402_mcp::l402::Preimage([0; 32])))
+        .await
+        .unwrap();
+    t.buyer
+        .payer
+        .pay(&l402_mcp::pay::PayRequest {
+            invoice: &r.deposit_invoice,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
+    // (3) A deposit never paid.
+    let unpaid = PaymentHash([7; 32]);
+    store
+        .save_buyer_session(&BuyerSession {
+            id: unpaid,
+            ..opening(l402_mcp::l402::Preimage([0; 32]))
+        })
+        .await
+        .unwrap();
+    assert_eq!(balance(&t.buyer).await, b0 - 100_000, "two deposits paid");
+
+    // Within the grace nothing is touched: an open may still be under way.
+    assert!(f.close_idle_sessions().await.unwrap().is_empty());
+    t.clock.advance(121);
+    let mut closed = f.close_idle_sessions().await.unwrap();
+    closed.sort_by(|a, b| a.session_id.cmp(&b.session_id));
+    let got: Vec<_> = closed
+        .iter()
+        .map(|c| (c.session_id.clone(), c.refund_msat, c.refund_status.clone()))
+        .collect();
+    let mut want = vec![
+        (id2.clone(), Some(40_000), "succeeded".to_owned()),
+        (
+            r.payment_hash.to_hex(),
+            Some(40_000),
+            "succeeded".to_owned(),
+        ),
+    ];
+    want.sort();
+    assert_eq!(got, want);
+    // One request in each session, 10 sats each; the rest of both deposits back.
+    assert_eq!(balance(&t.buyer).await, b0 - 20_000);
+    assert_eq!(balance(&t.seller).await, s0 + 20_000);
+    let left = store.live_buyer_sessions("buyer").await.unwrap();
+    assert!(left.is_empty(), "{left:?}");
+    let never = store
+        .buyer_session("buyer", &unpaid)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (never.status, never.refund_status.as_deref()),
+        (BuyerSessionStatus::Closed, Some("not_paid"))
+    );
+}

@@ -24,7 +24,7 @@ use crate::l402::mpp::{PaymentChallenge, receipt};
 use crate::l402::{MSAT_PER_SAT, Msat, Preimage};
 use crate::pay::PayRequest;
 use crate::payee::Payee;
-use crate::storage::{BuyerSession, BuyerSessionStatus};
+use crate::storage::{BuyerSession, BuyerSessionStatus, Direction, Status};
 use crate::wallet::IncomingStatus;
 
 /// How long a return invoice stays payable (the spec advises 30 days).
@@ -55,6 +55,9 @@ fn challenge_text(c: &PaymentChallenge) -> String {
         .map(|v| v.to_string())
         .unwrap_or_else(|_| "{}".into())
 }
+
+/// How old a session left `opening` must be before it is taken up ([`Fetcher::closable`]).
+const OPENING_GRACE_SECS: u64 = 120;
 
 fn stored_challenge(s: &BuyerSession) -> Option<PaymentChallenge> {
     serde_json::from_str(&s.challenge)
@@ -422,11 +425,11 @@ impl Fetcher {
             return Ok(Vec::new());
         };
         let mut out = Vec::new();
+        let now = self.clock.now();
         for mut s in store.live_buyer_sessions(&self.wallet).await? {
-            let wanted = s.status == BuyerSessionStatus::Open
-                && origin.is_none_or(|o| s.origin == o.trim_end_matches('/'))
+            let wanted = origin.is_none_or(|o| s.origin == o.trim_end_matches('/'))
                 && session_id.is_none_or(|id| s.id.to_hex().eq_ignore_ascii_case(id.trim()));
-            if !wanted {
+            if !wanted || !self.closable(&mut s, now).await? {
                 continue;
             }
             out.push(self.close_one(&mut s).await?);
@@ -446,11 +449,77 @@ impl Fetcher {
             let idle_at = s
                 .last_used_at
                 .saturating_add(s.idle_secs.saturating_sub(s.idle_secs / 5));
-            if s.status == BuyerSessionStatus::Open && idle_at <= now {
+            // A session left opening is taken up here too (the first tick is at start).
+            let due = match s.status {
+                BuyerSessionStatus::Open => idle_at <= now,
+                BuyerSessionStatus::Opening => true,
+                _ => false,
+            };
+            if due && self.closable(&mut s, now).await? {
                 out.push(self.close_one(&mut s).await?);
             }
         }
         Ok(out)
+    }
+
+    /// Whether `s` can be closed now: an open session can; one left `opening` (the process
+    /// stopped between paying the deposit and hearing the seller's answer to `open`) is taken
+    /// up first, once it is older than [`OPENING_GRACE_SECS`] (so a live open is never raced):
+    /// its deposit not paid -> closed here, nothing owed; still pending -> left to the
+    /// reconciliation; paid -> `open` is sent again with the stored challenge while it is
+    /// valid (the seller refuses a second open of a deposit it already took), and the session
+    /// is then closed like an open one, so the unspent deposit comes back.
+    async fn closable(&self, s: &mut BuyerSession, now: u64) -> Result<bool, FetchError> {
+        match s.status {
+            BuyerSessionStatus::Open => return Ok(true),
+            BuyerSessionStatus::Opening
+                if s.opened_at.saturating_add(OPENING_GRACE_SECS) <= now => {}
+            _ => return Ok(false),
+        }
+        let deposit = self
+            .ledger
+            .payment_by_hash(&self.wallet, Direction::Out, &s.id)
+            .await?;
+        let preimage = match deposit {
+            Some(p) if p.status == Status::Pending => return Ok(false),
+            Some(p) if p.status == Status::Succeeded => p.preimage,
+            _ => None,
+        };
+        let Some(preimage) = preimage else {
+            warn!(session = %s.id, origin = %s.origin, "a Payment session left opening: its deposit was not paid; closed, nothing owed");
+            s.status = BuyerSessionStatus::Closed;
+            s.closed_at = Some(now);
+            s.refund_status = Some("not_paid".into());
+            self.save(s).await?;
+            return Ok(false);
+        };
+        warn!(session = %s.id, origin = %s.origin, "a Payment session left opening after its deposit was paid: opening it again to close it");
+        s.preimage = preimage;
+        if let Some(c) = stored_challenge(s)
+            .filter(|c| c.expires_at().and_then(Result::ok).is_some_and(|t| t > now))
+        {
+            let url = super::parse_url(&s.url)?;
+            let payload = Payload::Open {
+                preimage,
+                return_invoice: s.return_invoice.clone(),
+            };
+            let req = FetchRequest::get(&s.url);
+            match self.exchange(&req, url, present(&c, &payload)).await {
+                Ok(ex) => {
+                    let status = ex.response.status();
+                    let _ = read_body(ex.response, 1024).await;
+                    if !answered(status) {
+                        info!(session = %s.id, status = status.as_u16(), "open refused (opened before the stop?); closing it");
+                    }
+                }
+                Err(e) => {
+                    warn!(session = %s.id, error = %e, "could not send open again; closing it")
+                }
+            }
+        }
+        s.status = BuyerSessionStatus::Open;
+        self.save(s).await?;
+        Ok(true)
     }
 
     /// Close idle sessions every [`IDLE_CHECK_SECS`] until `shutdown`, then every open one (so
