@@ -2,17 +2,21 @@
 // The MCP Apps approval card (ui://l402-mcp/approval.html) in a real headless Chromium.
 // `l402-mcp serve` (wallet "buyer", payments above 30 sats held) runs over stdio under the official
 // TypeScript MCP SDK client, which declares the MCP Apps extension and no elicitation. The host is
-// a SHIM, not a real MCP Apps host: one page with the card in a sandboxed srcdoc iframe (the CSP
-// the resource asks for added), answering the card's postMessage JSON-RPC (ui/initialize, then
-// ui/notifications/tool-result with the held result) and relaying its tools/call to the server
-// through the SDK client (app-visible tools only). Checks, one line each: pay_invoice held with
-// the secret in _meta only (none for a client without Apps); asked again, only the newest card's
-// secret works; the card shows 50 sats; Approve pays once and the card says so; a second click, a
-// reloaded card, a replayed secret and the agent's retry pay nothing more; a wrong secret is
-// refused; Deny pays nothing; the card makes no network request.
-// Screenshots go to --log-dir.
+// the official host-side implementation, AppBridge of @modelcontextprotocol/ext-apps (bundled by
+// esbuild and inlined), in a plain page: no sandbox-proxy iframe, the card directly in a sandboxed
+// srcdoc iframe (the CSP the resource asks for added), AppBridge on a PostMessageTransport to it.
+// AppBridge answers ui/initialize; once the card says initialized the page sends the held result
+// (sendToolResult), follows size-changed, and its oncalltool relays the card's tools/call to the
+// server through the SDK client in node (app-visible tools only). Checks, one line each:
+// pay_invoice held with the secret in _meta only (none for a client without Apps); asked again,
+// only the newest card's secret works; the card shows 50 sats; Approve pays once and the card
+// says so; a second click, a reloaded card, a replayed secret and the agent's retry pay nothing
+// more; a wrong secret is refused; Deny pays nothing; the card makes no network request;
+// AppBridge logged no warning or error. Screenshots go to --log-dir, the page's console to
+// apps-host-console.log.
 //
 //   MCP_BROWSER_DIR=<dir with playwright-core> MCP_TS_DIR=<dir with @modelcontextprotocol/sdk> \
+//   MCP_EXT_APPS_DIR=<dir with @modelcontextprotocol/ext-apps and esbuild> \
 //     node apps.mjs --bin BIN --data-dir DIR --log-dir DIR
 
 import { spawnSync } from 'node:child_process';
@@ -33,6 +37,15 @@ const load = (env, p) => import(pathToFileURL(path.join(process.env[env] ?? '.',
 const { chromium } = await load('MCP_BROWSER_DIR', 'playwright-core/index.mjs');
 const { Client } = await load('MCP_TS_DIR', '@modelcontextprotocol/sdk/dist/esm/client/index.js');
 const { StdioClientTransport } = await load('MCP_TS_DIR', '@modelcontextprotocol/sdk/dist/esm/client/stdio.js');
+// The host SDK for the page: AppBridge and PostMessageTransport, one browser IIFE (global ExtApps).
+const EXT_DIR = process.env.MCP_EXT_APPS_DIR ?? '.';
+const { default: esbuild } = await load('MCP_EXT_APPS_DIR', 'esbuild/lib/main.js');
+const EXT_APPS = JSON.parse(fs.readFileSync(path.join(EXT_DIR, 'node_modules/@modelcontextprotocol/ext-apps/package.json'), 'utf8')).version;
+const bridgeJs = (await esbuild.build({
+  stdin: { contents: "export { AppBridge, PostMessageTransport } from '@modelcontextprotocol/ext-apps/app-bridge';", resolveDir: EXT_DIR },
+  bundle: true, format: 'iife', globalName: 'ExtApps', platform: 'browser', target: 'chrome120', write: false, logLevel: 'error',
+})).outputFiles[0].text;
+if (/<\/script/i.test(bridgeJs)) throw new Error('the AppBridge bundle contains </script');
 
 const UI = 'io.modelcontextprotocol/ui';
 const CARD_URI = 'ui://l402-mcp/approval.html';
@@ -58,7 +71,7 @@ const status = (id) => (cli('buyer', 'approvals', '--all').approvals ?? []).find
 // The agent's MCP server over stdio; `apps`: the client declares the MCP Apps extension.
 async function connect(apps) {
   const capabilities = apps ? { extensions: { [UI]: { mimeTypes: ['text/html;profile=mcp-app'] } } } : {};
-  const client = new Client({ name: 'l402-mcp-apps-host-shim', version: '1.0.0' }, { capabilities });
+  const client = new Client({ name: 'l402-mcp-apps-test-host', version: '1.0.0' }, { capabilities });
   const transport = new StdioClientTransport({
     command: args.bin,
     args: ['serve'],
@@ -72,40 +85,41 @@ async function connect(apps) {
 const payInvoice = (client, bolt11) => client.callTool({ name: 'pay_invoice', arguments: { bolt11 } });
 const newInvoice = () => cli('seller', 'invoice', String(PRICE), '--description', 'a weather report').bolt11;
 
-// The host page: the card in a sandboxed iframe, and the host's half of the card's JSON-RPC.
+// The host page: the card in a sandboxed iframe, and AppBridge (ext-apps) as the host's half of
+// the card's JSON-RPC. window.rpc: the methods the card sent, in order, as AppBridge received them.
 const hostPage = (cardHtml, toolResult) => {
   const csp = `<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:; connect-src 'none'">`;
   const json = (v) => JSON.stringify(v).replace(/</g, '\\u003c');
-  return `<!doctype html><meta charset="utf-8"><title>MCP Apps host shim</title>
+  return `<!doctype html><meta charset="utf-8"><title>MCP Apps host: ext-apps AppBridge ${EXT_APPS}</title>
 <body style="font:14px system-ui;margin:16px;background:#f3f4f7">
-<p>MCP Apps host shim (test) &mdash; the agent called <code>pay_invoice</code>; the server's card:</p>
+<p>MCP Apps host (test): ext-apps ${EXT_APPS} AppBridge &mdash; the agent called <code>pay_invoice</code>; the server's card:</p>
 <iframe id="card" sandbox="allow-scripts" style="width:620px;height:270px;border:1px solid #ccc;background:#fff"></iframe>
+<script>${bridgeJs}</script>
 <script>
+const { AppBridge, PostMessageTransport } = ExtApps;
 const frame = document.getElementById('card');
 const result = ${json(toolResult)};
 window.rpc = [];
 window.sizes = [];
-const post = (m) => frame.contentWindow.postMessage(m, '*');
-window.addEventListener('message', async (ev) => {
-  if (ev.source !== frame.contentWindow || ev.data?.jsonrpc !== '2.0') return;
-  const m = ev.data;
-  window.rpc.push(m.method ?? 'response');
-  if (m.method === 'ui/initialize') {
-    post({ jsonrpc: '2.0', id: m.id, result: { protocolVersion: '2026-01-26', hostInfo: { name: 'shim', version: '1' },
-      hostCapabilities: { serverTools: {} }, hostContext: { theme: 'light', displayMode: 'inline' } } });
-  } else if (m.method === 'ui/notifications/initialized') {
-    post({ jsonrpc: '2.0', method: 'ui/notifications/tool-result', params: result });
-  } else if (m.method === 'ui/notifications/size-changed') {
-    window.sizes.push(m.params);
-    if (m.params?.height > 0) frame.style.height = m.params.height + 'px';
-  } else if (m.method === 'tools/call') {
-    const answer = await window.hostCallTool(m.params);
-    post({ jsonrpc: '2.0', id: m.id, ...answer });
-  } else if (m.id !== undefined && m.method) {
-    post({ jsonrpc: '2.0', id: m.id, error: { code: -32601, message: 'not in this shim: ' + m.method } });
-  }
-});
-frame.srcdoc = ${json(cardHtml.replace('<head>', '<head>' + csp))};
+const bridge = new AppBridge(null, { name: 'l402-mcp browser test host', version: '1.0.0' }, { serverTools: {} },
+  { hostContext: { theme: 'light', displayMode: 'inline' } });
+bridge.oninitialized = () => bridge.sendToolResult(result);
+bridge.onsizechange = (size) => {
+  window.sizes.push(size);
+  if (size?.height > 0) frame.style.height = size.height + 'px';
+};
+// No MCP client in the page: the SDK client lives in node (window.hostCallTool, app tools only).
+bridge.oncalltool = async (params) => {
+  const answer = await window.hostCallTool(params);
+  if (answer.error) throw Object.assign(new Error(answer.error.message), { code: answer.error.code });
+  return answer.result;
+};
+const transport = new PostMessageTransport(frame.contentWindow, frame.contentWindow);
+bridge.connect(transport).then(() => {
+  const received = transport.onmessage;
+  transport.onmessage = (m, extra) => { window.rpc.push(m.method ?? 'response'); received?.(m, extra); };
+  frame.srcdoc = ${json(cardHtml.replace('<head>', '<head>' + csp))};
+}, (e) => console.error('AppBridge connect failed: ' + e));
 </script>`;
 };
 
@@ -117,6 +131,8 @@ const browser = await chromium.launch({
     '--disable-background-networking', '--disable-component-update', '--disable-sync'],
 });
 const requests = [];
+const hostWarnings = [];
+const consoleLog = fs.createWriteStream(path.join(args['log-dir'], 'apps-host-console.log'));
 let page;
 try {
   const client = await connect(true);
@@ -133,6 +149,11 @@ try {
   const openCard = async (result) => {
     page = await (await browser.newContext({ viewport: { width: 700, height: 370 } })).newPage();
     page.on('request', (r) => requests.push(r.url()));
+    page.on('console', (m) => {
+      consoleLog.write(`[${m.type()}] ${m.text()}\n`);
+      if (m.type() === 'warning' || m.type() === 'error') hostWarnings.push(m.text());
+    });
+    page.on('pageerror', (e) => { consoleLog.write(`[pageerror] ${e}\n`); hostWarnings.push(String(e)); });
     await page.exposeFunction('hostCallTool', async (params) => {
       calls.push(params);
       if (!appTools.has(params?.name)) return { error: { code: -32602, message: `not a tool of this view: ${params?.name}` } };
@@ -216,11 +237,13 @@ try {
   check('card told the host its size; its note gone once decided', sizes.length > 0 && sizes.every((z) => z.height > 0 && z.width > 0) && note === '', `${short(sizes)} note ${JSON.stringify(note)}`);
   await shot(page, '14-card-denied.png');
   check('the card made no network request', requests.length === 0, short(requests));
+  check('AppBridge logged no warning or error', hostWarnings.length === 0, short(hostWarnings));
 } catch (e) {
   check('run completed', false, String(e?.stack ?? e).slice(0, 800));
   if (page) await shot(page, '19-apps-failure.png').catch(() => {});
 } finally {
   await browser.close();
   await Promise.allSettled(opened.map((c) => c.close()));
+  await new Promise((done) => consoleLog.end(done));
 }
 process.exit(failed || !passed ? 1 : 0);

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The dashboard, the approval page and the MCP Apps approval card in a real headless browser:
 # Debian's chromium, driven by playwright-core (npm; it never downloads a browser). Installs what
-# is missing (apt chromium, npm playwright-core and @modelcontextprotocol/sdk into the cache),
-# prepares data dirs through the command line, and runs dashboard.mjs and apps.mjs (the card
-# under a host shim, l402-mcp serve over stdio under the TypeScript SDK client; one line per
-# check). The screenshots they take stay in the log folder.
+# is missing (apt chromium, npm playwright-core, @modelcontextprotocol/sdk and
+# @modelcontextprotocol/ext-apps with esbuild into the cache), prepares data dirs through the
+# command line, and runs dashboard.mjs and apps.mjs (the card under the official ext-apps host
+# AppBridge in a plain page, l402-mcp serve over stdio under the TypeScript SDK client; one line
+# per check). The screenshots they take stay in the log folder.
 #
 # Usage: tools/browser/run.sh
 # Env:   L402_MCP_BIN=path        the binary (else: cargo build, target/debug/l402-mcp)
@@ -12,6 +13,9 @@
 #        L402_PEERS_CACHE=dir     cache for node_modules (default ~/.cache/l402-peers)
 #        PLAYWRIGHT_CORE_VERSION  default 1.65.2
 #        MCP_TS_VERSION           @modelcontextprotocol/sdk, default 1.32.2 (as tools/mcp-clients)
+#        EXT_APPS_VERSION         @modelcontextprotocol/ext-apps (AppBridge), default 2.0.4, with its
+#                                 peers @modelcontextprotocol/client and core 2.4.0, zod 4.6.7, and
+#                                 esbuild 0.28.2 (bundles AppBridge for the page)
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -22,6 +26,9 @@ PW_VERSION=${PLAYWRIGHT_CORE_VERSION:-1.65.2}
 PW_DIR=$CACHE/browser
 MCP_TS_VERSION=${MCP_TS_VERSION:-1.32.2}
 TS_DIR=$CACHE/mcp-ts   # shared with tools/mcp-clients/run.sh (same marker, same lock)
+EXT_APPS_VERSION=${EXT_APPS_VERSION:-2.0.4}
+EXT_APPS_DEPS="\"@modelcontextprotocol/ext-apps\":\"$EXT_APPS_VERSION\",\"@modelcontextprotocol/client\":\"2.4.0\",\"@modelcontextprotocol/core\":\"2.4.0\",\"zod\":\"4.6.7\",\"esbuild\":\"0.28.2\""
+EXT_DIR=$CACHE/ext-apps
 log() { echo "[browser] $*" >&2; }
 die() { log "ERROR: $*"; exit 2; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -57,6 +64,15 @@ if ! ts_ok; then
     ts_ok || die "@modelcontextprotocol/sdk $MCP_TS_VERSION not found in $TS_DIR"
   fi
   exec 9>&-
+fi
+if [ "$(cat "$EXT_DIR/.l402-installed" 2>/dev/null)" != "$EXT_APPS_DEPS" ]; then
+  log "installing @modelcontextprotocol/ext-apps@$EXT_APPS_VERSION (+ client, core, zod, esbuild) into $EXT_DIR"
+  rm -rf "$EXT_DIR" && mkdir -p "$EXT_DIR"
+  printf '{"name":"l402-mcp-ext-apps","private":true,"dependencies":{%s}}\n' "$EXT_APPS_DEPS" >"$EXT_DIR/package.json"
+  (cd "$EXT_DIR" && npm install --no-audit --no-fund --loglevel=error >/dev/null) || die "npm install @modelcontextprotocol/ext-apps failed"
+  grep -q "\"version\": *\"$EXT_APPS_VERSION\"" "$EXT_DIR/node_modules/@modelcontextprotocol/ext-apps/package.json" ||
+    die "@modelcontextprotocol/ext-apps $EXT_APPS_VERSION not found in $EXT_DIR"
+  echo "$EXT_APPS_DEPS" >"$EXT_DIR/.l402-installed"
 fi
 if [ -n "${L402_MCP_BIN:-}" ]; then
   BIN=$L402_MCP_BIN
@@ -95,13 +111,13 @@ MCP_BROWSER_DIR=$PW_DIR timeout 180 node "$HERE/dashboard.mjs" --bin "$BIN" --da
   --pin "$PIN" --expect-balance $((100000 + 30 - 21)) --held "$(IFS=,; echo "${HELD[*]}")" | tee "$LOG/result.txt"
 rc=${PIPESTATUS[0]}
 
-# The approval card (MCP Apps) under a host shim: its own data dir, "buyer" holds above 30 sats.
+# The approval card (MCP Apps) under the ext-apps AppBridge: its own data dir, "buyer" holds above 30 sats.
 APPS=$LOG/apps-data
 mkdir -p "$APPS" || die "cannot create $APPS"
 env -u L402_MCP_CONFIG -u L402_MCP_WALLET XDG_CONFIG_HOME="$LOG" "$BIN" --json --data-dir "$APPS" --wallet buyer \
   approvals set --above-sats 30 >/dev/null || die "approvals set (apps) failed"
 env -u L402_MCP_CONFIG -u L402_MCP_WALLET -u L402_MCP_DATA_DIR MCP_BROWSER_DIR="$PW_DIR" MCP_TS_DIR="$TS_DIR" \
-  timeout 180 node "$HERE/apps.mjs" --bin "$BIN" --data-dir "$APPS" --log-dir "$LOG" | tee -a "$LOG/result.txt"
+  MCP_EXT_APPS_DIR="$EXT_DIR" timeout 180 node "$HERE/apps.mjs" --bin "$BIN" --data-dir "$APPS" --log-dir "$LOG" | tee -a "$LOG/result.txt"
 apps_rc=${PIPESTATUS[0]}
 [ "$rc" = 0 ] && rc=$apps_rc
 log "screenshots and logs in $LOG"
