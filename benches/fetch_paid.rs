@@ -202,6 +202,16 @@ async fn fill_history(dir: &std::path::Path, rows: usize) {
     let _ = conn.close().await;
 }
 
+/// This process's resident memory (VmRSS), KiB.
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// A comma-separated list of counts after `flag`, or `default`.
 fn counts(flag: &str, default: &str) -> Vec<usize> {
     let args: Vec<String> = std::env::args().collect();
@@ -289,16 +299,23 @@ fn main() {
 
         // 2b. The same with many other tokens cached for the origin, then with many payments
         //     in the day: what a long-lived agent pays per fetch for its history.
+        // And what the process holds (VmRSS) after each: the cache lives in the ledger file, so
+        // memory should not grow with it.
+        let rss_one = rss_kib();
         let mut scaling = Vec::new();
         let mut cached = 1;
         for &n in &token_counts {
             fill_tokens(dir.path(), &base, cached, n - cached).await;
             cached = n;
             let (plain, ours) = compare(&http, &fetcher, &url, Some(&auth), calls, true).await;
-            eprintln!("cached token with {n} tokens for the origin:");
+            let rss = rss_kib();
+            eprintln!(
+                "cached token with {n} tokens for the origin (process RSS {rss} KiB, {rss_one} KiB with one):"
+            );
             ours.show("Fetcher::fetch (token reused)");
             scaling.push(json!({"tokens": n, "added_p50_ms": ours.pct(0.5) - plain.pct(0.5),
-                "added_mean_ms": ours.mean() - plain.mean(), "fetcher": ours.json()}));
+                "added_mean_ms": ours.mean() - plain.mean(), "fetcher": ours.json(),
+                "rss_kib": rss, "rss_kib_with_one_token": rss_one}));
         }
         out["cached_token_scaling"] = json!(scaling);
         let mut with_history = Vec::new();

@@ -134,6 +134,11 @@ if f:
         rows.append(("4 fetch_paid", "cached token, %s tokens for the origin: added" % f"{d['tokens']:,}",
                      "p50 +%.3f ms (%+.3f ms over one token)" % (d["added_p50_ms"], more),
                      "<= +0.1 ms at 100k" if last else "", verdict(more <= 0.1) if last else ""))
+    for d in sc:
+        if "rss_kib" in d:
+            grew = (d["rss_kib"] - d["rss_kib_with_one_token"]) / 1024
+            rows.append(("4 fetch_paid", "bench process RSS, %s tokens cached" % f"{d['tokens']:,}",
+                         "%.1f MiB (%+.1f MiB over one token)" % (d["rss_kib"] / 1024, grew), "", ""))
     for d in f.get("cached_token_history") or []:
         more = d["added_p50_ms"] - base
         rows.append(("4 fetch_paid", "cached token, %s payments in the day: added" % f"{d['payments']:,}",
