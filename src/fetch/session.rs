@@ -482,7 +482,14 @@ impl Fetcher {
             .await?;
         let preimage = match deposit {
             Some(p) if p.status == Status::Pending => return Ok(false),
-            Some(p) if p.status == Status::Succeeded => p.preimage,
+            Some(p) if p.status == Status::Succeeded => match p.preimage {
+                Some(preimage) => Some(preimage),
+                None => {
+                    // Paid, but nothing proves it to the seller: kept for a person to see.
+                    warn!(session = %s.id, origin = %s.origin, "a Payment session left opening: its deposit was paid without a preimage; it cannot be opened or closed from here");
+                    return Ok(false);
+                }
+            },
             _ => None,
         };
         let Some(preimage) = preimage else {
