@@ -177,8 +177,6 @@ impl Engine {
                     settle_in(tx, dialect, claim, now, now_db).await
                 })
             },
-            // The claim stands only if the transfer does.
-            true,
             // Until the commit returns, nothing happened; a failed commit may have landed, though.
             SettleError::OutcomeUnknown,
         )

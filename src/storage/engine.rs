@@ -262,16 +262,13 @@ impl Engine {
     /// transaction and its fsync with the writes waiting beside it ([`super::group`]); on
     /// PostgreSQL it is a transaction of its own. `op` runs on the connection it is given and
     /// nothing else (the writer is busy with its batch). An `Err` from `op` undoes its
-    /// statements alone; `partial`: `op` may fail after a statement that changed something
-    /// (else its changes are its last statement, and no savepoint is needed). A commit that
-    /// fails turns an `Ok` into `commit_failed(why)`.
+    /// statements alone; a commit that fails turns an `Ok` into `commit_failed(why)`.
     pub(crate) async fn write<T, E>(
         &self,
         wallet: Option<&str>,
         op: impl for<'c> FnOnce(&'c mut sqlx::AnyConnection) -> BoxFuture<'c, Result<T, E>>
         + Send
         + 'static,
-        partial: bool,
         commit_failed: fn(String) -> E,
     ) -> Result<T, E>
     where
@@ -298,7 +295,7 @@ impl Engine {
                 (keep, Box::new(result) as Box<dyn std::any::Any + Send>)
             })
         });
-        match committer.submit(run, partial).await {
+        match committer.submit(run).await {
             Outcome::NotRun(why) => Err(StorageError::Unavailable(why).into()),
             Outcome::Ran { result, commit } => {
                 let result = *result.downcast::<Result<T, E>>().map_err(|_| {

@@ -4,9 +4,8 @@
 //! it reserves leaves. An fsync costs ~0.4 ms here, three per payment (reservation, settlement,
 //! record), which alone capped a ledger near 800 payments/s. Writers therefore hand their work
 //! to one committer task, which takes every write waiting (up to [`MAX_BATCH`]), runs them in
-//! order in one `BEGIN IMMEDIATE` transaction, each that could fail half-way inside its own
-//! savepoint (a write that fails is rolled back alone), commits once, and only then answers
-//! each writer. Exactness
+//! order in one `BEGIN IMMEDIATE` transaction, each inside its own savepoint (a write that
+//! fails is rolled back alone), commits once, and only then answers each writer. Exactness
 //! holds: the writes of a batch run one after the other and each sees the ones before it, as
 //! they would in separate transactions; durability holds: nobody hears "done" before the
 //! commit that makes it so has returned.
@@ -45,10 +44,6 @@ pub(crate) enum Outcome {
 
 struct Job {
     run: Run,
-    /// The write may fail after some of its statements ran: it needs a savepoint to be undone
-    /// alone. A write whose only change is its last statement does not (a statement that fails
-    /// leaves nothing, its triggers' work included).
-    partial: bool,
     answer: oneshot::Sender<Outcome>,
 }
 
@@ -67,17 +62,9 @@ impl Committer {
     }
 
     /// Run `run` in the next batch; what became of it.
-    pub(crate) async fn submit(&self, run: Run, partial: bool) -> Outcome {
+    pub(crate) async fn submit(&self, run: Run) -> Outcome {
         let (answer, outcome) = oneshot::channel();
-        if self
-            .jobs
-            .send(Job {
-                run,
-                partial,
-                answer,
-            })
-            .is_err()
-        {
+        if self.jobs.send(Job { run, answer }).is_err() {
             return Outcome::NotRun("the ledger's writer has stopped".into());
         }
         outcome
@@ -112,11 +99,6 @@ async fn run_batch(writer: &AnyPool, batch: Vec<Job>) {
     let mut jobs = batch.into_iter();
     let mut broken: Option<String> = None;
     for job in jobs.by_ref() {
-        if !job.partial {
-            let (_, result) = (job.run)(&mut conn).await;
-            ran.push((job.answer, result));
-            continue;
-        }
         if let Err(e) = conn.execute("SAVEPOINT write").await {
             broken = Some(StorageError::from(e).to_string());
             let _ = job

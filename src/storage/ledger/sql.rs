@@ -456,8 +456,6 @@ impl SpendLedger for Engine {
         self.write(
             Some(new.wallet),
             move |conn| Box::pin(async move { engine.reserve_in(conn, &row, &policy).await }),
-            // Reads, then one INSERT: a failure leaves nothing.
-            false,
             |why| {
                 ReserveError::Storage(StorageError::Unavailable(format!(
                     "the reservation could not be committed ({why}); nothing was paid"
@@ -496,7 +494,6 @@ impl SpendLedger for Engine {
                         .await
                     })
                 },
-                false,
                 StorageError::Unavailable,
             )
             .await?;
@@ -527,7 +524,6 @@ impl SpendLedger for Engine {
                         )
                     })
                 },
-                false,
                 StorageError::Unavailable,
             )
             .await?;
