@@ -491,7 +491,19 @@ impl Payer {
         amount: u64,
         result: PaymentResult,
     ) -> Result<Receipt, PayError> {
-        let proof = self.record_proof(id, &inv.payment_hash, &result).await?;
+        // Money has moved: a ledger that cannot record it leaves the payment pending, for the
+        // reconciliation to record from the wallet, and the caller must not read it as unpaid.
+        let proof = match self.record_proof(id, &inv.payment_hash, &result).await {
+            Ok(proof) => proof,
+            Err(e) => {
+                self.unresolved.store(true, Ordering::Relaxed);
+                error!(payment_id = id, error = %e, "paid, but the ledger could not record it; left pending for reconciliation");
+                return Err(PayError::OutcomeUnknown {
+                    payment_id: id,
+                    detail: format!("paid, but the ledger could not record it: {e}"),
+                });
+            }
+        };
         match proof {
             Proof::Missing => Err(PayError::NoPreimage {
                 payment_id: id,
