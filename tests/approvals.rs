@@ -540,3 +540,24 @@ async fn the_command_line_lists_approves_and_denies_and_wants_a_terminal_for_the
     assert_eq!(denied["approval"]["status"], "denied");
     assert_eq!(balance(&buyer).await, DEMO_GRANT_MSAT - PRICE);
 }
+
+/// The approval page takes a POST whose `Origin` is its own as a person's click: the agent's
+/// fetch_paid (loopback allowed, as here) must not be able to send one, or, with no PIN set, it
+/// could read the page's CSRF token and approve its own payment.
+#[tokio::test]
+async fn fetch_paid_never_sends_a_browsers_origin() {
+    let t = trade().await;
+    let f = fetcher(&t);
+    for (name, value) in [
+        ("Origin", "http://127.0.0.1:1"),
+        ("Sec-Fetch-Site", "same-origin"),
+    ] {
+        let mut req = FetchRequest::get("http://127.0.0.1:1/approve/x");
+        req.headers = vec![(name.into(), value.into())];
+        let e = f.fetch(&req).await.unwrap_err();
+        assert!(
+            matches!(e, l402_mcp::fetch::FetchError::Invalid(_)) && e.to_string().contains(name),
+            "{e}"
+        );
+    }
+}

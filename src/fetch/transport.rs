@@ -263,6 +263,13 @@ impl Fetcher {
         for (k, v) in &req.headers {
             let name = HeaderName::from_bytes(k.as_bytes())
                 .map_err(|_| FetchError::Invalid(format!("bad header name {k:?}")))?;
+            // Headers only a browser sets, which pages (ours: the approval page, the dashboard)
+            // take as proof that a person's page sent the request: never on the agent's word.
+            if name == reqwest::header::ORIGIN || name.as_str().starts_with("sec-fetch-") {
+                return Err(FetchError::Invalid(format!(
+                    "header {k:?} is a browser's, not sent by fetch_paid"
+                )));
+            }
             if (name == AUTHORIZATION && token.is_some())
                 || payment.is_some_and(|(h, _)| *h == name)
             {
