@@ -924,6 +924,17 @@ async fn a_session_left_opening_by_a_stop_is_taken_up_and_refunded() {
         .unwrap();
     assert_eq!(balance(&t.buyer).await, b0 - 100_000, "two deposits paid");
 
+    // Meanwhile no third deposit: the call takes the route's other offer, a 10-sat charge.
+    let meanwhile = f
+        .fetch(&get(addr, Some(SchemePreference::Session)))
+        .await
+        .unwrap();
+    assert_eq!(meanwhile.receipt.payment.unwrap().intent, "charge");
+    assert_eq!(
+        balance(&t.buyer).await,
+        b0 - 110_000,
+        "a charge, not a deposit"
+    );
     // Within the grace nothing is touched: an open may still be under way.
     assert!(f.close_idle_sessions().await.unwrap().is_empty());
     t.clock.advance(121);
@@ -943,9 +954,9 @@ async fn a_session_left_opening_by_a_stop_is_taken_up_and_refunded() {
     ];
     want.sort();
     assert_eq!(got, want);
-    // One request in each session, 10 sats each; the rest of both deposits back.
-    assert_eq!(balance(&t.buyer).await, b0 - 20_000);
-    assert_eq!(balance(&t.seller).await, s0 + 20_000);
+    // One request in each session and the charge, 10 sats each; the rest of both deposits back.
+    assert_eq!(balance(&t.buyer).await, b0 - 30_000);
+    assert_eq!(balance(&t.seller).await, s0 + 30_000);
     let left = store.live_buyer_sessions("buyer").await.unwrap();
     assert!(left.is_empty(), "{left:?}");
     let never = store

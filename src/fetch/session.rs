@@ -205,24 +205,27 @@ impl Fetcher {
         self.deposit_sats(&r)?;
         let receipt = self.pay_deposit(req, resource, payee, &r).await?;
         info!(session = %s.id, amount_msat = receipt.amount_msat, "session topped up");
-        s.deposit = s
-            .deposit
-            .saturating_add(Msat::from_msat(receipt.amount_msat));
-        s.challenge = challenge_text(&c);
-        self.save(&s).await?;
-        let payload = Payload::TopUp {
-            session_id: s.id,
-            top_up_preimage: receipt.preimage,
+        let answer = async {
+            s.deposit = s
+                .deposit
+                .saturating_add(Msat::from_msat(receipt.amount_msat));
+            s.challenge = challenge_text(&c);
+            self.save(&s).await?;
+            let payload = Payload::TopUp {
+                session_id: s.id,
+                top_up_preimage: receipt.preimage,
+            };
+            let ex = self
+                .exchange(req, resource.url.clone(), present(&c, &payload))
+                .await?;
+            let status = ex.response.status();
+            if !answered(status) {
+                self.forget_session(&mut s).await?;
+                return Err(self.refused_paid(resource, payee, &receipt, status).await?);
+            }
+            self.served(req, &mut s, Some(&receipt), ex, "topUp").await
         };
-        let ex = self
-            .exchange(req, resource.url.clone(), present(&c, &payload))
-            .await?;
-        let status = ex.response.status();
-        if !answered(status) {
-            self.forget_session(&mut s).await?;
-            return Err(self.refused_paid(resource, payee, &receipt, status).await?);
-        }
-        self.served(req, &mut s, Some(&receipt), ex, "topUp").await
+        answer.await.map_err(|e| paid_but_failed(e, &receipt))
     }
 
     /// Pay a session challenge's deposit invoice (a deposit or a top-up), after checking it
@@ -271,6 +274,27 @@ impl Fetcher {
         c: PaymentChallenge,
         r: SessionRequest,
     ) -> Result<FetchResponse, FetchError> {
+        // A deposit already paid (or in flight) for a session with this service that never
+        // heard its answer: another one would be paid for the same thing.
+        if let Some(store) = &self.sessions
+            && let Some(stuck) = store
+                .live_buyer_sessions(&self.wallet)
+                .await?
+                .into_iter()
+                .find(|o| {
+                    o.status == BuyerSessionStatus::Opening
+                        && o.origin == resource.origin
+                        && o.realm == c.realm
+                })
+        {
+            return Err(refuse(
+                "session_opening",
+                format!(
+                    "a session with this service (deposit {}) is still being opened: its deposit is paid or in flight and the seller's answer was not heard; it is opened and closed on its own after about {OPENING_GRACE_SECS} s, so its deposit comes back. Nothing was paid now; try again after",
+                    stuck.id
+                ),
+            ));
+        }
         let deposit_sats = self.deposit_sats(&r)?;
         check_invoice(&r.deposit_invoice, deposit_sats, Some(r.payment_hash), None)?;
         let deposit_msat = deposit_sats.saturating_mul(MSAT_PER_SAT);
@@ -331,24 +355,29 @@ impl Fetcher {
                 return Err(e);
             }
         };
-        s.preimage = receipt.preimage;
-        self.save(&s).await?;
         info!(session = %s.id, deposit_msat, origin = %s.origin, "Payment session deposit paid");
-        let payload = Payload::Open {
-            preimage: receipt.preimage,
-            return_invoice: returns.bolt11,
-        };
-        let ex = self
-            .exchange(req, resource.url.clone(), present(&c, &payload))
-            .await?;
-        let status = ex.response.status();
-        if !answered(status) {
-            s.status = BuyerSessionStatus::Failed;
+        let answer = async {
+            s.preimage = receipt.preimage;
             self.save(&s).await?;
-            return Err(self.refused_paid(resource, payee, &receipt, status).await?);
-        }
-        s.status = BuyerSessionStatus::Open;
-        self.served(req, &mut s, Some(&receipt), ex, "open").await
+            let payload = Payload::Open {
+                preimage: receipt.preimage,
+                return_invoice: returns.bolt11,
+            };
+            let ex = self
+                .exchange(req, resource.url.clone(), present(&c, &payload))
+                .await?;
+            let status = ex.response.status();
+            if !answered(status) {
+                s.status = BuyerSessionStatus::Failed;
+                self.save(&s).await?;
+                return Err(self.refused_paid(resource, payee, &receipt, status).await?);
+            }
+            s.status = BuyerSessionStatus::Open;
+            self.served(req, &mut s, Some(&receipt), ex, "open").await
+        };
+        // A session whose open went unanswered stays `opening`: it is taken up later
+        // (`closable`) and its deposit comes back; calling again must not pay another.
+        answer.await.map_err(|e| paid_but_failed(e, &receipt))
     }
 
     /// A request the session paid for: counted, and answered with its receipt.
@@ -636,6 +665,20 @@ impl Fetcher {
             refund_status: s.refund_status.clone().unwrap_or_default(),
             spent_msat: s.refund.map(|r| s.deposit.msat().saturating_sub(r.msat())),
         })
+    }
+}
+
+/// An error after a deposit or top-up was paid: said as paid, so nobody pays it again.
+fn paid_but_failed(e: FetchError, receipt: &crate::pay::Receipt) -> FetchError {
+    match e {
+        e @ (FetchError::RefusedAfterPayment { .. } | FetchError::PaidButFailed { .. }) => e,
+        e => FetchError::PaidButFailed {
+            amount_msat: receipt.amount_msat,
+            fee_msat: receipt.fee_msat,
+            payment_hash: receipt.payment_hash.to_hex(),
+            next: "a session deposit or top-up was paid (see the payment hash in the ledger): a session left opening is opened and closed on its own later, and close_sessions gets back what the seller holds; do not pay it again",
+            cause: Box::new(e),
+        },
     }
 }
 
