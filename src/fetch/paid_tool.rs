@@ -85,16 +85,22 @@ fn response_json(r: &CallToolResponse) -> Value {
 }
 
 /// A result that says the credential was refused without keeping the JSON-RPC error (SDK
-/// servers turn `-32043` into an `isError` result whose text starts `MCP error -32043`).
+/// servers turn `-32043` into an `isError` result whose text starts `MCP error -32043`), or
+/// that asks for payment again in its `_meta`.
 fn refused_in_result(r: &CallToolResponse) -> bool {
     let CallToolResponse::Complete(c) = r else {
         return false;
     };
-    c.is_error == Some(true)
-        && serde_json::to_string(&c.content).is_ok_and(|t| {
-            t.contains(&format!("MCP error {MCP_VERIFICATION_FAILED}"))
-                || t.contains(&format!("MCP error {MCP_PAYMENT_REQUIRED}"))
-        })
+    let asks_again = c
+        .meta
+        .as_ref()
+        .is_some_and(|m| m.0.contains_key(MCP_PAYMENT_REQUIRED_META));
+    asks_again
+        || c.is_error == Some(true)
+            && serde_json::to_string(&c.content).is_ok_and(|t| {
+                t.contains(&format!("MCP error {MCP_VERIFICATION_FAILED}"))
+                    || t.contains(&format!("MCP error {MCP_PAYMENT_REQUIRED}"))
+            })
 }
 
 fn classify(first: Result<CallToolResponse, ServiceError>) -> Result<Answer, FetchError> {
@@ -249,7 +255,13 @@ impl Fetcher {
                 preimage: receipt.preimage,
             },
         )
-        .map_err(|e| refuse("invalid_challenge", e.to_string()))?;
+        .map_err(|e| FetchError::PaidButFailed {
+            amount_msat: receipt.amount_msat,
+            fee_msat: receipt.fee_msat,
+            payment_hash: receipt.payment_hash.to_hex(),
+            next: "a Payment charge is single use: calling the tool again would pay again; the payment hash is the proof of payment to show the seller",
+            cause: Box::new(refuse("invalid_challenge", e.to_string())),
+        })?;
         let mut meta = Map::new();
         meta.insert(MCP_CREDENTIAL_META.into(), cred);
         let mut paid_params = params;
@@ -355,5 +367,17 @@ mod tests {
             classify(err(-32000, json!({}))),
             Err(FetchError::Http(_))
         ));
+    }
+
+    #[test]
+    fn a_paid_call_answered_with_another_payment_request_is_a_refusal() {
+        let result = |v: Value| CallToolResponse::Complete(serde_json::from_value(v).unwrap());
+        let again = result(json!({
+            "content": [{"type": "text", "text": "pay"}],
+            "_meta": {MCP_PAYMENT_REQUIRED_META: {"challenges": []}},
+        }));
+        assert!(refused_in_result(&again));
+        let served = result(json!({"content": [{"type": "text", "text": "the data"}]}));
+        assert!(!refused_in_result(&served));
     }
 }
