@@ -834,6 +834,37 @@ async fn several_credentials_in_one_request_are_a_400_and_spend_nothing() {
     assert_eq!(again.status(), 402, "a charge buys one request");
 }
 
+/// The session offer of a bare request to the gateway at `addr`.
+async fn session_offer(
+    addr: SocketAddr,
+) -> (
+    PaymentChallenge,
+    l402_mcp::l402::mpp::lightning::SessionRequest,
+) {
+    let resp = reqwest::get(format!("http://{addr}/paid")).await.unwrap();
+    let c = challenge::parse_headers(www_authenticate(&resp).iter().map(String::as_str))
+        .challenges
+        .into_iter()
+        .find(|c| c.intent == "session")
+        .unwrap();
+    let r =
+        l402_mcp::l402::mpp::lightning::SessionRequest::parse(&c.request_json().unwrap()).unwrap();
+    (c, r)
+}
+
+/// Pay a session offer's deposit invoice as a process would before it stopped (the ledger
+/// records it, with its preimage), without telling the seller.
+async fn pay_deposit_by_hand(t: &Trade, r: &l402_mcp::l402::mpp::lightning::SessionRequest) {
+    t.buyer
+        .payer
+        .pay(&l402_mcp::pay::PayRequest {
+            invoice: &r.deposit_invoice,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+}
+
 /// A buyer that stopped in the middle of opening a session leaves it `opening`. Taken up after
 /// its grace (at the next start's first tick, or any close): (1) the deposit paid but `open`
 /// never sent: opened again with the stored challenge (the open is a request: its price is
@@ -863,15 +894,7 @@ async fn a_session_left_opening_by_a_stop_is_taken_up_and_refunded() {
     store.save_buyer_session(&s2).await.unwrap();
 
     // (1) The deposit paid, `open` never sent: the row as open_session writes it before paying.
-    let resp = reqwest::get(format!("http://{addr}/paid")).await.unwrap();
-    let lines = www_authenticate(&resp);
-    let c = challenge::parse_headers(lines.iter().map(String::as_str))
-        .challenges
-        .into_iter()
-        .find(|c| c.intent == "session")
-        .unwrap();
-    let r =
-        l402_mcp::l402::mpp::lightning::SessionRequest::parse(&c.request_json().unwrap()).unwrap();
+    let (c, r) = session_offer(addr).await;
     let returns = t
         .buyer
         .payer
@@ -899,19 +922,13 @@ async fn a_session_left_opening_by_a_stop_is_taken_up_and_refunded() {
         opened_at: T0,
         last_used_at: T0,
         closed_at: None,
+        pending_top_up: None,
     };
     store
         .save_buyer_session(&opening(l402_mcp::l402::Preimage([0; 32])))
         .await
         .unwrap();
-    t.buyer
-        .payer
-        .pay(&l402_mcp::pay::PayRequest {
-            invoice: &r.deposit_invoice,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    pay_deposit_by_hand(&t, &r).await;
 
     // (3) A deposit never paid.
     let unpaid = PaymentHash([7; 32]);
@@ -968,4 +985,130 @@ async fn a_session_left_opening_by_a_stop_is_taken_up_and_refunded() {
         (never.status, never.refund_status.as_deref()),
         (BuyerSessionStatus::Closed, Some("not_paid"))
     );
+}
+
+/// A seller in front of the real gateway at `gw` that honours the first credential (a
+/// session's `open`) and keeps the deposit: every later credential (bearer, close) is answered
+/// `refuse` (401, say), or, with `None`, passed on without it, so the gateway answers 402 with
+/// a fresh challenge as if the session were spent.
+async fn keeps_deposits(gw: SocketAddr, refuse: Option<StatusCode>) -> SocketAddr {
+    let credentials = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    listen(Router::new().fallback(any(
+        move |headers: axum::http::HeaderMap, uri: axum::http::Uri| {
+            let credentials = credentials.clone();
+            async move {
+                let mut ask = reqwest::Client::new().get(format!("http://{gw}{}", uri.path()));
+                if let Some(a) = headers.get(header::AUTHORIZATION) {
+                    let n = credentials.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    match refuse {
+                        _ if n == 0 => ask = ask.header(header::AUTHORIZATION, a.as_bytes()),
+                        Some(status) => return (status, "no").into_response(),
+                        None => {}
+                    }
+                }
+                let got = ask.send().await.unwrap();
+                let status = StatusCode::from_u16(got.status().as_u16()).unwrap();
+                let challenges: Vec<String> = www_authenticate(&got);
+                let body = got.bytes().await.unwrap();
+                let mut resp = (status, body).into_response();
+                for c in challenges {
+                    resp.headers_mut()
+                        .append(header::WWW_AUTHENTICATE, c.parse().unwrap());
+                }
+                resp
+            }
+        },
+    )))
+    .await
+}
+
+/// A seller that takes a session's deposit and then will not serve it (refusing the bearer
+/// outright, or answering 402 while the deposit should still cover the request) and keeps
+/// what is left: the buyer closes the session, finds nothing came back, and treats it as
+/// refused after payment: one deposit lost at most, no new deposit, the seller distrusted.
+#[tokio::test]
+async fn a_seller_that_keeps_a_session_deposit_gets_one_deposit_only() {
+    for refuse in [Some(StatusCode::UNAUTHORIZED), None] {
+        let t = trade().await;
+        let gw = gateway(&t, vec![route(10, AuthMode::Mpp, true)]).await;
+        let addr = keeps_deposits(gw, refuse).await;
+        let f = fetcher(&t);
+        let b0 = balance(&t.buyer).await;
+        let session = Some(SchemePreference::Session);
+        let first = f.fetch(&get(addr, session)).await.unwrap();
+        assert_eq!(first.receipt.payment.unwrap().action, "open", "{refuse:?}");
+        assert_eq!(balance(&t.buyer).await, b0 - 50_000);
+        let err = f.fetch(&get(addr, session)).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                FetchError::RefusedAfterPayment {
+                    amount_msat: 40_000,
+                    ..
+                }
+            ),
+            "{refuse:?}: {err}"
+        );
+        let err = f.fetch(&get(addr, session)).await.unwrap_err();
+        assert!(
+            matches!(err, FetchError::SellerDistrusted { .. }),
+            "{refuse:?}: {err}"
+        );
+        assert_eq!(
+            balance(&t.buyer).await,
+            b0 - 50_000,
+            "{refuse:?}: one deposit"
+        );
+        let live = t
+            .buyer
+            .storage
+            .buyer_sessions()
+            .live_buyer_sessions("buyer")
+            .await
+            .unwrap();
+        assert!(live.is_empty(), "{refuse:?}: {live:?}");
+    }
+}
+
+/// A top-up paid whose answer was never heard (the process stopped in between) is written
+/// down before it is paid; the next use of the session presents it again, so the seller
+/// credits it and it comes back with the rest at close, instead of being lost.
+#[tokio::test]
+async fn a_top_up_left_unanswered_by_a_stop_is_presented_again() {
+    let t = trade().await;
+    // 10 sats a request, a deposit (and a top-up) of 5 requests.
+    let addr = gateway(&t, vec![route(10, AuthMode::Mpp, true)]).await;
+    let f = fetcher(&t);
+    let store = t.buyer.storage.buyer_sessions();
+    let b0 = balance(&t.buyer).await;
+    for _ in 0..5 {
+        f.fetch(&get(addr, Some(SchemePreference::Session)))
+            .await
+            .unwrap();
+    }
+    assert_eq!(balance(&t.buyer).await, b0 - 50_000, "the deposit, spent");
+    // What top_up leaves when the process stops after paying: the fresh challenge and the
+    // top-up written down, the invoice paid, the seller never told.
+    let (c, r) = session_offer(addr).await;
+    let mut s = store.live_buyer_sessions("buyer").await.unwrap().remove(0);
+    s.pending_top_up = Some(r.payment_hash);
+    s.challenge = c.to_json().unwrap().to_string();
+    store.save_buyer_session(&s).await.unwrap();
+    pay_deposit_by_hand(&t, &r).await;
+    assert_eq!(balance(&t.buyer).await, b0 - 100_000);
+    // The next request presents the top-up first (a request: 10 sats), then is served by
+    // the bearer, with no new payment.
+    let next = f.fetch(&get(addr, None)).await.unwrap();
+    assert_eq!(next.status, 200);
+    assert!(!next.receipt.paid, "{:?}", next.receipt);
+    assert_eq!(balance(&t.buyer).await, b0 - 100_000, "nothing paid again");
+    let s = store.buyer_session("buyer", &s.id).await.unwrap().unwrap();
+    assert_eq!(
+        (s.deposit.msat(), s.requests, s.pending_top_up),
+        (100_000, 7, None)
+    );
+    // Seven requests of the 100 deposited: 30 come back.
+    let closed = f.close_sessions(None, None).await.unwrap();
+    assert_eq!(closed[0].refund_received_msat, Some(30_000));
+    assert_eq!(balance(&t.buyer).await, b0 - 70_000);
 }

@@ -1329,6 +1329,7 @@ mod suite {
             opened_at: T0,
             last_used_at: T0,
             closed_at: None,
+            pending_top_up: None,
         };
         b.save_buyer_session(&session).await.unwrap();
         assert_eq!(
@@ -1340,7 +1341,34 @@ mod suite {
         // Opened: the deposit's preimage replaces the placeholder written before paying.
         session.status = BuyerSessionStatus::Open;
         session.preimage = Preimage(rand_bytes());
+        session.pending_top_up = Some(PaymentHash(rand_bytes()));
+        b.save_buyer_session(&session).await.unwrap();
+        // Requests are counted in place, all of them when they come at once; a save of the
+        // whole row (with a count read before) does not undo them.
+        let counts = futures::future::join_all((0..3).map(|i| {
+            b.count_buyer_session_request(
+                "w",
+                &session.id,
+                "https://api.example/y",
+                (i == 2).then_some("{\"id\":\"c2\"}"),
+                T0 + 1,
+            )
+        }))
+        .await;
+        let mut counts: Vec<u64> = counts.into_iter().map(|n| n.unwrap().unwrap()).collect();
+        counts.sort_unstable();
+        assert_eq!(counts, [1, 2, 3]);
+        b.save_buyer_session(&session).await.unwrap();
+        assert_eq!(
+            b.count_buyer_session_request("w", &PaymentHash(rand_bytes()), "x", None, T0)
+                .await
+                .unwrap(),
+            None
+        );
         session.requests = 3;
+        session.url = "https://api.example/y".into();
+        session.challenge = "{\"id\":\"c2\"}".into();
+        session.last_used_at = T0 + 1;
         b.save_buyer_session(&session).await.unwrap();
         assert_eq!(
             b.open_buyer_session("w", "https://api.example", "api.example")

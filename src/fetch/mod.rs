@@ -31,6 +31,7 @@ mod transport;
 pub use paid_tool::{PaidToolCall, PaidToolOutcome};
 pub use payment::{PaymentUse, SchemePreference};
 pub use session::ClosedSession;
+use session::Presented;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -301,13 +302,30 @@ impl Fetcher {
         req: &FetchRequest,
         url: reqwest::Url,
     ) -> Result<FetchResponse, FetchError> {
+        let mut live = match &self.sessions {
+            Some(store) => store.live_buyer_sessions(&self.wallet).await?,
+            None => Vec::new(),
+        };
         // An open Payment session for this very resource is presented first: no 402 needed.
-        if let Some((s, c)) = self.session_to_present(&url).await?
-            && let Some(done) = self.presend_bearer(req, &url, s, c).await?
-        {
-            return Ok(done);
-        }
-        let mut first = self.exchange(req, url.clone(), Present::Cached).await?;
+        let presented = match self.session_to_present(&url, &live) {
+            Some((s, c)) => Some(self.presend_bearer(req, &url, s, c).await?),
+            None => None,
+        };
+        let mut just_402 = None;
+        let mut first = match presented {
+            Some(Presented::Served(done)) => return Ok(done),
+            Some(Presented::Challenged(ex, session)) => {
+                just_402 = Some(session);
+                ex
+            }
+            Some(Presented::Abandoned) => {
+                // Closed now: not an open session to prefer below.
+                let origin = Resource::of(&url).origin;
+                live.retain(|s| s.origin != origin);
+                self.exchange(req, url.clone(), Present::Cached).await?
+            }
+            None => self.exchange(req, url.clone(), Present::Cached).await?,
+        };
         // A credential honoured before and refused now with 401/403 (a single-use token
         // spent): ask again without it, which gets a fresh challenge if the resource is paid.
         if self.judge(&first, false).await? == Judged::Dropped
@@ -331,15 +349,10 @@ impl Fetcher {
             let found = found.map_err(|e| with_skipped(e, &skipped))?;
             return self.buy_l402(req, resource, dropped, payee, found).await;
         }
-        let open_realm = match &self.sessions {
-            Some(store) => store
-                .live_buyer_sessions(&self.wallet)
-                .await?
-                .into_iter()
-                .find(|s| s.origin == resource.origin && s.status == BuyerSessionStatus::Open)
-                .map(|s| s.realm),
-            None => None,
-        };
+        let open_realm = live
+            .into_iter()
+            .find(|s| s.origin == resource.origin && s.status == BuyerSessionStatus::Open)
+            .map(|s| s.realm);
         let ordered = payment::ordered(
             req.prefer.unwrap_or(self.prefer),
             found.ok(),
@@ -366,7 +379,10 @@ impl Fetcher {
                 },
                 Offer::Session(c) if self.sessions.is_some() => {
                     match payment::session_request(&c, now) {
-                        Ok(r) => match self.use_session(req, &resource, &payee, c, r).await {
+                        Ok(r) => match self
+                            .use_session(req, &resource, &payee, c, r, just_402)
+                            .await
+                        {
                             Err(e @ FetchError::PaymentChallenge { .. }) => e,
                             Err(FetchError::Pay(p)) if !p.money_may_have_moved() => {
                                 FetchError::Pay(p)

@@ -7,8 +7,16 @@
 //! to the return invoice; what the seller kept is the difference.
 //!
 //! A 402 answering a bearer credential says nothing of why (Aperture's never does): when the
-//! deposit should still cover the request, the seller has dropped the session (closed it when
-//! idle, say) and a new one is opened; otherwise the fresh challenge's invoice tops it up.
+//! deposit is spent (by the requests counted here), the fresh challenge's invoice tops it up.
+//! When it should still cover the request, or the bearer is refused outright (401-403), the
+//! seller no longer takes the session: it is closed (so what is left comes back). A seller that
+//! gave back what was left (it dropped the session when idle, say) is taken at its word and a
+//! new session opened; one that kept it is "refused after payment": distrusted for a day, no
+//! new deposit (else a seller could take a deposit per call).
+//!
+//! A top-up is written down (`pending_top_up`) before it is paid and cleared once the seller
+//! has answered it: a stop in between leaves it to be presented again before the session is
+//! next used or closed, so a paid top-up is not forgotten.
 
 use serde::Serialize;
 use tracing::{info, warn};
@@ -70,56 +78,62 @@ fn answered(status: reqwest::StatusCode) -> bool {
 }
 
 impl Fetcher {
-    /// The open session to present first for `url`: one used for this very origin and path,
-    /// whose last challenge is still answerable (then no 402 round trip is needed).
-    pub(super) async fn session_to_present(
+    /// The open session to present first for `url` among `live` (this wallet's live sessions):
+    /// one used for this very origin and path, whose last challenge is still answerable (then
+    /// no 402 round trip is needed).
+    pub(super) fn session_to_present(
         &self,
         url: &reqwest::Url,
-    ) -> Result<Option<(BuyerSession, PaymentChallenge)>, FetchError> {
-        let Some(store) = &self.sessions else {
-            return Ok(None);
-        };
+        live: &[BuyerSession],
+    ) -> Option<(BuyerSession, PaymentChallenge)> {
         let here = Resource::of(url);
         let now = self.clock.now();
-        for s in store.live_buyer_sessions(&self.wallet).await? {
+        live.iter().find_map(|s| {
             let same = s.status == BuyerSessionStatus::Open
+                && s.pending_top_up.is_none()
                 && s.origin == here.origin
                 && reqwest::Url::parse(&s.url).is_ok_and(|u| u.path() == here.path);
-            if same
-                && let Some(c) = stored_challenge(&s)
-                && c.expires_at().and_then(Result::ok).is_some_and(|t| t > now)
-            {
-                return Ok(Some((s, c)));
-            }
-        }
-        Ok(None)
+            let c = stored_challenge(s)
+                .filter(|c| c.expires_at().and_then(Result::ok).is_some_and(|t| t > now))?;
+            same.then(|| (s.clone(), c))
+        })
     }
 
     /// Present an open session's bearer credential with its last challenge, before any 402.
-    /// `Ok(None)`: it was not honoured (the caller asks again, bare).
     pub(super) async fn presend_bearer(
         &self,
         req: &FetchRequest,
         url: &reqwest::Url,
         mut s: BuyerSession,
         c: PaymentChallenge,
-    ) -> Result<Option<FetchResponse>, FetchError> {
+    ) -> Result<Presented, FetchError> {
         let ex = self
             .exchange(req, url.clone(), present(&c, &bearer(&s)))
             .await?;
         let status = ex.response.status();
-        if !answered(status) {
-            // A 402 may only mean the deposit is spent: the fresh 402 decides (top up or not).
-            if status != reqwest::StatusCode::PAYMENT_REQUIRED {
-                self.forget_session(&mut s).await?;
-            }
-            return Ok(None);
+        if answered(status) {
+            return Ok(Presented::Served(
+                self.served(req, &mut s, None, None, ex, "bearer").await?,
+            ));
         }
-        Ok(Some(self.served(req, &mut s, None, ex, "bearer").await?))
+        // A 402 may only mean the deposit is spent: its fresh challenge decides (top up or
+        // not), without asking again.
+        if status == reqwest::StatusCode::PAYMENT_REQUIRED {
+            return Ok(Presented::Challenged(ex, s.id));
+        }
+        let payee = self.payee_of(&ex).await;
+        let _ = read_body(ex.response, 1024).await;
+        let lock = self.lock_for(&session_key(&s.origin, &s.realm));
+        let _held = lock.lock().await;
+        match self.abandon(&mut s, None, &payee, status).await? {
+            Some(refused) => Err(refused),
+            None => Ok(Presented::Abandoned),
+        }
     }
 
     /// Pay through a session: bearer on the open one with this service (topped up when its
-    /// deposit runs out), else open one.
+    /// deposit runs out), else open one. `just_402`: the open session whose bearer this very
+    /// 402 answered (it is not presented again).
     pub(super) async fn use_session(
         &self,
         req: &FetchRequest,
@@ -127,6 +141,7 @@ impl Fetcher {
         payee: &Payee,
         c: PaymentChallenge,
         r: SessionRequest,
+        just_402: Option<crate::l402::PaymentHash>,
     ) -> Result<FetchResponse, FetchError> {
         let Some(store) = self.sessions.clone() else {
             return Err(refuse(
@@ -134,17 +149,28 @@ impl Fetcher {
                 "this wallet keeps no Payment sessions here",
             ));
         };
-        let lock = self.lock_for(&format!("session {} {}", resource.origin, c.realm));
+        let lock = self.lock_for(&session_key(&resource.origin, &c.realm));
         let _held = lock.lock().await;
         match store
             .open_buyer_session(&self.wallet, &resource.origin, &c.realm)
             .await?
         {
-            Some(s) => self.bearer_or_top_up(req, resource, payee, s, c).await,
+            Some(mut s) => {
+                let pending = s.pending_top_up.is_some();
+                self.resume_top_up(&mut s).await?;
+                // The 402 answered this session's bearer, and nothing has changed since.
+                let refused = (just_402 == Some(s.id) && !pending)
+                    .then_some(reqwest::StatusCode::PAYMENT_REQUIRED);
+                self.bearer_or_top_up(req, resource, payee, s, c, refused)
+                    .await
+            }
             None => self.open_session(req, resource, payee, c, r).await,
         }
     }
 
+    /// Present the bearer of the open session `s` (unless `refused`: its bearer was just
+    /// answered with that status, by the 402 that made `c`), and decide on a refusal: top up
+    /// when its deposit is spent, else the seller no longer takes it ([`Self::abandon`]).
     async fn bearer_or_top_up(
         &self,
         req: &FetchRequest,
@@ -152,47 +178,88 @@ impl Fetcher {
         payee: &Payee,
         mut s: BuyerSession,
         c: PaymentChallenge,
+        refused: Option<reqwest::StatusCode>,
     ) -> Result<FetchResponse, FetchError> {
-        let ex = self
-            .exchange(req, resource.url.clone(), present(&c, &bearer(&s)))
-            .await?;
-        let status = ex.response.status();
-        if answered(status) {
-            s.challenge = challenge_text(&c);
-            return self.served(req, &mut s, None, ex, "bearer").await;
-        }
-        // Refused: read the fresh session challenge of that 402, if it is one.
-        let fresh = if status == reqwest::StatusCode::PAYMENT_REQUIRED {
-            let (offers, _) = payment_offers(ex.response.headers());
-            offers
-                .into_iter()
-                .find(|o| o.is(lightning::METHOD, lightning::SESSION) && o.realm == s.realm)
-        } else {
-            None
+        let (status, fresh) = match refused {
+            Some(status) => (status, Some(c)),
+            None => {
+                let ex = self
+                    .exchange(req, resource.url.clone(), present(&c, &bearer(&s)))
+                    .await?;
+                let status = ex.response.status();
+                if answered(status) {
+                    return self.served(req, &mut s, Some(&c), None, ex, "bearer").await;
+                }
+                // Refused: the fresh session challenge of that 402, if it is one.
+                let fresh = if status == reqwest::StatusCode::PAYMENT_REQUIRED {
+                    let (offers, _) = payment_offers(ex.response.headers());
+                    offers
+                        .into_iter()
+                        .find(|o| o.is(lightning::METHOD, lightning::SESSION) && o.realm == s.realm)
+                } else {
+                    None
+                };
+                let _ = read_body(ex.response, 1024).await;
+                (status, fresh)
+            }
         };
         let Some(fresh) = fresh else {
-            self.forget_session(&mut s).await?;
+            if let Some(refused) = self.abandon(&mut s, None, payee, status).await? {
+                return Err(refused);
+            }
             return Err(refuse(
                 "session_refused",
                 format!(
-                    "{} refused the open session (HTTP {}); it is marked closed here",
+                    "{} refused the open session (HTTP {}); it is closed here and what was left of its deposit came back",
                     s.origin,
                     status.as_u16()
                 ),
             ));
         };
         let r = session_request(&fresh, self.clock.now())?;
-        let spent = s.price.msat().saturating_mul(s.requests);
-        let left = s.deposit.msat().saturating_sub(spent);
-        if left >= r.amount_sats.saturating_mul(MSAT_PER_SAT) {
-            info!(session = %s.id, "the seller no longer takes this session although its deposit should cover the request; opening a new one");
-            self.forget_session(&mut s).await?;
-            return self.open_session(req, resource, payee, fresh, r).await;
+        if unspent(&s) < r.amount_sats.saturating_mul(MSAT_PER_SAT) {
+            return self.top_up(req, resource, payee, s, fresh, r).await;
         }
-        self.top_up(req, resource, payee, s, fresh, r).await
+        info!(session = %s.id, "the seller no longer takes this session although its deposit should cover the request");
+        if let Some(refused) = self.abandon(&mut s, Some(&fresh), payee, status).await? {
+            return Err(refused);
+        }
+        self.open_session(req, resource, payee, fresh, r).await
     }
 
-    /// Pay the fresh challenge's deposit invoice and present it as a top-up.
+    /// The seller no longer takes the open session `s` (it answered its bearer with
+    /// `status`): close it (with `fresh`, the challenge of that answer, if any) so what is
+    /// left comes back. A seller that gave it back (all but at most one request's price, for
+    /// a request counted on one side only) is taken at its word: `None`. One that kept it is
+    /// refused after payment: distrusted for a day, and the error says what it kept.
+    async fn abandon(
+        &self,
+        s: &mut BuyerSession,
+        fresh: Option<&PaymentChallenge>,
+        payee: &Payee,
+        status: reqwest::StatusCode,
+    ) -> Result<Option<FetchError>, FetchError> {
+        warn!(session = %s.id, origin = %s.origin, status = status.as_u16(), "the seller no longer takes this session; closing it");
+        let left = unspent(s);
+        let now = self.clock.now();
+        let challenge = fresh.cloned().or_else(|| {
+            stored_challenge(s)
+                .filter(|c| c.expires_at().and_then(Result::ok).is_some_and(|t| t > now))
+        });
+        let closed = self.send_close(s, challenge).await?;
+        let back = closed.refund_received_msat.unwrap_or(0);
+        if back.saturating_add(s.price.msat()) >= left {
+            return Ok(None);
+        }
+        let kept = left.saturating_sub(back);
+        Ok(Some(
+            self.refused_after_payment(&s.origin, None, payee, s.id, kept, status)
+                .await?,
+        ))
+    }
+
+    /// Pay the fresh challenge's deposit invoice and present it as a top-up. The top-up is
+    /// written down before it is paid, and cleared once the seller has answered it.
     async fn top_up(
         &self,
         req: &FetchRequest,
@@ -203,14 +270,27 @@ impl Fetcher {
         r: SessionRequest,
     ) -> Result<FetchResponse, FetchError> {
         self.deposit_sats(&r)?;
-        let receipt = self.pay_deposit(req, resource, payee, &r).await?;
+        if s.pending_top_up.is_some() {
+            return Err(refuse(
+                "session_top_up_pending",
+                "a top-up of this session is still in flight (see the ledger); another is not paid until it settles. Try again shortly",
+            ));
+        }
+        s.pending_top_up = Some(r.payment_hash);
+        s.challenge = challenge_text(&c);
+        self.save(&s).await?;
+        let receipt = match self.pay_deposit(req, resource, payee, &r).await {
+            Ok(receipt) => receipt,
+            Err(e) => {
+                if !e.money_may_have_moved() {
+                    s.pending_top_up = None;
+                    self.save(&s).await?;
+                }
+                return Err(e);
+            }
+        };
         info!(session = %s.id, amount_msat = receipt.amount_msat, "session topped up");
         let answer = async {
-            s.deposit = s
-                .deposit
-                .saturating_add(Msat::from_msat(receipt.amount_msat));
-            s.challenge = challenge_text(&c);
-            self.save(&s).await?;
             let payload = Payload::TopUp {
                 session_id: s.id,
                 top_up_preimage: receipt.preimage,
@@ -219,13 +299,75 @@ impl Fetcher {
                 .exchange(req, resource.url.clone(), present(&c, &payload))
                 .await?;
             let status = ex.response.status();
+            s.pending_top_up = None;
             if !answered(status) {
-                self.forget_session(&mut s).await?;
+                self.save(&s).await?;
+                let _ = read_body(ex.response, 1024).await;
+                // What is left of the deposit comes back, if the seller still gives it.
+                if let Err(e) = self.send_close(&mut s, Some(c.clone())).await {
+                    warn!(session = %s.id, error = %e, "could not close the session after its top-up was refused");
+                }
                 return Err(self.refused_paid(resource, payee, &receipt, status).await?);
             }
-            self.served(req, &mut s, Some(&receipt), ex, "topUp").await
+            s.deposit = s
+                .deposit
+                .saturating_add(Msat::from_msat(receipt.amount_msat));
+            self.save(&s).await?;
+            self.served(req, &mut s, None, Some(&receipt), ex, "topUp")
+                .await
         };
+        // A top-up left pending (no answer heard) is presented again before the session is
+        // next used or closed.
         answer.await.map_err(|e| paid_but_failed(e, &receipt))
+    }
+
+    /// A top-up left pending by a stop (or an answer never heard): paid -> presented again
+    /// with the last challenge and, once the seller answers, added to the deposit; not paid ->
+    /// cleared; still in flight -> left. A paid top-up that cannot be presented (no answerable
+    /// challenge left, or refused) is cleared with a warning: the seller holds it.
+    async fn resume_top_up(&self, s: &mut BuyerSession) -> Result<(), FetchError> {
+        let Some(hash) = s.pending_top_up else {
+            return Ok(());
+        };
+        let paid = self
+            .ledger
+            .payment_by_hash(&self.wallet, Direction::Out, &hash)
+            .await?;
+        let (preimage, amount) = match paid {
+            Some(p) if p.status == Status::Pending => return Ok(()),
+            Some(p) if p.status == Status::Succeeded => (p.preimage, p.amount),
+            _ => {
+                s.pending_top_up = None;
+                return self.save(s).await;
+            }
+        };
+        let now = self.clock.now();
+        let challenge = stored_challenge(s)
+            .filter(|c| c.expires_at().and_then(Result::ok).is_some_and(|t| t > now));
+        let taken = match (preimage, challenge) {
+            (Some(preimage), Some(c)) => {
+                let payload = Payload::TopUp {
+                    session_id: s.id,
+                    top_up_preimage: preimage,
+                };
+                let req = FetchRequest::get(&s.url);
+                let url = super::parse_url(&s.url)?;
+                let ex = self.exchange(&req, url, present(&c, &payload)).await?;
+                let status = ex.response.status();
+                let _ = read_body(ex.response, 1024).await;
+                answered(status)
+            }
+            _ => false,
+        };
+        s.pending_top_up = None;
+        if !taken {
+            warn!(session = %s.id, payment_hash = %hash, "a paid top-up could not be presented again; the seller holds it (see the payment in the ledger)");
+            return self.save(s).await;
+        }
+        info!(session = %s.id, "a top-up left unanswered was presented again and taken");
+        s.deposit = s.deposit.saturating_add(amount);
+        self.save(s).await?;
+        self.count(s, None).await
     }
 
     /// Pay a session challenge's deposit invoice (a deposit or a top-up), after checking it
@@ -343,6 +485,7 @@ impl Fetcher {
             opened_at: now,
             last_used_at: now,
             closed_at: None,
+            pending_top_up: None,
         };
         self.save(&s).await?;
         let receipt = match self.pay_deposit(req, resource, payee, &r).await {
@@ -373,26 +516,28 @@ impl Fetcher {
                 return Err(self.refused_paid(resource, payee, &receipt, status).await?);
             }
             s.status = BuyerSessionStatus::Open;
-            self.served(req, &mut s, Some(&receipt), ex, "open").await
+            self.save(&s).await?;
+            self.served(req, &mut s, None, Some(&receipt), ex, "open")
+                .await
         };
         // A session whose open went unanswered stays `opening`: it is taken up later
         // (`closable`) and its deposit comes back; calling again must not pay another.
         answer.await.map_err(|e| paid_but_failed(e, &receipt))
     }
 
-    /// A request the session paid for: counted, and answered with its receipt.
+    /// A request the session paid for: counted (with `challenge`, the one it answered, when it
+    /// is not the stored one), and answered with its receipt.
     async fn served(
         &self,
         req: &FetchRequest,
         s: &mut BuyerSession,
+        challenge: Option<&PaymentChallenge>,
         paid: Option<&crate::pay::Receipt>,
         ex: Exchange,
         action: &'static str,
     ) -> Result<FetchResponse, FetchError> {
-        s.requests += 1;
-        s.last_used_at = self.clock.now();
         s.url = ex.url.to_string();
-        self.save(s).await?;
+        self.count(s, challenge).await?;
         let mut out = self.finish(ex, req, paid).await?;
         out.receipt.payment_hash = Some(s.id.to_hex());
         out.receipt.payment = Some(PaymentUse {
@@ -404,22 +549,38 @@ impl Fetcher {
         Ok(out)
     }
 
+    /// Count one request on `s` (at its `url`) in place, so parallel requests are all counted.
+    async fn count(
+        &self,
+        s: &mut BuyerSession,
+        challenge: Option<&PaymentChallenge>,
+    ) -> Result<(), FetchError> {
+        let now = self.clock.now();
+        if let Some(c) = challenge {
+            s.challenge = challenge_text(c);
+        }
+        s.last_used_at = now;
+        if let Some(store) = &self.sessions
+            && let Some(n) = store
+                .count_buyer_session_request(
+                    &self.wallet,
+                    &s.id,
+                    &s.url,
+                    challenge.map(|_| s.challenge.as_str()),
+                    now,
+                )
+                .await?
+        {
+            s.requests = n;
+        }
+        Ok(())
+    }
+
     async fn save(&self, s: &BuyerSession) -> Result<(), FetchError> {
         if let Some(store) = &self.sessions {
             store.save_buyer_session(s).await?;
         }
         Ok(())
-    }
-
-    /// The seller no longer takes a session: closed here; its refund, if any, is looked for
-    /// when sessions are next closed or listed.
-    async fn forget_session(&self, s: &mut BuyerSession) -> Result<(), FetchError> {
-        warn!(session = %s.id, origin = %s.origin, "the seller no longer takes this session; marked closed");
-        s.status = BuyerSessionStatus::Closed;
-        s.closed_at = Some(self.clock.now());
-        s.refund_status.get_or_insert_with(|| "unknown".into());
-        self.note_refund(s).await?;
-        self.save(s).await
     }
 
     /// Record the refund if the return invoice has been paid.
@@ -450,41 +611,55 @@ impl Fetcher {
         origin: Option<&str>,
         session_id: Option<&str>,
     ) -> Result<Vec<ClosedSession>, FetchError> {
-        let Some(store) = &self.sessions else {
-            return Ok(Vec::new());
-        };
-        let mut out = Vec::new();
-        let now = self.clock.now();
-        for mut s in store.live_buyer_sessions(&self.wallet).await? {
-            let wanted = origin.is_none_or(|o| s.origin == o.trim_end_matches('/'))
-                && session_id.is_none_or(|id| s.id.to_hex().eq_ignore_ascii_case(id.trim()));
-            if !wanted || !self.closable(&mut s, now).await? {
-                continue;
-            }
-            out.push(self.close_one(&mut s).await?);
-        }
-        Ok(out)
+        self.close_where(|s, _| {
+            origin.is_none_or(|o| s.origin == o.trim_end_matches('/'))
+                && session_id.is_none_or(|id| s.id.to_hex().eq_ignore_ascii_case(id.trim()))
+        })
+        .await
     }
 
     /// Close open sessions unused for their idle timeout (less a margin, so the seller has not
-    /// dropped them yet).
+    /// dropped them yet), and take up those left opening.
     pub async fn close_idle_sessions(&self) -> Result<Vec<ClosedSession>, FetchError> {
-        let Some(store) = &self.sessions else {
-            return Ok(Vec::new());
-        };
-        let now = self.clock.now();
-        let mut out = Vec::new();
-        for mut s in store.live_buyer_sessions(&self.wallet).await? {
+        self.close_where(|s, now| {
             let idle_at = s
                 .last_used_at
                 .saturating_add(s.idle_secs.saturating_sub(s.idle_secs / 5));
             // A session left opening is taken up here too (the first tick is at start).
-            let due = match s.status {
+            match s.status {
                 BuyerSessionStatus::Open => idle_at <= now,
                 BuyerSessionStatus::Opening => true,
                 _ => false,
+            }
+        })
+        .await
+    }
+
+    /// Close the live sessions `wanted` picks, each under its service's session lock and as it
+    /// stands once the lock is held (a request in flight finishes first).
+    async fn close_where(
+        &self,
+        wanted: impl Fn(&BuyerSession, u64) -> bool,
+    ) -> Result<Vec<ClosedSession>, FetchError> {
+        let Some(store) = &self.sessions else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for s in store.live_buyer_sessions(&self.wallet).await? {
+            if !wanted(&s, self.clock.now()) {
+                continue;
+            }
+            let lock = self.lock_for(&session_key(&s.origin, &s.realm));
+            let _held = lock.lock().await;
+            let now = self.clock.now();
+            let Some(mut s) = store
+                .buyer_session(&self.wallet, &s.id)
+                .await?
+                .filter(|s| wanted(s, now))
+            else {
+                continue;
             };
-            if due && self.closable(&mut s, now).await? {
+            if self.closable(&mut s, now).await? {
                 out.push(self.close_one(&mut s).await?);
             }
         }
@@ -500,7 +675,13 @@ impl Fetcher {
     /// is then closed like an open one, so the unspent deposit comes back.
     async fn closable(&self, s: &mut BuyerSession, now: u64) -> Result<bool, FetchError> {
         match s.status {
-            BuyerSessionStatus::Open => return Ok(true),
+            BuyerSessionStatus::Open => {
+                // A top-up paid and not yet taken counts in what comes back.
+                if let Err(e) = self.resume_top_up(s).await {
+                    warn!(session = %s.id, error = %e, "a pending top-up could not be taken up before closing");
+                }
+                return Ok(true);
+            }
             BuyerSessionStatus::Opening
                 if s.opened_at.saturating_add(OPENING_GRACE_SECS) <= now => {}
             _ => return Ok(false),
@@ -595,14 +776,13 @@ impl Fetcher {
         }
     }
 
+    /// Close `s` with a fresh challenge of the service (a bare request gets one), else the
+    /// last one seen. The caller holds the session lock.
     async fn close_one(&self, s: &mut BuyerSession) -> Result<ClosedSession, FetchError> {
         let req = FetchRequest::get(&s.url);
         let url = super::parse_url(&s.url)?;
-        let lock = self.lock_for(&format!("session {} {}", s.origin, s.realm));
-        let _held = lock.lock().await;
-        // A fresh challenge of the service (a bare request gets one), else the last one seen.
         let mut challenge = None;
-        let bare = self.exchange(&req, url.clone(), Present::Cached).await;
+        let bare = self.exchange(&req, url, Present::Cached).await;
         if let Ok(ex) = bare {
             if ex.response.status() == reqwest::StatusCode::PAYMENT_REQUIRED {
                 let (offers, _) = payment_offers(ex.response.headers());
@@ -617,8 +797,20 @@ impl Fetcher {
             stored_challenge(s)
                 .filter(|c| c.expires_at().and_then(Result::ok).is_some_and(|t| t > now))
         });
+        self.send_close(s, challenge).await
+    }
+
+    /// Send `close` answering `challenge` (when there is one), mark `s` closed and record what
+    /// came back. The caller holds the session lock.
+    async fn send_close(
+        &self,
+        s: &mut BuyerSession,
+        challenge: Option<PaymentChallenge>,
+    ) -> Result<ClosedSession, FetchError> {
         let mut said = None;
         if let Some(c) = challenge {
+            let req = FetchRequest::get(&s.url);
+            let url = super::parse_url(&s.url)?;
             let payload = Payload::Close {
                 session_id: s.id,
                 preimage: s.preimage,
@@ -680,6 +872,28 @@ fn paid_but_failed(e: FetchError, receipt: &crate::pay::Receipt) -> FetchError {
             cause: Box::new(e),
         },
     }
+}
+
+/// What presenting an open session's bearer before any 402 came to.
+pub(super) enum Presented {
+    /// Honoured: the answer.
+    Served(FetchResponse),
+    /// A 402 (the deposit may be spent): the exchange, with the session's id.
+    Challenged(Exchange, crate::l402::PaymentHash),
+    /// Refused; the seller gave back what was left and the session is closed: ask again bare.
+    Abandoned,
+}
+
+/// The lock a service's sessions are used, topped up and closed under.
+fn session_key(origin: &str, realm: &str) -> String {
+    format!("session {origin} {realm}")
+}
+
+/// What is left of a session's deposit by the requests counted here.
+fn unspent(s: &BuyerSession) -> u64 {
+    s.deposit
+        .msat()
+        .saturating_sub(s.price.msat().saturating_mul(s.requests))
 }
 
 fn bearer(s: &BuyerSession) -> Payload {

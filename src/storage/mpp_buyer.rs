@@ -62,7 +62,8 @@ pub struct BuyerSession {
     pub deposit: Msat,
     /// What one request costs, as the challenge says.
     pub price: Msat,
-    /// Requests served on the session.
+    /// Requests served on the session. Only [`BuyerSessions::count_buyer_session_request`]
+    /// changes it once the row exists (so parallel requests are all counted).
     pub requests: u64,
     pub return_hash: PaymentHash,
     pub return_invoice: String,
@@ -74,6 +75,8 @@ pub struct BuyerSession {
     pub opened_at: u64,
     pub last_used_at: u64,
     pub closed_at: Option<u64>,
+    /// A top-up being paid, or paid and not yet answered by the seller (its payment hash).
+    pub pending_top_up: Option<PaymentHash>,
 }
 
 /// The buyer's sessions.
@@ -96,11 +99,22 @@ pub trait BuyerSessions: Send + Sync + std::fmt::Debug {
     ) -> Result<Option<BuyerSession>, StorageError>;
     /// `wallet`'s sessions that are not closed (opening, open, failed), newest first.
     async fn live_buyer_sessions(&self, wallet: &str) -> Result<Vec<BuyerSession>, StorageError>;
+    /// Count one request served on a session, at `url` and `now`, with the challenge it
+    /// answered (when it changed), in one statement: parallel requests are all counted.
+    /// The number of requests now; `None` when there is no such session.
+    async fn count_buyer_session_request(
+        &self,
+        wallet: &str,
+        id: &PaymentHash,
+        url: &str,
+        challenge: Option<&str>,
+        now: u64,
+    ) -> Result<Option<u64>, StorageError>;
 }
 
 const COLUMNS: &str = "wallet, session_id, origin, realm, url, preimage, challenge, deposit_msat, \
      price_msat, requests, return_hash, return_invoice, idle_secs, status, refund_msat, refund_status, \
-     opened_at, last_used_at, closed_at";
+     opened_at, last_used_at, closed_at, pending_top_up";
 
 fn from_row(row: &AnyRow) -> Result<BuyerSession, StorageError> {
     let n = |col: &str| -> Result<u64, StorageError> { uint(col, row.try_get(col)?) };
@@ -129,6 +143,10 @@ fn from_row(row: &AnyRow) -> Result<BuyerSession, StorageError> {
         opened_at: n("opened_at")?,
         last_used_at: n("last_used_at")?,
         closed_at: opt("closed_at")?,
+        pending_top_up: row
+            .try_get::<Option<String>, _>("pending_top_up")?
+            .map(|h| bytes32("pending top-up", &h).map(PaymentHash))
+            .transpose()?,
     })
 }
 
@@ -138,14 +156,14 @@ impl BuyerSessions for Engine {
         sqlx::query(
             "INSERT INTO mpp_buyer_sessions (wallet, session_id, origin, realm, url, preimage, challenge,
                  deposit_msat, price_msat, requests, return_hash, return_invoice, idle_secs, status,
-                 refund_msat, refund_status, opened_at, last_used_at, closed_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+                 refund_msat, refund_status, opened_at, last_used_at, closed_at, pending_top_up)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
              ON CONFLICT (wallet, session_id) DO UPDATE SET url = excluded.url, preimage = excluded.preimage,
                  challenge = excluded.challenge,
                  deposit_msat = excluded.deposit_msat, price_msat = excluded.price_msat,
-                 requests = excluded.requests, status = excluded.status, refund_msat = excluded.refund_msat,
+                 status = excluded.status, refund_msat = excluded.refund_msat,
                  refund_status = excluded.refund_status, last_used_at = excluded.last_used_at,
-                 closed_at = excluded.closed_at",
+                 closed_at = excluded.closed_at, pending_top_up = excluded.pending_top_up",
         )
         .bind(&s.wallet)
         .bind(s.id.to_hex())
@@ -166,6 +184,7 @@ impl BuyerSessions for Engine {
         .bind(int(s.opened_at)?)
         .bind(int(s.last_used_at)?)
         .bind(s.closed_at.map(int).transpose()?)
+        .bind(s.pending_top_up.map(|h| h.to_hex()))
         .execute(self.writer())
         .await?;
         Ok(())
@@ -214,5 +233,30 @@ impl BuyerSessions for Engine {
         .fetch_all(self.reader())
         .await?;
         rows.iter().map(from_row).collect()
+    }
+
+    async fn count_buyer_session_request(
+        &self,
+        wallet: &str,
+        id: &PaymentHash,
+        url: &str,
+        challenge: Option<&str>,
+        now: u64,
+    ) -> Result<Option<u64>, StorageError> {
+        let n: Option<i64> = sqlx::query_scalar(
+            "UPDATE mpp_buyer_sessions
+                SET requests = requests + 1, url = $3, last_used_at = $4,
+                    challenge = COALESCE($5, challenge)
+              WHERE wallet = $1 AND session_id = $2
+             RETURNING requests",
+        )
+        .bind(wallet)
+        .bind(id.to_hex())
+        .bind(url)
+        .bind(int(now)?)
+        .bind(challenge)
+        .fetch_optional(self.writer())
+        .await?;
+        n.map(|n| uint("requests", n)).transpose()
     }
 }
