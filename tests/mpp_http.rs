@@ -22,7 +22,8 @@ use l402_mcp::gateway::discovery::About;
 use l402_mcp::gateway::{self, AuthMode, Paywall, Price, Route};
 use l402_mcp::l402::mpp::lightning::{ChargeRequest, Payload};
 use l402_mcp::l402::mpp::{
-    PAYMENT_REQUIRED_PROBLEM, PaymentChallenge, PaymentCredential, challenge, credential, receipt,
+    PAYMENT_REQUIRED_PROBLEM, PaymentChallenge, PaymentCredential, accept, challenge, credential,
+    receipt,
 };
 use l402_mcp::l402::{MSAT_PER_SAT, PaymentHash};
 use l402_mcp::netguard::NetPolicy;
@@ -242,6 +243,93 @@ async fn the_402_is_apertures() {
         "{lines:?}"
     );
     assert_eq!(lines.len(), 2);
+}
+
+/// The gateway ranks its Payment offers by the buyer's `Accept-Payment` (as mppx's sellers
+/// do), and does not make (nor invoice) those the buyer does not take; our buyer says what it
+/// takes, best first.
+#[tokio::test]
+async fn offers_follow_accept_payment() {
+    let t = trade().await;
+    let addr = gateway(&t, vec![route(5, AuthMode::Both, true)]).await;
+    let cases = [
+        (
+            "lightning/session, lightning/charge;q=0.5",
+            vec!["session", "charge"],
+        ),
+        ("lightning/session", vec!["session"]),
+        ("*/*, lightning/charge;q=0", vec!["session"]),
+        (
+            "lightning/charge, lightning/session;q=0.5",
+            vec!["charge", "session"],
+        ),
+        // Wants none, or does not parse: every offer.
+        ("tempo/charge", vec!["charge", "session"]),
+        ("Lightning/Charge;q=9", vec!["charge", "session"]),
+    ];
+    for (accept, want) in cases {
+        let resp = reqwest::Client::new()
+            .get(format!("http://{addr}/paid"))
+            .header("accept-payment", accept)
+            .send()
+            .await
+            .unwrap();
+        let lines = www_authenticate(&resp);
+        assert!(lines[0].starts_with("LSAT ") && lines[1].starts_with("L402 "));
+        let offers = challenge::parse_headers(lines.iter().map(String::as_str)).challenges;
+        let intents: Vec<&str> = offers.iter().map(|c| c.intent.as_str()).collect();
+        assert_eq!(intents, want, "{accept}");
+    }
+    // What our buyer sends: by its preference, sessions only when it keeps them.
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let echo = listen(
+        Router::new().fallback(any(move |headers: axum::http::HeaderMap| {
+            let log = log.clone();
+            async move {
+                let v = headers
+                    .get("accept-payment")
+                    .map(|v| v.to_str().unwrap().to_owned());
+                log.lock().unwrap().push(v);
+                "free"
+            }
+        })),
+    )
+    .await;
+    let url = format!("http://{echo}/");
+    let mut session_first = FetchRequest::get(&url);
+    session_first.prefer = Some(SchemePreference::Session);
+    let mut own = FetchRequest::get(&url);
+    own.headers = vec![("Accept-Payment".into(), "lightning/charge;q=0.2".into())];
+    let without_sessions = Fetcher::new(
+        t.buyer.payer.clone(),
+        t.buyer.storage.tokens(),
+        t.clock.clone(),
+        NetPolicy::loopback(),
+    )
+    .unwrap();
+    fetcher(&t).fetch(&FetchRequest::get(&url)).await.unwrap();
+    fetcher(&t).fetch(&session_first).await.unwrap();
+    fetcher(&t).fetch(&own).await.unwrap();
+    without_sessions
+        .fetch(&FetchRequest::get(&url))
+        .await
+        .unwrap();
+    let seen: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|v| v.clone().unwrap())
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            "lightning/charge, lightning/session;q=0.5",
+            "lightning/session, lightning/charge;q=0.5",
+            "lightning/charge;q=0.2",
+            "lightning/charge",
+        ]
+    );
 }
 
 #[tokio::test]
@@ -519,6 +607,21 @@ async fn the_buyer_refuses_before_paying_what_does_not_match() {
         ),
         ("challenge_expired", Box::new(|r| challenge_for(&r, T0))),
         ("price_above_cap", Box::new(|r| challenge_for(&r, T0 + 600))),
+        (
+            "challenge_mismatch",
+            Box::new(|r| PaymentChallenge {
+                // Bound to a body this GET does not carry.
+                digest: Some(accept::body_digest(b"{\"rows\":10000}")),
+                ..challenge_for(&r, T0 + 600)
+            }),
+        ),
+        (
+            "invalid_challenge",
+            Box::new(|r| PaymentChallenge {
+                digest: Some("sha-512=:AAAA:".into()),
+                ..challenge_for(&r, T0 + 600)
+            }),
+        ),
     ];
     for (code, craft) in cases {
         let addr = crafted_seller(&t, craft).await;

@@ -373,12 +373,16 @@ impl Fetcher {
                 Offer::L402(found) => {
                     return self.buy_l402(req, resource, dropped, payee, found).await;
                 }
-                Offer::Charge(c) => match payment::plan_charge(&c, req.max_price_msat, now) {
+                Offer::Charge(c) => match payment::check_digest(&c, req)
+                    .and_then(|()| payment::plan_charge(&c, req.max_price_msat, now))
+                {
                     Ok(plan) => return self.buy_charge(req, &resource, &payee, plan).await,
                     Err(e) => e,
                 },
                 Offer::Session(c) if self.sessions.is_some() => {
-                    match payment::session_request(&c, now) {
+                    match payment::check_digest(&c, req)
+                        .and_then(|()| payment::session_request(&c, now))
+                    {
                         Ok(r) => match self
                             .use_session(req, &resource, &payee, c, r, just_402)
                             .await

@@ -24,7 +24,7 @@ use super::{FetchError, FetchRequest, FetchResponse, Fetcher, Resource};
 use crate::bolt11::{self, DecodedInvoice, Network};
 use crate::l402::MSAT_PER_SAT;
 use crate::l402::mpp::lightning::{self, ChargeRequest, Payload, SessionRequest};
-use crate::l402::mpp::{PaymentChallenge, challenge, credential, receipt};
+use crate::l402::mpp::{PaymentChallenge, accept, challenge, credential, receipt};
 use crate::pay::PayRequest;
 use crate::payee::Payee;
 
@@ -212,6 +212,36 @@ pub(super) fn check_invoice(
         ));
     }
     Ok(inv)
+}
+
+/// A challenge bound to a request body (`digest`) must be bound to this request's: otherwise
+/// the credential would be refused after paying. A digest of an algorithm other than
+/// `sha-256` cannot be checked here, so it is refused too.
+pub(super) fn check_digest(c: &PaymentChallenge, req: &FetchRequest) -> Result<(), FetchError> {
+    let Some(digest) = &c.digest else {
+        return Ok(());
+    };
+    let body = req.body.as_deref().unwrap_or_default().as_bytes();
+    match accept::digest_matches(digest, body) {
+        Some(true) => Ok(()),
+        Some(false) => Err(refuse(
+            "challenge_mismatch",
+            "the Payment challenge is bound (digest) to another request body than this request's",
+        )),
+        None => Err(refuse(
+            "invalid_challenge",
+            format!("the Payment challenge's digest {digest:?} has no sha-256 member to check"),
+        )),
+    }
+}
+
+/// The `Accept-Payment` a buyer sends: the offers it can pay, in its order of preference.
+pub(super) fn accept_payment(preference: SchemePreference, sessions: bool) -> &'static str {
+    match (preference, sessions) {
+        (_, false) => "lightning/charge",
+        (SchemePreference::Session, true) => "lightning/session, lightning/charge;q=0.5",
+        (_, true) => "lightning/charge, lightning/session;q=0.5",
+    }
 }
 
 /// A charge ready to pay.

@@ -301,6 +301,19 @@ impl Fetcher {
         if json_body {
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         }
+        // The Payment offers this wallet takes, best first (mppx sellers rank their 402 by it),
+        // unless the caller said otherwise.
+        let accept = HeaderName::from_static(crate::l402::mpp::accept::HEADER);
+        if !headers.contains_key(&accept) {
+            let prefer = req.prefer.unwrap_or(self.prefer);
+            headers.insert(
+                accept,
+                HeaderValue::from_static(super::payment::accept_payment(
+                    prefer,
+                    self.sessions.is_some(),
+                )),
+            );
+        }
         let mut builder = self
             .http()?
             .request(method.clone(), url.clone())

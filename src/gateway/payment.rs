@@ -8,7 +8,7 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use super::paywall::{Decision, Paywall, Route, plain};
-use crate::l402::mpp::{SCHEME, receipt};
+use crate::l402::mpp::{SCHEME, accept, lightning, receipt};
 use crate::mint::SellError;
 use crate::mpp::{Access, ChargeTerms, DEFAULT_SESSION_IDLE_SECS, SessionTerms};
 
@@ -74,22 +74,35 @@ impl Paywall {
         route: &Route,
         price_msat: u64,
         description: &str,
+        accept_payment: Option<&str>,
     ) -> Result<Vec<String>, SellError> {
         let Some(mpp) = self.mpp().filter(|_| route.auth.mpp()) else {
             return Ok(Vec::new());
         };
-        let mut lines = vec![
-            mpp.charge_challenge(&ChargeTerms {
-                amount_msat: price_msat,
-                description: Some(description.to_owned()),
-                ..ChargeTerms::default()
-            })
-            .await?
-            .www_authenticate,
-        ];
+        let mut offers = vec![(lightning::METHOD, lightning::CHARGE)];
         if route.sessions {
-            let price_sats = crate::mpp::price_sats(price_msat);
-            lines.push(
+            offers.push((lightning::METHOD, lightning::SESSION));
+        }
+        // Ranked by the buyer's Accept-Payment, as mppx's sellers do: unwanted offers are not
+        // made (no invoice for them); when it wants none, or does not parse, all are.
+        let ranked = accept_payment
+            .and_then(|h| accept::parse(h).ok())
+            .map(|prefs| accept::rank(&offers, &prefs))
+            .filter(|r| !r.is_empty())
+            .unwrap_or_else(|| (0..offers.len()).collect());
+        let mut lines = Vec::with_capacity(ranked.len());
+        for i in ranked {
+            let (_, intent) = offers[i];
+            let line = if intent == lightning::CHARGE {
+                mpp.charge_challenge(&ChargeTerms {
+                    amount_msat: price_msat,
+                    description: Some(description.to_owned()),
+                    ..ChargeTerms::default()
+                })
+                .await?
+                .www_authenticate
+            } else {
+                let price_sats = crate::mpp::price_sats(price_msat);
                 mpp.session_challenge(&SessionTerms {
                     price_msat,
                     deposit_msat: route
@@ -100,8 +113,9 @@ impl Paywall {
                     expiry_secs: None,
                 })
                 .await?
-                .www_authenticate,
-            );
+                .www_authenticate
+            };
+            lines.push(line);
         }
         Ok(lines)
     }

@@ -366,7 +366,14 @@ impl Paywall {
                 "max_uses": route.max_uses,
             }));
         }
-        let payment = match self.payment_lines(route, msat, &description).await {
+        let accept_payment = parts
+            .headers
+            .get(crate::l402::mpp::accept::HEADER)
+            .and_then(|v| v.to_str().ok());
+        let payment = match self
+            .payment_lines(route, msat, &description, accept_payment)
+            .await
+        {
             Ok(p) => p,
             Err(e) => {
                 warn!(error = %e, "cannot create a Payment challenge");

@@ -6,6 +6,7 @@
 //! passed in. The seller (`l402_mcp::mpp`) keeps the secret, the spent charges and the
 //! sessions; the buyer (`l402_mcp::fetch`) pays through the ledger.
 
+pub mod accept;
 pub mod b64url;
 pub mod challenge;
 pub mod credential;
