@@ -18,7 +18,8 @@
 #   sellers      OUR fetch_paid (MCP Python SDK -> `l402-mcp serve`, LNbits wallet A) pays an
 #                l402kit 1.10.1 server and a boltwall 6.0.3 server (both selling with wallet B)
 #   mpp          the Payment scheme (MPP) against mppx 0.11.0 (npm), both directions, over HTTP
-#                and MCP: tools/interop/mpp/run.sh (mppx's client pays our gateway and our
+#                and MCP, and Alby's lightning-tools 10.0.0 (npm) as a buyer:
+#                tools/interop/mpp/run.sh (mppx's and Alby's clients pay our gateway, mppx's our
 #                mcp-gateway; our fetch_paid and call_paid_tool pay mppx sellers)
 #
 # Glue (the only non-third-party code between us and a counterpart; each file says so):
@@ -57,8 +58,8 @@
 #   sellers       INTEROP_BREAK=signature: boltwall rotates its secret after each challenge, our
 #                 credential is refused (401) -> FAIL; INTEROP_BREAK=scheme: l402kit's challenge says
 #                 LSAT, we answer LSAT, l402kit takes only "L402 " -> FAIL
-#   mpp           INTEROP_BREAK=preimage (2026-12): mppx presents a wrong preimage: our gateway
-#                 and mcp-gateway refuse it -> the mppx->ours cells FAIL
+#   mpp           INTEROP_BREAK=preimage (2026-12): mppx and Alby present a wrong preimage: our
+#                 gateway and mcp-gateway refuse it -> the mppx->ours and alby->ours cells FAIL
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

@@ -12,19 +12,22 @@
 #                               seller: 200, receipt decoded, a charge is single use
 #   call_paid_tool->mppx-seller OUR call_paid_tool pays an mppx-priced MCP tool (TS SDK server
 #                               with mppx's mcpSdk transport): the result and its receipt
+#   alby->our-gateway           Alby's lightning-tools 10.0.0 (npm, fetch402) pays the same
+#                               gateway: 200, one 21-sat payment, its credential not reusable
 #
 # Glue (ours, each file says so): mppx publishes no `lightning` method, so lightning.mjs adds
 # one (charge) through mppx's documented custom-method API; wallet.mjs is the Lightning side:
 # l402-mcp's embedded wallets of one data dir (wallets our-buyer, mppx-buyer, mppx-seller,
-# seller, tools), reached through our command line (`pay`, `invoice`, `decode`, `balance`).
+# alby-buyer, seller, tools), reached through our command line (`pay`, `invoice`, `decode`,
+# `balance`).
 #
 # One line per check ("mppx <direction> <check> PASS|FAIL"); exit 1 if any failed, 2 if the
 # suite could not be set up.
 # Usage: tools/interop/mpp/run.sh [--install-only]
 # Env:   L402_MCP_BIN=path     the l402-mcp binary (else: cargo build --bin l402-mcp)
 #        L402_PEERS_CACHE=dir  where the npm folder is kept (default ~/.cache/l402-peers)
-#        INTEROP_BREAK=preimage  our wallet glue hands mppx a wrong preimage: every mppx->ours
-#                              check must go red
+#        INTEROP_BREAK=preimage  our wallet glue hands mppx and Alby a wrong preimage: every
+#                              mppx->ours and alby->ours check must go red
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -44,11 +47,11 @@ command -v node >/dev/null && command -v npm >/dev/null || die "node and npm are
 
 # mppx's required peer viem >= 2.57 declares an optional peer mppx >= 0.17, which the registry
 # does not have: viem is pinned to 2.56.9 (the newest without it), or npm refuses (ERESOLVE).
-SPEC='{"private":true,"dependencies":{"mppx":"0.11.0","viem":"2.56.9","@modelcontextprotocol/sdk":"1.32.2"}}'
+SPEC='{"private":true,"dependencies":{"mppx":"0.11.0","viem":"2.56.9","@modelcontextprotocol/sdk":"1.32.2","@getalby/lightning-tools":"10.0.0"}}'
 DIR=$CACHE/mppx
 mkdir -p "$CACHE"
 if [ "$(cat "$DIR/.l402-installed" 2>/dev/null)" != "$SPEC" ]; then
-  log "npm install into $DIR (mppx 0.11.0, viem 2.56.9, @modelcontextprotocol/sdk 1.32.2)"
+  log "npm install into $DIR (mppx 0.11.0, viem 2.56.9, @modelcontextprotocol/sdk 1.32.2, @getalby/lightning-tools 10.0.0)"
   rm -rf "$DIR" && mkdir -p "$DIR" && printf '%s\n' "$SPEC" >"$DIR/package.json"
   (cd "$DIR" && npm install --no-audit --no-fund --loglevel=error >"$DIR/npm.log" 2>&1) ||
     { tail -20 "$DIR/npm.log" >&2; die "npm install failed"; }
@@ -96,7 +99,7 @@ start() {
 }
 
 # Every wallet exists before any process pays (the first open grants the demo sats).
-for w in our-buyer mppx-buyer mppx-seller seller tools; do
+for w in our-buyer mppx-buyer mppx-seller alby-buyer seller tools; do
   "$BIN" --data-dir "$DATA" --wallet "$w" balance >/dev/null || die "cannot open wallet $w"
 done
 up=$(free_port) gw=$(free_port) mcpgw=$(free_port) seller=$(free_port)
@@ -111,6 +114,7 @@ start mppx-seller "http://127.0.0.1:$seller/health" node "$RUN/mppx-seller.mjs" 
 FAILED=0
 if [ "${INTEROP_BREAK:-}" = preimage ]; then export MPP_BREAK_PREIMAGE=1; fi
 (cd "$RUN" && node mppx-buyer.mjs "http://127.0.0.1:$gw/paid/data" "http://127.0.0.1:$mcpgw/mcp") || FAILED=1
+(cd "$RUN" && node alby-buyer.mjs "http://127.0.0.1:$gw/paid/data") || FAILED=1
 unset MPP_BREAK_PREIMAGE
 (cd "$RUN" && node our-buyer.mjs "http://127.0.0.1:$seller") || FAILED=1
 exit "$FAILED"
