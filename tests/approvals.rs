@@ -294,6 +294,8 @@ async fn a_pin_guards_the_terminal_page_and_dashboard_but_not_the_clients_dialog
         hold(&t, &t.invoice(PRICE).await).await,
         hold(&t, &t.invoice(PRICE).await).await,
     ];
+    // Wrong PINs count together on every channel: the sixth in a row finds entry locked.
+    let mut codes = Vec::new();
     for channel in [Channel::Cli, Channel::Page, Channel::Dashboard] {
         let f = approve::approve(&t.buyer, &ids[0], Grant::by(channel))
             .await
@@ -303,25 +305,36 @@ async fn a_pin_guards_the_terminal_page_and_dashboard_but_not_the_clients_dialog
             pin: Some("1234"),
             ..Grant::by(channel)
         };
-        assert_eq!(
+        codes.push(
             approve::approve(&t.buyer, &ids[0], wrong)
                 .await
                 .unwrap_err()
                 .code,
-            "pin_wrong"
         );
-        assert_eq!(
+        codes.push(
             approve::deny(&t.buyer, &ids[0], wrong)
                 .await
                 .unwrap_err()
                 .code,
-            "pin_wrong"
         );
     }
+    assert_eq!(
+        codes,
+        ["pin_wrong"; 5]
+            .into_iter()
+            .chain(["pin_locked"])
+            .collect::<Vec<_>>()
+    );
     let right = Grant {
         pin: Some("4711"),
         ..Grant::by(Channel::Page)
     };
+    // Locked for a minute, even for the right PIN.
+    let f = approve::approve(&t.buyer, &ids[0], right)
+        .await
+        .unwrap_err();
+    assert_eq!(f.code, "pin_locked", "{f}");
+    t.clock.advance(60);
     approve::approve(&t.buyer, &ids[0], right).await.unwrap();
     approve::approve(&t.buyer, &ids[1], Grant::by(Channel::Elicitation))
         .await

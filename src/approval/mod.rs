@@ -400,7 +400,13 @@ impl Approvals {
         grant: Grant<'_>,
     ) -> Result<Approval, ApprovalError> {
         if grant.channel.asks_pin() {
-            pin::check(self.ledger.as_ref(), &self.wallet, grant.pin).await?;
+            pin::check(
+                self.ledger.as_ref(),
+                &self.wallet,
+                grant.pin,
+                self.clock.now(),
+            )
+            .await?;
         }
         if grant.channel == Channel::App && grant.secret.is_none() {
             return Err(ApprovalError::WrongSecret(id.to_owned()));

@@ -129,7 +129,13 @@ async fn pin_if_set(app: &App, prompt: &str) -> Result<Option<String>> {
     }
     let given = read_secret(prompt)?;
     // Checked here too, so a wrong PIN changes nothing before anything else is asked.
-    pin::check(app.ledger.as_ref(), &app.wallet_name, Some(&given)).await?;
+    pin::check(
+        app.ledger.as_ref(),
+        &app.wallet_name,
+        Some(&given),
+        app.clock.now(),
+    )
+    .await?;
     Ok(Some(given))
 }
 

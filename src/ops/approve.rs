@@ -156,6 +156,7 @@ impl From<ApprovalError> for Failure {
             ApprovalError::WrongSecret(_) => "approval_wrong_secret",
             ApprovalError::Pin(pin::PinError::Required) => "pin_required",
             ApprovalError::Pin(pin::PinError::Wrong) => "pin_wrong",
+            ApprovalError::Pin(pin::PinError::Locked { .. }) => "pin_locked",
             ApprovalError::Pin(pin::PinError::Length) => "invalid_request",
             ApprovalError::Pin(pin::PinError::Storage(s)) | ApprovalError::Storage(s) => {
                 return Failure::from(s);

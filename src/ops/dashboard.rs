@@ -266,9 +266,14 @@ pub async fn change_settings(
     approval: &ApprovalChange,
     given_pin: Option<&str>,
 ) -> Result<(), Failure> {
-    pin::check(app.ledger.as_ref(), &app.wallet_name, given_pin)
-        .await
-        .map_err(crate::approval::ApprovalError::from)?;
+    pin::check(
+        app.ledger.as_ref(),
+        &app.wallet_name,
+        given_pin,
+        app.clock.now(),
+    )
+    .await
+    .map_err(crate::approval::ApprovalError::from)?;
     let now = app.clock.now();
     if *budget != BudgetChange::default() {
         let mut p = app.ledger.budget(&app.wallet_name).await?;

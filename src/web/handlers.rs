@@ -161,9 +161,12 @@ fn pin<'a>(web: &Web, form: &'a Fields) -> Result<Option<&'a str>, Failure> {
 
 /// Count a PIN outcome from an operation's failure.
 fn count_pin<T>(web: &Web, given: Option<&str>, r: &Result<T, Failure>) {
-    if given.is_some() {
-        let wrong = matches!(r, Err(f) if f.code == "pin_wrong");
-        web.sessions.pin_outcome(!wrong, web.app.clock.now());
+    // Only an outcome the PIN decided counts: a request refused for another reason (a bogus
+    // decision, say) must not clear the count of wrong ones.
+    match r {
+        Err(f) if f.code == "pin_wrong" => web.sessions.pin_outcome(false, web.app.clock.now()),
+        Ok(_) if given.is_some() => web.sessions.pin_outcome(true, web.app.clock.now()),
+        _ => {}
     }
 }
 
