@@ -149,3 +149,19 @@ fn numbers_out_of_range_are_refused_with_the_range() {
         assert!(stderr.contains(range), "{args:?}: {stderr}");
     }
 }
+
+/// `serve --http` with the dashboard prints a login link naming its port: port 0 (any free
+/// port) would print a link that goes nowhere, so it is refused before anything starts.
+#[test]
+fn the_dashboard_needs_a_fixed_port() {
+    let home = tempfile::tempdir().unwrap();
+    let out = run(
+        home.path(),
+        &["serve", "--http", "127.0.0.1:0", "--dashboard"],
+        &[],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("needs a fixed port"), "{err}");
+    assert!(out.stdout.is_empty(), "no login link printed");
+}

@@ -20,7 +20,7 @@ pub struct McpGatewayArgs {
     /// A tool's price per call, TOOL=SATS (repeatable; tools not named are free)
     #[arg(long = "price", value_name = "TOOL=SATS")]
     prices: Vec<String>,
-    /// Where to listen [default: 127.0.0.1:8403]
+    /// Where to listen [default: 127.0.0.1:8404]
     #[arg(long)]
     listen: Option<std::net::SocketAddr>,
     /// The Payment realm bound into challenge ids [default: the listen address]
@@ -76,7 +76,7 @@ pub async fn run(app: App, args: McpGatewayArgs, mut cfg: McpGatewayConfig) -> R
     };
     let listen = cfg
         .listen
-        .unwrap_or(std::net::SocketAddr::from(([127, 0, 0, 1], 8403)));
+        .unwrap_or(std::net::SocketAddr::from(([127, 0, 0, 1], 8404)));
     let realm = cfg.realm.clone().unwrap_or_else(|| listen.to_string());
     let mpp = app.mpp.clone().with_realm(&realm)?;
     let tools = PaidTools::new(upstream, &cfg.prices, mpp, app.seller.clone())?;

@@ -70,6 +70,11 @@ pub async fn run(app: App, args: ServeArgs, config: Config) -> Result<()> {
                 "--dashboard is served on loopback only: bind --http to 127.0.0.1 or ::1"
             );
         }
+        if bind.port() == 0 {
+            anyhow::bail!(
+                "--dashboard needs a fixed port for --http (its login link names it), not 0"
+            );
+        }
         let web = Web::new(app, "/dashboard");
         // The link is a credential: to this terminal (stdout is free under --http), never a log.
         println!(

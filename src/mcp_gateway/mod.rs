@@ -40,7 +40,7 @@ use crate::mpp::{Access, ChargeTerms, DEFAULT_SESSION_IDLE_SECS, MppSeller};
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct McpGatewayConfig {
-    /// Where to listen; default 127.0.0.1:8403.
+    /// Where to listen; default 127.0.0.1:8404 (the dashboard has 8403).
     pub listen: Option<std::net::SocketAddr>,
     /// The upstream MCP server as a command to run over stdio, e.g. ["node", "server.js"].
     pub upstream_command: Option<Vec<String>>,
