@@ -937,6 +937,16 @@ async fn several_credentials_in_one_request_are_a_400_and_spend_nothing() {
     assert_eq!(again.status(), 402, "a charge buys one request");
 }
 
+/// The buyer's sessions that are not closed.
+async fn live_sessions(t: &Trade) -> Vec<l402_mcp::storage::BuyerSession> {
+    t.buyer
+        .storage
+        .buyer_sessions()
+        .live_buyer_sessions("buyer")
+        .await
+        .unwrap()
+}
+
 /// The session offer of a bare request to the gateway at `addr`.
 async fn session_offer(
     addr: SocketAddr,
@@ -1162,13 +1172,7 @@ async fn a_seller_that_keeps_a_session_deposit_gets_one_deposit_only() {
             b0 - 50_000,
             "{refuse:?}: one deposit"
         );
-        let live = t
-            .buyer
-            .storage
-            .buyer_sessions()
-            .live_buyer_sessions("buyer")
-            .await
-            .unwrap();
+        let live = live_sessions(&t).await;
         assert!(live.is_empty(), "{refuse:?}: {live:?}");
     }
 }
@@ -1214,4 +1218,33 @@ async fn a_top_up_left_unanswered_by_a_stop_is_presented_again() {
     let closed = f.close_sessions(None, None).await.unwrap();
     assert_eq!(closed[0].refund_received_msat, Some(30_000));
     assert_eq!(balance(&t.buyer).await, b0 - 70_000);
+}
+
+/// Two calls at once on a session whose deposit is spent: both are answered 402; one tops it
+/// up, the other (waiting for the session's lock) finds it topped up and uses the bearer, so
+/// the session is neither topped up twice nor taken for refused and replaced.
+#[tokio::test]
+async fn parallel_calls_on_a_spent_session_top_it_up_once() {
+    let t = trade().await;
+    let addr = gateway(&t, vec![route(10, AuthMode::Mpp, true)]).await;
+    let f = fetcher(&t);
+    let b0 = balance(&t.buyer).await;
+    for _ in 0..5 {
+        f.fetch(&get(addr, Some(SchemePreference::Session)))
+            .await
+            .unwrap();
+    }
+    let req = get(addr, None);
+    let (a, b) = tokio::join!(f.fetch(&req), f.fetch(&req));
+    let mut actions = [a, b].map(|r| r.unwrap().receipt.payment.unwrap().action);
+    actions.sort_unstable();
+    assert_eq!(actions, ["bearer", "topUp"]);
+    assert_eq!(
+        balance(&t.buyer).await,
+        b0 - 100_000,
+        "one deposit, one top-up"
+    );
+    let live = live_sessions(&t).await;
+    assert_eq!(live.len(), 1);
+    assert_eq!((live[0].deposit.msat(), live[0].requests), (100_000, 7));
 }

@@ -64,6 +64,10 @@ fn challenge_text(c: &PaymentChallenge) -> String {
         .unwrap_or_else(|_| "{}".into())
 }
 
+/// How many times (200 ms apart) a refund the seller says it paid is looked for in our wallet
+/// before the seller is taken to have kept the deposit.
+const REFUND_POLLS: u32 = 10;
+
 /// How old a session left `opening` must be before it is taken up ([`Fetcher::closable`]).
 const OPENING_GRACE_SECS: u64 = 120;
 
@@ -119,12 +123,27 @@ impl Fetcher {
         // A 402 may only mean the deposit is spent: its fresh challenge decides (top up or
         // not), without asking again.
         if status == reqwest::StatusCode::PAYMENT_REQUIRED {
-            return Ok(Presented::Challenged(ex, s.id));
+            return Ok(Presented::Challenged(
+                ex,
+                Seen {
+                    id: s.id,
+                    deposit: s.deposit,
+                    requests: s.requests,
+                },
+            ));
         }
         let payee = self.payee_of(&ex).await;
         let _ = read_body(ex.response, 1024).await;
         let lock = self.lock_for(&session_key(&s.origin, &s.realm));
         let _held = lock.lock().await;
+        // As it stands now: a parallel call may have counted requests, topped it up or closed it.
+        let now_open = match &self.sessions {
+            Some(store) => store.buyer_session(&self.wallet, &s.id).await?,
+            None => None,
+        };
+        let Some(mut s) = now_open.filter(|n| n.status == BuyerSessionStatus::Open) else {
+            return Ok(Presented::Abandoned);
+        };
         match self.abandon(&mut s, None, &payee, status).await? {
             Some(refused) => Err(refused),
             None => Ok(Presented::Abandoned),
@@ -133,7 +152,8 @@ impl Fetcher {
 
     /// Pay through a session: bearer on the open one with this service (topped up when its
     /// deposit runs out), else open one. `just_402`: the open session whose bearer this very
-    /// 402 answered (it is not presented again).
+    /// 402 answered, as it was then (it is not presented again unless it changed since: a
+    /// parallel call topped it up, say).
     pub(super) async fn use_session(
         &self,
         req: &FetchRequest,
@@ -141,7 +161,7 @@ impl Fetcher {
         payee: &Payee,
         c: PaymentChallenge,
         r: SessionRequest,
-        just_402: Option<crate::l402::PaymentHash>,
+        just_402: Option<Seen>,
     ) -> Result<FetchResponse, FetchError> {
         let Some(store) = self.sessions.clone() else {
             return Err(refuse(
@@ -159,8 +179,11 @@ impl Fetcher {
                 let pending = s.pending_top_up.is_some();
                 self.resume_top_up(&mut s).await?;
                 // The 402 answered this session's bearer, and nothing has changed since.
-                let refused = (just_402 == Some(s.id) && !pending)
-                    .then_some(reqwest::StatusCode::PAYMENT_REQUIRED);
+                let unchanged = just_402.is_some_and(|seen| {
+                    seen.id == s.id && seen.deposit == s.deposit && seen.requests == s.requests
+                });
+                let refused =
+                    (unchanged && !pending).then_some(reqwest::StatusCode::PAYMENT_REQUIRED);
                 self.bearer_or_top_up(req, resource, payee, s, c, refused)
                     .await
             }
@@ -247,7 +270,19 @@ impl Fetcher {
                 .filter(|c| c.expires_at().and_then(Result::ok).is_some_and(|t| t > now))
         });
         let closed = self.send_close(s, challenge).await?;
-        let back = closed.refund_received_msat.unwrap_or(0);
+        let mut back = closed.refund_received_msat.unwrap_or(0);
+        // The seller says it refunded: give the payment a moment to be seen by our wallet.
+        if closed.refund_received_msat.is_none() && closed.refund_status == "succeeded" {
+            for _ in 0..REFUND_POLLS {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                self.note_refund(s).await?;
+                if let Some(r) = s.refund {
+                    self.save(s).await?;
+                    back = r.msat();
+                    break;
+                }
+            }
+        }
         if back.saturating_add(s.price.msat()) >= left {
             return Ok(None);
         }
@@ -879,9 +914,17 @@ pub(super) enum Presented {
     /// Honoured: the answer.
     Served(FetchResponse),
     /// A 402 (the deposit may be spent): the exchange, with the session's id.
-    Challenged(Exchange, crate::l402::PaymentHash),
+    Challenged(Exchange, Seen),
     /// Refused; the seller gave back what was left and the session is closed: ask again bare.
     Abandoned,
+}
+
+/// A session as a request saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Seen {
+    id: crate::l402::PaymentHash,
+    deposit: Msat,
+    requests: u64,
 }
 
 /// The lock a service's sessions are used, topped up and closed under.
