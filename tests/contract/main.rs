@@ -100,6 +100,12 @@ mod session_scenarios {
         refuses_to_pay::<crate::lnbits::Replay>("LNbits").await;
     }
 
+    /// NIP-47's make_invoice requires an amount: NWC pays refunds, never makes return invoices.
+    #[tokio::test]
+    async fn nwc_refuses_to_create() {
+        refuses_to_create::<crate::nwc::Fixture>("NWC").await;
+    }
+
     /// An OpenNode charge always has an amount, and OpenNode never pays.
     #[tokio::test]
     async fn opennode_refuses_both() {
@@ -126,6 +132,16 @@ mod session_scenarios {
             amountless_unknown,
             creates_amountless
         ]
+    );
+    session_tests!(
+        nwc,
+        crate::nwc::Fixture,
+        [pays_amountless, amountless_refused, amountless_unknown]
+    );
+    session_tests!(
+        fake,
+        crate::fake::Fixture,
+        [pays_amountless, amountless_refused, amountless_unknown]
     );
     session_tests!(
         cln,
