@@ -144,6 +144,16 @@ mod session_scenarios {
         [pays_amountless, amountless_refused, amountless_unknown]
     );
     session_tests!(
+        blink,
+        crate::blink::Fixture,
+        [
+            pays_amountless,
+            amountless_refused,
+            amountless_unknown,
+            creates_amountless
+        ]
+    );
+    session_tests!(
         cln,
         crate::cln::Fixture,
         [
