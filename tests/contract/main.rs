@@ -154,6 +154,16 @@ mod session_scenarios {
         ]
     );
     session_tests!(
+        strike,
+        crate::strike::Fixture,
+        [
+            pays_amountless,
+            amountless_refused,
+            amountless_unknown,
+            creates_amountless
+        ]
+    );
+    session_tests!(
         cln,
         crate::cln::Fixture,
         [
