@@ -106,6 +106,13 @@ mod session_scenarios {
         refuses_to_create::<crate::nwc::Fixture>("NWC").await;
     }
 
+    /// ln.bot's invoices need an amount, and its payments take one only for addresses.
+    #[tokio::test]
+    async fn lnbot_refuses_both() {
+        refuses_to_create::<crate::lnbot::Fixture>("ln.bot").await;
+        refuses_to_pay::<crate::lnbot::Fixture>("ln.bot").await;
+    }
+
     /// An OpenNode charge always has an amount, and OpenNode never pays.
     #[tokio::test]
     async fn opennode_refuses_both() {
