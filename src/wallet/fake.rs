@@ -502,6 +502,10 @@ impl Wallet for FakeWallet {
         self.pay(invoice, None).await
     }
 
+    fn pays_amountless(&self) -> bool {
+        true
+    }
+
     /// Scripted like `pay_invoice`, sending `amount_msat` to an invoice without an amount.
     #[instrument(skip_all, fields(backend = "fake", payment_hash = %hex::encode(invoice.payment_hash), amount_msat))]
     async fn pay_amountless(

@@ -286,6 +286,13 @@ pub trait Wallet: Send + Sync + std::fmt::Debug {
         ))
     }
 
+    /// Whether [`Wallet::pay_amountless`] is implemented, so that this wallet can sell
+    /// `Payment` sessions (their refunds); a gateway on a wallet that cannot refuses to offer
+    /// them rather than take deposits it could not pay back.
+    fn pays_amountless(&self) -> bool {
+        false
+    }
+
     /// What this backend can tell of its credential and account beyond [`Wallet::info`] (asked
     /// by `doctor` once `info` answered; never moves money).
     async fn access(&self) -> Vec<AccessCheck> {

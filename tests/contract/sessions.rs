@@ -40,6 +40,7 @@ fn decoded(inv: &TestInvoice) -> bolt11::DecodedInvoice {
 pub async fn pays_amountless<F: SessionFixture>() {
     let f = F::start(Scenario::Paid).await;
     let wallet = f.wallet().await;
+    assert!(wallet.pays_amountless(), "it says it can sell sessions");
     let inv = f.amountless_invoice(0x61).await;
     let paid = wallet
         .pay_amountless(&decoded(&inv), REFUND_MSAT, MAX_FEE_MSAT)
@@ -159,9 +160,9 @@ pub async fn refuses_to_create<F: BackendFixture>(backend: &str) {
 pub async fn refuses_to_pay<F: BackendFixture>(backend: &str) {
     let f = F::start(Scenario::Paid).await;
     let inv = TestInvoice::regtest_amountless(0x21, 0x65);
-    let err = f
-        .wallet()
-        .await
+    let wallet = f.wallet().await;
+    assert!(!wallet.pays_amountless(), "it says it cannot sell sessions");
+    let err = wallet
         .pay_amountless(&decoded(&inv), REFUND_MSAT, MAX_FEE_MSAT)
         .await
         .expect_err("refused");

@@ -437,6 +437,10 @@ impl Wallet for BlinkWallet {
         Ok(created)
     }
 
+    fn pays_amountless(&self) -> bool {
+        true
+    }
+
     /// `lnNoAmountInvoicePaymentSend` with `amount` in sats, priced first by
     /// `lnNoAmountInvoiceFeeProbe` like any payment; an amount that is not whole sats is
     /// refused before anything is asked.

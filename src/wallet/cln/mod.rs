@@ -206,6 +206,10 @@ impl Wallet for ClnWallet {
         check_created_amountless("Core Lightning", &bolt11, Some(hash))
     }
 
+    fn pays_amountless(&self) -> bool {
+        true
+    }
+
     #[instrument(skip_all, fields(backend = "cln", payment_hash = %hex::encode(invoice.payment_hash), amount_msat))]
     async fn pay_amountless(
         &self,

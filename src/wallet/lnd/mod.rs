@@ -224,6 +224,10 @@ impl Wallet for LndWallet {
         check_created_amountless("LND", &bolt11, Some(hash))
     }
 
+    fn pays_amountless(&self) -> bool {
+        true
+    }
+
     #[instrument(skip_all, fields(backend = "lnd", payment_hash = %hex::encode(invoice.payment_hash), amount_msat))]
     async fn pay_amountless(
         &self,

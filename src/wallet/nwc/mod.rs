@@ -349,6 +349,10 @@ impl Wallet for NwcWallet {
         ))
     }
 
+    fn pays_amountless(&self) -> bool {
+        true
+    }
+
     /// `pay_invoice` with its optional `amount` (msat), for an invoice without one.
     #[instrument(skip_all, fields(backend = "nwc", payment_hash = %hex::encode(invoice.payment_hash), amount_msat))]
     async fn pay_amountless(

@@ -298,6 +298,10 @@ impl Wallet for PhoenixdWallet {
         check_created_amountless("phoenixd", &bolt11, Some(hash))
     }
 
+    fn pays_amountless(&self) -> bool {
+        true
+    }
+
     /// `payinvoice` with `amountSat`: phoenixd sends whole sats only, so an amount that is not
     /// one is refused before anything is sent.
     #[instrument(skip_all, fields(backend = "phoenixd", payment_hash = %hex::encode(invoice.payment_hash), amount_msat))]

@@ -295,6 +295,10 @@ impl Wallet for StrikeWallet {
         self.pay(invoice, None, max_fee_msat).await
     }
 
+    fn pays_amountless(&self) -> bool {
+        true
+    }
+
     /// A payment quote with `amount` (BTC, whole sats: another amount is refused before
     /// anything is asked), executed like any payment.
     #[instrument(skip_all, fields(backend = "strike", payment_hash = %invoice.payment_hash, amount_msat))]
