@@ -80,6 +80,9 @@ pub async fn run(app: App, args: GatewayArgs, mut cfg: GatewayConfig) -> Result<
     if routes.is_empty() {
         bail!("no routes: give --price SATS (with --path) or [[gateway.routes]] in the config");
     }
+    let info = app.wallet.info().await;
+    let backend = info.as_ref().map_or("configured", |i| i.backend);
+    gateway::check_sessions(&routes, app.wallet.as_ref(), backend).map_err(anyhow::Error::msg)?;
     let listen = args
         .listen
         .or(cfg.listen)
@@ -92,10 +95,7 @@ pub async fn run(app: App, args: GatewayArgs, mut cfg: GatewayConfig) -> Result<
         .with_mpp(mpp.clone())
         .trust_forwarded_for(cfg.trust_forwarded_for)
         .pass_unmatched(cfg.passes_unmatched()?);
-    let network = app
-        .wallet
-        .info()
-        .await
+    let network = info
         .map(|i| i.network.to_string())
         .unwrap_or_else(|_| "unknown".into());
     let about = gateway::discovery::About {

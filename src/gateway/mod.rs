@@ -208,6 +208,22 @@ pub fn mpp_realm(config: &GatewayConfig, listen: SocketAddr) -> String {
         .unwrap_or_else(|| listen.to_string())
 }
 
+/// Refuse routes that offer `Payment` sessions on a wallet that cannot pay their refunds (to
+/// the buyer's amountless return invoice): it would take deposits it could never pay back.
+pub fn check_sessions(
+    routes: &[Route],
+    wallet: &dyn crate::wallet::Wallet,
+    backend: &str,
+) -> Result<(), String> {
+    match routes.iter().find(|r| r.sessions) {
+        Some(r) if !wallet.pays_amountless() => Err(format!(
+            "route {}: sessions are offered, but the {backend} backend cannot pay a session's refund (an amount of its choosing to the buyer's amountless return invoice), so deposits could not be paid back: set sessions = false (or drop --sessions), or sell from a backend that pays refunds (README: The Payment scheme)",
+            r.path
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// How often the gateway closes idle `Payment` sessions and pays refunds still owed.
 pub const REFUND_SWEEP_SECS: u64 = 30;
 
@@ -260,4 +276,37 @@ pub async fn serve(
     .with_graceful_shutdown(async move { shutdown.cancelled_owned().await })
     .await
     .map_err(GatewayError::Serve)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bolt11::Network;
+    use crate::clock::ManualClock;
+    use crate::wallet::FakeNode;
+    use crate::wallet::lnbits::{LnbitsConfig, LnbitsWallet};
+
+    #[test]
+    fn sessions_are_offered_only_on_a_wallet_that_pays_refunds() {
+        let mut routes = vec![Route::new("/free", Price::Fixed { msat: 21_000 })];
+        let mut with_sessions = Route::new("/forecast", Price::Fixed { msat: 21_000 });
+        with_sessions.sessions = true;
+        let lnbits = LnbitsWallet::new(&LnbitsConfig {
+            url: "http://127.0.0.1:1".into(),
+            admin_key: Some("admin".into()),
+            invoice_key: None,
+            network: None,
+            timeout_secs: None,
+        })
+        .unwrap();
+        let fake = FakeNode::new(Network::Regtest, ManualClock::new(0)).wallet(0);
+        assert_eq!(check_sessions(&routes, &lnbits, "lnbits"), Ok(()));
+        routes.push(with_sessions);
+        let refused = check_sessions(&routes, &lnbits, "lnbits").unwrap_err();
+        assert!(
+            refused.contains("/forecast") && refused.contains("the lnbits backend cannot pay"),
+            "{refused}"
+        );
+        assert_eq!(check_sessions(&routes, &fake, "fake"), Ok(()));
+    }
 }

@@ -303,6 +303,10 @@ impl Wallet for EmbeddedWallet {
         self.issue(None, description, expiry_secs).await
     }
 
+    fn pays_amountless(&self) -> bool {
+        true
+    }
+
     #[instrument(skip_all, fields(wallet = %self.name, payment_hash = %invoice.payment_hash, amount_msat))]
     async fn pay_amountless(
         &self,

@@ -24,6 +24,7 @@ use bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey};
 use rand::RngCore;
 use tracing::{info, instrument};
 
+use super::toolkit::node;
 use super::{
     Balance, CreatedInvoice, IncomingStatus, InvoiceRequest, OutgoingStatus, PaymentResult, Wallet,
     WalletError, WalletInfo,
@@ -303,7 +304,36 @@ enum Answer {
 }
 
 impl FakeWallet {
-    fn decide(&self, invoice: &DecodedInvoice) -> Answer {
+    /// A pay call, as scripted: at the invoice's amount, or `amount_msat` when given.
+    async fn pay(
+        &self,
+        invoice: &DecodedInvoice,
+        amount_msat: Option<u64>,
+    ) -> Result<PaymentResult, WalletError> {
+        let result = match self.decide(invoice, amount_msat) {
+            Answer::Now(result) => result,
+            Answer::AfterTimeout(timeout) => {
+                tokio::time::sleep(timeout).await;
+                Err(WalletError::OutcomeUnknown(format!(
+                    "no answer from the fake wallet within {} ms (scripted)",
+                    timeout.as_millis()
+                )))
+            }
+        };
+        match &result {
+            Ok(r) => info!(
+                fee_msat = r.fee_msat,
+                has_preimage = r.preimage.is_some(),
+                "paid"
+            ),
+            Err(e) => info!(error = %e, definite = e.definitely_not_paid(), "not paid"),
+        }
+        result
+    }
+
+    /// `amount_msat`: what is sent to an invoice without an amount (`pay_amountless`); `None`
+    /// pays the invoice's own amount.
+    fn decide(&self, invoice: &DecodedInvoice, amount_msat: Option<u64>) -> Answer {
         let now = self.node.0.clock.now();
         let hash = invoice.payment_hash;
         let mut state = self.node.state();
@@ -323,7 +353,8 @@ impl FakeWallet {
             }
             Outcome::Dropped => return unknown("no answer (scripted: the request was lost)"),
             Outcome::Failed(why) => {
-                account.payments.insert(hash, failed(invoice, why));
+                let amount = amount_msat.or(invoice.amount_msat).unwrap_or(0);
+                account.payments.insert(hash, failed(amount, why));
                 return Answer::Now(Err(WalletError::Rejected(why.clone())));
             }
             Outcome::PaidWithoutPreimage { fee_msat } | Outcome::WrongPreimage { fee_msat } => {
@@ -334,7 +365,7 @@ impl FakeWallet {
             | Outcome::LateSuccess { fee_msat } => (*fee_msat, true),
             Outcome::Pending | Outcome::Hang => (0, true),
         };
-        let amount_msat = invoice.amount_msat.unwrap_or(0);
+        let amount_msat = amount_msat.or(invoice.amount_msat).unwrap_or(0);
         let refusal = if amount_msat == 0 {
             Some("the fake wallet pays only invoices that state their amount")
         } else if invoice.expires_at() <= now {
@@ -348,7 +379,7 @@ impl FakeWallet {
         };
         let account = &mut state.accounts[self.account];
         if let Some(why) = refusal {
-            account.payments.insert(hash, failed(invoice, why));
+            account.payments.insert(hash, failed(amount_msat, why));
             return Answer::Now(Err(WalletError::Rejected(why.into())));
         }
         account.balance_msat -= amount_msat + fee_msat;
@@ -390,9 +421,9 @@ impl FakeWallet {
     }
 }
 
-fn failed(invoice: &DecodedInvoice, why: &str) -> Payment {
+fn failed(amount_msat: u64, why: &str) -> Payment {
     Payment {
-        amount_msat: invoice.amount_msat.unwrap_or(0),
+        amount_msat,
         fee_msat: 0,
         state: PaymentState::Failed(why.to_owned()),
         reveals_preimage: false,
@@ -468,25 +499,23 @@ impl Wallet for FakeWallet {
         invoice: &DecodedInvoice,
         _max_fee_msat: u64,
     ) -> Result<PaymentResult, WalletError> {
-        let result = match self.decide(invoice) {
-            Answer::Now(result) => result,
-            Answer::AfterTimeout(timeout) => {
-                tokio::time::sleep(timeout).await;
-                Err(WalletError::OutcomeUnknown(format!(
-                    "no answer from the fake wallet within {} ms (scripted)",
-                    timeout.as_millis()
-                )))
-            }
-        };
-        match &result {
-            Ok(r) => info!(
-                fee_msat = r.fee_msat,
-                has_preimage = r.preimage.is_some(),
-                "paid"
-            ),
-            Err(e) => info!(error = %e, definite = e.definitely_not_paid(), "not paid"),
-        }
-        result
+        self.pay(invoice, None).await
+    }
+
+    fn pays_amountless(&self) -> bool {
+        true
+    }
+
+    /// Scripted like `pay_invoice`, sending `amount_msat` to an invoice without an amount.
+    #[instrument(skip_all, fields(backend = "fake", payment_hash = %hex::encode(invoice.payment_hash), amount_msat))]
+    async fn pay_amountless(
+        &self,
+        invoice: &DecodedInvoice,
+        amount_msat: u64,
+        _max_fee_msat: u64,
+    ) -> Result<PaymentResult, WalletError> {
+        let amount = node::amountless_amount("the fake wallet", invoice, amount_msat)?;
+        self.pay(invoice, Some(amount)).await
     }
 
     async fn lookup_incoming(

@@ -257,19 +257,23 @@ pub trait Wallet: Send + Sync + std::fmt::Debug {
     }
 
     /// Create an invoice without an amount (the payer chooses it): a `Payment` session's return
-    /// invoice, which takes the refund of an unspent deposit. Backends that cannot refuse.
+    /// invoice, which takes the refund of an unspent deposit. Backends that cannot refuse
+    /// ([`WalletError::NotPayable`], naming themselves and why), before asking anything.
     async fn create_amountless_invoice(
         &self,
         _description: &str,
         _expiry_secs: u64,
     ) -> Result<CreatedInvoice, WalletError> {
         Err(WalletError::NotPayable(
-            "this wallet backend cannot create amountless invoices (needed to get a Payment session's deposit back); sessions need the embedded wallet for now".into(),
+            "this wallet backend cannot create amountless invoices (a Payment session's return invoice, needed to get its deposit back)".into(),
         ))
     }
 
     /// Pay `amount_msat` to an invoice without an amount (a session's refund to the buyer's
-    /// return invoice). Backends that cannot refuse, before any money moves.
+    /// return invoice), under the same rules as [`Wallet::pay_invoice`] (a definite refusal
+    /// only when nothing moved, else an unknown outcome resolved by `lookup_outgoing`); an
+    /// invoice that states its own amount is refused. Backends that cannot refuse
+    /// ([`WalletError::NotPayable`], naming themselves and why), before any money moves.
     async fn pay_amountless(
         &self,
         _invoice: &DecodedInvoice,
@@ -277,8 +281,16 @@ pub trait Wallet: Send + Sync + std::fmt::Debug {
         _max_fee_msat: u64,
     ) -> Result<PaymentResult, WalletError> {
         Err(WalletError::NotPayable(
-            "this wallet backend cannot pay amountless invoices (a Payment session's refund); sessions need the embedded wallet for now".into(),
+            "this wallet backend cannot pay amountless invoices (a Payment session's refund)"
+                .into(),
         ))
+    }
+
+    /// Whether [`Wallet::pay_amountless`] is implemented, so that this wallet can sell
+    /// `Payment` sessions (their refunds); a gateway on a wallet that cannot refuses to offer
+    /// them rather than take deposits it could not pay back.
+    fn pays_amountless(&self) -> bool {
+        false
     }
 
     /// What this backend can tell of its credential and account beyond [`Wallet::info`] (asked

@@ -14,12 +14,22 @@ use super::T0;
 
 /// A real regtest invoice signed by the key `[key_byte; 32]`, payable with `preimage`.
 pub fn invoice_for(key_byte: u8, amount_msat: u64, preimage: [u8; 32]) -> String {
+    regtest_invoice(key_byte, Some(amount_msat), preimage)
+}
+
+/// A real regtest invoice without an amount (the payer chooses it: a Payment session's return
+/// invoice), signed by the key `[key_byte; 32]`, payable with `preimage`.
+pub fn amountless_invoice_for(key_byte: u8, preimage: [u8; 32]) -> String {
+    regtest_invoice(key_byte, None, preimage)
+}
+
+fn regtest_invoice(key_byte: u8, amount_msat: Option<u64>, preimage: [u8; 32]) -> String {
     let key = SecretKey::from_slice(&[key_byte; 32]).expect("test key");
     bolt11::create(
         &key,
         &NewInvoice {
             network: Network::Regtest,
-            amount_msat: Some(amount_msat),
+            amount_msat,
             description: "contract test",
             payment_hash: l402_mcp::l402::PaymentHash(l402_mcp::l402::sha256(&preimage)),
             payment_secret: [key_byte ^ 0xff; 32],

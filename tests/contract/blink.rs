@@ -38,6 +38,7 @@ use serde_json::{Value, json};
 use crate::common;
 use crate::common::buyer::Buyer;
 use crate::e2e::{self, Pays};
+use crate::sessions::SessionFixture;
 use crate::suite::{BackendFixture, NOT_JSON, PROXY_502, Scenario, TestInvoice, timeout_secs};
 
 const API_KEY: &str = "blink_9kXq2vR7tL4mN8pW3sY6uZ1aB5cD0eF2gH7jK";
@@ -116,6 +117,9 @@ fn transaction(hash: &str, sent: &Sent) -> Value {
 fn operation(query: &str) -> (&'static str, Option<&'static str>, bool) {
     // (operation, scope it needs, mutation)
     for (field, scope, mutation) in [
+        ("lnNoAmountInvoicePaymentSend", Some("WRITE"), true),
+        ("lnNoAmountInvoiceFeeProbe", Some("WRITE"), true),
+        ("lnNoAmountInvoiceCreate", Some("RECEIVE"), true),
         ("lnInvoicePaymentSend", Some("WRITE"), true),
         ("lnInvoiceFeeProbe", Some("WRITE"), true),
         ("lnInvoiceCreate", Some("RECEIVE"), true),
@@ -181,8 +185,20 @@ async fn blink(State(node): State<Shared>, headers: HeaderMap, body: Bytes) -> R
                 "paymentRequest": bolt11, "paymentHash": hash, "paymentStatus": "PENDING",
                 "satoshis": sats, "createdAt": now, "externalId": null}}}))
         }
-        "lnInvoiceFeeProbe" => {
-            data(json!({"lnInvoiceFeeProbe": {"amount": n.probe_sats, "errors": []}}))
+        "lnNoAmountInvoiceCreate" => {
+            let preimage: [u8; 32] = rand::random();
+            let bolt11 = common::fixture::amountless_invoice_for(0x63, preimage);
+            let hash = hex::encode(l402_mcp::l402::sha256(&preimage));
+            n.invoices.insert(hash.clone(), ("PENDING", 0));
+            // LnNoAmountInvoice: no `satoshis`.
+            data(
+                json!({"lnNoAmountInvoiceCreate": {"errors": [], "invoice": {
+                "paymentRequest": bolt11, "paymentHash": hash, "paymentStatus": "PENDING",
+                "createdAt": crate::common::T0, "externalId": null}}}),
+            )
+        }
+        "lnInvoiceFeeProbe" | "lnNoAmountInvoiceFeeProbe" => {
+            data(json!({ op: {"amount": n.probe_sats, "errors": []} }))
         }
         "invoiceByPaymentHash" => {
             let hash = vars["hash"].as_str().unwrap_or_default();
@@ -208,7 +224,8 @@ async fn blink(State(node): State<Shared>, headers: HeaderMap, body: Bytes) -> R
                 json!({"me": {"defaultAccount": {"walletById": {"transactionsByPaymentHash": list}}}}),
             )
         }
-        "lnInvoicePaymentSend" => {
+        // The same payload for both (PaymentSendPayload).
+        "lnInvoicePaymentSend" | "lnNoAmountInvoicePaymentSend" => {
             if n.limit_pay {
                 n.limit_pay = false;
                 return too_many();
@@ -217,10 +234,8 @@ async fn blink(State(node): State<Shared>, headers: HeaderMap, body: Bytes) -> R
             let hash = hex::encode(bolt11::decode(bolt11).unwrap().payment_hash);
             let preimage = n.preimages.get(&hash).map(hex::encode);
             let answer = |status: &str, sent: Option<&Sent>| {
-                data(
-                    json!({"lnInvoicePaymentSend": {"status": status, "errors": [],
-                    "transaction": sent.map(|s| transaction(&hash, s))}}),
-                )
+                data(json!({ op: {"status": status, "errors": [],
+                    "transaction": sent.map(|s| transaction(&hash, s))}}))
             };
             if let Some(before) = n.sends.get(&hash).cloned() {
                 let status = if before.status == "SUCCESS" {
@@ -247,7 +262,7 @@ async fn blink(State(node): State<Shared>, headers: HeaderMap, body: Bytes) -> R
                     n.sends.insert(hash.clone(), pending.clone());
                     answer("PENDING", Some(&pending))
                 }
-                Scenario::Failed => data(json!({"lnInvoicePaymentSend": {"status": "FAILURE",
+                Scenario::Failed => data(json!({ op: {"status": "FAILURE",
                     "errors": [{"code": "ROUTE_FINDING_ERROR", "message": "Unable to find a route for payment.", "path": null}],
                     "transaction": null}})),
                 // blink_or_hang holds this answer back past every timeout.
@@ -327,7 +342,7 @@ async fn blink_or_hang(state: State<Shared>, headers: HeaderMap, body: Bytes) ->
     let hangs = {
         let n = state.lock().unwrap();
         n.scenario == Scenario::Hang
-            && std::str::from_utf8(&body).is_ok_and(|b| b.contains("lnInvoicePaymentSend"))
+            && std::str::from_utf8(&body).is_ok_and(|b| b.contains("InvoicePaymentSend"))
     };
     let answer = blink(state, headers, body).await;
     if hangs {
@@ -377,7 +392,8 @@ impl BackendFixture for Fixture {
     }
 
     async fn pay_calls(&self) -> usize {
-        self.node.lock().unwrap().calls("lnInvoicePaymentSend")
+        let n = self.node.lock().unwrap();
+        n.calls("lnInvoicePaymentSend") + n.calls("lnNoAmountInvoicePaymentSend")
     }
 
     fn secret(&self) -> String {
@@ -398,6 +414,60 @@ impl BackendFixture for Fixture {
             }
         });
     }
+}
+
+#[async_trait]
+impl SessionFixture for Fixture {
+    async fn amountless_invoice(&self, seed: u8) -> TestInvoice {
+        TestInvoice::regtest_amountless(0x62, seed)
+            .known_to(&mut self.node.lock().unwrap().preimages)
+    }
+
+    async fn amount_sent_msat(&self) -> Option<u64> {
+        let n = self.node.lock().unwrap();
+        let (_, vars) = n
+            .seen
+            .iter()
+            .rev()
+            .find(|(o, _)| o == "lnNoAmountInvoicePaymentSend")?;
+        vars["input"]["amount"].as_u64().map(|sats| sats * 1000)
+    }
+
+    async fn invoice_request_had_amount(&self) -> bool {
+        let n = self.node.lock().unwrap();
+        let (op, vars) = n
+            .seen
+            .iter()
+            .rev()
+            .find(|(o, _)| o.ends_with("InvoiceCreate"))
+            .unwrap();
+        op != "lnNoAmountInvoiceCreate" || vars["input"].get("amount").is_some()
+    }
+}
+
+/// What a refund sends: `lnNoAmountInvoiceFeeProbe`, then (the fee within the limit)
+/// `lnNoAmountInvoicePaymentSend`, both with the BTC wallet, the invoice and `amount` in sats;
+/// a return invoice is `lnNoAmountInvoiceCreate` with the memo and expiry in minutes.
+#[tokio::test]
+async fn amountless_requests_follow_the_schema() {
+    let f = Fixture::start(Scenario::Paid).await;
+    let inv = crate::sessions::refund_and_return_invoice(&f).await;
+    let n = f.node.lock().unwrap();
+    let vars = |op: &str| n.seen.iter().find(|(o, _)| o == op).unwrap().1.clone();
+    let input = json!({"walletId": BTC_WALLET, "paymentRequest": inv.bolt11, "amount": 7});
+    assert_eq!(vars("lnNoAmountInvoiceFeeProbe"), json!({ "input": input }));
+    assert_eq!(
+        vars("lnNoAmountInvoicePaymentSend"),
+        json!({ "input": input })
+    );
+    assert_eq!(
+        vars("lnNoAmountInvoiceCreate"),
+        json!({"input": {"walletId": BTC_WALLET, "memo": "a refund", "expiresIn": 10}})
+    );
+    assert_eq!(
+        n.calls("lnInvoiceFeeProbe") + n.calls("lnInvoicePaymentSend"),
+        0
+    );
 }
 
 #[tokio::test]

@@ -36,6 +36,7 @@ use serde_json::{Value, json};
 use crate::common;
 use crate::common::T0;
 use crate::common::buyer::Buyer;
+use crate::sessions::SessionFixture;
 use crate::suite::{BackendFixture, NOT_JSON, PROXY_502, Scenario, TestInvoice, timeout_secs};
 
 const RUNE: &str = "tU-RLjMiDpY2U0o3W1oFowar36RFGpWloPbW9-RuZdo9MyZpZD0wMjRiOWExZmE4ZTAwNmYxZTM5MzdmNjVmNjZjNDA4ZTZkYThlMWNhNzI4ZWE0MzIyMmE3MzgxZGYxY2M0NDk2MDUmbWV0aG9kPWxpc3RwZWVycyZwbnVtPTEmcG5hbWVpZF4wMjRiOWExZmE4ZTAwNmYxZTM5MyZwYXJyMF4wMjRiOWExZmE4ZTAwNmYxZTM5MyZ0aW1lPDE2NTY5MjA1MzgmcmF0ZT0y";
@@ -143,16 +144,31 @@ async fn clnrest(
             ]
         }),
         "invoice" => {
-            let amount = params["amount_msat"].as_u64().unwrap();
+            // `"any"`: an invoice without an amount.
+            let amount = params["amount_msat"].as_u64();
             let preimage = [0x6b; 32];
             let hash = hex::encode(l402_mcp::l402::sha256(&preimage));
+            let bolt11 = match amount {
+                Some(a) => invoice(a, preimage),
+                None if params["amount_msat"] == "any" => {
+                    common::fixture::amountless_invoice_for(0x31, preimage)
+                }
+                None => {
+                    return rpc_error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        -32602,
+                        "amount_msat: should be a millisatoshi amount or 'any'",
+                    );
+                }
+            };
+            let amount = amount.unwrap_or(0);
             n.invoices.insert(
                 hash.clone(),
                 json!({"label": params["label"], "payment_hash": hash, "status": "paid",
                        "amount_msat": format!("{amount}msat"), "amount_received_msat": format!("{amount}msat"),
                        "paid_at": T0, "expires_at": T0 + 600, "payment_preimage": hex::encode(preimage)}),
             );
-            json!({"payment_hash": hash, "expires_at": T0 + 600, "bolt11": invoice(amount, preimage),
+            json!({"payment_hash": hash, "expires_at": T0 + 600, "bolt11": bolt11,
                    "payment_secret": hex::encode([8u8; 32]), "created_index": 1})
         }
         "listinvoices" => {
@@ -172,7 +188,24 @@ async fn clnrest(
 async fn pay(node: &Shared, params: &Value, mode: Pay) -> Response {
     let decoded = bolt11::decode(params["bolt11"].as_str().unwrap()).unwrap();
     let hash = hex::encode(decoded.payment_hash);
-    let amount = decoded.amount_msat.unwrap();
+    // `amount_msat` is for an invoice without an amount, and only for one (as `pay` checks).
+    let amount = match (decoded.amount_msat, params["amount_msat"].as_u64()) {
+        (Some(a), None) | (None, Some(a)) => a,
+        (Some(_), Some(_)) => {
+            return rpc_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                -32602,
+                "amount_msat parameter unnecessary",
+            );
+        }
+        (None, None) => {
+            return rpc_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                -32602,
+                "amount_msat parameter required",
+            );
+        }
+    };
     let preimage = hex::encode(node.lock().unwrap().preimages[&hash]);
     let attempt = |status: &str| {
         json!({"payment_hash": hash, "status": status, "created_at": T0, "created_index": 1,
@@ -328,6 +361,46 @@ impl BackendFixture for Fixture {
     fn secret(&self) -> String {
         self.config.rune.expose().to_owned()
     }
+}
+
+#[async_trait]
+impl SessionFixture for Fixture {
+    async fn amountless_invoice(&self, seed: u8) -> TestInvoice {
+        TestInvoice::regtest_amountless(0x31, seed)
+            .known_to(&mut self.node.lock().unwrap().preimages)
+    }
+
+    async fn amount_sent_msat(&self) -> Option<u64> {
+        let n = self.node.lock().unwrap();
+        let pay = n.seen.iter().rev().find(|s| s.0 == "pay")?;
+        pay.2["amount_msat"].as_u64()
+    }
+
+    async fn invoice_request_had_amount(&self) -> bool {
+        let n = self.node.lock().unwrap();
+        let inv = n.seen.iter().rev().find(|s| s.0 == "invoice").unwrap();
+        inv.2["amount_msat"] != "any"
+    }
+}
+
+/// What a refund sends: `pay` with the invoice, `amount_msat` (a number, msat) and the same
+/// fee and retry limits as any payment; a return invoice is `invoice` with `amount_msat: "any"`.
+#[tokio::test]
+async fn amountless_requests_follow_the_json_rpc_reference() {
+    let f = Fixture::start(Scenario::Paid).await;
+    let inv = crate::sessions::refund_and_return_invoice(&f).await;
+    let n = f.node.lock().unwrap();
+    let pay = n.seen.iter().find(|s| s.0 == "pay").unwrap();
+    assert_eq!(
+        pay.2,
+        json!({"bolt11": inv.bolt11, "amount_msat": 7000, "maxfee": 10000, "retry_for": 1})
+    );
+    let created = n.seen.iter().find(|s| s.0 == "invoice").unwrap();
+    assert_eq!(created.2["amount_msat"], "any");
+    assert_eq!(
+        (&created.2["description"], &created.2["expiry"]),
+        (&json!("a refund"), &json!(600))
+    );
 }
 
 #[tokio::test]

@@ -11,7 +11,10 @@ use l402_mcp::wallet::Wallet;
 use l402_mcp::wallet::fake::{FakeNode, FakeWallet, Outcome};
 
 use crate::common::T0;
+use crate::sessions::SessionFixture;
 use crate::suite::{BackendFixture, Scenario, TestInvoice};
+
+const BALANCE_MSAT: u64 = 1_000_000;
 
 pub struct Fixture {
     wallet: FakeWallet,
@@ -24,7 +27,7 @@ impl BackendFixture for Fixture {
     const CREDENTIAL: &'static str = "none";
 
     async fn start(scenario: Scenario) -> Fixture {
-        let wallet = FakeNode::new(Network::Regtest, ManualClock::new(T0)).wallet(1_000_000);
+        let wallet = FakeNode::new(Network::Regtest, ManualClock::new(T0)).wallet(BALANCE_MSAT);
         wallet.set_timeout(Duration::from_millis(300));
         wallet.always(match scenario {
             Scenario::Paid => Outcome::Paid {
@@ -68,5 +71,20 @@ impl BackendFixture for Fixture {
 
     fn secret(&self) -> String {
         String::new()
+    }
+}
+
+#[async_trait]
+impl SessionFixture for Fixture {
+    async fn amountless_invoice(&self, seed: u8) -> TestInvoice {
+        let inv = TestInvoice::regtest_amountless(0x71, seed);
+        self.wallet.node().learn_preimage(inv.preimage);
+        inv
+    }
+
+    /// What left the account, less the fee: the fake wallet debits what it sends.
+    async fn amount_sent_msat(&self) -> Option<u64> {
+        let debited = BALANCE_MSAT - self.wallet.balance_msat();
+        (debited > 0).then(|| debited - Self::FEE_MSAT)
     }
 }

@@ -525,3 +525,44 @@ async fn the_all_zero_placeholder_is_no_preimage() {
         })
     );
 }
+
+/// Why the LNbits backend refuses Payment sessions, checked on the real LNbits: it makes no
+/// invoice without an amount, and pays none (so neither a return invoice nor a refund).
+#[tokio::test]
+#[ignore = "needs LNbits: tools/lnbits/test.sh"]
+async fn real_lnbits_has_no_amountless_invoices() {
+    let a = LnbitsApi::from_env("A").expect("run tools/lnbits/test.sh");
+    let (status, answer) = a
+        .request(
+            Method::POST,
+            "/api/v1/payments",
+            &a.invoice_key,
+            Some(json!({"out": false, "amount": 0, "memo": "a return invoice"})),
+        )
+        .await
+        .unwrap();
+    assert!(
+        status >= 400
+            && answer
+                .to_string()
+                .contains("Amountless invoices not supported"),
+        "HTTP {status}: {answer}"
+    );
+    let amountless = TestInvoice::regtest_amountless(0x21, 0x67);
+    let (status, answer) = a
+        .request(
+            Method::POST,
+            "/api/v1/payments",
+            &a.admin_key,
+            Some(json!({"out": true, "bolt11": amountless.bolt11})),
+        )
+        .await
+        .unwrap();
+    assert!(
+        status >= 400
+            && answer
+                .to_string()
+                .contains("Amountless invoices not supported"),
+        "HTTP {status}: {answer}"
+    );
+}

@@ -40,6 +40,7 @@ use serde_json::{Value, json};
 use crate::common;
 use crate::common::T0;
 use crate::common::buyer::Buyer;
+use crate::sessions::SessionFixture;
 use crate::suite::{BackendFixture, NOT_JSON, PROXY_502, Scenario, TestInvoice, timeout_secs};
 
 const MACAROON: &[u8] = b"\x02\x01\x03lnd\x02\x05macaroon-bytes";
@@ -183,9 +184,14 @@ async fn lnd(
             grpc_error(500, 2, "verification failed: permission denied")
         }
         ("POST", "/v1/invoices") => {
-            let amount: u64 = body["value_msat"].as_str().unwrap().parse().unwrap();
+            // No value_msat (nor value): a zero-amount invoice.
+            let amount: Option<u64> = body["value_msat"].as_str().map(|v| v.parse().unwrap());
             let preimage = [0x5a; 32];
-            let bolt11 = invoice(amount, preimage);
+            let bolt11 = match amount {
+                Some(a) => invoice(a, preimage),
+                None => common::fixture::amountless_invoice_for(0x21, preimage),
+            };
+            let amount = amount.unwrap_or(0);
             let hash = l402_mcp::l402::sha256(&preimage);
             n.invoices.insert(
                 hex::encode(hash),
@@ -359,6 +365,52 @@ impl BackendFixture for Fixture {
             .map(|k| k.expose().to_owned())
             .unwrap_or_default()
     }
+}
+
+#[async_trait]
+impl SessionFixture for Fixture {
+    async fn amountless_invoice(&self, seed: u8) -> TestInvoice {
+        TestInvoice::regtest_amountless(0x21, seed)
+            .known_to(&mut self.node.lock().unwrap().preimages)
+    }
+
+    async fn amount_sent_msat(&self) -> Option<u64> {
+        let n = self.node.lock().unwrap();
+        let send = n.seen.iter().rev().find(|s| s.path == "/v2/router/send")?;
+        // SendPaymentRequest's amt_msat: an int64, a string in the REST mapping.
+        send.body["amt_msat"].as_str().map(|v| v.parse().unwrap())
+    }
+
+    async fn invoice_request_had_amount(&self) -> bool {
+        let n = self.node.lock().unwrap();
+        let add = n
+            .seen
+            .iter()
+            .rev()
+            .find(|s| s.path == "/v1/invoices")
+            .unwrap();
+        add.body.get("value_msat").is_some() || add.body.get("value").is_some()
+    }
+}
+
+/// What a refund sends: SendPaymentV2 with the zero-amount invoice, `amt_msat` (a string, the
+/// proto3 JSON mapping of int64), and the same fee and time limits as any payment; and what a
+/// return invoice asks: AddInvoice with only its memo and expiry.
+#[tokio::test]
+async fn amountless_requests_follow_the_rest_reference() {
+    let f = Fixture::start(Scenario::Paid).await;
+    let inv = crate::sessions::refund_and_return_invoice(&f).await;
+    let n = f.node.lock().unwrap();
+    let send = n.seen.iter().find(|s| s.path == "/v2/router/send").unwrap();
+    assert_eq!(
+        send.body,
+        json!({
+            "payment_request": inv.bolt11, "amt_msat": "7000", "fee_limit_msat": "10000",
+            "timeout_seconds": 1, "no_inflight_updates": false
+        })
+    );
+    let add = n.seen.iter().find(|s| s.path == "/v1/invoices").unwrap();
+    assert_eq!(add.body, json!({"memo": "a refund", "expiry": "600"}));
 }
 
 #[tokio::test]

@@ -26,6 +26,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod sessions;
 mod suite;
 
 mod blink;
@@ -82,5 +83,101 @@ mod scenarios {
         crate::lnbits::Real,
         [paid, failed, auth_refused],
         ignore = "needs LNbits: tools/lnbits/test.sh"
+    );
+}
+
+/// The session contract (sessions.rs): the amountless return invoice and the refund paid to
+/// it, on each backend whose API has them; the others refuse, naming themselves.
+/// `cargo test --test contract session_scenarios::` runs it.
+mod session_scenarios {
+    use crate::sessions::{refuses_to_create, refuses_to_pay, session_tests};
+
+    /// LNbits 1.6.2 refuses invoices without an amount both ways (its `create_invoice` and
+    /// `pay_invoice`: "Amountless invoices not supported").
+    #[tokio::test]
+    async fn lnbits_refuses_both() {
+        refuses_to_create::<crate::lnbits::Replay>("LNbits").await;
+        refuses_to_pay::<crate::lnbits::Replay>("LNbits").await;
+    }
+
+    /// NIP-47's make_invoice requires an amount: NWC pays refunds, never makes return invoices.
+    #[tokio::test]
+    async fn nwc_refuses_to_create() {
+        refuses_to_create::<crate::nwc::Fixture>("NWC").await;
+    }
+
+    /// ln.bot's invoices need an amount, and its payments take one only for addresses.
+    #[tokio::test]
+    async fn lnbot_refuses_both() {
+        refuses_to_create::<crate::lnbot::Fixture>("ln.bot").await;
+        refuses_to_pay::<crate::lnbot::Fixture>("ln.bot").await;
+    }
+
+    /// An OpenNode charge always has an amount, and OpenNode never pays.
+    #[tokio::test]
+    async fn opennode_refuses_both() {
+        refuses_to_create::<crate::opennode::Fixture>("OpenNode").await;
+        refuses_to_pay::<crate::opennode::Fixture>("OpenNode").await;
+    }
+
+    session_tests!(
+        lnd,
+        crate::lnd::Fixture,
+        [
+            pays_amountless,
+            amountless_refused,
+            amountless_unknown,
+            creates_amountless
+        ]
+    );
+    session_tests!(
+        phoenixd,
+        crate::phoenixd::Fixture,
+        [
+            pays_amountless,
+            amountless_refused,
+            amountless_unknown,
+            creates_amountless
+        ]
+    );
+    session_tests!(
+        nwc,
+        crate::nwc::Fixture,
+        [pays_amountless, amountless_refused, amountless_unknown]
+    );
+    session_tests!(
+        fake,
+        crate::fake::Fixture,
+        [pays_amountless, amountless_refused, amountless_unknown]
+    );
+    session_tests!(
+        blink,
+        crate::blink::Fixture,
+        [
+            pays_amountless,
+            amountless_refused,
+            amountless_unknown,
+            creates_amountless
+        ]
+    );
+    session_tests!(
+        strike,
+        crate::strike::Fixture,
+        [
+            pays_amountless,
+            amountless_refused,
+            amountless_unknown,
+            creates_amountless
+        ]
+    );
+    session_tests!(
+        cln,
+        crate::cln::Fixture,
+        [
+            pays_amountless,
+            amountless_refused,
+            amountless_unknown,
+            creates_amountless
+        ]
     );
 }

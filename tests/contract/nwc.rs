@@ -30,6 +30,7 @@ use self::lnbits_ln::LnbitsBackend;
 use self::service::{Service, start_relay};
 use crate::common::buyer::Buyer;
 use crate::lnbits::api::LnbitsApi;
+use crate::sessions::SessionFixture;
 use crate::suite::{BackendFixture, Scenario, TestInvoice};
 
 const SAT: u64 = 1000;
@@ -169,6 +170,39 @@ impl BackendFixture for Fixture {
     fn secret(&self) -> String {
         self.client.secret_key().to_secret_hex()
     }
+}
+
+#[async_trait]
+impl SessionFixture for Fixture {
+    async fn amountless_invoice(&self, seed: u8) -> TestInvoice {
+        let inv = TestInvoice::regtest_amountless(0x51, seed);
+        self.setup.ln.node().learn_preimage(inv.preimage);
+        inv
+    }
+
+    async fn amount_sent_msat(&self) -> Option<u64> {
+        let seen = self.setup.service.seen();
+        let pay = seen.iter().rev().find(|s| s.method == "pay_invoice")?;
+        pay.params["amount"].as_u64()
+    }
+}
+
+/// What a refund sends: `pay_invoice` with the invoice and `amount` in msat, nothing else.
+#[tokio::test]
+async fn an_amountless_payment_names_its_amount_in_msat() {
+    let f = Fixture::start(Scenario::Paid).await;
+    let inv = f.amountless_invoice(0x66).await;
+    f.wallet()
+        .await
+        .pay_amountless(&bolt11::decode(&inv.bolt11).unwrap(), 7_000, 10_000)
+        .await
+        .unwrap();
+    let seen = f.setup.service.seen();
+    let pay = seen.iter().find(|s| s.method == "pay_invoice").unwrap();
+    assert_eq!(
+        pay.params,
+        serde_json::json!({"invoice": inv.bolt11, "amount": 7000})
+    );
 }
 
 #[tokio::test]

@@ -38,6 +38,7 @@ use serde_json::{Value, json};
 
 use crate::common;
 use crate::common::buyer::Buyer;
+use crate::sessions::SessionFixture;
 use crate::suite::{BackendFixture, NOT_JSON, PROXY_502, Scenario, TestInvoice, timeout_secs};
 
 const PASSWORD: &str = "f1e2d3c4b5a69788a9b0c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e1f2";
@@ -131,7 +132,8 @@ async fn phoenixd(
     }
     if path == "/payinvoice" {
         let field = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-        return pay(&node, &field("invoice").unwrap(), pay_mode).await;
+        let amount_sat = field("amountSat").map(|v| v.parse::<u64>().unwrap());
+        return pay(&node, &field("invoice").unwrap(), amount_sat, pay_mode).await;
     }
     let field = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     let mut n = node.lock().unwrap();
@@ -142,16 +144,21 @@ async fn phoenixd(
         }),
         ("GET", "/getbalance") => json!({"balanceSat": 1234, "feeCreditSat": 5}),
         ("POST", "/createinvoice") => {
-            let sats: u64 = field("amountSat").unwrap().parse().unwrap();
+            // No amountSat: an invoice without an amount.
+            let sats: Option<u64> = field("amountSat").map(|v| v.parse().unwrap());
             let preimage = [0x7c; 32];
             let hash = hex::encode(l402_mcp::l402::sha256(&preimage));
+            let serialized = match sats {
+                Some(s) => invoice(s * 1000, preimage),
+                None => common::fixture::amountless_invoice_for(0x41, preimage),
+            };
             n.incoming.insert(
                 hash.clone(),
                 json!({"subType": "lightning", "paymentHash": hash, "preimage": hex::encode(preimage),
                        "isPaid": true, "isExpired": false, "requestedSat": sats, "receivedSat": sats,
                        "fees": 0, "completedAt": 1800000100000u64, "createdAt": 1800000000000u64}),
             );
-            json!({"amountSat": sats, "paymentHash": hash, "serialized": invoice(sats * 1000, preimage)})
+            json!({"amountSat": sats, "paymentHash": hash, "serialized": serialized})
         }
         ("GET", p) if p == format!("/payments/outgoing/{PAYMENT_ID}") => json!({
             "subType": "lightning", "paymentId": PAYMENT_ID, "isPaid": true, "sent": 21,
@@ -189,8 +196,12 @@ async fn start() -> (Shared, String) {
 
 /// `payinvoice`: the payment is recorded as `outgoingbyhash` will show it, then answered as
 /// told.
-async fn pay(node: &Shared, bolt11: &str, mode: Pay) -> Response {
+async fn pay(node: &Shared, bolt11: &str, amount_sat: Option<u64>, mode: Pay) -> Response {
     let decoded = bolt11::decode(bolt11).unwrap();
+    // Api.kt: `(overrideAmount ?: invoice.amount) ?: missing("amountSat")`.
+    let Some(amount_msat) = amount_sat.map(|s| s * 1000).or(decoded.amount_msat) else {
+        return text(StatusCode::BAD_REQUEST, "Missing parameter amountSat");
+    };
     let hash = hex::encode(decoded.payment_hash);
     let preimage = hex::encode(node.lock().unwrap().preimages[&hash]);
     let mut record = json!({"subType": "lightning", "paymentId": PAYMENT_ID, "paymentHash": hash,
@@ -212,7 +223,7 @@ async fn pay(node: &Shared, bolt11: &str, mode: Pay) -> Response {
     }
     node.lock().unwrap().outgoing.insert(hash.clone(), record);
     let mut sent = json!({
-        "recipientAmountSat": decoded.amount_msat.unwrap() / 1000, "routingFeeSat": 4,
+        "recipientAmountSat": amount_msat / 1000, "routingFeeSat": 4,
         "paymentId": PAYMENT_ID, "paymentHash": hash, "paymentPreimage": preimage
     });
     match mode {
@@ -333,6 +344,72 @@ impl BackendFixture for Fixture {
     fn secret(&self) -> String {
         self.config.password.expose().to_owned()
     }
+}
+
+#[async_trait]
+impl SessionFixture for Fixture {
+    async fn amountless_invoice(&self, seed: u8) -> TestInvoice {
+        TestInvoice::regtest_amountless(0x41, seed)
+            .known_to(&mut self.node.lock().unwrap().preimages)
+    }
+
+    async fn amount_sent_msat(&self) -> Option<u64> {
+        let n = self.node.lock().unwrap();
+        let pay = n.seen.iter().rev().find(|s| s.path == "/payinvoice")?;
+        let sats = pay.form.iter().find(|(k, _)| k == "amountSat")?;
+        Some(sats.1.parse::<u64>().unwrap() * 1000)
+    }
+
+    async fn invoice_request_had_amount(&self) -> bool {
+        let n = self.node.lock().unwrap();
+        let create = n
+            .seen
+            .iter()
+            .rev()
+            .find(|s| s.path == "/createinvoice")
+            .unwrap();
+        create.form.iter().any(|(k, _)| k == "amountSat")
+    }
+}
+
+/// What a refund sends: `payinvoice` with `amountSat` (whole sats: an amount that is not one is
+/// refused before anything is sent) beside the usual fee override; a return invoice is
+/// `createinvoice` without `amountSat`.
+#[tokio::test]
+async fn amountless_requests_follow_the_api() {
+    let f = Fixture::start(Scenario::Paid).await;
+    let wallet = f.wallet().await;
+    let inv = f.amountless_invoice(0x66).await;
+    let decoded = bolt11::decode(&inv.bolt11).unwrap();
+    let odd = wallet.pay_amountless(&decoded, 7_500, 10_000).await;
+    assert!(
+        matches!(&odd, Err(WalletError::NotPayable(m)) if m.contains("whole")),
+        "{odd:?}"
+    );
+    assert_eq!(f.pay_calls().await, 0);
+    let paid = crate::sessions::refund_and_return_invoice(&f).await;
+    assert_eq!(paid.hash, inv.hash);
+    let n = f.node.lock().unwrap();
+    let form = |path: &str| {
+        let seen = n.seen.iter().find(|s| s.path == path).unwrap();
+        seen.form
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        form("/payinvoice"),
+        [
+            format!("invoice={}", inv.bolt11),
+            "trampolineFeeBaseSat=4".into(),
+            "trampolineFeeProportional=4000".into(),
+            "amountSat=7".into()
+        ]
+    );
+    assert_eq!(
+        form("/createinvoice"),
+        ["description=a refund", "expirySeconds=600"]
+    );
 }
 
 #[tokio::test]

@@ -38,6 +38,7 @@ use serde_json::{Value, json};
 use crate::common;
 use crate::common::buyer::Buyer;
 use crate::e2e::{self, Pays};
+use crate::sessions::SessionFixture;
 use crate::suite::{BackendFixture, NOT_JSON, PROXY_502, Scenario, TestInvoice, timeout_secs};
 
 const API_KEY: &str = "9F1C2B7A4E6D8C0B3A5F7E9D1C3B5A7F9E1D3C5B7A9F1E3D5C7B9A1F3E5D7C9B";
@@ -205,10 +206,20 @@ fn answer(node: &Shared, method: &str, path: &str, query: &str, body: &Value) ->
         .into_response(),
         ("POST", "/v1/receive-requests") => {
             assert_eq!(body["targetCurrency"], "BTC");
-            let sats = sats_of(&body["bolt11"]["amount"]);
+            // No bolt11.amount: the payer chooses it.
+            let sats = body["bolt11"].get("amount").map(sats_of);
             let expiry = body["bolt11"]["expiryInSeconds"].as_u64().unwrap_or(3600);
-            let (invoice, preimage) =
-                common::fixture::random_invoice(Network::Regtest, sats * 1000, now);
+            let (invoice, preimage) = match sats {
+                Some(sats) => common::fixture::random_invoice(Network::Regtest, sats * 1000, now),
+                None => {
+                    let preimage: [u8; 32] = rand::random();
+                    (
+                        common::fixture::amountless_invoice_for(0x74, preimage),
+                        preimage,
+                    )
+                }
+            };
+            let sats = sats.unwrap_or(0);
             let hash = hex::encode(l402_mcp::l402::sha256(&preimage));
             let id = format!("3f1c2a9e-7d4b-4e21-9a0c-{:012x}", n.requests.len() + 1);
             n.requests.insert(
@@ -251,7 +262,18 @@ fn answer(node: &Shared, method: &str, path: &str, query: &str, body: &Value) ->
                 return error(422, "INVALID_LN_INVOICE", "Invalid lightning invoice.");
             };
             assert_eq!(body["sourceCurrency"], "BTC");
-            let sats = decoded.amount_msat.unwrap() / 1000;
+            // `amount`: "Amount to send if using zero amount invoice. Must be omitted otherwise."
+            let sats = match (decoded.amount_msat, body.get("amount")) {
+                (Some(msat), None) => msat / 1000,
+                (None, Some(amount)) => sats_of(amount),
+                _ => {
+                    return error(
+                        400,
+                        "INVALID_AMOUNT",
+                        "Amount must be set for a zero amount invoice only.",
+                    );
+                }
+            };
             let id = format!("c9a7e5d3-b1f2-4e6a-8c0d-{:012x}", n.quotes.len() + 1);
             n.quotes.insert(id.clone(), (bolt11.to_owned(), None));
             let fee = json!({"amount": n.quote_fee, "currency": n.quote_currency});
@@ -477,6 +499,46 @@ fn scope() -> CredentialScope {
         macaroon: vec![1, 2, 3],
         expires_at: None,
     }
+}
+
+#[async_trait]
+impl SessionFixture for Fixture {
+    async fn amountless_invoice(&self, seed: u8) -> TestInvoice {
+        TestInvoice::regtest_amountless(0x73, seed)
+            .known_to(&mut self.node.lock().unwrap().preimages)
+    }
+
+    async fn amount_sent_msat(&self) -> Option<u64> {
+        let (quote, _) = self.seen("POST /v1/payment-quotes/lightning").pop()?;
+        quote.get("amount").map(|a| sats_of(a) * 1000)
+    }
+
+    async fn invoice_request_had_amount(&self) -> bool {
+        let (receive, _) = self.seen("POST /v1/receive-requests").pop().unwrap();
+        receive["bolt11"].get("amount").is_some()
+    }
+}
+
+/// What a refund sends: a payment quote with `amount` in BTC beside the invoice (with an
+/// idempotency key, as always), then its execution; a return invoice is a receive request
+/// without `bolt11.amount`.
+#[tokio::test]
+async fn amountless_requests_follow_the_api_reference() {
+    let f = Fixture::start(Scenario::Paid).await;
+    let inv = crate::sessions::refund_and_return_invoice(&f).await;
+    let (quote, key) = f.seen("POST /v1/payment-quotes/lightning").remove(0);
+    assert_eq!(
+        quote,
+        json!({"lnInvoice": inv.bolt11, "sourceCurrency": "BTC",
+               "amount": {"amount": "0.00000007", "currency": "BTC"}})
+    );
+    assert!(key.is_some(), "an idempotency key");
+    assert_eq!(f.pay_calls().await, 1);
+    let (receive, _) = f.seen("POST /v1/receive-requests").remove(0);
+    assert_eq!(
+        receive,
+        json!({"targetCurrency": "BTC", "bolt11": {"expiryInSeconds": 600, "description": "a refund"}})
+    );
 }
 
 #[tokio::test]

@@ -84,6 +84,18 @@ impl TestInvoice {
         self
     }
 
+    /// A regtest invoice without an amount (a Payment session's return invoice), signed by the
+    /// test key `[key_byte; 32]`, payable with `[seed; 32]`.
+    pub fn regtest_amountless(key_byte: u8, seed: u8) -> TestInvoice {
+        let preimage = [seed; 32];
+        TestInvoice {
+            bolt11: crate::common::fixture::amountless_invoice_for(key_byte, preimage),
+            hash: l402_mcp::l402::PaymentHash(l402_mcp::l402::sha256(&preimage)),
+            preimage: l402_mcp::l402::Preimage(preimage),
+            amount_msat: 0,
+        }
+    }
+
     /// A regtest invoice signed by the test key `[key_byte; 32]`, payable with `[seed; 32]`.
     pub fn regtest(key_byte: u8, seed: u8) -> TestInvoice {
         let preimage = [seed; 32];

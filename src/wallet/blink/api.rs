@@ -21,6 +21,12 @@ pub(super) const CREATE: &str = "mutation LnInvoiceCreate($input: LnInvoiceCreat
 pub(super) const PROBE: &str = "mutation LnInvoiceFeeProbe($input: LnInvoiceFeeProbeInput!) { lnInvoiceFeeProbe(input: $input) { amount errors { code message path } } }";
 /// Pay an invoice (WRITE). Blink takes no fee limit: the probe bounds it first.
 pub(super) const PAY: &str = "mutation LnInvoicePaymentSend($input: LnInvoicePaymentInput!) { lnInvoicePaymentSend(input: $input) { status errors { code message path } transaction { id status direction settlementAmount settlementFee settlementCurrency settlementVia { __typename ... on SettlementViaLn { preImage } ... on SettlementViaIntraLedger { preImage } } } } }";
+/// An invoice without an amount (the payer chooses it) into a wallet (RECEIVE or WRITE).
+pub(super) const CREATE_NO_AMOUNT: &str = "mutation LnNoAmountInvoiceCreate($input: LnNoAmountInvoiceCreateInput!) { lnNoAmountInvoiceCreate(input: $input) { invoice { paymentRequest paymentHash paymentStatus } errors { code message path } } }";
+/// What paying `amount` sats to an invoice without an amount would cost in fees (WRITE).
+pub(super) const PROBE_NO_AMOUNT: &str = "mutation LnNoAmountInvoiceFeeProbe($input: LnNoAmountInvoiceFeeProbeInput!) { lnNoAmountInvoiceFeeProbe(input: $input) { amount errors { code message path } } }";
+/// Pay `amount` sats to an invoice without an amount (WRITE), answered as `lnInvoicePaymentSend`.
+pub(super) const PAY_NO_AMOUNT: &str = "mutation LnNoAmountInvoicePaymentSend($input: LnNoAmountInvoicePaymentInput!) { lnNoAmountInvoicePaymentSend(input: $input) { status errors { code message path } transaction { id status direction settlementAmount settlementFee settlementCurrency settlementVia { __typename ... on SettlementViaLn { preImage } ... on SettlementViaIntraLedger { preImage } } } } }";
 /// A wallet's transactions of one payment hash (READ).
 pub(super) const TX_BY_HASH: &str = "query TransactionsByPaymentHash($walletId: WalletId!, $hash: PaymentHash!) { me { defaultAccount { walletById(walletId: $walletId) { transactionsByPaymentHash(paymentHash: $hash) { id direction status settlementAmount settlementFee settlementCurrency settlementVia { __typename ... on SettlementViaLn { preImage } ... on SettlementViaIntraLedger { preImage } } } } } } }";
 /// An invoice of a wallet by its payment hash (READ).

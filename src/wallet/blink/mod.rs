@@ -13,6 +13,9 @@
 //!   `settlementVia.preImage` is the proof and `settlementFee` the fee in sats. Paying the same
 //!   invoice again is answered from Blink's records, never paid twice; still, a payment is
 //!   sent once, and an unclear answer is reconciled through `transactionsByPaymentHash`.
+//! - A Payment session's return invoice is `lnNoAmountInvoiceCreate`; its refund
+//!   `lnNoAmountInvoicePaymentSend` with `amount` in sats (priced first by
+//!   `lnNoAmountInvoiceFeeProbe`), answered like `lnInvoicePaymentSend`.
 
 mod api;
 mod config;
@@ -28,8 +31,8 @@ pub use self::config::{BlinkConfig, DEFAULT_URL};
 use self::error::Failure;
 use super::toolkit::json::hash32;
 use super::toolkit::node::{
-    self, accepted_outcome, before_sending, check_created, follow_pending, reported_network,
-    settle_network,
+    self, accepted_outcome, before_sending, check_created, check_created_amountless,
+    follow_pending, reported_network, settle_network,
 };
 use super::toolkit::{HostedApi, amount};
 use super::{
@@ -184,17 +187,17 @@ impl BlinkWallet {
             .map(Vec::as_slice)
     }
 
-    /// What Blink would charge in fees to pay `bolt11`, in msat; moves no money.
-    async fn probe(&self, wallet_id: &str, bolt11: &str) -> Result<u64, WalletError> {
-        let vars = json!({ "input": { "walletId": wallet_id, "paymentRequest": bolt11 } });
+    /// What Blink would charge in fees to pay as `send` says (with the payment's `input`), in
+    /// msat; moves no money.
+    async fn probe(&self, send: &Send<'_>, input: &Value) -> Result<u64, WalletError> {
         let data = self
-            .gql(api::PROBE, vars, Scope::Write, true)
+            .gql(send.probe, json!({ "input": input }), Scope::Write, true)
             .await
             .map_err(|f| match f {
                 Failure::Scope(s) => WalletError::NotPayable(self.lacks(s, "paying")),
                 f => self.call_error("pricing the payment (fee probe)", f),
             })?;
-        let payload = &data["lnInvoiceFeeProbe"];
+        let payload = &data[send.probe_field];
         if let Some(errors) = api::payload_errors(payload) {
             return Err(WalletError::Rejected(format!(
                 "Blink cannot pay this invoice ({errors}); nothing was paid"
@@ -207,13 +210,13 @@ impl BlinkWallet {
         amount::sats_to_msat(sats).map_err(|e| WalletError::Other(format!("Blink's fee: {e}")))
     }
 
-    /// What the answer to `lnInvoicePaymentSend` says, following it while it is pending.
+    /// What the answer to a payment (`lnInvoicePaymentSend` or `lnNoAmountInvoicePaymentSend`,
+    /// the same payload) says, following it while it is pending.
     async fn sent(
         &self,
         payment_hash: &crate::l402::PaymentHash,
-        data: &Value,
+        payload: &Value,
     ) -> Result<PaymentResult, WalletError> {
-        let payload = &data["lnInvoicePaymentSend"];
         let status = payload.get("status").and_then(Value::as_str);
         let answered = payload
             .get("transaction")
@@ -243,6 +246,102 @@ impl BlinkWallet {
             follow_pending(|| self.lookup_outgoing(payment_hash)).await,
         )
     }
+
+    /// Pay as `send` says: the key's Write scope and the fee probe first (above the limit,
+    /// nothing is sent), then the payment, sent once; its answer followed while pending.
+    async fn pay(
+        &self,
+        invoice: &DecodedInvoice,
+        send: &Send<'_>,
+        max_fee_msat: u64,
+    ) -> Result<PaymentResult, WalletError> {
+        // A key that may not pay is told so before anything is asked of Blink.
+        if !self
+            .scopes()
+            .await
+            .map_err(before_sending)?
+            .contains(&Scope::Write)
+        {
+            return Err(WalletError::NotPayable(self.lacks(Scope::Write, "paying")));
+        }
+        let wallet_id = self.wallet_id().await.map_err(before_sending)?;
+        let mut input = json!({ "walletId": wallet_id, "paymentRequest": invoice.bolt11 });
+        if let Some(sats) = send.amount_sats {
+            input["amount"] = json!(sats);
+        }
+        let fee = self.probe(send, &input).await.map_err(before_sending)?;
+        if fee > max_fee_msat {
+            return Err(WalletError::Rejected(format!(
+                "Blink's fee for this payment is {fee} msat, above the fee limit of {max_fee_msat} msat; nothing was paid"
+            )));
+        }
+        let vars = json!({ "input": input });
+        // Sent once: never retried.
+        let result = match self.gql(send.pay, vars, Scope::Write, false).await {
+            Ok(data) => {
+                self.sent(&invoice.payment_hash, &data[send.pay_field])
+                    .await
+            }
+            Err(f) => Err(self.pay_error(f)),
+        };
+        node::logged("blink", result)
+    }
+
+    /// `lnInvoiceCreate` (for `amount_sats`) or `lnNoAmountInvoiceCreate` (`document`, whose
+    /// payload is `field`), into the BTC wallet: the BOLT11 string and the hash Blink reported.
+    async fn create(
+        &self,
+        document: &str,
+        field: &str,
+        amount_sats: Option<u64>,
+        description: &str,
+        expiry_secs: u64,
+    ) -> Result<(String, Option<crate::l402::PaymentHash>), WalletError> {
+        let wallet_id = self.wallet_id().await?;
+        let memo = &description[..description.floor_char_boundary(MAX_MEMO_BYTES)];
+        let mut input = json!({
+            "walletId": wallet_id,
+            "memo": memo,
+            // Whole minutes, rounded up.
+            "expiresIn": expiry_secs.div_ceil(60).max(1),
+        });
+        if let Some(sats) = amount_sats {
+            input["amount"] = json!(sats);
+        }
+        // Not retried: a retry could make a second invoice.
+        let data = self
+            .gql(document, json!({ "input": input }), Scope::Receive, false)
+            .await
+            .map_err(|f| self.call_error("creating an invoice", f))?;
+        let payload = &data[field];
+        if let Some(errors) = api::payload_errors(payload) {
+            return Err(WalletError::Rejected(format!(
+                "Blink refused to create the invoice: {errors}"
+            )));
+        }
+        let invoice = &payload["invoice"];
+        let bolt11 = invoice
+            .get("paymentRequest")
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                WalletError::Other("Blink answered the invoice request without an invoice".into())
+            })?;
+        let hash = invoice
+            .get("paymentHash")
+            .and_then(Value::as_str)
+            .and_then(hash32);
+        Ok((bolt11.to_owned(), hash))
+    }
+}
+
+/// One way of paying through Blink: its fee probe and payment mutations (and the fields their
+/// payloads come in), and the amount in sats sent to an invoice without one.
+struct Send<'a> {
+    probe: &'a str,
+    probe_field: &'a str,
+    pay: &'a str,
+    pay_field: &'a str,
+    amount_sats: Option<u64>,
 }
 
 #[async_trait]
@@ -287,38 +386,16 @@ impl Wallet for BlinkWallet {
         request: &InvoiceRequest,
     ) -> Result<CreatedInvoice, WalletError> {
         let sats = node::whole_sats("Blink", request.amount_msat)?;
-        let wallet_id = self.wallet_id().await?;
-        let memo = &request.description[..request.description.floor_char_boundary(MAX_MEMO_BYTES)];
-        let vars = json!({ "input": {
-            "walletId": wallet_id,
-            "amount": sats,
-            "memo": memo,
-            // Whole minutes, rounded up.
-            "expiresIn": request.expiry_secs.div_ceil(60).max(1),
-        }});
-        // Not retried: a retry could make a second invoice.
-        let data = self
-            .gql(api::CREATE, vars, Scope::Receive, false)
-            .await
-            .map_err(|f| self.call_error("creating an invoice", f))?;
-        let payload = &data["lnInvoiceCreate"];
-        if let Some(errors) = api::payload_errors(payload) {
-            return Err(WalletError::Rejected(format!(
-                "Blink refused to create the invoice: {errors}"
-            )));
-        }
-        let invoice = &payload["invoice"];
-        let bolt11 = invoice
-            .get("paymentRequest")
-            .and_then(Value::as_str)
-            .ok_or_else(|| {
-                WalletError::Other("Blink answered the invoice request without an invoice".into())
-            })?;
-        let hash = invoice
-            .get("paymentHash")
-            .and_then(Value::as_str)
-            .and_then(hash32);
-        let created = check_created("Blink", bolt11, hash, request)?;
+        let (bolt11, hash) = self
+            .create(
+                api::CREATE,
+                "lnInvoiceCreate",
+                Some(sats),
+                &request.description,
+                request.expiry_secs,
+            )
+            .await?;
+        let created = check_created("Blink", &bolt11, hash, request)?;
         info!(payment_hash = %created.payment_hash, "Blink invoice created");
         Ok(created)
     }
@@ -329,32 +406,61 @@ impl Wallet for BlinkWallet {
         invoice: &DecodedInvoice,
         max_fee_msat: u64,
     ) -> Result<PaymentResult, WalletError> {
-        // A key that may not pay is told so before anything is asked of Blink.
-        if !self
-            .scopes()
-            .await
-            .map_err(before_sending)?
-            .contains(&Scope::Write)
-        {
-            return Err(WalletError::NotPayable(self.lacks(Scope::Write, "paying")));
-        }
-        let wallet_id = self.wallet_id().await.map_err(before_sending)?;
-        let fee = self
-            .probe(wallet_id, &invoice.bolt11)
-            .await
-            .map_err(before_sending)?;
-        if fee > max_fee_msat {
-            return Err(WalletError::Rejected(format!(
-                "Blink's fee for this payment is {fee} msat, above the fee limit of {max_fee_msat} msat; nothing was paid"
-            )));
-        }
-        let vars = json!({ "input": { "walletId": wallet_id, "paymentRequest": invoice.bolt11 } });
-        // Sent once: never retried.
-        let result = match self.gql(api::PAY, vars, Scope::Write, false).await {
-            Ok(data) => self.sent(&invoice.payment_hash, &data).await,
-            Err(f) => Err(self.pay_error(f)),
+        let send = Send {
+            probe: api::PROBE,
+            probe_field: "lnInvoiceFeeProbe",
+            pay: api::PAY,
+            pay_field: "lnInvoicePaymentSend",
+            amount_sats: None,
         };
-        node::logged("blink", result)
+        self.pay(invoice, &send, max_fee_msat).await
+    }
+
+    /// `lnNoAmountInvoiceCreate`: an invoice into the BTC wallet without an amount.
+    #[instrument(skip_all, fields(backend = "blink"))]
+    async fn create_amountless_invoice(
+        &self,
+        description: &str,
+        expiry_secs: u64,
+    ) -> Result<CreatedInvoice, WalletError> {
+        let (bolt11, hash) = self
+            .create(
+                api::CREATE_NO_AMOUNT,
+                "lnNoAmountInvoiceCreate",
+                None,
+                description,
+                expiry_secs,
+            )
+            .await?;
+        let created = check_created_amountless("Blink", &bolt11, hash)?;
+        info!(payment_hash = %created.payment_hash, "Blink invoice without an amount created");
+        Ok(created)
+    }
+
+    fn pays_amountless(&self) -> bool {
+        true
+    }
+
+    /// `lnNoAmountInvoicePaymentSend` with `amount` in sats, priced first by
+    /// `lnNoAmountInvoiceFeeProbe` like any payment; an amount that is not whole sats is
+    /// refused before anything is asked.
+    #[instrument(skip_all, fields(backend = "blink", payment_hash = %invoice.payment_hash, amount_msat))]
+    async fn pay_amountless(
+        &self,
+        invoice: &DecodedInvoice,
+        amount_msat: u64,
+        max_fee_msat: u64,
+    ) -> Result<PaymentResult, WalletError> {
+        let amount = node::amountless_amount("Blink", invoice, amount_msat)?;
+        let sats = node::send_whole_sats("Blink", amount)?;
+        let send = Send {
+            probe: api::PROBE_NO_AMOUNT,
+            probe_field: "lnNoAmountInvoiceFeeProbe",
+            pay: api::PAY_NO_AMOUNT,
+            pay_field: "lnNoAmountInvoicePaymentSend",
+            amount_sats: Some(sats),
+        };
+        self.pay(invoice, &send, max_fee_msat).await
     }
 
     async fn lookup_incoming(

@@ -7,6 +7,9 @@
 //! (<https://docs.corelightning.org/reference>): `getinfo`, `listfunds`, `invoice`, `pay`,
 //! `listinvoices`, `listpays`.
 //!
+//! A Payment session's return invoice is `invoice` with `amount_msat: "any"`; its refund is
+//! `pay` with `amount_msat`, which `pay` takes only for an invoice without an amount.
+//!
 //! Amounts are msat numbers; versions before 23.x wrote them as strings like `"1000msat"`: both
 //! are read. `pay` may be served by `xpay` (`xpay-handle-pay`), whose answer has no `status`.
 
@@ -25,7 +28,9 @@ use self::api::{GetInfo, ListFunds, ListInvoices, ListPays, NewInvoice, Pay, fee
 pub use self::config::ClnConfig;
 use self::error::{pay_error, rpc_error};
 use super::toolkit::json;
-use super::toolkit::node::{self, check_created, reported_network, settle_network};
+use super::toolkit::node::{
+    self, check_created, check_created_amountless, reported_network, settle_network,
+};
 use super::toolkit::{Rest, Tls};
 use super::{
     Balance, CreatedInvoice, IncomingStatus, InvoiceRequest, OutgoingStatus, PaymentResult, Wallet,
@@ -70,6 +75,67 @@ impl ClnWallet {
             .map_err(|e| rpc_error(method, e))
     }
 
+    /// `invoice` for `amount_msat` (msat, or `"any"`) with a label unique on the node: the
+    /// BOLT11 string and the payment hash the node reported.
+    async fn invoice(
+        &self,
+        amount_msat: Value,
+        description: &str,
+        expiry_secs: u64,
+    ) -> Result<(String, crate::l402::PaymentHash), WalletError> {
+        // Labels must be unique on the node.
+        let mut nonce = [0u8; 12];
+        rand::thread_rng().fill_bytes(&mut nonce);
+        let params = json!({
+            "amount_msat": amount_msat,
+            "label": format!("l402-mcp-{}", hex::encode(nonce)),
+            "description": description,
+            "expiry": expiry_secs,
+        });
+        let created: NewInvoice = self
+            .rest
+            .post("v1/invoice", &params, false)
+            .await
+            .map_err(|e| rpc_error("invoice", e))?;
+        let hash = json::hash32(&created.payment_hash).ok_or_else(|| {
+            WalletError::Other("Core Lightning's payment_hash is not 32 bytes of hex".into())
+        })?;
+        Ok((created.bolt11, hash))
+    }
+
+    /// `pay` the invoice, at its own amount or (an invoice without one) `amount_msat`, which
+    /// `pay` takes only for such an invoice.
+    async fn pay(
+        &self,
+        invoice: &DecodedInvoice,
+        amount_msat: Option<u64>,
+        max_fee_msat: u64,
+    ) -> Result<PaymentResult, WalletError> {
+        let mut params = json!({
+            "bolt11": invoice.bolt11,
+            "maxfee": max_fee_msat,
+            "retry_for": self.retry_for_secs(),
+        });
+        if let Some(amount) = amount_msat {
+            params["amount_msat"] = json!(amount);
+        }
+        let paid: Pay = self
+            .rest
+            .post("v1/pay", &params, false)
+            .await
+            .map_err(pay_error)?;
+        match paid.status.as_deref() {
+            // xpay answers without a status; it only answers once the payment succeeded.
+            Some("complete") | None => Ok(PaymentResult {
+                preimage: paid.payment_preimage.as_deref().and_then(json::preimage),
+                fee_msat: fee(paid.amount_sent_msat, paid.amount_msat),
+            }),
+            Some(other) => Err(WalletError::OutcomeUnknown(format!(
+                "Core Lightning's pay answered with status {other:?}"
+            ))),
+        }
+    }
+
     /// `pay`'s own limit for retrying routes: a little under ours, so it gives up first.
     fn retry_for_secs(&self) -> u64 {
         node::payment_time_limit_secs(self.timeout)
@@ -110,24 +176,14 @@ impl Wallet for ClnWallet {
         &self,
         request: &InvoiceRequest,
     ) -> Result<CreatedInvoice, WalletError> {
-        // Labels must be unique on the node.
-        let mut nonce = [0u8; 12];
-        rand::thread_rng().fill_bytes(&mut nonce);
-        let params = json!({
-            "amount_msat": request.amount_msat,
-            "label": format!("l402-mcp-{}", hex::encode(nonce)),
-            "description": request.description,
-            "expiry": request.expiry_secs,
-        });
-        let created: NewInvoice = self
-            .rest
-            .post("v1/invoice", &params, false)
-            .await
-            .map_err(|e| rpc_error("invoice", e))?;
-        let hash = json::hash32(&created.payment_hash).ok_or_else(|| {
-            WalletError::Other("Core Lightning's payment_hash is not 32 bytes of hex".into())
-        })?;
-        check_created("Core Lightning", &created.bolt11, Some(hash), request)
+        let (bolt11, hash) = self
+            .invoice(
+                json!(request.amount_msat),
+                &request.description,
+                request.expiry_secs,
+            )
+            .await?;
+        check_created("Core Lightning", &bolt11, Some(hash), request)
     }
 
     #[instrument(skip_all, fields(backend = "cln", payment_hash = %hex::encode(invoice.payment_hash)))]
@@ -136,26 +192,33 @@ impl Wallet for ClnWallet {
         invoice: &DecodedInvoice,
         max_fee_msat: u64,
     ) -> Result<PaymentResult, WalletError> {
-        let params = json!({
-            "bolt11": invoice.bolt11,
-            "maxfee": max_fee_msat,
-            "retry_for": self.retry_for_secs(),
-        });
-        let paid: Pay = self
-            .rest
-            .post("v1/pay", &params, false)
-            .await
-            .map_err(pay_error)?;
-        match paid.status.as_deref() {
-            // xpay answers without a status; it only answers once the payment succeeded.
-            Some("complete") | None => Ok(PaymentResult {
-                preimage: paid.payment_preimage.as_deref().and_then(json::preimage),
-                fee_msat: fee(paid.amount_sent_msat, paid.amount_msat),
-            }),
-            Some(other) => Err(WalletError::OutcomeUnknown(format!(
-                "Core Lightning's pay answered with status {other:?}"
-            ))),
-        }
+        self.pay(invoice, None, max_fee_msat).await
+    }
+
+    /// `invoice` with `amount_msat: "any"`: the payer chooses the amount.
+    #[instrument(skip_all, fields(backend = "cln"))]
+    async fn create_amountless_invoice(
+        &self,
+        description: &str,
+        expiry_secs: u64,
+    ) -> Result<CreatedInvoice, WalletError> {
+        let (bolt11, hash) = self.invoice(json!("any"), description, expiry_secs).await?;
+        check_created_amountless("Core Lightning", &bolt11, Some(hash))
+    }
+
+    fn pays_amountless(&self) -> bool {
+        true
+    }
+
+    #[instrument(skip_all, fields(backend = "cln", payment_hash = %hex::encode(invoice.payment_hash), amount_msat))]
+    async fn pay_amountless(
+        &self,
+        invoice: &DecodedInvoice,
+        amount_msat: u64,
+        max_fee_msat: u64,
+    ) -> Result<PaymentResult, WalletError> {
+        let amount = node::amountless_amount("Core Lightning", invoice, amount_msat)?;
+        self.pay(invoice, Some(amount), max_fee_msat).await
     }
 
     async fn lookup_incoming(

@@ -339,6 +339,35 @@ impl Wallet for LnbitsWallet {
         })
     }
 
+    /// LNbits (1.6.2, `create_invoice`) refuses an invoice for 0: "Amountless invoices not
+    /// supported".
+    async fn create_amountless_invoice(
+        &self,
+        _description: &str,
+        _expiry_secs: u64,
+    ) -> Result<CreatedInvoice, WalletError> {
+        Err(node::unsupported(
+            "LNbits",
+            "create amountless invoices (a Payment session's return invoice, to buy sessions)",
+            "LNbits makes invoices only for an amount above 0 (\"Amountless invoices not supported\")",
+        ))
+    }
+
+    /// LNbits (1.6.2, `pay_invoice`) refuses a BOLT11 without an amount and takes no amount to
+    /// send with one.
+    async fn pay_amountless(
+        &self,
+        _invoice: &DecodedInvoice,
+        _amount_msat: u64,
+        _max_fee_msat: u64,
+    ) -> Result<PaymentResult, WalletError> {
+        Err(node::unsupported(
+            "LNbits",
+            "pay amountless invoices (a Payment session's refund, to sell sessions)",
+            "LNbits pays only invoices that state their amount (\"Amountless invoices not supported\"), and its API takes no amount to send",
+        ))
+    }
+
     async fn lookup_outgoing(
         &self,
         payment_hash: &crate::l402::PaymentHash,

@@ -343,6 +343,34 @@ impl Wallet for LnbotWallet {
         node::logged(KIND, result)
     }
 
+    /// ln.bot's invoices always have an amount (`amount` is required).
+    async fn create_amountless_invoice(
+        &self,
+        _description: &str,
+        _expiry_secs: u64,
+    ) -> Result<CreatedInvoice, WalletError> {
+        Err(node::unsupported(
+            "ln.bot",
+            "create amountless invoices (a Payment session's return invoice, to buy sessions)",
+            "its invoices always state an amount (`amount` is required)",
+        ))
+    }
+
+    /// ln.bot's `amount` on a payment is documented for Lightning addresses and LNURL only; a
+    /// refund is not sent on a guess.
+    async fn pay_amountless(
+        &self,
+        _invoice: &DecodedInvoice,
+        _amount_msat: u64,
+        _max_fee_msat: u64,
+    ) -> Result<PaymentResult, WalletError> {
+        Err(node::unsupported(
+            "ln.bot",
+            "pay amountless invoices (a Payment session's refund, to sell sessions)",
+            "its API documents a payment's `amount` for Lightning addresses and LNURL only, not for a BOLT11 invoice without an amount",
+        ))
+    }
+
     async fn lookup_incoming(
         &self,
         payment_hash: &PaymentHash,

@@ -6,10 +6,12 @@
 //! - `GET  /v1/getinfo`: `identity_pubkey`, `chains[].network` (or the old `testnet` flag).
 //! - `GET  /v1/balance/channels`: `local_balance.msat` (or the deprecated `balance`, sats).
 //! - `POST /v1/invoices` (`value_msat`, `memo`, `expiry`): `r_hash` is **base64** bytes,
-//!   `payment_request` the BOLT11 string.
+//!   `payment_request` the BOLT11 string. Without `value`/`value_msat`, a zero-amount invoice
+//!   (a Payment session's return invoice).
 //! - `GET  /v1/invoice/{r_hash_str}` with the **hex** hash: `state`, `amt_paid_msat`.
 //! - `POST /v2/router/send` (SendPaymentV2): a stream of `{"result": Payment}` lines; a
-//!   `Payment`'s `payment_preimage` is a **hex** string. `fee_limit_msat` caps the fee.
+//!   `Payment`'s `payment_preimage` is a **hex** string. `fee_limit_msat` caps the fee;
+//!   `amt_msat` says how much to send to a zero-amount invoice (a session's refund).
 //! - `GET  /v2/router/track/{payment_hash}` (TrackPaymentV2), the hash in URL-safe base64 (a
 //!   `bytes` path field): the same stream, whose first line is the payment's current state.
 //!
@@ -37,7 +39,7 @@ use self::api::{
 pub use self::config::LndConfig;
 use self::config::macaroon_hex;
 use self::error::{grpc_status, payment_refusal, read_error};
-use super::toolkit::node::{self, check_created, settle_network};
+use super::toolkit::node::{self, check_created, check_created_amountless, settle_network};
 use super::toolkit::{Rest, RestError, Tls};
 use super::{
     Balance, CreatedInvoice, IncomingStatus, InvoiceRequest, OutgoingStatus, PaymentResult, Wallet,
@@ -68,9 +70,87 @@ impl LndWallet {
         })
     }
 
+    /// AddInvoice (`POST /v1/invoices`): the BOLT11 string and the hash LND reported.
+    async fn add_invoice(
+        &self,
+        body: &Value,
+    ) -> Result<(String, l402_proto::PaymentHash), WalletError> {
+        let created: AddInvoiceResponse = self
+            .rest
+            .post("v1/invoices", body, false)
+            .await
+            .map_err(read_error)?;
+        let hash = base64_32(&created.r_hash).ok_or_else(|| {
+            WalletError::Other("LND's r_hash is not a base64 32-byte hash".into())
+        })?;
+        Ok((created.payment_request, l402_proto::PaymentHash(hash)))
+    }
+
     /// LND's own limit for finding a route: a little under ours, so LND gives up first.
     fn payment_timeout_secs(&self) -> u64 {
         node::payment_time_limit_secs(self.timeout)
+    }
+}
+
+impl LndWallet {
+    /// SendPaymentV2 for `invoice`, at its own amount or (a zero-amount invoice) `amount_msat`:
+    /// a refusal before the stream is definite, anything after LND registered it unknown.
+    async fn send(
+        &self,
+        invoice: &DecodedInvoice,
+        amount_msat: Option<u64>,
+        max_fee_msat: u64,
+    ) -> Result<PaymentResult, WalletError> {
+        let mut body = json!({
+            "payment_request": invoice.bolt11,
+            "fee_limit_msat": max_fee_msat.to_string(),
+            "timeout_seconds": self.payment_timeout_secs(),
+            // The first update confirms LND registered the payment: any error after it is an
+            // unknown outcome, any error before it a refusal.
+            "no_inflight_updates": false,
+        });
+        if let Some(amount) = amount_msat {
+            // A zero-amount invoice: SendPaymentRequest's `amt_msat` says how much to send.
+            body["amt_msat"] = json!(amount.to_string());
+        }
+        let mut stream = match self
+            .rest
+            .open(Method::POST, "v2/router/send", Some(&body))
+            .await
+        {
+            Ok(s) => s,
+            Err(RestError::Status { status, body }) => return Err(payment_refusal(status, &body)),
+            Err(e) => return Err(e.into_payment_error()),
+        };
+        loop {
+            let message = match stream.next().await {
+                Ok(Some(v)) => stream_message(v).map_err(WalletError::OutcomeUnknown)?,
+                Ok(None) => {
+                    return Err(WalletError::OutcomeUnknown(
+                        "LND closed the payment stream before the payment completed".into(),
+                    ));
+                }
+                Err(e) => return Err(e.into_payment_error()),
+            };
+            let payment = match message {
+                StreamMessage::Payment(p) => p,
+                StreamMessage::Error(m) => {
+                    return Err(WalletError::OutcomeUnknown(format!(
+                        "LND reported an error while paying: {m}"
+                    )));
+                }
+            };
+            if !payment.is_for(&invoice.payment_hash) {
+                return Err(WalletError::OutcomeUnknown(
+                    "LND sent an update for another payment".into(),
+                ));
+            }
+            match payment.state() {
+                PaymentState::Succeeded => return Ok(payment.result()),
+                PaymentState::Failed => return Err(WalletError::Rejected(payment.failure())),
+                PaymentState::Pending => debug!("payment in flight"),
+            }
+        }
     }
 }
 
@@ -119,20 +199,8 @@ impl Wallet for LndWallet {
             "memo": request.description,
             "expiry": request.expiry_secs.to_string(),
         });
-        let created: AddInvoiceResponse = self
-            .rest
-            .post("v1/invoices", &body, false)
-            .await
-            .map_err(read_error)?;
-        let hash = base64_32(&created.r_hash).ok_or_else(|| {
-            WalletError::Other("LND's r_hash is not a base64 32-byte hash".into())
-        })?;
-        check_created(
-            "LND",
-            &created.payment_request,
-            Some(l402_proto::PaymentHash(hash)),
-            request,
-        )
+        let (bolt11, hash) = self.add_invoice(&body).await?;
+        check_created("LND", &bolt11, Some(hash), request)
     }
 
     #[instrument(skip_all, fields(backend = "lnd", payment_hash = %hex::encode(invoice.payment_hash)))]
@@ -141,52 +209,34 @@ impl Wallet for LndWallet {
         invoice: &DecodedInvoice,
         max_fee_msat: u64,
     ) -> Result<PaymentResult, WalletError> {
-        let body = json!({
-            "payment_request": invoice.bolt11,
-            "fee_limit_msat": max_fee_msat.to_string(),
-            "timeout_seconds": self.payment_timeout_secs(),
-            // The first update confirms LND registered the payment: any error after it is an
-            // unknown outcome, any error before it a refusal.
-            "no_inflight_updates": false,
-        });
-        let mut stream = match self
-            .rest
-            .open(Method::POST, "v2/router/send", Some(&body))
-            .await
-        {
-            Ok(s) => s,
-            Err(RestError::Status { status, body }) => return Err(payment_refusal(status, &body)),
-            Err(e) => return Err(e.into_payment_error()),
-        };
-        loop {
-            let message = match stream.next().await {
-                Ok(Some(v)) => stream_message(v).map_err(WalletError::OutcomeUnknown)?,
-                Ok(None) => {
-                    return Err(WalletError::OutcomeUnknown(
-                        "LND closed the payment stream before the payment completed".into(),
-                    ));
-                }
-                Err(e) => return Err(e.into_payment_error()),
-            };
-            let payment = match message {
-                StreamMessage::Payment(p) => p,
-                StreamMessage::Error(m) => {
-                    return Err(WalletError::OutcomeUnknown(format!(
-                        "LND reported an error while paying: {m}"
-                    )));
-                }
-            };
-            if !payment.is_for(&invoice.payment_hash) {
-                return Err(WalletError::OutcomeUnknown(
-                    "LND sent an update for another payment".into(),
-                ));
-            }
-            match payment.state() {
-                PaymentState::Succeeded => return Ok(payment.result()),
-                PaymentState::Failed => return Err(WalletError::Rejected(payment.failure())),
-                PaymentState::Pending => debug!("payment in flight"),
-            }
-        }
+        self.send(invoice, None, max_fee_msat).await
+    }
+
+    /// AddInvoice without `value`/`value_msat`: LND makes a zero-amount invoice.
+    #[instrument(skip_all, fields(backend = "lnd"))]
+    async fn create_amountless_invoice(
+        &self,
+        description: &str,
+        expiry_secs: u64,
+    ) -> Result<CreatedInvoice, WalletError> {
+        let body = json!({ "memo": description, "expiry": expiry_secs.to_string() });
+        let (bolt11, hash) = self.add_invoice(&body).await?;
+        check_created_amountless("LND", &bolt11, Some(hash))
+    }
+
+    fn pays_amountless(&self) -> bool {
+        true
+    }
+
+    #[instrument(skip_all, fields(backend = "lnd", payment_hash = %hex::encode(invoice.payment_hash), amount_msat))]
+    async fn pay_amountless(
+        &self,
+        invoice: &DecodedInvoice,
+        amount_msat: u64,
+        max_fee_msat: u64,
+    ) -> Result<PaymentResult, WalletError> {
+        let amount = node::amountless_amount("LND", invoice, amount_msat)?;
+        self.send(invoice, Some(amount), max_fee_msat).await
     }
 
     async fn lookup_incoming(

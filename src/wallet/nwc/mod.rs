@@ -91,6 +91,50 @@ fn now_secs() -> u64 {
 }
 
 impl NwcWallet {
+    /// `pay_invoice`, at the invoice's amount or (one without an amount) `amount_msat`: a
+    /// refusal NIP-47 defines as made before paying is definite; any other error is settled by
+    /// a lookup.
+    async fn pay(
+        &self,
+        invoice: &DecodedInvoice,
+        amount_msat: Option<u64>,
+    ) -> Result<PaymentResult, WalletError> {
+        // NIP-47 pay_invoice has no fee limit: the wallet service's fee policy applies.
+        let reply = match self
+            .link
+            .call(Request::pay_invoice(PayInvoiceRequest {
+                id: None,
+                invoice: invoice.bolt11.clone(),
+                amount: amount_msat,
+            }))
+            .await
+        {
+            Ok(reply) => reply,
+            Err(Transport::NotSent(m)) => return Err(WalletError::Unavailable(m)),
+            Err(Transport::Unknown(m)) => return Err(WalletError::OutcomeUnknown(m)),
+        };
+        if let Some(e) = reply.error {
+            if is_definite_refusal(&e.code) {
+                return Err(WalletError::Rejected(format!(
+                    "{}: {}",
+                    e.describe(),
+                    advice(&e.code)
+                )));
+            }
+            return self.settle_doubt(invoice, &e).await;
+        }
+        let result: PayResult = parse_result("pay_invoice", reply.result).map_err(|m| {
+            WalletError::OutcomeUnknown(format!("{m}; the payment may have gone through"))
+        })?;
+        let paid = payment_result(result.preimage.as_deref(), result.fees_paid);
+        if paid.preimage.is_none() {
+            warn!("the NWC wallet service paid but returned no preimage");
+        }
+        self.note_preimage(&paid);
+        info!(fee_msat = paid.fee_msat, "paid over NWC");
+        Ok(paid)
+    }
+
     /// Parse the connection URI and prepare the relay pool; nothing is contacted until the first
     /// call, so a wallet service that is down does not stop a start.
     pub async fn new(config: &NwcConfig) -> Result<NwcWallet, WalletError> {
@@ -289,38 +333,36 @@ impl Wallet for NwcWallet {
         invoice: &DecodedInvoice,
         _max_fee_msat: u64,
     ) -> Result<PaymentResult, WalletError> {
-        // NIP-47 pay_invoice has no fee limit: the wallet service's fee policy applies.
-        let reply = match self
-            .link
-            .call(Request::pay_invoice(PayInvoiceRequest::new(
-                invoice.bolt11.clone(),
-            )))
-            .await
-        {
-            Ok(reply) => reply,
-            Err(Transport::NotSent(m)) => return Err(WalletError::Unavailable(m)),
-            Err(Transport::Unknown(m)) => return Err(WalletError::OutcomeUnknown(m)),
-        };
-        if let Some(e) = reply.error {
-            if is_definite_refusal(&e.code) {
-                return Err(WalletError::Rejected(format!(
-                    "{}: {}",
-                    e.describe(),
-                    advice(&e.code)
-                )));
-            }
-            return self.settle_doubt(invoice, &e).await;
-        }
-        let result: PayResult = parse_result("pay_invoice", reply.result).map_err(|m| {
-            WalletError::OutcomeUnknown(format!("{m}; the payment may have gone through"))
-        })?;
-        let paid = payment_result(result.preimage.as_deref(), result.fees_paid);
-        if paid.preimage.is_none() {
-            warn!("the NWC wallet service paid but returned no preimage");
-        }
-        self.note_preimage(&paid);
-        info!(fee_msat = paid.fee_msat, "paid over NWC");
-        Ok(paid)
+        self.pay(invoice, None).await
+    }
+
+    /// NIP-47's `make_invoice` requires an amount: no invoice without one can be asked for.
+    async fn create_amountless_invoice(
+        &self,
+        _description: &str,
+        _expiry_secs: u64,
+    ) -> Result<CreatedInvoice, WalletError> {
+        Err(node::unsupported(
+            "NWC",
+            "create amountless invoices (a Payment session's return invoice, to buy sessions)",
+            "NIP-47's make_invoice requires an amount",
+        ))
+    }
+
+    fn pays_amountless(&self) -> bool {
+        true
+    }
+
+    /// `pay_invoice` with its optional `amount` (msat), for an invoice without one.
+    #[instrument(skip_all, fields(backend = "nwc", payment_hash = %hex::encode(invoice.payment_hash), amount_msat))]
+    async fn pay_amountless(
+        &self,
+        invoice: &DecodedInvoice,
+        amount_msat: u64,
+        _max_fee_msat: u64,
+    ) -> Result<PaymentResult, WalletError> {
+        let amount = node::amountless_amount("NWC", invoice, amount_msat)?;
+        self.pay(invoice, Some(amount)).await
     }
 
     async fn lookup_incoming(

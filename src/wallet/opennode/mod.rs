@@ -182,6 +182,32 @@ impl Wallet for OpennodeWallet {
         Err(WalletError::NotPayable(SELLER_ONLY.into()))
     }
 
+    /// An OpenNode charge is always for an amount.
+    async fn create_amountless_invoice(
+        &self,
+        _description: &str,
+        _expiry_secs: u64,
+    ) -> Result<CreatedInvoice, WalletError> {
+        Err(node::unsupported(
+            "OpenNode",
+            "create amountless invoices (a Payment session's return invoice, to buy sessions)",
+            "an OpenNode charge always states its amount",
+        ))
+    }
+
+    async fn pay_amountless(
+        &self,
+        _invoice: &DecodedInvoice,
+        _amount_msat: u64,
+        _max_fee_msat: u64,
+    ) -> Result<PaymentResult, WalletError> {
+        Err(node::unsupported(
+            "OpenNode",
+            "pay amountless invoices (a Payment session's refund, to sell sessions)",
+            SELLER_ONLY,
+        ))
+    }
+
     async fn lookup_incoming(
         &self,
         payment_hash: &crate::l402::PaymentHash,

@@ -8,8 +8,10 @@
 //! - `GET  /getinfo`: `nodeId`, `chain` (`mainnet`, `testnet3`, `testnet4`, `regtest`...).
 //! - `GET  /getbalance`: `balanceSat` (spendable), `feeCreditSat` (not spendable on payments).
 //! - `POST /createinvoice` (`description`, `amountSat`, `expirySeconds`): `paymentHash` (hex),
-//!   `serialized` (the BOLT11 string).
-//! - `POST /payinvoice` (`invoice`, trampoline fee override): `200` with either
+//!   `serialized` (the BOLT11 string). Without `amountSat`, an invoice without an amount (a
+//!   Payment session's return invoice).
+//! - `POST /payinvoice` (`invoice`, trampoline fee override, and `amountSat` only for an
+//!   invoice without an amount: a session's refund, in whole sats): `200` with either
 //!   `paymentPreimage` (hex), `routingFeeSat`, `paymentId`, or `reason` when it failed for good.
 //! - `GET  /payments/incoming/{paymentHash}`: `isPaid`, `isExpired`, `receivedSat`.
 //! - `GET  /payments/outgoingbyhash/{paymentHash}`: `isPaid`, `preimage`, `fees` (msat),
@@ -39,7 +41,9 @@ pub use self::config::{
 };
 use self::error::{pay_error, refused_or};
 use super::toolkit::json;
-use super::toolkit::node::{self, check_created, reported_network, settle_network};
+use super::toolkit::node::{
+    self, check_created, check_created_amountless, reported_network, settle_network,
+};
 use super::toolkit::redact::clip_chars;
 use super::toolkit::{Rest, RestError, Tls};
 use super::{
@@ -135,48 +139,24 @@ impl PhoenixdWallet {
             Err(e) => Err(refused_or(e)),
         }
     }
-}
 
-/// The route of outgoing payments by payment hash (phoenixd 0.4 and later).
-const OUTGOING_BY_HASH: &str = "payments/outgoingbyhash/";
-
-#[async_trait]
-impl Wallet for PhoenixdWallet {
-    async fn info(&self) -> Result<WalletInfo, WalletError> {
-        let info: NodeInfo = self.rest.get("getinfo").await.map_err(refused_or)?;
-        let reported = reported_network("phoenixd", &info.chain)?;
-        Ok(WalletInfo {
-            backend: "phoenixd",
-            network: settle_network("phoenixd", reported, self.network)?,
-            node_id: info.node_id.filter(|k| !k.is_empty()),
-            returns_preimages: true,
-            demo_funds: false,
-        })
-    }
-
-    async fn balance(&self) -> Result<Balance, WalletError> {
-        let b: GetBalance = self.rest.get("getbalance").await.map_err(refused_or)?;
-        Ok(Balance {
-            msat: b.balance_sat.unwrap_or(0).saturating_mul(1000),
-            demo_funds: false,
-        })
-    }
-
-    #[instrument(skip_all, fields(backend = "phoenixd", amount_msat = request.amount_msat))]
-    async fn create_invoice(
+    /// `createinvoice`, for `amount_sat` (none: the payer chooses): the BOLT11 string and the
+    /// payment hash phoenixd reported.
+    async fn create(
         &self,
-        request: &InvoiceRequest,
-    ) -> Result<CreatedInvoice, WalletError> {
-        let sats = node::whole_sats("phoenixd", request.amount_msat)?;
-        let description = clip_chars(&request.description, MAX_DESCRIPTION_CHARS);
-        if description.len() < request.description.len() {
+        description: &str,
+        amount_sat: Option<u64>,
+        expiry_secs: u64,
+    ) -> Result<(String, crate::l402::PaymentHash), WalletError> {
+        let clipped = clip_chars(description, MAX_DESCRIPTION_CHARS);
+        if clipped.len() < description.len() {
             debug!("description cut to {MAX_DESCRIPTION_CHARS} characters, phoenixd's limit");
         }
-        let fields = [
-            ("description", description.to_owned()),
-            ("amountSat", sats.to_string()),
-            ("expirySeconds", request.expiry_secs.to_string()),
-        ];
+        let mut fields = vec![("description", clipped.to_owned())];
+        if let Some(sats) = amount_sat {
+            fields.push(("amountSat", sats.to_string()));
+        }
+        fields.push(("expirySeconds", expiry_secs.to_string()));
         let created: GeneratedInvoice = self
             .rest
             .post_form("createinvoice", &fields)
@@ -185,32 +165,32 @@ impl Wallet for PhoenixdWallet {
         let hash = json::hash32(&created.payment_hash).ok_or_else(|| {
             WalletError::Other("phoenixd's paymentHash is not 32 bytes of hex".into())
         })?;
-        check_created("phoenixd", &created.serialized, Some(hash), request)
+        Ok((created.serialized, hash))
     }
 
-    #[instrument(skip_all, fields(backend = "phoenixd", payment_hash = %hex::encode(invoice.payment_hash)))]
-    async fn pay_invoice(
+    /// `payinvoice` for `amount_msat` (the invoice's own, or, with `amount_sat`, the amount
+    /// sent to an invoice without one), its trampoline fee checked against the limit first.
+    async fn pay(
         &self,
         invoice: &DecodedInvoice,
+        amount: u64,
+        amount_sat: Option<u64>,
         max_fee_msat: u64,
     ) -> Result<PaymentResult, WalletError> {
-        let Some(amount) = invoice.amount_msat else {
-            return Err(WalletError::NotPayable(
-                "phoenixd is only asked to pay invoices that state their amount".into(),
-            ));
-        };
         let fee = self.fee_msat(amount);
         if fee > max_fee_msat {
             return Err(WalletError::Rejected(format!(
                 "phoenixd's trampoline fee for this payment is {fee} msat, above the fee limit of {max_fee_msat} msat"
             )));
         }
-        // No amountSat: phoenixd pays the invoice's own amount, to the msat.
-        let fields = [
+        let mut fields = vec![
             ("invoice", invoice.bolt11.clone()),
             ("trampolineFeeBaseSat", self.fee_base_sat.to_string()),
             ("trampolineFeeProportional", self.fee_ppm.to_string()),
         ];
+        if let Some(sats) = amount_sat {
+            fields.push(("amountSat", sats.to_string()));
+        }
         let paid: PayResult = self
             .rest
             .post_form("payinvoice", &fields)
@@ -252,6 +232,88 @@ impl Wallet for PhoenixdWallet {
             preimage: paid.payment_preimage.as_deref().and_then(json::preimage),
             fee_msat,
         })
+    }
+}
+
+/// The route of outgoing payments by payment hash (phoenixd 0.4 and later).
+const OUTGOING_BY_HASH: &str = "payments/outgoingbyhash/";
+
+#[async_trait]
+impl Wallet for PhoenixdWallet {
+    async fn info(&self) -> Result<WalletInfo, WalletError> {
+        let info: NodeInfo = self.rest.get("getinfo").await.map_err(refused_or)?;
+        let reported = reported_network("phoenixd", &info.chain)?;
+        Ok(WalletInfo {
+            backend: "phoenixd",
+            network: settle_network("phoenixd", reported, self.network)?,
+            node_id: info.node_id.filter(|k| !k.is_empty()),
+            returns_preimages: true,
+            demo_funds: false,
+        })
+    }
+
+    async fn balance(&self) -> Result<Balance, WalletError> {
+        let b: GetBalance = self.rest.get("getbalance").await.map_err(refused_or)?;
+        Ok(Balance {
+            msat: b.balance_sat.unwrap_or(0).saturating_mul(1000),
+            demo_funds: false,
+        })
+    }
+
+    #[instrument(skip_all, fields(backend = "phoenixd", amount_msat = request.amount_msat))]
+    async fn create_invoice(
+        &self,
+        request: &InvoiceRequest,
+    ) -> Result<CreatedInvoice, WalletError> {
+        let sats = node::whole_sats("phoenixd", request.amount_msat)?;
+        let (bolt11, hash) = self
+            .create(&request.description, Some(sats), request.expiry_secs)
+            .await?;
+        check_created("phoenixd", &bolt11, Some(hash), request)
+    }
+
+    #[instrument(skip_all, fields(backend = "phoenixd", payment_hash = %hex::encode(invoice.payment_hash)))]
+    async fn pay_invoice(
+        &self,
+        invoice: &DecodedInvoice,
+        max_fee_msat: u64,
+    ) -> Result<PaymentResult, WalletError> {
+        let Some(amount) = invoice.amount_msat else {
+            return Err(WalletError::NotPayable(
+                "phoenixd is only asked to pay invoices that state their amount".into(),
+            ));
+        };
+        // No amountSat: phoenixd pays the invoice's own amount, to the msat.
+        self.pay(invoice, amount, None, max_fee_msat).await
+    }
+
+    /// `createinvoice` without `amountSat`: phoenixd makes an invoice without an amount.
+    #[instrument(skip_all, fields(backend = "phoenixd"))]
+    async fn create_amountless_invoice(
+        &self,
+        description: &str,
+        expiry_secs: u64,
+    ) -> Result<CreatedInvoice, WalletError> {
+        let (bolt11, hash) = self.create(description, None, expiry_secs).await?;
+        check_created_amountless("phoenixd", &bolt11, Some(hash))
+    }
+
+    fn pays_amountless(&self) -> bool {
+        true
+    }
+
+    /// `payinvoice` with `amountSat`: phoenixd sends whole sats only, so an amount that is not
+    /// one is refused before anything is sent.
+    #[instrument(skip_all, fields(backend = "phoenixd", payment_hash = %hex::encode(invoice.payment_hash), amount_msat))]
+    async fn pay_amountless(
+        &self,
+        invoice: &DecodedInvoice,
+        amount_msat: u64,
+        max_fee_msat: u64,
+    ) -> Result<PaymentResult, WalletError> {
+        let amount = node::amountless_amount("phoenixd", invoice, amount_msat)?;
+        let sats = node::send_whole_sats("phoenixd", amount)?;
+        self.pay(invoice, amount, Some(sats), max_fee_msat).await
     }
 
     async fn lookup_incoming(

@@ -4,11 +4,13 @@
 //!
 //! - Amounts are BTC decimal strings with a currency (`{"amount": "0.00002100", "currency":
 //!   "BTC"}`), read to msat exactly; anything not in BTC is refused.
-//! - Receiving: `POST /v1/receive-requests` (a BOLT11 invoice, `targetCurrency` BTC); whether it
+//! - Receiving: `POST /v1/receive-requests` (a BOLT11 invoice, `targetCurrency` BTC; without
+//!   `bolt11.amount` for a Payment session's return invoice, the payer choosing); whether it
 //!   was paid: `GET /v1/receive-requests/receives?$paymentHash=`; its expiry from the receive
 //!   request, whose id is kept by payment hash.
 //! - Paying is a quote, then its execution: `POST /v1/payment-quotes/lightning` (with an
-//!   `idempotency-key`, so retrying it is safe) shows the fee, which is checked against the
+//!   `idempotency-key`, so retrying it is safe; with `amount` for an invoice without one, a
+//!   session's refund) shows the fee, which is checked against the
 //!   limit (there is no fee-limit parameter); `PATCH /v1/payment-quotes/{id}/execute` pays, sent
 //!   once. A payment is found only by its id (`GET /v1/payments/{id}`), never by payment hash:
 //!   the quote's id is kept in the storage before the execution is sent, the payment's id as
@@ -32,7 +34,7 @@ use self::api::OutRef;
 pub use self::config::{DEFAULT_URL, StrikeConfig};
 use super::toolkit::dates::{rfc3339, unix_now};
 use super::toolkit::json::hash32;
-use super::toolkit::node::{self, check_created};
+use super::toolkit::node::{self, check_created, check_created_amountless};
 use super::toolkit::redact::clip_chars;
 use super::toolkit::{HostedApi, PreimagePolicy, RefStore, RestError};
 use super::{
@@ -128,6 +130,98 @@ impl StrikeWallet {
             Err(_) => None,
         }
     }
+
+    /// A receive request (`POST /v1/receive-requests`) for `amount_sats` (none: the payer
+    /// chooses), its invoice `check`ed, its id kept by payment hash.
+    async fn receive(
+        &self,
+        amount_sats: Option<u64>,
+        description: &str,
+        expiry_secs: u64,
+        check: impl FnOnce(&str, Option<PaymentHash>) -> Result<CreatedInvoice, WalletError>,
+    ) -> Result<CreatedInvoice, WalletError> {
+        let mut bolt11 = json!({ "expiryInSeconds": expiry_secs });
+        if let Some(sats) = amount_sats {
+            bolt11["amount"] = api::btc_amount(sats);
+        }
+        let description = clip_chars(description.trim(), MAX_DESCRIPTION_CHARS);
+        if !description.is_empty() {
+            bolt11["description"] = json!(description);
+        }
+        let body = json!({ "bolt11": bolt11, "targetCurrency": "BTC" });
+        // Not retried: a retry could make a second receive request.
+        let v: Value = self
+            .api
+            .rest
+            .post("v1/receive-requests", &body, false)
+            .await
+            .map_err(|e| match e {
+                RestError::Status {
+                    status: 400 | 422,
+                    body,
+                } => {
+                    let b = api::error_body(&body);
+                    WalletError::Rejected(format!(
+                        "Strike refused to create the invoice ({}): {}",
+                        b.code.as_deref().unwrap_or("refused"),
+                        b.message
+                    ))
+                }
+                e => self.call_error("creating an invoice", RECEIVE_CREATE, e),
+            })?;
+        let (Some(id), Some(invoice)) = (
+            v.get("receiveRequestId").and_then(Value::as_str),
+            v.pointer("/bolt11/invoice").and_then(Value::as_str),
+        ) else {
+            return Err(WalletError::Other(
+                "Strike answered the receive request without its id or invoice".into(),
+            ));
+        };
+        let hash = v
+            .pointer("/bolt11/paymentHash")
+            .and_then(Value::as_str)
+            .and_then(hash32);
+        let created = check(invoice, hash)?;
+        // Its expiry is read from the receive request: its id is kept before the invoice is out.
+        self.refs
+            .put(KIND, Direction::In, &created.payment_hash, id)
+            .await?;
+        info!(payment_hash = %created.payment_hash, receive_request = id, "Strike invoice created");
+        Ok(created)
+    }
+
+    /// A quote (with `amount_sats` for an invoice without an amount), its fee checked, then
+    /// its execution, sent once.
+    async fn pay(
+        &self,
+        invoice: &DecodedInvoice,
+        amount_sats: Option<u64>,
+        max_fee_msat: u64,
+    ) -> Result<PaymentResult, WalletError> {
+        let hash = &invoice.payment_hash;
+        let (quote, fee) = self.quote(invoice, amount_sats, max_fee_msat).await?;
+        let mut out = OutRef {
+            quote,
+            payment: None,
+            refused: false,
+        };
+        // Kept before the execution is sent: a lost answer is then looked up by the quote.
+        self.refs
+            .put(KIND, Direction::Out, hash, &out.text())
+            .await?;
+        let path = format!("v1/payment-quotes/{}/execute", out.quote);
+        // Sent once: never retried.
+        let result = match self
+            .api
+            .rest
+            .send::<(), Value>(Method::PATCH, &path, None, false)
+            .await
+        {
+            Ok(answer) => self.executed(&mut out, invoice, &answer, fee).await,
+            Err(e) => Err(self.execute_failed(&mut out, hash, e).await),
+        };
+        node::logged(KIND, result)
+    }
 }
 
 #[async_trait]
@@ -170,54 +264,26 @@ impl Wallet for StrikeWallet {
         request: &InvoiceRequest,
     ) -> Result<CreatedInvoice, WalletError> {
         let sats = node::whole_sats("Strike", request.amount_msat)?;
-        let mut bolt11 = json!({
-            "amount": api::btc_amount(sats),
-            "expiryInSeconds": request.expiry_secs,
-        });
-        let description = clip_chars(request.description.trim(), MAX_DESCRIPTION_CHARS);
-        if !description.is_empty() {
-            bolt11["description"] = json!(description);
-        }
-        let body = json!({ "bolt11": bolt11, "targetCurrency": "BTC" });
-        // Not retried: a retry could make a second receive request.
-        let v: Value = self
-            .api
-            .rest
-            .post("v1/receive-requests", &body, false)
-            .await
-            .map_err(|e| match e {
-                RestError::Status {
-                    status: 400 | 422,
-                    body,
-                } => {
-                    let b = api::error_body(&body);
-                    WalletError::Rejected(format!(
-                        "Strike refused to create the invoice ({}): {}",
-                        b.code.as_deref().unwrap_or("refused"),
-                        b.message
-                    ))
-                }
-                e => self.call_error("creating an invoice", RECEIVE_CREATE, e),
-            })?;
-        let (Some(id), Some(invoice)) = (
-            v.get("receiveRequestId").and_then(Value::as_str),
-            v.pointer("/bolt11/invoice").and_then(Value::as_str),
-        ) else {
-            return Err(WalletError::Other(
-                "Strike answered the receive request without its id or invoice".into(),
-            ));
-        };
-        let hash = v
-            .pointer("/bolt11/paymentHash")
-            .and_then(Value::as_str)
-            .and_then(hash32);
-        let created = check_created("Strike", invoice, hash, request)?;
-        // Its expiry is read from the receive request: its id is kept before the invoice is out.
-        self.refs
-            .put(KIND, Direction::In, &created.payment_hash, id)
-            .await?;
-        info!(payment_hash = %created.payment_hash, receive_request = id, "Strike invoice created");
-        Ok(created)
+        self.receive(
+            Some(sats),
+            &request.description,
+            request.expiry_secs,
+            |invoice, hash| check_created("Strike", invoice, hash, request),
+        )
+        .await
+    }
+
+    /// A receive request without `bolt11.amount`: the payer chooses it.
+    #[instrument(skip_all, fields(backend = "strike"))]
+    async fn create_amountless_invoice(
+        &self,
+        description: &str,
+        expiry_secs: u64,
+    ) -> Result<CreatedInvoice, WalletError> {
+        self.receive(None, description, expiry_secs, |invoice, hash| {
+            check_created_amountless("Strike", invoice, hash)
+        })
+        .await
     }
 
     #[instrument(skip_all, fields(backend = "strike", payment_hash = %invoice.payment_hash))]
@@ -226,29 +292,25 @@ impl Wallet for StrikeWallet {
         invoice: &DecodedInvoice,
         max_fee_msat: u64,
     ) -> Result<PaymentResult, WalletError> {
-        let hash = &invoice.payment_hash;
-        let (quote, fee) = self.quote(invoice, max_fee_msat).await?;
-        let mut out = OutRef {
-            quote,
-            payment: None,
-            refused: false,
-        };
-        // Kept before the execution is sent: a lost answer is then looked up by the quote.
-        self.refs
-            .put(KIND, Direction::Out, hash, &out.text())
-            .await?;
-        let path = format!("v1/payment-quotes/{}/execute", out.quote);
-        // Sent once: never retried.
-        let result = match self
-            .api
-            .rest
-            .send::<(), Value>(Method::PATCH, &path, None, false)
-            .await
-        {
-            Ok(answer) => self.executed(&mut out, invoice, &answer, fee).await,
-            Err(e) => Err(self.execute_failed(&mut out, hash, e).await),
-        };
-        node::logged(KIND, result)
+        self.pay(invoice, None, max_fee_msat).await
+    }
+
+    fn pays_amountless(&self) -> bool {
+        true
+    }
+
+    /// A payment quote with `amount` (BTC, whole sats: another amount is refused before
+    /// anything is asked), executed like any payment.
+    #[instrument(skip_all, fields(backend = "strike", payment_hash = %invoice.payment_hash, amount_msat))]
+    async fn pay_amountless(
+        &self,
+        invoice: &DecodedInvoice,
+        amount_msat: u64,
+        max_fee_msat: u64,
+    ) -> Result<PaymentResult, WalletError> {
+        let amount = node::amountless_amount("Strike", invoice, amount_msat)?;
+        let sats = node::send_whole_sats("Strike", amount)?;
+        self.pay(invoice, Some(sats), max_fee_msat).await
     }
 
     async fn lookup_incoming(

@@ -130,10 +130,16 @@ impl StrikeWallet {
     pub(super) async fn quote(
         &self,
         invoice: &DecodedInvoice,
+        amount_sats: Option<u64>,
         max_fee_msat: u64,
     ) -> Result<(String, u64), WalletError> {
         let key = api::uuid_v4();
-        let body = json!({ "lnInvoice": invoice.bolt11, "sourceCurrency": "BTC" });
+        let mut body = json!({ "lnInvoice": invoice.bolt11, "sourceCurrency": "BTC" });
+        if let Some(sats) = amount_sats {
+            // "Amount to send if using zero amount invoice. Must be omitted otherwise"; the
+            // fee policy defaults to EXCLUSIVE (the fee on top), so the payee gets it all.
+            body["amount"] = api::btc_amount(sats);
+        }
         // Retried safely: Strike answers a repeated idempotency key with the same quote.
         let q: Value = self
             .api
@@ -186,8 +192,9 @@ impl StrikeWallet {
         };
         let amount = quoted("the amount", api::first_btc_msat(&q, &["/amount"]))?;
         let fee = quoted("the fee", api::fee_msat(&q))?.unwrap_or(0);
-        // Strike writes whole sats: the invoice's amount, rounded either way.
-        if let (Some(a), Some(want)) = (amount, invoice.amount_msat)
+        // Strike writes whole sats: the invoice's amount (or the one asked), rounded either way.
+        let asked = amount_sats.map(|s| s.saturating_mul(1000));
+        if let (Some(a), Some(want)) = (amount, asked.or(invoice.amount_msat))
             && a.abs_diff(want) >= 1000
         {
             return Err(WalletError::Rejected(format!(

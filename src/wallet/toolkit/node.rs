@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::bolt11::Network;
+use crate::bolt11::{DecodedInvoice, Network};
 use crate::budget::MSAT_PER_SAT;
 use crate::wallet::{CreatedInvoice, InvoiceRequest, OutgoingStatus, PaymentResult, WalletError};
 
@@ -156,6 +156,26 @@ pub fn check_created(
     reported_hash: Option<crate::l402::PaymentHash>,
     request: &InvoiceRequest,
 ) -> Result<CreatedInvoice, WalletError> {
+    checked_invoice(backend, bolt11, reported_hash, Some(request.amount_msat))
+}
+
+/// Check an amountless invoice a backend created ([`crate::wallet::Wallet::create_amountless_invoice`]):
+/// it decodes, states no amount (the payer chooses it) and has the payment hash the backend
+/// reported (when it reported one).
+pub fn check_created_amountless(
+    backend: &str,
+    bolt11: &str,
+    reported_hash: Option<crate::l402::PaymentHash>,
+) -> Result<CreatedInvoice, WalletError> {
+    checked_invoice(backend, bolt11, reported_hash, None)
+}
+
+fn checked_invoice(
+    backend: &str,
+    bolt11: &str,
+    reported_hash: Option<crate::l402::PaymentHash>,
+    amount_msat: Option<u64>,
+) -> Result<CreatedInvoice, WalletError> {
     let decoded = crate::bolt11::decode(bolt11).map_err(|e| {
         WalletError::Other(format!(
             "the invoice {backend} created could not be read: {e}"
@@ -166,10 +186,11 @@ pub fn check_created(
             "{backend} returned an invoice whose payment hash differs from the one it reported"
         )));
     }
-    if decoded.amount_msat != Some(request.amount_msat) {
+    if decoded.amount_msat != amount_msat {
         return Err(WalletError::Other(format!(
-            "{backend} created an invoice for {:?} msat instead of {} msat",
-            decoded.amount_msat, request.amount_msat
+            "{backend} created an invoice for {} instead of {}",
+            describe_amount(decoded.amount_msat),
+            describe_amount(amount_msat)
         )));
     }
     Ok(CreatedInvoice {
@@ -177,6 +198,51 @@ pub fn check_created(
         payment_hash: decoded.payment_hash,
         expires_at: decoded.expires_at(),
     })
+}
+
+fn describe_amount(amount_msat: Option<u64>) -> String {
+    match amount_msat {
+        Some(m) => format!("{m} msat"),
+        None => "no amount".into(),
+    }
+}
+
+/// The amount to send to an amountless invoice ([`crate::wallet::Wallet::pay_amountless`]),
+/// checked before the backend is asked: the invoice must state no amount of its own (one that
+/// does is paid with `pay_invoice`, at its amount) and the amount must be positive.
+pub fn amountless_amount(
+    backend: &str,
+    invoice: &DecodedInvoice,
+    amount_msat: u64,
+) -> Result<u64, WalletError> {
+    if let Some(own) = invoice.amount_msat {
+        return Err(WalletError::NotPayable(format!(
+            "this invoice asks for {own} msat itself: {backend} is asked to pay an amount of our choosing only to an invoice without one"
+        )));
+    }
+    if amount_msat == 0 {
+        return Err(WalletError::NotPayable(format!(
+            "nothing to pay: {backend} is never asked to send 0 msat"
+        )));
+    }
+    Ok(amount_msat)
+}
+
+/// An amount to send in whole sats, for a backend whose API takes only sats: the sats, or a
+/// refusal (nothing sent) for an amount that is not a whole number of them.
+pub fn send_whole_sats(backend: &str, amount_msat: u64) -> Result<u64, WalletError> {
+    if !amount_msat.is_multiple_of(MSAT_PER_SAT) {
+        return Err(WalletError::NotPayable(format!(
+            "{backend} sends whole sats: {amount_msat} msat is not a whole number of sats, and rounding would pay a different amount"
+        )));
+    }
+    Ok(amount_msat / MSAT_PER_SAT)
+}
+
+/// A backend's refusal of an operation its API does not have, made before anything is asked
+/// or moved; `why` names what in the backend's API is missing.
+pub fn unsupported(backend: &str, operation: &str, why: &str) -> WalletError {
+    WalletError::NotPayable(format!("{backend} cannot {operation}: {why}"))
 }
 
 /// Refuse an invoice for nothing before a backend is asked (L402 prices are never zero).

@@ -114,7 +114,11 @@ async fn pay(wallet: &FakeWallet, quirks: &Quirks, params: &Value) -> Answer {
     else {
         return Answer::Error("OTHER", "bad invoice".into());
     };
-    let paid = wallet.pay_invoice(&invoice, u64::MAX).await;
+    // NIP-47's optional `amount` (msat): what to send to an invoice without an amount.
+    let paid = match params["amount"].as_u64() {
+        Some(amount) => wallet.pay_amountless(&invoice, amount, u64::MAX).await,
+        None => wallet.pay_invoice(&invoice, u64::MAX).await,
+    };
     if quirks.garbage {
         return Answer::Garbage;
     }

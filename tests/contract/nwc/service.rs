@@ -40,6 +40,7 @@ pub trait Backend: Send + Sync + 'static {
 pub struct Seen {
     pub method: String,
     pub expiration: Option<u64>,
+    pub params: Value,
 }
 
 /// A relay on loopback: generous rate limits, optionally refusing NWC requests.
@@ -202,6 +203,7 @@ async fn serve(
         s.push(Seen {
             method: method.clone(),
             expiration,
+            params: body["params"].clone(),
         });
     }
     let reply = match backend
