@@ -161,11 +161,14 @@ impl Engine {
         let (payer, bolt11) = (payer.to_owned(), bolt11.to_owned());
         let (hash, now_db) = (payment_hash.to_hex(), int(now)?);
         let dialect = self.dialect;
-        let lock = payer.clone();
         // One write: nothing can be half-paid. Every check below that fails undoes it, which
-        // rolls the claim back.
+        // rolls the claim back. It needs no turn of the payer's (the advisory lock its
+        // reservations take): the claim is a conditional update of the invoice's row, and the
+        // two accounts' rows are locked before they change (`settle_in`), which serialises
+        // transfers of one account on any number of instances without holding up its
+        // reservations meanwhile.
         self.write(
-            Some(&lock),
+            None,
             move |tx| {
                 Box::pin(async move {
                     let claim = Claim {
@@ -434,9 +437,12 @@ async fn settle_in(
     }
     if dialect == Dialect::Postgres {
         // Both accounts locked in name order: two accounts paying each other at once wait
-        // for each other instead of deadlocking.
+        // for each other instead of deadlocking. `NO KEY UPDATE` (what the update below takes
+        // anyway), not `UPDATE`: the claim above took a key-share lock on the payer's row (the
+        // invoice's `paid_by` references it), and so does every concurrent settlement of the
+        // payer; `FOR UPDATE` would wait for those and they for it: a deadlock.
         sqlx::query(
-            "SELECT name FROM embedded_wallets WHERE name IN ($1, $2) ORDER BY name FOR UPDATE",
+            "SELECT name FROM embedded_wallets WHERE name IN ($1, $2) ORDER BY name FOR NO KEY UPDATE",
         )
         .bind(payer)
         .bind(&payee)

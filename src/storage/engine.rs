@@ -312,6 +312,33 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// A write of exactly one statement that needs no turn of a wallet's (a settlement's
+    /// record, a failure): [`Engine::write`] with `None` on SQLite (it joins the group commit).
+    /// On PostgreSQL the statement runs on its own and the server commits it as it ends: no
+    /// BEGIN and COMMIT round trips, so the row locks it takes (the spend buckets, which every
+    /// reservation of the wallet updates too) are held only while the server runs it and
+    /// flushes its commit, not while a client round trip is on its way. `op` must run one
+    /// statement: two would not be one transaction.
+    pub(crate) async fn write_one<T, E>(
+        &self,
+        op: impl for<'c> FnOnce(&'c mut sqlx::AnyConnection) -> BoxFuture<'c, Result<T, E>>
+        + Send
+        + 'static,
+        commit_failed: fn(String) -> E,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StorageError> + Send + 'static,
+    {
+        if self.committer.is_some() {
+            return self.write(None, op, commit_failed).await;
+        }
+        let mut conn = self.writer.acquire().await.map_err(StorageError::from)?;
+        op(&mut conn).await
+    }
+}
+
 /// The advisory lock of a wallet: 64 bits of SHA-256 of its name, in a namespace of our own.
 fn advisory_key(wallet: &str) -> i64 {
     let digest = crate::l402::sha256(format!("l402-mcp wallet {wallet}").as_bytes());

@@ -12,10 +12,14 @@ pub fn server_url() -> String {
 
 /// The test server's URL, narrowed to schema `name`, dropped and made again empty.
 pub async fn fresh_schema(name: &str) -> String {
-    let url = server_url();
-    let mut admin = PgConnection::connect(&url)
+    fresh_schema_on(&server_url(), name).await
+}
+
+/// `url` narrowed to schema `name`, dropped and made again empty (benches/pay_fleet.rs too).
+pub async fn fresh_schema_on(url: &str, name: &str) -> String {
+    let mut admin = PgConnection::connect(url)
         .await
-        .expect("cannot connect to L402_TEST_DATABASE_URL");
+        .expect("cannot connect to the PostgreSQL server");
     sqlx::raw_sql(AssertSqlSafe(format!(
         "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"
     )))

@@ -14,6 +14,12 @@
 #              embedded wallet, budget checked after (benches/pay_concurrent.rs), with 1k to 1M
 #              payments already in the day's window; and what one SQLite commit costs with
 #              synchronous = FULL (the ledger's) and NORMAL (tools/bench/commit_cost.py).
+#   fleet      the same on PostgreSQL for a fleet (benches/pay_fleet.rs): 1 and 3 instances (OS
+#              processes, a connection pool each) paying from one wallet against one shared
+#              budget, on a throwaway server as durable as a production one
+#              (tools/postgres/start.sh with L402_PG_DURABLE=1: fsync and synchronous_commit
+#              on, on disk), stopped (by its PID, tools/postgres/stop.sh) when done; exactness
+#              checked after every run, and with a budget below the demand.
 #   4 fetch    fetch_paid overhead over reqwest GET, and a full paid round trip on loopback
 #              (benches/fetch_paid.rs).
 #   5 gateway  requests/s and added latency through the L402 gateway with a valid token (and
@@ -22,15 +28,18 @@
 #              alternate in every round, medians reported. nginx (Debian) proxying the same
 #              upstream is the reference for the proxy's own cost.
 #
-# Usage: tools/bench/run.sh [verify] [mcp] [pay] [fetch] [gateway]     (default: all)
+# Usage: tools/bench/run.sh [verify] [mcp] [pay] [fleet] [fetch] [gateway]     (default: all)
 # Env:   L402_PEERS_CACHE=dir  caches (default ~/.cache/l402-peers; shared with the interop script)
 #        BENCH_SECS=0.5 BENCH_ROUNDS=5 verify: CPU seconds per round, rounds per implementation
 #        CARGO_TARGET_DIR      honoured as cargo does
 #        BENCH_OUT=dir         where raw JSON lines go (default: a temp dir, printed)
 #        GATEWAY_ROUNDS=5 GATEWAY_SECS=5 GATEWAY_CONNS=16,1  gateway: rounds, seconds per wrk run,
 #                              connection counts (each is one wrk run per target per round)
+#        FLEET_PAYMENTS=3000 FLEET_CALLERS=16 FLEET_ROUNDS=3  fleet: payments per run, callers per
+#                              instance, runs per instance count
 # Installs what it needs: the interop script's peers (Go + macaroon.v2, pymacaroons, js-macaroon),
-# libssl-dev, util-linux (taskset) and wrk from Debian, server-everything from npm.
+# libssl-dev, util-linux (taskset), wrk, nginx-light and postgresql from Debian,
+# server-everything from npm.
 # Benchmarks measure; nothing here fails on a time. It exits non-zero only when something
 # could not run or a budget check failed.
 set -uo pipefail
@@ -44,7 +53,7 @@ OUT=${BENCH_OUT:-$(mktemp -d /tmp/l402-bench.XXXXXX)}
 EVERYTHING_VERSION=2026.8.31
 mkdir -p "$OUT" "$CACHE"
 WHAT=("$@")
-[ ${#WHAT[@]} -eq 0 ] && WHAT=(verify mcp pay fetch gateway)
+[ ${#WHAT[@]} -eq 0 ] && WHAT=(verify mcp pay fleet fetch gateway)
 want() { local w; for w in "${WHAT[@]}"; do [ "$w" = "$1" ] && return 0; done; return 1; }
 
 log() { echo "[bench] $*" >&2; }
@@ -59,6 +68,7 @@ command -v taskset >/dev/null || apt_pkgs+=(util-linux)
 command -v cc >/dev/null || apt_pkgs+=(gcc libc6-dev)
 want gateway && ! command -v wrk >/dev/null && apt_pkgs+=(wrk)
 want gateway && [ ! -x /usr/sbin/nginx ] && apt_pkgs+=(nginx-light)
+want fleet && ! ls -d /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && apt_pkgs+=(postgresql)
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
   log "apt-get install ${apt_pkgs[*]}"
   { as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive \
@@ -97,9 +107,9 @@ for line in sys.stdin:
         print(d["executable"])' | tail -n1
 }
 declare -A EXE
-for b in verify mcp pay fetch gateway; do
+for b in verify mcp pay fleet fetch gateway; do
   want "$b" || continue
-  case $b in verify) name=l402_verify ;; mcp) name=mcp_stdio ;; pay) name=pay_concurrent ;; fetch) name=fetch_paid ;; gateway) name=gateway ;; esac
+  case $b in verify) name=l402_verify ;; mcp) name=mcp_stdio ;; pay) name=pay_concurrent ;; fleet) name=pay_fleet ;; fetch) name=fetch_paid ;; gateway) name=gateway ;; esac
   log "cargo bench --bench $name --no-run"
   EXE[$b]=$(bench_exe "$name")
   [ -n "${EXE[$b]}" ] && [ -x "${EXE[$b]}" ] || { cat "$OUT/build-$name.log" >&2; die "building $name failed"; }
@@ -161,6 +171,30 @@ if want pay; then
   "${EXE[pay]}" --payments 2000 --callers 32 >"$OUT/pay.json" || { log "pay bench failed"; FAILED=1; }
   # What one commit costs with the ledger's durability (synchronous = FULL) and without.
   python3 "$HERE/commit_cost.py" >"$OUT/commit.json" || { log "commit cost failed"; FAILED=1; }
+fi
+
+# ------------------------------------------------------------------ fleet ---
+if want fleet; then
+  log "3. payments on PostgreSQL: a fleet of instances sharing one wallet and budget"
+  PG_INFO=$(mktemp "${TMPDIR:-/tmp}/l402-bench-pg.XXXXXX")
+  stop_pg() {
+    local dir
+    dir=$(sed -n 's/^PGDIR=//p' "$PG_INFO" 2>/dev/null || true)
+    [ -z "$dir" ] || "$ROOT/tools/postgres/stop.sh" "$dir" >&2 || true
+    rm -f "$PG_INFO"
+  }
+  trap stop_pg EXIT
+  if L402_PG_DURABLE=1 "$ROOT/tools/postgres/start.sh" "$PG_INFO" >/dev/null; then
+    L402_BENCH_DATABASE_URL=$(sed -n 's/^DATABASE_URL=//p' "$PG_INFO") \
+      L402_BENCH_PG_PID=$(sed -n 's/^PGPID=//p' "$PG_INFO") \
+      "${EXE[fleet]}" --instances 1,3 --payments "${FLEET_PAYMENTS:-3000}" \
+      --callers "${FLEET_CALLERS:-16}" --rounds "${FLEET_ROUNDS:-3}" >"$OUT/fleet.json" \
+      || { log "fleet bench failed"; FAILED=1; }
+  else
+    log "PostgreSQL did not start"; FAILED=1
+  fi
+  stop_pg
+  trap - EXIT
 fi
 
 # ------------------------------------------------------------------ fetch ---

@@ -115,6 +115,38 @@ if c:
                      c["FULL"]["us_per_commit"], f"{c['FULL']['commits_per_s']:,}", c["NORMAL"]["us_per_commit"],
                      f"{c['NORMAL']['commits_per_s']:,}", c["fsync_us"]), "", ""))
 
+# 3. payments on PostgreSQL, a fleet of instances
+fl = load_lines("fleet.json")
+if fl:
+    fl = fl[0]
+    srv = fl["server"]
+    sec = "3 payments/s, PostgreSQL fleet"
+    rows.append((sec, "server", "PostgreSQL %s, fsync=%s, synchronous_commit=%s; %d payments per run, %d callers per instance" % (
+        srv["version"].split()[0], srv["fsync"], srv["synchronous_commit"], fl["payments_per_run"], fl["callers_per_instance"]), "", ""))
+    by = {}
+    for r in fl["throughput"]:
+        by.setdefault(r["instances"], []).append(r)
+    for n, runs in sorted(by.items()):
+        rates = [r["per_sec"] for r in runs]
+        med = statistics.median(rates)
+        cpu = statistics.median(r["instances_cpu_ms_per_attempt"] for r in runs)
+        srv_cpu = [r["server_cpu_ms_per_attempt"] for r in runs if r.get("server_cpu_ms_per_attempt") is not None]
+        detail = "%s/s (median of %d runs: %s); per payment %.1f commits, %s WAL flushes; CPU %.2f ms instances%s; machine busy %.2f cores" % (
+            f"{med:,.0f}", len(rates), ", ".join(f"{x:,.0f}" for x in rates),
+            statistics.median(r["commits_per_attempt"] for r in runs),
+            "%.2f" % statistics.median(r["wal_flushes_per_attempt"] for r in runs) if runs[0].get("wal_flushes_per_attempt") is not None else "?",
+            cpu, ", %.2f ms PostgreSQL" % statistics.median(srv_cpu) if srv_cpu else "",
+            statistics.median(r["machine_busy_cores"] for r in runs))
+        goal = n == 3
+        rows.append((sec, "%d instance%s x %d callers, one wallet and budget" % (n, "" if n == 1 else "s", fl["callers_per_instance"]), detail,
+                     ">= 1,000/s over 3 instances, exact" if goal else "", verdict(med >= 1000 and all(r["check"]["exact"] for r in runs)) if goal else ""))
+    exact = all(r["check"]["exact"] for r in fl["throughput"])
+    rows.append((sec, "ledger after every run", "committed spend = payments made, nothing pending, accounts moved by it: %s" % exact, "exact", verdict(exact)))
+    t = fl["tight_cap"]
+    rows.append((sec, "budget below the demand (%d instances)" % t["instances"],
+                 "paid %d, refused %d of %d; spent %d msat, cap %d" % (t["paid"], t["refused"], t["paid"] + t["refused"] + t["other"], t["check"]["spent_msat"], t["cap_msat"]),
+                 "exactly cap/price paid, never over", verdict(t["check"]["exact"])))
+
 # 4. fetch
 f = load_lines("fetch.json")
 if f:

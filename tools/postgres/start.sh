@@ -11,7 +11,10 @@
 #
 # The cluster lives in a fresh folder (on /dev/shm when there is room) and runs without fsync:
 # it is for tests, nothing in it survives. As root, it runs as the `postgres` user (the server
-# refuses root). Env: L402_PG_USER to run it as another user when root.
+# refuses root). Env: L402_PG_USER to run it as another user when root; L402_PG_DURABLE=1 for a
+# server as durable as a production one (for benchmarks): on disk under ${TMPDIR:-/tmp}, with
+# PostgreSQL's defaults for fsync, synchronous_commit and full_page_writes (all on);
+# L402_PG_OPTIONS for more server options (e.g. "-c shared_preload_libraries=pg_stat_statements").
 set -euo pipefail
 umask 077
 
@@ -50,7 +53,8 @@ fi
 
 # A fresh folder, on tmpfs when it has room: initdb and the tests write a lot, none of it kept.
 BASE=${TMPDIR:-/tmp}
-if [ -d /dev/shm ] && [ -w /dev/shm ] &&
+DURABLE=${L402_PG_DURABLE:-0}
+if [ "$DURABLE" != 1 ] && [ -d /dev/shm ] && [ -w /dev/shm ] &&
   [ "$(df -Pk /dev/shm | awk 'NR == 2 { print $4 }')" -gt 524288 ]; then
   BASE=/dev/shm
 fi
@@ -83,11 +87,15 @@ free_port() {
   fi
 }
 
+# Tests want speed, not durability; a benchmark wants what production has (the defaults).
+FAST_FLAGS="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+[ "$DURABLE" = 1 ] && FAST_FLAGS=
+
 # A port taken between picking and binding is retried.
 for attempt in 1 2 3; do
   PORT=$(free_port)
   if as_owner "$BIN/pg_ctl" -D "$PGDIR/data" -l "$PGDIR/server.log" -w -t 60 start \
-    -o "-c listen_addresses=127.0.0.1 -p $PORT -k $PGDIR -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+    -o "-c listen_addresses=127.0.0.1 -p $PORT -k $PGDIR $FAST_FLAGS -c max_connections=200 ${L402_PG_OPTIONS:-}" \
     >/dev/null 2>&1; then
     break
   fi

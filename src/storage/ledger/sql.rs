@@ -471,15 +471,15 @@ impl SpendLedger for Engine {
         settlement: &Settlement<'_>,
         now: u64,
     ) -> Result<(), StorageError> {
-        // One statement in the usual case, in the next group commit.
+        // One statement in the usual case: in the next group commit on SQLite, committed as
+        // it runs on PostgreSQL.
         let preimage = settlement.preimage.map(Preimage::to_hex);
         let (fee, note) = (
             int(settlement.fee.msat())?,
             settlement.note.map(str::to_owned),
         );
         let updated = self
-            .write(
-                None,
+            .write_one(
                 move |conn| {
                     Box::pin(async move {
                         set_succeeded(
@@ -506,8 +506,7 @@ impl SpendLedger for Engine {
     async fn mark_failed(&self, id: i64, reason: &str, now: u64) -> Result<(), StorageError> {
         let reason = reason.to_owned();
         let done = self
-            .write(
-                None,
+            .write_one(
                 move |conn| {
                     Box::pin(async move {
                         Ok::<_, StorageError>(
