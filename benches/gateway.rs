@@ -411,7 +411,10 @@ async fn verification_parts(seller: &App, auth: &str, service: &str, n: usize) -
         ("  root_key (SELECT)", &root_key),
         ("  verify::finish (signature, caveats)", &finish),
         ("  minted_token (SELECT)", &minted_token),
-        ("  root_key_and_terms (one SELECT, what admit reads)", &both),
+        (
+            "  root_key_and_terms (what admit reads; memory once seen)",
+            &both,
+        ),
         ("  record_sale (INSERT, conflict: nothing)", &record_sale),
         ("  mark_incoming_settled (UPDATE, 0 rows)", &mark_settled),
     ] {

@@ -119,6 +119,17 @@ async fn pay(t: &Trade, invoice: &str) -> l402_mcp::l402::Preimage {
         .preimage
 }
 
+/// Buy a token from the 402 at `url`: its macaroon and the `Authorization` value.
+async fn buy_at(t: &Trade, url: &str) -> (Vec<u8>, String) {
+    let r = http().get(url).send().await.unwrap();
+    assert_eq!(r.status(), 402);
+    let body: Value = r.json().await.unwrap();
+    let mac = b64::decode(body["macaroon"].as_str().unwrap()).unwrap();
+    let pre = pay(t, body["invoice"].as_str().unwrap()).await;
+    let auth = Credential::format(Scheme::L402, &mac, &pre);
+    (mac, auth)
+}
+
 #[tokio::test]
 async fn challenges_exactly_as_aperture_and_forwards_paid_requests() {
     let t = trade().await;
@@ -325,6 +336,34 @@ async fn forged_expired_used_up_and_wrong_route_credentials_get_a_fresh_402() {
     assert_eq!(get("/brief", &auth).await, (200, false));
     t.clock.advance(61);
     assert_eq!(get("/brief", &auth).await, (402, true));
+}
+
+/// The gateway keeps a verified token's root key in memory: revoking the token (deleting the
+/// root key) must still refuse it on the very next request, and it must not be the last 200.
+#[tokio::test]
+async fn a_revoked_token_is_refused_at_once() {
+    let t = trade().await;
+    let (gw, seen) = gateway_with(&t, vec![route("/api", 2, "api")], &[]).await;
+    let (mac, auth) = buy_at(&t, &format!("http://{gw}/api/a")).await;
+    let get = || {
+        http()
+            .get(format!("http://{gw}/api/a"))
+            .header("authorization", auth.clone())
+            .send()
+    };
+    // Verified twice: the second from memory.
+    for _ in 0..2 {
+        assert_eq!(get().await.unwrap().status(), 200);
+    }
+    let served = seen.lock().unwrap().len();
+    let key_id = l402_mcp::l402::sha256(
+        l402_mcp::l402::Macaroon::deserialize(&mac)
+            .unwrap()
+            .identifier(),
+    );
+    assert!(t.seller.storage.seller().revoke(&key_id).await.unwrap());
+    assert_eq!(get().await.unwrap().status(), 402);
+    assert_eq!(seen.lock().unwrap().len(), served, "not forwarded");
 }
 
 #[tokio::test]

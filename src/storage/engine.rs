@@ -12,6 +12,7 @@
 //! instances on several hosts reserve one budget in turn.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
@@ -20,6 +21,7 @@ use sqlx::{Any, AnyPool, Connection, Executor, Transaction};
 
 use super::StorageError;
 use super::group::{Committer, Outcome};
+use super::verify_cache::{self, VerifyCache};
 
 /// The ledger file in a data dir.
 pub const LEDGER_FILE: &str = "ledger.sqlite";
@@ -73,6 +75,8 @@ pub struct Engine {
     pub target: String,
     /// The engine's own version (`sqlite_version()`, `server_version`).
     pub version: String,
+    /// Root keys and terms of tokens verified lately (see [`super::verify_cache`]).
+    pub(crate) verify_cache: Arc<VerifyCache>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -161,6 +165,7 @@ impl Engine {
             writer,
             target: path.display().to_string(),
             version,
+            verify_cache: VerifyCache::local(verify_cache::SQLITE_TTL),
         })
     }
 
@@ -224,6 +229,7 @@ impl Engine {
             writer: pool,
             target: redacted.url,
             version,
+            verify_cache: VerifyCache::listening(parsed.into(), verify_cache::POSTGRES_TTL),
         })
     }
 

@@ -26,6 +26,7 @@ mod mpp_buyer;
 mod refs;
 mod seller;
 mod tokens;
+mod verify_cache;
 
 pub use approvals::{
     Approval, ApprovalRequest, ApprovalStatus, ApprovalStore, Decided, Decision, NewApproval,
@@ -130,6 +131,12 @@ impl Storage {
             version: self.engine.version.clone(),
             location: self.engine.target.clone(),
         }
+    }
+
+    /// Whether tokens verified lately are checked from memory now (see `verify_cache.rs`):
+    /// always on SQLite; on PostgreSQL while the listener for revocations is connected.
+    pub fn verify_cache_live(&self) -> bool {
+        self.engine.verify_cache.is_live()
     }
 
     pub fn ledger(&self) -> Arc<dyn SpendLedger> {

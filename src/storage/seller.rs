@@ -77,12 +77,15 @@ pub trait SellerStore: Send + Sync + std::fmt::Debug {
     async fn store_minted(&self, token: &NewMintedToken<'_>, now: u64) -> Result<(), StorageError>;
     /// The root key named `key_id`, if minted here and not revoked.
     async fn root_key(&self, key_id: &[u8; 32]) -> Result<Option<RootKey>, StorageError>;
-    /// Revoke a token by deleting its root key; whether there was one.
+    /// Revoke a token by deleting its root key; whether there was one. Refused by this storage
+    /// from the moment this returns; on PostgreSQL, by other instances once the notification
+    /// of the change reaches them (see `verify_cache.rs`).
     async fn revoke(&self, key_id: &[u8; 32]) -> Result<bool, StorageError>;
     /// The terms a token was minted with.
     async fn minted_token(&self, token_id: &TokenId) -> Result<Option<MintedToken>, StorageError>;
     /// What verifying a credential needs, read at once: the root key named `key_id` and, when
-    /// there is one, the terms of token `token_id` (the gateway asks on every request).
+    /// there is one, the terms of token `token_id` (the gateway asks on every request: a known
+    /// token's answer is kept in memory, see `verify_cache.rs`).
     async fn root_key_and_terms(
         &self,
         key_id: &[u8; 32],
@@ -166,6 +169,8 @@ impl SellerStore for Engine {
             .bind(hex::encode(key_id))
             .execute(self.writer())
             .await?;
+        // Refused here from now on; other instances hear it from PostgreSQL.
+        self.verify_cache.invalidate(key_id);
         Ok(done.rows_affected() > 0)
     }
 
@@ -187,23 +192,16 @@ impl SellerStore for Engine {
         key_id: &[u8; 32],
         token_id: &TokenId,
     ) -> Result<(Option<RootKey>, Option<MintedToken>), StorageError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT r.root_key, {MINTED_COLUMNS}
-               FROM root_keys r LEFT JOIN minted_tokens m ON m.token_id = $2
-              WHERE r.key_id = $1"
-        )))
-        .bind(hex::encode(key_id))
-        .bind(token_id.to_hex())
-        .fetch_optional(self.reader())
-        .await?;
-        let Some(row) = row else {
-            return Ok((None, None));
-        };
-        let key: Vec<u8> = row.try_get("root_key")?;
-        let key = <[u8; 32]>::try_from(key.as_slice())
-            .map(RootKey)
-            .map_err(|_| StorageError::Corrupt("a root key is not 32 bytes".into()))?;
-        Ok((Some(key), minted_from_row(&row)?))
+        let cache = &self.verify_cache;
+        if let Some((key, terms)) = cache.get(key_id, token_id) {
+            return Ok((Some(key), terms));
+        }
+        let epoch = cache.epoch();
+        let (key, terms) = self.read_root_key_and_terms(key_id, token_id).await?;
+        if let (Some(key), Some(epoch)) = (&key, epoch) {
+            cache.keep(key_id, token_id, (key, &terms), epoch);
+        }
+        Ok((key, terms))
     }
 
     async fn use_token(
@@ -296,6 +294,33 @@ impl SellerStore for Engine {
             amount: by_service.iter().map(|s| s.amount).sum(),
             by_service,
         })
+    }
+}
+
+impl Engine {
+    /// [`SellerStore::root_key_and_terms`] from the database, past the cache.
+    async fn read_root_key_and_terms(
+        &self,
+        key_id: &[u8; 32],
+        token_id: &TokenId,
+    ) -> Result<(Option<RootKey>, Option<MintedToken>), StorageError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT r.root_key, {MINTED_COLUMNS}
+               FROM root_keys r LEFT JOIN minted_tokens m ON m.token_id = $2
+              WHERE r.key_id = $1"
+        )))
+        .bind(hex::encode(key_id))
+        .bind(token_id.to_hex())
+        .fetch_optional(self.reader())
+        .await?;
+        let Some(row) = row else {
+            return Ok((None, None));
+        };
+        let key: Vec<u8> = row.try_get("root_key")?;
+        let key = <[u8; 32]>::try_from(key.as_slice())
+            .map(RootKey)
+            .map_err(|_| StorageError::Corrupt("a root key is not 32 bytes".into()))?;
+        Ok((Some(key), minted_from_row(&row)?))
     }
 }
 
