@@ -443,11 +443,16 @@ impl Redacted {
 
     /// `what: why; hint`, with any secret in `why` replaced.
     fn error(&self, what: &str, why: &dyn std::fmt::Display, hint: &str) -> StorageError {
+        StorageError::Unavailable(format!("{what}: {}; {hint}", self.scrub(why)))
+    }
+
+    /// `why` as text, with any secret of the URL replaced.
+    pub(crate) fn scrub(&self, why: &dyn std::fmt::Display) -> String {
         let mut why = why.to_string();
         for s in &self.secrets {
             why = why.replace(s.as_str(), "***");
         }
-        StorageError::Unavailable(format!("{what}: {why}; {hint}"))
+        why
     }
 }
 

@@ -209,6 +209,8 @@ impl Drop for Deaf {
 /// Listen for changed root keys until `stop`, connecting again whenever the connection drops.
 async fn listen(cache: Weak<VerifyCache>, url: String, stop: CancellationToken) {
     let _deaf = Deaf(cache.clone());
+    // A connection error may quote the URL, password included: never logged as it is.
+    let redacted = super::engine::Redacted::new(&url);
     loop {
         let connected = tokio::select! {
             _ = stop.cancelled() => return,
@@ -217,7 +219,7 @@ async fn listen(cache: Weak<VerifyCache>, url: String, stop: CancellationToken) 
         let mut listener = match connected {
             Ok(l) => l,
             Err(e) => {
-                warn!(error = %e, "root key notifications: cannot listen; verifying from the database");
+                warn!(error = %redacted.scrub(&e), "root key notifications: cannot listen; verifying from the database");
                 tokio::select! {
                     _ = stop.cancelled() => return,
                     _ = tokio::time::sleep(RECONNECT_DELAY) => continue,
