@@ -145,29 +145,11 @@ fn checked(web: &Web, headers: &HeaderMap, form: &Fields) -> Result<Session, Box
     }
 }
 
-/// The PIN field of a form, unless too many wrong ones were tried.
-fn pin<'a>(web: &Web, form: &'a Fields) -> Result<Option<&'a str>, Failure> {
-    if web.sessions.pin_locked(web.app.clock.now()) {
-        return Err(Failure::new(
-            "pin_locked",
-            "too many wrong PINs: wait a minute and try again",
-        ));
-    }
-    Ok(form
-        .get("pin")
+/// The PIN field of a form (wrong ones are counted, and entry locked, by `approval::pin`).
+fn pin(form: &Fields) -> Option<&str> {
+    form.get("pin")
         .map(String::as_str)
-        .filter(|p| !p.is_empty()))
-}
-
-/// Count a PIN outcome from an operation's failure.
-fn count_pin<T>(web: &Web, given: Option<&str>, r: &Result<T, Failure>) {
-    // Only an outcome the PIN decided counts: a request refused for another reason (a bogus
-    // decision, say) must not clear the count of wrong ones.
-    match r {
-        Err(f) if f.code == "pin_wrong" => web.sessions.pin_outcome(false, web.app.clock.now()),
-        Ok(_) if given.is_some() => web.sessions.pin_outcome(true, web.app.clock.now()),
-        _ => {}
-    }
+        .filter(|p| !p.is_empty())
 }
 
 /// `POST /approvals/{id}` (`decision`: approve or deny) from the dashboard.
@@ -181,23 +163,16 @@ pub async fn decide(
         Ok(s) => s,
         Err(r) => return *r,
     };
-    let r = match pin(&web, &form) {
-        Ok(given) => {
-            let grant = Grant {
-                pin: given,
-                ..Grant::by(Channel::Dashboard)
-            };
-            let r = match form.get("decision").map(String::as_str).unwrap_or("") {
-                "approve" => approve::approve(&web.app, &id, grant)
-                    .await
-                    .map(|_| "approved"),
-                "deny" => approve::deny(&web.app, &id, grant).await.map(|_| "denied"),
-                _ => Err(Failure::invalid("approve or deny")),
-            };
-            count_pin(&web, given, &r);
-            r
-        }
-        Err(f) => Err(f),
+    let grant = Grant {
+        pin: pin(&form),
+        ..Grant::by(Channel::Dashboard)
+    };
+    let r = match form.get("decision").map(String::as_str).unwrap_or("") {
+        "approve" => approve::approve(&web.app, &id, grant)
+            .await
+            .map(|_| "approved"),
+        "deny" => approve::deny(&web.app, &id, grant).await.map(|_| "denied"),
+        _ => Err(Failure::invalid("approve or deny")),
     };
     after_form(&web, &s, r).await
 }
@@ -254,10 +229,7 @@ pub async fn settings(
             new_host: Some(form.get("new_host").is_some_and(|v| v == "true")),
             timeout_secs: number(&form, "timeout_secs")?,
         };
-        let given = pin(&web, &form)?;
-        let r = dashboard::change_settings(&web.app, &budget, &approval, given).await;
-        count_pin(&web, given, &r);
-        r
+        dashboard::change_settings(&web.app, &budget, &approval, pin(&form)).await
     }
     .await;
     after_form(&web, &s, r.map(|()| "saved")).await
@@ -319,22 +291,16 @@ pub async fn approval_decide(
         )
             .into_response();
     }
-    let r = match pin(&web, &form) {
-        Ok(given) => {
-            let grant = Grant {
-                pin: given,
-                ..Grant::by(Channel::Page)
-            };
-            let r = if form.get("decision").map(String::as_str) == Some("approve") {
-                approve::approve(&web.app, &id, grant).await
-            } else {
-                approve::deny(&web.app, &id, grant).await
-            };
-            count_pin(&web, given, &r);
-            r.map(|_| ())
-        }
-        Err(f) => Err(f),
+    let grant = Grant {
+        pin: pin(&form),
+        ..Grant::by(Channel::Page)
     };
+    let r = if form.get("decision").map(String::as_str) == Some("approve") {
+        approve::approve(&web.app, &id, grant).await
+    } else {
+        approve::deny(&web.app, &id, grant).await
+    }
+    .map(|_| ());
     let a = match approval(&web, &id).await {
         Ok(a) => a,
         Err(resp) => return resp,

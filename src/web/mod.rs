@@ -6,8 +6,8 @@
 //! no referrer to other origins, no caching. Every request must name a loopback host (DNS rebinding); every POST
 //! must come from this very origin (`Origin`) and carry a CSRF token; the dashboard needs a
 //! session from a one-time login link ([`session`]); the approval page needs no login but asks
-//! the PIN when one is set (after [`session::PIN_TRIES`] wrong ones, none is taken for a
-//! minute). The logic is the library's ([`crate::ops`]); this is HTML and HTTP.
+//! the PIN when one is set (wrong ones are counted for every channel and process, and entry
+//! locked, by [`crate::approval::pin`]). The logic is the library's ([`crate::ops`]); this is HTML and HTTP.
 
 mod handlers;
 pub mod render;

@@ -12,9 +12,6 @@ use subtle::ConstantTimeEq;
 pub const LOGIN_SECS: u64 = 600;
 /// How long a session lasts.
 pub const SESSION_SECS: u64 = 12 * 3600;
-/// Wrong PINs in a row before PIN entry is refused for [`PIN_LOCK_SECS`].
-pub const PIN_TRIES: u32 = 5;
-pub const PIN_LOCK_SECS: u64 = 60;
 
 fn random() -> String {
     hex::encode(rand::random::<[u8; 32]>())
@@ -38,8 +35,6 @@ pub struct Sessions {
     sessions: Mutex<HashMap<String, Session>>,
     /// Keys the approval pages' CSRF tokens.
     page_key: [u8; 32],
-    /// (wrong PINs in a row, refused until)
-    pin: Mutex<(u32, u64)>,
 }
 
 impl Sessions {
@@ -101,25 +96,6 @@ impl Sessions {
         msg.extend_from_slice(id.as_bytes());
         hex::encode(crate::l402::sha256(&msg))
     }
-
-    /// Whether PIN entry is refused right now (too many wrong PINs).
-    pub fn pin_locked(&self, now: u64) -> bool {
-        self.pin.lock().is_ok_and(|p| p.1 > now)
-    }
-
-    /// Count a PIN outcome.
-    pub fn pin_outcome(&self, right: bool, now: u64) {
-        if let Ok(mut p) = self.pin.lock() {
-            if right {
-                *p = (0, 0);
-            } else {
-                p.0 += 1;
-                if p.0 >= PIN_TRIES {
-                    *p = (0, now + PIN_LOCK_SECS);
-                }
-            }
-        }
-    }
 }
 
 /// Constant-time equality of two tokens.
@@ -144,9 +120,5 @@ mod tests {
         assert!(s.log_in(&late, 100 + LOGIN_SECS).is_none());
         assert_ne!(s.page_csrf("a"), s.page_csrf("b"));
         assert_ne!(Sessions::new().page_csrf("a"), s.page_csrf("a"));
-        for _ in 0..PIN_TRIES {
-            s.pin_outcome(false, 10);
-        }
-        assert!(s.pin_locked(10) && !s.pin_locked(10 + PIN_LOCK_SECS));
     }
 }
