@@ -5,9 +5,11 @@
 //! offline.
 
 use async_trait::async_trait;
+use futures::future::BoxFuture;
 use sqlx::Row;
 
-use super::engine::{Dialect, Engine};
+use super::engine::{Dialect, Engine, MoneyWrite};
+use super::sync_sql::{self, Arg, bind};
 use super::{StorageError, bytes32, int, uint};
 use crate::l402::{Msat, PaymentHash, Preimage};
 
@@ -77,6 +79,12 @@ pub enum SettleError {
 impl From<sqlx::Error> for SettleError {
     fn from(e: sqlx::Error) -> Self {
         SettleError::Storage(StorageError::Db(e))
+    }
+}
+
+impl From<rusqlite::Error> for SettleError {
+    fn from(e: rusqlite::Error) -> Self {
+        SettleError::Storage(StorageError::Sqlite(e))
     }
 }
 
@@ -158,32 +166,23 @@ impl Engine {
         amount: Option<Msat>,
         now: u64,
     ) -> Result<Settled, SettleError> {
-        let (payer, bolt11) = (payer.to_owned(), bolt11.to_owned());
-        let (hash, now_db) = (payment_hash.to_hex(), int(now)?);
-        let dialect = self.dialect;
         // One write: nothing can be half-paid. Every check below that fails undoes it, which
         // rolls the claim back. It needs no turn of the payer's (the advisory lock its
         // reservations take): the claim is a conditional update of the invoice's row, and the
-        // two accounts' rows are locked before they change (`settle_in`), which serialises
+        // two accounts' rows are locked before they change (`Settle`), which serialises
         // transfers of one account on any number of instances without holding up its
         // reservations meanwhile.
-        self.write(
-            None,
-            move |tx| {
-                Box::pin(async move {
-                    let claim = Claim {
-                        payer: &payer,
-                        bolt11: &bolt11,
-                        hash: &hash,
-                        amount,
-                    };
-                    settle_in(tx, dialect, claim, now, now_db).await
-                })
-            },
-            // Until the commit returns, nothing happened; a failed commit may have landed, though.
-            SettleError::OutcomeUnknown,
-        )
-        .await
+        let write = Settle {
+            dialect: self.dialect,
+            payer: payer.to_owned(),
+            bolt11: bolt11.to_owned(),
+            hash: payment_hash.to_hex(),
+            amount,
+            now,
+            now_db: int(now)?,
+        };
+        // Until the commit returns, nothing happened; a failed commit may have landed, though.
+        self.write(None, write, SettleError::OutcomeUnknown).await
     }
 
     /// An amount of account `name`: `expr` over its row (a fixed column expression).
@@ -366,108 +365,175 @@ impl EmbeddedBooks for Engine {
     }
 }
 
-/// The settlement's statements, on the write's connection (see [`EmbeddedBooks::settle`]).
-/// What a settlement claims: invoice `bolt11` of hash `hash`, paid by `payer`; `amount` only for
-/// an amountless invoice.
-struct Claim<'a> {
-    payer: &'a str,
-    bolt11: &'a str,
-    hash: &'a str,
-    amount: Option<Msat>,
-}
-
-async fn settle_in(
-    tx: &mut sqlx::AnyConnection,
+/// A settlement between two embedded accounts (see [`EmbeddedBooks::settle`]): invoice
+/// `bolt11` of hash `hash`, paid by `payer`; `amount` only for an amountless invoice.
+struct Settle {
     dialect: Dialect,
-    claim: Claim<'_>,
+    payer: String,
+    bolt11: String,
+    hash: String,
+    amount: Option<Msat>,
     now: u64,
     now_db: i64,
-) -> Result<Settled, SettleError> {
-    let Claim {
-        payer,
-        bolt11,
-        hash,
-        amount,
-    } = claim;
-    let claimed = sqlx::query(
-            "UPDATE embedded_invoices SET paid_by = $1, paid_at = $2 WHERE payment_hash = $3 AND paid_by IS NULL
-             RETURNING wallet, bolt11, preimage, amount_msat, expires_at",
-        )
-        .bind(payer)
-        .bind(now_db)
-        .bind(hash)
-        .fetch_optional(&mut *tx)
-        .await?;
-    let Some(row) = claimed else {
-        let known: Option<String> =
-            sqlx::query_scalar("SELECT bolt11 FROM embedded_invoices WHERE payment_hash = $1")
-                .bind(hash)
+}
+
+/// The invoice's row as the claim returned it.
+struct Claimed {
+    payee: String,
+    bolt11: String,
+    preimage: String,
+    amount: i64,
+    expires_at: i64,
+}
+
+/// The claim: the invoice marked paid by the payer, if nobody paid it yet.
+const CLAIM: &str = "UPDATE embedded_invoices SET paid_by = $1, paid_at = $2 WHERE payment_hash = $3 AND paid_by IS NULL
+     RETURNING wallet, bolt11, preimage, amount_msat, expires_at";
+/// An unclaimed invoice's text, to tell one paid already from one never issued.
+const KNOWN: &str = "SELECT bolt11 FROM embedded_invoices WHERE payment_hash = $1";
+/// What an amountless invoice received.
+const SET_AMOUNT: &str = "UPDATE embedded_invoices SET amount_msat = $1 WHERE payment_hash = $2";
+/// Both accounts locked in name order, on PostgreSQL: two accounts paying each other at once
+/// wait for each other instead of deadlocking. `NO KEY UPDATE` (what the transfer takes
+/// anyway), not `UPDATE`: the claim took a key-share lock on the payer's row (the invoice's
+/// `paid_by` references it), and so does every concurrent settlement of the payer; `FOR
+/// UPDATE` would wait for those and they for it: a deadlock. (SQLite's writer is alone.)
+const LOCK_ACCOUNTS: &str =
+    "SELECT name FROM embedded_wallets WHERE name IN ($1, $2) ORDER BY name FOR NO KEY UPDATE";
+/// Debit and credit in one statement: both rows change, or the payer had too little and the
+/// write is undone with the payee's credit in it.
+const TRANSFER: &str = "UPDATE embedded_wallets
+        SET balance_msat = balance_msat + CASE WHEN name = $2 THEN -$1 ELSE $1 END
+      WHERE name IN ($2, $3) AND (name != $2 OR balance_msat >= $1)";
+
+impl Settle {
+    fn claim_args(&self) -> [Arg; 3] {
+        [
+            Arg::Text(Some(self.payer.clone())),
+            Arg::Int(self.now_db),
+            Arg::Text(Some(self.hash.clone())),
+        ]
+    }
+
+    /// Why an invoice could not be claimed, from its text if it was issued.
+    fn unclaimed(&self, known: Option<String>) -> SettleError {
+        match known {
+            Some(b) if b.eq_ignore_ascii_case(&self.bolt11) => SettleError::AlreadyPaid,
+            _ => SettleError::Unknown,
+        }
+    }
+
+    /// The amount the claimed invoice lets move, or why none may.
+    fn judge(&self, c: &Claimed) -> Result<u64, SettleError> {
+        let stored = uint("invoice amount", c.amount)?;
+        let expires_at = uint("invoice expiry", c.expires_at)?;
+        if !c.bolt11.eq_ignore_ascii_case(&self.bolt11) {
+            return Err(SettleError::Unknown);
+        }
+        let amount = match (stored, self.amount) {
+            (0, Some(a)) if !a.is_zero() => a.msat(),
+            (s, None) if s > 0 => s,
+            _ => return Err(SettleError::AmountMismatch),
+        };
+        if c.payee == self.payer {
+            return Err(SettleError::OwnInvoice);
+        }
+        if expires_at <= self.now {
+            return Err(SettleError::Expired);
+        }
+        Ok(amount)
+    }
+
+    fn transfer_args(&self, c: &Claimed, amount: u64) -> Result<[Arg; 3], SettleError> {
+        Ok([
+            Arg::Int(int(amount)?),
+            Arg::Text(Some(self.payer.clone())),
+            Arg::Text(Some(c.payee.clone())),
+        ])
+    }
+
+    /// The settlement's answer, once `moved` rows of the transfer changed.
+    fn settled(c: Claimed, amount: u64, moved: u64) -> Result<Settled, SettleError> {
+        if moved != 2 {
+            return Err(SettleError::Insufficient(Msat::from_msat(amount)));
+        }
+        Ok(Settled {
+            preimage: Preimage(bytes32("invoice preimage", &c.preimage)?),
+            payee: c.payee,
+            amount: Msat::from_msat(amount),
+        })
+    }
+}
+
+impl MoneyWrite for Settle {
+    type Output = Settled;
+    type Error = SettleError;
+
+    fn run(self, tx: &mut sqlx::AnyConnection) -> BoxFuture<'_, Result<Settled, SettleError>> {
+        Box::pin(async move {
+            let claim = self.claim_args();
+            let claimed = bind(sqlx::query(CLAIM), &claim)
                 .fetch_optional(&mut *tx)
                 .await?;
-        return Err(match known {
-            Some(b) if b.eq_ignore_ascii_case(bolt11) => SettleError::AlreadyPaid,
-            _ => SettleError::Unknown,
-        });
-    };
-    let payee: String = row.try_get("wallet")?;
-    let stored_bolt11: String = row.try_get("bolt11")?;
-    let preimage: String = row.try_get("preimage")?;
-    let stored = uint("invoice amount", row.try_get("amount_msat")?)?;
-    let expires_at = uint("invoice expiry", row.try_get("expires_at")?)?;
-    if !stored_bolt11.eq_ignore_ascii_case(bolt11) {
-        return Err(SettleError::Unknown);
+            let Some(row) = claimed else {
+                let known: Option<String> = sqlx::query_scalar(KNOWN)
+                    .bind(&self.hash)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                return Err(self.unclaimed(known));
+            };
+            let c = Claimed {
+                payee: row.try_get("wallet")?,
+                bolt11: row.try_get("bolt11")?,
+                preimage: row.try_get("preimage")?,
+                amount: row.try_get("amount_msat")?,
+                expires_at: row.try_get("expires_at")?,
+            };
+            let amount = self.judge(&c)?;
+            if c.amount == 0 {
+                sqlx::query(SET_AMOUNT)
+                    .bind(int(amount)?)
+                    .bind(&self.hash)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if self.dialect == Dialect::Postgres {
+                sqlx::query(LOCK_ACCOUNTS)
+                    .bind(&self.payer)
+                    .bind(&c.payee)
+                    .fetch_all(&mut *tx)
+                    .await?;
+            }
+            let args = self.transfer_args(&c, amount)?;
+            let moved = bind(sqlx::query(TRANSFER), &args)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            Settle::settled(c, amount, moved)
+        })
     }
-    let amount = match (stored, amount) {
-        (0, Some(a)) if !a.is_zero() => a.msat(),
-        (s, None) if s > 0 => s,
-        _ => return Err(SettleError::AmountMismatch),
-    };
-    if stored == 0 {
-        sqlx::query("UPDATE embedded_invoices SET amount_msat = $1 WHERE payment_hash = $2")
-            .bind(int(amount)?)
-            .bind(hash)
-            .execute(&mut *tx)
-            .await?;
+
+    fn run_sync(self, conn: &rusqlite::Connection) -> Result<Settled, SettleError> {
+        let claimed =
+            sync_sql::query_row(conn, CLAIM, &sync_sql::as_sql(&self.claim_args()), |r| {
+                Ok(Claimed {
+                    payee: r.get("wallet")?,
+                    bolt11: r.get("bolt11")?,
+                    preimage: r.get("preimage")?,
+                    amount: r.get("amount_msat")?,
+                    expires_at: r.get("expires_at")?,
+                })
+            })?;
+        let Some(c) = claimed else {
+            let known = sync_sql::query_row(conn, KNOWN, &[&self.hash], |r| r.get::<_, String>(0))?;
+            return Err(self.unclaimed(known));
+        };
+        let amount = self.judge(&c)?;
+        if c.amount == 0 {
+            sync_sql::execute(conn, SET_AMOUNT, &[&int(amount)?, &self.hash])?;
+        }
+        let args = self.transfer_args(&c, amount)?;
+        let moved = sync_sql::execute(conn, TRANSFER, &sync_sql::as_sql(&args))?;
+        Settle::settled(c, amount, u64::try_from(moved).unwrap_or(0))
     }
-    if payee == payer {
-        return Err(SettleError::OwnInvoice);
-    }
-    if expires_at <= now {
-        return Err(SettleError::Expired);
-    }
-    if dialect == Dialect::Postgres {
-        // Both accounts locked in name order: two accounts paying each other at once wait
-        // for each other instead of deadlocking. `NO KEY UPDATE` (what the update below takes
-        // anyway), not `UPDATE`: the claim above took a key-share lock on the payer's row (the
-        // invoice's `paid_by` references it), and so does every concurrent settlement of the
-        // payer; `FOR UPDATE` would wait for those and they for it: a deadlock.
-        sqlx::query(
-            "SELECT name FROM embedded_wallets WHERE name IN ($1, $2) ORDER BY name FOR NO KEY UPDATE",
-        )
-        .bind(payer)
-        .bind(&payee)
-        .fetch_all(&mut *tx)
-        .await?;
-    }
-    // Debit and credit in one statement: both rows change, or the payer had too little
-    // and the transaction is dropped (rolled back) with the payee's credit in it.
-    let moved = sqlx::query(
-        "UPDATE embedded_wallets
-                SET balance_msat = balance_msat + CASE WHEN name = $2 THEN -$1 ELSE $1 END
-              WHERE name IN ($2, $3) AND (name != $2 OR balance_msat >= $1)",
-    )
-    .bind(int(amount)?)
-    .bind(payer)
-    .bind(&payee)
-    .execute(&mut *tx)
-    .await?;
-    if moved.rows_affected() != 2 {
-        return Err(SettleError::Insufficient(Msat::from_msat(amount)));
-    }
-    let preimage = Preimage(bytes32("invoice preimage", &preimage)?);
-    Ok(Settled {
-        preimage,
-        payee,
-        amount: Msat::from_msat(amount),
-    })
 }

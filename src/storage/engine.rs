@@ -161,7 +161,7 @@ impl Engine {
         Ok(Engine {
             dialect: Dialect::Sqlite,
             reader,
-            committer: Some(Committer::start(writer.clone())),
+            committer: Some(Committer::start(&path, writer.clone())?),
             writer,
             target: path.display().to_string(),
             version,
@@ -261,32 +261,42 @@ impl Engine {
     }
 }
 
+/// A write of money, as each engine runs it: on PostgreSQL through sqlx on a transaction's
+/// connection; on SQLite by the group committer's thread, synchronously, on its own
+/// connection (see [`super::group`]). Both run the same SQL text; the value owns what the
+/// write needs.
+pub(crate) trait MoneyWrite: Send + 'static {
+    type Output: Send + 'static;
+    type Error: From<StorageError> + Send + 'static;
+    /// The statements through sqlx (PostgreSQL; and SQLite outside the committer).
+    fn run(
+        self,
+        conn: &mut sqlx::AnyConnection,
+    ) -> BoxFuture<'_, Result<Self::Output, Self::Error>>;
+    /// The statements on the SQLite committer's connection.
+    fn run_sync(self, conn: &rusqlite::Connection) -> Result<Self::Output, Self::Error>;
+}
+
 impl Engine {
     /// Run `op`, a write of `wallet`'s money, as [`Engine::begin_money`] would (no other writer
     /// of the wallet in between; `None`: a write whose statements need no such turn, as a
-    /// settlement's, which only adds to totals), and answer once it is committed. On SQLite it shares its
-    /// transaction and its fsync with the writes waiting beside it ([`super::group`]); on
-    /// PostgreSQL it is a transaction of its own. `op` runs on the connection it is given and
-    /// nothing else (the writer is busy with its batch). An `Err` from `op` undoes its
-    /// statements alone; a commit that fails turns an `Ok` into `commit_failed(why)`.
-    pub(crate) async fn write<T, E>(
+    /// settlement's, which only adds to totals), and answer once it is committed. On SQLite it
+    /// shares its transaction and its fsync with the writes waiting beside it
+    /// ([`super::group`]); on PostgreSQL it is a transaction of its own. An `Err` from `op`
+    /// undoes its statements alone; a commit that fails turns an `Ok` into
+    /// `commit_failed(why)`.
+    pub(crate) async fn write<W: MoneyWrite>(
         &self,
         wallet: Option<&str>,
-        op: impl for<'c> FnOnce(&'c mut sqlx::AnyConnection) -> BoxFuture<'c, Result<T, E>>
-        + Send
-        + 'static,
-        commit_failed: fn(String) -> E,
-    ) -> Result<T, E>
-    where
-        T: Send + 'static,
-        E: From<StorageError> + Send + 'static,
-    {
+        op: W,
+        commit_failed: fn(String) -> W::Error,
+    ) -> Result<W::Output, W::Error> {
         let Some(committer) = &self.committer else {
             let mut tx = match wallet {
                 Some(w) => self.begin_money(w).await?,
                 None => self.writer.begin().await.map_err(StorageError::from)?,
             };
-            let result = op(&mut tx).await;
+            let result = op.run(&mut tx).await;
             if result.is_ok() {
                 tx.commit()
                     .await
@@ -295,20 +305,20 @@ impl Engine {
             return result;
         };
         let run: super::group::Run = Box::new(move |conn| {
-            Box::pin(async move {
-                let result = op(conn).await;
-                let keep = result.is_ok();
-                (keep, Box::new(result) as Box<dyn std::any::Any + Send>)
-            })
+            let result = op.run_sync(conn);
+            let keep = result.is_ok();
+            (keep, Box::new(result) as Box<dyn std::any::Any + Send>)
         });
         match committer.submit(run).await {
             Outcome::NotRun(why) => Err(StorageError::Unavailable(why).into()),
             Outcome::Ran { result, commit } => {
-                let result = *result.downcast::<Result<T, E>>().map_err(|_| {
-                    E::from(StorageError::Corrupt(
-                        "a grouped write answered with another type".into(),
-                    ))
-                })?;
+                let result = *result
+                    .downcast::<Result<W::Output, W::Error>>()
+                    .map_err(|_| {
+                        W::Error::from(StorageError::Corrupt(
+                            "a grouped write answered with another type".into(),
+                        ))
+                    })?;
                 match (result, commit) {
                     (Ok(_), Err(why)) => Err(commit_failed(why)),
                     (result, _) => result,
@@ -316,32 +326,24 @@ impl Engine {
             }
         }
     }
-}
 
-impl Engine {
     /// A write of exactly one statement that needs no turn of a wallet's (a settlement's
     /// record, a failure): [`Engine::write`] with `None` on SQLite (it joins the group commit).
     /// On PostgreSQL the statement runs on its own and the server commits it as it ends: no
     /// BEGIN and COMMIT round trips, so the row locks it takes (the spend buckets, which every
     /// reservation of the wallet updates too) are held only while the server runs it and
     /// flushes its commit, not while a client round trip is on its way. `op` must run one
-    /// statement: two would not be one transaction.
-    pub(crate) async fn write_one<T, E>(
+    /// statement on PostgreSQL: two would not be one transaction.
+    pub(crate) async fn write_one<W: MoneyWrite>(
         &self,
-        op: impl for<'c> FnOnce(&'c mut sqlx::AnyConnection) -> BoxFuture<'c, Result<T, E>>
-        + Send
-        + 'static,
-        commit_failed: fn(String) -> E,
-    ) -> Result<T, E>
-    where
-        T: Send + 'static,
-        E: From<StorageError> + Send + 'static,
-    {
+        op: W,
+        commit_failed: fn(String) -> W::Error,
+    ) -> Result<W::Output, W::Error> {
         if self.committer.is_some() {
             return self.write(None, op, commit_failed).await;
         }
         let mut conn = self.writer.acquire().await.map_err(StorageError::from)?;
-        op(&mut conn).await
+        op.run(&mut conn).await
     }
 }
 

@@ -25,6 +25,7 @@ mod mpp;
 mod mpp_buyer;
 mod refs;
 mod seller;
+mod sync_sql;
 mod tokens;
 mod verify_cache;
 
@@ -56,6 +57,9 @@ use serde::Serialize;
 pub enum StorageError {
     #[error("storage error: {0}")]
     Db(#[from] sqlx::Error),
+    /// From the SQLite ledger's committer, which runs its statements without sqlx.
+    #[error("storage error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("storage migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("cannot prepare {path}: {source}")]

@@ -140,6 +140,12 @@ impl From<sqlx::Error> for ReserveError {
     }
 }
 
+impl From<rusqlite::Error> for ReserveError {
+    fn from(e: rusqlite::Error) -> Self {
+        ReserveError::Storage(StorageError::Sqlite(e))
+    }
+}
+
 /// What a payment's success records.
 #[derive(Debug, Clone, Copy)]
 pub struct Settlement<'a> {

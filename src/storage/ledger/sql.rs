@@ -5,6 +5,7 @@
 //! checks are the ones settlements and failures update).
 
 use async_trait::async_trait;
+use futures::future::BoxFuture;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use tracing::{error, warn};
@@ -17,7 +18,8 @@ use crate::bolt11::DecodedInvoice;
 use crate::budget::{BudgetPolicy, DAY_SECS, HOUR_SECS, WindowUse};
 use crate::l402::{Msat, PaymentHash, Preimage};
 use crate::payee::Payee;
-use crate::storage::engine::Engine;
+use crate::storage::engine::{Dialect, Engine, MoneyWrite};
+use crate::storage::sync_sql::{self, Arg, bind};
 use crate::storage::{StorageError, bytes32, int, uint};
 
 const PAYMENT_COLUMNS: &str = "id, wallet, direction, status, payment_hash, bolt11, amount_msat, \
@@ -72,28 +74,34 @@ fn policy_from(key: &str, json: Option<String>) -> Result<BudgetPolicy, StorageE
     }
 }
 
-impl Engine {
-    /// What each window of `wallet` holds now, and (when asked) a setting's raw value and the
-    /// live (pending or paid) payment of an invoice, in one statement whose cost does not grow
-    /// with the history.
-    ///
-    /// The daily and hourly windows are read from `spend_buckets` (kept by triggers in every
-    /// payment's own transaction, migrations/sqlite/0009): the rows of the window's first
-    /// partial minute, then minute buckets up to the first whole hour, then hour buckets. A
-    /// pending payment holds its reservation in every window until it is resolved, however old
-    /// it is: older pending ones come through the small `payments_pending` index. The per-host
-    /// window (only when `host` is given: a per-host cap is set) sums every payment that shares
-    /// a key with the payee (one server however it is named), through `payment_payees`.
-    async fn window_use(
-        &self,
-        conn: &mut sqlx::AnyConnection,
+/// The statement that reads what each window of `wallet` holds now, and (when asked) a
+/// setting's raw value and the live (pending or paid) payment of an invoice, in one statement
+/// whose cost does not grow with the history; its arguments, and whether it sums a per-host
+/// window.
+///
+/// The daily and hourly windows are read from `spend_buckets` (kept by triggers in every
+/// payment's own transaction, migrations/sqlite/0009): the rows of the window's first partial
+/// minute, then minute buckets up to the first whole hour, then hour buckets. A pending payment
+/// holds its reservation in every window until it is resolved, however old it is: older
+/// pending ones come through the small `payments_pending` index. The per-host window (only when
+/// `host` is given: a per-host cap is set) sums every payment that shares a key with the payee
+/// (one server however it is named), through `payment_payees`.
+struct WindowQuery {
+    sql: String,
+    args: Vec<Arg>,
+    has_host: bool,
+}
+
+impl WindowQuery {
+    fn new(
+        dialect: Dialect,
         wallet: &str,
         host: Option<&Payee>,
         now: u64,
         setting: Option<&str>,
         live_hash: Option<&str>,
-    ) -> Result<(WindowUse, Option<String>, Option<i64>), StorageError> {
-        let pending_hint = self.dialect.indexed_by("payments_pending");
+    ) -> Result<WindowQuery, StorageError> {
+        let pending_hint = dialect.indexed_by("payments_pending");
         let window = |s: u8| {
             let (m1, h1) = (s + 1, s + 2);
             format!(
@@ -111,7 +119,7 @@ impl Engine {
         let host_sql = match host {
             None => "0".to_owned(),
             Some(_) => {
-                let keys_in = self.dialect.json_strings(10);
+                let keys_in = dialect.json_strings(10);
                 format!(
                     "(SELECT CAST(COALESCE(SUM(held), 0) AS BIGINT) FROM (
                         SELECT id, {HELD} AS held FROM payments
@@ -143,28 +151,74 @@ impl Engine {
             let h1 = m1.div_ceil(3600) * 3600;
             Ok([int(s)?, int(m1)?, int(h1)?])
         };
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(wallet);
+        let mut args = vec![Arg::Text(Some(wallet.to_owned()))];
         for v in bounds(DAY_SECS)?.into_iter().chain(bounds(HOUR_SECS)?) {
-            q = q.bind(v);
+            args.push(Arg::Int(v));
         }
-        q = q.bind(setting).bind(live_hash);
+        args.push(Arg::Text(setting.map(str::to_owned)));
+        args.push(Arg::Text(live_hash.map(str::to_owned)));
         if let Some(payee) = host {
-            q = q.bind(payee.keys_json());
+            args.push(Arg::Text(Some(payee.keys_json())));
         }
-        let row = q.fetch_one(&mut *conn).await?;
-        let sum = |i: usize, what: &str| -> Result<u64, StorageError> {
-            uint(what, row.try_get::<i64, _>(i)?)
-        };
-        let used = WindowUse {
-            daily_msat: sum(0, "daily window")?,
-            hourly_msat: sum(1, "hourly window")?,
-            host_daily_msat: sum(2, "per-host window")?,
-            reserved_msat: sum(3, "reserved")?,
+        Ok(WindowQuery {
+            sql,
+            args,
             has_host: host.is_some(),
-        };
-        Ok((used, row.try_get(4)?, row.try_get(5)?))
+        })
     }
 
+    /// Its row's four sums, the setting and the live payment, read.
+    fn result(
+        &self,
+        sums: [i64; 4],
+        setting: Option<String>,
+        live: Option<i64>,
+    ) -> Result<(WindowUse, Option<String>, Option<i64>), StorageError> {
+        let [day, hour, host, reserved] = sums;
+        let used = WindowUse {
+            daily_msat: uint("daily window", day)?,
+            hourly_msat: uint("hourly window", hour)?,
+            host_daily_msat: uint("per-host window", host)?,
+            reserved_msat: uint("reserved", reserved)?,
+            has_host: self.has_host,
+        };
+        Ok((used, setting, live))
+    }
+
+    /// Run through sqlx.
+    async fn fetch(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+    ) -> Result<(WindowUse, Option<String>, Option<i64>), StorageError> {
+        let q = sqlx::query(sqlx::AssertSqlSafe(self.sql.as_str()));
+        let row = bind(q, &self.args).fetch_one(&mut *conn).await?;
+        let sum = |i: usize| row.try_get::<i64, _>(i);
+        self.result(
+            [sum(0)?, sum(1)?, sum(2)?, sum(3)?],
+            row.try_get(4)?,
+            row.try_get(5)?,
+        )
+    }
+
+    /// Run on the committer's connection.
+    fn fetch_sync(
+        &self,
+        conn: &rusqlite::Connection,
+    ) -> Result<(WindowUse, Option<String>, Option<i64>), StorageError> {
+        let row = sync_sql::query_row(conn, &self.sql, &sync_sql::as_sql(&self.args), |row| {
+            let sum = |i: usize| row.get::<_, i64>(i);
+            Ok((
+                [sum(0)?, sum(1)?, sum(2)?, sum(3)?],
+                row.get::<_, Option<String>>(4)?,
+                row.get::<_, Option<i64>>(5)?,
+            ))
+        })?
+        .ok_or_else(|| StorageError::Corrupt("the windows' query returned no row".into()))?;
+        self.result(row.0, row.1, row.2)
+    }
+}
+
+impl Engine {
     async fn payments_where(
         &self,
         clause: &str,
@@ -255,112 +309,174 @@ impl Engine {
             }
         };
         if let Some(row) = spend_on {
-            let preimage = s.preimage.map(Preimage::to_hex);
-            let fee = int(s.fee.msat())?;
-            set_succeeded(&mut tx, row, preimage.as_deref(), fee, s.note, now, true).await?;
+            SetSucceeded {
+                id: row,
+                preimage: s.preimage.map(Preimage::to_hex),
+                fee: int(s.fee.msat())?,
+                note: s.note.map(str::to_owned),
+                now: now_db,
+                even_if_failed: true,
+            }
+            .run(&mut tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(())
     }
 }
 
-/// Record payment `id` as succeeded: its preimage and actual fee, the reservation becomes spend.
-/// A row marked failed is changed only when `even_if_failed`. Whether a row changed.
-async fn set_succeeded(
-    conn: &mut sqlx::AnyConnection,
+/// Record payment `id` as succeeded: its preimage and actual fee, the reservation becomes
+/// spend. A row marked failed is changed only when `even_if_failed`. Whether a row changed.
+struct SetSucceeded {
     id: i64,
-    preimage: Option<&str>,
+    preimage: Option<String>,
     fee: i64,
-    note: Option<&str>,
-    now: u64,
+    note: Option<String>,
+    now: i64,
     even_if_failed: bool,
-) -> Result<bool, StorageError> {
-    let done = sqlx::query(
-        "UPDATE payments SET status = 'succeeded', preimage = $1, fee_msat = $2, reserved_msat = 0,
-             error = $3, settled_at = $4, updated_at = $4 WHERE id = $5 AND ($6 = 1 OR status != 'failed')",
-    )
-    .bind(preimage)
-    .bind(fee)
-    .bind(note)
-    .bind(int(now)?)
-    .bind(id)
-    .bind(i64::from(even_if_failed))
-    .execute(&mut *conn)
-    .await?;
-    Ok(done.rows_affected() > 0)
 }
 
-/// A reservation's row, owned (see `reserve`).
-struct NewRow {
-    wallet: String,
-    hash: String,
-    bolt11: String,
-    description: Option<String>,
-    amount: i64,
-    max_fee: i64,
+const SET_SUCCEEDED: &str =
+    "UPDATE payments SET status = 'succeeded', preimage = $1, fee_msat = $2, reserved_msat = 0,
+     error = $3, settled_at = $4, updated_at = $4 WHERE id = $5 AND ($6 = 1 OR status != 'failed')";
+
+impl SetSucceeded {
+    fn args(&self) -> [Arg; 6] {
+        [
+            Arg::Text(self.preimage.clone()),
+            Arg::Int(self.fee),
+            Arg::Text(self.note.clone()),
+            Arg::Int(self.now),
+            Arg::Int(self.id),
+            Arg::Int(i64::from(self.even_if_failed)),
+        ]
+    }
+}
+
+impl MoneyWrite for SetSucceeded {
+    type Output = bool;
+    type Error = StorageError;
+
+    fn run(self, conn: &mut sqlx::AnyConnection) -> BoxFuture<'_, Result<bool, StorageError>> {
+        Box::pin(async move {
+            let args = self.args();
+            let done = bind(sqlx::query(SET_SUCCEEDED), &args)
+                .execute(&mut *conn)
+                .await?;
+            Ok(done.rows_affected() > 0)
+        })
+    }
+
+    fn run_sync(self, conn: &rusqlite::Connection) -> Result<bool, StorageError> {
+        let args = self.args();
+        Ok(sync_sql::execute(conn, SET_SUCCEEDED, &sync_sql::as_sql(&args))? > 0)
+    }
+}
+
+/// Record payment `id` as failed, if it is still pending; how many rows changed.
+struct SetFailed {
+    id: i64,
+    reason: String,
+    now: i64,
+}
+
+const SET_FAILED: &str =
+    "UPDATE payments SET status = 'failed', reserved_msat = 0, error = $1, updated_at = $2
+     WHERE id = $3 AND status = 'pending'";
+
+impl SetFailed {
+    fn args(&self) -> [Arg; 3] {
+        [
+            Arg::Text(Some(self.reason.clone())),
+            Arg::Int(self.now),
+            Arg::Int(self.id),
+        ]
+    }
+}
+
+impl MoneyWrite for SetFailed {
+    type Output = u64;
+    type Error = StorageError;
+
+    fn run(self, conn: &mut sqlx::AnyConnection) -> BoxFuture<'_, Result<u64, StorageError>> {
+        Box::pin(async move {
+            let args = self.args();
+            Ok(bind(sqlx::query(SET_FAILED), &args)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected())
+        })
+    }
+
+    fn run_sync(self, conn: &rusqlite::Connection) -> Result<u64, StorageError> {
+        let args = self.args();
+        let n = sync_sql::execute(conn, SET_FAILED, &sync_sql::as_sql(&args))?;
+        Ok(u64::try_from(n).unwrap_or(u64::MAX))
+    }
+}
+
+/// A reservation (see `reserve`): the row, owned, and the policy it is checked against. Its
+/// statements: the live payment of the invoice and the windows (one statement), then the row.
+struct Reserve {
+    windows: WindowQuery,
+    row: [Arg; 12],
     needed: Msat,
-    url: Option<String>,
-    host: Option<String>,
-    credential: Option<String>,
-    payee_keys: Option<String>,
-    capped_payee: Option<Payee>,
-    now: u64,
+    policy: BudgetPolicy,
 }
 
-impl Engine {
-    /// The reservation's statements, on the write's connection: the live payment of the
-    /// invoice or the windows (one statement), then the row.
-    async fn reserve_in(
+/// What a reservation's write found: the new row, or the live payment of the invoice.
+enum Reserved {
+    New(i64),
+    Live(i64),
+}
+
+const INSERT_PAYMENT: &str = "INSERT INTO payments (wallet, direction, status, payment_hash, bolt11, amount_msat, max_fee_msat,
+         reserved_msat, description, url, host, credential, payee_keys, created_at, updated_at)
+     VALUES ($1, 'out', 'pending', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) RETURNING id";
+
+impl Reserve {
+    /// The windows as read, checked: the live payment of the invoice, or a refusal.
+    fn judge(
         &self,
-        conn: &mut sqlx::AnyConnection,
-        r: &NewRow,
-        policy: &BudgetPolicy,
-    ) -> Result<Reservation, ReserveError> {
-        let (held, _, live) = self
-            .window_use(
-                conn,
-                &r.wallet,
-                r.capped_payee.as_ref(),
-                r.now,
-                None,
-                Some(&r.hash),
-            )
-            .await?;
+        (held, _, live): (WindowUse, Option<String>, Option<i64>),
+    ) -> Result<Option<Reserved>, ReserveError> {
         if let Some(id) = live {
             // Never pay an invoice twice: the payment made (or being made) is the answer.
-            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1"
-            )))
-            .bind(id)
-            .fetch_one(&mut *conn)
-            .await?;
-            let p = payment_from_row(&row)?;
-            return Ok(match p.status {
-                Status::Succeeded => Reservation::AlreadyPaid(Box::new(p)),
-                _ => Reservation::InFlight(Box::new(p)),
-            });
+            return Ok(Some(Reserved::Live(id)));
         }
-        policy.check_windows(r.needed.msat(), &held)?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO payments (wallet, direction, status, payment_hash, bolt11, amount_msat, max_fee_msat,
-                 reserved_msat, description, url, host, credential, payee_keys, created_at, updated_at)
-             VALUES ($1, 'out', 'pending', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) RETURNING id",
-        )
-        .bind(&r.wallet)
-        .bind(&r.hash)
-        .bind(&r.bolt11)
-        .bind(r.amount)
-        .bind(r.max_fee)
-        .bind(int(r.needed.msat())?)
-        .bind(&r.description)
-        .bind(&r.url)
-        .bind(&r.host)
-        .bind(&r.credential)
-        .bind(&r.payee_keys)
-        .bind(int(r.now)?)
-        .fetch_one(&mut *conn)
-        .await?;
-        Ok(Reservation::Reserved { id })
+        self.policy.check_windows(self.needed.msat(), &held)?;
+        Ok(None)
+    }
+}
+
+impl MoneyWrite for Reserve {
+    type Output = Reserved;
+    type Error = ReserveError;
+
+    fn run(self, conn: &mut sqlx::AnyConnection) -> BoxFuture<'_, Result<Reserved, ReserveError>> {
+        Box::pin(async move {
+            let windows = self.windows.fetch(conn).await?;
+            if let Some(live) = self.judge(windows)? {
+                return Ok(live);
+            }
+            let row = bind(sqlx::query(INSERT_PAYMENT), &self.row)
+                .fetch_one(&mut *conn)
+                .await?;
+            Ok(Reserved::New(row.try_get(0)?))
+        })
+    }
+
+    fn run_sync(self, conn: &rusqlite::Connection) -> Result<Reserved, ReserveError> {
+        let windows = self.windows.fetch_sync(conn)?;
+        if let Some(live) = self.judge(windows)? {
+            return Ok(live);
+        }
+        let id = sync_sql::query_row(conn, INSERT_PAYMENT, &sync_sql::as_sql(&self.row), |r| {
+            r.get::<_, i64>(0)
+        })
+        .map_err(StorageError::from)?
+        .ok_or_else(|| StorageError::Corrupt("a payment's INSERT returned no id".into()))?;
+        Ok(Reserved::New(id))
     }
 }
 
@@ -390,8 +506,8 @@ impl SpendLedger for Engine {
     ) -> Result<(BudgetPolicy, WindowUse), StorageError> {
         let key = budget_key(wallet);
         let mut conn = self.reader().acquire().await?;
-        let (used, json, _) = self
-            .window_use(&mut conn, wallet, payee, now, Some(&key), None)
+        let (used, json, _) = WindowQuery::new(self.dialect, wallet, payee, now, Some(&key), None)?
+            .fetch(&mut conn)
             .await?;
         Ok((policy_from(&key, json)?, used))
     }
@@ -431,38 +547,60 @@ impl SpendLedger for Engine {
             .map(serde_json::to_string)
             .transpose()
             .map_err(|e| StorageError::Corrupt(format!("credential: {e}")))?;
-        // What the write needs, owned: it may run on the group committer's task.
-        let row = NewRow {
-            wallet: new.wallet.to_owned(),
-            hash: new.invoice.payment_hash.to_hex(),
-            bolt11: new.invoice.bolt11.clone(),
-            description: new.invoice.description.clone(),
-            amount: int(new.amount.msat())?,
-            max_fee: int(new.max_fee.msat())?,
-            needed: new.amount.saturating_add(new.max_fee),
-            url: new.url.map(str::to_owned),
-            host,
-            credential,
-            payee_keys: new.payee.map(Payee::keys_json),
-            // The per-host window is summed only where a per-host cap is set.
-            capped_payee: new
-                .payee
-                .filter(|_| policy.per_host_daily_msat.is_some())
-                .cloned(),
-            now,
+        // The per-host window is summed only where a per-host cap is set.
+        let capped_payee = new.payee.filter(|_| policy.per_host_daily_msat.is_some());
+        let hash = new.invoice.payment_hash.to_hex();
+        let needed = new.amount.saturating_add(new.max_fee);
+        // What the write needs, owned: it runs on the group committer's thread on SQLite.
+        let write = Reserve {
+            windows: WindowQuery::new(
+                self.dialect,
+                new.wallet,
+                capped_payee,
+                now,
+                None,
+                Some(&hash),
+            )?,
+            row: [
+                Arg::Text(Some(new.wallet.to_owned())),
+                Arg::Text(Some(hash)),
+                Arg::Text(Some(new.invoice.bolt11.clone())),
+                Arg::Int(int(new.amount.msat())?),
+                Arg::Int(int(new.max_fee.msat())?),
+                Arg::Int(int(needed.msat())?),
+                Arg::Text(new.invoice.description.clone()),
+                Arg::Text(new.url.map(str::to_owned)),
+                Arg::Text(host),
+                Arg::Text(credential),
+                Arg::Text(new.payee.map(Payee::keys_json)),
+                Arg::Int(int(now)?),
+            ],
+            needed,
+            policy: policy.clone(),
         };
-        let engine = self.clone();
-        let policy = policy.clone();
-        self.write(
-            Some(new.wallet),
-            move |conn| Box::pin(async move { engine.reserve_in(conn, &row, &policy).await }),
-            |why| {
+        let reserved = self
+            .write(Some(new.wallet), write, |why| {
                 ReserveError::Storage(StorageError::Unavailable(format!(
                     "the reservation could not be committed ({why}); nothing was paid"
                 )))
-            },
-        )
-        .await
+            })
+            .await?;
+        let id = match reserved {
+            Reserved::New(id) => return Ok(Reservation::Reserved { id }),
+            Reserved::Live(id) => id,
+        };
+        // The live payment of the invoice, as it stands now (it may have been settled since).
+        let p = self
+            .payments_where("id = $1", |q| q.bind(id))
+            .await?
+            .pop()
+            .ok_or_else(|| {
+                StorageError::Unavailable(format!("ledger #{id} was removed while being read"))
+            })?;
+        Ok(match p.status {
+            Status::Succeeded => Reservation::AlreadyPaid(Box::new(p)),
+            _ => Reservation::InFlight(Box::new(p)),
+        })
     }
 
     async fn mark_succeeded(
@@ -473,59 +611,27 @@ impl SpendLedger for Engine {
     ) -> Result<(), StorageError> {
         // One statement in the usual case: in the next group commit on SQLite, committed as
         // it runs on PostgreSQL.
-        let preimage = settlement.preimage.map(Preimage::to_hex);
-        let (fee, note) = (
-            int(settlement.fee.msat())?,
-            settlement.note.map(str::to_owned),
-        );
-        let updated = self
-            .write_one(
-                move |conn| {
-                    Box::pin(async move {
-                        set_succeeded(
-                            conn,
-                            id,
-                            preimage.as_deref(),
-                            fee,
-                            note.as_deref(),
-                            now,
-                            false,
-                        )
-                        .await
-                    })
-                },
-                StorageError::Unavailable,
-            )
-            .await?;
-        if updated {
+        let write = SetSucceeded {
+            id,
+            preimage: settlement.preimage.map(Preimage::to_hex),
+            fee: int(settlement.fee.msat())?,
+            note: settlement.note.map(str::to_owned),
+            now: int(now)?,
+            even_if_failed: false,
+        };
+        if self.write_one(write, StorageError::Unavailable).await? {
             return Ok(());
         }
         self.succeeded_after_failing(id, settlement, now).await
     }
 
     async fn mark_failed(&self, id: i64, reason: &str, now: u64) -> Result<(), StorageError> {
-        let reason = reason.to_owned();
-        let done = self
-            .write_one(
-                move |conn| {
-                    Box::pin(async move {
-                        Ok::<_, StorageError>(
-                            sqlx::query(
-                                "UPDATE payments SET status = 'failed', reserved_msat = 0, error = $1, updated_at = $2
-                                 WHERE id = $3 AND status = 'pending'",
-                            )
-                            .bind(reason)
-                            .bind(int(now)?)
-                            .bind(id)
-                            .execute(&mut *conn)
-                            .await?
-                            .rows_affected(),
-                        )
-                    })
-                },
-                StorageError::Unavailable,
-            )
-            .await?;
+        let write = SetFailed {
+            id,
+            reason: reason.to_owned(),
+            now: int(now)?,
+        };
+        let done = self.write_one(write, StorageError::Unavailable).await?;
         if done == 0 {
             warn!(
                 payment_id = id,

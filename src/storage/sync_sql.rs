@@ -1,0 +1,143 @@
+//! Statements on a plain SQLite connection: the group committer's (see [`super::group`]), which
+//! runs the ledger's money writes on a thread of its own. They are the same SQL texts as the
+//! sqlx statements beside them, `$N` placeholders included: an argument is bound to the
+//! placeholder of its position by name (`$1` is the first), wherever in the text it first
+//! appears, as sqlx does. Statements are prepared once per connection and kept.
+
+use rusqlite::types::ToSqlOutput;
+use rusqlite::{CachedStatement, Connection, Row, ToSql};
+use sqlx::any::AnyArguments;
+use sqlx::query::Query;
+
+/// An argument of a statement that both paths run (sqlx's and the committer's): the values go
+/// into one list, bound the same way by [`bind`] and as [`ToSql`].
+#[derive(Debug, Clone)]
+pub(crate) enum Arg {
+    Int(i64),
+    Text(Option<String>),
+}
+
+impl ToSql for Arg {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        match self {
+            Arg::Int(v) => v.to_sql(),
+            Arg::Text(t) => t.to_sql(),
+        }
+    }
+}
+
+/// `args` bound in order to a sqlx query.
+pub(crate) fn bind<'q>(
+    mut q: Query<'q, sqlx::Any, AnyArguments>,
+    args: &'q [Arg],
+) -> Query<'q, sqlx::Any, AnyArguments> {
+    for arg in args {
+        q = match arg {
+            Arg::Int(v) => q.bind(*v),
+            Arg::Text(t) => q.bind(t.as_deref()),
+        };
+    }
+    q
+}
+
+/// `args` as the committer's statements take them.
+pub(crate) fn as_sql(args: &[Arg]) -> Vec<&dyn ToSql> {
+    args.iter().map(|a| a as &dyn ToSql).collect()
+}
+
+/// `$1`..`$16`: the placeholder names of the first arguments, without formatting them.
+const NAMES: [&str; 16] = [
+    "$1", "$2", "$3", "$4", "$5", "$6", "$7", "$8", "$9", "$10", "$11", "$12", "$13", "$14", "$15",
+    "$16",
+];
+
+/// `sql`, prepared (or taken from the connection's cache) with `args` bound. Every placeholder
+/// of the text must have its argument: a missing one is an error, never a silent NULL.
+fn prepare<'c>(
+    conn: &'c Connection,
+    sql: &str,
+    args: &[&dyn ToSql],
+) -> rusqlite::Result<CachedStatement<'c>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut bound = 0;
+    for (i, arg) in args.iter().enumerate() {
+        let formatted;
+        let name = match NAMES.get(i) {
+            Some(n) => *n,
+            None => {
+                formatted = format!("${}", i + 1);
+                formatted.as_str()
+            }
+        };
+        if let Some(index) = stmt.parameter_index(name)? {
+            stmt.raw_bind_parameter(index, *arg)?;
+            bound += 1;
+        }
+    }
+    if bound != stmt.parameter_count() {
+        return Err(rusqlite::Error::InvalidParameterCount(
+            bound,
+            stmt.parameter_count(),
+        ));
+    }
+    Ok(stmt)
+}
+
+/// Run a statement that returns no rows; how many rows it changed.
+pub(crate) fn execute(
+    conn: &Connection,
+    sql: &str,
+    args: &[&dyn ToSql],
+) -> rusqlite::Result<usize> {
+    prepare(conn, sql, args)?.raw_execute()
+}
+
+/// Run a statement and read its first row, if it returns one.
+pub(crate) fn query_row<T>(
+    conn: &Connection,
+    sql: &str,
+    args: &[&dyn ToSql],
+    read: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<Option<T>> {
+    let mut stmt = prepare(conn, sql, args)?;
+    let mut rows = stmt.raw_query();
+    match rows.next()? {
+        Some(row) => read(row).map(Some),
+        None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn placeholders_are_bound_by_name_in_any_order() {
+        let conn = Connection::open_in_memory().unwrap();
+        let row = query_row(
+            &conn,
+            "SELECT $2 || '-' || $1, $10 + 0",
+            &[
+                &"a", &"b", &0i64, &0i64, &0i64, &0i64, &0i64, &0i64, &0i64, &7i64,
+            ],
+            |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
+        )
+        .unwrap();
+        assert_eq!(row, Some(("b-a".to_owned(), 7)));
+        // A placeholder without its argument is refused, not bound to NULL.
+        assert!(query_row(&conn, "SELECT $1, $2", &[&1i64], |r| r.get::<_, i64>(0)).is_err());
+        assert_eq!(
+            execute(&conn, "CREATE TABLE t (v INTEGER)", &[]).unwrap(),
+            0
+        );
+        assert_eq!(
+            execute(&conn, "INSERT INTO t VALUES ($1), ($1)", &[&3i64]).unwrap(),
+            2
+        );
+        let none = query_row(&conn, "SELECT v FROM t WHERE v = $1", &[&4i64], |r| {
+            r.get::<_, i64>(0)
+        });
+        assert_eq!(none.unwrap(), None);
+    }
+}
