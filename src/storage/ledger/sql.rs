@@ -83,9 +83,10 @@ fn policy_from(key: &str, json: Option<String>) -> Result<BudgetPolicy, StorageE
 /// payment's own transaction, migrations/sqlite/0009): the rows of the window's first partial
 /// minute, then minute buckets up to the first whole hour, then hour buckets. A pending payment
 /// holds its reservation in every window until it is resolved, however old it is: older
-/// pending ones come through the small `payments_pending` index. The per-host window (only when
-/// `host` is given: a per-host cap is set) sums every payment that shares a key with the payee
-/// (one server however it is named), through `payment_payees`.
+/// pending ones come through the small `payments_pending_by_wallet` index (the wallet's own
+/// pending outgoing rows, not a seller's unpaid invoices). The per-host window (only when `host`
+/// is given: a per-host cap is set) sums every payment that shares a key with the payee (one
+/// server however it is named), through `payment_payees`.
 struct WindowQuery {
     sql: String,
     args: Vec<Arg>,
@@ -101,7 +102,7 @@ impl WindowQuery {
         setting: Option<&str>,
         live_hash: Option<&str>,
     ) -> Result<WindowQuery, StorageError> {
-        let pending_hint = dialect.indexed_by("payments_pending");
+        let pending_hint = dialect.indexed_by("payments_pending_by_wallet");
         let window = |s: u8| {
             let (m1, h1) = (s + 1, s + 2);
             format!(
