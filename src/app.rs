@@ -89,6 +89,7 @@ impl App {
         let backend = config.backend()?;
         let storage = Storage::open(data_dir, config.database_url()).await?;
         let app = Self::open_on(storage, data_dir, wallet_name, &backend, clock).await?;
+        app.payer.keep_history(config.history.retention());
         if !config.budget.is_empty() {
             let mut policy = app.ledger.budget(&app.wallet_name).await?;
             config.budget.apply(&mut policy)?;

@@ -40,6 +40,9 @@
 //! prefer_scheme = "l402"      # env L402_MCP_FETCH_PREFER_SCHEME: when a 402 offers several ways to
 //!                             # pay: l402 (default), payment (a Payment charge) or session
 //!
+//! [history]           # how long payments and sold tokens are kept (expired rows go sooner)
+//! keep_days = 365     # env L402_MCP_HISTORY_KEEP_DAYS: at least 2; 0 keeps everything
+//!
 //! [http]              # `l402-mcp serve --http`
 //! bearer_token = "..."         # env L402_MCP_HTTP_TOKEN
 //! allowed_hosts = ["mcp.example.com"]          # env L402_MCP_ALLOWED_HOSTS (comma-separated)
@@ -88,6 +91,8 @@ pub enum ConfigError {
     Http(String),
     #[error("the [approval] settings (or L402_MCP_APPROVAL_*) are not valid: {0}")]
     Approval(#[from] PolicyError),
+    #[error("the [history] settings (or L402_MCP_HISTORY_KEEP_DAYS) are not valid: {0}")]
+    History(String),
 }
 
 /// Everything a config file can say.
@@ -106,6 +111,9 @@ pub struct Config {
     pub approval: ApprovalChange,
     #[serde(default)]
     pub http: HttpConfig,
+    /// `[history]`: how long history is kept (see [`HistoryConfig`]).
+    #[serde(default)]
+    pub history: HistoryConfig,
     /// `l402-mcp gateway` settings.
     #[serde(default)]
     pub gateway: Option<crate::gateway::GatewayConfig>,
@@ -183,6 +191,42 @@ impl From<crate::netguard::NetPolicy> for FetchConfig {
             allow_link_local: p.allow_link_local,
             proxy: None,
             prefer_scheme: None,
+        }
+    }
+}
+
+/// `[history]`: how long payments and minted tokens are kept before they are deleted (a year
+/// unless set; `0` keeps them all). Expired credentials, invoices and counters go sooner
+/// whatever this says; see [`crate::storage::Retention`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HistoryConfig {
+    pub keep_days: Option<u64>,
+}
+
+/// The longest `keep_days` (a hundred years; 0 keeps everything anyway).
+pub const MAX_KEEP_DAYS: u64 = 36_500;
+
+impl HistoryConfig {
+    /// Refuse a period that would reach into the budget windows, or overflow.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        match self.keep_days {
+            Some(d) if d != 0 && !(crate::storage::MIN_KEEP_DAYS..=MAX_KEEP_DAYS).contains(&d) => {
+                Err(ConfigError::History(format!(
+                    "keep_days must be 0 (keep everything) or from {} to {MAX_KEEP_DAYS}, not {d}",
+                    crate::storage::MIN_KEEP_DAYS
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The retention policy these settings ask for.
+    pub fn retention(&self) -> crate::storage::Retention {
+        match self.keep_days {
+            None => crate::storage::Retention::default(),
+            Some(0) => crate::storage::Retention::forever(),
+            Some(d) => crate::storage::Retention::days(d),
         }
     }
 }
@@ -272,6 +316,7 @@ impl Config {
         config.budget.apply(&mut BudgetPolicy::default())?;
         config.approval.apply(&mut ApprovalPolicy::default())?;
         config.http.validate()?;
+        config.history.validate()?;
         Ok(config)
     }
 
@@ -383,6 +428,9 @@ impl Config {
         }
         if let Some(s) = env_number("L402_MCP_SESSION_IDLE_SECS", "a whole number of seconds")? {
             self.http.session_idle_secs = Some(s);
+        }
+        if let Some(d) = env_number("L402_MCP_HISTORY_KEEP_DAYS", "a whole number of days")? {
+            self.history.keep_days = Some(d);
         }
         Ok(())
     }
@@ -505,6 +553,27 @@ pub fn default_config_file() -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn history_is_kept_a_year_unless_set() {
+        use crate::storage::Retention;
+        let days = |text: &str| Config::parse(text).map(|c| c.history);
+        let default = days("").unwrap_or_default();
+        assert_eq!(default.retention(), Retention::days(365));
+        let set = days("[history]\nkeep_days = 30").unwrap_or_default();
+        assert!(set.validate().is_ok());
+        assert_eq!(set.retention(), Retention::days(30));
+        let all = days("[history]\nkeep_days = 0").unwrap_or_default();
+        assert_eq!(all.retention(), Retention::forever());
+        for short in ["1", "36501"] {
+            let h = days(&format!("[history]\nkeep_days = {short}")).unwrap_or_default();
+            assert!(
+                matches!(h.validate(), Err(ConfigError::History(_))),
+                "{short}"
+            );
+        }
+        assert!(days("[history]\nkeep = 3").is_err());
+    }
 
     #[test]
     fn parses_a_full_file_and_refuses_typos() {

@@ -27,7 +27,7 @@ use crate::l402::{Msat, PaymentHash, Preimage};
 use crate::payee::Payee;
 use crate::storage::{
     ApprovalStore, CredentialScope, Direction, NewPayment, Payment, Reservation, ReserveError,
-    Settlement, SpendLedger, Status, StorageError, TokenCache,
+    Resume, Retention, Settlement, SpendLedger, Status, StorageError, TokenCache,
 };
 use crate::wallet::{OutgoingStatus, PaymentResult, Wallet, WalletError};
 
@@ -188,6 +188,9 @@ pub struct Payer {
     approvals: Option<Arc<dyn ApprovalStore>>,
     /// Where money events go ([`crate::events`]).
     events: Events,
+    /// How long history is kept, and where the next pruning resumes; none: nothing pruned
+    /// (see [`Payer::keep_history`]).
+    history: Mutex<Option<(Retention, Option<Resume>)>>,
 }
 
 /// Removes a payment from the in-flight set however the pay call ends.
@@ -225,7 +228,16 @@ impl Payer {
             last_reconcile: AtomicU64::new(0),
             approvals: None,
             events: Events::default(),
+            history: Mutex::new(None),
         })
+    }
+
+    /// Delete history older than `keep` as part of every reconcile, a batch at a time
+    /// ([`SpendLedger::prune_history`]). Until this is called nothing is deleted.
+    pub fn keep_history(&self, keep: Retention) {
+        if let Ok(mut h) = self.history.lock() {
+            *h = Some((keep, None));
+        }
     }
 
     /// Where this payer's money events go.
@@ -581,11 +593,34 @@ impl Payer {
         if let Err(e) = self.ledger.prune_windows(&self.wallet_name, now).await {
             warn!(error = %e, "could not prune old budget window totals");
         }
+        self.prune_history(now).await;
         if result.as_ref().map_or(true, |r| r.still_pending > 0) {
             // Look again before the next payment.
             self.unresolved.store(true, Ordering::Relaxed);
         }
         result
+    }
+
+    /// One round of pruning by the history policy, if one is set.
+    async fn prune_history(&self, now: u64) {
+        let Some((keep, from)) = self.history.lock().ok().and_then(|h| *h) else {
+            return;
+        };
+        match self
+            .ledger
+            .prune_history(&self.wallet_name, &keep, now, from)
+            .await
+        {
+            Ok(pruned) => {
+                if let Ok(mut h) = self.history.lock() {
+                    *h = Some((keep, pruned.resume));
+                }
+                if pruned.total() > 0 {
+                    info!(?pruned, "old history deleted by the retention policy");
+                }
+            }
+            Err(e) => warn!(error = %e, "could not prune old history"),
+        }
     }
 
     async fn reconcile_pending(&self) -> Result<ReconcileReport, PayError> {

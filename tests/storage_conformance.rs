@@ -20,8 +20,8 @@ use l402_mcp::payee::Payee;
 use l402_mcp::storage::{
     ApprovalRequest, ApprovalStatus, BuyerSession, BuyerSessionStatus, CredentialScope, Credit,
     Decided, Decision, Direction, EmbeddedInvoice, NewApproval, NewMintedToken, NewPayment,
-    NewSession, Opened as Asked, PaymentFilter, RefKey, RefundStatus, Reservation, ReserveError,
-    SettleError, Settlement, Status, Storage,
+    NewSession, Opened as Asked, PRUNE_BATCH, PaymentFilter, RefKey, RefundStatus, Reservation,
+    ReserveError, Retention, SettleError, Settlement, Status, Storage,
 };
 
 const T0: u64 = 1_800_000_000;
@@ -64,6 +64,11 @@ fn rand_bytes<const N: usize>() -> [u8; N] {
 
 /// A signed regtest invoice for `amount_msat`, with a random preimage.
 fn invoice(amount_msat: u64) -> (DecodedInvoice, Preimage) {
+    invoice_for(amount_msat, 3600)
+}
+
+/// A signed regtest invoice for `amount_msat` made at `T0`, payable for `expiry_secs`.
+fn invoice_for(amount_msat: u64, expiry_secs: u64) -> (DecodedInvoice, Preimage) {
     let preimage = Preimage(rand_bytes());
     let key = SecretKey::from_slice(&[0x42; 32]).unwrap();
     let bolt11 = bolt11::create(
@@ -75,7 +80,7 @@ fn invoice(amount_msat: u64) -> (DecodedInvoice, Preimage) {
             payment_hash: preimage.payment_hash(),
             payment_secret: rand_bytes(),
             timestamp: T0,
-            expiry_secs: 3600,
+            expiry_secs,
         },
     )
     .unwrap();
@@ -149,6 +154,18 @@ fn decision(approve: bool, secret: Option<&str>) -> Decision<'_> {
         by: "cli",
         secret_hash: secret,
     }
+}
+
+/// A credential for `https://api.example` under `prefix`, expiring at `expires_at`.
+fn cached_token(prefix: &str, expires_at: Option<u64>) -> l402_mcp::storage::CachedToken {
+    CredentialScope {
+        origin: "https://api.example".into(),
+        path_prefix: prefix.into(),
+        scheme: Scheme::L402,
+        macaroon: vec![2, 1, 0, 7],
+        expires_at,
+    }
+    .with_proof(Preimage([9; 32]), PaymentHash(rand_bytes()))
 }
 
 /// The suite: one function per rule, each taking a fresh storage.
@@ -623,18 +640,246 @@ mod suite {
         assert_eq!(l.totals("seller").await.unwrap().reserved, msat(1_000));
     }
 
+    /// Old history is deleted by policy; lifetime totals, the budget windows, income of the
+    /// last day and "never pay twice" read the same before and after.
+    pub async fn history_is_pruned_by_policy(s: &Storage) {
+        let l = s.ledger();
+        let policy = BudgetPolicy::default();
+        let now = T0 + 400 * DAY;
+        let keep = Retention::days(30);
+        let paid = |pre| Settlement {
+            preimage: Some(pre),
+            fee: msat(7),
+            note: None,
+        };
+        // Old: paid, failed, pending, paid with an invoice payable for ten years.
+        let (a, pa) = invoice(10_000);
+        let a_id = reserved(l.reserve(&new("w", &a, 100, None), &policy, T0).await);
+        l.mark_succeeded(a_id, &paid(&pa), T0 + 1).await.unwrap();
+        let (b, _) = invoice(20_000);
+        let b_id = reserved(l.reserve(&new("w", &b, 0, None), &policy, T0).await);
+        l.mark_failed(b_id, "no route", T0 + 1).await.unwrap();
+        let (c, _) = invoice(3_000);
+        let c_id = reserved(l.reserve(&new("w", &c, 0, None), &policy, T0).await);
+        let (d, pd) = invoice_for(4_000, 10 * 365 * DAY);
+        let payee = Payee::of_host("old.example");
+        let d_id = reserved(l.reserve(&new("w", &d, 0, Some(&payee)), &policy, T0).await);
+        l.mark_succeeded(d_id, &paid(&pd), T0 + 1).await.unwrap();
+        // Old income, settled and expired.
+        let (e, _) = invoice(21_000);
+        let e_id = l.record_incoming("w", &e, T0).await.unwrap();
+        assert!(
+            l.mark_incoming_settled("w", &e.payment_hash, None, T0 + 3)
+                .await
+                .unwrap()
+        );
+        let (f, _) = invoice(5_000);
+        let f_id = l.record_incoming("w", &f, T0).await.unwrap();
+        l.mark_incoming_expired(f_id, T0 + 7200).await.unwrap();
+        // Young: paid an hour ago, and income of today.
+        let (g, pg) = invoice(1_000);
+        let g_id = reserved(l.reserve(&new("w", &g, 0, None), &policy, now - 3600).await);
+        l.mark_succeeded(g_id, &paid(&pg), now - 3600)
+            .await
+            .unwrap();
+        let (h, _) = invoice(2_000);
+        l.record_incoming("w", &h, now - 60).await.unwrap();
+        l.mark_incoming_settled("w", &h.payment_hash, None, now - 50)
+            .await
+            .unwrap();
+        // Another wallet's old payment is its own payer's to prune.
+        let (o, po) = invoice(9_000);
+        let o_id = reserved(l.reserve(&new("other", &o, 0, None), &policy, T0).await);
+        l.mark_succeeded(o_id, &paid(&po), T0 + 1).await.unwrap();
+
+        let totals = l.totals("w").await.unwrap();
+        assert_eq!(
+            (totals.spent, totals.received, totals.reserved),
+            (msat(10_007 + 4_007 + 1_007), msat(23_000), msat(3_000))
+        );
+        let windows = l.budget_and_use("w", None, now).await.unwrap().1;
+        let earned = l.earned_since("w", now - DAY).await.unwrap();
+
+        // Kept forever: nothing goes.
+        let none = l
+            .prune_history("w", &Retention::forever(), now, None)
+            .await
+            .unwrap();
+        assert_eq!(none.payments, 0);
+        let pruned = l.prune_history("w", &keep, now, None).await.unwrap();
+        assert_eq!(pruned.payments, 4, "{pruned:?}");
+        assert!(!pruned.more);
+        for id in [a_id, b_id, e_id, f_id] {
+            assert!(l.payment(id).await.unwrap().is_none(), "#{id} deleted");
+        }
+        for id in [c_id, d_id, g_id, o_id] {
+            assert!(l.payment(id).await.unwrap().is_some(), "#{id} kept");
+        }
+        assert_eq!(
+            l.totals("w").await.unwrap(),
+            totals,
+            "totals carried forward"
+        );
+        assert_eq!(l.budget_and_use("w", None, now).await.unwrap().1, windows);
+        assert_eq!(l.earned_since("w", now - DAY).await.unwrap(), earned);
+        // A paid invoice that could still be paid is refused as before.
+        assert!(matches!(
+            l.reserve(&new("w", &d, 0, None), &policy, now).await,
+            Ok(Reservation::AlreadyPaid(p)) if p.id == d_id
+        ));
+        assert!(matches!(
+            l.reserve(&new("w", &c, 0, None), &policy, now).await,
+            Ok(Reservation::InFlight(p)) if p.id == c_id
+        ));
+        // Nothing more to do; the pending one, once resolved, goes in a later round.
+        let again = l
+            .prune_history("w", &keep, now, pruned.resume)
+            .await
+            .unwrap();
+        assert_eq!(again.payments, 0);
+        l.mark_failed(c_id, "reconciled", T0 + 2).await.unwrap();
+        let later = now + 40 * DAY;
+        let after = l.prune_history("w", &keep, later, None).await.unwrap();
+        assert_eq!(after.payments, 1 + 1 + 1, "{after:?}"); // c, g and h (d still payable)
+        let still = l.totals("w").await.unwrap();
+        assert_eq!(
+            (still.spent, still.received, still.reserved),
+            (totals.spent, totals.received, Msat::ZERO),
+            "the same totals, less the reservation released"
+        );
+        assert!(l.wallets().await.unwrap().contains(&"w".to_owned()));
+        assert!(l.payment(o_id).await.unwrap().is_some());
+    }
+
+    /// Kept rows at the head of the history (paid invoices still payable) do not stall the
+    /// pruning of the rows behind them, and one statement deletes at most a batch.
+    pub async fn pruning_goes_past_kept_rows_in_bounded_batches(s: &Storage) {
+        let l = s.ledger();
+        let policy = BudgetPolicy::default();
+        let now = T0 + 400 * DAY;
+        let keep = Retention::days(30);
+        let batch = u64::try_from(PRUNE_BATCH).unwrap();
+        // A batch and one of paid invoices payable for ten years, then one expired.
+        let (long, pre) = invoice_for(1_000, 10 * 365 * DAY);
+        let paid = Settlement {
+            preimage: Some(&pre),
+            fee: Msat::ZERO,
+            note: None,
+        };
+        for i in 0..=batch {
+            let (inv, p) = if i == 0 {
+                (long.clone(), pre)
+            } else {
+                invoice_for(1_000, 10 * 365 * DAY)
+            };
+            let id = reserved(l.reserve(&new("w", &inv, 0, None), &policy, T0 + i).await);
+            let done = Settlement {
+                preimage: Some(&p),
+                ..paid
+            };
+            l.mark_succeeded(id, &done, T0 + i).await.unwrap();
+        }
+        let (x, px) = invoice(500);
+        let x_id = reserved(
+            l.reserve(&new("w", &x, 0, None), &policy, T0 + 2 * batch)
+                .await,
+        );
+        l.mark_succeeded(
+            x_id,
+            &Settlement {
+                preimage: Some(&px),
+                ..paid
+            },
+            T0 + 2 * batch,
+        )
+        .await
+        .unwrap();
+        // Incoming invoices expired unpaid: more than one batch.
+        for i in 0..batch + 10 {
+            let (inv, _) = invoice(1);
+            let id = l.record_incoming("w", &inv, T0 + i).await.unwrap();
+            l.mark_incoming_expired(id, T0 + i).await.unwrap();
+        }
+        let totals = l.totals("w").await.unwrap();
+        let first = l.prune_history("w", &keep, now, None).await.unwrap();
+        assert!(l.payment(x_id).await.unwrap().is_none(), "{first:?}");
+        assert_eq!(
+            first.payments,
+            1 + batch,
+            "one batch of incoming: {first:?}"
+        );
+        assert!(first.more);
+        let second = l
+            .prune_history("w", &keep, now, first.resume)
+            .await
+            .unwrap();
+        assert_eq!(second.payments, 10, "{second:?}");
+        assert_eq!(l.totals("w").await.unwrap(), totals);
+        assert!(matches!(
+            l.reserve(&new("w", &long, 0, None), &policy, now).await,
+            Ok(Reservation::AlreadyPaid(_))
+        ));
+    }
+
+    /// Expired credentials, distrust, free-tier days and spent charges go; live ones stay.
+    pub async fn expired_rows_are_pruned(s: &Storage) {
+        let now = T0 + 10 * DAY;
+        let t = s.tokens();
+        let token = cached_token;
+        t.put_token("w", &token("/old", Some(T0)), T0)
+            .await
+            .unwrap();
+        t.put_token("w", &token("/live", Some(now + 60)), T0)
+            .await
+            .unwrap();
+        t.put_token("w", &token("/forever", None), T0)
+            .await
+            .unwrap();
+        let st = s.seller();
+        assert!(st.free_tier_hit("c", "/r", T0 / DAY, 5).await.unwrap());
+        assert!(st.free_tier_hit("c", "/r", now / DAY, 5).await.unwrap());
+        let m = s.mpp();
+        let (old, young) = (PaymentHash(rand_bytes()), PaymentHash(rand_bytes()));
+        assert!(m.consume_charge(&old, "a", T0 + 900, T0).await.unwrap());
+        assert!(m.consume_charge(&young, "b", now + 900, now).await.unwrap());
+
+        let pruned = s
+            .ledger()
+            .prune_history("w", &Retention::forever(), now, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            (pruned.credentials, pruned.free_tier, pruned.charges),
+            (1, 1, 1),
+            "{pruned:?}"
+        );
+        assert!(
+            t.find_token("w", "https://api.example", "/old", T0)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        for path in ["/live", "/forever"] {
+            assert!(
+                t.find_token("w", "https://api.example", path, now)
+                    .await
+                    .unwrap()
+                    .is_some()
+            );
+        }
+        // Today's count is kept (the limit is 1: a second hit is refused).
+        assert!(!st.free_tier_hit("c", "/r", now / DAY, 1).await.unwrap());
+        assert!(
+            st.free_tier_hit("c", "/r", T0 / DAY, 1).await.unwrap(),
+            "old day forgotten"
+        );
+        assert!(!m.consume_charge(&young, "b", now + 900, now).await.unwrap());
+        assert!(m.consume_charge(&old, "a", T0 + 900, now).await.unwrap());
+    }
+
     pub async fn the_token_cache(s: &Storage) {
         let t = s.tokens();
-        let token = |prefix: &str, expires_at: Option<u64>| {
-            CredentialScope {
-                origin: "https://api.example".into(),
-                path_prefix: prefix.into(),
-                scheme: Scheme::L402,
-                macaroon: vec![2, 1, 0, 7],
-                expires_at,
-            }
-            .with_proof(Preimage([9; 32]), PaymentHash(rand_bytes()))
-        };
+        let token = cached_token;
         let wide = token("/v1", None);
         let narrow = token("/v1/data/", Some(T0 + 100));
         t.put_token("w", &wide, T0).await.unwrap();
@@ -1793,6 +2038,9 @@ macro_rules! conformance {
             rule!(racing_settlements_are_whole_or_nothing);
             rule!(a_late_success_counts_once);
             rule!(income_and_reports);
+            rule!(history_is_pruned_by_policy);
+            rule!(pruning_goes_past_kept_rows_in_bounded_batches);
+            rule!(expired_rows_are_pruned);
             rule!(the_token_cache);
             rule!(distrust_follows_every_name);
             rule!(approvals_are_decided_once);

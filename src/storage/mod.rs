@@ -39,8 +39,8 @@ pub use books::{
 pub(crate) use engine::Engine;
 pub use engine::LEDGER_FILE;
 pub use ledger::{
-    Direction, NewPayment, Payment, PaymentFilter, Reservation, ReserveError, Settlement,
-    SpendLedger, Status, Totals,
+    DEFAULT_KEEP_DAYS, Direction, MIN_KEEP_DAYS, NewPayment, PRUNE_BATCH, Payment, PaymentFilter,
+    Pruned, Reservation, ReserveError, Resume, Retention, Settlement, SpendLedger, Status, Totals,
 };
 pub use mpp::{Credit, MppStore, NewSession, RefundStatus, SellerSession};
 pub use mpp_buyer::{BuyerSession, BuyerSessionStatus, BuyerSessions};

@@ -7,6 +7,7 @@
 //! asked to pay; it stays counted until it is resolved to `succeeded` or `failed`, and at most
 //! one live (pending or succeeded) row exists per invoice: never pay twice.
 
+mod retention;
 mod sql;
 
 use async_trait::async_trait;
@@ -18,6 +19,8 @@ use crate::bolt11::DecodedInvoice;
 use crate::budget::{BudgetPolicy, BudgetRefusal, WindowUse};
 use crate::l402::{Msat, PaymentHash, Preimage};
 use crate::payee::Payee;
+
+pub use retention::{DEFAULT_KEEP_DAYS, MIN_KEEP_DAYS, PRUNE_BATCH, Pruned, Resume, Retention};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -256,9 +259,11 @@ pub trait SpendLedger: Send + Sync + std::fmt::Debug {
         filter: &PaymentFilter,
         limit: u32,
     ) -> Result<Vec<Payment>, StorageError>;
-    /// Sums over all time: settled out (amount + fee), settled in, pending out (reserved).
+    /// Sums over all time: settled out (amount + fee), settled in, pending out (reserved);
+    /// payments deleted by [`SpendLedger::prune_history`] still count.
     async fn totals(&self, wallet: &str) -> Result<Totals, StorageError>;
-    /// Income settled since `since`.
+    /// Income settled since `since` (exact for any `since` within the history kept: at least
+    /// the last [`MIN_KEEP_DAYS`] days).
     async fn earned_since(&self, wallet: &str, since: u64) -> Result<Msat, StorageError>;
     /// The wallets this storage keeps: every name with payments, a budget or an embedded
     /// account (on PostgreSQL, shared by every instance).
@@ -266,4 +271,15 @@ pub trait SpendLedger: Send + Sync + std::fmt::Debug {
     /// Forget the window totals of `wallet` older than any window reads (two days before
     /// `now`); the payments themselves are kept.
     async fn prune_windows(&self, wallet: &str, now: u64) -> Result<(), StorageError>;
+    /// Delete old history by `keep` (see [`Retention`]), in batches of at most
+    /// [`PRUNE_BATCH`] rows per statement: `wallet`'s payments (their part of the lifetime
+    /// totals carried forward), and expired rows of the tables every wallet shares. A call
+    /// resumes the scan of old payments where the previous one said (`from`).
+    async fn prune_history(
+        &self,
+        wallet: &str,
+        keep: &Retention,
+        now: u64,
+        from: Option<Resume>,
+    ) -> Result<Pruned, StorageError>;
 }

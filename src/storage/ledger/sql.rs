@@ -11,8 +11,8 @@ use sqlx::any::AnyRow;
 use tracing::{error, warn};
 
 use super::{
-    Direction, NewPayment, Payment, PaymentFilter, Reservation, ReserveError, Settlement,
-    SpendLedger, Status, Totals,
+    Direction, NewPayment, Payment, PaymentFilter, Pruned, Reservation, ReserveError, Resume,
+    Retention, Settlement, SpendLedger, Status, Totals,
 };
 use crate::bolt11::DecodedInvoice;
 use crate::budget::{BudgetPolicy, DAY_SECS, HOUR_SECS, WindowUse};
@@ -756,8 +756,10 @@ impl SpendLedger for Engine {
     async fn totals(&self, wallet: &str) -> Result<Totals, StorageError> {
         let (spent, received, reserved): (i64, i64, i64) = sqlx::query_as(
             "SELECT
-                CAST(COALESCE(SUM(CASE WHEN direction = 'out' AND status = 'succeeded' THEN amount_msat + fee_msat END), 0) AS BIGINT),
-                CAST(COALESCE(SUM(CASE WHEN direction = 'in' AND status = 'succeeded' THEN amount_msat END), 0) AS BIGINT),
+                CAST(COALESCE(SUM(CASE WHEN direction = 'out' AND status = 'succeeded' THEN amount_msat + fee_msat END), 0)
+                     + COALESCE((SELECT settled_msat FROM payments_carried WHERE wallet = $1 AND direction = 'out'), 0) AS BIGINT),
+                CAST(COALESCE(SUM(CASE WHEN direction = 'in' AND status = 'succeeded' THEN amount_msat END), 0)
+                     + COALESCE((SELECT settled_msat FROM payments_carried WHERE wallet = $1 AND direction = 'in'), 0) AS BIGINT),
                 CAST(COALESCE(SUM(CASE WHEN direction = 'out' AND status = 'pending' THEN reserved_msat END), 0) AS BIGINT)
              FROM payments WHERE wallet = $1",
         )
@@ -787,6 +789,7 @@ impl SpendLedger for Engine {
         Ok(sqlx::query_scalar(
             "SELECT DISTINCT wallet FROM (
                 SELECT wallet FROM payments
+                UNION SELECT wallet FROM payments_carried
                 UNION SELECT substr(key, 8) AS wallet FROM settings WHERE key LIKE 'budget.%'
                 UNION SELECT name AS wallet FROM embedded_wallets
              ) AS names ORDER BY wallet",
@@ -804,5 +807,15 @@ impl SpendLedger for Engine {
         .execute(self.writer())
         .await?;
         Ok(())
+    }
+
+    async fn prune_history(
+        &self,
+        wallet: &str,
+        keep: &Retention,
+        now: u64,
+        from: Option<Resume>,
+    ) -> Result<Pruned, StorageError> {
+        self.prune_old(wallet, keep, now, from).await
     }
 }
