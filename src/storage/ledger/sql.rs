@@ -15,7 +15,7 @@ use super::{
     Retention, Settlement, SpendLedger, Status, Totals,
 };
 use crate::bolt11::DecodedInvoice;
-use crate::budget::{BudgetPolicy, DAY_SECS, HOUR_SECS, WindowUse};
+use crate::budget::{BudgetPolicy, BudgetRefusal, DAY_SECS, HOUR_SECS, WindowUse};
 use crate::l402::{Msat, PaymentHash, Preimage};
 use crate::payee::Payee;
 use crate::storage::engine::{Dialect, Engine, MoneyWrite};
@@ -75,9 +75,8 @@ fn policy_from(key: &str, json: Option<String>) -> Result<BudgetPolicy, StorageE
 }
 
 /// The statement that reads what each window of `wallet` holds now, and (when asked) a
-/// setting's raw value and the live (pending or paid) payment of an invoice, in one statement
-/// whose cost does not grow with the history; its arguments, and whether it sums a per-host
-/// window.
+/// setting's raw value, in one statement whose cost does not grow with the history; its
+/// arguments, and whether it sums a per-host window.
 ///
 /// The daily and hourly windows are read from `spend_buckets` (kept by triggers in every
 /// payment's own transaction, migrations/sqlite/0009): the rows of the window's first partial
@@ -100,7 +99,6 @@ impl WindowQuery {
         host: Option<&Payee>,
         now: u64,
         setting: Option<&str>,
-        live_hash: Option<&str>,
     ) -> Result<WindowQuery, StorageError> {
         let pending_hint = dialect.indexed_by("payments_pending_by_wallet");
         let window = |s: u8| {
@@ -120,7 +118,7 @@ impl WindowQuery {
         let host_sql = match host {
             None => "0".to_owned(),
             Some(_) => {
-                let keys_in = dialect.json_strings(10);
+                let keys_in = dialect.json_strings(9);
                 format!(
                     "(SELECT CAST(COALESCE(SUM(held), 0) AS BIGINT) FROM (
                         SELECT id, {HELD} AS held FROM payments
@@ -139,9 +137,7 @@ impl WindowQuery {
             "SELECT {day}, {hour}, {host_sql},
                 (SELECT CAST(COALESCE(SUM(reserved_msat), 0) AS BIGINT) FROM payments {pending_hint}
                   WHERE status = 'pending' AND wallet = $1 AND direction = 'out'),
-                (SELECT value FROM settings WHERE key = $8),
-                (SELECT id FROM payments WHERE wallet = $1 AND direction = 'out'
-                   AND payment_hash = $9 AND status != 'failed')",
+                (SELECT value FROM settings WHERE key = $8)",
             day = window(2),
             hour = window(5),
         );
@@ -157,7 +153,6 @@ impl WindowQuery {
             args.push(Arg::Int(v));
         }
         args.push(Arg::Text(setting.map(str::to_owned)));
-        args.push(Arg::Text(live_hash.map(str::to_owned)));
         if let Some(payee) = host {
             args.push(Arg::Text(Some(payee.keys_json())));
         }
@@ -168,13 +163,12 @@ impl WindowQuery {
         })
     }
 
-    /// Its row's four sums, the setting and the live payment, read.
+    /// Its row's four sums and the setting, read.
     fn result(
         &self,
         sums: [i64; 4],
         setting: Option<String>,
-        live: Option<i64>,
-    ) -> Result<(WindowUse, Option<String>, Option<i64>), StorageError> {
+    ) -> Result<(WindowUse, Option<String>), StorageError> {
         let [day, hour, host, reserved] = sums;
         let used = WindowUse {
             daily_msat: uint("daily window", day)?,
@@ -183,39 +177,34 @@ impl WindowQuery {
             reserved_msat: uint("reserved", reserved)?,
             has_host: self.has_host,
         };
-        Ok((used, setting, live))
+        Ok((used, setting))
     }
 
     /// Run through sqlx.
     async fn fetch(
         &self,
         conn: &mut sqlx::AnyConnection,
-    ) -> Result<(WindowUse, Option<String>, Option<i64>), StorageError> {
+    ) -> Result<(WindowUse, Option<String>), StorageError> {
         let q = sqlx::query(sqlx::AssertSqlSafe(self.sql.as_str()));
         let row = bind(q, &self.args).fetch_one(&mut *conn).await?;
         let sum = |i: usize| row.try_get::<i64, _>(i);
-        self.result(
-            [sum(0)?, sum(1)?, sum(2)?, sum(3)?],
-            row.try_get(4)?,
-            row.try_get(5)?,
-        )
+        self.result([sum(0)?, sum(1)?, sum(2)?, sum(3)?], row.try_get(4)?)
     }
 
     /// Run on the committer's connection.
     fn fetch_sync(
         &self,
         conn: &rusqlite::Connection,
-    ) -> Result<(WindowUse, Option<String>, Option<i64>), StorageError> {
+    ) -> Result<(WindowUse, Option<String>), StorageError> {
         let row = sync_sql::query_row(conn, &self.sql, &sync_sql::as_sql(&self.args), |row| {
             let sum = |i: usize| row.get::<_, i64>(i);
             Ok((
                 [sum(0)?, sum(1)?, sum(2)?, sum(3)?],
                 row.get::<_, Option<String>>(4)?,
-                row.get::<_, Option<i64>>(5)?,
             ))
         })?
         .ok_or_else(|| StorageError::Corrupt("the windows' query returned no row".into()))?;
-        self.result(row.0, row.1, row.2)
+        self.result(row.0, row.1)
     }
 }
 
@@ -417,10 +406,16 @@ impl MoneyWrite for SetFailed {
 }
 
 /// A reservation (see `reserve`): the row, owned, and the policy it is checked against. Its
-/// statements: the live payment of the invoice and the windows (one statement), then the row.
+/// statements: the windows (one statement), then the row, unless the invoice already has a
+/// live (pending or paid) payment, which the unique index `payments_live_hash` finds as the
+/// row goes in (`ON CONFLICT`): no query plan can turn that check into a scan of the wallet's
+/// history. The live payment is looked up only then, or when the windows refuse (a payment
+/// made is the answer before a refusal is).
 struct Reserve {
     windows: WindowQuery,
     row: [Arg; 12],
+    /// The wallet and the payment hash, for the live payment's lookup.
+    live: [Arg; 2],
     needed: Msat,
     policy: BudgetPolicy,
 }
@@ -433,20 +428,26 @@ enum Reserved {
 
 const INSERT_PAYMENT: &str = "INSERT INTO payments (wallet, direction, status, payment_hash, bolt11, amount_msat, max_fee_msat,
          reserved_msat, description, url, host, credential, payee_keys, created_at, updated_at)
-     VALUES ($1, 'out', 'pending', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) RETURNING id";
+     VALUES ($1, 'out', 'pending', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)
+     ON CONFLICT (wallet, direction, payment_hash) WHERE status != 'failed' DO NOTHING RETURNING id";
+const LIVE_PAYMENT: &str = "SELECT id FROM payments
+     WHERE wallet = $1 AND direction = 'out' AND payment_hash = $2 AND status != 'failed'";
 
 impl Reserve {
-    /// The windows as read, checked: the live payment of the invoice, or a refusal.
-    fn judge(
-        &self,
-        (held, _, live): (WindowUse, Option<String>, Option<i64>),
-    ) -> Result<Option<Reserved>, ReserveError> {
-        if let Some(id) = live {
+    /// What the windows' refusal or the row's conflict means, given the live payment found.
+    fn live_or(
+        live: Option<i64>,
+        refused: Option<BudgetRefusal>,
+    ) -> Result<Reserved, ReserveError> {
+        match (live, refused) {
             // Never pay an invoice twice: the payment made (or being made) is the answer.
-            return Ok(Some(Reserved::Live(id)));
+            (Some(id), _) => Ok(Reserved::Live(id)),
+            (None, Some(refusal)) => Err(refusal.into()),
+            (None, None) => Err(StorageError::Corrupt(
+                "a payment's row conflicted with no live payment of its invoice".into(),
+            )
+            .into()),
         }
-        self.policy.check_windows(self.needed.msat(), &held)?;
-        Ok(None)
     }
 }
 
@@ -456,28 +457,41 @@ impl MoneyWrite for Reserve {
 
     fn run(self, conn: &mut sqlx::AnyConnection) -> BoxFuture<'_, Result<Reserved, ReserveError>> {
         Box::pin(async move {
-            let windows = self.windows.fetch(conn).await?;
-            if let Some(live) = self.judge(windows)? {
-                return Ok(live);
+            let (held, _) = self.windows.fetch(conn).await?;
+            let refused = self.policy.check_windows(self.needed.msat(), &held).err();
+            if refused.is_none() {
+                let row = bind(sqlx::query(INSERT_PAYMENT), &self.row)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                if let Some(row) = row {
+                    return Ok(Reserved::New(row.try_get(0)?));
+                }
             }
-            let row = bind(sqlx::query(INSERT_PAYMENT), &self.row)
-                .fetch_one(&mut *conn)
-                .await?;
-            Ok(Reserved::New(row.try_get(0)?))
+            let live = bind(sqlx::query(LIVE_PAYMENT), &self.live)
+                .fetch_optional(&mut *conn)
+                .await?
+                .map(|row| row.try_get::<i64, _>(0))
+                .transpose()?;
+            Reserve::live_or(live, refused)
         })
     }
 
     fn run_sync(self, conn: &rusqlite::Connection) -> Result<Reserved, ReserveError> {
-        let windows = self.windows.fetch_sync(conn)?;
-        if let Some(live) = self.judge(windows)? {
-            return Ok(live);
+        let (held, _) = self.windows.fetch_sync(conn)?;
+        let refused = self.policy.check_windows(self.needed.msat(), &held).err();
+        if refused.is_none() {
+            let id =
+                sync_sql::query_row(conn, INSERT_PAYMENT, &sync_sql::as_sql(&self.row), |r| {
+                    r.get::<_, i64>(0)
+                })?;
+            if let Some(id) = id {
+                return Ok(Reserved::New(id));
+            }
         }
-        let id = sync_sql::query_row(conn, INSERT_PAYMENT, &sync_sql::as_sql(&self.row), |r| {
+        let live = sync_sql::query_row(conn, LIVE_PAYMENT, &sync_sql::as_sql(&self.live), |r| {
             r.get::<_, i64>(0)
-        })
-        .map_err(StorageError::from)?
-        .ok_or_else(|| StorageError::Corrupt("a payment's INSERT returned no id".into()))?;
-        Ok(Reserved::New(id))
+        })?;
+        Reserve::live_or(live, refused)
     }
 }
 
@@ -507,7 +521,7 @@ impl SpendLedger for Engine {
     ) -> Result<(BudgetPolicy, WindowUse), StorageError> {
         let key = budget_key(wallet);
         let mut conn = self.reader().acquire().await?;
-        let (used, json, _) = WindowQuery::new(self.dialect, wallet, payee, now, Some(&key), None)?
+        let (used, json) = WindowQuery::new(self.dialect, wallet, payee, now, Some(&key))?
             .fetch(&mut conn)
             .await?;
         Ok((policy_from(&key, json)?, used))
@@ -554,14 +568,11 @@ impl SpendLedger for Engine {
         let needed = new.amount.saturating_add(new.max_fee);
         // What the write needs, owned: it runs on the group committer's thread on SQLite.
         let write = Reserve {
-            windows: WindowQuery::new(
-                self.dialect,
-                new.wallet,
-                capped_payee,
-                now,
-                None,
-                Some(&hash),
-            )?,
+            windows: WindowQuery::new(self.dialect, new.wallet, capped_payee, now, None)?,
+            live: [
+                Arg::Text(Some(new.wallet.to_owned())),
+                Arg::Text(Some(hash.clone())),
+            ],
             row: [
                 Arg::Text(Some(new.wallet.to_owned())),
                 Arg::Text(Some(hash)),
