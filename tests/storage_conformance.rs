@@ -371,6 +371,39 @@ mod suite {
                 "at T0{:+}",
                 now as i64 - T0 as i64
             );
+            // A reservation reads the same windows (on PostgreSQL through its own function):
+            // with room for one msat less than it needs, it is refused with exactly that left.
+            let need = 5_000;
+            for (window, used) in [
+                (Window::Daily, expected(now, DAY)),
+                (Window::Hourly, expected(now, 3600)),
+            ] {
+                let (inv, _) = invoice(need);
+                let cap = used + need - 1;
+                let tight = BudgetPolicy {
+                    per_payment_msat: u64::MAX / 8,
+                    daily_msat: if window == Window::Daily {
+                        cap
+                    } else {
+                        u64::MAX / 8
+                    },
+                    hourly_msat: (window == Window::Hourly).then_some(cap),
+                    ..BudgetPolicy::default()
+                };
+                match l.reserve(&new("w", &inv, 0, None), &tight, now).await {
+                    Err(ReserveError::Refused(BudgetRefusal::Window {
+                        window: w,
+                        remaining_msat,
+                        ..
+                    })) => assert_eq!(
+                        (w, remaining_msat),
+                        (window, need - 1),
+                        "at T0{:+}",
+                        now as i64 - T0 as i64
+                    ),
+                    other => panic!("at T0{:+}: {other:?}", now as i64 - T0 as i64),
+                }
+            }
         }
         // Totals older than any window are forgotten; the windows still hold what they hold.
         l.prune_windows("w", T0 + 3 * DAY).await.unwrap();
