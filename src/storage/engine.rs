@@ -4,7 +4,8 @@
 //! Both run the same statements through sqlx's `Any` driver: SQL is written once, with `$N`
 //! placeholders (SQLite takes them too), `CAST(... AS BIGINT)` around sums (PostgreSQL sums
 //! BIGINT to NUMERIC), integers for truth values, and [`Dialect`] for the few fragments the two
-//! spell differently.
+//! spell differently. The exception is SQLite's money writes ([`MoneyWrite`]): the group
+//! committer runs the same SQL texts on a `rusqlite` connection of its own ([`super::group`]).
 //!
 //! Writers of one wallet's money are serialised by the database, never by a process lock: on
 //! SQLite a write transaction taken up front (`BEGIN IMMEDIATE`, one writer at a time for the
