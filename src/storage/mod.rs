@@ -186,7 +186,34 @@ pub(crate) fn uint(what: &str, v: i64) -> Result<u64, StorageError> {
     u64::try_from(v).map_err(|_| StorageError::Corrupt(format!("{what} is {v}")))
 }
 
-/// 32 bytes stored as hex text.
+/// 32 bytes stored as hex text. A value that is not is never quoted in the error: many of
+/// these are secrets (wallet keys, unpaid invoices' preimages, challenge secrets), and a
+/// damaged one is still most of the secret.
 pub(crate) fn bytes32(what: &str, hex: &str) -> Result<[u8; 32], StorageError> {
-    crate::l402::parse_hex32(hex).ok_or_else(|| StorageError::Corrupt(format!("{what} {hex:?}")))
+    crate::l402::parse_hex32(hex).ok_or_else(|| {
+        StorageError::Corrupt(format!(
+            "{what} is not 64 hex digits ({} characters stored)",
+            hex.chars().count()
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_damaged_secret_is_not_quoted_in_the_error() {
+        let damaged = "ab".repeat(31) + "zz";
+        let e = bytes32("embedded wallet key", &damaged)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.contains("embedded wallet key") && e.contains("64 characters"),
+            "{e}"
+        );
+        assert!(!e.contains("abab"), "{e}");
+        assert_eq!(bytes32("x", &"0a".repeat(32)).ok(), Some([0x0a; 32]));
+    }
 }
