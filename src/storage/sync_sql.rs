@@ -4,10 +4,14 @@
 //! placeholder of its position by name (`$1` is the first), wherever in the text it first
 //! appears, as sqlx does. Statements are prepared once per connection and kept.
 
+use futures::future::BoxFuture;
 use rusqlite::types::ToSqlOutput;
 use rusqlite::{CachedStatement, Connection, Row, ToSql};
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
+
+use super::StorageError;
+use super::engine::MoneyWrite;
 
 /// An argument of a statement that both paths run (sqlx's and the committer's): the values go
 /// into one list, bound the same way by [`bind`] and as [`ToSql`].
@@ -38,6 +42,31 @@ pub(crate) fn bind<'q>(
         };
     }
     q
+}
+
+/// A write of one statement, on either path: how many rows it changed.
+pub(crate) struct Statement {
+    pub sql: &'static str,
+    pub args: Vec<Arg>,
+}
+
+impl MoneyWrite for Statement {
+    type Output = u64;
+    type Error = StorageError;
+
+    fn run(self, conn: &mut sqlx::AnyConnection) -> BoxFuture<'_, Result<u64, StorageError>> {
+        Box::pin(async move {
+            let done = bind(sqlx::query(self.sql), &self.args)
+                .execute(&mut *conn)
+                .await?;
+            Ok(done.rows_affected())
+        })
+    }
+
+    fn run_sync(self, conn: &Connection) -> Result<u64, StorageError> {
+        let n = execute(conn, self.sql, &as_sql(&self.args))?;
+        Ok(u64::try_from(n).unwrap_or(u64::MAX))
+    }
 }
 
 /// `args` as the committer's statements take them.

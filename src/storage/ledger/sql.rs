@@ -19,7 +19,7 @@ use crate::budget::{BudgetPolicy, BudgetRefusal, DAY_SECS, HOUR_SECS, WindowUse}
 use crate::l402::{Msat, PaymentHash, Preimage};
 use crate::payee::Payee;
 use crate::storage::engine::{Dialect, Engine, MoneyWrite};
-use crate::storage::sync_sql::{self, Arg, bind};
+use crate::storage::sync_sql::{self, Arg, Statement, bind};
 use crate::storage::{StorageError, bytes32, int, uint};
 
 const PAYMENT_COLUMNS: &str = "id, wallet, direction, status, payment_hash, bolt11, amount_msat, \
@@ -299,111 +299,43 @@ impl Engine {
             }
         };
         if let Some(row) = spend_on {
-            SetSucceeded {
-                id: row,
-                preimage: s.preimage.map(Preimage::to_hex),
-                fee: int(s.fee.msat())?,
-                note: s.note.map(str::to_owned),
-                now: now_db,
-                even_if_failed: true,
-            }
-            .run(&mut tx)
-            .await?;
+            succeeded(row, s, now, true)?.run(&mut tx).await?;
         }
         tx.commit().await?;
         Ok(())
     }
 }
 
-/// Record payment `id` as succeeded: its preimage and actual fee, the reservation becomes
-/// spend. A row marked failed is changed only when `even_if_failed`. Whether a row changed.
-struct SetSucceeded {
-    id: i64,
-    preimage: Option<String>,
-    fee: i64,
-    note: Option<String>,
-    now: i64,
-    even_if_failed: bool,
-}
-
+/// Record payment `$5` as succeeded: its preimage and actual fee, the reservation becomes
+/// spend. A row marked failed is changed only when `$6` is 1. See [`succeeded`].
 const SET_SUCCEEDED: &str =
     "UPDATE payments SET status = 'succeeded', preimage = $1, fee_msat = $2, reserved_msat = 0,
      error = $3, settled_at = $4, updated_at = $4 WHERE id = $5 AND ($6 = 1 OR status != 'failed')";
 
-impl SetSucceeded {
-    fn args(&self) -> [Arg; 6] {
-        [
-            Arg::Text(self.preimage.clone()),
-            Arg::Int(self.fee),
-            Arg::Text(self.note.clone()),
-            Arg::Int(self.now),
-            Arg::Int(self.id),
-            Arg::Int(i64::from(self.even_if_failed)),
-        ]
-    }
-}
-
-impl MoneyWrite for SetSucceeded {
-    type Output = bool;
-    type Error = StorageError;
-
-    fn run(self, conn: &mut sqlx::AnyConnection) -> BoxFuture<'_, Result<bool, StorageError>> {
-        Box::pin(async move {
-            let args = self.args();
-            let done = bind(sqlx::query(SET_SUCCEEDED), &args)
-                .execute(&mut *conn)
-                .await?;
-            Ok(done.rows_affected() > 0)
-        })
-    }
-
-    fn run_sync(self, conn: &rusqlite::Connection) -> Result<bool, StorageError> {
-        let args = self.args();
-        Ok(sync_sql::execute(conn, SET_SUCCEEDED, &sync_sql::as_sql(&args))? > 0)
-    }
-}
-
-/// Record payment `id` as failed, if it is still pending; how many rows changed.
-struct SetFailed {
+/// [`SET_SUCCEEDED`] for payment `id`.
+fn succeeded(
     id: i64,
-    reason: String,
-    now: i64,
+    s: &Settlement<'_>,
+    now: u64,
+    even_if_failed: bool,
+) -> Result<Statement, StorageError> {
+    Ok(Statement {
+        sql: SET_SUCCEEDED,
+        args: vec![
+            Arg::Text(s.preimage.map(Preimage::to_hex)),
+            Arg::Int(int(s.fee.msat())?),
+            Arg::Text(s.note.map(str::to_owned)),
+            Arg::Int(int(now)?),
+            Arg::Int(id),
+            Arg::Int(i64::from(even_if_failed)),
+        ],
+    })
 }
 
+/// Record payment `$3` as failed, if it is still pending.
 const SET_FAILED: &str =
     "UPDATE payments SET status = 'failed', reserved_msat = 0, error = $1, updated_at = $2
      WHERE id = $3 AND status = 'pending'";
-
-impl SetFailed {
-    fn args(&self) -> [Arg; 3] {
-        [
-            Arg::Text(Some(self.reason.clone())),
-            Arg::Int(self.now),
-            Arg::Int(self.id),
-        ]
-    }
-}
-
-impl MoneyWrite for SetFailed {
-    type Output = u64;
-    type Error = StorageError;
-
-    fn run(self, conn: &mut sqlx::AnyConnection) -> BoxFuture<'_, Result<u64, StorageError>> {
-        Box::pin(async move {
-            let args = self.args();
-            Ok(bind(sqlx::query(SET_FAILED), &args)
-                .execute(&mut *conn)
-                .await?
-                .rows_affected())
-        })
-    }
-
-    fn run_sync(self, conn: &rusqlite::Connection) -> Result<u64, StorageError> {
-        let args = self.args();
-        let n = sync_sql::execute(conn, SET_FAILED, &sync_sql::as_sql(&args))?;
-        Ok(u64::try_from(n).unwrap_or(u64::MAX))
-    }
-}
 
 /// A reservation (see `reserve`): the row, owned, and the policy it is checked against. Its
 /// statements: the windows (one statement), then the row, unless the invoice already has a
@@ -623,25 +555,21 @@ impl SpendLedger for Engine {
     ) -> Result<(), StorageError> {
         // One statement in the usual case: in the next group commit on SQLite, committed as
         // it runs on PostgreSQL.
-        let write = SetSucceeded {
-            id,
-            preimage: settlement.preimage.map(Preimage::to_hex),
-            fee: int(settlement.fee.msat())?,
-            note: settlement.note.map(str::to_owned),
-            now: int(now)?,
-            even_if_failed: false,
-        };
-        if self.write_one(write, StorageError::Unavailable).await? {
+        let write = succeeded(id, settlement, now, false)?;
+        if self.write_one(write, StorageError::Unavailable).await? > 0 {
             return Ok(());
         }
         self.succeeded_after_failing(id, settlement, now).await
     }
 
     async fn mark_failed(&self, id: i64, reason: &str, now: u64) -> Result<(), StorageError> {
-        let write = SetFailed {
-            id,
-            reason: reason.to_owned(),
-            now: int(now)?,
+        let write = Statement {
+            sql: SET_FAILED,
+            args: vec![
+                Arg::Text(Some(reason.to_owned())),
+                Arg::Int(int(now)?),
+                Arg::Int(id),
+            ],
         };
         let done = self.write_one(write, StorageError::Unavailable).await?;
         if done == 0 {
