@@ -4,6 +4,8 @@
 //! another and with the triggers of the spend-bucket migrations (the windows a reservation
 //! checks are the ones settlements and failures update).
 
+use std::sync::OnceLock;
+
 use async_trait::async_trait;
 use futures::future::BoxFuture;
 use sqlx::Row;
@@ -87,7 +89,7 @@ fn policy_from(key: &str, json: Option<String>) -> Result<BudgetPolicy, StorageE
 /// is given: a per-host cap is set) sums every payment that shares a key with the payee (one
 /// server however it is named), through `payment_payees`.
 struct WindowQuery {
-    sql: String,
+    sql: &'static str,
     args: Vec<Arg>,
     has_host: bool,
 }
@@ -100,47 +102,7 @@ impl WindowQuery {
         now: u64,
         setting: Option<&str>,
     ) -> Result<WindowQuery, StorageError> {
-        let pending_hint = dialect.indexed_by("payments_pending_by_wallet");
-        let window = |s: u8| {
-            let (m1, h1) = (s + 1, s + 2);
-            format!(
-                "(SELECT CAST(COALESCE(SUM({HELD}), 0) AS BIGINT) FROM payments
-                   WHERE wallet = $1 AND direction = 'out' AND status != 'failed'
-                     AND created_at >= ${s} AND created_at < ${m1})
-                 + (SELECT CAST(COALESCE(SUM(held_msat), 0) AS BIGINT) FROM spend_buckets
-                   WHERE wallet = $1 AND span = 60 AND start >= ${m1} AND start < ${h1})
-                 + (SELECT CAST(COALESCE(SUM(held_msat), 0) AS BIGINT) FROM spend_buckets
-                   WHERE wallet = $1 AND span = 3600 AND start >= ${h1})
-                 + (SELECT CAST(COALESCE(SUM(reserved_msat), 0) AS BIGINT) FROM payments {pending_hint}
-                   WHERE status = 'pending' AND wallet = $1 AND direction = 'out' AND created_at < ${s})"
-            )
-        };
-        let host_sql = match host {
-            None => "0".to_owned(),
-            Some(_) => {
-                let keys_in = dialect.json_strings(9);
-                format!(
-                    "(SELECT CAST(COALESCE(SUM(held), 0) AS BIGINT) FROM (
-                        SELECT id, {HELD} AS held FROM payments
-                         WHERE id IN (SELECT payment_id FROM payment_payees
-                                       WHERE wallet = $1 AND created_at >= $2 AND payee_key IN ({keys_in}))
-                           AND status != 'failed'
-                        UNION
-                        SELECT id, {HELD} AS held FROM payments {pending_hint}
-                         WHERE status = 'pending' AND wallet = $1 AND direction = 'out' AND created_at < $2
-                           AND EXISTS (SELECT 1 FROM payment_payees k WHERE k.payment_id = payments.id
-                                         AND k.payee_key IN ({keys_in}))) AS host_rows)"
-                )
-            }
-        };
-        let sql = format!(
-            "SELECT {day}, {hour}, {host_sql},
-                (SELECT CAST(COALESCE(SUM(reserved_msat), 0) AS BIGINT) FROM payments {pending_hint}
-                  WHERE status = 'pending' AND wallet = $1 AND direction = 'out'),
-                (SELECT value FROM settings WHERE key = $8)",
-            day = window(2),
-            hour = window(5),
-        );
+        let sql = WindowQuery::sql(dialect, host.is_some());
         let bounds = |span: u64| -> Result<[i64; 3], StorageError> {
             // The window's start, its first whole minute, and the first whole hour from there.
             let s = now.saturating_sub(span);
@@ -161,6 +123,59 @@ impl WindowQuery {
             args,
             has_host: host.is_some(),
         })
+    }
+
+    /// The statement's text for `dialect`, with or without the per-host window: built once.
+    fn sql(dialect: Dialect, host: bool) -> &'static str {
+        static SQL: [[OnceLock<String>; 2]; 2] = [const { [const { OnceLock::new() }; 2] }; 2];
+        let engine = match dialect {
+            Dialect::Sqlite => 0,
+            Dialect::Postgres => 1,
+        };
+        SQL[engine][usize::from(host)].get_or_init(|| WindowQuery::build(dialect, host))
+    }
+
+    fn build(dialect: Dialect, host: bool) -> String {
+        let pending_hint = dialect.indexed_by("payments_pending_by_wallet");
+        let window = |s: u8| {
+            let (m1, h1) = (s + 1, s + 2);
+            format!(
+                "(SELECT CAST(COALESCE(SUM({HELD}), 0) AS BIGINT) FROM payments
+                   WHERE wallet = $1 AND direction = 'out' AND status != 'failed'
+                     AND created_at >= ${s} AND created_at < ${m1})
+                 + (SELECT CAST(COALESCE(SUM(held_msat), 0) AS BIGINT) FROM spend_buckets
+                   WHERE wallet = $1 AND span = 60 AND start >= ${m1} AND start < ${h1})
+                 + (SELECT CAST(COALESCE(SUM(held_msat), 0) AS BIGINT) FROM spend_buckets
+                   WHERE wallet = $1 AND span = 3600 AND start >= ${h1})
+                 + (SELECT CAST(COALESCE(SUM(reserved_msat), 0) AS BIGINT) FROM payments {pending_hint}
+                   WHERE status = 'pending' AND wallet = $1 AND direction = 'out' AND created_at < ${s})"
+            )
+        };
+        let host_sql = if host {
+            let keys_in = dialect.json_strings(9);
+            format!(
+                    "(SELECT CAST(COALESCE(SUM(held), 0) AS BIGINT) FROM (
+                        SELECT id, {HELD} AS held FROM payments
+                         WHERE id IN (SELECT payment_id FROM payment_payees
+                                       WHERE wallet = $1 AND created_at >= $2 AND payee_key IN ({keys_in}))
+                           AND status != 'failed'
+                        UNION
+                        SELECT id, {HELD} AS held FROM payments {pending_hint}
+                         WHERE status = 'pending' AND wallet = $1 AND direction = 'out' AND created_at < $2
+                           AND EXISTS (SELECT 1 FROM payment_payees k WHERE k.payment_id = payments.id
+                                         AND k.payee_key IN ({keys_in}))) AS host_rows)"
+                )
+        } else {
+            "0".to_owned()
+        };
+        format!(
+            "SELECT {day}, {hour}, {host_sql},
+                (SELECT CAST(COALESCE(SUM(reserved_msat), 0) AS BIGINT) FROM payments {pending_hint}
+                  WHERE status = 'pending' AND wallet = $1 AND direction = 'out'),
+                (SELECT value FROM settings WHERE key = $8)",
+            day = window(2),
+            hour = window(5),
+        )
     }
 
     /// Its row's four sums and the setting, read.
@@ -185,7 +200,7 @@ impl WindowQuery {
         &self,
         conn: &mut sqlx::AnyConnection,
     ) -> Result<(WindowUse, Option<String>), StorageError> {
-        let q = sqlx::query(sqlx::AssertSqlSafe(self.sql.as_str()));
+        let q = sqlx::query(self.sql);
         let row = bind(q, &self.args).fetch_one(&mut *conn).await?;
         let sum = |i: usize| row.try_get::<i64, _>(i);
         self.result([sum(0)?, sum(1)?, sum(2)?, sum(3)?], row.try_get(4)?)
@@ -196,7 +211,7 @@ impl WindowQuery {
         &self,
         conn: &rusqlite::Connection,
     ) -> Result<(WindowUse, Option<String>), StorageError> {
-        let row = sync_sql::query_row(conn, &self.sql, &sync_sql::as_sql(&self.args), |row| {
+        let row = sync_sql::query_row(conn, self.sql, &sync_sql::as_sql(&self.args), |row| {
             let sum = |i: usize| row.get::<_, i64>(i);
             Ok((
                 [sum(0)?, sum(1)?, sum(2)?, sum(3)?],
