@@ -165,3 +165,27 @@ fn the_dashboard_needs_a_fixed_port() {
     assert!(err.contains("needs a fixed port"), "{err}");
     assert!(out.stdout.is_empty(), "no login link printed");
 }
+
+#[test]
+fn history_keep_days_comes_from_the_environment_too() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    // Below the two days the budget windows read: refused, and the variable is named.
+    let short = run(h, &["balance"], &[("L402_MCP_HISTORY_KEEP_DAYS", "1")]);
+    let err = String::from_utf8_lossy(&short.stderr);
+    assert!(!short.status.success(), "{err}");
+    assert!(
+        err.contains("L402_MCP_HISTORY_KEEP_DAYS") && err.contains("keep_days"),
+        "{err}"
+    );
+    let bad = run(h, &["balance"], &[("L402_MCP_HISTORY_KEEP_DAYS", "a year")]);
+    assert!(!bad.status.success());
+    for ok in ["0", "30"] {
+        let out = run(h, &["balance"], &[("L402_MCP_HISTORY_KEEP_DAYS", ok)]);
+        assert!(
+            out.status.success(),
+            "{ok}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

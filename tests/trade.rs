@@ -358,3 +358,51 @@ async fn revoked_tokens_are_unknown() {
 }
 
 // The token cache's scopes and expiry: tests/storage_conformance.rs (both engines).
+
+/// `[history] keep_days` in the config reaches the buyer's payer: a reconcile after the period
+/// deletes the old payment, and the wallet's lifetime spend stays what it was.
+#[tokio::test]
+async fn history_older_than_keep_days_is_deleted_by_the_app() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = l402_mcp::clock::ManualClock::new(T0);
+    let shared: l402_mcp::clock::SharedClock = clock.clone();
+    let config = l402_mcp::config::Config::parse("[history]\nkeep_days = 2").unwrap();
+    let buyer = l402_mcp::app::App::from_config(&config, dir.path(), "buyer", shared.clone())
+        .await
+        .unwrap();
+    let seller = l402_mcp::app::App::open_embedded(dir.path(), "seller", shared)
+        .await
+        .unwrap();
+    let (inv, _) = seller
+        .seller
+        .create_invoice(2_000, "old", 600)
+        .await
+        .unwrap();
+    buyer.payer.pay(&pay(&inv.bolt11)).await.unwrap();
+    let spent = buyer.ledger.totals("buyer").await.unwrap().spent;
+    assert_eq!(spent.msat(), 2_000);
+    let all = PaymentFilter::default();
+    // Inside the period, nothing goes.
+    clock.advance(86_400);
+    buyer.payer.reconcile().await.unwrap();
+    assert_eq!(
+        buyer
+            .ledger
+            .list_payments("buyer", &all, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    clock.advance(2 * 86_400);
+    buyer.payer.reconcile().await.unwrap();
+    assert!(
+        buyer
+            .ledger
+            .list_payments("buyer", &all, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(buyer.ledger.totals("buyer").await.unwrap().spent, spent);
+}
