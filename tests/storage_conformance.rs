@@ -1267,6 +1267,68 @@ mod suite {
         assert_eq!(claimed, 10, "a refused payment leaves its invoice unpaid");
     }
 
+    /// Accounts paying one another at once from several instances, each transfer locking its
+    /// two accounts (on PostgreSQL a batch of transfers must lock them all in one order, or
+    /// two batches could each hold an account the other wants): every transfer goes through,
+    /// and every account ends with what it had, less what it paid, plus what it was paid.
+    pub async fn accounts_pay_one_another_at_once(stores: Vec<Storage>) {
+        let names = ["acct-a", "acct-b", "acct-c", "acct-d"];
+        let books = stores[0].books();
+        for (i, name) in names.iter().enumerate() {
+            books
+                .open_account(name, &rand_bytes(), &format!("node-{i}"), msat(100_000), T0)
+                .await
+                .unwrap();
+        }
+        let mut payments = Vec::new();
+        for i in 0..160usize {
+            let (payer, payee) = (names[i % 4], names[(i / 4 + i + 1) % 4]);
+            if payer == payee {
+                continue;
+            }
+            let pre = Preimage(rand_bytes());
+            let bolt11 = format!("lnbcrt1cross{i}");
+            let amount = 100 + i as u64;
+            books
+                .add_invoice(
+                    &EmbeddedInvoice {
+                        payment_hash: &pre.payment_hash(),
+                        wallet: payee,
+                        bolt11: &bolt11,
+                        preimage: &pre,
+                        amount: msat(amount),
+                        description: "cross",
+                        expires_at: T0 + 600,
+                    },
+                    T0,
+                )
+                .await
+                .unwrap();
+            payments.push((i, payer, payee, amount, bolt11, pre.payment_hash()));
+        }
+        let mut expected: std::collections::HashMap<&str, i64> =
+            names.iter().map(|n| (*n, 100_000)).collect();
+        let tasks: Vec<_> = payments
+            .into_iter()
+            .map(|(i, payer, payee, amount, bolt11, hash)| {
+                *expected.get_mut(payer).unwrap() -= amount as i64;
+                *expected.get_mut(payee).unwrap() += amount as i64;
+                let b = stores[i % stores.len()].books();
+                tokio::spawn(async move { b.settle(payer, &bolt11, &hash, T0).await })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        for name in names {
+            assert_eq!(
+                books.balance(name).await.unwrap(),
+                msat(u64::try_from(expected[name]).unwrap()),
+                "{name}"
+            );
+        }
+    }
+
     pub async fn the_embedded_books(s: &Storage) {
         let b = s.books();
         let key_a = rand_bytes::<32>();
@@ -2006,6 +2068,65 @@ mod suite {
 
     /// Many payers at once against a budget for exactly ten payments: exactly ten are reserved,
     /// through `instances` separate connections to the storage (instances on one database).
+    /// Reservations and their records racing from several instances, at clock readings
+    /// around an hour's boundary in no order (as callers that read the clock, then waited for
+    /// their turn, bring them): every one succeeds, none waits on another for good (on
+    /// PostgreSQL a batch of reservations and a record could each hold a spend bucket the other
+    /// wants next), and the windows end exact.
+    pub async fn reservations_and_records_race_across_minutes(stores: Vec<Storage>) {
+        let policy = BudgetPolicy {
+            daily_msat: 1_000_000_000,
+            hourly_msat: Some(1_000_000_000),
+            ..BudgetPolicy::default()
+        };
+        let boundary = T0 - T0 % 3600 + 3600;
+        let n: u64 = 240;
+        let tasks: Vec<_> = (0..n)
+            .map(|i| {
+                let k = i as usize;
+                let ledger = stores[k % stores.len()].ledger();
+                // Every other payment recorded by another instance than the one that reserved
+                // it (as a reconcile elsewhere would).
+                let recorder = stores[(k + k % 2) % stores.len()].ledger();
+                let policy = policy.clone();
+                // Every other caller a few minutes earlier or later than its neighbour.
+                let at = boundary - 150 + (i * 37) % 300;
+                tokio::spawn(async move {
+                    let (inv, pre) = invoice(1_000 + i);
+                    let id = reserved(
+                        ledger
+                            .reserve(&new("race", &inv, 50, None), &policy, at)
+                            .await,
+                    );
+                    tokio::task::yield_now().await;
+                    if i % 5 == 4 {
+                        recorder.mark_failed(id, "no route", at + 1).await.unwrap();
+                        0
+                    } else {
+                        let paid = Settlement {
+                            preimage: Some(&pre),
+                            fee: msat(i % 7),
+                            note: None,
+                        };
+                        recorder.mark_succeeded(id, &paid, at + 1).await.unwrap();
+                        1_000 + i + i % 7
+                    }
+                })
+            })
+            .collect();
+        let mut spent = 0;
+        for t in tasks {
+            spent += t.await.unwrap();
+        }
+        let (_, used) = stores[0]
+            .ledger()
+            .budget_and_use("race", None, boundary + 150)
+            .await
+            .unwrap();
+        assert_eq!(used.daily_msat, spent);
+        assert_eq!(used.reserved_msat, 0);
+    }
+
     pub async fn concurrent_reservations_never_exceed_a_cap(stores: Vec<Storage>) {
         let policy = BudgetPolicy {
             daily_msat: 10 * 1_000,
@@ -2102,6 +2223,21 @@ macro_rules! conformance {
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             $(#[$attr])?
+            async fn accounts_pay_one_another_at_once() {
+                let opened = $open().await;
+                suite::accounts_pay_one_another_at_once(vec![opened.storage.clone()]).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            $(#[$attr])?
+            async fn reservations_and_records_race_across_minutes() {
+                let opened = $open().await;
+                suite::reservations_and_records_race_across_minutes(vec![opened.storage.clone()])
+                    .await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            $(#[$attr])?
             async fn concurrent_reservations_never_exceed_a_cap() {
                 let opened = $open().await;
                 suite::concurrent_reservations_never_exceed_a_cap(vec![opened.storage.clone()])
@@ -2126,6 +2262,34 @@ async fn instances_on_one_database_share_one_cap() {
         stores.push(Storage::connect_postgres(&url).await.unwrap());
     }
     suite::concurrent_reservations_never_exceed_a_cap(stores).await;
+}
+
+/// Three instances reserving and recording one wallet's payments at once, around an hour's
+/// boundary: no deadlock between a batch of reservations and a record, exact windows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: tools/postgres/test.sh"]
+async fn instances_race_reservations_and_records() {
+    let opened = postgres().await;
+    let url = opened.url.clone().unwrap();
+    let mut stores = vec![opened.storage.clone()];
+    for _ in 0..2 {
+        stores.push(Storage::connect_postgres(&url).await.unwrap());
+    }
+    suite::reservations_and_records_race_across_minutes(stores).await;
+}
+
+/// Three instances settling transfers between four accounts that pay one another: no
+/// deadlock between batches of transfers, exact balances.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: tools/postgres/test.sh"]
+async fn instances_cross_pay_embedded_accounts() {
+    let opened = postgres().await;
+    let url = opened.url.clone().unwrap();
+    let mut stores = vec![opened.storage.clone()];
+    for _ in 0..2 {
+        stores.push(Storage::connect_postgres(&url).await.unwrap());
+    }
+    suite::accounts_pay_one_another_at_once(stores).await;
 }
 
 /// Three instances on one PostgreSQL database deciding `Payment` charges, spends and closes at

@@ -169,9 +169,9 @@ impl Engine {
         // One write: nothing can be half-paid. Every check below that fails undoes it, which
         // rolls the claim back. It needs no turn of the payer's (the advisory lock its
         // reservations take): the claim is a conditional update of the invoice's row, and the
-        // two accounts' rows are locked before they change (`Settle`), which serialises
-        // transfers of one account on any number of instances without holding up its
-        // reservations meanwhile.
+        // two accounts' rows are locked before they change (`Settle`; on PostgreSQL by the
+        // committer's batch, see `pg_group`), which serialises transfers of one account on any
+        // number of instances.
         let write = Settle {
             dialect: self.dialect,
             payer: payer.to_owned(),
@@ -535,5 +535,9 @@ impl MoneyWrite for Settle {
         let args = self.transfer_args(&c, amount)?;
         let moved = sync_sql::execute(conn, TRANSFER, &sync_sql::as_sql(&args))?;
         Settle::settled(c, amount, u64::try_from(moved).unwrap_or(0))
+    }
+
+    fn transfer(&self) -> Option<(String, String)> {
+        Some((self.payer.clone(), self.hash.clone()))
     }
 }

@@ -22,6 +22,7 @@ use sqlx::{Any, AnyPool, Connection, Executor, Transaction};
 
 use super::StorageError;
 use super::group::{Committer, Outcome};
+use super::pg_group::{self, PgCommitter, Turn};
 use super::verify_cache::{self, VerifyCache};
 
 /// The ledger file in a data dir.
@@ -72,6 +73,8 @@ pub struct Engine {
     writer: AnyPool,
     /// SQLite's group committer (see [`super::group`]); none on PostgreSQL.
     committer: Option<Committer>,
+    /// PostgreSQL's group committer of money writes (see [`super::pg_group`]); none on SQLite.
+    pg_committer: Option<PgCommitter>,
     /// Where the data is, fit for messages (a PostgreSQL password replaced by `***`).
     pub target: String,
     /// The engine's own version (`sqlite_version()`, `server_version`).
@@ -163,6 +166,7 @@ impl Engine {
             dialect: Dialect::Sqlite,
             reader,
             committer: Some(Committer::start(&path, writer.clone())?),
+            pg_committer: None,
             writer,
             target: path.display().to_string(),
             version,
@@ -226,6 +230,7 @@ impl Engine {
         Ok(Engine {
             dialect: Dialect::Postgres,
             committer: None,
+            pg_committer: Some(PgCommitter::start(pool.clone())),
             reader: pool.clone(),
             writer: pool,
             target: redacted.url,
@@ -276,6 +281,50 @@ pub(crate) trait MoneyWrite: Send + 'static {
     ) -> BoxFuture<'_, Result<Self::Output, Self::Error>>;
     /// The statements on the SQLite committer's connection.
     fn run_sync(self, conn: &rusqlite::Connection) -> Result<Self::Output, Self::Error>;
+    /// The creation time of the outgoing payment this write inserts, whose spend buckets its
+    /// statements update (PostgreSQL's committer locks them first: see [`super::pg_group`]).
+    fn spends_at(&self) -> Option<i64> {
+        None
+    }
+    /// An embedded transfer's payer account and the payment hash of the invoice it pays
+    /// (PostgreSQL's committer locks both accounts first: see [`super::pg_group`]).
+    fn transfer(&self) -> Option<(String, String)> {
+        None
+    }
+}
+
+/// A [`MoneyWrite`] for PostgreSQL's committer: its statements, and whether they stand.
+fn pg_run<W: MoneyWrite>(op: W) -> pg_group::Run {
+    Box::new(move |conn| {
+        Box::pin(async move {
+            let result = op.run(conn).await;
+            let keep = result.is_ok();
+            (keep, Box::new(result) as Box<dyn std::any::Any + Send>)
+        })
+    })
+}
+
+/// What became of a write handed to a committer, as the write's own result.
+fn answered<W: MoneyWrite>(
+    outcome: Outcome,
+    commit_failed: fn(String) -> W::Error,
+) -> Result<W::Output, W::Error> {
+    match outcome {
+        Outcome::NotRun(why) => Err(StorageError::Unavailable(why).into()),
+        Outcome::Ran { result, commit } => {
+            let result = *result
+                .downcast::<Result<W::Output, W::Error>>()
+                .map_err(|_| {
+                    W::Error::from(StorageError::Corrupt(
+                        "a grouped write answered with another type".into(),
+                    ))
+                })?;
+            match (result, commit) {
+                (Ok(_), Err(why)) => Err(commit_failed(why)),
+                (result, _) => result,
+            }
+        }
+    }
 }
 
 impl Engine {
@@ -283,7 +332,10 @@ impl Engine {
     /// of the wallet in between; `None`: a write whose statements need no such turn, as a
     /// settlement's, which only adds to totals), and answer once it is committed. On SQLite it
     /// shares its transaction and its fsync with the writes waiting beside it
-    /// ([`super::group`]); on PostgreSQL it is a transaction of its own. An `Err` from `op`
+    /// ([`super::group`]); on PostgreSQL, one with a wallet (or an embedded transfer) shares
+    /// its transaction, the wallet's lock and the commit's flush with this instance's writes
+    /// waiting beside it ([`super::pg_group`]), any other is a transaction of its own. An
+    /// `Err` from `op`
     /// undoes its statements alone; a commit that fails turns an `Ok` into
     /// `commit_failed(why)`.
     pub(crate) async fn write<W: MoneyWrite>(
@@ -292,6 +344,15 @@ impl Engine {
         op: W,
         commit_failed: fn(String) -> W::Error,
     ) -> Result<W::Output, W::Error> {
+        if let Some(pg) = &self.pg_committer {
+            let turn = Turn {
+                transfer: op.transfer(),
+                ..wallet.map_or_else(Turn::default, |w| Turn::of(w, op.spends_at()))
+            };
+            if turn.wallet.is_some() || turn.transfer.is_some() {
+                return answered::<W>(pg.submit(turn, pg_run(op)).await, commit_failed);
+            }
+        }
         let Some(committer) = &self.committer else {
             let mut tx = match wallet {
                 Some(w) => self.begin_money(w).await?,
@@ -310,46 +371,45 @@ impl Engine {
             let keep = result.is_ok();
             (keep, Box::new(result) as Box<dyn std::any::Any + Send>)
         });
-        match committer.submit(run).await {
-            Outcome::NotRun(why) => Err(StorageError::Unavailable(why).into()),
-            Outcome::Ran { result, commit } => {
-                let result = *result
-                    .downcast::<Result<W::Output, W::Error>>()
-                    .map_err(|_| {
-                        W::Error::from(StorageError::Corrupt(
-                            "a grouped write answered with another type".into(),
-                        ))
-                    })?;
-                match (result, commit) {
-                    (Ok(_), Err(why)) => Err(commit_failed(why)),
-                    (result, _) => result,
-                }
-            }
-        }
+        answered::<W>(committer.submit(run).await, commit_failed)
     }
 
-    /// A write of exactly one statement that needs no turn of a wallet's (a settlement's
-    /// record, a failure): [`Engine::write`] with `None` on SQLite (it joins the group commit).
-    /// On PostgreSQL the statement runs on its own and the server commits it as it ends: no
-    /// BEGIN and COMMIT round trips, so the row locks it takes (the spend buckets, which every
-    /// reservation of the wallet updates too) are held only while the server runs it and
-    /// flushes its commit, not while a client round trip is on its way. `op` must run one
-    /// statement on PostgreSQL: two would not be one transaction.
-    pub(crate) async fn write_one<W: MoneyWrite>(
+    /// The record of payment `id` (its settlement or failure): exactly one statement, which
+    /// needs no turn of a wallet's of its own. On SQLite it joins the group commit. On
+    /// PostgreSQL, a payment this instance reserved is recorded in the committer's next batch
+    /// (one flush for many, with the batch's reservations); any other runs on its own and the
+    /// server commits it as it ends: no BEGIN and COMMIT round trips, so the spend buckets it
+    /// updates are held only while the server runs it and flushes its commit. `op` must run
+    /// one statement on PostgreSQL: two would not be one transaction.
+    pub(crate) async fn write_record<W: MoneyWrite>(
         &self,
+        id: i64,
         op: W,
         commit_failed: fn(String) -> W::Error,
     ) -> Result<W::Output, W::Error> {
         if self.committer.is_some() {
             return self.write(None, op, commit_failed).await;
         }
+        if let Some(pg) = &self.pg_committer
+            && let Some(turn) = pg.record_turn(id)
+        {
+            return answered::<W>(pg.submit(turn, pg_run(op)).await, commit_failed);
+        }
         let mut conn = self.writer.acquire().await.map_err(StorageError::from)?;
         op.run(&mut conn).await
+    }
+
+    /// Payment `id` of `wallet`, created at `at`, was reserved here (see
+    /// [`Engine::write_record`]).
+    pub(crate) fn reserved(&self, id: i64, wallet: &str, at: i64) {
+        if let Some(pg) = &self.pg_committer {
+            pg.reserved(id, wallet, at);
+        }
     }
 }
 
 /// The advisory lock of a wallet: 64 bits of SHA-256 of its name, in a namespace of our own.
-fn advisory_key(wallet: &str) -> i64 {
+pub(crate) fn advisory_key(wallet: &str) -> i64 {
     let digest = crate::l402::sha256(format!("l402-mcp wallet {wallet}").as_bytes());
     let mut eight = [0u8; 8];
     eight.copy_from_slice(&digest[..8]);

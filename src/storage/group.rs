@@ -17,8 +17,8 @@
 //! connection (the engine's other writes), so those queue behind the batch as before instead
 //! of meeting it in SQLite's busy handler; other processes on the file still meet there.
 //!
-//! PostgreSQL needs none of this (its own group commit, and instances serialised per wallet by
-//! an advisory lock): there a write is a transaction of its own ([`super::Engine::write`]).
+//! PostgreSQL has a committer of its own for reservations ([`super::pg_group`]): there the
+//! server runs the statements, and instances are serialised per wallet by an advisory lock.
 
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -125,13 +125,7 @@ async fn gather(
     thread: std::sync::mpsc::Sender<Batch>,
 ) {
     while let Some(first) = jobs.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
+        let batch = waiting(first, &mut jobs, MAX_BATCH);
         let held = match turn.acquire().await {
             Ok(c) => c,
             Err(e) => {
@@ -220,18 +214,36 @@ fn run_batch(conn: &Connection, batch: Vec<Job>) {
     }
 }
 
+/// `first` and what else is waiting in `jobs` now, `max` at most: a batch.
+pub(crate) fn waiting<T>(first: T, jobs: &mut mpsc::UnboundedReceiver<T>, max: usize) -> Vec<T> {
+    let mut batch = vec![first];
+    while batch.len() < max {
+        match jobs.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
+        }
+    }
+    batch
+}
+
 /// One of the batch's own statements, prepared once.
 fn statement(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
 fn not_run(batch: Vec<Job>, why: &str) {
-    if batch.is_empty() {
+    answer_not_run(batch.into_iter().map(|job| job.answer).collect(), why);
+}
+
+/// Tell the writers of a batch that could not run why (a committer's, SQLite's or
+/// PostgreSQL's).
+pub(crate) fn answer_not_run(answers: Vec<oneshot::Sender<Outcome>>, why: &str) {
+    if answers.is_empty() {
         return;
     }
-    error!(error = %why, writes = batch.len(), "the ledger could not run a batch of writes");
-    for job in batch {
-        let _ = job.answer.send(Outcome::NotRun(why.to_owned()));
+    error!(error = %why, writes = answers.len(), "the ledger could not run a batch of writes");
+    for answer in answers {
+        let _ = answer.send(Outcome::NotRun(why.to_owned()));
     }
 }
 

@@ -23,6 +23,7 @@ mod group;
 mod ledger;
 mod mpp;
 mod mpp_buyer;
+mod pg_group;
 mod refs;
 mod seller;
 mod sync_sql;

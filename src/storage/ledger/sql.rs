@@ -365,6 +365,8 @@ struct Reserve {
     live: [Arg; 2],
     needed: Msat,
     policy: BudgetPolicy,
+    /// The row's creation time (its spend buckets').
+    at: i64,
 }
 
 /// What a reservation's write found: the new row, or the live payment of the invoice.
@@ -439,6 +441,10 @@ impl MoneyWrite for Reserve {
             r.get::<_, i64>(0)
         })?;
         Reserve::live_or(live, refused)
+    }
+
+    fn spends_at(&self) -> Option<i64> {
+        Some(self.at)
     }
 }
 
@@ -536,6 +542,7 @@ impl SpendLedger for Engine {
             ],
             needed,
             policy: policy.clone(),
+            at: int(now)?,
         };
         let reserved = self
             .write(Some(new.wallet), write, |why| {
@@ -545,7 +552,10 @@ impl SpendLedger for Engine {
             })
             .await?;
         let id = match reserved {
-            Reserved::New(id) => return Ok(Reservation::Reserved { id }),
+            Reserved::New(id) => {
+                self.reserved(id, new.wallet, int(now)?);
+                return Ok(Reservation::Reserved { id });
+            }
             Reserved::Live(id) => id,
         };
         // The live payment of the invoice, as it stands now (it may have been settled since).
@@ -568,10 +578,14 @@ impl SpendLedger for Engine {
         settlement: &Settlement<'_>,
         now: u64,
     ) -> Result<(), StorageError> {
-        // One statement in the usual case: in the next group commit on SQLite, committed as
-        // it runs on PostgreSQL.
+        // One statement in the usual case, in the next group commit (see
+        // `Engine::write_record`).
         let write = succeeded(id, settlement, now, false)?;
-        if self.write_one(write, StorageError::Unavailable).await? > 0 {
+        if self
+            .write_record(id, write, StorageError::Unavailable)
+            .await?
+            > 0
+        {
             return Ok(());
         }
         self.succeeded_after_failing(id, settlement, now).await
@@ -586,7 +600,9 @@ impl SpendLedger for Engine {
                 Arg::Int(id),
             ],
         };
-        let done = self.write_one(write, StorageError::Unavailable).await?;
+        let done = self
+            .write_record(id, write, StorageError::Unavailable)
+            .await?;
         if done == 0 {
             warn!(
                 payment_id = id,

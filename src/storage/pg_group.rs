@@ -1,0 +1,332 @@
+//! Group commit for PostgreSQL: an instance's concurrent money writes (reservations, their
+//! records, embedded transfers) share one transaction, one turn of the wallet's advisory lock
+//! and one WAL flush.
+//!
+//! A wallet's reservations are serialised across the fleet by a transaction-scoped advisory
+//! lock ([`super::Engine::begin_money`]). Taken per reservation, the lock is held through
+//! BEGIN, the lock's grant, the windows' read, the row's INSERT and the COMMIT with its WAL
+//! flush: the wallet's payments formed one serial chain of ~2.4 ms each, whatever the number
+//! of instances (BENCHMARKS §3b). The records of settlements and failures formed a second one:
+//! each updates the same spend-bucket rows (a trigger, migrations/postgres/0006) and holds them
+//! through its own flush; embedded transfers a third, on the payer's account row. Here the
+//! writes an instance has waiting at one moment (up to
+//! [`MAX_BATCH`]) run in one transaction instead: the lock is granted once, each write runs
+//! inside a savepoint of its own (one that fails is rolled back alone), the batch commits
+//! once, and only then is each writer answered. Exactness holds as on SQLite: the writes run
+//! one after the other and each sees those before it.
+//!
+//! **Deadlocks.** A payment's statements update its spend buckets: the minute bucket, then the
+//! hour bucket. Records of payments another instance reserved (or this one forgot) still run
+//! on their own, outside any batch ([`super::Engine::write_record`]). A batch that held the
+//! hour bucket from its first write and then waited for a minute bucket such a record holds
+//! (while the record waits for the hour) would deadlock. So before its writes the batch takes
+//! the wallets' advisory locks in key order, then locks every bucket row its writes will touch,
+//! at once, in the one order every statement follows (start descending, minute before hour at
+//! the same start), then the accounts of its transfers in name order, as a transfer of its
+//! own takes them: it never waits while holding a row another writer could want next.
+//! `instances_race_reservations_and_records` in the conformance suite deadlocks without it.
+
+use std::any::Any;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use sqlx::{AnyConnection, AnyPool, Connection};
+use tokio::sync::{mpsc, oneshot};
+use tracing::error;
+
+use super::StorageError;
+use super::group::{Outcome, answer_not_run, waiting};
+
+/// Writes per transaction at most: each savepoint that writes is a subtransaction, and
+/// PostgreSQL keeps up to 64 of them per transaction in shared memory before it spills.
+pub(crate) const MAX_BATCH: usize = 32;
+
+/// A write's statements on the batch's connection; `true` when they stand, and the write's
+/// result, type-erased.
+pub(crate) type Run = Box<
+    dyn for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, (bool, Box<dyn Any + Send>)> + Send,
+>;
+
+/// What a batch must hold before a write runs.
+#[derive(Default)]
+pub(crate) struct Turn {
+    /// A wallet whose advisory lock the write needs, and the lock's key.
+    pub wallet: Option<(String, i64)>,
+    /// The creation time (clock seconds) of the wallet's outgoing payment whose spend buckets
+    /// the write updates.
+    pub spends_at: Option<i64>,
+    /// An embedded transfer: the payer's account and the payment hash of the invoice it pays
+    /// (whose account is the payee's).
+    pub transfer: Option<(String, String)>,
+}
+
+impl Turn {
+    /// The turn of a write of `wallet`'s money.
+    pub(crate) fn of(wallet: &str, spends_at: Option<i64>) -> Turn {
+        Turn {
+            wallet: Some((wallet.to_owned(), super::engine::advisory_key(wallet))),
+            spends_at,
+            transfer: None,
+        }
+    }
+}
+
+struct Job {
+    turn: Turn,
+    run: Run,
+    answer: oneshot::Sender<Outcome>,
+}
+
+/// The handle writers send their writes through; the committer stops when every handle is
+/// gone.
+#[derive(Clone)]
+pub(crate) struct PgCommitter {
+    jobs: mpsc::UnboundedSender<Job>,
+    /// The wallet and creation time of each payment this instance reserved and has not
+    /// recorded yet: its record joins a batch, whose turn it then knows.
+    unrecorded: Arc<Mutex<HashMap<i64, (String, i64)>>>,
+}
+
+/// Reservations remembered for their records at most (those never recorded, as after an
+/// unknown outcome, are recorded outside the batches).
+const UNRECORDED_MAX: usize = 100_000;
+
+impl PgCommitter {
+    /// Start the committer on `pool` (a connection is taken from it for each batch).
+    pub(crate) fn start(pool: AnyPool) -> PgCommitter {
+        let (jobs, rx) = mpsc::unbounded_channel();
+        tokio::spawn(gather(pool, rx));
+        PgCommitter {
+            jobs,
+            unrecorded: Arc::default(),
+        }
+    }
+
+    /// Payment `id` of `wallet`, created at `at`, was reserved by this instance.
+    pub(crate) fn reserved(&self, id: i64, wallet: &str, at: i64) {
+        if let Ok(mut map) = self.unrecorded.lock()
+            && map.len() < UNRECORDED_MAX
+        {
+            map.insert(id, (wallet.to_owned(), at));
+        }
+    }
+
+    /// The turn the record of payment `id` needs, if this instance reserved it (and forgets
+    /// it: a payment is recorded once, and one recorded again is recorded outside a batch).
+    pub(crate) fn record_turn(&self, id: i64) -> Option<Turn> {
+        let (wallet, at) = self.unrecorded.lock().ok()?.remove(&id)?;
+        Some(Turn::of(&wallet, Some(at)))
+    }
+
+    /// Run `run` in the next batch, holding `turn`; what became of it.
+    pub(crate) async fn submit(&self, turn: Turn, run: Run) -> Outcome {
+        let (answer, outcome) = oneshot::channel();
+        if self.jobs.send(Job { turn, run, answer }).is_err() {
+            return Outcome::NotRun("the ledger's writer has stopped".into());
+        }
+        outcome
+            .await
+            .unwrap_or_else(|_| Outcome::NotRun("the ledger's writer stopped mid-write".into()))
+    }
+}
+
+async fn gather(pool: AnyPool, mut jobs: mpsc::UnboundedReceiver<Job>) {
+    while let Some(first) = jobs.recv().await {
+        let batch = waiting(first, &mut jobs, MAX_BATCH);
+        let mut conn = match pool.acquire().await {
+            Ok(c) => c,
+            Err(e) => {
+                not_run(batch, &StorageError::from(e).to_string());
+                continue;
+            }
+        };
+        if let Err(why) = run_batch(&mut conn, batch).await {
+            // The connection's state is unknown (a write panicked, or the server went away
+            // mid-batch): it does not go back to the pool.
+            error!(error = %why, "a batch of ledger writes broke off; its connection is closed");
+            let _ = conn.detach().close().await;
+        }
+    }
+}
+
+/// Run `batch` in one transaction and answer every writer; `Err` when the connection must not
+/// be used again.
+async fn run_batch(conn: &mut AnyConnection, batch: Vec<Job>) -> Result<(), String> {
+    let mut tx = match conn.begin().await {
+        Ok(tx) => tx,
+        Err(e) => {
+            not_run(batch, &StorageError::from(e).to_string());
+            return Ok(());
+        }
+    };
+    if let Err(e) = take_turns(&mut tx, &turns(&batch)).await {
+        // Dropping the transaction rolls it back.
+        not_run(batch, &e.to_string());
+        return Ok(());
+    }
+    let mut ran: Vec<(oneshot::Sender<Outcome>, Box<dyn Any + Send>)> =
+        Vec::with_capacity(batch.len());
+    let mut jobs = batch.into_iter();
+    let mut broken: Option<String> = None;
+    let mut unusable = false;
+    for job in jobs.by_ref() {
+        if let Err(e) = simple(&mut tx, "SAVEPOINT write").await {
+            let why = e.to_string();
+            let _ = job.answer.send(Outcome::NotRun(why.clone()));
+            broken = Some(why);
+            break;
+        }
+        let outcome = AssertUnwindSafe((job.run)(&mut tx)).catch_unwind().await;
+        let Ok((keep, result)) = outcome else {
+            error!("a ledger write panicked; its batch was rolled back");
+            let why = "the write failed and was undone".to_owned();
+            let _ = job.answer.send(Outcome::NotRun(why.clone()));
+            broken = Some(why);
+            unusable = true;
+            break;
+        };
+        ran.push((job.answer, result));
+        if !keep && let Err(e) = simple(&mut tx, "ROLLBACK TO SAVEPOINT write").await {
+            broken = Some(e.to_string());
+            break;
+        }
+    }
+    let commit = match broken {
+        Some(why) => {
+            not_run(jobs.collect(), &why);
+            if !unusable && tx.rollback().await.is_err() {
+                unusable = true;
+            }
+            Err(why)
+        }
+        None => tx.commit().await.map_err(|e| {
+            let why = StorageError::from(e).to_string();
+            error!(error = %why, writes = ran.len(), "the ledger could not commit a batch of writes");
+            why
+        }),
+    };
+    for (answer, result) in ran {
+        let _ = answer.send(Outcome::Ran {
+            result,
+            commit: commit.clone(),
+        });
+    }
+    if unusable {
+        return Err("the batch's connection is in an unknown state".into());
+    }
+    Ok(())
+}
+
+/// What a batch must hold: by advisory-lock key, the wallet and the creation times of the
+/// outgoing payments its writes insert or record; and the transfers it makes, by payer and
+/// payment hash.
+#[derive(Default)]
+struct Turns {
+    wallets: BTreeMap<i64, (String, BTreeSet<i64>)>,
+    transfers: Vec<(String, String)>,
+}
+
+fn turns(batch: &[Job]) -> Turns {
+    let mut all = Turns::default();
+    for job in batch {
+        let turn = &job.turn;
+        if let Some((wallet, key)) = &turn.wallet {
+            let entry = all
+                .wallets
+                .entry(*key)
+                .or_insert_with(|| (wallet.clone(), BTreeSet::new()));
+            entry.1.extend(turn.spends_at);
+        }
+        all.transfers.extend(turn.transfer.clone());
+    }
+    all
+}
+
+/// `n` placeholders from `$first` on, comma-separated.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Everything the batch's writes will lock, before any of them runs, each kind in one order
+/// that every other writer follows too (see the module docs): the wallets' advisory locks in
+/// key order (two batches never wait for each other's second lock); then each wallet's spend
+/// buckets, start descending and minute before hour, as a payment's own statements take them;
+/// then the accounts of the embedded transfers, in name order, as a transfer of its own takes
+/// its two (`LOCK_ACCOUNTS` in books.rs).
+async fn take_turns(conn: &mut AnyConnection, turns: &Turns) -> Result<(), StorageError> {
+    for key in turns.wallets.keys() {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(*key)
+            .execute(&mut *conn)
+            .await?;
+    }
+    for (wallet, times) in turns.wallets.values() {
+        let buckets: BTreeSet<(i64, i64)> = times
+            .iter()
+            .flat_map(|at| {
+                [
+                    (60, at - at.rem_euclid(60)),
+                    (3600, at - at.rem_euclid(3600)),
+                ]
+            })
+            .collect();
+        if buckets.is_empty() {
+            continue;
+        }
+        let values = (0..buckets.len())
+            .map(|i| format!("(${}::BIGINT, ${}::BIGINT)", 2 * i + 2, 2 * i + 3))
+            .collect::<Vec<_>>()
+            .join(", ");
+        // Rows are locked as the sort emits them.
+        let sql = format!(
+            "SELECT 1 FROM spend_buckets WHERE wallet = $1 AND (span, start) IN (VALUES {values})
+             ORDER BY start DESC, span ASC FOR NO KEY UPDATE"
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(wallet.as_str());
+        for (span, start) in buckets {
+            q = q.bind(span).bind(start);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    if turns.transfers.is_empty() {
+        return Ok(());
+    }
+    // The payees: the accounts the invoices were issued to (fixed when they were issued).
+    let hashes: BTreeSet<&str> = turns.transfers.iter().map(|t| t.1.as_str()).collect();
+    let sql = format!(
+        "SELECT DISTINCT wallet FROM embedded_invoices WHERE payment_hash IN ({})",
+        placeholders(1, hashes.len())
+    );
+    let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql));
+    for h in &hashes {
+        q = q.bind(*h);
+    }
+    let mut accounts: BTreeSet<String> = q.fetch_all(&mut *conn).await?.into_iter().collect();
+    accounts.extend(turns.transfers.iter().map(|t| t.0.clone()));
+    let sql = format!(
+        "SELECT name FROM embedded_wallets WHERE name IN ({}) ORDER BY name FOR NO KEY UPDATE",
+        placeholders(1, accounts.len())
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for a in &accounts {
+        q = q.bind(a.as_str());
+    }
+    q.execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// A statement of the batch's own, with no arguments.
+async fn simple(conn: &mut AnyConnection, sql: &'static str) -> Result<(), StorageError> {
+    sqlx::query(sql).execute(&mut *conn).await?;
+    Ok(())
+}
+
+fn not_run(batch: Vec<Job>, why: &str) {
+    answer_not_run(batch.into_iter().map(|job| job.answer).collect(), why);
+}
