@@ -298,7 +298,8 @@ pub struct WindowUse {
     pub daily_msat: u64,
     pub hourly_msat: u64,
     pub host_daily_msat: u64,
-    /// The part of `daily_msat` held by pending payments.
+    /// The part of `daily_msat` held by pending payments (read for reports only: a
+    /// reservation, which checks the windows alone, leaves it 0).
     pub reserved_msat: u64,
     /// Whether the payment has a host (the per-host cap applies only then).
     #[serde(skip)]
