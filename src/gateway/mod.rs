@@ -102,10 +102,8 @@ pub fn router(
     cors_origins: &[String],
 ) -> Result<Router, GatewayError> {
     let proxy = proxy::Proxy::new(upstream).map_err(GatewayError::Config)?;
-    let proxied: Router = Router::new()
-        .fallback(proxy::forward)
-        .with_state(proxy)
-        .layer(L402Layer::new(paywall.clone()));
+    // The paywall straight in front of the proxy's service: no router, no extractors between.
+    let proxied = tower::Layer::layer(&L402Layer::new(paywall.clone()), proxy);
     let about = Arc::new(about);
     let routes: Arc<Vec<Route>> = Arc::new(paywall.routes().to_vec());
     let (a1, r1) = (about.clone(), routes.clone());

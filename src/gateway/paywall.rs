@@ -158,17 +158,13 @@ impl Paywall {
             return Decision::Pass(None);
         }
         let seller = &self.inner.seller;
-        if several_credentials(&parts.headers) {
+        let Ok(credential) = one_credential(&parts.headers) else {
             return Decision::Respond(plain(
                 StatusCode::BAD_REQUEST,
                 "several credentials in one request: send one Authorization header with one credential",
             ));
-        }
-        if let Some(auth) = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-        {
+        };
+        if let Some(auth) = credential {
             if super::payment::is_payment(auth) {
                 return self.decide_payment(route, parts, auth).await;
             }
@@ -435,23 +431,26 @@ pub(crate) fn client_network(ip: IpAddr) -> String {
     }
 }
 
-/// Whether a request carries more than one credential: several `Authorization` headers (a
-/// singleton field, RFC 9110), or one `Payment` value listing several (the Payment scheme allows
-/// one per request; its base64url token has no comma or space).
-fn several_credentials(headers: &HeaderMap) -> bool {
+/// The request's credential: its one `Authorization` value, when it is text. `Err` when the
+/// request carries more than one: several `Authorization` headers (a singleton field, RFC 9110),
+/// or one `Payment` value listing several (the Payment scheme allows one per request; its
+/// base64url token has no comma or space). The (long) value is checked for text once.
+fn one_credential(headers: &HeaderMap) -> Result<Option<&str>, ()> {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let Some(first) = values.next() else {
-        return false;
+        return Ok(None);
     };
     if values.next().is_some() {
-        return true;
+        return Err(());
     }
-    first.to_str().is_ok_and(|v| {
-        super::payment::is_payment(v)
-            && v.trim()
-                .split_once(char::is_whitespace)
-                .is_some_and(|(_, token)| token.trim().contains([',', ' ', '\t']))
-    })
+    let Ok(v) = first.to_str() else {
+        return Ok(None);
+    };
+    let several = super::payment::is_payment(v)
+        && v.trim()
+            .split_once(char::is_whitespace)
+            .is_some_and(|(_, token)| token.trim().contains([',', ' ', '\t']));
+    if several { Err(()) } else { Ok(Some(v)) }
 }
 
 pub(super) fn plain(status: StatusCode, text: &'static str) -> Response<Body> {

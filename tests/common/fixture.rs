@@ -110,6 +110,19 @@ pub async fn listen(app: Router) -> std::net::SocketAddr {
     addr
 }
 
+/// [`listen`], with each request's peer address available (`ConnectInfo<SocketAddr>`).
+pub async fn listen_with_peers(app: Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let make = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, make).await;
+    });
+    addr
+}
+
 /// A shop on loopback selling every path for `price_msat` through `seller`: "the goods" for a
 /// valid credential, else a fresh L402 challenge.
 pub async fn shop(seller: l402_mcp::mint::Seller, price_msat: u64) -> std::net::SocketAddr {
