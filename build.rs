@@ -14,15 +14,27 @@ fn main() {
 ///   skipped without a warning: the code then sits where it would without the list.
 /// - `pack-relative-relocs`: the ~31k relative relocations of this position-independent
 ///   executable are stored as DT_RELR (a few KiB) instead of a 0.7 MiB `.rela.dyn` table that the
-///   dynamic loader reads in full at every start. glibc >= 2.36 loads it; the linker records that
-///   as a version requirement, so an older glibc refuses to start the binary instead of misloading it.
+///   dynamic loader reads in full at every start. glibc >= 2.36 loads it (the linker records
+///   that as a version requirement): used only where the build host's glibc is that new.
+/// - None of it with `L402_MCP_PLAIN_LINK` set, on other targets, in cross builds, or before
+///   Rust 1.90 (GNU ld knows no ordering file).
 /// - `keep-text-section-prefix`: the functions LLVM marks cold (`.text.unlikely.*`: `#[cold]`
 ///   paths) are gathered apart from the rest.
 fn link_for_a_small_resident_set() {
     let order = "tools/startup-order/symbols.txt";
     println!("cargo:rerun-if-changed={order}");
-    // Where rustc links with its own lld by default (Rust >= 1.90); GNU ld knows no ordering file.
-    if std::env::var("TARGET").as_deref() != Ok("x86_64-unknown-linux-gnu") {
+    // An escape hatch for toolchains set up otherwise (another linker in RUSTFLAGS, say).
+    println!("cargo:rerun-if-env-changed=L402_MCP_PLAIN_LINK");
+    if std::env::var_os("L402_MCP_PLAIN_LINK").is_some() {
+        return;
+    }
+    // Where rustc links with its own lld by default (Rust >= 1.90); GNU ld knows no ordering
+    // file. Native builds only: the glibc checked below is the one the binary will run on.
+    let target = std::env::var("TARGET").unwrap_or_default();
+    if target != "x86_64-unknown-linux-gnu"
+        || std::env::var("HOST").as_deref() != Ok(target.as_str())
+        || !rustc_links_with_lld()
+    {
         return;
     }
     let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default();
@@ -34,6 +46,40 @@ fn link_for_a_small_resident_set() {
         );
         println!("cargo:rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
     }
-    println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
+    // A binary with DT_RELR does not start on an older glibc: only where this one loads it
+    // (Debian 12 has 2.36; Ubuntu 22.04 has 2.35 and keeps the plain table).
+    if glibc_version().is_some_and(|v| v >= (2, 36)) {
+        println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
+    }
     println!("cargo:rustc-link-arg-bins=-Wl,-z,keep-text-section-prefix");
+}
+
+/// `(major, minor)` of a `x.y` version at the start of `text`.
+fn major_minor(text: &str) -> Option<(u32, u32)> {
+    let mut parts = text.split(|c: char| !c.is_ascii_digit());
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+/// Rust 1.90 and later link x86_64 Linux binaries with the lld they ship.
+fn rustc_links_with_lld() -> bool {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let Ok(out) = std::process::Command::new(rustc).arg("--version").output() else {
+        return false;
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    // "rustc 1.91.0 (f8297e351 2025-10-28)"
+    text.split_whitespace()
+        .nth(1)
+        .and_then(major_minor)
+        .is_some_and(|v| v >= (1, 90))
+}
+
+/// The build host's glibc, as `getconf GNU_LIBC_VERSION` gives it ("glibc 2.36").
+fn glibc_version() -> Option<(u32, u32)> {
+    let out = std::process::Command::new("getconf")
+        .arg("GNU_LIBC_VERSION")
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    major_minor(text.split_whitespace().nth(1)?)
 }
