@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use futures::future::BoxFuture;
 use sqlx::Row;
 
-use super::engine::{Dialect, Engine, MoneyWrite};
+use super::engine::{Engine, MoneyWrite};
 use super::sync_sql::{self, Arg, bind};
 use super::{StorageError, bytes32, int, uint};
 use crate::l402::{Msat, PaymentHash, Preimage};
@@ -173,7 +173,6 @@ impl Engine {
         // committer's batch, see `pg_group`), which serialises transfers of one account on any
         // number of instances.
         let write = Settle {
-            dialect: self.dialect,
             payer: payer.to_owned(),
             bolt11: bolt11.to_owned(),
             hash: payment_hash.to_hex(),
@@ -368,7 +367,6 @@ impl EmbeddedBooks for Engine {
 /// A settlement between two embedded accounts (see [`EmbeddedBooks::settle`]): invoice
 /// `bolt11` of hash `hash`, paid by `payer`; `amount` only for an amountless invoice.
 struct Settle {
-    dialect: Dialect,
     payer: String,
     bolt11: String,
     hash: String,
@@ -393,13 +391,6 @@ const CLAIM: &str = "UPDATE embedded_invoices SET paid_by = $1, paid_at = $2 WHE
 const KNOWN: &str = "SELECT bolt11 FROM embedded_invoices WHERE payment_hash = $1";
 /// What an amountless invoice received.
 const SET_AMOUNT: &str = "UPDATE embedded_invoices SET amount_msat = $1 WHERE payment_hash = $2";
-/// Both accounts locked in name order, on PostgreSQL: two accounts paying each other at once
-/// wait for each other instead of deadlocking. `NO KEY UPDATE` (what the transfer takes
-/// anyway), not `UPDATE`: the claim took a key-share lock on the payer's row (the invoice's
-/// `paid_by` references it), and so does every concurrent settlement of the payer; `FOR
-/// UPDATE` would wait for those and they for it: a deadlock. (SQLite's writer is alone.)
-const LOCK_ACCOUNTS: &str =
-    "SELECT name FROM embedded_wallets WHERE name IN ($1, $2) ORDER BY name FOR NO KEY UPDATE";
 /// Debit and credit in one statement: both rows change, or the payer had too little and the
 /// write is undone with the payee's credit in it.
 const TRANSFER: &str = "UPDATE embedded_wallets
@@ -497,13 +488,9 @@ impl MoneyWrite for Settle {
                     .execute(&mut *tx)
                     .await?;
             }
-            if self.dialect == Dialect::Postgres {
-                sqlx::query(LOCK_ACCOUNTS)
-                    .bind(&self.payer)
-                    .bind(&c.payee)
-                    .fetch_all(&mut *tx)
-                    .await?;
-            }
+            // Both accounts are locked already: on PostgreSQL a transfer runs only in a batch
+            // of the committer, which locks every account of its transfers first, in name
+            // order (`pg_group::take_turns`).
             let args = self.transfer_args(&c, amount)?;
             let moved = bind(sqlx::query(TRANSFER), &args)
                 .execute(&mut *tx)

@@ -22,9 +22,10 @@
 //! (while the record waits for the hour) would deadlock. So before its writes the batch takes
 //! the wallets' advisory locks in key order, then locks every bucket row its writes will touch,
 //! at once, in the one order every statement follows (start descending, minute before hour at
-//! the same start), then the accounts of its transfers in name order, as a transfer of its
-//! own takes them: it never waits while holding a row another writer could want next.
-//! `instances_race_reservations_and_records` in the conformance suite deadlocks without it.
+//! the same start), then the accounts of its transfers in name order (transfers run only in
+//! batches, so every one takes its accounts this way): it never waits while holding a row
+//! another writer could want next. `instances_race_reservations_and_records` and
+//! `instances_cross_pay_embedded_accounts` in the conformance suite deadlock without it.
 
 use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -257,8 +258,10 @@ fn placeholders(first: usize, n: usize) -> String {
 /// that every other writer follows too (see the module docs): the wallets' advisory locks in
 /// key order (two batches never wait for each other's second lock); then each wallet's spend
 /// buckets, start descending and minute before hour, as a payment's own statements take them;
-/// then the accounts of the embedded transfers, in name order, as a transfer of its own takes
-/// its two (`LOCK_ACCOUNTS` in books.rs).
+/// then the accounts of the embedded transfers, in name order (a transfer runs only in a batch
+/// on PostgreSQL and takes no lock of its own: `Settle` in books.rs). `NO KEY UPDATE`, what the
+/// transfer's UPDATE takes anyway, not `UPDATE`: a claim takes a key-share lock on the payer's
+/// row (the invoice's `paid_by` references it), which `FOR UPDATE` would conflict with.
 async fn take_turns(conn: &mut AnyConnection, turns: &Turns) -> Result<(), StorageError> {
     for key in turns.wallets.keys() {
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
