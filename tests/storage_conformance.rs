@@ -2278,6 +2278,66 @@ async fn instances_race_reservations_and_records() {
     suite::reservations_and_records_race_across_minutes(stores).await;
 }
 
+/// A record that fails on the server (its fee overflows the spend buckets' sum) in a batch
+/// of reservations: the reservations beside it are either reserved, with their rows in the
+/// ledger, or refused as not committed; none is told it stands when it was rolled back (a
+/// record runs without a savepoint of its own, and the failed statement aborts the batch's
+/// transaction).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: tools/postgres/test.sh"]
+async fn a_write_failing_on_the_server_sinks_no_neighbour() {
+    let opened = postgres().await;
+    let ledger = opened.storage.ledger();
+    let policy = BudgetPolicy {
+        daily_msat: 1_000_000_000,
+        ..BudgetPolicy::default()
+    };
+    let (mut kept, mut sunk) = (0, 0);
+    for _ in 0..20 {
+        let (inv, pre) = invoice(1_000);
+        let victim = reserved(
+            ledger
+                .reserve(&new("sink", &inv, 0, None), &policy, T0)
+                .await,
+        );
+        // Reservations first, so that some of them run before the failing record in its batch.
+        let tasks: Vec<_> = (0..12)
+            .map(|_| {
+                let (ledger, policy) = (ledger.clone(), policy.clone());
+                tokio::spawn(async move {
+                    let (inv, _) = invoice(1_000);
+                    ledger
+                        .reserve(&new("sink", &inv, 0, None), &policy, T0)
+                        .await
+                })
+            })
+            .collect();
+        let bad = Settlement {
+            preimage: Some(&pre),
+            fee: msat(i64::MAX as u64 - 10),
+            note: None,
+        };
+        assert!(ledger.mark_succeeded(victim, &bad, T0 + 1).await.is_err());
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(Reservation::Reserved { id }) => {
+                    let row = ledger.payment(id).await.unwrap();
+                    assert_eq!(row.map(|p| p.status), Some(Status::Pending), "#{id}");
+                    kept += 1;
+                }
+                Err(ReserveError::Storage(_)) => sunk += 1,
+                other => panic!("{other:?}"),
+            }
+        }
+        let row = ledger.payment(victim).await.unwrap().unwrap();
+        assert_eq!(row.status, Status::Pending);
+    }
+    // Every reservation that stands holds its amount, and nothing else is held.
+    let (_, used) = ledger.budget_and_use("sink", None, T0 + 1).await.unwrap();
+    assert_eq!(used.daily_msat, (kept + 20) * 1_000);
+    eprintln!("{kept} reservations kept, {sunk} in the failed write's batch");
+}
+
 /// Three instances settling transfers between four accounts that pay one another: no
 /// deadlock between batches of transfers, exact balances.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -291,6 +291,15 @@ pub(crate) trait MoneyWrite: Send + 'static {
     fn transfer(&self) -> Option<(String, String)> {
         None
     }
+    /// Whether a failure of this write could leave changes of its own to undo. `false` only
+    /// for a write that changes nothing unless it returns `Ok`: it only reads before one last
+    /// statement that writes. PostgreSQL's committer runs such a write without a savepoint of
+    /// its own (a round trip fewer inside the wallet's turn), and after an `Err` checks that
+    /// the batch's transaction is still usable (a statement that failed on the server aborts
+    /// it: see [`super::pg_group`]).
+    fn needs_savepoint(&self) -> bool {
+        true
+    }
 }
 
 /// A [`MoneyWrite`] for PostgreSQL's committer: its statements, and whether they stand.
@@ -350,7 +359,8 @@ impl Engine {
                 ..wallet.map_or_else(Turn::default, |w| Turn::of(w, op.spends_at()))
             };
             if turn.wallet.is_some() || turn.transfer.is_some() {
-                return answered::<W>(pg.submit(turn, pg_run(op)).await, commit_failed);
+                let savepoint = op.needs_savepoint();
+                return answered::<W>(pg.submit(turn, savepoint, pg_run(op)).await, commit_failed);
             }
         }
         let Some(committer) = &self.committer else {
@@ -393,7 +403,8 @@ impl Engine {
         if let Some(pg) = &self.pg_committer
             && let Some(turn) = pg.record_turn(id)
         {
-            return answered::<W>(pg.submit(turn, pg_run(op)).await, commit_failed);
+            let savepoint = op.needs_savepoint();
+            return answered::<W>(pg.submit(turn, savepoint, pg_run(op)).await, commit_failed);
         }
         let mut conn = self.writer.acquire().await.map_err(StorageError::from)?;
         op.run(&mut conn).await

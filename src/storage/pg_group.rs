@@ -10,9 +10,11 @@
 //! each updates the same spend-bucket rows (a trigger, migrations/postgres/0006) and holds them
 //! through its own flush; embedded transfers a third, on the payer's account row. Here the
 //! writes an instance has waiting at one moment (up to
-//! [`MAX_BATCH`]) run in one transaction instead: the lock is granted once, each write runs
-//! inside a savepoint of its own (one that fails is rolled back alone), the batch commits
-//! once, and only then is each writer answered. Exactness holds as on SQLite: the writes run
+//! [`MAX_BATCH`]) run in one transaction instead: the lock is granted once, each write that
+//! could leave changes to undo runs inside a savepoint of its own (one that fails is rolled
+//! back alone; a reservation or a record, which change nothing unless they succeed, need none:
+//! `MoneyWrite::needs_savepoint`), the batch commits once, and only then is each writer
+//! answered. Exactness holds as on SQLite: the writes run
 //! one after the other and each sees those before it.
 //!
 //! **Deadlocks.** A payment's statements update its spend buckets: the minute bucket, then the
@@ -23,8 +25,9 @@
 //! the wallets' advisory locks in key order, then locks every bucket row its writes will touch,
 //! at once, in the one order every statement follows (start descending, minute before hour at
 //! the same start), then the accounts of its transfers in name order (transfers run only in
-//! batches, so every one takes its accounts this way): it never waits while holding a row
-//! another writer could want next. `instances_race_reservations_and_records` and
+//! batches, so every one takes its accounts this way), all in one round trip
+//! (`l402_take_turns`, migrations/postgres/0011): it never waits while holding a row another
+//! writer could want next. `instances_race_reservations_and_records` and
 //! `instances_cross_pay_embedded_accounts` in the conformance suite deadlock without it.
 
 use std::any::Any;
@@ -34,6 +37,7 @@ use std::sync::{Arc, Mutex};
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
+use serde_json::json;
 use sqlx::{AnyConnection, AnyPool, Connection};
 use tokio::sync::{mpsc, oneshot};
 use tracing::error;
@@ -77,6 +81,8 @@ impl Turn {
 
 struct Job {
     turn: Turn,
+    /// Whether the write runs in a savepoint of its own (see `MoneyWrite::needs_savepoint`).
+    savepoint: bool,
     run: Run,
     answer: oneshot::Sender<Outcome>,
 }
@@ -122,10 +128,17 @@ impl PgCommitter {
         Some(Turn::of(&wallet, Some(at)))
     }
 
-    /// Run `run` in the next batch, holding `turn`; what became of it.
-    pub(crate) async fn submit(&self, turn: Turn, run: Run) -> Outcome {
+    /// Run `run` in the next batch, holding `turn`, in a savepoint of its own if `savepoint`;
+    /// what became of it.
+    pub(crate) async fn submit(&self, turn: Turn, savepoint: bool, run: Run) -> Outcome {
         let (answer, outcome) = oneshot::channel();
-        if self.jobs.send(Job { turn, run, answer }).is_err() {
+        let job = Job {
+            turn,
+            savepoint,
+            run,
+            answer,
+        };
+        if self.jobs.send(job).is_err() {
             return Outcome::NotRun("the ledger's writer has stopped".into());
         }
         outcome
@@ -174,7 +187,9 @@ async fn run_batch(conn: &mut AnyConnection, batch: Vec<Job>) -> Result<(), Stri
     let mut broken: Option<String> = None;
     let mut unusable = false;
     for job in jobs.by_ref() {
-        if let Err(e) = simple(&mut tx, "SAVEPOINT write").await {
+        if job.savepoint
+            && let Err(e) = simple(&mut tx, "SAVEPOINT write").await
+        {
             let why = e.to_string();
             let _ = job.answer.send(Outcome::NotRun(why.clone()));
             broken = Some(why);
@@ -190,7 +205,18 @@ async fn run_batch(conn: &mut AnyConnection, batch: Vec<Job>) -> Result<(), Stri
             break;
         };
         ran.push((job.answer, result));
-        if !keep && let Err(e) = simple(&mut tx, "ROLLBACK TO SAVEPOINT write").await {
+        if keep {
+            continue;
+        }
+        let undone = if job.savepoint {
+            simple(&mut tx, "ROLLBACK TO SAVEPOINT write").await
+        } else {
+            // The write changed nothing, but a statement of it that failed on the server has
+            // aborted the transaction: then nothing more may run in it, and its COMMIT would
+            // roll back what the writes before this one were told stands.
+            simple(&mut tx, "SELECT 1").await
+        };
+        if let Err(e) = undone {
             broken = Some(e.to_string());
             break;
         }
@@ -246,81 +272,35 @@ fn turns(batch: &[Job]) -> Turns {
     all
 }
 
-/// `n` placeholders from `$first` on, comma-separated.
-fn placeholders(first: usize, n: usize) -> String {
-    (first..first + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Everything the batch's writes will lock, before any of them runs, each kind in one order
-/// that every other writer follows too (see the module docs): the wallets' advisory locks in
-/// key order (two batches never wait for each other's second lock); then each wallet's spend
-/// buckets, start descending and minute before hour, as a payment's own statements take them;
-/// then the accounts of the embedded transfers, in name order (a transfer runs only in a batch
-/// on PostgreSQL and takes no lock of its own: `Settle` in books.rs). `NO KEY UPDATE`, what the
-/// transfer's UPDATE takes anyway, not `UPDATE`: a claim takes a key-share lock on the payer's
-/// row (the invoice's `paid_by` references it), which `FOR UPDATE` would conflict with.
+/// Everything the batch's writes will lock, before any of them runs, in one round trip
+/// (`l402_take_turns`, migrations/postgres/0011): the wallets' advisory locks; then each
+/// wallet's spend buckets its writes update; then the accounts of the embedded transfers (a
+/// transfer runs only in a batch on PostgreSQL and takes no lock of its own: `Settle` in
+/// books.rs). Each kind in one order that every other writer follows too (see the module docs
+/// and the function's). Accounts are locked `FOR NO KEY UPDATE`, what the transfer's UPDATE
+/// takes anyway, not `FOR UPDATE`: a claim takes a key-share lock on the payer's row (the
+/// invoice's `paid_by` references it), which `FOR UPDATE` would conflict with.
 async fn take_turns(conn: &mut AnyConnection, turns: &Turns) -> Result<(), StorageError> {
-    for key in turns.wallets.keys() {
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(*key)
-            .execute(&mut *conn)
-            .await?;
-    }
+    let mut buckets = Vec::new();
     for (wallet, times) in turns.wallets.values() {
-        let buckets: BTreeSet<(i64, i64)> = times
-            .iter()
-            .flat_map(|at| {
-                [
-                    (60, at - at.rem_euclid(60)),
-                    (3600, at - at.rem_euclid(3600)),
-                ]
-            })
-            .collect();
-        if buckets.is_empty() {
-            continue;
+        for at in times {
+            for span in [60, 3600] {
+                buckets.push(
+                    json!({"wallet": wallet, "span": span, "start": at - at.rem_euclid(span)}),
+                );
+            }
         }
-        let values = (0..buckets.len())
-            .map(|i| format!("(${}::BIGINT, ${}::BIGINT)", 2 * i + 2, 2 * i + 3))
-            .collect::<Vec<_>>()
-            .join(", ");
-        // Rows are locked as the sort emits them.
-        let sql = format!(
-            "SELECT 1 FROM spend_buckets WHERE wallet = $1 AND (span, start) IN (VALUES {values})
-             ORDER BY start DESC, span ASC FOR NO KEY UPDATE"
-        );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(wallet.as_str());
-        for (span, start) in buckets {
-            q = q.bind(span).bind(start);
-        }
-        q.execute(&mut *conn).await?;
     }
-    if turns.transfers.is_empty() {
-        return Ok(());
-    }
-    // The payees: the accounts the invoices were issued to (fixed when they were issued).
-    let hashes: BTreeSet<&str> = turns.transfers.iter().map(|t| t.1.as_str()).collect();
-    let sql = format!(
-        "SELECT DISTINCT wallet FROM embedded_invoices WHERE payment_hash IN ({})",
-        placeholders(1, hashes.len())
-    );
-    let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql));
-    for h in &hashes {
-        q = q.bind(*h);
-    }
-    let mut accounts: BTreeSet<String> = q.fetch_all(&mut *conn).await?.into_iter().collect();
-    accounts.extend(turns.transfers.iter().map(|t| t.0.clone()));
-    let sql = format!(
-        "SELECT name FROM embedded_wallets WHERE name IN ({}) ORDER BY name FOR NO KEY UPDATE",
-        placeholders(1, accounts.len())
-    );
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for a in &accounts {
-        q = q.bind(a.as_str());
-    }
-    q.execute(&mut *conn).await?;
+    let arg = json!({
+        "locks": turns.wallets.keys().collect::<Vec<_>>(),
+        "buckets": buckets,
+        "payers": turns.transfers.iter().map(|t| &t.0).collect::<Vec<_>>(),
+        "hashes": turns.transfers.iter().map(|t| &t.1).collect::<Vec<_>>(),
+    });
+    sqlx::query("SELECT l402_take_turns($1::JSONB)")
+        .bind(arg.to_string())
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 

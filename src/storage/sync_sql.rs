@@ -67,6 +67,11 @@ impl MoneyWrite for Statement {
         let n = execute(conn, self.sql, &as_sql(&self.args))?;
         Ok(u64::try_from(n).unwrap_or(u64::MAX))
     }
+
+    /// One statement: it either stands or changed nothing.
+    fn needs_savepoint(&self) -> bool {
+        false
+    }
 }
 
 /// `args` as the committer's statements take them.

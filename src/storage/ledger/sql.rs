@@ -465,6 +465,11 @@ impl MoneyWrite for Reserve {
     fn spends_at(&self) -> Option<i64> {
         Some(self.at)
     }
+
+    /// It reads, then writes in its INSERT alone, whose row makes it `Ok`.
+    fn needs_savepoint(&self) -> bool {
+        false
+    }
 }
 
 #[async_trait]
