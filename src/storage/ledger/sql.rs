@@ -376,7 +376,8 @@ const SET_FAILED: &str =
 /// live (pending or paid) payment, which the unique index `payments_live_hash` finds as the
 /// row goes in (`ON CONFLICT`): no query plan can turn that check into a scan of the wallet's
 /// history. The live payment is looked up only then, or when the windows refuse (a payment
-/// made is the answer before a refusal is).
+/// made is the answer before a refusal is). On PostgreSQL the windows and the row are one
+/// statement ([`reserve_sql`]).
 struct Reserve {
     windows: WindowQuery,
     row: [Arg; 12],
@@ -386,6 +387,8 @@ struct Reserve {
     policy: BudgetPolicy,
     /// The row's creation time (its spend buckets').
     at: i64,
+    /// PostgreSQL: the windows' read and the row in one statement ([`reserve_sql`]).
+    combined: Option<&'static str>,
 }
 
 /// What a reservation's write found: the new row, or the live payment of the invoice.
@@ -394,14 +397,127 @@ enum Reserved {
     Live(i64),
 }
 
-const INSERT_PAYMENT: &str = "INSERT INTO payments (wallet, direction, status, payment_hash, bolt11, amount_msat, max_fee_msat,
-         reserved_msat, description, url, host, credential, payee_keys, created_at, updated_at)
-     VALUES ($1, 'out', 'pending', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)
-     ON CONFLICT (wallet, direction, payment_hash) WHERE status != 'failed' DO NOTHING RETURNING id";
+/// A reservation's row: its columns, the values of its arguments `$1`..`$12`, and the live
+/// payment of its invoice it gives way to.
+macro_rules! payment_row {
+    (columns) => {
+        "INSERT INTO payments (wallet, direction, status, payment_hash, bolt11, amount_msat, max_fee_msat,
+         reserved_msat, description, url, host, credential, payee_keys, created_at, updated_at)"
+    };
+    (values) => {
+        "$1, 'out', 'pending', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12"
+    };
+    (conflict) => {
+        "ON CONFLICT (wallet, direction, payment_hash) WHERE status != 'failed' DO NOTHING RETURNING id"
+    };
+}
+const INSERT_PAYMENT: &str = concat!(
+    payment_row!(columns),
+    " VALUES (",
+    payment_row!(values),
+    ") ",
+    payment_row!(conflict)
+);
 const LIVE_PAYMENT: &str = "SELECT id FROM payments
      WHERE wallet = $1 AND direction = 'out' AND payment_hash = $2 AND status != 'failed'";
 
+/// PostgreSQL's reservation in one statement, one round trip inside the wallet's turn instead
+/// of two: the windows' sums (the arguments of [`WindowQuery`] first), and the row (its twelve
+/// arguments next), inserted only where every window with a cap leaves room for what the
+/// payment needs: the test of `BudgetPolicy::check_windows` (`needed > cap - used`, saturating),
+/// which then explains a refusal from the sums returned. The last four arguments: what the
+/// payment needs, then the daily, hourly and per-host caps (-1 where none applies).
+fn reserve_sql(host: bool) -> &'static str {
+    static SQL: [OnceLock<String>; 2] = [const { OnceLock::new() }; 2];
+    SQL[usize::from(host)].get_or_init(|| {
+        let windows = WindowQuery::build(Dialect::Postgres, host, false);
+        let before = if host { 9 } else { 8 };
+        let [needed, day, hour, per_host] =
+            [13, 14, 15, 16].map(|i: usize| format!("${}", before + i));
+        let room = |cap: &str, used: &str| {
+            format!("({cap} < 0 OR {needed} <= GREATEST({cap} - w.{used}, 0))")
+        };
+        format!(
+            "WITH w (day, hour, host, pending, setting) AS MATERIALIZED ({windows}),
+             ins AS ({columns} SELECT {values} FROM w WHERE {d} AND {h} AND {p} {conflict})
+             SELECT w.day, w.hour, w.host, w.pending, w.setting, (SELECT id FROM ins) FROM w",
+            columns = payment_row!(columns),
+            values = renumber(payment_row!(values), before),
+            conflict = payment_row!(conflict),
+            d = room(&day, "day"),
+            h = room(&hour, "hour"),
+            p = room(&per_host, "host"),
+        )
+    })
+}
+
+/// `sql` with each placeholder `$N` made `$(N + by)`.
+fn renumber(sql: &str, by: usize) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut rest = sql;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        match after[..digits].parse::<usize>() {
+            Ok(n) => out.push_str(&format!("${}", n + by)),
+            Err(_) => out.push('$'),
+        }
+        rest = &after[digits..];
+    }
+    out.push_str(rest);
+    out
+}
+
 impl Reserve {
+    /// [`reserve_sql`]'s statement: the windows, and the new row's id if it went in.
+    async fn run_combined(
+        self,
+        sql: &'static str,
+        conn: &mut sqlx::AnyConnection,
+    ) -> Result<Reserved, ReserveError> {
+        let cap = |c: Option<u64>| c.map_or(Ok(-1), int);
+        let host_cap = self
+            .policy
+            .per_host_daily_msat
+            .filter(|_| self.windows.has_host);
+        let mut args = self.windows.args.clone();
+        args.extend(self.row.iter().cloned());
+        for v in [
+            int(self.needed.msat())?,
+            int(self.policy.daily_msat)?,
+            cap(self.policy.hourly_msat)?,
+            cap(host_cap)?,
+        ] {
+            args.push(Arg::Int(v));
+        }
+        let row = bind(sqlx::query(sql), &args).fetch_one(&mut *conn).await?;
+        let id: Option<i64> = row.try_get(5)?;
+        if let Some(id) = id {
+            return Ok(Reserved::New(id));
+        }
+        let sum = |i: usize| row.try_get::<i64, _>(i);
+        let (held, _) = self
+            .windows
+            .result([sum(0)?, sum(1)?, sum(2)?, sum(3)?], None)?;
+        let refused = self.policy.check_windows(self.needed.msat(), &held).err();
+        self.after_no_row(conn, refused).await
+    }
+
+    /// No row went in: the invoice's live payment if it has one, else the windows' refusal.
+    async fn after_no_row(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        refused: Option<BudgetRefusal>,
+    ) -> Result<Reserved, ReserveError> {
+        let live = bind(sqlx::query(LIVE_PAYMENT), &self.live)
+            .fetch_optional(&mut *conn)
+            .await?
+            .map(|row| row.try_get::<i64, _>(0))
+            .transpose()?;
+        Reserve::live_or(live, refused)
+    }
+
     /// What the windows' refusal or the row's conflict means, given the live payment found.
     fn live_or(
         live: Option<i64>,
@@ -425,6 +541,9 @@ impl MoneyWrite for Reserve {
 
     fn run(self, conn: &mut sqlx::AnyConnection) -> BoxFuture<'_, Result<Reserved, ReserveError>> {
         Box::pin(async move {
+            if let Some(sql) = self.combined {
+                return self.run_combined(sql, conn).await;
+            }
             let (held, _) = self.windows.fetch(conn).await?;
             let refused = self.policy.check_windows(self.needed.msat(), &held).err();
             if refused.is_none() {
@@ -435,12 +554,7 @@ impl MoneyWrite for Reserve {
                     return Ok(Reserved::New(row.try_get(0)?));
                 }
             }
-            let live = bind(sqlx::query(LIVE_PAYMENT), &self.live)
-                .fetch_optional(&mut *conn)
-                .await?
-                .map(|row| row.try_get::<i64, _>(0))
-                .transpose()?;
-            Reserve::live_or(live, refused)
+            self.after_no_row(conn, refused).await
         })
     }
 
@@ -567,6 +681,8 @@ impl SpendLedger for Engine {
             needed,
             policy: policy.clone(),
             at: int(now)?,
+            combined: (self.dialect == Dialect::Postgres)
+                .then(|| reserve_sql(capped_payee.is_some())),
         };
         let reserved = self
             .write(Some(new.wallet), write, |why| {
@@ -811,5 +927,24 @@ impl SpendLedger for Engine {
         from: Option<Resume>,
     ) -> Result<Pruned, StorageError> {
         self.prune_old(wallet, keep, now, from).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_renumbered_whole() {
+        assert_eq!(
+            renumber("($1, $2, $12, $12, 'a$b', $)", 9),
+            "($10, $11, $21, $21, 'a$b', $)"
+        );
+        // The combined reservation numbers its arguments after the windows' own.
+        let sql = reserve_sql(false);
+        assert!(sql.contains("$9, 'out', 'pending', $10,") && sql.contains("($22 < 0 OR $21 <="));
+        assert!(sql.contains("$24 < 0") && !sql.contains("$25"));
+        let sql = reserve_sql(true);
+        assert!(sql.contains("$10, 'out', 'pending', $11,") && sql.contains("($25 < 0 OR $22 <="));
     }
 }
