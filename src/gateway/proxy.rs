@@ -62,7 +62,7 @@ pub(crate) struct Proxy {
 
 #[derive(Debug)]
 enum Upstream {
-    /// `http://`: the bare hyper client.
+    /// `http://`: hyper's HTTP/1 connections, pooled.
     Plain(Box<Plain>),
     /// `https://`, or credentials in the URL: reqwest.
     Reqwest(ReqwestUpstream),
@@ -121,7 +121,7 @@ impl Proxy {
         self
     }
 
-    /// Whether requests go through the bare hyper client (an `http://` upstream).
+    /// Whether requests go through hyper's connections (an `http://` upstream).
     #[cfg(test)]
     fn is_plain(&self) -> bool {
         matches!(*self.inner, Upstream::Plain(_))
