@@ -67,6 +67,8 @@ async fn upstream(release: Release) -> (SocketAddr, Seen) {
                         .header("keep-alive", "timeout=5")
                         .header("proxy-authenticate", "Basic realm=\"x\"")
                         .header("upgrade", "h2c")
+                        .header("connection", "x-hop")
+                        .header("x-hop", "for the gateway's connection")
                         .header("authorization", "L402 mac:preimage")
                         .header("x-upstream", "kept")
                         .body(Body::from("answer")),
@@ -157,8 +159,8 @@ async fn connection_headers_and_credentials_stay_at_the_gateway() {
     let (gw, seen, _release) = gateway(&t, "").await;
     let answer = raw(
         gw,
-        "GET /free/h?a=1 HTTP/1.1\r\nHost: shop.example\r\nConnection: close\r\n\
-         Keep-Alive: timeout=5\r\nTE: trailers\r\nTrailer: x-sum\r\n\
+        "GET /free/h?a=1 HTTP/1.1\r\nHost: shop.example\r\nConnection: close, X-Hop\r\n\
+         X-Hop: for this connection\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\nTrailer: x-sum\r\n\
          Proxy-Authorization: Basic cHJveHk6cHc=\r\nUpgrade: h2c\r\n\
          Authorization: L402 bWFj:00ff\r\nX-Forwarded-For: 192.0.2.1\r\nX-Custom: kept\r\n\r\n",
     )
@@ -170,6 +172,7 @@ async fn connection_headers_and_credentials_stay_at_the_gateway() {
     );
     let got = seen.lock().unwrap().last().cloned().unwrap();
     for name in [
+        "x-hop",
         "keep-alive",
         "te",
         "trailer",
@@ -209,6 +212,8 @@ async fn the_upstreams_connection_headers_and_credentials_are_not_passed_back() 
     assert_eq!(r.status(), 200);
     let h = r.headers().clone();
     for name in [
+        "connection",
+        "x-hop",
         "keep-alive",
         "proxy-authenticate",
         "upgrade",

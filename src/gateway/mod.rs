@@ -6,6 +6,7 @@
 pub mod discovery;
 pub mod payment;
 pub mod paywall;
+mod pool;
 pub mod proxy;
 mod route;
 

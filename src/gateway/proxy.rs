@@ -1,12 +1,15 @@
 //! A reverse proxy to one upstream base URL, streaming request and response bodies.
 //!
-//! An `http://` upstream is reached through a bare hyper client (hyper-util's pooled `Client`
-//! over an `HttpConnector`): the request's URI is the upstream's scheme and authority, parsed
-//! once, with the request's own path and query (no URL parsed or built per request), and the
-//! request's headers and bodies are passed on as they are, after the stripping below. This was
-//! most of the proxy's own CPU per request with reqwest in between (BENCHMARKS.md section 5).
-//! An `https://` upstream, or one with a user name or password in its URL, still goes through
-//! reqwest (its TLS with the platform's roots; its Basic credentials from the URL).
+//! An `http://` upstream is reached over hyper's HTTP/1.1 connection API with a keep-alive
+//! pool of our own ([`super::pool`]): the request's URI is its own path and query (below the
+//! upstream's base path), its `Host` the upstream's, set once, and its headers and bodies are
+//! passed on as they are, after the stripping below. This was most of the proxy's own CPU per
+//! request with reqwest, then hyper-util's pooled client, in between (BENCHMARKS.md section
+//! 5). An `https://` upstream, or one with a user name or password in its URL, still goes
+//! through reqwest (its TLS with the platform's roots; its Basic credentials from the URL).
+//!
+//! An upstream that has not answered (its status and headers) within [`RESPONSE_TIMEOUT`] is
+//! given up: the client gets a 504.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -17,13 +20,12 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::body::HttpBody as _;
 use axum::extract::ConnectInfo;
-use axum::http::uri::{Authority, PathAndQuery, Scheme};
+use axum::http::uri::PathAndQuery;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri, header};
 use futures::future::BoxFuture;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tracing::warn;
+
+use super::pool::{self, Pool};
 
 /// Headers that belong to one connection, never forwarded (RFC 9110 §7.6.1).
 const HOP_BY_HOP: [HeaderName; 9] = [
@@ -43,25 +45,24 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 
 /// What the client is told when the upstream cannot be reached or fails mid-answer.
 const UNAVAILABLE: &str = "the upstream service is unavailable";
+/// What the client is told when the upstream does not answer in time.
+const TOO_SLOW: &str = "the upstream service did not answer in time";
 
-/// Keep-alive connections kept to the upstream, as many as nginx's pool in the benchmark.
-const POOL_IDLE_PER_HOST: usize = 64;
-/// How long an idle pooled connection is kept (reqwest's default, which this proxy used).
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
-/// TCP keep-alive probes on upstream connections (reqwest's defaults, kept).
-const TCP_KEEPALIVE: Duration = Duration::from_secs(15);
-const TCP_KEEPALIVE_RETRIES: u32 = 3;
+/// How long the upstream has to answer a request (its status and headers; the body may take
+/// longer), counted from the request's start: nginx's `proxy_read_timeout`.
+pub(crate) const RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Forwards every request it gets to one upstream. A tower service (the gateway puts the
 /// paywall in front of it); cheap to clone.
 #[derive(Clone, Debug)]
 pub(crate) struct Proxy {
     inner: Arc<Upstream>,
+    timeout: Duration,
 }
 
 #[derive(Debug)]
 enum Upstream {
-    /// `http://`: the bare hyper client.
+    /// `http://`: hyper's HTTP/1 connections, pooled.
     Plain(Box<Plain>),
     /// `https://`, or credentials in the URL: reqwest.
     Reqwest(ReqwestUpstream),
@@ -69,9 +70,9 @@ enum Upstream {
 
 #[derive(Debug)]
 struct Plain {
-    client: Client<HttpConnector, Body>,
-    scheme: Scheme,
-    authority: Authority,
+    pool: Arc<Pool>,
+    /// The upstream's host and port (unless 80), as its `Host` header.
+    host: HeaderValue,
     /// The upstream's path without its trailing `/`: the request's path is appended to it.
     base_path: String,
 }
@@ -98,7 +99,7 @@ impl Proxy {
             crate::init_tls();
             let client = reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
-                .pool_max_idle_per_host(POOL_IDLE_PER_HOST)
+                .pool_max_idle_per_host(pool::MAX_IDLE)
                 .build()
                 .map_err(|e| e.to_string())?;
             Upstream::Reqwest(ReqwestUpstream {
@@ -109,10 +110,18 @@ impl Proxy {
         };
         Ok(Proxy {
             inner: Arc::new(inner),
+            timeout: RESPONSE_TIMEOUT,
         })
     }
 
-    /// Whether requests go through the bare hyper client (an `http://` upstream).
+    /// The same proxy with another response timeout (tests).
+    #[cfg(test)]
+    fn with_timeout(mut self, timeout: Duration) -> Proxy {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Whether requests go through hyper's connections (an `http://` upstream).
     #[cfg(test)]
     fn is_plain(&self) -> bool {
         matches!(*self.inner, Upstream::Plain(_))
@@ -121,38 +130,32 @@ impl Proxy {
 
 impl Plain {
     fn new(url: &reqwest::Url, base_path: String) -> Result<Plain, String> {
-        let host = url.host_str().ok_or("the upstream URL has no host")?;
-        // `host_str` keeps an IPv6 address's brackets, as an authority needs them.
-        let authority = match url.port() {
-            Some(port) => format!("{host}:{port}"),
-            None => host.to_owned(),
+        let name = url.host_str().ok_or("the upstream URL has no host")?;
+        // `host_str` keeps an IPv6 address's brackets, as a `Host` needs them; a socket
+        // address does not.
+        let addr = match url.host() {
+            Some(url::Host::Ipv6(ip)) => ip.to_string(),
+            _ => name.to_owned(),
         };
-        let authority = Authority::try_from(authority)
-            .map_err(|e| format!("upstream host {host:?} is not usable: {e}"))?;
-        let mut connector = HttpConnector::new();
-        // reqwest's socket options, which this proxy had: no Nagle delay, TCP keep-alive.
-        connector.set_nodelay(true);
-        connector.set_keepalive(Some(TCP_KEEPALIVE));
-        connector.set_keepalive_interval(Some(TCP_KEEPALIVE));
-        connector.set_keepalive_retries(Some(TCP_KEEPALIVE_RETRIES));
-        // Redirects are the client's business: hyper's client never follows them. Nor does it
-        // read HTTP_PROXY and friends (reqwest did): the upstream is reached directly, as nginx
-        // reaches it.
-        let client = Client::builder(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .pool_max_idle_per_host(POOL_IDLE_PER_HOST)
-            .build(connector);
+        let host = match url.port() {
+            Some(port) => format!("{name}:{port}"),
+            None => name.to_owned(),
+        };
+        let host = HeaderValue::try_from(host)
+            .map_err(|e| format!("upstream host {name:?} is not usable: {e}"))?;
+        let port = url.port_or_known_default().unwrap_or(80);
+        // Redirects are the client's business: they are passed back, never followed. Nor is
+        // HTTP_PROXY and friends read (reqwest did): the upstream is reached directly, as
+        // nginx reaches it.
         Ok(Plain {
-            client,
-            scheme: Scheme::HTTP,
-            authority,
+            pool: Pool::new(addr, port),
+            host,
             base_path,
         })
     }
 
-    /// The upstream URI for a request: its path appended to the upstream's, with its query.
+    /// The request target for the upstream (origin-form): the request's path appended to the
+    /// upstream's, with the request's query.
     fn target(&self, uri: Uri) -> Result<Uri, axum::http::Error> {
         let mut parts = uri.into_parts();
         let path_and_query = match parts.path_and_query.take() {
@@ -173,11 +176,7 @@ impl Plain {
                 PathAndQuery::try_from(s)?
             }
         };
-        Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(path_and_query)
-            .build()
+        Ok(Uri::from(path_and_query))
     }
 
     async fn send(&self, request: Request<Body>) -> Response<Body> {
@@ -193,7 +192,9 @@ impl Plain {
                 return unavailable();
             }
         };
-        match self.client.request(Request::from_parts(parts, body)).await {
+        // The upstream is asked by its own name, not the client's (which `prepare` dropped).
+        parts.headers.insert(header::HOST, self.host.clone());
+        match self.pool.send(Request::from_parts(parts, body)).await {
             Ok(resp) => {
                 let (mut parts, body) = resp.into_parts();
                 strip(&mut parts.headers);
@@ -252,6 +253,12 @@ fn unavailable() -> Response<Body> {
     r
 }
 
+fn timed_out() -> Response<Body> {
+    let mut r = Response::new(Body::from(TOO_SLOW));
+    *r.status_mut() = StatusCode::GATEWAY_TIMEOUT;
+    r
+}
+
 /// Whether an `Authorization` value is a credential for the gateway (L402, LSAT, `Payment`).
 fn ours(v: &HeaderValue) -> bool {
     // The scheme is the value's first word: read from the bytes, without checking the whole
@@ -272,9 +279,21 @@ fn ours(v: &HeaderValue) -> bool {
         .any(|s| scheme.eq_ignore_ascii_case(s))
 }
 
-/// Drop, in place, connection headers and an L402 or `Payment` credential: it is the buyer's
-/// proof of payment, for the gateway, not for the upstream.
+/// Drop, in place, connection headers (those named in `Connection` too) and an L402 or
+/// `Payment` credential: it is the buyer's proof of payment, for the gateway, not for the
+/// upstream.
 fn strip(headers: &mut HeaderMap) {
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+            .filter_map(|n| HeaderName::from_bytes(n.trim_ascii()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
+    }
     for name in &HOP_BY_HOP {
         headers.remove(name);
     }
@@ -331,9 +350,22 @@ impl Proxy {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip());
         prepare(request.headers_mut(), peer);
-        match &*self.inner {
-            Upstream::Plain(p) => p.send(request).await,
-            Upstream::Reqwest(r) => r.send(request).await,
+        let answer = async {
+            match &*self.inner {
+                Upstream::Plain(p) => p.send(request).await,
+                Upstream::Reqwest(r) => r.send(request).await,
+            }
+        };
+        // Dropping a request not answered in time closes its upstream connection.
+        match tokio::time::timeout(self.timeout, answer).await {
+            Ok(response) => response,
+            Err(_) => {
+                warn!(
+                    timeout_secs = self.timeout.as_secs_f64(),
+                    "the upstream did not answer in time"
+                );
+                timed_out()
+            }
         }
     }
 }
@@ -409,6 +441,17 @@ mod tests {
         strip(&mut h);
         assert_eq!(h.len(), 1, "{h:?}");
         assert_eq!(h["x-kept"], "1");
+        // Headers named in `Connection` are the connection's too (RFC 9110 §7.6.1).
+        let mut h = map(&[
+            ("connection", "close, X-Hop-A"),
+            ("connection", " x-hop-b ,"),
+            ("x-hop-a", "1"),
+            ("x-hop-b", "2"),
+            ("x-kept", "1"),
+        ]);
+        strip(&mut h);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert_eq!(h["x-kept"], "1");
     }
 
     #[test]
@@ -429,7 +472,11 @@ mod tests {
         let target = |upstream: &str, uri: &str| {
             let p = Proxy::new(upstream).unwrap();
             match &*p.inner {
-                Upstream::Plain(plain) => plain.target(uri.parse().unwrap()).unwrap().to_string(),
+                Upstream::Plain(plain) => format!(
+                    "http://{}{}",
+                    plain.host.to_str().unwrap(),
+                    plain.target(uri.parse().unwrap()).unwrap()
+                ),
                 Upstream::Reqwest(r) => r.target(&uri.parse().unwrap()).to_string(),
             }
         };
@@ -460,6 +507,30 @@ mod tests {
             target("https://up.example/v1/", "/api?z"),
             "https://up.example/v1/api?z"
         );
+    }
+
+    #[tokio::test]
+    async fn an_upstream_that_does_not_answer_in_time_is_a_504() {
+        // Accepts connections, reads, never answers.
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = l.accept().await {
+                held.push(s);
+            }
+        });
+        for scheme in ["http", "https"] {
+            let proxy = Proxy::new(&format!("{scheme}://{addr}"))
+                .unwrap()
+                .with_timeout(Duration::from_millis(200));
+            let r = proxy
+                .forward(Request::get("/x").body(Body::empty()).unwrap())
+                .await;
+            assert_eq!(r.status(), StatusCode::GATEWAY_TIMEOUT, "{scheme}");
+            let body = axum::body::to_bytes(r.into_body(), 1000).await.unwrap();
+            assert_eq!(&body[..], TOO_SLOW.as_bytes(), "{scheme}");
+        }
     }
 
     #[test]
