@@ -6,7 +6,9 @@
 //! Then the costs that must not grow with history: the cached-token overhead again with 1k,
 //! 10k and 100k other tokens cached for the same origin, and with 10k payments in the day.
 //!
-//! Usage: fetch_paid [--calls N] [--paid N] [--tokens 1000,10000,100000] [--history 10000]
+//! Usage: fetch_paid [--calls N] [--paid N] [--parts N] [--tokens 1000,10000,100000]
+//! [--history 10000]. `--calls 0` skips the cached-token runs and `--parts 0` the round trip's
+//! parts, so that a tracer (`strace -c`, `perf`) sees the full round trips alone.
 //! Prints a human report on stderr and one JSON line on stdout. The two sides of each
 //! comparison are interleaved call by call, so load on the machine hits both alike.
 //!
@@ -229,6 +231,7 @@ fn main() {
     let opt = common::arg;
     let calls = opt("--calls", 2000);
     let paid_n = opt("--paid", 300);
+    let parts_n = opt("--parts", paid_n.min(200));
     let token_counts = counts("--tokens", "1000,10000,100000");
     let history = counts("--history", "10000");
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -269,6 +272,7 @@ fn main() {
         let mut out = json!({});
 
         // 1. A free endpoint: what fetch_paid adds when nothing is paid or cached.
+        if calls > 0 {
         let url = format!("{base}/plain");
         let (plain, ours) = compare(&http, &fetcher, &url, None, calls, false).await;
         eprintln!("free endpoint (no credential):");
@@ -328,6 +332,7 @@ fn main() {
                 "added_mean_ms": ours.mean() - plain.mean(), "fetcher": ours.json()}));
         }
         out["cached_token_history"] = json!(with_history);
+        }
 
         // 3. Full paid round trips: GET -> 402 (Seller mints) -> pay (Payer, embedded wallet)
         //    -> GET with the credential (Seller verifies) -> 200. A new resource each time.
@@ -350,7 +355,6 @@ fn main() {
 
         // 4. The round trip's library parts, called directly (no HTTP): what the seller does to
         //    answer 402, what the buyer's payment costs, what the seller's verification costs.
-        let parts_n = paid_n.min(200);
         let (mut mint, mut pay, mut verify) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..parts_n {
             let t = Instant::now();
@@ -429,16 +433,18 @@ fn main() {
             let _ = resp.bytes().await.expect("body");
             manual.push(ms(t));
         }
-        let manual = Lat(manual);
-        manual.show("by hand on reqwest + Payer::pay");
-        out["paid_round_trip_by_hand"] = manual.json();
+        if parts_n > 0 {
+            let manual = Lat(manual);
+            manual.show("by hand on reqwest + Payer::pay");
+            out["paid_round_trip_by_hand"] = manual.json();
 
-        eprintln!("its parts, called directly:");
-        let (mint, pay, verify) = (Lat(mint), Lat(pay), Lat(verify));
-        mint.show("Seller::create_challenge");
-        pay.show("Payer::pay (embedded wallet)");
-        verify.show("Seller::verify_authorization");
-        out["paid_round_trip_parts"] = json!({"create_challenge": mint.json(), "pay": pay.json(), "verify": verify.json()});
+            eprintln!("its parts, called directly:");
+            let (mint, pay, verify) = (Lat(mint), Lat(pay), Lat(verify));
+            mint.show("Seller::create_challenge");
+            pay.show("Payer::pay (embedded wallet)");
+            verify.show("Seller::verify_authorization");
+            out["paid_round_trip_parts"] = json!({"create_challenge": mint.json(), "pay": pay.json(), "verify": verify.json()});
+        }
         println!("{out}");
     });
 }

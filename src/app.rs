@@ -173,13 +173,16 @@ impl App {
             storage.tokens(),
             clock.clone(),
         );
-        let seller = Seller::new(
+        let mut seller = Seller::new(
             wallet_name,
             wallet.clone(),
             ledger.clone(),
             storage.seller(),
             clock.clone(),
         );
+        if let Some(e) = &embedded {
+            seller = seller.with_embedded(e.clone());
+        }
         let mpp = MppSeller::new(seller.clone(), storage.mpp(), payer.clone());
         let report = payer.reconcile().await?;
         if report.succeeded + report.failed > 0 {

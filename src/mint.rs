@@ -25,7 +25,10 @@ use crate::l402::macaroon::L402_LOCATION;
 use crate::l402::verify::{self, Rejection, VerifyParams};
 use crate::l402::{Credential, Identifier, Macaroon, challenge};
 use crate::l402::{Msat, PaymentHash, Preimage, RootKey, TokenId};
-use crate::storage::{Direction, NewMintedToken, SellerStore, SpendLedger, StorageError};
+use crate::storage::{
+    Direction, Income, NewChallenge, NewMintedToken, SellerStore, SpendLedger, StorageError,
+};
+use crate::wallet::embedded::{EmbeddedWallet, SignedInvoice};
 use crate::wallet::{CreatedInvoice, IncomingStatus, InvoiceRequest, Wallet, WalletError};
 
 /// The service name used when a seller does not name one.
@@ -215,6 +218,23 @@ pub struct Seller {
     /// Tokens whose sale (and the income it settles) this process has recorded: a token used
     /// for many requests costs those two writes once, not on every request.
     recorded: Arc<Mutex<HashSet<TokenId>>>,
+    /// The ledger and the token store are one storage: a challenge's records, and a sale with
+    /// its income, are each written in one transaction.
+    one_storage: bool,
+    /// The embedded wallet issuing the invoices, when its books are that storage too: its
+    /// invoice rows join the challenge's transaction.
+    embedded: Option<Arc<EmbeddedWallet>>,
+}
+
+/// An invoice issued, not yet recorded.
+struct Issued {
+    created: CreatedInvoice,
+    /// Signed by the embedded wallet on this storage, which has not kept it yet.
+    signed: Option<SignedInvoice>,
+    /// What the wallet's invoice says, when it was read back (a backend's invoice).
+    decoded: Option<DecodedInvoice>,
+    amount: Msat,
+    description: String,
 }
 
 /// Tokens remembered as recorded before the set is cleared (32 bytes each).
@@ -231,11 +251,24 @@ impl Seller {
         Seller {
             wallet_name: wallet_name.to_owned(),
             wallet,
+            one_storage: std::ptr::addr_eq(Arc::as_ptr(&ledger), Arc::as_ptr(&tokens)),
             tokens,
             ledger,
             clock,
             recorded: Arc::default(),
+            embedded: None,
         }
+    }
+
+    /// Sell through `wallet`, the embedded wallet this seller's wallet is, so that its invoice
+    /// rows are written with the challenge's records in one transaction. Ignored unless its
+    /// books are the storage of this seller's ledger and token store.
+    pub fn with_embedded(mut self, wallet: Arc<EmbeddedWallet>) -> Seller {
+        let same = std::ptr::addr_eq(Arc::as_ptr(wallet.books()), Arc::as_ptr(&self.tokens));
+        if self.one_storage && same {
+            self.embedded = Some(wallet);
+        }
+        self
     }
 
     /// The current time of this seller's clock (unix seconds).
@@ -270,6 +303,28 @@ impl Seller {
         description: &str,
         expiry_secs: u64,
     ) -> Result<(CreatedInvoice, DecodedInvoice), SellError> {
+        let span = info_span!("create_invoice", wallet = %self.wallet_name, amount_msat);
+        async {
+            let issued = self.issue(amount_msat, description, expiry_secs).await?;
+            let decoded = match &issued.decoded {
+                Some(d) => d.clone(),
+                None => bolt11::decode(&issued.created.bolt11)?,
+            };
+            self.keep(&issued, None).await?;
+            info!(payment_hash = %issued.created.payment_hash, "invoice created");
+            Ok((issued.created, decoded))
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Have the wallet issue an invoice; nothing is recorded yet ([`Seller::keep`]).
+    async fn issue(
+        &self,
+        amount_msat: u64,
+        description: &str,
+        expiry_secs: u64,
+    ) -> Result<Issued, SellError> {
         let max_msat = crate::budget::MAX_SATS * crate::budget::MSAT_PER_SAT;
         in_range("amount_msat", amount_msat, 1, max_msat, " msat")?;
         in_range(
@@ -279,25 +334,77 @@ impl Seller {
             MAX_INVOICE_EXPIRY_SECS,
             " seconds (a year)",
         )?;
-        let span = info_span!("create_invoice", wallet = %self.wallet_name, amount_msat);
-        async {
-            let created = self
-                .wallet
-                .create_invoice(&InvoiceRequest {
-                    amount_msat,
-                    description: description.to_owned(),
-                    expiry_secs,
-                })
-                .await?;
-            let decoded = bolt11::decode(&created.bolt11)?;
-            self.ledger
-                .record_incoming(&self.wallet_name, &decoded, self.clock.now())
-                .await?;
-            info!(payment_hash = %created.payment_hash, "invoice created");
-            Ok((created, decoded))
+        let amount = Msat::from_msat(amount_msat);
+        if let Some(e) = &self.embedded {
+            // Signed here: its text is ours, and needs no decoding to be recorded.
+            let signed = e.sign(Some(amount_msat), description, expiry_secs)?;
+            return Ok(Issued {
+                created: signed.created.clone(),
+                signed: Some(signed),
+                decoded: None,
+                amount,
+                description: description.to_owned(),
+            });
         }
-        .instrument(span)
-        .await
+        let created = self
+            .wallet
+            .create_invoice(&InvoiceRequest {
+                amount_msat,
+                description: description.to_owned(),
+                expiry_secs,
+            })
+            .await?;
+        let decoded = bolt11::decode(&created.bolt11)?;
+        Ok(Issued {
+            amount: Msat::from_msat(decoded.amount_msat.unwrap_or(0)),
+            description: decoded.description.clone().unwrap_or_default(),
+            created,
+            signed: None,
+            decoded: Some(decoded),
+        })
+    }
+
+    /// Record an invoice issued as pending income, with the token minted for it if any, before
+    /// either is shown to anyone: in one transaction when the ledger and the token store are
+    /// one storage (and the embedded wallet's row of the invoice with them).
+    async fn keep(
+        &self,
+        issued: &Issued,
+        minted: Option<&NewMintedToken<'_>>,
+    ) -> Result<(), SellError> {
+        let now = self.clock.now();
+        let created = &issued.created;
+        let row = issued.signed.as_ref().map(|s| s.row(&self.wallet_name));
+        if self.one_storage {
+            let description = match &issued.decoded {
+                Some(d) => d.description.as_deref(),
+                None => Some(issued.description.as_str()),
+            };
+            let challenge = NewChallenge {
+                embedded: row.as_ref(),
+                income: Income {
+                    wallet: &self.wallet_name,
+                    payment_hash: &created.payment_hash,
+                    bolt11: &created.bolt11,
+                    amount: issued.amount,
+                    description,
+                },
+                minted,
+            };
+            self.tokens.store_challenge(&challenge, now).await?;
+            return Ok(());
+        }
+        let decoded = match &issued.decoded {
+            Some(d) => d.clone(),
+            None => bolt11::decode(&created.bolt11)?,
+        };
+        self.ledger
+            .record_incoming(&self.wallet_name, &decoded, now)
+            .await?;
+        if let Some(t) = minted {
+            self.tokens.store_minted(t, now).await?;
+        }
+        Ok(())
     }
 
     /// Create an invoice and mint the macaroon bound to its payment hash.
@@ -327,9 +434,13 @@ impl Seller {
             .clone()
             .unwrap_or_else(|| format!("L402 access to {service}"));
         let expiry = req.expiry_secs.unwrap_or(DEFAULT_INVOICE_EXPIRY_SECS);
-        let (created, _) = self
-            .create_invoice(req.amount_msat, &description, expiry)
+        let span =
+            info_span!("create_invoice", wallet = %self.wallet_name, amount_msat = req.amount_msat);
+        let issued = self
+            .issue(req.amount_msat, &description, expiry)
+            .instrument(span)
             .await?;
+        let created = &issued.created;
 
         let now = self.clock.now();
         let valid_until = req.valid_for_secs.map(|s| now.saturating_add(s));
@@ -354,30 +465,29 @@ impl Seller {
         if let Some(p) = &req.path_prefix {
             mac.add_caveat(&Caveat::path_prefix(&service, p).encode());
         }
-        self.tokens
-            .store_minted(
-                &NewMintedToken {
-                    key_id: crate::l402::sha256(&identifier),
-                    root_key: &root_key,
-                    token_id,
-                    wallet: &self.wallet_name,
-                    payment_hash: created.payment_hash,
-                    amount: Msat::from_msat(req.amount_msat),
-                    service: &service,
-                    tier,
-                    capabilities: &req.capabilities,
-                    valid_until,
-                    max_uses: req.max_uses,
-                },
-                now,
-            )
-            .await?;
+        // The invoice, its income and the token's root key are kept before the challenge is
+        // sent: a buyer who pays it can redeem it even if this process dies right after.
+        let minted = NewMintedToken {
+            key_id: crate::l402::sha256(&identifier),
+            root_key: &root_key,
+            token_id,
+            wallet: &self.wallet_name,
+            payment_hash: created.payment_hash,
+            amount: Msat::from_msat(req.amount_msat),
+            service: &service,
+            tier,
+            capabilities: &req.capabilities,
+            valid_until,
+            max_uses: req.max_uses,
+        };
+        self.keep(&issued, Some(&minted)).await?;
+        info!(payment_hash = %created.payment_hash, "invoice created");
         let bytes = mac.serialize();
         info!(token_id = %token_id, service = %service, "L402 token minted");
         Ok(IssuedChallenge {
             macaroon: crate::l402::b64::encode(&bytes),
             www_authenticate: challenge::aperture_headers(&bytes, &created.bolt11),
-            invoice: created.bolt11,
+            invoice: created.bolt11.clone(),
             payment_hash: created.payment_hash,
             token_id,
             amount_msat: req.amount_msat,
@@ -523,21 +633,25 @@ impl Seller {
         let max_uses = minted.as_ref().and_then(|m| m.max_uses);
         if let (Some(m), Some(paid)) = (minted.as_ref().filter(|_| !already_recorded), paid_msat) {
             let (hash, id) = (&token.identifier.payment_hash, &token.identifier.token_id);
-            if self
-                .tokens
-                .record_sale(hash, id, &m.service, m.amount, self.clock.now())
-                .await?
-            {
+            let now = self.clock.now();
+            let new_sale = if self.one_storage {
+                // The sale and the income it settles, in one transaction.
+                self.tokens
+                    .record_sale_and_income(hash, id, &m.service, m.amount, &m.wallet, now)
+                    .await?
+            } else {
+                let new_sale = self
+                    .tokens
+                    .record_sale(hash, id, &m.service, m.amount, now)
+                    .await?;
+                self.ledger
+                    .mark_incoming_settled(&m.wallet, hash, Some(m.amount), now)
+                    .await?;
+                new_sale
+            };
+            if new_sale {
                 info!(token_id = %id, service = %m.service, amount_msat = paid, "sale");
             }
-            self.ledger
-                .mark_incoming_settled(
-                    &m.wallet,
-                    &token.identifier.payment_hash,
-                    Some(m.amount),
-                    self.clock.now(),
-                )
-                .await?;
             if let Ok(mut set) = self.recorded.lock() {
                 if set.len() >= RECORDED_CAPACITY {
                     set.clear(); // recording again is harmless: both writes are idempotent

@@ -26,8 +26,8 @@ use crate::events::{Events, MoneyEvent};
 use crate::l402::{Msat, PaymentHash, Preimage};
 use crate::payee::Payee;
 use crate::storage::{
-    ApprovalStore, CredentialScope, Direction, NewPayment, Payment, Reservation, ReserveError,
-    Resume, Retention, Settlement, SpendLedger, Status, StorageError, TokenCache,
+    ApprovalStore, CredentialScope, Direction, NewPayment, PaidRecord, Payment, Reservation,
+    ReserveError, Resume, Retention, Settlement, SpendLedger, Status, StorageError, TokenCache,
 };
 use crate::wallet::{OutgoingStatus, PaymentResult, Wallet, WalletError};
 
@@ -80,6 +80,10 @@ pub struct Receipt {
     pub preimage: Preimage,
     /// True when this invoice had been paid before and nothing new was spent.
     pub already_paid: bool,
+    /// The credential of the request ([`PayRequest::credential`]) was cached, for this
+    /// payer's wallet, in the ledger's database in the commit that recorded the payment.
+    #[serde(skip)]
+    pub credential_cached: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -465,16 +469,32 @@ impl Payer {
         };
         crate::fault::point("after-reserve");
 
-        let outcome = self.wallet.pay_invoice(&inv, max_fee).await;
+        // An embedded wallet on this ledger's database records the payment (and caches the
+        // credential it buys) in the commit that moves the money: one fsync, not three.
+        let record = PaidRecord {
+            payment_id: id,
+            wallet: &self.wallet_name,
+            credential: req.credential,
+        };
+        let outcome = self
+            .wallet
+            .pay_invoice_recorded(&inv, max_fee, &record)
+            .await;
         crate::fault::point("after-pay");
         match outcome {
-            Ok(result) => {
+            Ok((result, recorded)) => {
                 if result.fee_msat > max_fee {
                     warn!(
                         fee_msat = result.fee_msat,
                         max_fee_msat = max_fee,
                         "wallet paid more fee than allowed"
                     );
+                }
+                if recorded
+                    && let Some(preimage) = result.preimage.filter(|p| p.matches(&inv.payment_hash))
+                {
+                    let cached = req.credential.is_some();
+                    return Ok(paid(id, &inv, amount, result.fee_msat, preimage, cached));
                 }
                 self.record_success(id, &inv, amount, result).await
             }
@@ -522,17 +542,7 @@ impl Payer {
                 amount_msat: amount,
             }),
             Proof::Mismatch => Err(PayError::PreimageMismatch { payment_id: id }),
-            Proof::Valid(preimage) => {
-                info!(payment_id = id, fee_msat = result.fee_msat, "paid");
-                Ok(Receipt {
-                    payment_id: id,
-                    payment_hash: inv.payment_hash,
-                    amount_msat: amount,
-                    fee_msat: result.fee_msat,
-                    preimage,
-                    already_paid: false,
-                })
-            }
+            Proof::Valid(preimage) => Ok(paid(id, inv, amount, result.fee_msat, preimage, false)),
         }
     }
 
@@ -720,6 +730,27 @@ enum Proof {
     Mismatch,
 }
 
+/// The receipt of payment `id`, just made and recorded.
+fn paid(
+    id: i64,
+    inv: &DecodedInvoice,
+    amount: u64,
+    fee_msat: u64,
+    preimage: Preimage,
+    credential_cached: bool,
+) -> Receipt {
+    info!(payment_id = id, fee_msat, "paid");
+    Receipt {
+        payment_id: id,
+        payment_hash: inv.payment_hash,
+        amount_msat: amount,
+        fee_msat,
+        preimage,
+        already_paid: false,
+        credential_cached,
+    }
+}
+
 fn already_paid(rec: &Payment) -> Result<Receipt, PayError> {
     debug_assert_eq!(rec.status, Status::Succeeded);
     let Some(preimage) = rec.preimage else {
@@ -735,5 +766,6 @@ fn already_paid(rec: &Payment) -> Result<Receipt, PayError> {
         fee_msat: rec.fee.msat(),
         preimage,
         already_paid: true,
+        credential_cached: false,
     })
 }

@@ -65,12 +65,35 @@ async fn out_payment(app: &App) -> l402_mcp::storage::Payment {
     rows.into_iter().next().unwrap()
 }
 
+/// The embedded wallet records a payment in the commit that moves the money: a process killed
+/// right after paying left it recorded, with nothing to reconcile.
+#[tokio::test]
+async fn an_embedded_payment_is_recorded_with_its_transfer() {
+    let (dir, _, payment_hash) = crashed_while_paying("after-pay").await;
+    // The ledger as the dead process left it: opened without reconciling.
+    let storage = l402_mcp::storage::Storage::open_sqlite(dir.path())
+        .await
+        .unwrap();
+    let p = storage
+        .ledger()
+        .payment_by_hash("buyer", Direction::Out, &payment_hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(p.status, Status::Succeeded, "{p:?}");
+    assert!(l402_mcp::l402::preimage_matches(
+        &p.preimage.unwrap(),
+        &payment_hash
+    ));
+    assert_eq!(p.reserved.msat(), 0);
+}
+
 #[tokio::test]
 async fn killed_after_paying_is_recorded_as_paid_on_restart() {
     let (dir, bolt11, payment_hash) = crashed_while_paying("after-pay").await;
     let clock = l402_mcp::clock::system();
 
-    // The money moved, but the dead process never recorded it.
+    // The money moved (and the embedded wallet recorded it with the transfer: see above).
     let buyer = App::open_embedded(dir.path(), "buyer", clock.clone())
         .await
         .unwrap(); // this start reconciles

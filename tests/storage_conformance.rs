@@ -19,9 +19,10 @@ use l402_mcp::l402::{Msat, PaymentHash, Preimage, RootKey, Scheme, TokenId};
 use l402_mcp::payee::Payee;
 use l402_mcp::storage::{
     ApprovalRequest, ApprovalStatus, BuyerSession, BuyerSessionStatus, CredentialScope, Credit,
-    Decided, Decision, Direction, EmbeddedInvoice, NewApproval, NewMintedToken, NewPayment,
-    NewSession, Opened as Asked, PRUNE_BATCH, PaymentFilter, RefKey, RefundStatus, Reservation,
-    ReserveError, Retention, SettleError, Settlement, Status, Storage,
+    Decided, Decision, Direction, EmbeddedInvoice, Income, NewApproval, NewChallenge,
+    NewMintedToken, NewPayment, NewSession, Opened as Asked, PRUNE_BATCH, PaidRecord,
+    PaymentFilter, RefKey, RefundStatus, Reservation, ReserveError, Retention, SettleError,
+    Settlement, Status, Storage,
 };
 
 const T0: u64 = 1_800_000_000;
@@ -1205,6 +1206,206 @@ mod suite {
     /// Settlements racing for one balance: each is whole or nothing. On SQLite they share
     /// transactions (group commit), so a payment refused for want of funds must be undone
     /// alone, its claim on the invoice with it, and leave the others of its batch standing.
+    /// What is written together is kept together: a seller's challenge (the embedded wallet's
+    /// invoice row, the pending income, the root key and terms), a sale with the income it
+    /// settles, and an embedded payment with its record and the credential it bought.
+    pub async fn writes_kept_together(s: &Storage) {
+        let (st, l, b) = (s.seller(), s.ledger(), s.books());
+        b.open_account("seller", &rand_bytes(), "node-s", msat(0), T0)
+            .await
+            .unwrap();
+        b.open_account("buyer", &rand_bytes(), "node-b", msat(50_000), T0)
+            .await
+            .unwrap();
+        let (inv, pre) = invoice(21_000);
+        let (root, token_id, key_id) = (RootKey(rand_bytes()), TokenId(rand_bytes()), rand_bytes());
+        let row = EmbeddedInvoice {
+            payment_hash: &inv.payment_hash,
+            wallet: "seller",
+            bolt11: &inv.bolt11,
+            preimage: &pre,
+            amount: msat(21_000),
+            description: "conformance",
+            expires_at: T0 + 3600,
+        };
+        let minted = NewMintedToken {
+            key_id,
+            root_key: &root,
+            token_id,
+            wallet: "seller",
+            payment_hash: inv.payment_hash,
+            amount: msat(21_000),
+            service: "api",
+            tier: 0,
+            capabilities: &[],
+            valid_until: None,
+            max_uses: None,
+        };
+        st.store_challenge(
+            &NewChallenge {
+                embedded: Some(&row),
+                income: Income {
+                    wallet: "seller",
+                    payment_hash: &inv.payment_hash,
+                    bolt11: &inv.bolt11,
+                    amount: msat(21_000),
+                    description: Some("conformance"),
+                },
+                minted: Some(&minted),
+            },
+            T0,
+        )
+        .await
+        .unwrap();
+        assert_eq!(st.root_key(&key_id).await.unwrap(), Some(root.clone()));
+        assert!(
+            !b.issued("seller", &inv.payment_hash)
+                .await
+                .unwrap()
+                .unwrap()
+                .paid
+        );
+        let income = l
+            .payment_by_hash("seller", Direction::In, &inv.payment_hash)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (income.status, income.amount, income.description.as_deref()),
+            (Status::Pending, msat(21_000), Some("conformance"))
+        );
+        // A key already kept is refused, and nothing of that challenge is kept.
+        let (inv2, _) = invoice(1_000);
+        let again = NewMintedToken {
+            payment_hash: inv2.payment_hash,
+            token_id: TokenId(rand_bytes()),
+            ..minted
+        };
+        let dup = NewChallenge {
+            embedded: None,
+            income: Income {
+                wallet: "seller",
+                payment_hash: &inv2.payment_hash,
+                bolt11: &inv2.bolt11,
+                amount: msat(1_000),
+                description: None,
+            },
+            minted: Some(&again),
+        };
+        assert!(st.store_challenge(&dup, T0).await.is_err());
+        assert!(
+            l.payment_by_hash("seller", Direction::In, &inv2.payment_hash)
+                .await
+                .unwrap()
+                .is_none(),
+            "the income of a challenge that could not be kept is not kept either"
+        );
+
+        // The buyer reserves, then the transfer records the payment and caches the credential.
+        let scope = CredentialScope {
+            origin: "https://seller.example".into(),
+            path_prefix: "/x".into(),
+            scheme: Scheme::L402,
+            macaroon: vec![1, 2, 3],
+            expires_at: None,
+        };
+        let id = reserved(
+            l.reserve(
+                &new("buyer", &inv, 1_000, None),
+                &BudgetPolicy::default(),
+                T0,
+            )
+            .await,
+        );
+        let record = PaidRecord {
+            payment_id: id,
+            wallet: "buyer",
+            credential: Some(&scope),
+        };
+        let (settled, recorded) = b
+            .settle_recorded("buyer", &inv.bolt11, &inv.payment_hash, T0, &record)
+            .await
+            .unwrap();
+        assert_eq!(settled.preimage, pre);
+        let sqlite = s.info().engine == "sqlite";
+        assert_eq!(
+            recorded, sqlite,
+            "recorded in the transfer's commit on SQLite only"
+        );
+        let paid = l.payment(id).await.unwrap().unwrap();
+        let token = s
+            .tokens()
+            .find_token("buyer", "https://seller.example", "/x", T0)
+            .await
+            .unwrap();
+        if recorded {
+            assert_eq!((paid.status, paid.preimage), (Status::Succeeded, Some(pre)));
+            assert_eq!(paid.reserved, msat(0));
+            let token = token.expect("the credential is cached with the record");
+            assert_eq!((token.preimage, token.honoured), (pre, false));
+        } else {
+            assert_eq!(paid.status, Status::Pending);
+            assert!(token.is_none());
+        }
+        // A record for a payment that is not pending here changes nothing; the money moves.
+        let (inv3, pre3) = invoice(2_000);
+        b.add_invoice(
+            &EmbeddedInvoice {
+                payment_hash: &inv3.payment_hash,
+                bolt11: &inv3.bolt11,
+                preimage: &pre3,
+                amount: msat(2_000),
+                ..row
+            },
+            T0,
+        )
+        .await
+        .unwrap();
+        let stranger = PaidRecord {
+            payment_id: id,
+            ..record
+        };
+        let (_, recorded) = b
+            .settle_recorded("buyer", &inv3.bolt11, &inv3.payment_hash, T0, &stranger)
+            .await
+            .unwrap();
+        assert!(!recorded);
+        assert!(
+            b.issued("seller", &inv3.payment_hash)
+                .await
+                .unwrap()
+                .unwrap()
+                .paid
+        );
+
+        // The seller is shown the credential: the sale and its income, once.
+        for first in [true, false] {
+            let new_sale = st
+                .record_sale_and_income(
+                    &inv.payment_hash,
+                    &token_id,
+                    "api",
+                    msat(21_000),
+                    "seller",
+                    T0 + 1,
+                )
+                .await
+                .unwrap();
+            assert_eq!(new_sale, first);
+        }
+        let income = l
+            .payment_by_hash("seller", Direction::In, &inv.payment_hash)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (income.status, income.settled_at),
+            (Status::Succeeded, Some(T0 + 1))
+        );
+        let sales = st.sales_since(T0).await.unwrap();
+        assert_eq!((sales.count, sales.amount), (1, msat(21_000)));
+    }
+
     pub async fn racing_settlements_are_whole_or_nothing(s: &Storage) {
         let b = s.books();
         b.open_account("payer", &rand_bytes(), "node-p", msat(10_000), T0)
@@ -2196,6 +2397,7 @@ macro_rules! conformance {
             rule!(pruning_goes_past_kept_rows_in_bounded_batches);
             rule!(expired_rows_are_pruned);
             rule!(the_token_cache);
+            rule!(writes_kept_together);
             rule!(distrust_follows_every_name);
             rule!(approvals_are_decided_once);
             rule!(payees_paid_before);

@@ -208,6 +208,9 @@ pub struct Fetcher {
     sessions: Option<Arc<dyn BuyerSessions>>,
     /// Which offer of a 402 to pay first.
     prefer: SchemePreference,
+    /// The credential cache is the ledger's database: a credential the pay path cached with
+    /// its payment's record ([`Receipt::credential_cached`]) is not written again.
+    tokens_in_ledger: bool,
 }
 
 /// Where a credential applies: origin and path (without query).
@@ -242,6 +245,7 @@ impl Fetcher {
     ) -> Result<Fetcher, FetchError> {
         Ok(Fetcher {
             wallet: payer.wallet_name().to_owned(),
+            tokens_in_ledger: std::ptr::addr_eq(Arc::as_ptr(&tokens), Arc::as_ptr(payer.ledger())),
             ledger: payer.ledger().clone(),
             payer,
             tokens,
@@ -509,9 +513,11 @@ impl Fetcher {
         let paid = match scope {
             Some(scope) => {
                 let token = scope.with_proof(receipt.preimage, receipt.payment_hash);
-                self.tokens
-                    .put_token(&self.wallet, &token, self.clock.now())
-                    .await?;
+                if !(receipt.credential_cached && self.tokens_in_ledger) {
+                    self.tokens
+                        .put_token(&self.wallet, &token, self.clock.now())
+                        .await?;
+                }
                 self.exchange(req, resource.url.clone(), Present::Token(token))
                     .await?
             }

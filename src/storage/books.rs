@@ -8,8 +8,10 @@ use async_trait::async_trait;
 use futures::future::BoxFuture;
 use sqlx::Row;
 
-use super::engine::{Engine, MoneyWrite};
-use super::sync_sql::{self, Arg, bind};
+use super::engine::{Dialect, Engine, MoneyWrite};
+use super::ledger::{PaidRecord, paid_now};
+use super::sync_sql::{self, Arg, Statement, bind};
+use super::tokens::{CredentialScope, token_row};
 use super::{StorageError, bytes32, int, uint};
 use crate::l402::{Msat, PaymentHash, Preimage};
 
@@ -131,6 +133,18 @@ pub trait EmbeddedBooks: Send + Sync + std::fmt::Debug {
         payment_hash: &PaymentHash,
         now: u64,
     ) -> Result<Settled, SettleError>;
+    /// [`EmbeddedBooks::settle`], and in the same commit the payment recorded as succeeded in
+    /// the spend ledger of this storage, with the credential it buys cached (`record`): `true`
+    /// when it was recorded so (on SQLite, when that pending payment is in this database); else
+    /// the caller records it. One fsync for the transfer and its record.
+    async fn settle_recorded(
+        &self,
+        payer: &str,
+        bolt11: &str,
+        payment_hash: &PaymentHash,
+        now: u64,
+        record: &PaidRecord<'_>,
+    ) -> Result<(Settled, bool), SettleError>;
     /// Pay `amount` to an amountless invoice (issued with amount 0) from `payer`, in one
     /// transaction; the invoice then records what it received.
     async fn settle_amountless(
@@ -285,20 +299,10 @@ impl EmbeddedBooks for Engine {
     }
 
     async fn add_invoice(&self, inv: &EmbeddedInvoice<'_>, now: u64) -> Result<(), StorageError> {
-        sqlx::query(
-            "INSERT INTO embedded_invoices (payment_hash, wallet, bolt11, preimage, amount_msat, description, expires_at, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(inv.payment_hash.to_hex())
-        .bind(inv.wallet)
-        .bind(inv.bolt11)
-        .bind(inv.preimage.to_hex())
-        .bind(int(inv.amount.msat())?)
-        .bind(inv.description)
-        .bind(int(inv.expires_at)?)
-        .bind(int(now)?)
-        .execute(self.writer())
-        .await?;
+        let row = invoice_row(inv, now)?;
+        bind(sqlx::query(row.sql), &row.args)
+            .execute(self.writer())
+            .await?;
         Ok(())
     }
 
@@ -311,6 +315,40 @@ impl EmbeddedBooks for Engine {
     ) -> Result<Settled, SettleError> {
         self.settle_with(payer, bolt11, payment_hash, None, now)
             .await
+    }
+
+    async fn settle_recorded(
+        &self,
+        payer: &str,
+        bolt11: &str,
+        payment_hash: &PaymentHash,
+        now: u64,
+        record: &PaidRecord<'_>,
+    ) -> Result<(Settled, bool), SettleError> {
+        if self.dialect != Dialect::Sqlite {
+            // PostgreSQL's committer orders the locks a batch takes by the turns its writes
+            // declare (`pg_group`); a transfer that also records a payment would need both
+            // turns: the record is written the usual way there.
+            let settled = self.settle(payer, bolt11, payment_hash, now).await?;
+            return Ok((settled, false));
+        }
+        let write = SettleRecorded {
+            settle: Settle {
+                payer: payer.to_owned(),
+                bolt11: bolt11.to_owned(),
+                hash: payment_hash.to_hex(),
+                amount: None,
+                now,
+                now_db: int(now)?,
+                // SQLite: its committer runs the write's statements one by one anyway.
+                at_once: false,
+            },
+            payment_id: record.payment_id,
+            wallet: record.wallet.to_owned(),
+            payment_hash: *payment_hash,
+            credential: record.credential.cloned(),
+        };
+        self.write(None, write, SettleError::OutcomeUnknown).await
     }
 
     async fn settle_amountless(
@@ -365,8 +403,28 @@ impl EmbeddedBooks for Engine {
     }
 }
 
+/// The row of an invoice an account issued (see [`EmbeddedBooks::add_invoice`]); a seller's
+/// challenge writes it with its own records.
+pub(crate) fn invoice_row(inv: &EmbeddedInvoice<'_>, now: u64) -> Result<Statement, StorageError> {
+    Ok(Statement {
+        sql: "INSERT INTO embedded_invoices (payment_hash, wallet, bolt11, preimage, amount_msat, description, expires_at, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        args: vec![
+            Arg::Text(Some(inv.payment_hash.to_hex())),
+            Arg::Text(Some(inv.wallet.to_owned())),
+            Arg::Text(Some(inv.bolt11.to_owned())),
+            Arg::Text(Some(inv.preimage.to_hex())),
+            Arg::Int(int(inv.amount.msat())?),
+            Arg::Text(Some(inv.description.to_owned())),
+            Arg::Int(int(inv.expires_at)?),
+            Arg::Int(int(now)?),
+        ],
+    })
+}
+
 /// A settlement between two embedded accounts (see [`EmbeddedBooks::settle`]): invoice
 /// `bolt11` of hash `hash`, paid by `payer`; `amount` only for an amountless invoice.
+#[derive(Clone)]
 struct Settle {
     payer: String,
     bolt11: String,
@@ -376,6 +434,88 @@ struct Settle {
     now_db: i64,
     /// On PostgreSQL: the claim and the transfer in one statement ([`SETTLE_AT_ONCE`]).
     at_once: bool,
+}
+
+/// A settlement and the record of the payment it makes, in one write (see
+/// [`EmbeddedBooks::settle_recorded`]).
+struct SettleRecorded {
+    settle: Settle,
+    payment_id: i64,
+    wallet: String,
+    payment_hash: PaymentHash,
+    credential: Option<CredentialScope>,
+}
+
+impl SettleRecorded {
+    /// The record's statements once the transfer is made: the payment's success, then (when it
+    /// changed a row) the credential it bought.
+    fn record(
+        &self,
+        settled: &Settled,
+    ) -> Result<Option<(Statement, Option<Statement>)>, StorageError> {
+        if !settled.preimage.matches(&self.payment_hash) {
+            // No proof of payment: the pay path records that itself, loudly.
+            return Ok(None);
+        }
+        let paid = paid_now(
+            self.payment_id,
+            &self.wallet,
+            &self.payment_hash,
+            &settled.preimage,
+            self.settle.now,
+        )?;
+        let token = self
+            .credential
+            .as_ref()
+            .map(|c| {
+                let token = c.with_proof(settled.preimage, self.payment_hash);
+                token_row(&self.wallet, &token, self.settle.now)
+            })
+            .transpose()?;
+        Ok(Some((paid, token)))
+    }
+}
+
+impl MoneyWrite for SettleRecorded {
+    type Output = (Settled, bool);
+    type Error = SettleError;
+
+    fn run(
+        self,
+        tx: &mut sqlx::AnyConnection,
+    ) -> BoxFuture<'_, Result<(Settled, bool), SettleError>> {
+        Box::pin(async move {
+            let settled = self.settle.clone().run(&mut *tx).await?;
+            let Some((paid, token)) = self.record(&settled)? else {
+                return Ok((settled, false));
+            };
+            if paid.run(&mut *tx).await? != 1 {
+                return Ok((settled, false));
+            }
+            if let Some(token) = token {
+                token.run(&mut *tx).await?;
+            }
+            Ok((settled, true))
+        })
+    }
+
+    fn run_sync(self, conn: &rusqlite::Connection) -> Result<(Settled, bool), SettleError> {
+        let settled = self.settle.clone().run_sync(conn)?;
+        let Some((paid, token)) = self.record(&settled)? else {
+            return Ok((settled, false));
+        };
+        if paid.run_sync(conn)? != 1 {
+            return Ok((settled, false));
+        }
+        if let Some(token) = token {
+            token.run_sync(conn)?;
+        }
+        Ok((settled, true))
+    }
+
+    fn transfer(&self) -> Option<(String, String)> {
+        self.settle.transfer()
+    }
 }
 
 /// The invoice's row as the claim returned it.

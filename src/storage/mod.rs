@@ -40,13 +40,16 @@ pub use books::{
 pub(crate) use engine::Engine;
 pub use engine::LEDGER_FILE;
 pub use ledger::{
-    DEFAULT_KEEP_DAYS, Direction, MIN_KEEP_DAYS, NewPayment, PRUNE_BATCH, Payment, PaymentFilter,
-    Pruned, Reservation, ReserveError, Resume, Retention, Settlement, SpendLedger, Status, Totals,
+    DEFAULT_KEEP_DAYS, Direction, MIN_KEEP_DAYS, NewPayment, PRUNE_BATCH, PaidRecord, Payment,
+    PaymentFilter, Pruned, Reservation, ReserveError, Resume, Retention, Settlement, SpendLedger,
+    Status, Totals,
 };
 pub use mpp::{Credit, MppStore, NewSession, RefundStatus, SellerSession};
 pub use mpp_buyer::{BuyerSession, BuyerSessionStatus, BuyerSessions};
 pub use refs::{RefKey, WalletRefs};
-pub use seller::{MintedToken, NewMintedToken, SalesSummary, SellerStore, ServiceSales};
+pub use seller::{
+    Income, MintedToken, NewChallenge, NewMintedToken, SalesSummary, SellerStore, ServiceSales,
+};
 pub use tokens::{CachedToken, CredentialScope, Distrust, TokenCache};
 
 use std::path::Path;

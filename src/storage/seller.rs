@@ -12,8 +12,11 @@ use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::books::invoice_row;
 use super::engine::Engine;
-use super::{StorageError, bytes32, int, uint};
+use super::ledger::{incoming, incoming_settled};
+use super::sync_sql::{Arg, Statement, Statements, bind};
+use super::{EmbeddedInvoice, StorageError, bytes32, int, uint};
 use crate::l402::{Msat, PaymentHash, RootKey, TokenId};
 
 /// What a minted token was sold for.
@@ -52,6 +55,29 @@ pub struct NewMintedToken<'a> {
     pub max_uses: Option<u64>,
 }
 
+/// An invoice a seller issued, as its pending income.
+#[derive(Debug, Clone, Copy)]
+pub struct Income<'a> {
+    /// The wallet the income is recorded under.
+    pub wallet: &'a str,
+    pub payment_hash: &'a PaymentHash,
+    pub bolt11: &'a str,
+    pub amount: Msat,
+    pub description: Option<&'a str>,
+}
+
+/// What a seller keeps of a challenge (or an invoice) before it is sent, written in one
+/// transaction (see [`SellerStore::store_challenge`]).
+#[derive(Debug)]
+pub struct NewChallenge<'a> {
+    /// The invoice's row in the embedded wallet's books, when that wallet issued it on this
+    /// storage (else the wallet has kept it already).
+    pub embedded: Option<&'a EmbeddedInvoice<'a>>,
+    pub income: Income<'a>,
+    /// The token minted for the invoice, if any.
+    pub minted: Option<&'a NewMintedToken<'a>>,
+}
+
 /// Sales over a period, per service.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct SalesSummary {
@@ -75,6 +101,10 @@ pub struct ServiceSales {
 pub trait SellerStore: Send + Sync + std::fmt::Debug {
     /// Keep a new token's root key and terms.
     async fn store_minted(&self, token: &NewMintedToken<'_>, now: u64) -> Result<(), StorageError>;
+    /// Keep what a challenge needs before it is sent, in one transaction (one fsync on SQLite):
+    /// the embedded wallet's invoice row, the pending income, the token's root key and terms.
+    /// The income goes into the spend ledger of this same storage.
+    async fn store_challenge(&self, c: &NewChallenge<'_>, now: u64) -> Result<(), StorageError>;
     /// The root key named `key_id`, if minted here and not revoked.
     async fn root_key(&self, key_id: &[u8; 32]) -> Result<Option<RootKey>, StorageError>;
     /// Revoke a token by deleting its root key; whether there was one. Refused by this storage
@@ -115,6 +145,18 @@ pub trait SellerStore: Send + Sync + std::fmt::Debug {
         amount: Msat,
         now: u64,
     ) -> Result<bool, StorageError>;
+    /// [`SellerStore::record_sale`] and, in the same transaction, the income it settles in the
+    /// spend ledger of this same storage (`income_wallet`'s pending invoice of `payment_hash`,
+    /// as [`crate::storage::SpendLedger::mark_incoming_settled`]); `true` when the sale is new.
+    async fn record_sale_and_income(
+        &self,
+        payment_hash: &PaymentHash,
+        token_id: &TokenId,
+        service: &str,
+        amount: Msat,
+        income_wallet: &str,
+        now: u64,
+    ) -> Result<bool, StorageError>;
     /// Sales since `since` (unix seconds).
     async fn sales_since(&self, since: u64) -> Result<SalesSummary, StorageError>;
 }
@@ -122,31 +164,34 @@ pub trait SellerStore: Send + Sync + std::fmt::Debug {
 #[async_trait]
 impl SellerStore for Engine {
     async fn store_minted(&self, t: &NewMintedToken<'_>, now: u64) -> Result<(), StorageError> {
-        let mut tx = self.writer().begin().await?;
-        sqlx::query("INSERT INTO root_keys (key_id, root_key, created_at) VALUES ($1, $2, $3)")
-            .bind(hex::encode(t.key_id))
-            .bind(t.root_key.expose().to_vec())
-            .bind(int(now)?)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "INSERT INTO minted_tokens (token_id, key_id, wallet, payment_hash, amount_msat, service, tier,
-                 capabilities, valid_until, created_at, max_uses) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        self.write(
+            None,
+            Statements(minted_rows(t, now)?.into()),
+            StorageError::Unavailable,
         )
-        .bind(t.token_id.to_hex())
-        .bind(hex::encode(t.key_id))
-        .bind(t.wallet)
-        .bind(t.payment_hash.to_hex())
-        .bind(int(t.amount.msat())?)
-        .bind(t.service)
-        .bind(i64::from(t.tier))
-        .bind(t.capabilities.join(","))
-        .bind(t.valid_until.map(int).transpose()?)
-        .bind(int(now)?)
-        .bind(t.max_uses.map(int).transpose()?)
-        .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn store_challenge(&self, c: &NewChallenge<'_>, now: u64) -> Result<(), StorageError> {
+        let mut rows = Vec::with_capacity(4);
+        if let Some(inv) = c.embedded {
+            rows.push(invoice_row(inv, now)?);
+        }
+        let i = &c.income;
+        rows.push(incoming(
+            i.wallet,
+            i.payment_hash,
+            i.bolt11,
+            i.amount,
+            i.description,
+            now,
+        )?);
+        if let Some(t) = c.minted {
+            rows.extend(minted_rows(t, now)?);
+        }
+        self.write(None, Statements(rows), StorageError::Unavailable)
+            .await?;
         Ok(())
     }
 
@@ -257,18 +302,30 @@ impl SellerStore for Engine {
         amount: Msat,
         now: u64,
     ) -> Result<bool, StorageError> {
-        let done = sqlx::query(
-            "INSERT INTO sales (payment_hash, token_id, service, amount_msat, sold_at) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (payment_hash) DO NOTHING",
-        )
-        .bind(payment_hash.to_hex())
-        .bind(token_id.to_hex())
-        .bind(service)
-        .bind(int(amount.msat())?)
-        .bind(int(now)?)
-        .execute(self.writer())
-        .await?;
+        let s = sale(payment_hash, token_id, service, amount, now)?;
+        let done = bind(sqlx::query(s.sql), &s.args)
+            .execute(self.writer())
+            .await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn record_sale_and_income(
+        &self,
+        payment_hash: &PaymentHash,
+        token_id: &TokenId,
+        service: &str,
+        amount: Msat,
+        income_wallet: &str,
+        now: u64,
+    ) -> Result<bool, StorageError> {
+        let rows = vec![
+            sale(payment_hash, token_id, service, amount, now)?,
+            incoming_settled(income_wallet, payment_hash, Some(amount), now)?,
+        ];
+        let changed = self
+            .write(None, Statements(rows), StorageError::Unavailable)
+            .await?;
+        Ok(changed.first().is_some_and(|n| *n > 0))
     }
 
     async fn sales_since(&self, since: u64) -> Result<SalesSummary, StorageError> {
@@ -322,6 +379,59 @@ impl Engine {
             .map_err(|_| StorageError::Corrupt("a root key is not 32 bytes".into()))?;
         Ok((Some(key), minted_from_row(&row)?))
     }
+}
+
+/// A new token's root key and terms: two rows.
+fn minted_rows(t: &NewMintedToken<'_>, now: u64) -> Result<[Statement; 2], StorageError> {
+    let key_id = hex::encode(t.key_id);
+    Ok([
+        Statement {
+            sql: "INSERT INTO root_keys (key_id, root_key, created_at) VALUES ($1, $2, $3)",
+            args: vec![
+                Arg::Text(Some(key_id.clone())),
+                Arg::Blob(t.root_key.expose().to_vec()),
+                Arg::Int(int(now)?),
+            ],
+        },
+        Statement {
+            sql: "INSERT INTO minted_tokens (token_id, key_id, wallet, payment_hash, amount_msat, service, tier,
+                 capabilities, valid_until, created_at, max_uses) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            args: vec![
+                Arg::Text(Some(t.token_id.to_hex())),
+                Arg::Text(Some(key_id)),
+                Arg::Text(Some(t.wallet.to_owned())),
+                Arg::Text(Some(t.payment_hash.to_hex())),
+                Arg::Int(int(t.amount.msat())?),
+                Arg::Text(Some(t.service.to_owned())),
+                Arg::Int(i64::from(t.tier)),
+                Arg::Text(Some(t.capabilities.join(","))),
+                Arg::MaybeInt(t.valid_until.map(int).transpose()?),
+                Arg::Int(int(now)?),
+                Arg::MaybeInt(t.max_uses.map(int).transpose()?),
+            ],
+        },
+    ])
+}
+
+/// A sale, once per payment (see [`SellerStore::record_sale`]).
+fn sale(
+    payment_hash: &PaymentHash,
+    token_id: &TokenId,
+    service: &str,
+    amount: Msat,
+    now: u64,
+) -> Result<Statement, StorageError> {
+    Ok(Statement {
+        sql: "INSERT INTO sales (payment_hash, token_id, service, amount_msat, sold_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (payment_hash) DO NOTHING",
+        args: vec![
+            Arg::Text(Some(payment_hash.to_hex())),
+            Arg::Text(Some(token_id.to_hex())),
+            Arg::Text(Some(service.to_owned())),
+            Arg::Int(int(amount.msat())?),
+            Arg::Int(int(now)?),
+        ],
+    })
 }
 
 /// The columns of a minted token, from `minted_tokens m`.

@@ -18,14 +18,19 @@ use super::engine::MoneyWrite;
 #[derive(Debug, Clone)]
 pub(crate) enum Arg {
     Int(i64),
+    /// An integer that may be NULL.
+    MaybeInt(Option<i64>),
     Text(Option<String>),
+    Blob(Vec<u8>),
 }
 
 impl ToSql for Arg {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
         match self {
             Arg::Int(v) => v.to_sql(),
+            Arg::MaybeInt(v) => v.to_sql(),
             Arg::Text(t) => t.to_sql(),
+            Arg::Blob(b) => b.to_sql(),
         }
     }
 }
@@ -38,7 +43,9 @@ pub(crate) fn bind<'q>(
     for arg in args {
         q = match arg {
             Arg::Int(v) => q.bind(*v),
+            Arg::MaybeInt(v) => q.bind(*v),
             Arg::Text(t) => q.bind(t.as_deref()),
+            Arg::Blob(b) => q.bind(b.as_slice()),
         };
     }
     q
@@ -71,6 +78,29 @@ impl MoneyWrite for Statement {
     /// One statement: it either stands or changed nothing.
     fn needs_savepoint(&self) -> bool {
         false
+    }
+}
+
+/// Several statements written together, in order, in one transaction (on SQLite, in the group
+/// committer's batch: one fsync for all of them): how many rows each changed.
+pub(crate) struct Statements(pub Vec<Statement>);
+
+impl MoneyWrite for Statements {
+    type Output = Vec<u64>;
+    type Error = StorageError;
+
+    fn run(self, conn: &mut sqlx::AnyConnection) -> BoxFuture<'_, Result<Vec<u64>, StorageError>> {
+        Box::pin(async move {
+            let mut changed = Vec::with_capacity(self.0.len());
+            for s in self.0 {
+                changed.push(s.run(&mut *conn).await?);
+            }
+            Ok(changed)
+        })
+    }
+
+    fn run_sync(self, conn: &Connection) -> Result<Vec<u64>, StorageError> {
+        self.0.into_iter().map(|s| s.run_sync(conn)).collect()
     }
 }
 

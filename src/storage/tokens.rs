@@ -7,6 +7,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::engine::Engine;
+use super::sync_sql::{Arg, Statement, bind};
 use super::{StorageError, bytes32, int, uint};
 use crate::l402::{PaymentHash, Preimage, Scheme};
 use crate::payee::Payee;
@@ -190,6 +191,33 @@ fn token_from_row(row: &AnyRow) -> Result<CachedToken, StorageError> {
     })
 }
 
+/// A credential cached for `wallet` (see [`TokenCache::put_token`]); an embedded payment writes
+/// it in the commit that records the payment.
+pub(crate) fn token_row(
+    wallet: &str,
+    token: &CachedToken,
+    now: u64,
+) -> Result<Statement, StorageError> {
+    Ok(Statement {
+        sql: "INSERT INTO token_cache (wallet, origin, path_prefix, scheme, macaroon, preimage, payment_hash, expires_at, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             ON CONFLICT (wallet, origin, path_prefix) DO UPDATE SET scheme = excluded.scheme, macaroon = excluded.macaroon,
+                 preimage = excluded.preimage, payment_hash = excluded.payment_hash, expires_at = excluded.expires_at,
+                 created_at = excluded.created_at, honoured_at = NULL",
+        args: vec![
+            Arg::Text(Some(wallet.to_owned())),
+            Arg::Text(Some(token.scope.origin.clone())),
+            Arg::Text(Some(token.scope.path_prefix.clone())),
+            Arg::Text(Some(token.scope.scheme.as_str().to_owned())),
+            Arg::Text(Some(crate::l402::b64::encode(&token.scope.macaroon))),
+            Arg::Text(Some(token.preimage.to_hex())),
+            Arg::Text(Some(token.payment_hash.to_hex())),
+            Arg::MaybeInt(token.scope.expires_at.map(int).transpose()?),
+            Arg::Int(int(now)?),
+        ],
+    })
+}
+
 #[async_trait]
 impl TokenCache for Engine {
     async fn put_token(
@@ -198,24 +226,10 @@ impl TokenCache for Engine {
         token: &CachedToken,
         now: u64,
     ) -> Result<(), StorageError> {
-        sqlx::query(
-            "INSERT INTO token_cache (wallet, origin, path_prefix, scheme, macaroon, preimage, payment_hash, expires_at, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-             ON CONFLICT (wallet, origin, path_prefix) DO UPDATE SET scheme = excluded.scheme, macaroon = excluded.macaroon,
-                 preimage = excluded.preimage, payment_hash = excluded.payment_hash, expires_at = excluded.expires_at,
-                 created_at = excluded.created_at, honoured_at = NULL",
-        )
-        .bind(wallet)
-        .bind(&token.scope.origin)
-        .bind(&token.scope.path_prefix)
-        .bind(token.scope.scheme.as_str())
-        .bind(crate::l402::b64::encode(&token.scope.macaroon))
-        .bind(token.preimage.to_hex())
-        .bind(token.payment_hash.to_hex())
-        .bind(token.scope.expires_at.map(int).transpose()?)
-        .bind(int(now)?)
-        .execute(self.writer())
-        .await?;
+        let row = token_row(wallet, token, now)?;
+        bind(sqlx::query(row.sql), &row.args)
+            .execute(self.writer())
+            .await?;
         Ok(())
     }
 

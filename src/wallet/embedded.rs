@@ -22,7 +22,7 @@ use super::{
 use crate::bolt11::{self, DecodedInvoice, Network, NewInvoice};
 use crate::clock::SharedClock;
 use crate::l402::{Msat, PaymentHash, Preimage};
-use crate::storage::{EmbeddedBooks, EmbeddedInvoice, SettleError, StorageError};
+use crate::storage::{EmbeddedBooks, EmbeddedInvoice, PaidRecord, SettleError, StorageError};
 
 /// Test sats a new embedded wallet starts with.
 pub const DEMO_GRANT_MSAT: u64 = 100_000 * crate::l402::MSAT_PER_SAT;
@@ -177,14 +177,44 @@ fn settle_error(e: SettleError) -> WalletError {
     }
 }
 
+/// An invoice signed by an embedded wallet and not yet kept in its books: the caller writes its
+/// row ([`SignedInvoice::row`]) before anyone may pay it.
+pub(crate) struct SignedInvoice {
+    pub created: CreatedInvoice,
+    preimage: Preimage,
+    pub amount: Msat,
+    pub description: String,
+}
+
+impl SignedInvoice {
+    /// The invoice's row in the books of `wallet`.
+    pub(crate) fn row<'a>(&'a self, wallet: &'a str) -> EmbeddedInvoice<'a> {
+        EmbeddedInvoice {
+            payment_hash: &self.created.payment_hash,
+            wallet,
+            bolt11: &self.created.bolt11,
+            preimage: &self.preimage,
+            amount: self.amount,
+            description: &self.description,
+            expires_at: self.created.expires_at,
+        }
+    }
+}
+
 impl EmbeddedWallet {
-    /// Sign and record an invoice; `None`: amountless (recorded with amount 0 until paid).
-    async fn issue(
+    /// The books this wallet's account, keys and invoices are kept in.
+    pub(crate) fn books(&self) -> &Arc<dyn EmbeddedBooks> {
+        &self.books
+    }
+
+    /// Sign an invoice without recording it; `None`: amountless (recorded with amount 0 until
+    /// paid).
+    pub(crate) fn sign(
         &self,
         amount_msat: Option<u64>,
         description: &str,
         expiry_secs: u64,
-    ) -> Result<CreatedInvoice, WalletError> {
+    ) -> Result<SignedInvoice, WalletError> {
         let mut preimage = [0u8; 32];
         let mut payment_secret = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut preimage);
@@ -205,27 +235,31 @@ impl EmbeddedWallet {
             },
         )
         .map_err(|e| WalletError::Rejected(e.to_string()))?;
-        let expires_at = now.saturating_add(expiry_secs);
+        Ok(SignedInvoice {
+            created: CreatedInvoice {
+                bolt11,
+                payment_hash,
+                expires_at: now.saturating_add(expiry_secs),
+            },
+            preimage,
+            amount: Msat::from_msat(amount_msat.unwrap_or(0)),
+            description: description.to_owned(),
+        })
+    }
+
+    /// Sign and record an invoice; `None`: amountless (recorded with amount 0 until paid).
+    async fn issue(
+        &self,
+        amount_msat: Option<u64>,
+        description: &str,
+        expiry_secs: u64,
+    ) -> Result<CreatedInvoice, WalletError> {
+        let signed = self.sign(amount_msat, description, expiry_secs)?;
         self.books
-            .add_invoice(
-                &EmbeddedInvoice {
-                    payment_hash: &payment_hash,
-                    wallet: &self.name,
-                    bolt11: &bolt11,
-                    preimage: &preimage,
-                    amount: Msat::from_msat(amount_msat.unwrap_or(0)),
-                    description,
-                    expires_at,
-                },
-                now,
-            )
+            .add_invoice(&signed.row(&self.name), self.clock.now())
             .await
             .map_err(storage)?;
-        Ok(CreatedInvoice {
-            bolt11,
-            payment_hash,
-            expires_at,
-        })
+        Ok(signed.created)
     }
 }
 
@@ -292,6 +326,34 @@ impl Wallet for EmbeddedWallet {
             preimage: Some(settled.preimage),
             fee_msat: 0,
         })
+    }
+
+    #[instrument(skip_all, fields(wallet = %self.name, payment_hash = %invoice.payment_hash))]
+    async fn pay_invoice_recorded(
+        &self,
+        invoice: &DecodedInvoice,
+        _max_fee_msat: u64,
+        record: &PaidRecord<'_>,
+    ) -> Result<(PaymentResult, bool), WalletError> {
+        let (settled, recorded) = self
+            .books
+            .settle_recorded(
+                &self.name,
+                &invoice.bolt11,
+                &invoice.payment_hash,
+                self.clock.now(),
+                record,
+            )
+            .await
+            .map_err(settle_error)?;
+        info!(amount_msat = settled.amount.msat(), payee = %settled.payee, recorded, "settled internally");
+        Ok((
+            PaymentResult {
+                preimage: Some(settled.preimage),
+                fee_msat: 0,
+            },
+            recorded,
+        ))
     }
 
     #[instrument(skip_all, fields(wallet = %self.name))]

@@ -28,6 +28,7 @@ use serde::Serialize;
 
 use crate::bolt11::{DecodedInvoice, Network};
 use crate::l402::{PaymentHash, Preimage};
+use crate::storage::PaidRecord;
 
 /// Which wallet backend to use, from the `[backend]` config section (`kind = "..."`) or the
 /// environment (`L402_MCP_BACKEND` and `L402_MCP_<KIND>_<FIELD>`).
@@ -233,6 +234,19 @@ pub trait Wallet: Send + Sync + std::fmt::Debug {
         invoice: &DecodedInvoice,
         max_fee_msat: u64,
     ) -> Result<PaymentResult, WalletError>;
+    /// [`Wallet::pay_invoice`], and the payment's success recorded in the ledger in the same
+    /// commit as the payment itself, where the wallet's books are the ledger's database (the
+    /// embedded wallet on SQLite): `true` when it was recorded so; otherwise (by default) the
+    /// caller records it.
+    async fn pay_invoice_recorded(
+        &self,
+        invoice: &DecodedInvoice,
+        max_fee_msat: u64,
+        record: &PaidRecord<'_>,
+    ) -> Result<(PaymentResult, bool), WalletError> {
+        let _ = record;
+        Ok((self.pay_invoice(invoice, max_fee_msat).await?, false))
+    }
     async fn lookup_incoming(
         &self,
         payment_hash: &PaymentHash,

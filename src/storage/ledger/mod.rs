@@ -10,6 +10,8 @@
 mod retention;
 mod sql;
 
+pub(crate) use sql::{incoming, incoming_settled, paid_now};
+
 use async_trait::async_trait;
 use serde::Serialize;
 
@@ -157,6 +159,17 @@ pub struct Settlement<'a> {
     pub fee: Msat,
     /// Something to say about it (a missing or mismatched preimage).
     pub note: Option<&'a str>,
+}
+
+/// A payment's success, written in the same commit as the embedded transfer that makes it
+/// (see [`crate::storage::EmbeddedBooks::settle_recorded`]).
+#[derive(Debug, Clone, Copy)]
+pub struct PaidRecord<'a> {
+    /// The pending outgoing payment (its ledger id), of `wallet`.
+    pub payment_id: i64,
+    pub wallet: &'a str,
+    /// The credential the payment buys: cached for `wallet` in the same commit.
+    pub credential: Option<&'a CredentialScope>,
 }
 
 /// Which payments to list.

@@ -366,6 +366,76 @@ fn succeeded(
     })
 }
 
+/// The row of an invoice `wallet` issued, pending until it is paid (see
+/// [`SpendLedger::record_incoming`]); the seller's challenge writes it with the token's root key.
+pub(crate) fn incoming(
+    wallet: &str,
+    payment_hash: &PaymentHash,
+    bolt11: &str,
+    amount: Msat,
+    description: Option<&str>,
+    now: u64,
+) -> Result<Statement, StorageError> {
+    Ok(Statement {
+        sql: "INSERT INTO payments (wallet, direction, status, payment_hash, bolt11, amount_msat, description, created_at, updated_at)
+             VALUES ($1, 'in', 'pending', $2, $3, $4, $5, $6, $6)",
+        args: vec![
+            Arg::Text(Some(wallet.to_owned())),
+            Arg::Text(Some(payment_hash.to_hex())),
+            Arg::Text(Some(bolt11.to_owned())),
+            Arg::Int(int(amount.msat())?),
+            Arg::Text(description.map(str::to_owned)),
+            Arg::Int(int(now)?),
+        ],
+    })
+}
+
+/// An invoice `wallet` issued was paid (see [`SpendLedger::mark_incoming_settled`]); the seller
+/// writes it with the sale.
+pub(crate) fn incoming_settled(
+    wallet: &str,
+    payment_hash: &PaymentHash,
+    amount: Option<Msat>,
+    now: u64,
+) -> Result<Statement, StorageError> {
+    Ok(Statement {
+        sql: "UPDATE payments SET status = 'succeeded', amount_msat = COALESCE($1, amount_msat),
+                 settled_at = $2, updated_at = $2
+             WHERE wallet = $3 AND direction = 'in' AND payment_hash = $4 AND status = 'pending'",
+        args: vec![
+            Arg::MaybeInt(amount.map(|a| int(a.msat())).transpose()?),
+            Arg::Int(int(now)?),
+            Arg::Text(Some(wallet.to_owned())),
+            Arg::Text(Some(payment_hash.to_hex())),
+        ],
+    })
+}
+
+/// Pending payment `id` of `wallet`, for the invoice of `payment_hash`, succeeded with
+/// `preimage` and no fee (an embedded transfer), recorded in the transfer's own commit. It
+/// changes no row unless that payment is in this database and still pending: the caller
+/// records it the usual way then ([`SpendLedger::mark_succeeded`]).
+pub(crate) fn paid_now(
+    id: i64,
+    wallet: &str,
+    payment_hash: &PaymentHash,
+    preimage: &Preimage,
+    now: u64,
+) -> Result<Statement, StorageError> {
+    Ok(Statement {
+        sql: "UPDATE payments SET status = 'succeeded', preimage = $1, fee_msat = 0, reserved_msat = 0,
+             error = NULL, settled_at = $2, updated_at = $2
+             WHERE id = $3 AND wallet = $4 AND direction = 'out' AND payment_hash = $5 AND status = 'pending'",
+        args: vec![
+            Arg::Text(Some(preimage.to_hex())),
+            Arg::Int(int(now)?),
+            Arg::Int(id),
+            Arg::Text(Some(wallet.to_owned())),
+            Arg::Text(Some(payment_hash.to_hex())),
+        ],
+    })
+}
+
 /// Record payment `$3` as failed, if it is still pending.
 const SET_FAILED: &str =
     "UPDATE payments SET status = 'failed', reserved_msat = 0, error = $1, updated_at = $2
@@ -758,18 +828,19 @@ impl SpendLedger for Engine {
         invoice: &DecodedInvoice,
         now: u64,
     ) -> Result<i64, StorageError> {
-        Ok(sqlx::query_scalar(
-            "INSERT INTO payments (wallet, direction, status, payment_hash, bolt11, amount_msat, description, created_at, updated_at)
-             VALUES ($1, 'in', 'pending', $2, $3, $4, $5, $6, $6) RETURNING id",
-        )
-        .bind(wallet)
-        .bind(invoice.payment_hash.to_hex())
-        .bind(&invoice.bolt11)
-        .bind(int(invoice.amount_msat.unwrap_or(0))?)
-        .bind(&invoice.description)
-        .bind(int(now)?)
-        .fetch_one(self.writer())
-        .await?)
+        let row = incoming(
+            wallet,
+            &invoice.payment_hash,
+            &invoice.bolt11,
+            Msat::from_msat(invoice.amount_msat.unwrap_or(0)),
+            invoice.description.as_deref(),
+            now,
+        )?;
+        let sql = format!("{} RETURNING id", row.sql);
+        Ok(bind(sqlx::query(sqlx::AssertSqlSafe(sql)), &row.args)
+            .fetch_one(self.writer())
+            .await?
+            .try_get(0)?)
     }
 
     async fn mark_incoming_settled(
@@ -779,17 +850,10 @@ impl SpendLedger for Engine {
         amount: Option<Msat>,
         now: u64,
     ) -> Result<bool, StorageError> {
-        let done = sqlx::query(
-            "UPDATE payments SET status = 'succeeded', amount_msat = COALESCE($1, amount_msat),
-                 settled_at = $2, updated_at = $2
-             WHERE wallet = $3 AND direction = 'in' AND payment_hash = $4 AND status = 'pending'",
-        )
-        .bind(amount.map(|a| int(a.msat())).transpose()?)
-        .bind(int(now)?)
-        .bind(wallet)
-        .bind(payment_hash.to_hex())
-        .execute(self.writer())
-        .await?;
+        let s = incoming_settled(wallet, payment_hash, amount, now)?;
+        let done = bind(sqlx::query(s.sql), &s.args)
+            .execute(self.writer())
+            .await?;
         Ok(done.rows_affected() > 0)
     }
 
