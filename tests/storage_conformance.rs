@@ -2540,6 +2540,62 @@ async fn a_write_failing_on_the_server_sinks_no_neighbour() {
     eprintln!("{kept} reservations kept, {sunk} in the failed write's batch");
 }
 
+/// A transfer whose answer cannot be read (its invoice's preimage is not hex, as in a corrupt
+/// row) is undone with its batch: no money moves behind an error, the invoice stays unpaid
+/// (the transfer runs as one statement without a savepoint of its own, and the answer is read
+/// after the money moved).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: tools/postgres/test.sh"]
+async fn an_unreadable_settlement_moves_no_money() {
+    use sqlx::Connection;
+    let opened = postgres().await;
+    let b = opened.storage.books();
+    b.open_account("payer", &rand_bytes(), "node-p", msat(10_000), T0)
+        .await
+        .unwrap();
+    b.open_account("payee", &rand_bytes(), "node-q", msat(0), T0)
+        .await
+        .unwrap();
+    let pre = Preimage(rand_bytes());
+    let hash = pre.payment_hash();
+    b.add_invoice(
+        &EmbeddedInvoice {
+            payment_hash: &hash,
+            wallet: "payee",
+            bolt11: "lnbcrt1corrupt",
+            preimage: &pre,
+            amount: msat(1_000),
+            description: "corrupt",
+            expires_at: T0 + 600,
+        },
+        T0,
+    )
+    .await
+    .unwrap();
+    let mut c = sqlx::PgConnection::connect(opened.url.as_deref().unwrap())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE embedded_invoices SET preimage = 'not hex' WHERE payment_hash = $1")
+        .bind(hash.to_hex())
+        .execute(&mut c)
+        .await
+        .unwrap();
+    assert!(
+        b.settle("payer", "lnbcrt1corrupt", &hash, T0)
+            .await
+            .is_err()
+    );
+    assert_eq!(b.balance("payer").await.unwrap(), msat(10_000));
+    assert_eq!(b.balance("payee").await.unwrap(), msat(0));
+    let paid_by: Option<String> =
+        sqlx::query_scalar("SELECT paid_by FROM embedded_invoices WHERE payment_hash = $1")
+            .bind(hash.to_hex())
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+    assert_eq!(paid_by, None);
+}
+
 /// Three instances settling transfers between four accounts that pay one another: no
 /// deadlock between batches of transfers, exact balances.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

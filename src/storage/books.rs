@@ -10,6 +10,7 @@ use sqlx::Row;
 
 use super::engine::{Dialect, Engine, MoneyWrite};
 use super::ledger::{PaidRecord, paid_now};
+use super::pg_group::undone_unless_ok;
 use super::sync_sql::{self, Arg, Statement, bind};
 use super::tokens::{CredentialScope, token_row};
 use super::{StorageError, bytes32, int, uint};
@@ -622,19 +623,21 @@ impl Settle {
             Some(a) => int(a.msat())?,
             None => -1,
         };
-        let row = sqlx::query(SETTLE_AT_ONCE)
+        let now = int(self.now)?;
+        let answer = sqlx::query(SETTLE_AT_ONCE)
             .bind(&self.payer)
             .bind(self.now_db)
             .bind(&self.hash)
             .bind(given)
             .bind(&self.bolt11)
-            .bind(int(self.now)?)
+            .bind(now)
             .fetch_optional(&mut *tx)
-            .await?;
-        if let Some(row) = row {
-            let preimage: String = row.try_get("preimage")?;
-            let amount = uint("invoice amount", row.try_get("amount_msat")?)?;
-            return Settle::paid(row.try_get("wallet")?, &preimage, amount);
+            .await
+            .map_err(SettleError::from)
+            .and_then(|row| row.map(|row| Settle::read_paid(&row)).transpose());
+        // Money may have moved: an answer that cannot be read undoes the batch.
+        if let Some(settled) = undone_unless_ok(&mut *tx, answer).await? {
+            return Ok(settled);
         }
         let Some(row) = sqlx::query(INVOICE_ROW)
             .bind(&self.hash)
@@ -665,6 +668,13 @@ impl Settle {
             return Err(SettleError::Insufficient(Msat::from_msat(amount)));
         }
         Settle::paid(c.payee, &c.preimage, amount)
+    }
+
+    /// [`SETTLE_AT_ONCE`]'s row, read.
+    fn read_paid(row: &sqlx::any::AnyRow) -> Result<Settled, SettleError> {
+        let preimage: String = row.try_get("preimage")?;
+        let amount = uint("invoice amount", row.try_get("amount_msat")?)?;
+        Settle::paid(row.try_get("wallet")?, &preimage, amount)
     }
 
     /// What a settlement that moved `amount` to `payee` answers.

@@ -296,7 +296,8 @@ pub(crate) trait MoneyWrite: Send + 'static {
     /// statement that writes. PostgreSQL's committer runs such a write without a savepoint of
     /// its own (a round trip fewer inside the wallet's turn), and after an `Err` checks that
     /// the batch's transaction is still usable (a statement that failed on the server aborts
-    /// it: see [`super::pg_group`]).
+    /// it: see [`super::pg_group`]). Such a write that cannot read the answer of a statement
+    /// that changed rows passes its error through [`super::pg_group::undone_unless_ok`].
     fn needs_savepoint(&self) -> bool {
         true
     }

@@ -304,6 +304,22 @@ async fn take_turns(conn: &mut AnyConnection, turns: &Turns) -> Result<(), Stora
     Ok(())
 }
 
+/// `result` of a write whose statement has changed rows; when it is an `Err` (the statement's
+/// answer could not be read), the batch's transaction is made to fail first, so that the
+/// change is rolled back with the batch instead of committed behind an error: a write without
+/// a savepoint must change nothing unless it returns `Ok` (`MoneyWrite::needs_savepoint`).
+pub(crate) async fn undone_unless_ok<T, E>(
+    conn: &mut AnyConnection,
+    result: Result<T, E>,
+) -> Result<T, E> {
+    if result.is_err() {
+        // A division by zero: an error on the server aborts the transaction, which the batch
+        // then finds out before anything else runs in it.
+        let _ = sqlx::query("SELECT 1 / 0").execute(&mut *conn).await;
+    }
+    result
+}
+
 /// A statement of the batch's own, with no arguments.
 async fn simple(conn: &mut AnyConnection, sql: &'static str) -> Result<(), StorageError> {
     sqlx::query(sql).execute(&mut *conn).await?;

@@ -21,6 +21,7 @@ use crate::budget::{BudgetPolicy, BudgetRefusal, DAY_SECS, HOUR_SECS, WindowUse}
 use crate::l402::{Msat, PaymentHash, Preimage};
 use crate::payee::Payee;
 use crate::storage::engine::{Dialect, Engine, MoneyWrite};
+use crate::storage::pg_group::undone_unless_ok;
 use crate::storage::sync_sql::{self, Arg, Statement, bind};
 use crate::storage::{StorageError, bytes32, int, uint};
 
@@ -561,8 +562,13 @@ impl Reserve {
         ] {
             args.push(Arg::Int(v));
         }
-        let row = bind(sqlx::query(sql), &args).fetch_one(&mut *conn).await?;
-        let id: Option<i64> = row.try_get(5)?;
+        let answer = bind(sqlx::query(sql), &args)
+            .fetch_one(&mut *conn)
+            .await
+            .and_then(|row| Ok((row.try_get::<Option<i64>, _>(5)?, row)))
+            .map_err(StorageError::from);
+        // The row may have gone in: an answer that cannot be read undoes the batch.
+        let (id, row) = undone_unless_ok(&mut *conn, answer).await?;
         if let Some(id) = id {
             return Ok(Reserved::New(id));
         }
