@@ -14,14 +14,27 @@ use super::StorageError;
 use super::engine::MoneyWrite;
 
 /// An argument of a statement that both paths run (sqlx's and the committer's): the values go
-/// into one list, bound the same way by [`bind`] and as [`ToSql`].
-#[derive(Debug, Clone)]
+/// into one list, bound the same way by [`bind`] and as [`ToSql`]. Its `Debug` shows no text
+/// or bytes: arguments carry root keys and the preimages of unpaid invoices.
+#[derive(Clone)]
 pub(crate) enum Arg {
     Int(i64),
     /// An integer that may be NULL.
     MaybeInt(Option<i64>),
     Text(Option<String>),
     Blob(Vec<u8>),
+}
+
+impl std::fmt::Debug for Arg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Arg::Int(v) => write!(f, "Int({v})"),
+            Arg::MaybeInt(v) => write!(f, "MaybeInt({v:?})"),
+            Arg::Text(None) => f.write_str("Text(NULL)"),
+            Arg::Text(Some(t)) => write!(f, "Text({} bytes)", t.len()),
+            Arg::Blob(b) => write!(f, "Blob({} bytes)", b.len()),
+        }
+    }
 }
 
 impl ToSql for Arg {
