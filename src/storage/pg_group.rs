@@ -12,10 +12,17 @@
 //! writes an instance has waiting at one moment (up to
 //! [`MAX_BATCH`]) run in one transaction instead: the lock is granted once, each write that
 //! could leave changes to undo runs inside a savepoint of its own (one that fails is rolled
-//! back alone; a reservation or a record, which change nothing unless they succeed, need none:
-//! `MoneyWrite::needs_savepoint`), the batch commits once, and only then is each writer
-//! answered. Exactness holds as on SQLite: the writes run
-//! one after the other and each sees those before it.
+//! back alone), the batch commits once, and only then is each writer answered. Exactness
+//! holds as on SQLite: the writes run one after the other and each sees those before it.
+//!
+//! The writes on PostgreSQL today (a reservation, a record, an embedded transfer) change
+//! nothing unless they succeed, so they need no savepoint (`MoneyWrite::needs_savepoint`: a
+//! round trip fewer each). The price: a write that fails *on the server* (a deadlock victim,
+//! a timeout, a constraint) aborts the batch's transaction, and every write of the batch is
+//! then answered as not committed: a reservation as "nothing was paid", a transfer as an
+//! unknown outcome (the payer reconciles it), a record left for reconciliation. Refusals
+//! (a budget's, an expired invoice's) are decided in SQL and Rust without failing a statement,
+//! and cost their batch nothing.
 //!
 //! **Deadlocks.** A payment's statements update its spend buckets: the minute bucket, then the
 //! hour bucket. Records of payments another instance reserved (or this one forgot) still run
