@@ -194,7 +194,6 @@ impl Engine {
             amount,
             now,
             now_db: int(now)?,
-            at_once: self.dialect == super::engine::Dialect::Postgres,
         };
         // Until the commit returns, nothing happened; a failed commit may have landed, though.
         self.write(None, write, SettleError::OutcomeUnknown).await
@@ -341,8 +340,6 @@ impl EmbeddedBooks for Engine {
                 amount: None,
                 now,
                 now_db: int(now)?,
-                // SQLite: its committer runs the write's statements one by one anyway.
-                at_once: false,
             },
             payment_id: record.payment_id,
             wallet: record.wallet.to_owned(),
@@ -433,8 +430,6 @@ struct Settle {
     amount: Option<Msat>,
     now: u64,
     now_db: i64,
-    /// On PostgreSQL: the claim and the transfer in one statement ([`SETTLE_AT_ONCE`]).
-    at_once: bool,
 }
 
 /// A settlement and the record of the payment it makes, in one write (see
@@ -692,46 +687,7 @@ impl MoneyWrite for Settle {
     type Error = SettleError;
 
     fn run(self, tx: &mut sqlx::AnyConnection) -> BoxFuture<'_, Result<Settled, SettleError>> {
-        Box::pin(async move {
-            if self.at_once {
-                return self.run_at_once(tx).await;
-            }
-            let claim = self.claim_args();
-            let claimed = bind(sqlx::query(CLAIM), &claim)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let Some(row) = claimed else {
-                let known: Option<String> = sqlx::query_scalar(KNOWN)
-                    .bind(&self.hash)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                return Err(self.unclaimed(known));
-            };
-            let c = Claimed {
-                payee: row.try_get("wallet")?,
-                bolt11: row.try_get("bolt11")?,
-                preimage: row.try_get("preimage")?,
-                amount: row.try_get("amount_msat")?,
-                expires_at: row.try_get("expires_at")?,
-            };
-            let amount = self.judge(&c)?;
-            if c.amount == 0 {
-                sqlx::query(SET_AMOUNT)
-                    .bind(int(amount)?)
-                    .bind(&self.hash)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            // Both accounts are locked already: on PostgreSQL a transfer runs only in a batch
-            // of the committer, which locks every account of its transfers first, in name
-            // order (`pg_group::take_turns`).
-            let args = self.transfer_args(&c, amount)?;
-            let moved = bind(sqlx::query(TRANSFER), &args)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            Settle::settled(c, amount, moved)
-        })
+        Box::pin(self.run_at_once(tx))
     }
 
     fn run_sync(self, conn: &rusqlite::Connection) -> Result<Settled, SettleError> {
@@ -762,8 +718,8 @@ impl MoneyWrite for Settle {
         Some((self.payer.clone(), self.hash.clone()))
     }
 
-    /// On PostgreSQL it is one statement, which settles or changes nothing.
+    /// Through sqlx (PostgreSQL) it is one statement, which settles or changes nothing.
     fn needs_savepoint(&self) -> bool {
-        !self.at_once
+        false
     }
 }

@@ -269,12 +269,14 @@ impl Engine {
 
 /// A write of money, as each engine runs it: on PostgreSQL through sqlx on a transaction's
 /// connection; on SQLite by the group committer's thread, synchronously, on its own
-/// connection (see [`super::group`]). Both run the same SQL text; the value owns what the
-/// write needs.
+/// connection (see [`super::group`]). Both run the same SQL text, except where PostgreSQL
+/// does in one statement what SQLite's committer does in several (a reservation, an embedded
+/// transfer: fewer round trips inside a wallet's turn); the value owns what the write needs.
 pub(crate) trait MoneyWrite: Send + 'static {
     type Output: Send + 'static;
     type Error: From<StorageError> + Send + 'static;
-    /// The statements through sqlx (PostgreSQL; and SQLite outside the committer).
+    /// The statements through sqlx: PostgreSQL's (SQLite's always go through its committer,
+    /// `run_sync`).
     fn run(
         self,
         conn: &mut sqlx::AnyConnection,

@@ -458,8 +458,6 @@ struct Reserve {
     policy: BudgetPolicy,
     /// The row's creation time (its spend buckets').
     at: i64,
-    /// PostgreSQL: the windows' read and the row in one statement ([`reserve_sql`]).
-    combined: Option<&'static str>,
 }
 
 /// What a reservation's write found: the new row, or the live payment of the invoice.
@@ -542,11 +540,8 @@ fn renumber(sql: &str, by: usize) -> String {
 
 impl Reserve {
     /// [`reserve_sql`]'s statement: the windows, and the new row's id if it went in.
-    async fn run_combined(
-        self,
-        sql: &'static str,
-        conn: &mut sqlx::AnyConnection,
-    ) -> Result<Reserved, ReserveError> {
+    async fn run_combined(self, conn: &mut sqlx::AnyConnection) -> Result<Reserved, ReserveError> {
+        let sql = reserve_sql(self.windows.has_host);
         let cap = |c: Option<u64>| c.map_or(Ok(-1), int);
         let host_cap = self
             .policy
@@ -616,22 +611,7 @@ impl MoneyWrite for Reserve {
     type Error = ReserveError;
 
     fn run(self, conn: &mut sqlx::AnyConnection) -> BoxFuture<'_, Result<Reserved, ReserveError>> {
-        Box::pin(async move {
-            if let Some(sql) = self.combined {
-                return self.run_combined(sql, conn).await;
-            }
-            let (held, _) = self.windows.fetch(conn).await?;
-            let refused = self.policy.check_windows(self.needed.msat(), &held).err();
-            if refused.is_none() {
-                let row = bind(sqlx::query(INSERT_PAYMENT), &self.row)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-                if let Some(row) = row {
-                    return Ok(Reserved::New(row.try_get(0)?));
-                }
-            }
-            self.after_no_row(conn, refused).await
-        })
+        Box::pin(self.run_combined(conn))
     }
 
     fn run_sync(self, conn: &rusqlite::Connection) -> Result<Reserved, ReserveError> {
@@ -757,8 +737,6 @@ impl SpendLedger for Engine {
             needed,
             policy: policy.clone(),
             at: int(now)?,
-            combined: (self.dialect == Dialect::Postgres)
-                .then(|| reserve_sql(capped_payee.is_some())),
         };
         let reserved = self
             .write(Some(new.wallet), write, |why| {
