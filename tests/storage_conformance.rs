@@ -36,6 +36,18 @@ struct Opened {
     _dir: Option<tempfile::TempDir>,
 }
 
+/// A fresh schema on PostgreSQL and three instances on it (three connection pools, as three
+/// processes of a fleet would have).
+async fn three_instances() -> (Opened, Vec<Storage>) {
+    let opened = postgres().await;
+    let url = opened.url.clone().unwrap();
+    let mut stores = vec![opened.storage.clone()];
+    for _ in 0..2 {
+        stores.push(Storage::connect_postgres(&url).await.unwrap());
+    }
+    (opened, stores)
+}
+
 /// A fresh SQLite storage.
 async fn sqlite() -> Opened {
     let dir = tempfile::tempdir().unwrap();
@@ -2457,12 +2469,7 @@ conformance!(postgres, postgres, #[ignore = "needs PostgreSQL: tools/postgres/te
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PostgreSQL: tools/postgres/test.sh"]
 async fn instances_on_one_database_share_one_cap() {
-    let opened = postgres().await;
-    let url = opened.url.clone().unwrap();
-    let mut stores = vec![opened.storage.clone()];
-    for _ in 0..2 {
-        stores.push(Storage::connect_postgres(&url).await.unwrap());
-    }
+    let (_opened, stores) = three_instances().await;
     suite::concurrent_reservations_never_exceed_a_cap(stores).await;
 }
 
@@ -2471,12 +2478,7 @@ async fn instances_on_one_database_share_one_cap() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PostgreSQL: tools/postgres/test.sh"]
 async fn instances_race_reservations_and_records() {
-    let opened = postgres().await;
-    let url = opened.url.clone().unwrap();
-    let mut stores = vec![opened.storage.clone()];
-    for _ in 0..2 {
-        stores.push(Storage::connect_postgres(&url).await.unwrap());
-    }
+    let (_opened, stores) = three_instances().await;
     suite::reservations_and_records_race_across_minutes(stores).await;
 }
 
@@ -2601,12 +2603,7 @@ async fn an_unreadable_settlement_moves_no_money() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PostgreSQL: tools/postgres/test.sh"]
 async fn instances_cross_pay_embedded_accounts() {
-    let opened = postgres().await;
-    let url = opened.url.clone().unwrap();
-    let mut stores = vec![opened.storage.clone()];
-    for _ in 0..2 {
-        stores.push(Storage::connect_postgres(&url).await.unwrap());
-    }
+    let (_opened, stores) = three_instances().await;
     suite::accounts_pay_one_another_at_once(stores).await;
 }
 
@@ -2615,12 +2612,7 @@ async fn instances_cross_pay_embedded_accounts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PostgreSQL: tools/postgres/test.sh"]
 async fn instances_on_one_database_decide_payments_once() {
-    let opened = postgres().await;
-    let url = opened.url.clone().unwrap();
-    let mut stores = vec![opened.storage.clone()];
-    for _ in 0..2 {
-        stores.push(Storage::connect_postgres(&url).await.unwrap());
-    }
+    let (_opened, stores) = three_instances().await;
     suite::payment_decisions_are_atomic(stores).await;
 }
 
@@ -2628,11 +2620,6 @@ async fn instances_on_one_database_decide_payments_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PostgreSQL: tools/postgres/test.sh"]
 async fn instances_on_one_database_decide_an_approval_once() {
-    let opened = postgres().await;
-    let url = opened.url.clone().unwrap();
-    let mut stores = vec![opened.storage.clone()];
-    for _ in 0..2 {
-        stores.push(Storage::connect_postgres(&url).await.unwrap());
-    }
+    let (_opened, stores) = three_instances().await;
     suite::one_of_many_deciders_wins(stores).await;
 }
