@@ -148,9 +148,10 @@ async fn three_instances_share_one_budget_exactly() {
     }
 }
 
-/// An instance SIGKILLed after the wallet paid and before the ledger heard of it: the next
-/// instance to start reconciles the payment (once) and rebuilds the credential, so fetching
-/// the resource again from any instance pays nothing.
+/// An instance SIGKILLed right after the wallet paid: the embedded wallet recorded the payment
+/// with its transfer. Left pending, as any other wallet leaves it (the ledger not yet told),
+/// the next instance to start reconciles the payment (once) and rebuilds the credential, so
+/// fetching the resource again from any instance pays nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs PostgreSQL: tools/postgres/test.sh"]
 async fn an_instance_killed_mid_payment_is_reconciled_once_by_another() {
@@ -223,23 +224,45 @@ async fn an_instance_killed_mid_payment_is_reconciled_once_by_another() {
     stuck.abort();
     drop(doomed);
 
-    // The money moved; the ledger still says pending.
+    // The money moved, and the embedded wallet recorded the payment and cached its
+    // credential in the transfer's commit.
     let ledger = storage.ledger();
-    let pending = ledger
-        .pending("fleet", l402_mcp::storage::Direction::Out)
+    let out = l402_mcp::storage::Direction::Out;
+    let filter = l402_mcp::storage::PaymentFilter {
+        direction: Some(out),
+        ..Default::default()
+    };
+    let paid = ledger.list_payments("fleet", &filter, 10).await.unwrap();
+    assert_eq!(paid.len(), 1, "{paid:?}");
+    assert_eq!(paid[0].status, l402_mcp::storage::Status::Succeeded);
+    assert!(paid[0].preimage.is_some());
+    // Any other wallet is told apart from the ledger: rewind the row (and the credential) to
+    // what such a wallet paying leaves, pending with nothing of the payment known.
+    {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(&db).await.unwrap();
+        let cached: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM token_cache WHERE wallet = 'fleet'")
+                .fetch_one(&mut c)
+                .await
+                .unwrap();
+        assert_eq!(cached, 1, "the credential is cached with the record");
+        sqlx::raw_sql(
+            "UPDATE payments SET status = 'pending', preimage = NULL, settled_at = NULL,
+                 reserved_msat = amount_msat + max_fee_msat WHERE wallet = 'fleet';
+             DELETE FROM token_cache WHERE wallet = 'fleet'",
+        )
+        .execute(&mut c)
         .await
         .unwrap();
+        let _ = c.close().await;
+    }
+    let pending = ledger.pending("fleet", out).await.unwrap();
     assert_eq!(pending.len(), 1, "{pending:?}");
 
     // The next instance to start reconciles it: paid, once, its credential cached again.
     let (next, _next_dir) = instance(&db, "fleet", &config, &[]).await;
-    assert!(
-        ledger
-            .pending("fleet", l402_mcp::storage::Direction::Out)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(ledger.pending("fleet", out).await.unwrap().is_empty());
     for agent in [&next, &live] {
         let r = ok(&call(agent, "fetch_paid", json!({ "url": url })).await);
         assert_eq!(

@@ -1339,56 +1339,80 @@ mod suite {
             .await
             .unwrap();
         assert_eq!(settled.preimage, pre);
-        let sqlite = s.info().engine == "sqlite";
-        assert_eq!(
-            recorded, sqlite,
-            "recorded in the transfer's commit on SQLite only"
-        );
+        assert!(recorded, "recorded in the transfer's commit");
         let paid = l.payment(id).await.unwrap().unwrap();
+        assert_eq!((paid.status, paid.preimage), (Status::Succeeded, Some(pre)));
+        assert_eq!(paid.reserved, msat(0));
         let token = s
             .tokens()
             .find_token("buyer", "https://seller.example", "/x", T0)
             .await
-            .unwrap();
-        if recorded {
-            assert_eq!((paid.status, paid.preimage), (Status::Succeeded, Some(pre)));
-            assert_eq!(paid.reserved, msat(0));
-            let token = token.expect("the credential is cached with the record");
-            assert_eq!((token.preimage, token.honoured), (pre, false));
-        } else {
-            assert_eq!(paid.status, Status::Pending);
-            assert!(token.is_none());
-        }
-        // A record for a payment that is not pending here changes nothing; the money moves.
-        let (inv3, pre3) = invoice(2_000);
-        b.add_invoice(
-            &EmbeddedInvoice {
-                payment_hash: &inv3.payment_hash,
-                bolt11: &inv3.bolt11,
-                preimage: &pre3,
-                amount: msat(2_000),
-                ..row
-            },
-            T0,
-        )
-        .await
-        .unwrap();
-        let stranger = PaidRecord {
-            payment_id: id,
-            ..record
+            .unwrap()
+            .expect("the credential is cached with the record");
+        assert_eq!((token.preimage, token.honoured), (pre, false));
+        assert_eq!(b.balance("buyer").await.unwrap(), msat(29_000));
+
+        // A record for a payment that is not pending, or not this invoice's, changes nothing
+        // (the money moves); a transfer refused moves nothing and records nothing.
+        let issue = |amount: u64, expires_at: u64| {
+            let (inv, pre) = invoice(amount);
+            let b = b.clone();
+            async move {
+                let row = EmbeddedInvoice {
+                    payment_hash: &inv.payment_hash,
+                    wallet: "seller",
+                    bolt11: &inv.bolt11,
+                    preimage: &pre,
+                    amount: msat(amount),
+                    description: "conformance",
+                    expires_at,
+                };
+                b.add_invoice(&row, T0).await.unwrap();
+                inv
+            }
         };
-        let (_, recorded) = b
-            .settle_recorded("buyer", &inv3.bolt11, &inv3.payment_hash, T0, &stranger)
-            .await
-            .unwrap();
-        assert!(!recorded);
-        assert!(
-            b.issued("seller", &inv3.payment_hash)
-                .await
-                .unwrap()
-                .unwrap()
-                .paid
-        );
+        let mut others = Vec::new();
+        for (amount, expires_at) in [(4_000, T0 + 3600), (6_000, T0), (500_000, T0 + 3600)] {
+            let inv = issue(amount, expires_at).await;
+            let id = reserved(
+                l.reserve(&new("buyer", &inv, 0, None), &BudgetPolicy::default(), T0)
+                    .await,
+            );
+            others.push((inv, id));
+        }
+        let [(_, id5), (inv7, id7), (inv8, id8)] = &others[..] else {
+            unreachable!()
+        };
+        let (inv3, inv6) = (issue(2_000, T0 + 3600).await, issue(5_000, T0 + 3600).await);
+        let cases = [
+            (&inv3, id, "moved"),
+            (&inv6, *id5, "moved"),
+            (inv7, *id7, "expired"),
+            (inv8, *id8, "insufficient"),
+        ];
+        for (inv, payment_id, outcome) in cases {
+            let before = b.balance("buyer").await.unwrap();
+            let record = PaidRecord {
+                payment_id,
+                ..record
+            };
+            let r = b
+                .settle_recorded("buyer", &inv.bolt11, &inv.payment_hash, T0, &record)
+                .await;
+            let moved = match (outcome, r) {
+                ("moved", Ok((_, false))) => true,
+                ("expired", Err(SettleError::Expired))
+                | ("insufficient", Err(SettleError::Insufficient(_))) => false,
+                (_, r) => panic!("{outcome}: {r:?}"),
+            };
+            let issued = b.issued("seller", &inv.payment_hash).await.unwrap();
+            assert_eq!(issued.unwrap().paid, moved, "{outcome}");
+            assert_eq!(b.balance("buyer").await.unwrap() != before, moved);
+        }
+        for (inv, id) in &others {
+            let left = l.payment(*id).await.unwrap().unwrap();
+            assert_eq!(left.status, Status::Pending, "{}", inv.payment_hash);
+        }
 
         // The seller is shown the credential: the sale and its income, once.
         for first in [true, false] {

@@ -136,8 +136,10 @@ pub trait EmbeddedBooks: Send + Sync + std::fmt::Debug {
     ) -> Result<Settled, SettleError>;
     /// [`EmbeddedBooks::settle`], and in the same commit the payment recorded as succeeded in
     /// the spend ledger of this storage, with the credential it buys cached (`record`): `true`
-    /// when it was recorded so (on SQLite, when that pending payment is in this database); else
-    /// the caller records it. One fsync for the transfer and its record.
+    /// when it was recorded so (when that pending payment is in this database and, on
+    /// PostgreSQL, was reserved by this instance, whose committer then knows the locks the
+    /// record needs); else the caller records it. One commit for the transfer and its record;
+    /// on PostgreSQL one statement too.
     async fn settle_recorded(
         &self,
         payer: &str,
@@ -325,13 +327,19 @@ impl EmbeddedBooks for Engine {
         now: u64,
         record: &PaidRecord<'_>,
     ) -> Result<(Settled, bool), SettleError> {
-        if self.dialect != Dialect::Sqlite {
-            // PostgreSQL's committer orders the locks a batch takes by the turns its writes
-            // declare (`pg_group`); a transfer that also records a payment would need both
-            // turns: the record is written the usual way there.
-            let settled = self.settle(payer, bolt11, payment_hash, now).await?;
-            return Ok((settled, false));
-        }
+        // PostgreSQL's committer takes the locks of a batch's writes before they run
+        // (`pg_group`): the record's (the wallet's turn, the payment's spend buckets) it knows
+        // only for a payment this instance reserved; any other is recorded the usual way.
+        let turn = match self.dialect {
+            Dialect::Sqlite => None,
+            Dialect::Postgres => match self.record_turn(record.payment_id) {
+                Some(turn) => Some(turn),
+                None => {
+                    let settled = self.settle(payer, bolt11, payment_hash, now).await?;
+                    return Ok((settled, false));
+                }
+            },
+        };
         let write = SettleRecorded {
             settle: Settle {
                 payer: payer.to_owned(),
@@ -346,7 +354,13 @@ impl EmbeddedBooks for Engine {
             payment_hash: *payment_hash,
             credential: record.credential.cloned(),
         };
-        self.write(None, write, SettleError::OutcomeUnknown).await
+        match turn {
+            Some(turn) => {
+                self.write_in_turn(turn, write, SettleError::OutcomeUnknown)
+                    .await
+            }
+            None => self.write(None, write, SettleError::OutcomeUnknown).await,
+        }
     }
 
     async fn settle_amountless(
@@ -470,6 +484,40 @@ impl SettleRecorded {
             .transpose()?;
         Ok(Some((paid, token)))
     }
+
+    /// [`SETTLE_RECORDED_AT_ONCE`], and why it did not settle if it did not.
+    async fn run_at_once(
+        self,
+        tx: &mut sqlx::AnyConnection,
+    ) -> Result<(Settled, bool), SettleError> {
+        let token = self.credential.as_ref();
+        let text = |f: fn(&CredentialScope) -> String| token.map(f);
+        let answer = self
+            .settle
+            .bind_at_once(sqlx::query(SETTLE_RECORDED_AT_ONCE))?
+            .bind(self.payment_id)
+            .bind(&self.wallet)
+            .bind(text(|t| t.origin.clone()))
+            .bind(text(|t| t.path_prefix.clone()))
+            .bind(text(|t| t.scheme.as_str().to_owned()))
+            .bind(text(|t| crate::l402::b64::encode(&t.macaroon)))
+            .bind(token.and_then(|t| t.expires_at).map(int).transpose()?)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(SettleError::from)
+            .and_then(|row| {
+                row.map(|row| {
+                    let recorded: i64 = row.try_get("recorded")?;
+                    Ok((Settle::read_paid(&row)?, recorded == 1))
+                })
+                .transpose()
+            });
+        // Money may have moved: an answer that cannot be read undoes the batch.
+        match undone_unless_ok(&mut *tx, answer).await? {
+            Some(done) => Ok(done),
+            None => Err(self.settle.unsettled(tx).await),
+        }
+    }
 }
 
 impl MoneyWrite for SettleRecorded {
@@ -480,19 +528,7 @@ impl MoneyWrite for SettleRecorded {
         self,
         tx: &mut sqlx::AnyConnection,
     ) -> BoxFuture<'_, Result<(Settled, bool), SettleError>> {
-        Box::pin(async move {
-            let settled = self.settle.clone().run(&mut *tx).await?;
-            let Some((paid, token)) = self.record(&settled)? else {
-                return Ok((settled, false));
-            };
-            if paid.run(&mut *tx).await? != 1 {
-                return Ok((settled, false));
-            }
-            if let Some(token) = token {
-                token.run(&mut *tx).await?;
-            }
-            Ok((settled, true))
-        })
+        Box::pin(self.run_at_once(tx))
     }
 
     fn run_sync(self, conn: &rusqlite::Connection) -> Result<(Settled, bool), SettleError> {
@@ -511,6 +547,11 @@ impl MoneyWrite for SettleRecorded {
 
     fn transfer(&self) -> Option<(String, String)> {
         self.settle.transfer()
+    }
+
+    /// Through sqlx (PostgreSQL) it is one statement, which settles or changes nothing.
+    fn needs_savepoint(&self) -> bool {
+        false
     }
 }
 
@@ -541,9 +582,12 @@ const TRANSFER: &str = "UPDATE embedded_wallets
 /// payer holds enough; both accounts are locked already (`pg_group::take_turns`), so the
 /// balance read stands until the transfer. `$4` is the amount given for an amountless
 /// invoice, -1 where none was. No row: nothing changed, and the invoice's row tells why. The
-/// last column divides by zero, failing the statement and with it the batch's transaction,
-/// should the transfer ever move other than both accounts.
-const SETTLE_AT_ONCE: &str = "WITH c AS (
+/// column `whole` divides by zero, failing the statement and with it the batch's transaction,
+/// should the transfer ever move other than both accounts. (A macro, so that
+/// [`SETTLE_RECORDED_AT_ONCE`] can start with the same text.)
+macro_rules! settle_at_once {
+    () => {
+        "WITH c AS (
         UPDATE embedded_invoices i
            SET paid_by = $1, paid_at = $2,
                amount_msat = CASE WHEN i.amount_msat = 0 THEN $4 ELSE i.amount_msat END
@@ -558,10 +602,47 @@ const SETTLE_AT_ONCE: &str = "WITH c AS (
         UPDATE embedded_wallets w
            SET balance_msat = w.balance_msat + CASE WHEN w.name = $1 THEN -c.amount_msat ELSE c.amount_msat END
           FROM c WHERE w.name IN ($1, c.wallet)
-        RETURNING 1)
-     SELECT c.wallet, c.preimage, c.amount_msat,
-            1 / CASE WHEN (SELECT count(*) FROM t) = 2 THEN 1 ELSE 0 END AS whole
-       FROM c";
+        RETURNING 1)"
+    };
+}
+/// The settlement's answer: the claimed invoice's payee, preimage and amount, and the check
+/// that both accounts moved.
+macro_rules! settled_columns {
+    () => {
+        "SELECT c.wallet, c.preimage, c.amount_msat,
+            1 / CASE WHEN (SELECT count(*) FROM t) = 2 THEN 1 ELSE 0 END AS whole"
+    };
+}
+const SETTLE_AT_ONCE: &str = concat!(settle_at_once!(), "\n     ", settled_columns!(), " FROM c");
+/// PostgreSQL: [`SETTLE_AT_ONCE`], and in the same statement the payment's record (`p`, what
+/// `ledger::paid_now` writes: payment `$7` of wallet `$8`, if still pending, with the
+/// invoice's preimage, which must hash to the payment hash) and the credential it buys
+/// (`k`, what `tokens::token_row` writes, where `$9` names an origin). One round trip and one
+/// batch inside the wallet's turn instead of two each; `recorded` is 1 when the record was
+/// written.
+const SETTLE_RECORDED_AT_ONCE: &str = concat!(
+    settle_at_once!(),
+    ",
+     p AS (
+        UPDATE payments
+           SET status = 'succeeded', preimage = c.preimage, fee_msat = 0, reserved_msat = 0,
+               error = NULL, settled_at = $2, updated_at = $2
+          FROM c
+         WHERE payments.id = $7 AND payments.wallet = $8 AND payments.direction = 'out'
+           AND payments.payment_hash = $3 AND payments.status = 'pending'
+           AND encode(sha256(decode(c.preimage, 'hex')), 'hex') = $3
+        RETURNING 1),
+     k AS (
+        INSERT INTO token_cache (wallet, origin, path_prefix, scheme, macaroon, preimage, payment_hash, expires_at, created_at)
+        SELECT $8, $9, $10, $11, $12, c.preimage, $3, $13, $2 FROM c
+         WHERE $9 IS NOT NULL AND EXISTS (SELECT 1 FROM p)
+        ON CONFLICT (wallet, origin, path_prefix) DO UPDATE SET scheme = excluded.scheme, macaroon = excluded.macaroon,
+            preimage = excluded.preimage, payment_hash = excluded.payment_hash, expires_at = excluded.expires_at,
+            created_at = excluded.created_at, honoured_at = NULL)
+     ",
+    settled_columns!(),
+    ", (SELECT count(*) FROM p) AS recorded FROM c"
+);
 /// Why an invoice was not settled at once: its row, if it was issued.
 const INVOICE_ROW: &str = "SELECT wallet, bolt11, preimage, amount_msat, expires_at, paid_by
      FROM embedded_invoices WHERE payment_hash = $1";
@@ -612,38 +693,58 @@ impl Settle {
         ])
     }
 
-    /// [`SETTLE_AT_ONCE`], and why it did not settle if it did not.
-    async fn run_at_once(self, tx: &mut sqlx::AnyConnection) -> Result<Settled, SettleError> {
+    /// [`SETTLE_AT_ONCE`]'s (and [`SETTLE_RECORDED_AT_ONCE`]'s) first arguments.
+    fn bind_at_once<'q>(
+        &'q self,
+        query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    ) -> Result<sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>, SettleError> {
         let given = match self.amount {
             Some(a) => int(a.msat())?,
             None => -1,
         };
-        let now = int(self.now)?;
-        let answer = sqlx::query(SETTLE_AT_ONCE)
+        Ok(query
             .bind(&self.payer)
             .bind(self.now_db)
             .bind(&self.hash)
             .bind(given)
             .bind(&self.bolt11)
-            .bind(now)
+            .bind(int(self.now)?))
+    }
+
+    /// [`SETTLE_AT_ONCE`], and why it did not settle if it did not.
+    async fn run_at_once(self, tx: &mut sqlx::AnyConnection) -> Result<Settled, SettleError> {
+        let answer = self
+            .bind_at_once(sqlx::query(SETTLE_AT_ONCE))?
             .fetch_optional(&mut *tx)
             .await
             .map_err(SettleError::from)
             .and_then(|row| row.map(|row| Settle::read_paid(&row)).transpose());
         // Money may have moved: an answer that cannot be read undoes the batch.
-        if let Some(settled) = undone_unless_ok(&mut *tx, answer).await? {
-            return Ok(settled);
+        match undone_unless_ok(&mut *tx, answer).await? {
+            Some(settled) => Ok(settled),
+            None => Err(self.unsettled(tx).await),
         }
-        let Some(row) = sqlx::query(INVOICE_ROW)
+    }
+
+    /// Why the one statement settled nothing, from the invoice's row.
+    async fn unsettled(&self, tx: &mut sqlx::AnyConnection) -> SettleError {
+        let row = match sqlx::query(INVOICE_ROW)
             .bind(&self.hash)
             .fetch_optional(&mut *tx)
-            .await?
-        else {
-            return Err(SettleError::Unknown);
+            .await
+        {
+            Ok(Some(row)) => row,
+            Ok(None) => return SettleError::Unknown,
+            Err(e) => return e.into(),
         };
+        self.refusal(&row).unwrap_or_else(|e| e)
+    }
+
+    /// Why an unpaid invoice of row `row` was not settled (or the row could not be read).
+    fn refusal(&self, row: &sqlx::any::AnyRow) -> Result<SettleError, SettleError> {
         let bolt11: String = row.try_get("bolt11")?;
         if row.try_get::<Option<String>, _>("paid_by")?.is_some() {
-            return Err(self.unclaimed(Some(bolt11)));
+            return Ok(self.unclaimed(Some(bolt11)));
         }
         let c = Claimed {
             payee: row.try_get("wallet")?,
@@ -653,8 +754,10 @@ impl Settle {
             expires_at: row.try_get("expires_at")?,
         };
         // Everything else let it through: the payer held too little.
-        let amount = self.judge(&c)?;
-        Err(SettleError::Insufficient(Msat::from_msat(amount)))
+        Ok(match self.judge(&c) {
+            Ok(amount) => SettleError::Insufficient(Msat::from_msat(amount)),
+            Err(e) => e,
+        })
     }
 
     /// The settlement's answer, once `moved` rows of the transfer changed.

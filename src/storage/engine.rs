@@ -356,14 +356,10 @@ impl Engine {
         op: W,
         commit_failed: fn(String) -> W::Error,
     ) -> Result<W::Output, W::Error> {
-        if let Some(pg) = &self.pg_committer {
-            let turn = Turn {
-                transfer: op.transfer(),
-                ..wallet.map_or_else(Turn::default, |w| Turn::of(w, op.spends_at()))
-            };
-            if turn.wallet.is_some() || turn.transfer.is_some() {
-                let savepoint = op.needs_savepoint();
-                return answered::<W>(pg.submit(turn, savepoint, pg_run(op)).await, commit_failed);
+        if self.pg_committer.is_some() {
+            let turn = wallet.map_or_else(Turn::default, |w| Turn::of(w, op.spends_at()));
+            if turn.wallet.is_some() || op.transfer().is_some() {
+                return self.write_in_turn(turn, op, commit_failed).await;
             }
         }
         let Some(committer) = &self.committer else {
@@ -403,14 +399,38 @@ impl Engine {
         if self.committer.is_some() {
             return self.write(None, op, commit_failed).await;
         }
-        if let Some(pg) = &self.pg_committer
-            && let Some(turn) = pg.record_turn(id)
-        {
-            let savepoint = op.needs_savepoint();
-            return answered::<W>(pg.submit(turn, savepoint, pg_run(op)).await, commit_failed);
+        if let Some(turn) = self.record_turn(id) {
+            return self.write_in_turn(turn, op, commit_failed).await;
         }
         let mut conn = self.writer.acquire().await.map_err(StorageError::from)?;
         op.run(&mut conn).await
+    }
+
+    /// PostgreSQL: the turn the record of payment `id` needs, if this instance reserved it and
+    /// has not recorded it yet (see [`Engine::write_record`]); taken, so asked once per
+    /// payment. `None` on SQLite.
+    pub(crate) fn record_turn(&self, id: i64) -> Option<Turn> {
+        self.pg_committer.as_ref()?.record_turn(id)
+    }
+
+    /// PostgreSQL: run `op` in the committer's next batch, holding `turn` and the accounts of
+    /// `op`'s transfer, if any (see [`super::pg_group`]). Without that committer (SQLite), as
+    /// [`Engine::write`] runs a write that needs no wallet's turn.
+    pub(crate) async fn write_in_turn<W: MoneyWrite>(
+        &self,
+        turn: Turn,
+        op: W,
+        commit_failed: fn(String) -> W::Error,
+    ) -> Result<W::Output, W::Error> {
+        let Some(pg) = &self.pg_committer else {
+            return Box::pin(self.write(None, op, commit_failed)).await;
+        };
+        let turn = Turn {
+            transfer: op.transfer(),
+            ..turn
+        };
+        let savepoint = op.needs_savepoint();
+        answered::<W>(pg.submit(turn, savepoint, pg_run(op)).await, commit_failed)
     }
 
     /// Payment `id` of `wallet`, created at `at`, was reserved here (see

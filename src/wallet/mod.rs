@@ -236,8 +236,8 @@ pub trait Wallet: Send + Sync + std::fmt::Debug {
     ) -> Result<PaymentResult, WalletError>;
     /// [`Wallet::pay_invoice`], and the payment's success recorded in the ledger in the same
     /// commit as the payment itself, where the wallet's books are the ledger's database (the
-    /// embedded wallet on SQLite): `true` when it was recorded so; otherwise (by default) the
-    /// caller records it.
+    /// embedded wallet): `true` when it was recorded so; otherwise (by default) the caller
+    /// records it.
     async fn pay_invoice_recorded(
         &self,
         invoice: &DecodedInvoice,
