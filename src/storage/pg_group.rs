@@ -14,6 +14,10 @@
 //! could leave changes to undo runs inside a savepoint of its own (one that fails is rolled
 //! back alone), the batch commits once, and only then is each writer answered. Exactness
 //! holds as on SQLite: the writes run one after the other and each sees those before it.
+//! Writes that arrive while a batch waits for its turn or runs join it before its COMMIT
+//! when the locks it took already cover them (a reservation or record of the same wallet
+//! in the same minute: see `Late`), as if they had been in it from the start; others wait
+//! for the next batch.
 //!
 //! The writes on PostgreSQL today (a reservation, a record, an embedded transfer) change
 //! nothing unless they succeed, so they need no savepoint (`MoneyWrite::needs_savepoint`: a
@@ -38,7 +42,7 @@
 //! `instances_cross_pay_embedded_accounts` in the conformance suite deadlock without it.
 
 use std::any::Any;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 
@@ -50,7 +54,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::error;
 
 use super::StorageError;
-use super::group::{Outcome, answer_not_run, waiting};
+use super::group::{Outcome, answer_not_run};
 
 /// Writes per transaction at most: each savepoint that writes is a subtransaction, and
 /// PostgreSQL keeps up to 64 of them per transaction in shared memory before it spills.
@@ -155,8 +159,26 @@ impl PgCommitter {
 }
 
 async fn gather(pool: AnyPool, mut jobs: mpsc::UnboundedReceiver<Job>) {
-    while let Some(first) = jobs.recv().await {
-        let batch = waiting(first, &mut jobs, MAX_BATCH);
+    // Writes taken from the channel by a batch that could not run them (see `Late`): first in
+    // the next batch.
+    let mut carried: VecDeque<Job> = VecDeque::new();
+    loop {
+        let first = match carried.pop_front() {
+            Some(job) => job,
+            None => match jobs.recv().await {
+                Some(job) => job,
+                None => break,
+            },
+        };
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH
+            && let Some(job) = carried.pop_front()
+        {
+            batch.push(job);
+        }
+        if batch.len() < MAX_BATCH {
+            batch.extend(waiting_more(&mut jobs, MAX_BATCH - batch.len()));
+        }
         let mut conn = match pool.acquire().await {
             Ok(c) => c,
             Err(e) => {
@@ -164,7 +186,11 @@ async fn gather(pool: AnyPool, mut jobs: mpsc::UnboundedReceiver<Job>) {
                 continue;
             }
         };
-        if let Err(why) = run_batch(&mut conn, batch).await {
+        let late = Late {
+            jobs: &mut jobs,
+            carried: &mut carried,
+        };
+        if let Err(why) = run_batch(&mut conn, batch, late).await {
             // The connection's state is unknown (a write panicked, or the server went away
             // mid-batch): it does not go back to the pool.
             error!(error = %why, "a batch of ledger writes broke off; its connection is closed");
@@ -173,9 +199,33 @@ async fn gather(pool: AnyPool, mut jobs: mpsc::UnboundedReceiver<Job>) {
     }
 }
 
+/// Up to `max` writes waiting now.
+fn waiting_more(jobs: &mut mpsc::UnboundedReceiver<Job>, max: usize) -> Vec<Job> {
+    let mut more = Vec::new();
+    while more.len() < max
+        && let Ok(job) = jobs.try_recv()
+    {
+        more.push(job);
+    }
+    more
+}
+
+/// Where a batch finds writes that arrived after it took its locks: those its locks already
+/// cover join it before it commits (the wallet's turn is the fleet's bottleneck, and a batch
+/// waits for it while its instance's writers answered by the batch before submit their next
+/// writes); any other is carried to the next batch.
+struct Late<'a> {
+    jobs: &'a mut mpsc::UnboundedReceiver<Job>,
+    carried: &'a mut VecDeque<Job>,
+}
+
 /// Run `batch` in one transaction and answer every writer; `Err` when the connection must not
 /// be used again.
-async fn run_batch(conn: &mut AnyConnection, batch: Vec<Job>) -> Result<(), String> {
+async fn run_batch(
+    conn: &mut AnyConnection,
+    batch: Vec<Job>,
+    late: Late<'_>,
+) -> Result<(), String> {
     let mut tx = match conn.begin().await {
         Ok(tx) => tx,
         Err(e) => {
@@ -183,51 +233,39 @@ async fn run_batch(conn: &mut AnyConnection, batch: Vec<Job>) -> Result<(), Stri
             return Ok(());
         }
     };
-    if let Err(e) = take_turns(&mut tx, &turns(&batch)).await {
+    let held = turns(&batch);
+    if let Err(e) = take_turns(&mut tx, &held).await {
         // Dropping the transaction rolls it back.
         not_run(batch, &e.to_string());
         return Ok(());
     }
     let mut ran: Vec<(oneshot::Sender<Outcome>, Box<dyn Any + Send>)> =
-        Vec::with_capacity(batch.len());
+        Vec::with_capacity(MAX_BATCH);
     let mut jobs = batch.into_iter();
-    let mut broken: Option<String> = None;
-    let mut unusable = false;
+    let mut broken: Option<Broken> = None;
     for job in jobs.by_ref() {
-        if job.savepoint
-            && let Err(e) = simple(&mut tx, "SAVEPOINT write").await
-        {
-            let why = e.to_string();
-            let _ = job.answer.send(Outcome::NotRun(why.clone()));
-            broken = Some(why);
-            break;
-        }
-        let outcome = AssertUnwindSafe((job.run)(&mut tx)).catch_unwind().await;
-        let Ok((keep, result)) = outcome else {
-            error!("a ledger write panicked; its batch was rolled back");
-            let why = "the write failed and was undone".to_owned();
-            let _ = job.answer.send(Outcome::NotRun(why.clone()));
-            broken = Some(why);
-            unusable = true;
-            break;
-        };
-        ran.push((job.answer, result));
-        if keep {
-            continue;
-        }
-        let undone = if job.savepoint {
-            simple(&mut tx, "ROLLBACK TO SAVEPOINT write").await
-        } else {
-            // The write changed nothing, but a statement of it that failed on the server has
-            // aborted the transaction: then nothing more may run in it, and its COMMIT would
-            // roll back what the writes before this one were told stands.
-            simple(&mut tx, "SELECT 1").await
-        };
-        if let Err(e) = undone {
-            broken = Some(e.to_string());
+        if let Err(b) = run_one(&mut tx, job, &mut ran).await {
+            broken = Some(b);
             break;
         }
     }
+    // Writes that came since, whose locks the batch holds already: in this transaction too.
+    while broken.is_none() && ran.len() < MAX_BATCH {
+        let Ok(job) = late.jobs.try_recv() else {
+            break;
+        };
+        if !held.covers(&job.turn) {
+            late.carried.push_back(job);
+            continue;
+        }
+        if let Err(b) = run_one(&mut tx, job, &mut ran).await {
+            broken = Some(b);
+        }
+    }
+    let (broken, mut unusable) = match broken {
+        Some(b) => (Some(b.why), b.unusable),
+        None => (None, false),
+    };
     let commit = match broken {
         Some(why) => {
             not_run(jobs.collect(), &why);
@@ -254,6 +292,58 @@ async fn run_batch(conn: &mut AnyConnection, batch: Vec<Job>) -> Result<(), Stri
     Ok(())
 }
 
+/// Why a batch stopped running its writes; `unusable` when its connection's state is unknown.
+struct Broken {
+    why: String,
+    unusable: bool,
+}
+
+/// Run `job` in the batch's transaction `tx` (in a savepoint of its own if it asks for one),
+/// its result kept in `ran` to be answered once the batch commits; `Err` when the batch can
+/// run no more (the job is answered already then, if it did not run).
+async fn run_one(
+    tx: &mut AnyConnection,
+    job: Job,
+    ran: &mut Vec<(oneshot::Sender<Outcome>, Box<dyn Any + Send>)>,
+) -> Result<(), Broken> {
+    if job.savepoint
+        && let Err(e) = simple(tx, "SAVEPOINT write").await
+    {
+        let why = e.to_string();
+        let _ = job.answer.send(Outcome::NotRun(why.clone()));
+        return Err(Broken {
+            why,
+            unusable: false,
+        });
+    }
+    let outcome = AssertUnwindSafe((job.run)(tx)).catch_unwind().await;
+    let Ok((keep, result)) = outcome else {
+        error!("a ledger write panicked; its batch was rolled back");
+        let why = "the write failed and was undone".to_owned();
+        let _ = job.answer.send(Outcome::NotRun(why.clone()));
+        return Err(Broken {
+            why,
+            unusable: true,
+        });
+    };
+    ran.push((job.answer, result));
+    if keep {
+        return Ok(());
+    }
+    let undone = if job.savepoint {
+        simple(tx, "ROLLBACK TO SAVEPOINT write").await
+    } else {
+        // The write changed nothing, but a statement of it that failed on the server has
+        // aborted the transaction: then nothing more may run in it, and its COMMIT would roll
+        // back what the writes before this one were told stands.
+        simple(tx, "SELECT 1").await
+    };
+    undone.map_err(|e| Broken {
+        why: e.to_string(),
+        unusable: false,
+    })
+}
+
 /// What a batch must hold: by advisory-lock key, the wallet and the creation times of the
 /// outgoing payments its writes insert or record; and the transfers it makes, by payer and
 /// payment hash.
@@ -261,6 +351,27 @@ async fn run_batch(conn: &mut AnyConnection, batch: Vec<Job>) -> Result<(), Stri
 struct Turns {
     wallets: BTreeMap<i64, (String, BTreeSet<i64>)>,
     transfers: Vec<(String, String)>,
+}
+
+impl Turns {
+    /// Whether a batch holding these turns holds every lock `turn` needs: the wallet's turn
+    /// and the spend buckets of the payment it inserts or records. A transfer is never
+    /// covered: the payee's account is found by the server as the batch takes its locks.
+    fn covers(&self, turn: &Turn) -> bool {
+        let Some((_, key)) = &turn.wallet else {
+            return false;
+        };
+        turn.transfer.is_none()
+            && self.wallets.get(key).is_some_and(|(_, times)| {
+                turn.spends_at.is_none_or(|at| {
+                    times.iter().any(|t| {
+                        [60, 3600]
+                            .iter()
+                            .all(|span| t - t.rem_euclid(*span) == at - at.rem_euclid(*span))
+                    })
+                })
+            })
+    }
 }
 
 fn turns(batch: &[Job]) -> Turns {
@@ -335,4 +446,50 @@ async fn simple(conn: &mut AnyConnection, sql: &'static str) -> Result<(), Stora
 
 fn not_run(batch: Vec<Job>, why: &str) {
     answer_not_run(batch.into_iter().map(|job| job.answer).collect(), why);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(turn: Turn) -> Job {
+        let (answer, _) = oneshot::channel();
+        Job {
+            turn,
+            savepoint: false,
+            run: Box::new(|_| Box::pin(async { (true, Box::new(()) as Box<dyn Any + Send>) })),
+            answer,
+        }
+    }
+
+    /// A late write joins a batch only where the batch's locks already cover it: the same
+    /// wallet's turn and the same minute's (so hour's) spend buckets; never a transfer.
+    #[test]
+    fn late_writes_join_only_under_the_locks_held() {
+        let t0: i64 = 1_800_000_000 + 120; // two minutes into an hour
+        let held = turns(&[
+            job(Turn::of("a", Some(t0))),
+            job(Turn {
+                transfer: Some(("a".into(), "hash".into())),
+                ..Turn::of("a", Some(t0 + 5))
+            }),
+        ]);
+        assert!(held.covers(&Turn::of("a", Some(t0 + 59))));
+        assert!(held.covers(&Turn::of("a", None)));
+        assert!(
+            !held.covers(&Turn::of("a", Some(t0 + 60))),
+            "another minute"
+        );
+        assert!(!held.covers(&Turn::of("a", Some(t0 - 1))), "another minute");
+        assert!(!held.covers(&Turn::of("b", Some(t0))), "another wallet");
+        assert!(!held.covers(&Turn::default()), "no wallet");
+        let transfer = Turn {
+            transfer: Some(("a".into(), "hash".into())),
+            ..Turn::of("a", Some(t0))
+        };
+        assert!(
+            !held.covers(&transfer),
+            "a transfer's payee is found by the server"
+        );
+    }
 }
