@@ -318,6 +318,12 @@ async fn verification_parts(seller: &App, auth: &str, service: &str, n: usize) -
         assert!(v.valid, "{v:?}");
     })
     .await;
+    // What the paywall calls: the same checks, without the details it would throw away.
+    let verdict = time_calls(n, async || {
+        let v = s.admit_verdict(auth, access).await.expect("admit_verdict");
+        assert!(v.valid, "{v:?}");
+    })
+    .await;
     let cred = Credential::parse(auth).expect("credential");
     let prepared = verify::prepare(&cred.macaroons[0], &cred.preimage).expect("prepare");
     let key = tokens
@@ -406,6 +412,7 @@ async fn verification_parts(seller: &App, auth: &str, service: &str, n: usize) -
     eprintln!("gateway verification per request, called directly ({n} calls each):");
     for (label, l) in [
         ("Seller::admit (verify, count a use)", &full),
+        ("Seller::admit_verdict (the paywall's)", &verdict),
         ("  Credential::parse", &parse),
         ("  verify::prepare (decode, preimage)", &prep),
         ("  root_key (SELECT)", &root_key),
@@ -430,6 +437,7 @@ async fn verification_parts(seller: &App, auth: &str, service: &str, n: usize) -
         "kind": "parts",
         "calls": n,
         "verify_and_consume": full.json(),
+        "admit_verdict": verdict.json(),
         "credential_parse": parse.json(),
         "prepare": prep.json(),
         "root_key_select": root_key.json(),

@@ -205,6 +205,15 @@ impl Verification {
     }
 }
 
+/// How much of a valid verdict [`Seller::admit_with`] builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Detail {
+    /// Everything [`Verification`] has.
+    Full,
+    /// The verdict and the terms it was sold on: no ids, caveats or service name.
+    Verdict,
+}
+
 /// Sells through one wallet.
 #[derive(Debug, Clone)]
 pub struct Seller {
@@ -509,8 +518,33 @@ impl Seller {
         authorization: &str,
         access: Access<'_>,
     ) -> Result<Verification, SellError> {
-        let v = match Credential::parse(authorization) {
-            Ok(c) => self.verify_for(&c.macaroons, &c.preimage, access).await?,
+        self.admit_with(authorization, access, Detail::Full).await
+    }
+
+    /// [`Seller::admit`] for a caller that needs only the verdict, once per request (the
+    /// gateway): a valid verdict carries `valid`, `amount_paid_msat`, `max_uses`,
+    /// `valid_until` and `tier`, without the token's ids, caveats and service, which are not
+    /// built (a refusal is as full as `admit`'s). The same checks, the same use counted.
+    pub async fn admit_verdict(
+        &self,
+        authorization: &str,
+        access: Access<'_>,
+    ) -> Result<Verification, SellError> {
+        self.admit_with(authorization, access, Detail::Verdict)
+            .await
+    }
+
+    async fn admit_with(
+        &self,
+        authorization: &str,
+        access: Access<'_>,
+        detail: Detail,
+    ) -> Result<Verification, SellError> {
+        let (v, token_id) = match Credential::parse(authorization) {
+            Ok(c) => {
+                self.verify_for(&c.macaroons, &c.preimage, access, detail)
+                    .await?
+            }
             Err(e) => {
                 return Ok(Verification::rejected(
                     &Rejection::Malformed(e.to_string()),
@@ -535,7 +569,7 @@ impl Seller {
                 format!("this request costs {price} msat; the token paid {paid}"),
             ));
         }
-        self.count_use(v).await
+        self.count_use(v, token_id).await
     }
 
     /// [`Seller::admit`] for a service and a capability, with no request to match (a token
@@ -556,13 +590,15 @@ impl Seller {
 
     /// Verify a credential: one or more macaroons and a preimage. With several macaroons the
     /// first that verifies wins; otherwise the first one's reason is given. Records the sale of
-    /// a valid token; counts no use (that is [`Seller::admit`]'s).
+    /// a valid token; counts no use (that is [`Seller::admit`]'s). With a valid verdict, the
+    /// token's id.
     async fn verify_for(
         &self,
         macaroons: &[Vec<u8>],
         preimage: &Preimage,
         access: Access<'_>,
-    ) -> Result<Verification, SellError> {
+        detail: Detail,
+    ) -> Result<(Verification, Option<TokenId>), SellError> {
         let params = VerifyParams {
             service: access.service,
             capability: access.capability,
@@ -572,19 +608,20 @@ impl Seller {
         };
         let mut first_rejection: Option<Verification> = None;
         for bytes in macaroons {
-            let v = self.verify_one(bytes, preimage, &params).await?;
+            let (v, token_id) = self.verify_one(bytes, preimage, &params, detail).await?;
             if v.valid {
-                return Ok(v);
+                return Ok((v, token_id));
             }
             first_rejection.get_or_insert(v);
         }
-        Ok(first_rejection.unwrap_or_else(|| {
+        let rejection = first_rejection.unwrap_or_else(|| {
             Verification::rejected(
                 &Rejection::Malformed("no macaroon".into()),
                 None,
                 Vec::new(),
             )
-        }))
+        });
+        Ok((rejection, None))
     }
 
     async fn verify_one(
@@ -592,7 +629,8 @@ impl Seller {
         bytes: &[u8],
         preimage: &Preimage,
         params: &VerifyParams<'_>,
-    ) -> Result<Verification, SellError> {
+        detail: Detail,
+    ) -> Result<(Verification, Option<TokenId>), SellError> {
         let prepared = match verify::prepare(bytes, preimage) {
             Ok(p) => p,
             Err(r) => {
@@ -601,7 +639,7 @@ impl Seller {
                     .as_ref()
                     .and_then(|m| Identifier::decode(m.identifier()).ok());
                 let caveats = decoded.map(|m| m.caveat_strings()).unwrap_or_default();
-                return Ok(Verification::rejected(&r, id.as_ref(), caveats));
+                return Ok((Verification::rejected(&r, id.as_ref(), caveats), None));
             }
         };
         // The root key and the token's terms in one read (the gateway asks on every request).
@@ -609,7 +647,6 @@ impl Seller {
             .tokens
             .root_key_and_terms(&prepared.key_id, &prepared.identifier.token_id)
             .await?;
-        let caveats = prepared.macaroon.caveat_strings();
         let token = match verify::finish(
             &prepared,
             root_key.as_ref().map(|k| &k.expose()[..]),
@@ -617,11 +654,9 @@ impl Seller {
         ) {
             Ok(t) => t,
             Err(r) => {
-                return Ok(Verification::rejected(
-                    &r,
-                    Some(&prepared.identifier),
-                    caveats,
-                ));
+                let caveats = prepared.macaroon.caveat_strings();
+                let v = Verification::rejected(&r, Some(&prepared.identifier), caveats);
+                return Ok((v, None));
             }
         };
         // The preimage proves the invoice was paid: record the income if we issued it.
@@ -666,34 +701,41 @@ impl Seller {
                 Some(wanted) => services.iter().find(|s| s.name == wanted),
                 None => services.first(),
             });
-        Ok(Verification {
+        let full = detail == Detail::Full;
+        let v = Verification {
             valid: true,
             reason_code: None,
             reason: None,
-            payment_hash: Some(token.identifier.payment_hash.to_hex()),
-            token_id: Some(token.identifier.token_id.to_hex()),
+            payment_hash: full.then(|| token.identifier.payment_hash.to_hex()),
+            token_id: full.then(|| token.identifier.token_id.to_hex()),
             max_uses,
             amount_paid_msat: paid_msat,
-            caveats,
+            caveats: if full {
+                prepared.macaroon.caveat_strings()
+            } else {
+                Vec::new()
+            },
             valid_until: token.valid_until,
-            service: service
-                .map(|s| s.name.clone())
-                .or_else(|| params.service.map(str::to_owned)),
+            service: if full {
+                service
+                    .map(|s| s.name.clone())
+                    .or_else(|| params.service.map(str::to_owned))
+            } else {
+                None
+            },
             tier: service.map(|s| s.tier),
-        })
+        };
+        Ok((v, Some(token.identifier.token_id)))
     }
 
     /// Count one use of a valid N-use token: a token whose uses are spent comes back invalid
     /// (`used_up`); other verdicts pass through.
-    async fn count_use(&self, v: Verification) -> Result<Verification, SellError> {
-        let (Some(max), true) = (v.max_uses, v.valid) else {
-            return Ok(v);
-        };
-        let Some(token_id) = v
-            .token_id
-            .as_deref()
-            .and_then(|t| t.parse::<TokenId>().ok())
-        else {
+    async fn count_use(
+        &self,
+        v: Verification,
+        token_id: Option<TokenId>,
+    ) -> Result<Verification, SellError> {
+        let (Some(max), true, Some(token_id)) = (v.max_uses, v.valid, token_id) else {
             return Ok(v);
         };
         if self.tokens.use_token(&token_id, max).await?.is_none() {

@@ -255,6 +255,57 @@ async fn tokens_from_the_mcp_tools_work_at_the_gateway_and_the_reverse() {
     assert!(v.valid, "{v:?}");
 }
 
+/// The gateway's per-request check (`admit_verdict`) counts uses as `admit` does, on the same
+/// counter, and builds none of the token's details it would throw away.
+#[tokio::test]
+async fn admit_verdict_counts_uses_as_admit_does_without_the_details() {
+    let t = trade().await;
+    let seller = &t.seller.seller;
+    let c = seller
+        .create_challenge(&ChallengeRequest {
+            amount_msat: 5_000,
+            service: Some("api".into()),
+            max_uses: Some(3),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let pre = pay(&t, &c.invoice).await;
+    let auth = Credential::format(Scheme::L402, &b64::decode(&c.macaroon).unwrap(), &pre);
+    let access = || l402_mcp::mint::Access {
+        service: Some("api"),
+        method: Some("GET"),
+        path: Some("/api/x"),
+        ..Default::default()
+    };
+    let lean = seller.admit_verdict(&auth, access()).await.unwrap();
+    assert!(lean.valid, "{lean:?}");
+    assert_eq!(
+        (lean.max_uses, lean.amount_paid_msat),
+        (Some(3), Some(5_000))
+    );
+    assert!(lean.token_id.is_none() && lean.payment_hash.is_none() && lean.caveats.is_empty());
+    let full = seller.admit(&auth, access()).await.unwrap();
+    assert!(full.valid, "{full:?}");
+    assert_eq!(full.token_id, Some(c.token_id.to_hex()));
+    assert_eq!(full.service.as_deref(), Some("api"));
+    assert!(!full.caveats.is_empty());
+    // The third use, then none left, whichever way it is asked.
+    assert!(seller.admit_verdict(&auth, access()).await.unwrap().valid);
+    let spent = seller.admit_verdict(&auth, access()).await.unwrap();
+    assert_eq!((spent.valid, spent.reason_code), (false, Some("used_up")));
+    let spent = seller.admit(&auth, access()).await.unwrap();
+    assert_eq!(spent.reason_code, Some("used_up"));
+    // A refusal keeps its details.
+    let forged = Credential::format(
+        Scheme::L402,
+        &b64::decode(&c.macaroon).unwrap(),
+        &l402_mcp::l402::Preimage([7; 32]),
+    );
+    let refused = seller.admit_verdict(&forged, access()).await.unwrap();
+    assert!(!refused.valid && refused.token_id.is_some(), "{refused:?}");
+}
+
 #[tokio::test]
 async fn forged_expired_used_up_and_wrong_route_credentials_get_a_fresh_402() {
     let t = trade().await;

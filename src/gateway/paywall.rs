@@ -5,8 +5,9 @@
 //! Per request: refuse a path with `.`/`..` segments or escapes an upstream could resolve across
 //! routes (400), then find the route (longest path prefix); a path no route covers gets a 404
 //! (unless the paywall is told to pass such paths). A free route passes. A priced one
-//! passes with a valid credential for its service and this request (admitted by the same
-//! [`Seller::admit`] as the `verify_l402_payment` tool, counting a use of N-use tokens; a token
+//! passes with a valid credential for its service and this request (admitted by
+//! [`Seller::admit_verdict`]: the checks of the `verify_l402_payment` tool's [`Seller::admit`],
+//! counting a use of N-use tokens, without the details it does not need; a token
 //! bound to methods or a path prefix must allow the request's), or within the client's free
 //! tier; anything else gets a fresh challenge exactly as Aperture sends it (status 402, an
 //! `LSAT` and an `L402` `WWW-Authenticate` line, `Cache-Control: no-store`) plus a JSON body with
@@ -195,7 +196,7 @@ impl Paywall {
                 path: Some(path),
                 price_msat: price,
             };
-            match seller.admit(auth, access).await {
+            match seller.admit_verdict(auth, access).await {
                 Ok(v) if v.valid => return Decision::Pass(None),
                 Ok(v) => {
                     info!(route = %route.path, reason = v.reason_code.unwrap_or("invalid"), "credential refused; sending a fresh challenge");

@@ -236,6 +236,10 @@ if g:
                          p50("verify_and_consume"), p50("credential_parse"), p50("prepare"), p50("finish"),
                          p50("root_key_select"), p50("minted_token_select"), p50("record_sale_insert"),
                          p50("mark_incoming_settled_update")), "", ""))
+        if "admit_verdict" in parts:
+            rows.append(("5 gateway", "what the paywall calls per request: admit_verdict (p50 us)",
+                         "%.1f (admit, with the token's ids and caveats: %.1f)" % (
+                             p50("admit_verdict"), p50("verify_and_consume")), "", ""))
         if "root_key_and_terms_select" in parts:
             rows.append(("5 gateway", "what admit reads per request: root key and terms, one SELECT (p50 us)",
                          "%.1f" % p50("root_key_and_terms_select"), "", ""))
