@@ -27,7 +27,7 @@ use sqlx::Row;
 
 use crate::budget::DAY_SECS;
 use crate::storage::StorageError;
-use crate::storage::engine::Engine;
+use crate::storage::engine::{Dialect, Engine};
 use crate::storage::int;
 
 /// The shortest period payments are kept: the budget windows read the last 24 hours.
@@ -163,13 +163,24 @@ impl Engine {
                     .rows_affected(),
             )
         };
-        pruned.credentials = batch(
-            "DELETE FROM token_cache WHERE (wallet, origin, path_prefix) IN (
-                SELECT wallet, origin, path_prefix FROM token_cache
-                 WHERE expires_at IS NOT NULL AND expires_at < $1 LIMIT $2)",
-            expired,
-        )
-        .await?;
+        // On PostgreSQL a batch of the committer holds the credentials it caches until it
+        // commits (an embedded payment's, `SETTLE_RECORDED_AT_ONCE`), several of them in its
+        // own order: rows another transaction holds are left for a later round rather than
+        // waited for, which could deadlock with such a batch.
+        let credentials = match self.dialect {
+            Dialect::Sqlite => {
+                "DELETE FROM token_cache WHERE (wallet, origin, path_prefix) IN (
+                    SELECT wallet, origin, path_prefix FROM token_cache
+                     WHERE expires_at IS NOT NULL AND expires_at < $1 LIMIT $2)"
+            }
+            Dialect::Postgres => {
+                "DELETE FROM token_cache WHERE (wallet, origin, path_prefix) IN (
+                    SELECT wallet, origin, path_prefix FROM token_cache
+                     WHERE expires_at IS NOT NULL AND expires_at < $1 LIMIT $2
+                     FOR UPDATE SKIP LOCKED)"
+            }
+        };
+        pruned.credentials = batch(credentials, expired).await?;
         pruned.distrust = batch(
             "DELETE FROM distrusted_payees WHERE (wallet, payee_key) IN (
                 SELECT wallet, payee_key FROM distrusted_payees WHERE until < $1 LIMIT $2)",
