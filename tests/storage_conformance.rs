@@ -19,10 +19,10 @@ use l402_mcp::l402::{Msat, PaymentHash, Preimage, RootKey, Scheme, TokenId};
 use l402_mcp::payee::Payee;
 use l402_mcp::storage::{
     ApprovalRequest, ApprovalStatus, BuyerSession, BuyerSessionStatus, CredentialScope, Credit,
-    Decided, Decision, Direction, EmbeddedInvoice, Income, NewApproval, NewChallenge,
-    NewMintedToken, NewPayment, NewSession, Opened as Asked, PRUNE_BATCH, PaidRecord,
+    Decided, Decision, Direction, EmbeddedBooks, EmbeddedInvoice, Income, NewApproval,
+    NewChallenge, NewMintedToken, NewPayment, NewSession, Opened as Asked, PRUNE_BATCH, PaidRecord,
     PaymentFilter, RefKey, RefundStatus, Reservation, ReserveError, Retention, SettleError,
-    Settlement, Status, Storage,
+    Settled, Settlement, Status, Storage,
 };
 
 const T0: u64 = 1_800_000_000;
@@ -119,6 +119,36 @@ fn new<'a>(
         payee,
         credential: None,
     }
+}
+
+/// Embedded accounts "seller" (empty) and "buyer" (50,000 msat).
+async fn seller_and_buyer(books: &Arc<dyn EmbeddedBooks>) {
+    books
+        .open_account("seller", &rand_bytes(), "node-s", msat(0), T0)
+        .await
+        .unwrap();
+    books
+        .open_account("buyer", &rand_bytes(), "node-b", msat(50_000), T0)
+        .await
+        .unwrap();
+}
+
+/// Invoice `inv` paid by embedded account "buyer", recorded as payment `payment_id`, which
+/// buys no credential.
+async fn settle_bare(
+    books: &Arc<dyn EmbeddedBooks>,
+    inv: &DecodedInvoice,
+    payment_id: i64,
+) -> (Settled, bool) {
+    let record = PaidRecord {
+        payment_id,
+        wallet: "buyer",
+        credential: None,
+    };
+    books
+        .settle_recorded("buyer", &inv.bolt11, &inv.payment_hash, T0, &record)
+        .await
+        .unwrap()
 }
 
 fn reserved(r: Result<Reservation, ReserveError>) -> i64 {
@@ -1223,12 +1253,7 @@ mod suite {
     /// settles, and an embedded payment with its record and the credential it bought.
     pub async fn writes_kept_together(s: &Storage) {
         let (st, l, b) = (s.seller(), s.ledger(), s.books());
-        b.open_account("seller", &rand_bytes(), "node-s", msat(0), T0)
-            .await
-            .unwrap();
-        b.open_account("buyer", &rand_bytes(), "node-b", msat(50_000), T0)
-            .await
-            .unwrap();
+        seller_and_buyer(&b).await;
         let (inv, pre) = invoice(21_000);
         let (root, token_id, key_id) = (RootKey(rand_bytes()), TokenId(rand_bytes()), rand_bytes());
         let row = EmbeddedInvoice {
@@ -1413,6 +1438,31 @@ mod suite {
             let left = l.payment(*id).await.unwrap().unwrap();
             assert_eq!(left.status, Status::Pending, "{}", inv.payment_hash);
         }
+        // The credential is written only with its record: still the one the first payment
+        // bought, not overwritten by the payments above that were not recorded.
+        let token = s
+            .tokens()
+            .find_token("buyer", "https://seller.example", "/x", T0)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(token.preimage, pre);
+        // A payment that buys no credential is recorded, and caches none.
+        let inv9 = issue(7_000, T0 + 3600).await;
+        let id9 = reserved(
+            l.reserve(&new("buyer", &inv9, 0, None), &BudgetPolicy::default(), T0)
+                .await,
+        );
+        let (_, recorded) = settle_bare(&b, &inv9, id9).await;
+        assert!(recorded);
+        let p9 = l.payment(id9).await.unwrap().unwrap();
+        assert_eq!(p9.status, Status::Succeeded);
+        let other_path = s
+            .tokens()
+            .find_token("buyer", "https://seller.example", "/y", T0)
+            .await
+            .unwrap();
+        assert!(other_path.is_none());
 
         // The seller is shown the credential: the sale and its income, once.
         for first in [true, false] {
@@ -2504,6 +2554,48 @@ async fn instances_on_one_database_share_one_cap() {
 async fn instances_race_reservations_and_records() {
     let (_opened, stores) = three_instances().await;
     suite::reservations_and_records_race_across_minutes(stores).await;
+}
+
+/// An embedded payment whose record another instance wrote first (as a reconciliation
+/// elsewhere would): the transfer's statement moves the money but leaves that record as it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: tools/postgres/test.sh"]
+async fn a_record_written_elsewhere_is_not_written_again_by_the_transfer() {
+    let (_opened, stores) = three_instances().await;
+    let (here, there) = (&stores[0], &stores[1]);
+    let b = here.books();
+    seller_and_buyer(&b).await;
+    let (inv, pre) = invoice(5_000);
+    b.add_invoice(
+        &EmbeddedInvoice {
+            payment_hash: &inv.payment_hash,
+            wallet: "seller",
+            bolt11: &inv.bolt11,
+            preimage: &pre,
+            amount: msat(5_000),
+            description: "conformance",
+            expires_at: T0 + 3600,
+        },
+        T0,
+    )
+    .await
+    .unwrap();
+    let id = reserved(
+        here.ledger()
+            .reserve(&new("buyer", &inv, 0, None), &BudgetPolicy::default(), T0)
+            .await,
+    );
+    there
+        .ledger()
+        .mark_failed(id, "reconciled", T0)
+        .await
+        .unwrap();
+    let (settled, recorded) = settle_bare(&b, &inv, id).await;
+    assert_eq!(settled.preimage, pre);
+    assert!(!recorded, "the record was not pending any more");
+    let p = here.ledger().payment(id).await.unwrap().unwrap();
+    assert_eq!((p.status, p.preimage), (Status::Failed, None));
+    assert_eq!(b.balance("buyer").await.unwrap(), msat(45_000));
 }
 
 /// A record that fails on the server (its fee overflows the spend buckets' sum) in a batch
