@@ -414,8 +414,8 @@ impl Engine {
     }
 
     /// PostgreSQL: run `op` in the committer's next batch, holding `turn` and the accounts of
-    /// `op`'s transfer, if any (see [`super::pg_group`]). Without that committer (SQLite), as
-    /// [`Engine::write`] runs a write that needs no wallet's turn.
+    /// `op`'s transfer, if any (see [`super::pg_group`]). There is no turn to hold without
+    /// that committer (SQLite): an error, and nothing runs.
     pub(crate) async fn write_in_turn<W: MoneyWrite>(
         &self,
         turn: Turn,
@@ -423,7 +423,7 @@ impl Engine {
         commit_failed: fn(String) -> W::Error,
     ) -> Result<W::Output, W::Error> {
         let Some(pg) = &self.pg_committer else {
-            return Box::pin(self.write(None, op, commit_failed)).await;
+            return Err(StorageError::Unavailable("no PostgreSQL committer".into()).into());
         };
         let turn = Turn {
             transfer: op.transfer(),

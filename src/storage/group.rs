@@ -217,13 +217,19 @@ fn run_batch(conn: &Connection, batch: Vec<Job>) {
 /// `first` and what else is waiting in `jobs` now, `max` at most: a batch.
 pub(crate) fn waiting<T>(first: T, jobs: &mut mpsc::UnboundedReceiver<T>, max: usize) -> Vec<T> {
     let mut batch = vec![first];
-    while batch.len() < max {
-        match jobs.try_recv() {
-            Ok(job) => batch.push(job),
-            Err(_) => break,
-        }
-    }
+    batch.extend(more_waiting(jobs, max.saturating_sub(1)));
     batch
+}
+
+/// Up to `max` jobs waiting now.
+pub(crate) fn more_waiting<T>(jobs: &mut mpsc::UnboundedReceiver<T>, max: usize) -> Vec<T> {
+    let mut more = Vec::new();
+    while more.len() < max
+        && let Ok(job) = jobs.try_recv()
+    {
+        more.push(job);
+    }
+    more
 }
 
 /// One of the batch's own statements, prepared once.

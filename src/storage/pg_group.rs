@@ -63,7 +63,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::error;
 
 use super::StorageError;
-use super::group::{Outcome, answer_not_run};
+use super::group::{Outcome, answer_not_run, more_waiting};
 
 /// Writes per transaction at most: each savepoint that writes is a subtransaction, and
 /// PostgreSQL keeps up to 64 of them per transaction in shared memory before it spills.
@@ -186,7 +186,7 @@ async fn gather(pool: AnyPool, mut jobs: mpsc::UnboundedReceiver<Job>) {
             batch.push(job);
         }
         if batch.len() < MAX_BATCH {
-            batch.extend(waiting_more(&mut jobs, MAX_BATCH - batch.len()));
+            batch.extend(more_waiting(&mut jobs, MAX_BATCH - batch.len()));
         }
         let mut conn = match pool.acquire().await {
             Ok(c) => c,
@@ -206,17 +206,6 @@ async fn gather(pool: AnyPool, mut jobs: mpsc::UnboundedReceiver<Job>) {
             let _ = conn.detach().close().await;
         }
     }
-}
-
-/// Up to `max` writes waiting now.
-fn waiting_more(jobs: &mut mpsc::UnboundedReceiver<Job>, max: usize) -> Vec<Job> {
-    let mut more = Vec::new();
-    while more.len() < max
-        && let Ok(job) = jobs.try_recv()
-    {
-        more.push(job);
-    }
-    more
 }
 
 /// Where a batch finds writes that arrived after it took its locks: those its locks already
