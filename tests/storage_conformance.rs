@@ -121,16 +121,32 @@ fn new<'a>(
     }
 }
 
+/// Embedded accounts "payer" (10,000 msat) and "payee" (empty).
+async fn payer_and_payee(books: &Arc<dyn EmbeddedBooks>) {
+    open_accounts(
+        books,
+        &[("payer", "node-p", 10_000), ("payee", "node-q", 0)],
+    )
+    .await;
+}
+
 /// Embedded accounts "seller" (empty) and "buyer" (50,000 msat).
 async fn seller_and_buyer(books: &Arc<dyn EmbeddedBooks>) {
-    books
-        .open_account("seller", &rand_bytes(), "node-s", msat(0), T0)
-        .await
-        .unwrap();
-    books
-        .open_account("buyer", &rand_bytes(), "node-b", msat(50_000), T0)
-        .await
-        .unwrap();
+    open_accounts(
+        books,
+        &[("seller", "node-s", 0), ("buyer", "node-b", 50_000)],
+    )
+    .await;
+}
+
+/// Embedded accounts by name, node id and demo grant (msat).
+async fn open_accounts(books: &Arc<dyn EmbeddedBooks>, accounts: &[(&str, &str, u64)]) {
+    for (name, node, grant) in accounts {
+        books
+            .open_account(name, &rand_bytes(), node, msat(*grant), T0)
+            .await
+            .unwrap();
+    }
 }
 
 /// Invoice `inv` paid by embedded account "buyer", recorded as payment `payment_id`, which
@@ -1494,12 +1510,7 @@ mod suite {
 
     pub async fn racing_settlements_are_whole_or_nothing(s: &Storage) {
         let b = s.books();
-        b.open_account("payer", &rand_bytes(), "node-p", msat(10_000), T0)
-            .await
-            .unwrap();
-        b.open_account("payee", &rand_bytes(), "node-q", msat(0), T0)
-            .await
-            .unwrap();
+        payer_and_payee(&b).await;
         let invoices: Vec<(Preimage, String)> = (0..40)
             .map(|i| (Preimage(rand_bytes()), format!("lnbcrt1race{i}")))
             .collect();
@@ -1887,12 +1898,7 @@ mod suite {
 
     pub async fn amountless_invoices_take_the_payers_amount(s: &Storage) {
         let b = s.books();
-        b.open_account("payer", &rand_bytes(), "node-p", msat(10_000), T0)
-            .await
-            .unwrap();
-        b.open_account("payee", &rand_bytes(), "node-q", msat(0), T0)
-            .await
-            .unwrap();
+        payer_and_payee(&b).await;
         let pre = Preimage(rand_bytes());
         let hash = pre.payment_hash();
         b.add_invoice(
@@ -2668,12 +2674,7 @@ async fn an_unreadable_settlement_moves_no_money() {
     use sqlx::Connection;
     let opened = postgres().await;
     let b = opened.storage.books();
-    b.open_account("payer", &rand_bytes(), "node-p", msat(10_000), T0)
-        .await
-        .unwrap();
-    b.open_account("payee", &rand_bytes(), "node-q", msat(0), T0)
-        .await
-        .unwrap();
+    payer_and_payee(&b).await;
     let pre = Preimage(rand_bytes());
     let hash = pre.payment_hash();
     b.add_invoice(
