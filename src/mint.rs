@@ -8,8 +8,10 @@
 //! `<name>_valid_until=<unix seconds>`; and, when the seller binds the token to requests, our
 //! `<name>_methods=GET,...` and `<name>_path_prefix=/p` (see [`crate::l402::caveat`]).
 //!
-//! Kept in one file (~620 lines): minting and admission are the two halves of one token format,
+//! Kept in one file (~860 lines): minting and admission are the two halves of one token format,
 //! the caveats one writes and the other checks; a caveat is added by reading them side by side.
+//! Apart: the memo of credentials verified lately (`mint/memo.rs`), which a credential presented
+//! again goes through instead of its cryptography.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -22,14 +24,20 @@ use crate::bolt11::{self, DecodedInvoice};
 use crate::clock::SharedClock;
 use crate::l402::caveat::{self, Caveat, Service};
 use crate::l402::macaroon::L402_LOCATION;
-use crate::l402::verify::{self, Rejection, VerifyParams};
+use crate::l402::verify::{self, CaveatOutcome, Rejection, VerifyParams};
 use crate::l402::{Credential, Identifier, Macaroon, challenge};
 use crate::l402::{Msat, PaymentHash, Preimage, RootKey, TokenId};
 use crate::storage::{
-    Direction, Income, NewChallenge, NewMintedToken, SellerStore, SpendLedger, StorageError,
+    Direction, Income, MintedToken, NewChallenge, NewMintedToken, SellerStore, SpendLedger,
+    StorageError,
 };
 use crate::wallet::embedded::{EmbeddedWallet, SignedInvoice};
 use crate::wallet::{CreatedInvoice, IncomingStatus, InvoiceRequest, Wallet, WalletError};
+
+mod memo;
+#[cfg(test)]
+mod tests;
+use memo::{Memo, Remembered};
 
 /// The service name used when a seller does not name one.
 pub(crate) const DEFAULT_SERVICE: &str = "api";
@@ -233,6 +241,8 @@ pub struct Seller {
     /// The embedded wallet issuing the invoices, when its books are that storage too: its
     /// invoice rows join the challenge's transaction.
     embedded: Option<Arc<EmbeddedWallet>>,
+    /// Credentials verified lately, checked again without their cryptography (`memo.rs`).
+    memo: Memo,
 }
 
 /// An invoice issued, not yet recorded.
@@ -266,6 +276,7 @@ impl Seller {
             clock,
             recorded: Arc::default(),
             embedded: None,
+            memo: Memo::default(),
         }
     }
 
@@ -540,18 +551,34 @@ impl Seller {
         access: Access<'_>,
         detail: Detail,
     ) -> Result<Verification, SellError> {
-        let (v, token_id) = match Credential::parse(authorization) {
-            Ok(c) => {
-                self.verify_for(&c.macaroons, &c.preimage, access, detail)
-                    .await?
-            }
-            Err(e) => {
-                return Ok(Verification::rejected(
-                    &Rejection::Malformed(e.to_string()),
-                    None,
-                    Vec::new(),
-                ));
-            }
+        let params = VerifyParams {
+            service: access.service,
+            capability: access.capability,
+            now_unix: self.clock.now(),
+            method: access.method,
+            path: access.path,
+        };
+        let key = Memo::key(authorization);
+        let remembered = match self.memo.get(&key) {
+            Some(m) => self.verify_remembered(&key, &m, &params, detail).await?,
+            None => None,
+        };
+        let (v, token_id) = match remembered {
+            Some(found) => found,
+            None => match Credential::parse(authorization) {
+                Ok(c) => {
+                    let remember = (c.macaroons.len() == 1).then_some(key);
+                    self.verify_for(&c.macaroons, &c.preimage, &params, detail, remember)
+                        .await?
+                }
+                Err(e) => {
+                    return Ok(Verification::rejected(
+                        &Rejection::Malformed(e.to_string()),
+                        None,
+                        Vec::new(),
+                    ));
+                }
+            },
         };
         if !v.valid {
             return Ok(v);
@@ -591,24 +618,20 @@ impl Seller {
     /// Verify a credential: one or more macaroons and a preimage. With several macaroons the
     /// first that verifies wins; otherwise the first one's reason is given. Records the sale of
     /// a valid token; counts no use (that is [`Seller::admit`]'s). With a valid verdict, the
-    /// token's id.
+    /// token's id. A valid macaroon is remembered under `remember`, when given (`memo.rs`).
     async fn verify_for(
         &self,
         macaroons: &[Vec<u8>],
         preimage: &Preimage,
-        access: Access<'_>,
+        params: &VerifyParams<'_>,
         detail: Detail,
+        remember: Option<[u8; 32]>,
     ) -> Result<(Verification, Option<TokenId>), SellError> {
-        let params = VerifyParams {
-            service: access.service,
-            capability: access.capability,
-            now_unix: self.clock.now(),
-            method: access.method,
-            path: access.path,
-        };
         let mut first_rejection: Option<Verification> = None;
         for bytes in macaroons {
-            let (v, token_id) = self.verify_one(bytes, preimage, &params, detail).await?;
+            let (v, token_id) = self
+                .verify_one(bytes, preimage, params, detail, remember)
+                .await?;
             if v.valid {
                 return Ok((v, token_id));
             }
@@ -630,6 +653,7 @@ impl Seller {
         preimage: &Preimage,
         params: &VerifyParams<'_>,
         detail: Detail,
+        remember: Option<[u8; 32]>,
     ) -> Result<(Verification, Option<TokenId>), SellError> {
         let prepared = match verify::prepare(bytes, preimage) {
             Ok(p) => p,
@@ -659,15 +683,76 @@ impl Seller {
                 return Ok((v, None));
             }
         };
+        if let (Some(key), Some(root_key)) = (remember, root_key) {
+            let strings = prepared.macaroon.caveat_strings();
+            let caveats = token.caveats.clone();
+            let m = Remembered::new(
+                prepared.key_id,
+                token.identifier,
+                caveats,
+                strings,
+                root_key,
+            );
+            self.memo.keep(key, m);
+        }
+        let caveats = || prepared.macaroon.caveat_strings();
+        self.accept(
+            &token.identifier,
+            (token.services, token.valid_until),
+            minted,
+            params,
+            detail,
+            caveats,
+        )
+        .await
+    }
+
+    /// A credential verified in full before (`memo.rs`) presented again: `None` when it is
+    /// refused for this request or its root key is gone, and then it is verified in full, so
+    /// that a refusal reads as the full path's.
+    async fn verify_remembered(
+        &self,
+        key: &[u8; 32],
+        m: &Remembered,
+        params: &VerifyParams<'_>,
+        detail: Detail,
+    ) -> Result<Option<(Verification, Option<TokenId>)>, SellError> {
+        let (root_key, minted) = self
+            .tokens
+            .root_key_and_terms(&m.key_id, &m.identifier.token_id)
+            .await?;
+        if !root_key.is_some_and(|k| m.signed_with(&k)) {
+            self.memo.forget(key);
+            return Ok(None);
+        }
+        let Ok(outcome) = verify::authorize(&m.caveats, params) else {
+            return Ok(None);
+        };
+        let caveats = || m.caveat_strings.clone();
+        self.accept(&m.identifier, outcome, minted, params, detail, caveats)
+            .await
+            .map(Some)
+    }
+
+    /// A credential that passed every check: record its sale (once) and give the verdict.
+    async fn accept(
+        &self,
+        identifier: &Identifier,
+        (services, valid_until): CaveatOutcome,
+        minted: Option<MintedToken>,
+        params: &VerifyParams<'_>,
+        detail: Detail,
+        caveats: impl FnOnce() -> Vec<String>,
+    ) -> Result<(Verification, Option<TokenId>), SellError> {
         // The preimage proves the invoice was paid: record the income if we issued it.
         let already_recorded = self
             .recorded
             .lock()
-            .is_ok_and(|set| set.contains(&token.identifier.token_id));
+            .is_ok_and(|set| set.contains(&identifier.token_id));
         let paid_msat = minted.as_ref().map(|m| m.amount.msat());
         let max_uses = minted.as_ref().and_then(|m| m.max_uses);
         if let (Some(m), Some(paid)) = (minted.as_ref().filter(|_| !already_recorded), paid_msat) {
-            let (hash, id) = (&token.identifier.payment_hash, &token.identifier.token_id);
+            let (hash, id) = (&identifier.payment_hash, &identifier.token_id);
             let now = self.clock.now();
             let new_sale = if self.one_storage {
                 // The sale and the income it settles, in one transaction.
@@ -691,11 +776,10 @@ impl Seller {
                 if set.len() >= RECORDED_CAPACITY {
                     set.clear(); // recording again is harmless: both writes are idempotent
                 }
-                set.insert(token.identifier.token_id);
+                set.insert(identifier.token_id);
             }
         }
-        let service = token
-            .services
+        let service = services
             .as_deref()
             .and_then(|services| match params.service {
                 Some(wanted) => services.iter().find(|s| s.name == wanted),
@@ -706,16 +790,12 @@ impl Seller {
             valid: true,
             reason_code: None,
             reason: None,
-            payment_hash: full.then(|| token.identifier.payment_hash.to_hex()),
-            token_id: full.then(|| token.identifier.token_id.to_hex()),
+            payment_hash: full.then(|| identifier.payment_hash.to_hex()),
+            token_id: full.then(|| identifier.token_id.to_hex()),
             max_uses,
             amount_paid_msat: paid_msat,
-            caveats: if full {
-                prepared.macaroon.caveat_strings()
-            } else {
-                Vec::new()
-            },
-            valid_until: token.valid_until,
+            caveats: if full { caveats() } else { Vec::new() },
+            valid_until,
             service: if full {
                 service
                     .map(|s| s.name.clone())
@@ -725,7 +805,7 @@ impl Seller {
             },
             tier: service.map(|s| s.tier),
         };
-        Ok((v, Some(token.identifier.token_id)))
+        Ok((v, Some(identifier.token_id)))
     }
 
     /// Count one use of a valid N-use token: a token whose uses are spent comes back invalid

@@ -156,6 +156,18 @@ pub fn finish(
     })
 }
 
+/// Step (3) alone: `caveats` (parsed from a macaroon whose signature was checked) against this
+/// request. For a verifier that remembers credentials it has checked: the signature and the
+/// caveats' parsing depend only on the bytes and the root key, this on the request and the
+/// time. Answers what [`finish`] would for the same credential: the services caveat in force
+/// and the earliest expiry, or the same refusal.
+pub fn authorize(
+    caveats: &[Caveat],
+    params: &VerifyParams<'_>,
+) -> Result<CaveatOutcome, Rejection> {
+    check_caveats(caveats, params)
+}
+
 /// The conditions this verifier understands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Condition<'a> {
@@ -197,7 +209,9 @@ fn classify(condition: &str) -> Option<Condition<'_>> {
     None
 }
 
-type CaveatOutcome = (Option<Vec<Service>>, Option<u64>);
+/// The services caveat in force (each service with its tier), if any, and the earliest expiry
+/// in force (unix seconds), if any.
+pub type CaveatOutcome = (Option<Vec<Service>>, Option<u64>);
 
 /// How many caveats are classified on the stack; more go to the heap.
 const INLINE_CAVEATS: usize = 8;
