@@ -230,15 +230,16 @@ pub struct DecodeInvoiceOutput {
 pub fn decode_invoice(p: &DecodeInvoiceParams, now: u64) -> Result<DecodeInvoiceOutput, Failure> {
     let d =
         bolt11::decode(&p.bolt11).map_err(|e| Failure::new("invalid_invoice", e.to_string()))?;
+    let (expires_at, expired) = (d.expires_at(), d.is_expired(now));
     Ok(DecodeInvoiceOutput {
         network: d.network.to_string(),
         amount_sats: d.amount_msat.map(whole_sats),
         amount_msat: d.amount_msat,
         payment_hash: d.payment_hash.to_hex(),
-        description: d.description.clone(),
+        description: d.description,
         timestamp: d.timestamp,
-        expires_at: d.expires_at(),
-        expired: d.is_expired(now),
+        expires_at,
+        expired,
         payee: d.payee,
     })
 }

@@ -171,11 +171,10 @@ pub fn decode(invoice: &str) -> Result<DecodedInvoice, InvoiceError> {
         None => None,
     };
     Ok(DecodedInvoice {
-        bolt11: lower.clone(),
         network: Network::from_currency(&raw.currency()),
         amount_msat,
         payment_hash,
-        description: raw.description().map(|d| d.to_string()),
+        description: raw.description().map(printable),
         description_hash: raw
             .description_hash()
             .map(|h| hex::encode(h.0.to_byte_array())),
@@ -183,11 +182,25 @@ pub fn decode(invoice: &str) -> Result<DecodedInvoice, InvoiceError> {
         expiry_secs: raw
             .expiry_time()
             .map_or(DEFAULT_EXPIRY_SECS, |e| e.as_seconds()),
-        payee: payee.to_string(),
+        // Not `to_string()`, which formats the 33 bytes one `write!` at a time.
+        payee: hex::encode(payee.serialize()),
         min_final_cltv_expiry_delta: raw
             .min_final_cltv_expiry_delta()
             .map_or(DEFAULT_MIN_FINAL_CLTV, |d| d.0),
+        bolt11: lower,
     })
+}
+
+/// An invoice's description as it may be shown: what its `Display` gives (control, unassigned
+/// and line-separator characters replaced), without formatting it one character at a time when
+/// it is printable ASCII, which that leaves as it is.
+fn printable(description: &lightning_invoice::Description) -> String {
+    let text = &description.as_inner().0;
+    if text.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        text.clone()
+    } else {
+        description.to_string()
+    }
 }
 
 /// What to put in a new invoice.
@@ -345,6 +358,27 @@ mod tests {
         #[test]
         fn never_panics(s in "(ln|lnbc|lnbcrt)[a-z0-9]{0,300}") {
             let _ = decode(&s);
+        }
+
+        /// The shortcut for printable ASCII gives what `Display` gives, whatever the text.
+        #[test]
+        fn descriptions_read_as_their_display(text in "(\\PC|[\\x00-\\x7f]|\u{2028}|\u{85}){0,40}") {
+            let d = lightning_invoice::Description::new(text).unwrap();
+            prop_assert_eq!(printable(&d), d.to_string());
+        }
+    }
+
+    #[test]
+    fn descriptions_lose_what_could_forge_a_line() {
+        for (text, shown) in [
+            ("a coffee", "a coffee"),
+            ("tab\there", "tab\u{fffd}here"),
+            ("two\nlines", "two\u{fffd}lines"),
+            ("del\u{7f}", "del\u{fffd}"),
+            ("caf\u{e9} \u{2028}x", "caf\u{e9} \u{fffd}x"),
+        ] {
+            let d = lightning_invoice::Description::new(text.to_owned()).unwrap();
+            assert_eq!(printable(&d), shown, "{text:?}");
         }
     }
 }
