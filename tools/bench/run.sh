@@ -163,6 +163,11 @@ if want mcp; then
   # Ours: the l402-mcp binary cargo built with the bench (bench profile = release settings).
   "${EXE[mcp]}" --everything "$EV_JS" >"$OUT/mcp.jsonl" \
     || { log "mcp bench failed"; FAILED=1; }
+  # Again with the client and our server on one CPU: on this 2-vCPU VM a round trip whose two
+  # ends the scheduler put on different CPUs pays two cross-CPU wake-ups (~30 µs each), so the
+  # unpinned p50 is either ~0.06 or ~0.12 ms for decode_invoice depending on placement alone.
+  taskset -c 0 "${EXE[mcp]}" --everything /nonexistent --spawns 5 >"$OUT/mcp-one-cpu.jsonl" \
+    || { log "mcp bench on one CPU failed"; FAILED=1; }
 fi
 
 # -------------------------------------------------------------------- pay ---

@@ -49,9 +49,9 @@ if v:
             rows.append(("1 verify/s, 1 core", "ours / " + k.split(" (")[0], "%.2fx" % (ours / m),
                          ">= 1.0x the best C" if best else "", verdict(ours / m >= 1.0) if best else ""))
 
-# 2. MCP
-for d in load_lines("mcp.jsonl"):
-    name = d["server"]
+# 2. MCP (the second file: the same client and our server, both on one CPU)
+for one_cpu, d in [(False, d) for d in load_lines("mcp.jsonl")] + [(True, d) for d in load_lines("mcp-one-cpu.jsonl")]:
+    name = d["server"] + (" (client and server on one CPU)" if one_cpu else "")
     ours = name.startswith("l402")
     s = d["spawn_to_initialize"]
     rows.append(("2 MCP stdio", name + ": spawn -> initialize reply",
