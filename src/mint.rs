@@ -559,15 +559,15 @@ impl Seller {
             path: access.path,
         };
         let key = Memo::key(authorization);
-        let remembered = match self.memo.get(&key) {
-            Some(m) => self.verify_remembered(&key, &m, &params, detail).await?,
+        let remembered = match key.and_then(|k| Some((k, self.memo.get(&k)?))) {
+            Some((k, m)) => self.verify_remembered(&k, &m, &params, detail).await?,
             None => None,
         };
         let (v, token_id) = match remembered {
             Some(found) => found,
             None => match Credential::parse(authorization) {
                 Ok(c) => {
-                    let remember = (c.macaroons.len() == 1).then_some(key);
+                    let remember = key.filter(|_| c.macaroons.len() == 1);
                     self.verify_for(&c.macaroons, &c.preimage, &params, detail, remember)
                         .await?
                 }
@@ -707,9 +707,10 @@ impl Seller {
         .await
     }
 
-    /// A credential verified in full before (`memo.rs`) presented again: `None` when it is
-    /// refused for this request or its root key is gone, and then it is verified in full, so
-    /// that a refusal reads as the full path's.
+    /// A credential verified in full before (`memo.rs`) presented again. A refusal of this
+    /// request is the one the full path gives (the same check of the same caveats, after the
+    /// same signature and the same parse); `None` when its root key is gone or is not the one
+    /// its signature was checked with, and then it is forgotten and verified in full.
     async fn verify_remembered(
         &self,
         key: &[u8; 32],
@@ -725,8 +726,15 @@ impl Seller {
             self.memo.forget(key);
             return Ok(None);
         }
-        let Ok(outcome) = verify::authorize(&m.caveats, params) else {
-            return Ok(None);
+        let outcome = match verify::authorize(&m.caveats, params) {
+            Ok(outcome) => outcome,
+            Err(r) => {
+                let caveats = m.caveat_strings.clone();
+                return Ok(Some((
+                    Verification::rejected(&r, Some(&m.identifier), caveats),
+                    None,
+                )));
+            }
         };
         let caveats = || m.caveat_strings.clone();
         self.accept(&m.identifier, outcome, minted, params, detail, caveats)

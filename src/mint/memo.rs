@@ -13,9 +13,16 @@
 //!
 //! An entry is keyed by the SHA-256 of the exact `Authorization` value, so a credential is
 //! remembered only after that exact value verified in full, and the value itself (a bearer
-//! secret) is not kept. Only credentials of one macaroon are remembered: with several, which one
-//! verifies first may depend on the request. A remembered credential that is refused for this
-//! request is verified again in full, so every refusal is the full path's, word for word.
+//! secret) is not kept. Only credentials of one macaroon are remembered (with several, which one
+//! verifies first may depend on the request), and only small ones: at most
+//! [`MAX_REMEMBERED_LEN`] bytes and [`MAX_REMEMBERED_CAVEATS`] caveats. A buyer may attenuate a
+//! token it paid for with caveats of any size, up to a macaroon's 64 KiB; kept, a few thousand
+//! of those would hold hundreds of MiB, so those are verified in full every time, as before.
+//! Tokens minted here carry two to five caveats in a few hundred bytes.
+//!
+//! A remembered credential refused for this request gets the refusal the full path would give
+//! from the same check on the same caveats; one whose root key is gone or changed is forgotten
+//! and verified in full.
 //!
 //! [`SellerStore::root_key_and_terms`]: crate::storage::SellerStore::root_key_and_terms
 //! [`verify::authorize`]: crate::l402::verify::authorize
@@ -28,8 +35,12 @@ use subtle::ConstantTimeEq;
 use crate::l402::caveat::Caveat;
 use crate::l402::{Identifier, RootKey};
 
-/// Credentials remembered before the map is emptied (each is a few hundred bytes).
-pub(super) const CAPACITY: usize = 4_096;
+/// Credentials remembered at most; a new one beyond that replaces one of them.
+pub(super) const CAPACITY: usize = 2_048;
+/// The longest `Authorization` value remembered, in bytes.
+pub(super) const MAX_REMEMBERED_LEN: usize = 1_024;
+/// The most caveats a remembered credential may carry.
+pub(super) const MAX_REMEMBERED_CAVEATS: usize = 8;
 
 /// What a full verification of one credential established.
 pub(super) struct Remembered {
@@ -81,21 +92,34 @@ impl std::fmt::Debug for Memo {
 }
 
 impl Memo {
-    /// The key an `Authorization` value is remembered under.
-    pub fn key(authorization: &str) -> [u8; 32] {
-        crate::l402::sha256(authorization.as_bytes())
+    /// The key an `Authorization` value is remembered under; `None` for a value too long to
+    /// be remembered.
+    pub fn key(authorization: &str) -> Option<[u8; 32]> {
+        (authorization.len() <= MAX_REMEMBERED_LEN)
+            .then(|| crate::l402::sha256(authorization.as_bytes()))
     }
 
     pub fn get(&self, key: &[u8; 32]) -> Option<Arc<Remembered>> {
         self.entries.lock().ok()?.get(key).cloned()
     }
 
+    /// Remember a credential (unless it has too many caveats). When the memo is full, one
+    /// entry makes room: whichever the map yields first, in an order its random hash keys make
+    /// arbitrary. Not everything at once, so that one buyer presenting its token spelt many
+    /// ways (preimage case, spacing, attenuations) cannot make every other buyer's token pay
+    /// its cryptography again at a stroke.
     pub fn keep(&self, key: [u8; 32], remembered: Remembered) {
+        if remembered.caveats.len() > MAX_REMEMBERED_CAVEATS {
+            return;
+        }
         let Ok(mut entries) = self.entries.lock() else {
             return;
         };
-        if entries.len() >= CAPACITY && !entries.contains_key(&key) {
-            entries.clear();
+        if entries.len() >= CAPACITY
+            && !entries.contains_key(&key)
+            && let Some(other) = entries.keys().next().copied()
+        {
+            entries.remove(&other);
         }
         entries.insert(key, Arc::new(remembered));
     }
@@ -109,5 +133,45 @@ impl Memo {
     #[cfg(test)]
     pub fn len(&self) -> usize {
         self.entries.lock().map_or(0, |e| e.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::l402::{PaymentHash, TokenId};
+
+    fn remembered(caveats: usize) -> Remembered {
+        let identifier = Identifier {
+            payment_hash: PaymentHash([1; 32]),
+            token_id: TokenId([2; 32]),
+        };
+        let caveats = (0..caveats)
+            .map(|i| Caveat::parse(format!("c{i}=v").as_bytes()).unwrap())
+            .collect();
+        Remembered::new([3; 32], identifier, caveats, Vec::new(), RootKey([4; 32]))
+    }
+
+    #[test]
+    fn the_memo_stays_within_its_capacity_and_keeps_the_newest() {
+        let memo = Memo::default();
+        for i in 0..CAPACITY + 10 {
+            let key = Memo::key(&format!("L402 {i}")).unwrap();
+            memo.keep(key, remembered(2));
+            assert!(memo.get(&key).is_some(), "{i}");
+        }
+        assert_eq!(memo.len(), CAPACITY);
+    }
+
+    #[test]
+    fn large_credentials_are_not_remembered() {
+        let memo = Memo::default();
+        assert!(Memo::key(&"x".repeat(MAX_REMEMBERED_LEN)).is_some());
+        assert!(Memo::key(&"x".repeat(MAX_REMEMBERED_LEN + 1)).is_none());
+        let key = [9; 32];
+        memo.keep(key, remembered(MAX_REMEMBERED_CAVEATS + 1));
+        assert!(memo.get(&key).is_none());
+        memo.keep(key, remembered(MAX_REMEMBERED_CAVEATS));
+        assert!(memo.get(&key).is_some());
     }
 }

@@ -68,10 +68,14 @@ async fn admitted() -> Sold {
     t
 }
 
+fn key_of(authorization: &str) -> [u8; 32] {
+    Memo::key(authorization).unwrap()
+}
+
 /// The verdict as JSON, remembered or not.
 async fn verdict(s: &Seller, auth: &str, access: Access<'_>, remembered: bool) -> String {
     if !remembered {
-        s.memo.forget(&Memo::key(auth));
+        s.memo.forget(&key_of(auth));
     }
     let v = s.admit(auth, access).await.unwrap();
     serde_json::to_string(&v).unwrap()
@@ -185,7 +189,7 @@ async fn only_the_exact_value_verified_is_remembered() {
     assert_eq!(v.reason_code, Some("malformed"));
     assert_eq!(s.memo.len(), 1);
     // A root key that is not the one the signature was checked with voids the memory.
-    let key = Memo::key(&t.auth);
+    let key = key_of(&t.auth);
     let m = s.memo.get(&key).unwrap();
     s.memo.keep(key, with_root_key(&m, RootKey([7; 32])));
     assert!(s.admit(&t.auth, Access::default()).await.unwrap().valid);
@@ -213,13 +217,33 @@ async fn a_remembered_value_is_answered_from_memory() {
     let s = &t.seller.seller;
     // What was remembered for the real value, filed under a value that does not even parse:
     // the answer can only have come from the memo.
-    let m = s.memo.get(&Memo::key(&t.auth)).unwrap();
+    let m = s.memo.get(&key_of(&t.auth)).unwrap();
     let copy = with_root_key(&m, real_root_key(s, &m).await);
-    s.memo.keep(Memo::key("L402 unparsable"), copy);
+    s.memo.keep(key_of("L402 unparsable"), copy);
     assert!(
         s.admit("L402 unparsable", Access::default())
             .await
             .unwrap()
             .valid
     );
+}
+
+#[tokio::test]
+async fn a_token_attenuated_past_the_size_limit_is_verified_in_full_every_time() {
+    let t = sold(ChallengeRequest {
+        amount_msat: 1_000,
+        ..Default::default()
+    })
+    .await;
+    let s = &t.seller.seller;
+    // The buyer adds a caveat for a service it does not use: still valid, and too big to keep.
+    let (mac, preimage) = t.auth["L402 ".len()..].split_once(':').unwrap();
+    let mut m = Macaroon::deserialize(&b64::decode(mac).unwrap()).unwrap();
+    m.add_caveat(format!("zz_capabilities={}", "x".repeat(1_000)).as_bytes());
+    let long = format!("L402 {}:{preimage}", b64::encode(&m.serialize()));
+    for _ in 0..2 {
+        let v = s.admit(&long, Access::default()).await.unwrap();
+        assert!(v.valid, "{v:?}");
+    }
+    assert_eq!(s.memo.len(), 0);
 }
