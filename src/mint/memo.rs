@@ -4,9 +4,10 @@
 //! parsing (issue 16: most of what a token costs over the free route).
 //!
 //! What stays on every request, memo or not:
-//! - the root key and the token's terms are asked of the store ([`SellerStore::root_key_and_terms`],
-//!   itself served from memory until a revocation), and the remembered credential counts only if
-//!   the same root key is still there: a revoked token is refused as before;
+//! - the root key and the token's terms are asked of the store
+//!   ([`SellerStore::root_key_and_terms`], itself served from memory until a revocation), and
+//!   the remembered credential counts only if the same root key is still there: a revoked
+//!   token is refused as before;
 //! - the caveats are checked against this request and the clock ([`verify::authorize`]): an
 //!   expired token, a wrong service, capability, method or path are refused as before;
 //! - the sale is recorded once and a use is counted, as for any credential.
