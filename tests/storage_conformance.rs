@@ -2562,6 +2562,58 @@ async fn instances_race_reservations_and_records() {
     suite::reservations_and_records_race_across_minutes(stores).await;
 }
 
+/// The record of a payment another instance reserved takes its wallet's turn, as a batch does
+/// (see pg_group's docs on deadlocks: run on its own, it held the payment's row before asking
+/// for buckets a batch may hold). While a transaction holds the wallet's advisory lock, the
+/// record waits for it; it is written once the lock is let go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: tools/postgres/test.sh"]
+async fn a_record_of_a_payment_reserved_elsewhere_waits_for_the_wallets_turn() {
+    use sqlx::Connection;
+    let (opened, stores) = three_instances().await;
+    let (inv, _) = invoice(5_000);
+    let id = reserved(
+        stores[0]
+            .ledger()
+            .reserve(&new("buyer", &inv, 0, None), &BudgetPolicy::default(), T0)
+            .await,
+    );
+    let url = opened.url.as_deref().unwrap();
+    let mut holder = sqlx::PgConnection::connect(url).await.unwrap();
+    let mut turn = holder.begin().await.unwrap();
+    // The wallet's advisory key, as the ledger computes it.
+    let digest = l402_mcp::l402::sha256(b"l402-mcp wallet buyer");
+    let key = i64::from_be_bytes(digest[..8].try_into().unwrap());
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(key)
+        .execute(&mut *turn)
+        .await
+        .unwrap();
+    let there = stores[1].ledger();
+    let record = tokio::spawn(async move { there.mark_failed(id, "reconciled", T0).await });
+    let mut watcher = sqlx::PgConnection::connect(url).await.unwrap();
+    let mut waited = false;
+    for _ in 0..200 {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+        )
+        .fetch_one(&mut watcher)
+        .await
+        .unwrap();
+        if n > 0 {
+            waited = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(waited, "the record did not wait for the wallet's turn");
+    assert!(!record.is_finished());
+    turn.rollback().await.unwrap();
+    record.await.unwrap().unwrap();
+    let p = stores[2].ledger().payment(id).await.unwrap().unwrap();
+    assert_eq!(p.status, Status::Failed);
+}
+
 /// An embedded payment whose record another instance wrote first (as a reconciliation
 /// elsewhere would): the transfer's statement moves the money but leaves that record as it is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -383,13 +383,14 @@ impl Engine {
         answered::<W>(committer.submit(run).await, commit_failed)
     }
 
-    /// The record of payment `id` (its settlement or failure): exactly one statement, which
-    /// needs no turn of a wallet's of its own. On SQLite it joins the group commit. On
-    /// PostgreSQL, a payment this instance reserved is recorded in the committer's next batch
-    /// (one flush for many, with the batch's reservations); any other runs on its own and the
-    /// server commits it as it ends: no BEGIN and COMMIT round trips, so the spend buckets it
-    /// updates are held only while the server runs it and flushes its commit. `op` must run
-    /// one statement on PostgreSQL: two would not be one transaction.
+    /// The record of payment `id` (its settlement or failure): exactly one statement. On
+    /// SQLite it joins the group commit. On PostgreSQL it runs in the committer's next batch,
+    /// holding its wallet's turn and the spend buckets it updates (one flush for many, with
+    /// the batch's reservations): for a payment this instance reserved, from what it noted
+    /// then; for any other (reserved by another instance, or before a restart), from the
+    /// payment's row. A record that took the payment's row before asking for buckets a batch
+    /// holds could close a cycle with that batch (see [`super::pg_group`]'s docs on
+    /// deadlocks). `op` must run one statement on PostgreSQL: two would not be one transaction.
     pub(crate) async fn write_record<W: MoneyWrite>(
         &self,
         id: i64,
@@ -402,6 +403,19 @@ impl Engine {
         if let Some(turn) = self.record_turn(id) {
             return self.write_in_turn(turn, op, commit_failed).await;
         }
+        if self.pg_committer.is_some() {
+            let row: Option<(String, i64)> =
+                sqlx::query_as("SELECT wallet, created_at FROM payments WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.writer)
+                    .await
+                    .map_err(StorageError::from)?;
+            if let Some((wallet, at)) = row {
+                let turn = Turn::of(&wallet, Some(at));
+                return self.write_in_turn(turn, op, commit_failed).await;
+            }
+        }
+        // No such payment: the statement finds nothing to change.
         let mut conn = self.writer.acquire().await.map_err(StorageError::from)?;
         op.run(&mut conn).await
     }

@@ -29,26 +29,24 @@
 //! and cost their batch nothing.
 //!
 //! **Deadlocks.** A payment's statements update its spend buckets: the minute bucket, then the
-//! hour bucket. Records of payments another instance reserved (or this one forgot) still run
-//! on their own, outside any batch ([`super::Engine::write_record`]). A batch that held the
-//! hour bucket from its first write and then waited for a minute bucket such a record holds
-//! (while the record waits for the hour) would deadlock. So before its writes the batch takes
-//! the wallets' advisory locks in key order, then locks every bucket row its writes will touch,
-//! at once, in the one order every statement follows (start descending, minute before hour at
-//! the same start), then the accounts of its transfers in name order (transfers run only in
-//! batches, so every one takes its accounts this way), all in one round trip
-//! (`l402_take_turns`, migrations/postgres/0011): it does not wait for a bucket or an account
-//! while holding one another writer could want next. `instances_race_reservations_and_records`
+//! hour bucket. A batch that held the hour bucket from its first write and then waited for a
+//! minute bucket another writer holds (while that writer waits for the hour) would deadlock.
+//! So before its writes the batch takes the wallets' advisory locks in key order, then locks
+//! every bucket row its writes will touch, at once, in the one order every statement follows
+//! (start descending, minute before hour at the same start), then the accounts of its
+//! transfers in name order (transfers run only in batches, so every one takes its accounts
+//! this way), all in one round trip (`l402_take_turns`, migrations/postgres/0011): it does not
+//! wait for a bucket or an account while holding one another writer could want next. `instances_race_reservations_and_records`
 //! and `instances_cross_pay_embedded_accounts` in the conformance suite deadlock without it.
-//! Rows a batch's statements reach only through their own keys can still close a cycle, rarely,
-//! with a record running on its own: that record holds its payment's row before its trigger
-//! asks for the buckets, so a reservation of the same invoice in a batch holding those buckets
-//! (it waits on the unique index for that row) deadlocks with it, as does a batch's record of
-//! that same payment. PostgreSQL then aborts one side after `deadlock_timeout`; if it is the
-//! batch, every write in it is answered as not committed (see above), which moves no money.
-//! Locking the buckets first in such a record's statement would close it; not done. The
-//! credentials an embedded payment caches are held until the batch commits, so the pruner
-//! skips rows it would have to wait for (`SKIP LOCKED`, `Engine::prune_old`).
+//! Every record runs in a batch too, also one of a payment another instance reserved (or this
+//! one reserved before a restart), with the turn read from the payment's row
+//! ([`super::Engine::write_record`]). Run on its own, such a record held its payment's row
+//! before its trigger asked for the buckets, so a reservation of the same invoice in a batch
+//! holding those buckets (waiting on the unique index for that row) deadlocked with it;
+//! `a_record_of_a_payment_reserved_elsewhere_waits_for_the_wallets_turn` in the conformance
+//! suite shows it now waits for the turn instead. The credentials an embedded payment caches
+//! are held until the batch commits, so the pruner skips rows it would have to wait for
+//! (`SKIP LOCKED`, `Engine::prune_old`).
 
 use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
