@@ -685,11 +685,10 @@ impl Seller {
         };
         if let (Some(key), Some(root_key)) = (remember, root_key) {
             let strings = prepared.macaroon.caveat_strings();
-            let caveats = token.caveats.clone();
             let m = Remembered::new(
                 prepared.key_id,
                 token.identifier,
-                caveats,
+                token.caveats,
                 strings,
                 root_key,
             );

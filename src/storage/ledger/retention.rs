@@ -167,18 +167,20 @@ impl Engine {
         // commits (an embedded payment's, `SETTLE_RECORDED_AT_ONCE`), several of them in its
         // own order: rows another transaction holds are left for a later round rather than
         // waited for, which could deadlock with such a batch.
+        macro_rules! expired_credentials {
+            ($lock:literal) => {
+                concat!(
+                    "DELETE FROM token_cache WHERE (wallet, origin, path_prefix) IN (
+                        SELECT wallet, origin, path_prefix FROM token_cache
+                         WHERE expires_at IS NOT NULL AND expires_at < $1 LIMIT $2",
+                    $lock,
+                    ")"
+                )
+            };
+        }
         let credentials = match self.dialect {
-            Dialect::Sqlite => {
-                "DELETE FROM token_cache WHERE (wallet, origin, path_prefix) IN (
-                    SELECT wallet, origin, path_prefix FROM token_cache
-                     WHERE expires_at IS NOT NULL AND expires_at < $1 LIMIT $2)"
-            }
-            Dialect::Postgres => {
-                "DELETE FROM token_cache WHERE (wallet, origin, path_prefix) IN (
-                    SELECT wallet, origin, path_prefix FROM token_cache
-                     WHERE expires_at IS NOT NULL AND expires_at < $1 LIMIT $2
-                     FOR UPDATE SKIP LOCKED)"
-            }
+            Dialect::Sqlite => expired_credentials!(""),
+            Dialect::Postgres => expired_credentials!(" FOR UPDATE SKIP LOCKED"),
         };
         pruned.credentials = batch(credentials, expired).await?;
         pruned.distrust = batch(
