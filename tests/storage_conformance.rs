@@ -1,7 +1,8 @@
 //! The storage port's conformance suite: every rule the ledger, the token cache, the seller's
 //! store and the embedded books promise, written once ([`suite`]) and run against each engine.
 //!
-//! - `sqlite::*` run in `cargo test`, each on a fresh data dir.
+//! - `sqlite::*` run in `cargo test`, each on a fresh data dir; `sqlite_pool_reads::*` the same
+//!   with every read through sqlx's pool instead of inline.
 //! - `postgres::*` need a server: `tools/postgres/test.sh` starts a throwaway one and runs them
 //!   (`L402_TEST_DATABASE_URL`); each test works in a schema of its own.
 
@@ -50,9 +51,24 @@ async fn three_instances() -> (Opened, Vec<Storage>) {
 
 /// A fresh SQLite storage.
 async fn sqlite() -> Opened {
+    sqlite_reading(false).await
+}
+
+/// A fresh SQLite storage reading through sqlx's pool only (the path taken when no inline
+/// connection is free).
+async fn sqlite_pool_reads() -> Opened {
+    sqlite_reading(true).await
+}
+
+async fn sqlite_reading(through_pool: bool) -> Opened {
     let dir = tempfile::tempdir().unwrap();
+    let storage = if through_pool {
+        Storage::open_sqlite_pool_reads(dir.path()).await
+    } else {
+        Storage::open_sqlite(dir.path()).await
+    };
     Opened {
-        storage: Storage::open_sqlite(dir.path()).await.unwrap(),
+        storage: storage.unwrap(),
         url: None,
         _dir: Some(dir),
     }
@@ -2542,6 +2558,7 @@ macro_rules! conformance {
 }
 
 conformance!(sqlite, sqlite);
+conformance!(sqlite_pool_reads, sqlite_pool_reads);
 conformance!(postgres, postgres, #[ignore = "needs PostgreSQL: tools/postgres/test.sh"]);
 
 /// Three instances (three connection pools) on one PostgreSQL database reserving one wallet's

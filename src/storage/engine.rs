@@ -22,7 +22,9 @@ use sqlx::{Any, AnyPool, Connection, Executor, Transaction};
 
 use super::StorageError;
 use super::group::{Committer, Outcome};
+use super::inline::InlineReads;
 use super::pg_group::{self, PgCommitter, Turn};
+use super::sync_sql::{self, Arg, Columns};
 use super::verify_cache::{self, VerifyCache};
 
 /// The ledger file in a data dir.
@@ -75,6 +77,8 @@ pub struct Engine {
     committer: Option<Committer>,
     /// PostgreSQL's group committer of money writes (see [`super::pg_group`]); none on SQLite.
     pg_committer: Option<PgCommitter>,
+    /// SQLite's reads on the calling thread (see [`super::inline`]); none on PostgreSQL.
+    inline: Option<Arc<InlineReads>>,
     /// Where the data is, fit for messages (a PostgreSQL password replaced by `***`).
     pub target: String,
     /// The engine's own version (`sqlite_version()`, `server_version`).
@@ -167,6 +171,7 @@ impl Engine {
             reader,
             committer: Some(Committer::start(&path, writer.clone())?),
             pg_committer: None,
+            inline: Some(Arc::new(InlineReads::new(path.clone()))),
             writer,
             target: path.display().to_string(),
             version,
@@ -231,6 +236,7 @@ impl Engine {
             dialect: Dialect::Postgres,
             committer: None,
             pg_committer: Some(PgCommitter::start(pool.clone())),
+            inline: None,
             reader: pool.clone(),
             writer: pool,
             target: redacted.url,
@@ -245,6 +251,39 @@ impl Engine {
 
     pub(crate) fn writer(&self) -> &AnyPool {
         &self.writer
+    }
+
+    /// SQLite: `read` run now, on the calling thread (see [`super::inline`]). `None` on
+    /// PostgreSQL, or when SQLite has no connection to spare or is busy: then read through
+    /// [`Engine::reader`].
+    pub(crate) fn read_inline<T>(
+        &self,
+        read: impl FnOnce(&rusqlite::Connection) -> Result<T, StorageError>,
+    ) -> Option<Result<T, StorageError>> {
+        self.inline.as_ref()?.read(read)
+    }
+
+    /// The same engine with no inline reads: every read through the pool (tests).
+    pub(crate) fn without_inline_reads(mut self) -> Engine {
+        self.inline = None;
+        self
+    }
+
+    /// The first row `sql` returns with `args`, turned into a value by `read`: inline on
+    /// SQLite when it can be ([`Engine::read_inline`]), else through the reader pool.
+    pub(crate) async fn read_one<T>(
+        &self,
+        sql: &str,
+        args: &[Arg],
+        read: impl Fn(&dyn Columns) -> Result<T, StorageError>,
+    ) -> Result<Option<T>, StorageError> {
+        if let Some(found) = self.read_inline(|conn| sync_sql::read_row(conn, sql, args, &read)) {
+            return found;
+        }
+        let row = sync_sql::bind(sqlx::query(sqlx::AssertSqlSafe(sql)), args)
+            .fetch_optional(self.reader())
+            .await?;
+        row.as_ref().map(|row| read(row)).transpose()
     }
 
     /// A write transaction in which `wallet`'s money may be read and changed with no other

@@ -20,6 +20,7 @@ mod approvals;
 mod books;
 mod engine;
 mod group;
+mod inline;
 mod ledger;
 mod mpp;
 mod mpp_buyer;
@@ -109,6 +110,14 @@ impl Storage {
     /// The SQLite ledger of `data_dir` (created when missing).
     pub async fn open_sqlite(data_dir: &Path) -> Result<Storage, StorageError> {
         Ok(Storage::from_engine(Engine::open_sqlite(data_dir).await?))
+    }
+
+    /// The SQLite ledger of `data_dir` with every read through sqlx's pool, as when no
+    /// inline connection is free ([`inline`]): for tests of that path.
+    #[doc(hidden)]
+    pub async fn open_sqlite_pool_reads(data_dir: &Path) -> Result<Storage, StorageError> {
+        let engine = Engine::open_sqlite(data_dir).await?;
+        Ok(Storage::from_engine(engine.without_inline_reads()))
     }
 
     /// PostgreSQL at `url`, shared with every instance pointed at it.

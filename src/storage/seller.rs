@@ -9,13 +9,11 @@
 
 use async_trait::async_trait;
 use serde::Serialize;
-use sqlx::Row;
-use sqlx::any::AnyRow;
 
 use super::books::invoice_row;
 use super::engine::Engine;
 use super::ledger::{incoming, incoming_settled};
-use super::sync_sql::{Arg, Statement, Statements, bind};
+use super::sync_sql::{Arg, Columns, Statement, Statements, bind};
 use super::{EmbeddedInvoice, StorageError, bytes32, int, uint};
 use crate::l402::{Msat, PaymentHash, RootKey, TokenId};
 
@@ -220,16 +218,9 @@ impl SellerStore for Engine {
     }
 
     async fn minted_token(&self, token_id: &TokenId) -> Result<Option<MintedToken>, StorageError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {MINTED_COLUMNS} FROM minted_tokens m WHERE token_id = $1"
-        )))
-        .bind(token_id.to_hex())
-        .fetch_optional(self.reader())
-        .await?;
-        row.as_ref()
-            .map(minted_from_row)
-            .transpose()
-            .map(Option::flatten)
+        let sql = format!("SELECT {MINTED_COLUMNS} FROM minted_tokens m WHERE token_id = $1");
+        let args = [Arg::Text(Some(token_id.to_hex()))];
+        Ok(self.read_one(&sql, &args, minted_from_row).await?.flatten())
     }
 
     async fn root_key_and_terms(
@@ -361,23 +352,25 @@ impl Engine {
         key_id: &[u8; 32],
         token_id: &TokenId,
     ) -> Result<(Option<RootKey>, Option<MintedToken>), StorageError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let sql = format!(
             "SELECT r.root_key, {MINTED_COLUMNS}
                FROM root_keys r LEFT JOIN minted_tokens m ON m.token_id = $2
               WHERE r.key_id = $1"
-        )))
-        .bind(hex::encode(key_id))
-        .bind(token_id.to_hex())
-        .fetch_optional(self.reader())
-        .await?;
-        let Some(row) = row else {
-            return Ok((None, None));
-        };
-        let key: Vec<u8> = row.try_get("root_key")?;
-        let key = <[u8; 32]>::try_from(key.as_slice())
-            .map(RootKey)
-            .map_err(|_| StorageError::Corrupt("a root key is not 32 bytes".into()))?;
-        Ok((Some(key), minted_from_row(&row)?))
+        );
+        let args = [
+            Arg::Text(Some(hex::encode(key_id))),
+            Arg::Text(Some(token_id.to_hex())),
+        ];
+        let found = self
+            .read_one(&sql, &args, |row| {
+                let key = row.blob("root_key")?.unwrap_or_default();
+                let key = <[u8; 32]>::try_from(key.as_slice())
+                    .map(RootKey)
+                    .map_err(|_| StorageError::Corrupt("a root key is not 32 bytes".into()))?;
+                Ok((key, minted_from_row(row)?))
+            })
+            .await?;
+        Ok(found.map_or((None, None), |(key, terms)| (Some(key), terms)))
     }
 }
 
@@ -440,29 +433,27 @@ const MINTED_COLUMNS: &str = "m.token_id, m.wallet, m.payment_hash, m.amount_msa
 
 /// A minted token from a row of [`MINTED_COLUMNS`]; `None` when they are NULL (an outer join
 /// that found none).
-fn minted_from_row(row: &AnyRow) -> Result<Option<MintedToken>, StorageError> {
-    let Some(token_id) = row.try_get::<Option<String>, _>("token_id")? else {
+fn minted_from_row(row: &dyn Columns) -> Result<Option<MintedToken>, StorageError> {
+    let Some(token_id) = row.text("token_id")? else {
         return Ok(None);
     };
     let optional = |col: &str| -> Result<Option<u64>, StorageError> {
-        row.try_get::<Option<i64>, _>(col)?
-            .map(|v| uint(col, v))
-            .transpose()
+        row.int(col)?.map(|v| uint(col, v)).transpose()
     };
-    let capabilities: String = row.try_get("capabilities")?;
-    let tier = uint("tier", row.try_get("tier")?)?;
+    let capabilities = row.text_of("capabilities")?;
+    let tier = uint("tier", row.int_of("tier")?)?;
     Ok(Some(MintedToken {
         token_id: TokenId(bytes32("token id", &token_id)?),
-        wallet: row.try_get("wallet")?,
-        payment_hash: PaymentHash(bytes32("payment hash", row.try_get("payment_hash")?)?),
-        amount: Msat::from_msat(uint("amount", row.try_get("amount_msat")?)?),
-        service: row.try_get("service")?,
+        wallet: row.text_of("wallet")?,
+        payment_hash: PaymentHash(bytes32("payment hash", &row.text_of("payment_hash")?)?),
+        amount: Msat::from_msat(uint("amount", row.int_of("amount_msat")?)?),
+        service: row.text_of("service")?,
         tier: u8::try_from(tier).map_err(|_| StorageError::Corrupt(format!("tier {tier}")))?,
         capabilities: crate::l402::caveat::capabilities(&capabilities)
             .map(str::to_owned)
             .collect(),
         valid_until: optional("valid_until")?,
-        created_at: uint("created_at", row.try_get("created_at")?)?,
+        created_at: uint("created_at", row.int_of("created_at")?)?,
         max_uses: optional("max_uses")?,
     }))
 }

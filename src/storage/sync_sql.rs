@@ -184,6 +184,62 @@ pub(crate) fn query_row<T>(
     }
 }
 
+/// The first row `sql` returns with `args`, read by `read`; `None` when there is none.
+pub(crate) fn read_row<T>(
+    conn: &Connection,
+    sql: &str,
+    args: &[Arg],
+    read: impl FnOnce(&dyn Columns) -> Result<T, StorageError>,
+) -> Result<Option<T>, StorageError> {
+    query_row(conn, sql, &as_sql(args), |row| Ok(read(row)))?.transpose()
+}
+
+/// A row of either path (sqlx's, or an inline read's: [`super::inline`]) read by column
+/// name, so that one function turns both into a value.
+pub(crate) trait Columns {
+    fn int(&self, name: &str) -> Result<Option<i64>, StorageError>;
+    fn text(&self, name: &str) -> Result<Option<String>, StorageError>;
+    fn blob(&self, name: &str) -> Result<Option<Vec<u8>>, StorageError>;
+
+    /// An integer column that is never NULL.
+    fn int_of(&self, name: &str) -> Result<i64, StorageError> {
+        self.int(name)?.ok_or_else(|| null(name))
+    }
+
+    /// A text column that is never NULL.
+    fn text_of(&self, name: &str) -> Result<String, StorageError> {
+        self.text(name)?.ok_or_else(|| null(name))
+    }
+}
+
+fn null(name: &str) -> StorageError {
+    StorageError::Corrupt(format!("{name} is NULL"))
+}
+
+impl Columns for sqlx::any::AnyRow {
+    fn int(&self, name: &str) -> Result<Option<i64>, StorageError> {
+        Ok(sqlx::Row::try_get(self, name)?)
+    }
+    fn text(&self, name: &str) -> Result<Option<String>, StorageError> {
+        Ok(sqlx::Row::try_get(self, name)?)
+    }
+    fn blob(&self, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(sqlx::Row::try_get(self, name)?)
+    }
+}
+
+impl Columns for Row<'_> {
+    fn int(&self, name: &str) -> Result<Option<i64>, StorageError> {
+        Ok(self.get(name)?)
+    }
+    fn text(&self, name: &str) -> Result<Option<String>, StorageError> {
+        Ok(self.get(name)?)
+    }
+    fn blob(&self, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.get(name)?)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -3,11 +3,9 @@
 //! under any key of their identity, by any process on the storage).
 
 use async_trait::async_trait;
-use sqlx::Row;
-use sqlx::any::AnyRow;
 
 use super::engine::Engine;
-use super::sync_sql::{Arg, Statement, bind};
+use super::sync_sql::{Arg, Columns, Statement, bind};
 use super::{StorageError, bytes32, int, uint};
 use crate::l402::{PaymentHash, Preimage, Scheme};
 use crate::payee::Payee;
@@ -170,24 +168,27 @@ fn covering_prefixes(path: &str) -> String {
     serde_json::Value::from(prefixes).to_string()
 }
 
-fn token_from_row(row: &AnyRow) -> Result<CachedToken, StorageError> {
+fn token_from_row(row: &dyn Columns) -> Result<CachedToken, StorageError> {
     let corrupt = |what: &str| StorageError::Corrupt(format!("token cache {what}"));
-    let scheme: String = row.try_get("scheme")?;
-    let macaroon: String = row.try_get("macaroon")?;
+    let scheme = row.text_of("scheme")?;
+    let macaroon = row.text_of("macaroon")?;
     Ok(CachedToken {
         scope: CredentialScope {
-            origin: row.try_get("origin")?,
-            path_prefix: row.try_get("path_prefix")?,
+            origin: row.text_of("origin")?,
+            path_prefix: row.text_of("path_prefix")?,
             scheme: scheme.parse().map_err(|_| corrupt("scheme"))?,
             macaroon: crate::l402::b64::decode(&macaroon).ok_or_else(|| corrupt("macaroon"))?,
             expires_at: row
-                .try_get::<Option<i64>, _>("expires_at")?
+                .int("expires_at")?
                 .map(|v| uint("token expiry", v))
                 .transpose()?,
         },
-        preimage: Preimage(bytes32("token preimage", row.try_get("preimage")?)?),
-        payment_hash: PaymentHash(bytes32("token payment hash", row.try_get("payment_hash")?)?),
-        honoured: row.try_get::<i64, _>("honoured")? != 0,
+        preimage: Preimage(bytes32("token preimage", &row.text_of("preimage")?)?),
+        payment_hash: PaymentHash(bytes32(
+            "token payment hash",
+            &row.text_of("payment_hash")?,
+        )?),
+        honoured: row.int_of("honoured")? != 0,
     })
 }
 
@@ -240,7 +241,7 @@ impl TokenCache for Engine {
         path: &str,
         now: u64,
     ) -> Result<Option<CachedToken>, StorageError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let sql = format!(
             "SELECT origin, path_prefix, scheme, macaroon, preimage, payment_hash, expires_at,
                     CASE WHEN honoured_at IS NULL THEN 0 ELSE 1 END AS honoured
                FROM token_cache
@@ -248,14 +249,14 @@ impl TokenCache for Engine {
                 AND (expires_at IS NULL OR expires_at > $4)
               ORDER BY length(path_prefix) DESC LIMIT 1",
             self.dialect.json_strings(3)
-        )))
-        .bind(wallet)
-        .bind(origin)
-        .bind(covering_prefixes(path))
-        .bind(int(now)?)
-        .fetch_optional(self.reader())
-        .await?;
-        row.as_ref().map(token_from_row).transpose()
+        );
+        let args = [
+            Arg::Text(Some(wallet.to_owned())),
+            Arg::Text(Some(origin.to_owned())),
+            Arg::Text(Some(covering_prefixes(path))),
+            Arg::Int(int(now)?),
+        ];
+        self.read_one(&sql, &args, token_from_row).await
     }
 
     async fn token_state(
@@ -342,24 +343,24 @@ impl TokenCache for Engine {
         payee: &Payee,
         now: u64,
     ) -> Result<Option<Distrust>, StorageError> {
-        let row: Option<(String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let sql = format!(
             "SELECT origin, until FROM distrusted_payees
               WHERE wallet = $1 AND until > $2 AND payee_key IN ({})
               ORDER BY until DESC LIMIT 1",
             self.dialect.json_strings(3)
-        )))
-        .bind(wallet)
-        .bind(int(now)?)
-        .bind(payee.keys_json())
-        .fetch_optional(self.reader())
-        .await?;
-        row.map(|(origin, until)| {
+        );
+        let args = [
+            Arg::Text(Some(wallet.to_owned())),
+            Arg::Int(int(now)?),
+            Arg::Text(Some(payee.keys_json())),
+        ];
+        self.read_one(&sql, &args, |row| {
             Ok(Distrust {
-                origin,
-                until: uint("distrust", until)?,
+                origin: row.text_of("origin")?,
+                until: uint("distrust", row.int_of("until")?)?,
             })
         })
-        .transpose()
+        .await
     }
 
     async fn distrust(

@@ -667,20 +667,21 @@ impl SpendLedger for Engine {
         now: u64,
     ) -> Result<(BudgetPolicy, WindowUse), StorageError> {
         let key = budget_key(wallet);
-        let mut conn = self.reader().acquire().await?;
-        let (used, json) = WindowQuery::new(self.dialect, wallet, payee, now, Some(&key))?
-            .fetch(&mut conn)
-            .await?;
+        let query = WindowQuery::new(self.dialect, wallet, payee, now, Some(&key))?;
+        let (used, json) = match self.read_inline(|conn| query.fetch_sync(conn)) {
+            Some(read) => read?,
+            None => query.fetch(&mut *self.reader().acquire().await?).await?,
+        };
         Ok((policy_from(&key, json)?, used))
     }
 
     async fn setting(&self, key: &str) -> Result<Option<String>, StorageError> {
-        Ok(
-            sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
-                .bind(key)
-                .fetch_optional(self.reader())
-                .await?,
-        )
+        let args = [Arg::Text(Some(key.to_owned()))];
+        Ok(self
+            .read_one("SELECT value FROM settings WHERE key = $1", &args, |row| {
+                row.text_of("value")
+            })
+            .await?)
     }
 
     async fn set_setting(&self, key: &str, json: &str, now: u64) -> Result<(), StorageError> {
