@@ -67,7 +67,8 @@ impl Dialect {
 /// Connections to one database: a pool for reads and one for writes (on SQLite a single
 /// connection, so writers of this process queue in order instead of sleeping in SQLite's busy
 /// handler; other processes on the file still meet there, and correctness never depends on
-/// the queue).
+/// the queue). On SQLite the hot reads run first on connections of their own on the calling
+/// thread ([`super::inline`]), and money writes go to the group committer.
 #[derive(Clone)]
 pub struct Engine {
     pub dialect: Dialect,

@@ -13,7 +13,8 @@
 //!
 //! One `Engine` implements them all, on SQLite (the default: one file per data dir) or on
 //! PostgreSQL (`database_url`: every instance on it shares budgets, tokens and wallets). The
-//! SQL is written once for both; `tests/storage_conformance.rs` runs one suite against each.
+//! SQL is written once for both; `tests/storage_conformance.rs` runs one suite against each
+//! (and against SQLite a second time with every read through sqlx's pool: see `inline`).
 //! [`Storage`] hands the traits out.
 
 mod approvals;
