@@ -2598,11 +2598,8 @@ async fn a_record_of_a_payment_reserved_elsewhere_waits_for_the_wallets_turn() {
     let url = opened.url.as_deref().unwrap();
     let mut holder = sqlx::PgConnection::connect(url).await.unwrap();
     let mut turn = holder.begin().await.unwrap();
-    // The wallet's advisory key, as the ledger computes it.
-    let digest = l402_mcp::l402::sha256(b"l402-mcp wallet buyer");
-    let key = i64::from_be_bytes(digest[..8].try_into().unwrap());
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(key)
+        .bind(l402_mcp::storage::advisory_key("buyer"))
         .execute(&mut *turn)
         .await
         .unwrap();

@@ -496,8 +496,9 @@ impl Engine {
     }
 }
 
-/// The advisory lock of a wallet: 64 bits of SHA-256 of its name, in a namespace of our own.
-pub(crate) fn advisory_key(wallet: &str) -> i64 {
+/// The advisory lock of a wallet: 64 bits of SHA-256 of its name, in a namespace of our own
+/// (on PostgreSQL, the key `pg_advisory_xact_lock` takes for a wallet's turn).
+pub fn advisory_key(wallet: &str) -> i64 {
     let digest = crate::l402::sha256(format!("l402-mcp wallet {wallet}").as_bytes());
     let mut eight = [0u8; 8];
     eight.copy_from_slice(&digest[..8]);

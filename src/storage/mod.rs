@@ -41,6 +41,8 @@ pub use books::{
 };
 pub(crate) use engine::Engine;
 pub use engine::LEDGER_FILE;
+#[doc(hidden)]
+pub use engine::advisory_key;
 pub use ledger::{
     DEFAULT_KEEP_DAYS, Direction, MIN_KEEP_DAYS, NewPayment, PRUNE_BATCH, PaidRecord, Payment,
     PaymentFilter, Pruned, Reservation, ReserveError, Resume, Retention, Settlement, SpendLedger,

@@ -36,8 +36,9 @@
 //! (start descending, minute before hour at the same start), then the accounts of its
 //! transfers in name order (transfers run only in batches, so every one takes its accounts
 //! this way), all in one round trip (`l402_take_turns`, migrations/postgres/0011): it does not
-//! wait for a bucket or an account while holding one another writer could want next. `instances_race_reservations_and_records`
-//! and `instances_cross_pay_embedded_accounts` in the conformance suite deadlock without it.
+//! wait for a bucket or an account while holding one another writer could want next.
+//! `instances_race_reservations_and_records` and `instances_cross_pay_embedded_accounts` in the
+//! conformance suite deadlock without it.
 //! Every record runs in a batch too, also one of a payment another instance reserved (or this
 //! one reserved before a restart), with the turn read from the payment's row
 //! ([`super::Engine::write_record`]). Run on its own, such a record held its payment's row
