@@ -1,6 +1,6 @@
-//! Requests per second and added latency through the L402 gateway (`gateway::router`: the
-//! paywall in front of the reverse proxy), against the same upstream called directly, on
-//! loopback, driven by `wrk` in a separate process.
+//! Requests per second and added latency through the L402 gateway (`gateway::app` served by
+//! `gateway::serve_on`: the paywall in front of the reverse proxy), against the same upstream
+//! called directly, on loopback, driven by `wrk` in a separate process.
 //!
 //! In this process: (1) a minimal upstream (axum, its own thread and current-thread runtime)
 //! answering a fixed 64-byte JSON body on `/api/data` and `/free/data`; (2) the gateway in front
@@ -52,6 +52,7 @@ use l402_mcp::l402::{Credential, Scheme, VerifyParams, b64, verify};
 use l402_mcp::mint::Access;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
 
 const T0: u64 = 1_800_000_000;
 /// What the upstream answers: 64 bytes of JSON.
@@ -242,9 +243,13 @@ fn gateway_thread(
             base_url: None,
             network: "regtest".into(),
         };
-        let app = gateway::router(paywall, &format!("http://{upstream}"), about, &[])
+        let app = gateway::app(paywall, &format!("http://{upstream}"), about, &[])
             .expect("gateway router");
-        let addr = listen(app).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(gateway::serve_on(listener, app, CancellationToken::new()));
 
         // Buy a token through the gateway, as a client would.
         let http = reqwest::Client::new();

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{any, post};
+use common::fixture::listen_gateway;
 use common::{T0, Trade, trade};
 use l402_mcp::fetch::{FetchRequest, Fetcher};
 use l402_mcp::gateway::discovery::About;
@@ -72,8 +73,8 @@ async fn gateway_of(paywall: Paywall, cors: &[String]) -> (SocketAddr, Seen) {
         base_url: None,
         network: "regtest".into(),
     };
-    let app = gateway::router(paywall, &format!("http://{up}"), about, cors).unwrap();
-    (listen(app).await, seen)
+    let app = gateway::app(paywall, &format!("http://{up}"), about, cors).unwrap();
+    (listen_gateway(app).await, seen)
 }
 
 /// GET `path` exactly as written (no client-side normalization); the status code.
@@ -535,7 +536,8 @@ async fn free_tier_per_client_network_per_day() {
         base_url: None,
         network: "regtest".into(),
     };
-    let gw = listen(gateway::router(paywall, &format!("http://{up}"), about, &[]).unwrap()).await;
+    let gw =
+        listen_gateway(gateway::app(paywall, &format!("http://{up}"), about, &[]).unwrap()).await;
     let via_proxy = async |xff: &str| {
         http()
             .get(format!("http://{gw}/api"))

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::Router;
+use common::fixture::listen_gateway;
 use common::pg::fresh_schema;
 use l402_mcp::app::App;
 use l402_mcp::clock::{ManualClock, SharedClock};
@@ -97,9 +98,9 @@ async fn instance(
         base_url: None,
         network: "regtest".into(),
     };
-    let app = gateway::router(paywall, &format!("http://{upstream}"), about, &[]).unwrap();
+    let app = gateway::app(paywall, &format!("http://{upstream}"), about, &[]).unwrap();
     Instance {
-        addr: listen(app).await,
+        addr: listen_gateway(app).await,
         buyer,
         storage,
         store,

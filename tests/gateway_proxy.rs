@@ -16,7 +16,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Method, Response, StatusCode, Uri};
 use axum::routing::any;
-use common::fixture::listen_with_peers;
+use common::fixture::{listen_gateway, listen_with_peers};
 use common::{Trade, trade};
 use l402_mcp::gateway::discovery::About;
 use l402_mcp::gateway::{self, Paywall, Price, Route};
@@ -116,8 +116,8 @@ async fn gateway_to(t: &Trade, upstream_url: &str) -> SocketAddr {
         t.seller.seller.clone(),
         vec![Route::new("/free", Price::Free)],
     );
-    let app = gateway::router(paywall, upstream_url, about(), &[]).unwrap();
-    listen_with_peers(app).await
+    let app = gateway::app(paywall, upstream_url, about(), &[]).unwrap();
+    listen_gateway(app).await
 }
 
 /// A gateway in front of a fresh recording upstream (at `base` below its root).

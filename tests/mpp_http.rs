@@ -16,6 +16,7 @@ use axum::Router;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::any;
+use common::fixture::listen_gateway;
 use common::{T0, Trade, balance, trade};
 use l402_mcp::fetch::{FetchError, FetchRequest, Fetcher, SchemePreference};
 use l402_mcp::gateway::discovery::About;
@@ -80,7 +81,7 @@ async fn gateway(t: &Trade, routes: Vec<Route>) -> SocketAddr {
         base_url: None,
         network: "regtest".into(),
     };
-    listen(gateway::router(paywall, &format!("http://{up}"), about, &[]).unwrap()).await
+    listen_gateway(gateway::app(paywall, &format!("http://{up}"), about, &[]).unwrap()).await
 }
 
 fn fetcher(t: &Trade) -> Fetcher {

@@ -107,9 +107,9 @@ pub async fn run(app: App, args: GatewayArgs, mut cfg: GatewayConfig) -> Result<
         base_url: cfg.public_url.clone(),
         network,
     };
-    let router = gateway::router(paywall, &upstream, about, &cfg.cors_origins)?;
+    let app = gateway::app(paywall, &upstream, about, &cfg.cors_origins)?;
     let shutdown = super::serve::until_signalled();
     gateway::spawn_refunds(mpp, shutdown.clone());
-    gateway::serve(router, listen, shutdown).await?;
+    gateway::serve(app, listen, shutdown).await?;
     Ok(())
 }

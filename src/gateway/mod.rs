@@ -4,20 +4,25 @@
 //! `create_l402_challenge` work here and the reverse.
 
 pub mod discovery;
+mod listen;
 pub mod payment;
 pub mod paywall;
 mod pool;
 pub mod proxy;
 mod route;
 
+pub use listen::serve_on;
 pub use payment::AuthMode;
 pub use paywall::{L402Layer, Paywall, Price, Route, RouteConfig};
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::http::{HeaderValue, Method, header};
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderValue, Method, Request, Response, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use serde::Deserialize;
@@ -95,33 +100,89 @@ pub enum GatewayError {
     Serve(std::io::Error),
 }
 
-/// Everything the gateway serves, ready to listen.
+/// The paths the gateway answers itself; every other path goes to the paywall and the proxy.
+const DOCUMENTS: [&str; 5] = [
+    "/.well-known/l402",
+    "/.well-known/agent.json",
+    "/llms.txt",
+    "/openapi.json",
+    "/.well-known/l402/health",
+];
+
+/// Everything the gateway serves, ready to listen ([`serve_on`]).
+#[derive(Clone)]
+pub struct Gateway {
+    /// All of it as one axum router: the documents, with the paywall in front of the proxy as
+    /// its fallback; CORS, when configured, around the whole.
+    router: Router,
+    /// Without CORS, the paywall and the proxy called straight for every path but the
+    /// documents: no routing, no boxed services, no extensions map per request.
+    direct: Option<(Paywall, proxy::Proxy)>,
+}
+
+impl Gateway {
+    /// The same gateway as one axum router, for a server of the caller's (serve it with
+    /// `into_make_service_with_connect_info::<SocketAddr>()` for the free tier).
+    pub fn into_router(self) -> Router {
+        self.router
+    }
+
+    /// Answer one request from `peer`.
+    pub(crate) async fn answer(&self, request: Request<Body>, peer: SocketAddr) -> Response<Body> {
+        let ip = Some(peer.ip());
+        if let Some((paywall, proxy)) = &self.direct
+            && !DOCUMENTS.contains(&request.uri().path())
+        {
+            let forwarded = paywall.guard(request, ip, async |r| {
+                Ok::<_, Infallible>(proxy.forward_from(r, ip).await)
+            });
+            return forwarded.await.unwrap_or_else(|e| match e {});
+        }
+        let mut request = request;
+        request.extensions_mut().insert(ConnectInfo(peer));
+        let answer = tower::ServiceExt::oneshot(self.router.clone(), request);
+        answer.await.unwrap_or_else(|e| match e {})
+    }
+}
+
+/// Everything the gateway serves, as one axum router: [`app`]'s [`Gateway::into_router`].
 pub fn router(
     paywall: Paywall,
     upstream: &str,
     about: About,
     cors_origins: &[String],
 ) -> Result<Router, GatewayError> {
+    Ok(app(paywall, upstream, about, cors_origins)?.into_router())
+}
+
+/// Everything the gateway serves, ready for [`serve_on`].
+pub fn app(
+    paywall: Paywall,
+    upstream: &str,
+    about: About,
+    cors_origins: &[String],
+) -> Result<Gateway, GatewayError> {
     let proxy = proxy::Proxy::new(upstream).map_err(GatewayError::Config)?;
     // The paywall straight in front of the proxy's service: no router, no extractors between.
-    let proxied = tower::Layer::layer(&L402Layer::new(paywall.clone()), proxy);
+    let proxied = tower::Layer::layer(&L402Layer::new(paywall.clone()), proxy.clone());
     let about = Arc::new(about);
     let routes: Arc<Vec<Route>> = Arc::new(paywall.routes().to_vec());
     let (a1, r1) = (about.clone(), routes.clone());
     let (a2, r2) = (about.clone(), routes.clone());
     let (a3, r3) = (about.clone(), routes.clone());
     let (a4, r4) = (about, routes);
-    let mut app = Router::new()
+    let [l402, agent, llms, openapi, health] = DOCUMENTS;
+    let mut router = Router::new()
         .route(
-            "/.well-known/l402",
+            l402,
             get(move || async move { axum::Json(discovery::l402_document(&a1, &r1)) }),
         )
         .route(
-            "/.well-known/agent.json",
+            agent,
             get(move || async move { axum::Json(discovery::agent_card(&a2, &r2)) }),
         )
         .route(
-            "/llms.txt",
+            llms,
             get(move || async move {
                 (
                     [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -131,7 +192,7 @@ pub fn router(
             }),
         )
         .route(
-            "/openapi.json",
+            openapi,
             get(move || async move {
                 (
                     [(header::CACHE_CONTROL, "max-age=300")],
@@ -141,14 +202,16 @@ pub fn router(
             }),
         )
         .route(
-            "/.well-known/l402/health",
+            health,
             get(|| async { axum::Json(serde_json::json!({ "ok": true })) }),
         )
         .fallback_service(proxied);
+    let mut direct = Some((paywall, proxy));
     if !cors_origins.is_empty() {
-        app = app.layer(cors(cors_origins)?);
+        router = router.layer(cors(cors_origins)?);
+        direct = None;
     }
-    Ok(app)
+    Ok(Gateway { router, direct })
 }
 
 fn cors(origins: &[String]) -> Result<tower_http::cors::CorsLayer, GatewayError> {
@@ -259,7 +322,7 @@ pub fn routes_from(config: &GatewayConfig) -> Result<Vec<Route>, GatewayError> {
 
 /// Listen on `addr` until `shutdown`, with client addresses available to the free tier.
 pub async fn serve(
-    app: Router,
+    app: Gateway,
     addr: SocketAddr,
     shutdown: CancellationToken,
 ) -> Result<(), GatewayError> {
@@ -268,13 +331,8 @@ pub async fn serve(
         .map_err(|source| GatewayError::Bind { addr, source })?;
     let local = listener.local_addr().map_err(GatewayError::Serve)?;
     info!(addr = %local, "L402 gateway listening");
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move { shutdown.cancelled_owned().await })
-    .await
-    .map_err(GatewayError::Serve)
+    serve_on(listener, app, shutdown).await;
+    Ok(())
 }
 
 #[cfg(test)]

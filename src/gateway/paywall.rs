@@ -518,22 +518,38 @@ where
                 .extensions()
                 .get::<ConnectInfo<SocketAddr>>()
                 .map(|c| c.0.ip());
-            let (parts, body) = request.into_parts();
-            match paywall.decide(&parts, peer).await {
-                Decision::Pass(extra) => {
-                    let mut response = inner.call(Request::from_parts(parts, body)).await?;
-                    if let Some(extra) = extra {
-                        for (name, value) in extra {
-                            if let Some(name) = name {
-                                response.headers_mut().insert(name, value);
-                            }
+            paywall.guard(request, peer, |r| inner.call(r)).await
+        })
+    }
+}
+
+impl Paywall {
+    /// Admit `request` from `peer`: answer it here (a challenge, a refusal), or have `next`
+    /// serve it and add the paywall's headers (a receipt) to the answer.
+    pub(crate) async fn guard<E, F>(
+        &self,
+        request: Request<Body>,
+        peer: Option<IpAddr>,
+        next: impl FnOnce(Request<Body>) -> F,
+    ) -> Result<Response<Body>, E>
+    where
+        F: Future<Output = Result<Response<Body>, E>>,
+    {
+        let (parts, body) = request.into_parts();
+        match self.decide(&parts, peer).await {
+            Decision::Pass(extra) => {
+                let mut response = next(Request::from_parts(parts, body)).await?;
+                if let Some(extra) = extra {
+                    for (name, value) in extra {
+                        if let Some(name) = name {
+                            response.headers_mut().insert(name, value);
                         }
                     }
-                    Ok(response)
                 }
-                Decision::Respond(r) => Ok(r),
+                Ok(response)
             }
-        })
+            Decision::Respond(r) => Ok(r),
+        }
     }
 }
 

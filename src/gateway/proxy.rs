@@ -12,7 +12,7 @@
 //! given up: the client gets a 504.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -29,6 +29,7 @@ use super::pool::{self, Pool};
 
 /// Headers that belong to one connection, never forwarded (RFC 9110 §7.6.1).
 const HOP_BY_HOP: [HeaderName; 9] = [
+    // First: `strip` reads its bit to find the headers `Connection` names.
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     header::PROXY_AUTHENTICATE,
@@ -283,7 +284,18 @@ fn ours(v: &HeaderValue) -> bool {
 /// `Payment` credential: it is the buyer's proof of payment, for the gateway, not for the
 /// upstream.
 fn strip(headers: &mut HeaderMap) {
-    if headers.contains_key(header::CONNECTION) {
+    // One pass over the names present finds what there is to drop; most messages carry no
+    // connection header but `Host`, and no credential.
+    let (mut hop_by_hop, mut authorization) = (0u16, false);
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+            hop_by_hop |= 1 << i;
+        } else if name == header::AUTHORIZATION {
+            authorization = true;
+        }
+    }
+    if hop_by_hop & 1 != 0 {
+        // `Connection` (HOP_BY_HOP[0]) names more headers to drop.
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
             .iter()
@@ -294,8 +306,13 @@ fn strip(headers: &mut HeaderMap) {
             headers.remove(name);
         }
     }
-    for name in &HOP_BY_HOP {
-        headers.remove(name);
+    for (i, name) in HOP_BY_HOP.iter().enumerate() {
+        if hop_by_hop & (1 << i) != 0 {
+            headers.remove(name);
+        }
+    }
+    if !authorization {
+        return;
     }
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let Some(first) = values.next() else {
@@ -323,17 +340,36 @@ fn strip(headers: &mut HeaderMap) {
     }
 }
 
+/// `ip` as a header value. The last one made on this thread is kept: a connection's requests
+/// all come from one address, and formatting it was most of what `prepare` cost.
+fn address_value(ip: IpAddr) -> Option<HeaderValue> {
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(IpAddr, HeaderValue)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    LAST.with_borrow_mut(|last| match last {
+        Some((seen, value)) if *seen == ip => Some(value.clone()),
+        _ => {
+            let value = HeaderValue::from_maybe_shared(bytes::Bytes::from(ip.to_string())).ok()?;
+            *last = Some((ip, value.clone()));
+            Some(value)
+        }
+    })
+}
+
 /// The forwarding headers: the client's address appended to `X-Forwarded-For`, the `Host` it
 /// asked for as `X-Forwarded-Host`; then [`strip`].
-fn prepare(headers: &mut HeaderMap, peer: Option<std::net::IpAddr>) {
+fn prepare(headers: &mut HeaderMap, peer: Option<IpAddr>) {
     let host = headers.get(header::HOST).cloned();
     strip(headers);
     if let Some(ip) = peer {
-        let chain = match headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-            Some(prev) => format!("{prev}, {ip}"),
-            None => ip.to_string(),
+        let value = match headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+            Some(prev) => {
+                HeaderValue::from_maybe_shared(bytes::Bytes::from(format!("{prev}, {ip}"))).ok()
+            }
+            None => address_value(ip),
         };
-        if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(chain)) {
+        if let Some(v) = value {
             headers.insert(X_FORWARDED_FOR, v);
         }
     }
@@ -344,11 +380,20 @@ fn prepare(headers: &mut HeaderMap, peer: Option<std::net::IpAddr>) {
 
 impl Proxy {
     /// Forward `request` and stream the answer back; a 502 when the upstream cannot be reached.
-    pub(crate) async fn forward(&self, mut request: Request<Body>) -> Response<Body> {
+    pub(crate) async fn forward(&self, request: Request<Body>) -> Response<Body> {
         let peer = request
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip());
+        self.forward_from(request, peer).await
+    }
+
+    /// [`Proxy::forward`] for a request from `peer`, however the server learnt it.
+    pub(crate) async fn forward_from(
+        &self,
+        mut request: Request<Body>,
+        peer: Option<IpAddr>,
+    ) -> Response<Body> {
         prepare(request.headers_mut(), peer);
         let answer = async {
             match &*self.inner {
@@ -465,6 +510,17 @@ mod tests {
         let mut h = map(&[("x-forwarded-for", "192.0.2.1")]);
         prepare(&mut h, ip);
         assert_eq!(h["x-forwarded-for"], "192.0.2.1, 10.0.0.7");
+        // The address kept from the last request is not given to another client's.
+        for (addr, text) in [
+            (std::net::IpAddr::from([10, 0, 0, 8]), "10.0.0.8"),
+            (std::net::IpAddr::from([10, 0, 0, 8]), "10.0.0.8"),
+            ("2001:db8::1".parse().unwrap(), "2001:db8::1"),
+            (std::net::IpAddr::from([10, 0, 0, 7]), "10.0.0.7"),
+        ] {
+            let mut h = HeaderMap::new();
+            prepare(&mut h, Some(addr));
+            assert_eq!(h["x-forwarded-for"], text);
+        }
     }
 
     #[test]

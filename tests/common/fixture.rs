@@ -110,6 +110,18 @@ pub async fn listen(app: Router) -> std::net::SocketAddr {
     addr
 }
 
+/// Serve a gateway on a free loopback port with the gateway's own server
+/// ([`l402_mcp::gateway::serve_on`]); its address.
+pub async fn listen_gateway(app: l402_mcp::gateway::Gateway) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let never = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(l402_mcp::gateway::serve_on(listener, app, never));
+    addr
+}
+
 /// [`listen`], with each request's peer address available (`ConnectInfo<SocketAddr>`).
 pub async fn listen_with_peers(app: Router) -> std::net::SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

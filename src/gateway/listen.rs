@@ -1,0 +1,164 @@
+//! The gateway's HTTP/1.1 server: an accept loop over hyper's connection API, in place of
+//! `axum::serve`. Each connection is served by `hyper::server::conn::http1` straight into
+//! [`Gateway::answer`], which knows the client's address without an extensions map (the free
+//! tier and `X-Forwarded-For` need it). Unlike `axum::serve` this does not sniff for an HTTP/2
+//! preface (the gateway speaks HTTP/1.1, as its proxy does to the upstream), and it sets
+//! `TCP_NODELAY` on accepted connections, as nginx does on keep-alive ones.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use super::Gateway;
+
+/// Serve `app` on `listener` until `shutdown`; then stop accepting, let every open connection
+/// finish the request it is serving, and return when the last one has closed.
+pub async fn serve_on(listener: TcpListener, app: Gateway, shutdown: CancellationToken) {
+    let app = Arc::new(app);
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    connections.spawn(connection(stream, peer, app.clone(), shutdown.clone()));
+                }
+                Err(e) => accept_failed(e).await,
+            },
+        }
+    }
+    drop(listener);
+    while connections.join_next().await.is_some() {}
+}
+
+/// One client connection, until it closes or, after `shutdown`, its current request is done.
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    app: Arc<Gateway>,
+    shutdown: CancellationToken,
+) {
+    if let Err(e) = stream.set_nodelay(true) {
+        debug!(error = %e, "TCP_NODELAY not set");
+    }
+    let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+        let app = app.clone();
+        async move { Ok::<_, Infallible>(app.answer(request.map(Body::new), peer).await) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        served = conn.as_mut() => return finished(served),
+        _ = shutdown.cancelled() => conn.as_mut().graceful_shutdown(),
+    }
+    finished(conn.await);
+}
+
+fn finished(served: Result<(), hyper::Error>) {
+    if let Err(e) = served {
+        debug!(error = %e, "connection ended with an error");
+    }
+}
+
+/// An error from `accept`: one connection's (aborted or reset before it was taken) is passed
+/// over; anything else (out of file descriptors, memory) is logged and waited out for a second,
+/// as `axum::serve` does, rather than spinning.
+async fn accept_failed(e: std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    ) {
+        return;
+    }
+    warn!(error = %e, "accept failed; retrying in a second");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::gateway::discovery::About;
+    use crate::gateway::{Paywall, Price, Route};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn gateway() -> (tempfile::TempDir, Gateway) {
+        let dir = tempfile::tempdir().unwrap();
+        let app = crate::app::App::open_embedded(dir.path(), "seller", ManualClock::new(0))
+            .await
+            .unwrap();
+        let paywall = Paywall::new(app.seller, vec![Route::new("/free", Price::Free)]);
+        let about = About {
+            name: "t".into(),
+            description: "t".into(),
+            base_url: None,
+            network: "regtest".into(),
+        };
+        // Nothing listens on the upstream's port: only the gateway's own answers are read.
+        let gateway = crate::gateway::app(paywall, "http://127.0.0.1:9", about, &[]).unwrap();
+        (dir, gateway)
+    }
+
+    /// Write `request` on a new connection; everything the gateway answers until it closes.
+    async fn exchange(addr: SocketAddr, request: &[u8]) -> String {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(request).await.unwrap();
+        let mut answer = Vec::new();
+        let _ = s.read_to_end(&mut answer).await;
+        String::from_utf8_lossy(&answer).into_owned()
+    }
+
+    #[tokio::test]
+    async fn http1_is_served_an_http2_preface_is_not_and_shutdown_closes_idle_connections() {
+        let (_dir, app) = gateway().await;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(serve_on(listener, app, shutdown.clone()));
+
+        let health =
+            b"GET /.well-known/l402/health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n";
+        let answer = exchange(addr, health).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.ends_with(r#"{"ok":true}"#), "{answer}");
+        let h2 = exchange(addr, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await;
+        // An HTTP/2 server would answer with a SETTINGS frame (binary); this one refuses in
+        // HTTP/1.1, or closes.
+        assert!(h2.is_empty() || h2.starts_with("HTTP/1.1 4"), "{h2:?}");
+
+        // An open keep-alive connection: shutdown closes it, stops accepting, and returns.
+        let mut open = TcpStream::connect(addr).await.unwrap();
+        open.write_all(b"GET /llms.txt HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut first = [0u8; 12];
+        open.read_exact(&mut first).await.unwrap();
+        assert_eq!(&first, b"HTTP/1.1 200");
+        shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .expect("the server returns once its connections are closed")
+            .unwrap();
+        let mut rest = Vec::new();
+        open.read_to_end(&mut rest).await.unwrap();
+        let rest = String::from_utf8_lossy(&rest);
+        assert!(
+            rest.contains("Paid endpoints answer HTTP 402"),
+            "answered in full: {rest}"
+        );
+        assert!(TcpStream::connect(addr).await.is_err(), "still accepting");
+    }
+}
