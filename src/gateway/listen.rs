@@ -33,7 +33,12 @@ pub async fn serve_on(listener: TcpListener, app: Gateway, shutdown: Cancellatio
                 Ok((stream, peer)) => {
                     connections.spawn(connection(stream, peer, app.clone(), shutdown.clone()));
                 }
-                Err(e) => accept_failed(e).await,
+                Err(e) => {
+                    tokio::select! {
+                        _ = accept_failed(e) => {}
+                        _ = shutdown.cancelled() => break,
+                    }
+                }
             },
         }
     }
