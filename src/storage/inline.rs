@@ -33,6 +33,21 @@ const STATEMENT_CACHE: usize = 32;
 /// index, and any other connection's commit empties the cache anyway.
 const CACHE_KIB: i64 = 1024;
 
+/// A connection out of the pool. Dropped still holding it (a read that panicked), the
+/// connection closes and its place in the count is freed, so the pool does not shrink.
+struct Lent<'a> {
+    pool: &'a InlineReads,
+    conn: Option<Connection>,
+}
+
+impl Drop for Lent<'_> {
+    fn drop(&mut self) {
+        if self.conn.take().is_some() {
+            self.pool.forget_one();
+        }
+    }
+}
+
 /// The pool (see the module docs).
 pub(crate) struct InlineReads {
     path: PathBuf,
@@ -61,9 +76,14 @@ impl InlineReads {
         &self,
         read: impl FnOnce(&Connection) -> Result<T, StorageError>,
     ) -> Option<Result<T, StorageError>> {
-        let conn = self.take()?;
-        let result = read(&conn);
-        self.give_back(conn);
+        let mut lent = Lent {
+            pool: self,
+            conn: Some(self.take()?),
+        };
+        let result = read(lent.conn.as_ref()?);
+        if let Some(conn) = lent.conn.take() {
+            self.give_back(conn);
+        }
         match result {
             Err(StorageError::Sqlite(e)) if busy(&e) => {
                 debug!("the ledger is busy; reading through the pool instead");
@@ -186,6 +206,20 @@ mod tests {
         assert!(nest(&reads, MAX_CONNECTIONS).is_none());
         assert_eq!(nest(&reads, MAX_CONNECTIONS - 1).unwrap().unwrap(), 7);
         assert_eq!(reads.open_count(), MAX_CONNECTIONS);
+    }
+
+    #[test]
+    fn a_read_that_panics_gives_its_place_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let reads = InlineReads::new(ledger(dir.path()));
+        for _ in 0..MAX_CONNECTIONS + 1 {
+            let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                reads.read(|_| -> Result<(), StorageError> { panic!("a bug in a read") })
+            }));
+            assert!(panicked.is_err());
+            assert_eq!(reads.open_count(), 0);
+        }
+        assert_eq!(reads.read(value).unwrap().unwrap(), 7);
     }
 
     #[test]
