@@ -149,11 +149,17 @@ fn runtime(workers: usize) -> tokio::runtime::Runtime {
     b.enable_all().build().expect("runtime")
 }
 
-async fn listen(app: Router) -> SocketAddr {
+/// A listener on a free loopback port, and its address.
+async fn bind_loopback() -> (tokio::net::TcpListener, SocketAddr) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
+    (listener, addr)
+}
+
+async fn listen(app: Router) -> SocketAddr {
+    let (listener, addr) = bind_loopback().await;
     tokio::spawn(async move {
         let _ = axum::serve(
             listener,
@@ -243,12 +249,9 @@ fn gateway_thread(
             base_url: None,
             network: "regtest".into(),
         };
-        let app = gateway::app(paywall, &format!("http://{upstream}"), about, &[])
-            .expect("gateway router");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
+        let app =
+            gateway::app(paywall, &format!("http://{upstream}"), about, &[]).expect("gateway app");
+        let (listener, addr) = bind_loopback().await;
         tokio::spawn(gateway::serve_on(listener, app, CancellationToken::new()));
 
         // Buy a token through the gateway, as a client would.

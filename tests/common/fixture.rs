@@ -98,12 +98,18 @@ pub async fn serve(app: Router) -> String {
     format!("http://{}", listen(app).await)
 }
 
-/// Serve `app` on a free loopback port; its address.
-pub async fn listen(app: Router) -> std::net::SocketAddr {
+/// A listener on a free loopback port, and its address.
+async fn bind_loopback() -> (tokio::net::TcpListener, std::net::SocketAddr) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
+    (listener, addr)
+}
+
+/// Serve `app` on a free loopback port; its address.
+pub async fn listen(app: Router) -> std::net::SocketAddr {
+    let (listener, addr) = bind_loopback().await;
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
@@ -113,10 +119,7 @@ pub async fn listen(app: Router) -> std::net::SocketAddr {
 /// Serve a gateway on a free loopback port with the gateway's own server
 /// ([`l402_mcp::gateway::serve_on`]); its address.
 pub async fn listen_gateway(app: l402_mcp::gateway::Gateway) -> std::net::SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
+    let (listener, addr) = bind_loopback().await;
     let never = tokio_util::sync::CancellationToken::new();
     tokio::spawn(l402_mcp::gateway::serve_on(listener, app, never));
     addr
@@ -124,10 +127,7 @@ pub async fn listen_gateway(app: l402_mcp::gateway::Gateway) -> std::net::Socket
 
 /// [`listen`], with each request's peer address available (`ConnectInfo<SocketAddr>`).
 pub async fn listen_with_peers(app: Router) -> std::net::SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
+    let (listener, addr) = bind_loopback().await;
     let make = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     tokio::spawn(async move {
         let _ = axum::serve(listener, make).await;
