@@ -89,6 +89,17 @@ async fn upstream(release: Release) -> (SocketAddr, Seen) {
                         });
                         b.body(Body::from_stream(futures::StreamExt::chain(first, second)))
                     }
+                    path if path.starts_with("/free/big/") => {
+                        let n: usize = path["/free/big/".len()..].parse().unwrap();
+                        b.body(Body::from(pattern(n)))
+                    }
+                    path if path.starts_with("/free/chunks/") => {
+                        // The same bytes in pieces of 7,000, without a length.
+                        let n: usize = path["/free/chunks/".len()..].parse().unwrap();
+                        let pieces: Vec<Result<Vec<u8>, std::io::Error>> =
+                            pattern(n).chunks(7000).map(|c| Ok(c.to_vec())).collect();
+                        b.body(Body::from_stream(futures::stream::iter(pieces)))
+                    }
                     _ => b.body(Body::from(format!(
                         "upstream saw {pq} ({} bytes)",
                         body.len()
@@ -99,6 +110,11 @@ async fn upstream(release: Release) -> (SocketAddr, Seen) {
         },
     ));
     (listen_with_peers(app).await, seen)
+}
+
+/// `n` bytes that are not all alike.
+fn pattern(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i % 251) as u8).collect()
 }
 
 fn about() -> About {
@@ -288,6 +304,50 @@ async fn bodies_stream_through_without_a_length() {
         rest.extend_from_slice(&c);
     }
     assert_eq!(rest, b"second");
+}
+
+#[tokio::test]
+async fn large_bodies_pass_whole_both_ways() {
+    let t = trade().await;
+    let (gw, seen, _release) = gateway(&t, "").await;
+    let client = http();
+    // Up: a megabyte and a bit, with its length.
+    let r = client
+        .post(format!("http://{gw}/free/upload"))
+        .body(pattern(1_048_579))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.text().await.unwrap(),
+        "upstream saw /free/upload (1048579 bytes)"
+    );
+    // Down: with a length, and in chunks.
+    for path in ["/free/big/1048579", "/free/chunks/1048579"] {
+        let r = client
+            .get(format!("http://{gw}{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let chunked = path.contains("chunks");
+        assert_eq!(r.content_length().is_none(), chunked, "{path}");
+        assert!(r.bytes().await.unwrap() == pattern(1_048_579), "{path}");
+    }
+    // HEAD: the length, no body, and the connection still good for the next request.
+    let r = client
+        .head(format!("http://{gw}/free/big/1000"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-length"], "1000");
+    assert!(r.bytes().await.unwrap().is_empty());
+    let r = get(gw, "/free/big/10").await;
+    assert_eq!(r.bytes().await.unwrap(), pattern(10));
+    let mut peers: Vec<SocketAddr> = seen.lock().unwrap().iter().map(|g| g.peer).collect();
+    assert_eq!(peers.len(), 5);
+    peers.dedup();
+    assert_eq!(peers.len(), 1, "every exchange on one upstream connection");
 }
 
 #[tokio::test]

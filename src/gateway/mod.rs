@@ -4,6 +4,7 @@
 //! `create_l402_challenge` work here and the reverse.
 
 pub mod discovery;
+mod http1;
 mod listen;
 pub mod payment;
 pub mod paywall;

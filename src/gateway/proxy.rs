@@ -1,12 +1,14 @@
 //! A reverse proxy to one upstream base URL, streaming request and response bodies.
 //!
-//! An `http://` upstream is reached over hyper's HTTP/1.1 connection API with a keep-alive
-//! pool of our own ([`super::pool`]): the request's URI is its own path and query (below the
-//! upstream's base path), its `Host` the upstream's, set once, and its headers and bodies are
-//! passed on as they are, after the stripping below. This was most of the proxy's own CPU per
-//! request with reqwest, then hyper-util's pooled client, in between (BENCHMARKS.md section
-//! 5). An `https://` upstream, or one with a user name or password in its URL, still goes
-//! through reqwest (its TLS with the platform's roots; its Basic credentials from the URL).
+//! An `http://` upstream is reached over HTTP/1.1 keep-alive connections that the request's
+//! own task writes to and reads from ([`super::pool`], framing in [`super::http1`]): the
+//! request's URI is its own path and query (below the upstream's base path), its `Host` the
+//! upstream's, set once, and its headers and bodies are passed on as they are, after the
+//! stripping below (and without `Expect`: the gateway's server answers a client's
+//! `100-continue` itself). This was most of the proxy's own CPU per request with reqwest, then
+//! hyper-util's pooled client, then hyper's client connections (BENCHMARKS.md section 5). An
+//! `https://` upstream, or one with a user name or password in its URL, still goes through
+//! reqwest (its TLS with the platform's roots; its Basic credentials from the URL).
 //!
 //! An upstream that has not answered (its status and headers) within [`RESPONSE_TIMEOUT`] is
 //! given up: the client gets a 504.
