@@ -289,6 +289,17 @@ async fn bodies_stream_through_without_a_length() {
         "{answer}"
     );
     assert_eq!(seen.lock().unwrap().last().unwrap().body, 11);
+    // A GET's too.
+    let answer = raw(
+        gw,
+        "GET /free/up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n\
+         5\r\nhello\r\n0\r\n\r\n",
+    )
+    .await;
+    assert!(
+        answer.ends_with("upstream saw /free/up (5 bytes)"),
+        "{answer}"
+    );
 
     // The answer's first chunk arrives while the upstream still holds back the second.
     let mut r = get(gw, "/free/stream").await;
