@@ -613,4 +613,72 @@ mod tests {
         let long = "a".repeat(MAX_HEAD + 1);
         assert!(decode_all(&mut c, &mut BytesMut::from(long.as_str())).is_err());
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// `data` chunked in pieces of the given sizes (cycled), with a trailer.
+        fn chunked(data: &[u8], sizes: &[usize]) -> Vec<u8> {
+            let mut out = Vec::new();
+            let (mut at, mut i) = (0, 0);
+            while at < data.len() {
+                let n = sizes[i % sizes.len()].min(data.len() - at);
+                out.extend_from_slice(format!("{n:X}\r\n").as_bytes());
+                out.extend_from_slice(&data[at..at + n]);
+                out.extend_from_slice(b"\r\n");
+                at += n;
+                i += 1;
+            }
+            out.extend_from_slice(b"0\r\nx-t: 1\r\n\r\n");
+            out
+        }
+
+        proptest! {
+            #[test]
+            fn answer_heads_never_panic(
+                bytes in proptest::collection::vec(any::<u8>(), 0..300),
+                prefixed in any::<bool>(),
+                to_head in any::<bool>(),
+            ) {
+                let mut raw = if prefixed { b"HTTP/1.1 200 OK\r\n".to_vec() } else { Vec::new() };
+                raw.extend_from_slice(&bytes);
+                let _ = parse_head(&mut BytesMut::from(&raw[..]), to_head);
+            }
+
+            #[test]
+            fn chunk_streams_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+                let mut c = Chunked::new();
+                let _ = decode_all(&mut c, &mut BytesMut::from(&bytes[..]));
+            }
+
+            #[test]
+            fn chunked_bodies_decode_to_what_was_sent_however_they_arrive(
+                data in proptest::collection::vec(any::<u8>(), 0..2000),
+                sizes in proptest::collection::vec(1usize..700, 1..5),
+                cuts in proptest::collection::vec(1usize..400, 1..20),
+            ) {
+                let mut raw = chunked(&data, &sizes);
+                raw.extend_from_slice(b"NEXT");
+                let mut c = Chunked::new();
+                let mut buf = BytesMut::new();
+                let (mut got, mut ended, mut at, mut i) = (Vec::new(), false, 0, 0);
+                while at < raw.len() && !ended {
+                    let n = cuts[i % cuts.len()].min(raw.len() - at);
+                    buf.extend_from_slice(&raw[at..at + n]);
+                    at += n;
+                    i += 1;
+                    let (part, end) = decode_all(&mut c, &mut buf).unwrap();
+                    got.extend(part);
+                    ended = end;
+                }
+                prop_assert!(ended);
+                prop_assert_eq!(got, data);
+                // What follows the body is left for whatever reads next.
+                let mut rest = buf.to_vec();
+                rest.extend_from_slice(&raw[at..]);
+                prop_assert_eq!(rest, b"NEXT".to_vec());
+            }
+        }
+    }
 }
