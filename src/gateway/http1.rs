@@ -215,27 +215,19 @@ fn framing(
     }
     if headers.contains_key(header::TRANSFER_ENCODING) {
         headers.remove(header::CONTENT_LENGTH);
-        let last = headers
-            .get_all(header::TRANSFER_ENCODING)
-            .iter()
-            .flat_map(|v| v.as_bytes().split(|&b| b == b','))
-            .map(<[u8]>::trim_ascii)
-            .rfind(|c| !c.is_empty());
+        let last = list(headers, header::TRANSFER_ENCODING).rfind(|c| !c.is_empty());
         return Ok(match last {
             Some(c) if c.eq_ignore_ascii_case(b"chunked") => (BodyFraming::Chunked, false),
             _ => (BodyFraming::Close, true),
         });
     }
     let mut length = None;
-    for value in headers.get_all(header::CONTENT_LENGTH) {
-        for part in value.as_bytes().split(|&b| b == b',') {
-            let n = parse_length(part.trim_ascii())
-                .ok_or(WireError::Invalid("the answer's Content-Length"))?;
-            if length.is_some_and(|l| l != n) {
-                return Err(WireError::Invalid("the answer's Content-Length"));
-            }
-            length = Some(n);
+    for part in list(headers, header::CONTENT_LENGTH) {
+        let n = parse_length(part).ok_or(WireError::Invalid("the answer's Content-Length"))?;
+        if length.is_some_and(|l| l != n) {
+            return Err(WireError::Invalid("the answer's Content-Length"));
         }
+        length = Some(n);
     }
     Ok(match length {
         Some(n) => (BodyFraming::Length(n), false),
@@ -259,11 +251,20 @@ fn parse_length(digits: &[u8]) -> Option<u64> {
 
 /// Whether `Connection` has the `close` option.
 fn connection_close(headers: &HeaderMap) -> bool {
+    list(headers, header::CONNECTION).any(|o| o.eq_ignore_ascii_case(b"close"))
+}
+
+/// The elements of the comma-separated list in every `name` header (RFC 9110 §5.6.1),
+/// trimmed; empty ones included, for the caller to refuse or skip.
+pub(crate) fn list(
+    headers: &HeaderMap,
+    name: HeaderName,
+) -> impl DoubleEndedIterator<Item = &[u8]> {
     headers
-        .get_all(header::CONNECTION)
-        .iter()
+        .get_all(name)
+        .into_iter()
         .flat_map(|v| v.as_bytes().split(|&b| b == b','))
-        .any(|o| o.trim_ascii().eq_ignore_ascii_case(b"close"))
+        .map(<[u8]>::trim_ascii)
 }
 
 /// A chunked body's decoder, fed from a connection's buffer.

@@ -27,6 +27,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCo
 use futures::future::BoxFuture;
 use tracing::warn;
 
+use super::http1;
 use super::pool::{self, Pool};
 
 /// Headers that belong to one connection, never forwarded (RFC 9110 §7.6.1).
@@ -298,11 +299,8 @@ fn strip(headers: &mut HeaderMap) {
     }
     if hop_by_hop & 1 != 0 {
         // `Connection` (HOP_BY_HOP[0]) names more headers to drop.
-        let named: Vec<HeaderName> = headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .flat_map(|v| v.as_bytes().split(|&b| b == b','))
-            .filter_map(|n| HeaderName::from_bytes(n.trim_ascii()).ok())
+        let named: Vec<HeaderName> = http1::list(headers, header::CONNECTION)
+            .filter_map(|n| HeaderName::from_bytes(n).ok())
             .collect();
         for name in named {
             headers.remove(name);
