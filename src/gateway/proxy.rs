@@ -184,11 +184,8 @@ impl Plain {
     }
 
     async fn send(&self, request: Request<Body>) -> Response<Body> {
+        // The pool writes its own request line (always HTTP/1.1) and reads no extensions.
         let (mut parts, body) = request.into_parts();
-        // HTTP/1.1 to the upstream whatever the client spoke (as reqwest sent it), and none of
-        // the server's request extensions.
-        parts.version = axum::http::Version::HTTP_11;
-        parts.extensions = axum::http::Extensions::new();
         parts.uri = match self.target(std::mem::take(&mut parts.uri)) {
             Ok(uri) => uri,
             Err(e) => {
