@@ -335,11 +335,7 @@ async fn large_bodies_pass_whole_both_ways() {
     );
     // Down: with a length, and in chunks.
     for path in ["/free/big/1048579", "/free/chunks/1048579"] {
-        let r = client
-            .get(format!("http://{gw}{path}"))
-            .send()
-            .await
-            .unwrap();
+        let r = get(gw, path).await;
         assert_eq!(r.status(), 200);
         let chunked = path.contains("chunks");
         assert_eq!(r.content_length().is_none(), chunked, "{path}");
