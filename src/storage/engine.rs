@@ -21,10 +21,10 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, Connection, Executor, Transaction};
 
 use super::StorageError;
-use super::group::{Committer, Outcome};
+use super::group::{Committer, Durability, Outcome};
 use super::inline::InlineReads;
 use super::pg_group::{self, PgCommitter, Turn};
-use super::sync_sql::{self, Arg, Columns};
+use super::sync_sql::{self, Arg, Columns, Statement, bind};
 use super::verify_cache::{self, VerifyCache};
 
 /// The ledger file in a data dir.
@@ -356,6 +356,15 @@ fn pg_run<W: MoneyWrite>(op: W) -> pg_group::Run {
     })
 }
 
+/// A [`MoneyWrite`] for SQLite's committer: its statements, and whether they stand.
+fn sync_run<W: MoneyWrite>(op: W) -> super::group::Run {
+    Box::new(move |conn| {
+        let result = op.run_sync(conn);
+        let keep = result.is_ok();
+        (keep, Box::new(result) as Box<dyn std::any::Any + Send>)
+    })
+}
+
 /// What became of a write handed to a committer, as the write's own result.
 fn answered<W: MoneyWrite>(
     outcome: Outcome,
@@ -415,12 +424,29 @@ impl Engine {
             }
             return result;
         };
-        let run: super::group::Run = Box::new(move |conn| {
-            let result = op.run_sync(conn);
-            let keep = result.is_ok();
-            (keep, Box::new(result) as Box<dyn std::any::Any + Send>)
-        });
-        answered::<W>(committer.submit(run).await, commit_failed)
+        answered::<W>(
+            committer.submit(sync_run(op), Durability::Synced).await,
+            commit_failed,
+        )
+    }
+
+    /// Run `note`, a write whose loss in a power cut could never make money move (see
+    /// [`Durability::Deferred`]), and answer once it is committed, without waiting for the disk
+    /// on its account: on SQLite it joins the group commit, and a batch of such notes alone is
+    /// committed to the WAL without an fsync (made durable by the next synced commit or
+    /// checkpoint); on PostgreSQL it is one statement on its own.
+    pub(crate) async fn write_deferred(&self, note: Statement) -> Result<u64, StorageError> {
+        let Some(committer) = &self.committer else {
+            return bind(sqlx::query(note.sql), &note.args)
+                .execute(self.writer())
+                .await
+                .map(|done| done.rows_affected())
+                .map_err(StorageError::from);
+        };
+        answered::<Statement>(
+            committer.submit(sync_run(note), Durability::Deferred).await,
+            StorageError::Unavailable,
+        )
     }
 
     /// The record of payment `id` (its settlement or failure): exactly one statement. On

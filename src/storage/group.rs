@@ -10,6 +10,11 @@
 //! before it, as they would in separate transactions; durability holds: nobody hears "done"
 //! before the commit that makes it so has returned.
 //!
+//! A write may instead be a [`Durability::Deferred`] note (the mark that a seller honoured a
+//! credential), whose loss in a power cut cannot move money: a batch of such notes alone is
+//! committed with `synchronous = NORMAL` (in the WAL, not waited on; durable with the next
+//! synced commit), and a note that shares a batch with money writes is synced with them.
+//!
 //! The batch runs on a thread of the committer's own, on a SQLite connection of its own
 //! (`rusqlite`), statement after statement with no hop between threads: through sqlx each
 //! statement went to sqlx's worker thread and back (two wake-ups), which was most of the
@@ -52,7 +57,23 @@ pub(crate) enum Outcome {
 
 struct Job {
     run: Run,
+    /// Whether the write must be on disk before its writer hears "done" (see [`Durability`]).
+    durability: Durability,
     answer: oneshot::Sender<Outcome>,
+}
+
+/// When a write must reach the disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Durability {
+    /// Before its writer hears "done": the commit waits for the fsync (`synchronous = FULL`).
+    /// Every write of money.
+    Synced,
+    /// With the next synced commit or checkpoint: committed to the WAL (a crash of the process
+    /// loses nothing) but not waited on (a power cut may lose it, with nothing after it). Only
+    /// for a note whose loss can never make money move: the mark that a seller honoured a
+    /// credential (its loss makes a later refusal count as "refused after payment", which
+    /// pays nobody). A batch is written this way only when all its writes are such notes.
+    Deferred,
 }
 
 /// A batch for the committer's thread, and how it says the batch is done.
@@ -91,8 +112,9 @@ impl Committer {
         std::thread::Builder::new()
             .name("l402-ledger-commit".into())
             .spawn(move || {
+                let mut level = Durability::Synced;
                 while let Ok(batch) = batches.recv() {
-                    run_batch(&conn, batch.jobs);
+                    run_batch(&conn, &mut level, batch.jobs);
                     let _ = batch.done.send(());
                 }
             })
@@ -105,10 +127,16 @@ impl Committer {
         Ok(Committer { jobs })
     }
 
-    /// Run `run` in the next batch; what became of it.
-    pub(crate) async fn submit(&self, run: Run) -> Outcome {
+    /// Run `run` in the next batch; what became of it once the batch is committed (and, for
+    /// a [`Durability::Synced`] write, on disk).
+    pub(crate) async fn submit(&self, run: Run, durability: Durability) -> Outcome {
         let (answer, outcome) = oneshot::channel();
-        if self.jobs.send(Job { run, answer }).is_err() {
+        let job = Job {
+            run,
+            durability,
+            answer,
+        };
+        if self.jobs.send(job).is_err() {
             return Outcome::NotRun("the ledger's writer has stopped".into());
         }
         outcome
@@ -144,7 +172,35 @@ async fn gather(
     }
 }
 
-fn run_batch(conn: &Connection, batch: Vec<Job>) {
+/// Set the connection's `synchronous` for a batch that needs `wanted`; `level` is what it is
+/// now. A batch with any synced write runs only once the connection is back at `FULL`.
+fn sync_level(
+    conn: &Connection,
+    level: &mut Durability,
+    wanted: Durability,
+) -> rusqlite::Result<()> {
+    if *level != wanted {
+        statement(
+            conn,
+            match wanted {
+                Durability::Synced => "PRAGMA synchronous = FULL",
+                Durability::Deferred => "PRAGMA synchronous = NORMAL",
+            },
+        )?;
+        *level = wanted;
+    }
+    Ok(())
+}
+
+fn run_batch(conn: &Connection, level: &mut Durability, batch: Vec<Job>) {
+    let wanted = if batch.iter().all(|j| j.durability == Durability::Deferred) {
+        Durability::Deferred
+    } else {
+        Durability::Synced
+    };
+    if let Err(e) = sync_level(conn, level, wanted) {
+        return not_run(batch, &StorageError::from(e).to_string());
+    }
     if let Err(e) = statement(conn, "BEGIN IMMEDIATE") {
         return not_run(batch, &e.to_string());
     }
@@ -271,10 +327,9 @@ mod tests {
         })
     }
 
-    #[tokio::test]
-    async fn a_failed_write_of_a_batch_is_undone_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("ledger.sqlite");
+    /// A ledger file with a table `t`, its sqlx writer, and a committer on it.
+    async fn ledger(dir: &Path) -> (AnyPool, Committer) {
+        let path = dir.join("ledger.sqlite");
         Connection::open(&path)
             .unwrap()
             .execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (v INTEGER PRIMARY KEY);")
@@ -286,12 +341,66 @@ mod tests {
             .await
             .unwrap();
         let committer = Committer::start(&path, turn.clone()).unwrap();
+        (turn, committer)
+    }
+
+    /// A write that inserts `v` and answers the `synchronous` its batch runs at (2: FULL,
+    /// 1: NORMAL).
+    fn insert_seeing_sync(v: i64) -> Run {
+        Box::new(move |conn| {
+            sync_sql::execute(conn, "INSERT INTO t (v) VALUES ($1)", &[&v]).unwrap();
+            let level: i64 = conn
+                .query_row("PRAGMA synchronous", [], |r| r.get(0))
+                .unwrap();
+            (true, Box::new(level))
+        })
+    }
+
+    fn level(o: Outcome) -> i64 {
+        match o {
+            Outcome::Ran { result, commit } => {
+                assert!(commit.is_ok());
+                *result.downcast::<i64>().unwrap()
+            }
+            Outcome::NotRun(why) => panic!("not run: {why}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn only_a_batch_of_deferred_writes_skips_the_fsync() {
+        let dir = tempfile::tempdir().unwrap();
+        let (turn, committer) = ledger(dir.path()).await;
+        let alone = committer
+            .submit(insert_seeing_sync(1), Durability::Deferred)
+            .await;
+        assert_eq!(level(alone), 1, "a deferred write alone: NORMAL");
+        let next = committer
+            .submit(insert_seeing_sync(2), Durability::Synced)
+            .await;
+        assert_eq!(level(next), 2, "the next money write: FULL again");
+        // A deferred write that shares a batch with a synced one is synced with it.
+        let (a, b) = tokio::join!(
+            committer.submit(insert_seeing_sync(3), Durability::Deferred),
+            committer.submit(insert_seeing_sync(4), Durability::Synced),
+        );
+        assert_eq!((level(a), level(b)), (2, 2));
+        let kept: Vec<i64> = sqlx::query_scalar("SELECT v FROM t ORDER BY v")
+            .fetch_all(&turn)
+            .await
+            .unwrap();
+        assert_eq!(kept, vec![1, 2, 3, 4]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_of_a_batch_is_undone_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let (turn, committer) = ledger(dir.path()).await;
         // Queued together, so they share a batch (the committer runs when this task waits).
         let (a, b, c, d) = tokio::join!(
-            committer.submit(insert(1, 0)),
-            committer.submit(insert(2, 1)),
-            committer.submit(insert(3, 2)),
-            committer.submit(insert(4, 0)),
+            committer.submit(insert(1, 0), Durability::Synced),
+            committer.submit(insert(2, 1), Durability::Synced),
+            committer.submit(insert(3, 2), Durability::Synced),
+            committer.submit(insert(4, 0), Durability::Synced),
         );
         let stood = |o: Outcome| match o {
             Outcome::Ran { result, commit } => {

@@ -286,16 +286,19 @@ impl TokenCache for Engine {
         if token.honoured {
             return Ok(());
         }
-        sqlx::query(
-            "UPDATE token_cache SET honoured_at = $1
-              WHERE wallet = $2 AND origin = $3 AND path_prefix = $4 AND payment_hash = $5 AND honoured_at IS NULL",
-        )
-        .bind(int(now)?)
-        .bind(wallet)
-        .bind(&token.scope.origin)
-        .bind(&token.scope.path_prefix)
-        .bind(token.payment_hash.to_hex())
-        .execute(self.writer())
+        // A note, not money: lost in a power cut, a later refusal of the credential counts as
+        // "refused after payment" and nothing is bought again (see `Durability::Deferred`).
+        self.write_deferred(Statement {
+            sql: "UPDATE token_cache SET honoured_at = $1
+                   WHERE wallet = $2 AND origin = $3 AND path_prefix = $4 AND payment_hash = $5 AND honoured_at IS NULL",
+            args: vec![
+                Arg::Int(int(now)?),
+                Arg::Text(Some(wallet.to_owned())),
+                Arg::Text(Some(token.scope.origin.clone())),
+                Arg::Text(Some(token.scope.path_prefix.clone())),
+                Arg::Text(Some(token.payment_hash.to_hex())),
+            ],
+        })
         .await?;
         Ok(())
     }
