@@ -347,3 +347,69 @@ async fn l402_on_the_http_transport() {
     gw.kill().unwrap();
     gw.wait().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_and_origin_are_checked_before_the_paywall() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    let mut gw = mcp_gateway(
+        dir.path(),
+        port,
+        &[
+            "--http-402",
+            "--allowed-host",
+            "tools.test",
+            "--allowed-origin",
+            "https://app.test",
+        ],
+    );
+    when_up(&url).await;
+    // An unpaid call of the priced tool: 402 where it may go on, 403 before the paywall (no
+    // challenge minted) where it may not.
+    let body = json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": { "name": "decode_invoice", "arguments": { "bolt11": "lnbc1" } } });
+    let status = |host: Option<&'static str>, origin: Option<&'static str>| {
+        let mut req = reqwest::Client::new()
+            .post(&url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .json(&body);
+        if let Some(h) = host {
+            req = req.header("host", h);
+        }
+        if let Some(o) = origin {
+            req = req.header("origin", o);
+        }
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status(None, None).await, 402, "loopback Host");
+    assert_eq!(
+        status(Some("tools.test"), None).await,
+        402,
+        "an allowed Host"
+    );
+    assert_eq!(
+        status(Some("TOOLS.test:443"), None).await,
+        402,
+        "any case, any port"
+    );
+    assert_eq!(status(Some("evil.test"), None).await, 403, "a rebound name");
+    assert_eq!(
+        status(None, Some("https://app.test")).await,
+        402,
+        "an allowed page"
+    );
+    assert_eq!(
+        status(None, Some("http://localhost:5173")).await,
+        402,
+        "a loopback page"
+    );
+    assert_eq!(
+        status(None, Some("https://evil.test")).await,
+        403,
+        "another page"
+    );
+    assert_eq!(status(None, Some("null")).await, 403, "an opaque origin");
+    gw.kill().unwrap();
+    gw.wait().unwrap();
+}

@@ -29,6 +29,12 @@ pub struct McpGatewayArgs {
     /// Answer an unpaid call with HTTP 402 and L402 + Payment challenges (for clients that pay 402s)
     #[arg(long)]
     http_402: bool,
+    /// A Host buyers reach the gateway by, besides loopback names (repeatable), e.g. tools.example.com
+    #[arg(long = "allowed-host", value_name = "HOST")]
+    allowed_hosts: Vec<String>,
+    /// A browser Origin served besides loopback pages (repeatable), e.g. https://app.example.com
+    #[arg(long = "allowed-origin", value_name = "ORIGIN")]
+    allowed_origins: Vec<String>,
 }
 
 pub async fn run(app: App, args: McpGatewayArgs, mut cfg: McpGatewayConfig) -> Result<()> {
@@ -51,6 +57,8 @@ pub async fn run(app: App, args: McpGatewayArgs, mut cfg: McpGatewayConfig) -> R
     cfg.listen = args.listen.or(cfg.listen);
     cfg.realm = args.realm.or(cfg.realm);
     cfg.http_402 |= args.http_402;
+    cfg.allowed_hosts.extend(args.allowed_hosts);
+    cfg.allowed_origins.extend(args.allowed_origins);
     if cfg.prices.is_empty() {
         bail!("no prices: give --price TOOL=SATS or [mcp_gateway.prices] in the config");
     }
@@ -81,7 +89,19 @@ pub async fn run(app: App, args: McpGatewayArgs, mut cfg: McpGatewayConfig) -> R
     let mpp = app.mpp.clone().with_realm(&realm)?;
     let tools = PaidTools::new(upstream, &cfg.prices, mpp, app.seller.clone())?;
     let shutdown = super::serve::until_signalled();
-    let router = mcp_gateway::http::router(tools, cfg.http_402, shutdown.clone());
+    if !listen.ip().is_loopback() && cfg.allowed_hosts.is_empty() {
+        tracing::warn!(
+            %listen,
+            "only requests naming a loopback host are answered (403 for others): give the names buyers use with --allowed-host or allowed_hosts in [mcp_gateway]"
+        );
+    }
+    let router = mcp_gateway::http::router(
+        tools,
+        cfg.http_402,
+        &cfg.allowed_hosts,
+        &cfg.allowed_origins,
+        shutdown.clone(),
+    );
     mcp_gateway::http::serve(router, listen, shutdown)
         .await
         .with_context(|| format!("cannot serve on {listen}"))?;

@@ -70,30 +70,75 @@ pub enum HttpError {
     Serve(std::io::Error),
 }
 
-#[derive(Debug)]
-struct Guard {
-    token: Option<SecretString>,
+/// Who may reach an MCP listener: the `Host` names it answers to (DNS-rebinding protection)
+/// and the browser `Origin`s it serves, loopback ones always.
+#[derive(Debug, Clone)]
+pub(crate) struct Reach {
     hosts: Vec<String>,
     origins: Vec<String>,
 }
 
+impl Reach {
+    /// Loopback hosts and origins, and `hosts` (name or name:port) and `origins`
+    /// (scheme://host[:port|:*]) besides.
+    pub(crate) fn loopback_and(hosts: &[String], origins: &[String]) -> Reach {
+        let with = |loopback: &[&str], more: &[String]| -> Vec<String> {
+            loopback
+                .iter()
+                .map(|h| (*h).to_owned())
+                .chain(more.iter().cloned())
+                .collect()
+        };
+        Reach {
+            hosts: with(LOOPBACK_HOSTS, hosts),
+            origins: with(LOOPBACK_ORIGINS, origins),
+        }
+    }
+
+    /// rmcp's streamable transport, checking the same (behind [`Reach::refusal`], as a second
+    /// line).
+    pub(crate) fn configure(
+        &self,
+        config: StreamableHttpServerConfig,
+    ) -> StreamableHttpServerConfig {
+        config
+            .with_allowed_hosts(self.hosts.clone())
+            .with_allowed_origins(self.origins.clone())
+    }
+
+    /// 403 for a request whose `Host` is not one of ours or whose `Origin` (a browser page's)
+    /// is not allowed; `None` when it may go on.
+    pub(crate) fn refusal(&self, headers: &HeaderMap) -> Option<Response> {
+        if !host_allowed(headers, &self.hosts) {
+            warn!("refused a request with a Host that is not allowed");
+            return Some((StatusCode::FORBIDDEN, "Forbidden: Host not allowed").into_response());
+        }
+        if let Some(origin) = headers.get(header::ORIGIN)
+            && !origin
+                .to_str()
+                .is_ok_and(|o| origin_allowed(o, &self.origins))
+        {
+            warn!("refused a request with an Origin that is not allowed");
+            return Some((StatusCode::FORBIDDEN, "Forbidden: Origin not allowed").into_response());
+        }
+        None
+    }
+}
+
+#[derive(Debug)]
+struct Guard {
+    token: Option<SecretString>,
+    reach: Reach,
+}
+
 /// The axum router with both transports and the checks, for `server`.
 pub fn router(server: L402Server, opts: &HttpOptions, shutdown: CancellationToken) -> Router {
-    let hosts: Vec<String> = LOOPBACK_HOSTS
-        .iter()
-        .map(|h| (*h).to_owned())
-        .chain(opts.allowed_hosts.iter().cloned())
-        .collect();
-    let origins: Vec<String> = LOOPBACK_ORIGINS
-        .iter()
-        .map(|o| (*o).to_owned())
-        .chain(opts.allowed_origins.iter().cloned())
-        .collect();
-    let config = StreamableHttpServerConfig::default()
-        .with_max_request_body_bytes(MAX_BODY_BYTES)
-        .with_allowed_hosts(hosts.clone())
-        .with_allowed_origins(origins.clone())
-        .with_cancellation_token(shutdown);
+    let reach = Reach::loopback_and(&opts.allowed_hosts, &opts.allowed_origins);
+    let config = reach.configure(
+        StreamableHttpServerConfig::default()
+            .with_max_request_body_bytes(MAX_BODY_BYTES)
+            .with_cancellation_token(shutdown),
+    );
     let for_mcp = server.clone();
     // rmcp closes a session whose worker sees no message for `keep_alive`.
     let mut manager = LocalSessionManager::default();
@@ -104,8 +149,7 @@ pub fn router(server: L402Server, opts: &HttpOptions, shutdown: CancellationToke
         StreamableHttpService::new(move || Ok(for_mcp.for_session()), manager, config);
     let guard = Arc::new(Guard {
         token: opts.bearer_token.clone().filter(|t| !t.is_empty()),
-        hosts,
-        origins,
+        reach,
     });
     let mcp = Router::new()
         .nest_service("/mcp", streamable)
@@ -151,17 +195,8 @@ pub async fn serve(
 
 async fn check(State(guard): State<Arc<Guard>>, request: Request, next: Next) -> Response {
     let headers = request.headers();
-    if !host_allowed(headers, &guard.hosts) {
-        warn!("refused a request with a Host that is not allowed");
-        return (StatusCode::FORBIDDEN, "Forbidden: Host not allowed").into_response();
-    }
-    if let Some(origin) = headers.get(header::ORIGIN)
-        && !origin
-            .to_str()
-            .is_ok_and(|o| origin_allowed(o, &guard.origins))
-    {
-        warn!("refused a request with an Origin that is not allowed");
-        return (StatusCode::FORBIDDEN, "Forbidden: Origin not allowed").into_response();
+    if let Some(refused) = guard.reach.refusal(headers) {
+        return refused;
     }
     if let Some(token) = &guard.token {
         let presented = headers

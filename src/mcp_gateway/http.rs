@@ -21,6 +21,7 @@ use tracing::{info, warn};
 
 use super::{PaidOverHttp, PaidTools, tool_binding, tool_service};
 use crate::l402::mpp::{MCP_CREDENTIAL_META, MCP_PAYMENT_REQUIRED};
+use crate::mcp::http::Reach;
 use crate::mint::{Access, ChallengeRequest};
 use crate::mpp::ChargeTerms;
 
@@ -33,11 +34,22 @@ struct HttpPaywall {
     http_402: bool,
 }
 
-/// `/mcp`, for `tools`.
-pub fn router(tools: PaidTools, http_402: bool, shutdown: CancellationToken) -> Router {
-    let config = StreamableHttpServerConfig::default()
-        .with_max_request_body_bytes(MAX_BODY_BYTES)
-        .with_cancellation_token(shutdown);
+/// `/mcp`, for `tools`. Requests must name a loopback host or one of `allowed_hosts` in `Host`
+/// (DNS-rebinding protection), and a browser's must come from a loopback page or one of
+/// `allowed_origins`: checked before anything is paid, charged or forwarded.
+pub fn router(
+    tools: PaidTools,
+    http_402: bool,
+    allowed_hosts: &[String],
+    allowed_origins: &[String],
+    shutdown: CancellationToken,
+) -> Router {
+    let reach = Arc::new(Reach::loopback_and(allowed_hosts, allowed_origins));
+    let config = reach.configure(
+        StreamableHttpServerConfig::default()
+            .with_max_request_body_bytes(MAX_BODY_BYTES)
+            .with_cancellation_token(shutdown),
+    );
     let for_mcp = tools.clone();
     let service: StreamableHttpService<PaidTools, LocalSessionManager> = StreamableHttpService::new(
         move || Ok(for_mcp.clone()),
@@ -48,6 +60,16 @@ pub fn router(tools: PaidTools, http_402: bool, shutdown: CancellationToken) -> 
     Router::new()
         .nest_service("/mcp", service)
         .layer(middleware::from_fn_with_state(paywall, l402_layer))
+        .layer(middleware::from_fn_with_state(reach, reach_layer))
+}
+
+/// The Host and Origin checks, outside the paywall: a refused request admits no credential and
+/// mints no challenge.
+async fn reach_layer(State(reach): State<Arc<Reach>>, request: Request, next: Next) -> Response {
+    match reach.refusal(request.headers()) {
+        Some(refused) => refused,
+        None => next.run(request).await,
+    }
 }
 
 /// Serve until `shutdown`.

@@ -55,6 +55,13 @@ pub struct McpGatewayConfig {
     /// Price in sats per call, by tool name; tools not named here are free.
     #[serde(default)]
     pub prices: BTreeMap<String, u64>,
+    /// `Host` values answered besides loopback names (name or name:port): the names buyers
+    /// reach the gateway by, e.g. `tools.example.com`.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    /// Browser `Origin`s served besides loopback pages (scheme://host[:port|:*]).
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
 }
 
 /// The service name a tool's L402 tokens and sales are recorded under.
