@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -20,9 +20,25 @@ use tracing::{debug, warn};
 
 use super::Gateway;
 
+/// How long a client may take to send a request's head, counted from when the gateway starts
+/// waiting for it, so also how long a kept-alive connection may sit idle; then the connection
+/// is closed. Without it a client that never finishes its head holds a connection (and its
+/// task) for ever. nginx: `client_header_timeout` 60 s, `keepalive_timeout` 75 s.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Serve `app` on `listener` until `shutdown`; then stop accepting, let every open connection
 /// finish the request it is serving, and return when the last one has closed.
 pub async fn serve_on(listener: TcpListener, app: Gateway, shutdown: CancellationToken) {
+    serve_timed(listener, app, shutdown, HEADER_READ_TIMEOUT).await;
+}
+
+/// [`serve_on`], with the time a request's head may take.
+async fn serve_timed(
+    listener: TcpListener,
+    app: Gateway,
+    shutdown: CancellationToken,
+    head_timeout: Duration,
+) {
     let app = Arc::new(app);
     let mut connections = JoinSet::new();
     loop {
@@ -31,7 +47,8 @@ pub async fn serve_on(listener: TcpListener, app: Gateway, shutdown: Cancellatio
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    connections.spawn(connection(stream, peer, app.clone(), shutdown.clone()));
+                    let shutdown = shutdown.clone();
+                    connections.spawn(connection(stream, peer, app.clone(), shutdown, head_timeout));
                 }
                 Err(e) => {
                     tokio::select! {
@@ -52,6 +69,7 @@ async fn connection(
     peer: SocketAddr,
     app: Arc<Gateway>,
     shutdown: CancellationToken,
+    head_timeout: Duration,
 ) {
     if let Err(e) = stream.set_nodelay(true) {
         debug!(error = %e, "TCP_NODELAY not set");
@@ -61,6 +79,8 @@ async fn connection(
         async move { Ok::<_, Infallible>(app.answer(request.map(Body::new), peer).await) }
     });
     let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(head_timeout)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     let mut conn = std::pin::pin!(conn);
@@ -126,13 +146,65 @@ mod tests {
         String::from_utf8_lossy(&answer).into_owned()
     }
 
-    #[tokio::test]
-    async fn http1_is_served_an_http2_preface_is_not_and_shutdown_closes_idle_connections() {
-        let (_dir, app) = gateway().await;
+    /// A gateway served on a loopback port with `head_timeout`: its data dir, its address, what
+    /// stops it, and its task.
+    async fn started(
+        head_timeout: Duration,
+    ) -> (
+        tempfile::TempDir,
+        SocketAddr,
+        CancellationToken,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let (dir, app) = gateway().await;
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
-        let server = tokio::spawn(serve_on(listener, app, shutdown.clone()));
+        let server = tokio::spawn(serve_timed(listener, app, shutdown.clone(), head_timeout));
+        (dir, addr, shutdown, server)
+    }
+
+    #[tokio::test]
+    async fn a_head_never_finished_and_an_idle_connection_are_closed_in_time() {
+        let head_timeout = Duration::from_millis(300);
+        let (_dir, addr, shutdown, server) = started(head_timeout).await;
+        // Everything the gateway sends on `conn` until it closes it, and when it did.
+        let until_closed = |mut conn: TcpStream| async move {
+            let start = std::time::Instant::now();
+            let mut answer = Vec::new();
+            tokio::time::timeout(Duration::from_secs(20), conn.read_to_end(&mut answer))
+                .await
+                .expect("the gateway closes the connection")
+                .unwrap();
+            (
+                String::from_utf8_lossy(&answer).into_owned(),
+                start.elapsed(),
+            )
+        };
+
+        let mut slow = TcpStream::connect(addr).await.unwrap();
+        slow.write_all(b"GET /llms.txt HTTP/1.1\r\nhost: x\r\n")
+            .await
+            .unwrap();
+        let (answer, after) = until_closed(slow).await;
+        assert!(answer.is_empty(), "{answer:?}");
+        assert!(after >= head_timeout, "closed after {after:?}");
+
+        // A kept-alive connection is served, then closed once idle for as long.
+        let mut idle = TcpStream::connect(addr).await.unwrap();
+        idle.write_all(b"GET /llms.txt HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let (answer, after) = until_closed(idle).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+        assert!(after >= head_timeout, "closed after {after:?}");
+        shutdown.cancel();
+        server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn http1_is_served_an_http2_preface_is_not_and_shutdown_closes_idle_connections() {
+        let (_dir, addr, shutdown, server) = started(HEADER_READ_TIMEOUT).await;
 
         let health =
             b"GET /.well-known/l402/health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n";
