@@ -5,14 +5,13 @@
 
 pub mod discovery;
 mod http1;
-mod listen;
 pub mod payment;
 pub mod paywall;
 mod pool;
 pub mod proxy;
 mod route;
 
-pub use listen::serve_on;
+pub use crate::listen::serve_on;
 pub use payment::AuthMode;
 pub use paywall::{L402Layer, Paywall, Price, Route, RouteConfig};
 

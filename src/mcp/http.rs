@@ -187,10 +187,8 @@ pub async fn serve(
     let local = listener.local_addr().map_err(HttpError::Serve)?;
     info!(addr = %local, auth = opts.bearer_token.is_some(), "MCP over HTTP: streamable at /mcp, legacy SSE at /sse");
     let app = router(server, &opts, shutdown.clone());
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled_owned().await })
-        .await
-        .map_err(HttpError::Serve)
+    crate::listen::serve_router(listener, app, shutdown).await;
+    Ok(())
 }
 
 async fn check(State(guard): State<Arc<Guard>>, request: Request, next: Next) -> Response {

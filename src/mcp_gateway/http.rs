@@ -80,9 +80,8 @@ pub async fn serve(
 ) -> Result<(), std::io::Error> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     info!(addr = %listener.local_addr()?, "MCP gateway (paid tools) at /mcp");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled_owned().await })
-        .await
+    crate::listen::serve_router(listener, app, shutdown).await;
+    Ok(())
 }
 
 /// The priced tool a JSON-RPC `tools/call` body calls, and whether it carries a `Payment`

@@ -122,10 +122,8 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), WebError> {
-    axum::serve(listener, router(web))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
-        .map_err(WebError::Serve)
+    crate::listen::serve_router(listener, router(web), shutdown).await;
+    Ok(())
 }
 
 /// Whether a `Host` value names this machine's loopback.

@@ -1,45 +1,85 @@
-//! The gateway's HTTP/1.1 server: an accept loop over hyper's connection API, in place of
-//! `axum::serve`. Each connection is served by `hyper::server::conn::http1` straight into
-//! [`Gateway::answer`], which knows the client's address without an extensions map (the free
-//! tier and `X-Forwarded-For` need it). Unlike `axum::serve` this does not sniff for an HTTP/2
-//! preface (the gateway speaks HTTP/1.1, as its proxy does to the upstream), and it sets
-//! `TCP_NODELAY` on accepted connections, as nginx does on keep-alive ones.
+//! The HTTP/1.1 servers' accept loop, over hyper's connection API, in place of `axum::serve`:
+//! the gateway's, straight into [`Gateway::answer`] (which knows the client's address without an
+//! extensions map: the free tier and `X-Forwarded-For` need it), and any axum router's (the MCP
+//! transports, `mcp-gateway`, the dashboard).
+//!
+//! Unlike `axum::serve`, a connection whose request head does not come within
+//! [`HEADER_READ_TIMEOUT`] is closed (`axum::serve` runs hyper without a timer, so a client that
+//! never finishes a head held its connection for ever); no HTTP/2 preface is sniffed for (these
+//! servers speak HTTP/1.1, as the gateway's proxy does to its upstream); and `TCP_NODELAY` is set
+//! on accepted connections, as nginx does on keep-alive ones.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Router;
 use axum::body::Body;
+use axum::response::Response;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
 use tracing::{debug, warn};
 
-use super::Gateway;
+use crate::gateway::Gateway;
 
-/// How long a client may take to send a request's head, counted from when the gateway starts
+/// How long a client may take to send a request's head, counted from when the server starts
 /// waiting for it, so also how long a kept-alive connection may sit idle; then the connection
 /// is closed. Without it a client that never finishes its head holds a connection (and its
 /// task) for ever. nginx: `client_header_timeout` 60 s, `keepalive_timeout` 75 s.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Serve `app` on `listener` until `shutdown`; then stop accepting, let every open connection
-/// finish the request it is serving, and return when the last one has closed.
+/// Serve the gateway `app` on `listener` until `shutdown`; then stop accepting, let every open
+/// connection finish the request it is serving, and return when the last one has closed.
 pub async fn serve_on(listener: TcpListener, app: Gateway, shutdown: CancellationToken) {
-    serve_timed(listener, app, shutdown, HEADER_READ_TIMEOUT).await;
+    serve_gateway(listener, app, shutdown, HEADER_READ_TIMEOUT).await;
 }
 
 /// [`serve_on`], with the time a request's head may take.
-async fn serve_timed(
+async fn serve_gateway(
     listener: TcpListener,
     app: Gateway,
     shutdown: CancellationToken,
     head_timeout: Duration,
 ) {
     let app = Arc::new(app);
+    let answer = move |request, peer| {
+        let app = app.clone();
+        async move { app.answer(request, peer).await }
+    };
+    serve_with(listener, answer, shutdown, head_timeout).await;
+}
+
+/// [`serve_on`] for an axum router.
+pub async fn serve_router(listener: TcpListener, router: Router, shutdown: CancellationToken) {
+    let answer = move |request, _peer| {
+        let router = router.clone();
+        async move {
+            match router.oneshot(request).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            }
+        }
+    };
+    serve_with(listener, answer, shutdown, HEADER_READ_TIMEOUT).await;
+}
+
+/// Serve `answer` on `listener` until `shutdown` (see [`serve_on`]), with the time a request's
+/// head may take.
+async fn serve_with<A, F>(
+    listener: TcpListener,
+    answer: A,
+    shutdown: CancellationToken,
+    head_timeout: Duration,
+) where
+    A: Fn(axum::http::Request<Body>, SocketAddr) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response> + Send + 'static,
+{
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
@@ -47,8 +87,8 @@ async fn serve_timed(
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    let shutdown = shutdown.clone();
-                    connections.spawn(connection(stream, peer, app.clone(), shutdown, head_timeout));
+                    let (answer, shutdown) = (answer.clone(), shutdown.clone());
+                    connections.spawn(connection(stream, peer, answer, shutdown, head_timeout));
                 }
                 Err(e) => {
                     tokio::select! {
@@ -64,19 +104,22 @@ async fn serve_timed(
 }
 
 /// One client connection, until it closes or, after `shutdown`, its current request is done.
-async fn connection(
+async fn connection<A, F>(
     stream: TcpStream,
     peer: SocketAddr,
-    app: Arc<Gateway>,
+    answer: A,
     shutdown: CancellationToken,
     head_timeout: Duration,
-) {
+) where
+    A: Fn(axum::http::Request<Body>, SocketAddr) -> F + Send + Sync + 'static,
+    F: Future<Output = Response> + Send + 'static,
+{
     if let Err(e) = stream.set_nodelay(true) {
         debug!(error = %e, "TCP_NODELAY not set");
     }
     let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-        let app = app.clone();
-        async move { Ok::<_, Infallible>(app.answer(request.map(Body::new), peer).await) }
+        let answered = answer(request.map(Body::new), peer);
+        async move { Ok::<_, Infallible>(answered.await) }
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
@@ -160,7 +203,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
-        let server = tokio::spawn(serve_timed(listener, app, shutdown.clone(), head_timeout));
+        let server = tokio::spawn(serve_gateway(listener, app, shutdown.clone(), head_timeout));
         (dir, addr, shutdown, server)
     }
 
