@@ -212,8 +212,18 @@ impl Pool {
                 }
                 return Err(WireError::Io(e).into());
             }
-            if let Some(body) = body.take() {
-                conn.write_body(body, framing).await?;
+            if let Some(body) = body.take()
+                && let Err(e) = conn.write_body(body, framing).await
+            {
+                // The upstream may have answered before taking the whole body (a 413, say)
+                // and closed: that answer is passed on, on a connection not kept.
+                if let WireError::Io(_) = e
+                    && let Ok(mut head) = conn.read_head(to_head).await
+                {
+                    head.keep_alive = false;
+                    return Ok(self.answer(conn, head));
+                }
+                return Err(e.into());
             }
             match conn.read_head(to_head).await {
                 Ok(head) => return Ok(self.answer(conn, head)),
@@ -750,6 +760,29 @@ mod tests {
             5,
             "each broken or closing answer took its connection"
         );
+    }
+
+    #[tokio::test]
+    async fn an_answer_sent_before_the_whole_body_was_taken_is_passed_on() {
+        // The upstream answers 413 after the head and closes with most of the body unread.
+        let s = script(vec![(
+            b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 8\r\n\r\ntoo big!",
+            true,
+        )])
+        .await;
+        let pool = pool_for(&s);
+        static BLOCK: [u8; 64 * 1024] = [b'x'; 64 * 1024];
+        // 64 MiB: more than the two sockets' buffers take, so the write meets the close.
+        let blocks = futures::stream::iter(
+            std::iter::repeat_n(Bytes::from_static(&BLOCK), 1024).map(Ok::<_, io::Error>),
+        );
+        let r = pool
+            .send(request(Method::POST, Body::from_stream(blocks)))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), axum::http::StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(&read(r).await[..], b"too big!");
+        assert_eq!(pool.idle_len(), 0, "a connection that broke is not kept");
     }
 
     #[tokio::test]
