@@ -38,6 +38,6 @@ pub async fn run(app: App, args: DashboardArgs, json: bool) -> Result<()> {
     }
     out.flush()?;
     drop(out);
-    web::serve(web, listener, super::serve::until_signalled()).await?;
+    web::serve(web, listener, super::serve::until_signalled()).await;
     Ok(())
 }

@@ -539,9 +539,7 @@ impl L402Server {
                         let serving = web.clone();
                         tokio::spawn(async move {
                             let never = tokio_util::sync::CancellationToken::new();
-                            if let Err(e) = crate::web::serve(serving, listener, never).await {
-                                warn!(error = %e, "the approval page stopped");
-                            }
+                            crate::web::serve(serving, listener, never).await;
                         });
                         info!(addr = %local, "approval pages on loopback");
                         Some((web, format!("http://{local}")))

@@ -51,8 +51,6 @@ pub enum WebError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("the pages' server failed: {0}")]
-    Serve(std::io::Error),
 }
 
 impl Web {
@@ -117,13 +115,8 @@ pub async fn bind(addr: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAd
 }
 
 /// Serve `web` on `listener` until `shutdown`.
-pub async fn serve(
-    web: Arc<Web>,
-    listener: tokio::net::TcpListener,
-    shutdown: CancellationToken,
-) -> Result<(), WebError> {
+pub async fn serve(web: Arc<Web>, listener: tokio::net::TcpListener, shutdown: CancellationToken) {
     crate::listen::serve_router(listener, router(web), shutdown).await;
-    Ok(())
 }
 
 /// Whether a `Host` value names this machine's loopback.
