@@ -367,13 +367,13 @@ async fn host_and_origin_are_checked_before_the_paywall() {
     when_up(&url).await;
     // An unpaid call of the priced tool: 402 where it may go on, 403 before the paywall (no
     // challenge minted) where it may not.
-    let body = json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": { "name": "decode_invoice", "arguments": { "bolt11": "lnbc1" } } });
-    let status = |host: Option<&'static str>, origin: Option<&'static str>| {
+    let call = json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": { "name": "decode_invoice", "arguments": { "bolt11": "lnbc1" } } });
+    let post = |body: &Value, host: Option<&'static str>, origin: Option<&'static str>| {
         let mut req = reqwest::Client::new()
             .post(&url)
             .header("content-type", "application/json")
             .header("accept", "application/json, text/event-stream")
-            .json(&body);
+            .json(body);
         if let Some(h) = host {
             req = req.header("host", h);
         }
@@ -382,6 +382,7 @@ async fn host_and_origin_are_checked_before_the_paywall() {
         }
         async move { req.send().await.unwrap().status().as_u16() }
     };
+    let status = |host, origin| post(&call, host, origin);
     assert_eq!(status(None, None).await, 402, "loopback Host");
     assert_eq!(
         status(Some("tools.test"), None).await,
@@ -410,6 +411,13 @@ async fn host_and_origin_are_checked_before_the_paywall() {
         "another page"
     );
     assert_eq!(status(None, Some("null")).await, 403, "an opaque origin");
+    // Past the paywall, rmcp's own checks let the same names through: a session opens.
+    let init = json!({ "jsonrpc": "2.0", "id": 2, "method": "initialize", "params": { "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": { "name": "t", "version": "1" } } });
+    assert_eq!(
+        post(&init, Some("TOOLS.test:443"), Some("https://app.test")).await,
+        200
+    );
+    assert_eq!(post(&init, Some("evil.test"), None).await, 403);
     gw.kill().unwrap();
     gw.wait().unwrap();
 }
