@@ -27,8 +27,18 @@ use serde_json::{Map, Value, json};
 
 const PRICE_SATS: u64 = 5;
 
+/// A gateway process, killed when dropped: also when its test fails half way.
+struct Gateway(Child);
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `mcp-gateway` as wallet "seller" of `dir`, pricing the `tools` agent's `decode_invoice`.
-fn mcp_gateway(dir: &Path, port: u16, extra: &[&str]) -> Child {
+fn mcp_gateway(dir: &Path, port: u16, extra: &[&str]) -> Gateway {
     let upstream = format!("{BIN} serve --data-dir {} --wallet tools", dir.display());
     Command::new(BIN)
         .args([
@@ -53,6 +63,7 @@ fn mcp_gateway(dir: &Path, port: u16, extra: &[&str]) -> Child {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
+        .map(Gateway)
         .unwrap()
 }
 
@@ -123,7 +134,7 @@ async fn a_buyer_agent_pays_a_seller_agents_tool_through_mcp_gateway() {
         .unwrap();
     let port = common::free_port();
     let url = format!("http://127.0.0.1:{port}/mcp");
-    let mut gw = mcp_gateway(dir.path(), port, &[]);
+    let gw = mcp_gateway(dir.path(), port, &[]);
     when_up(&url).await;
     let buyer = spawn_agent(dir.path(), "buyer", &[], Stdio::null()).await;
     let invoice = seller
@@ -271,8 +282,7 @@ async fn a_buyer_agent_pays_a_seller_agents_tool_through_mcp_gateway() {
         (-32043, Some("already_used"))
     );
     let _ = raw.cancel().await;
-    gw.kill().unwrap();
-    gw.wait().unwrap();
+    drop(gw);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -280,7 +290,7 @@ async fn l402_on_the_http_transport() {
     let dir = tempfile::tempdir().unwrap();
     let port = common::free_port();
     let url = format!("http://127.0.0.1:{port}/mcp");
-    let mut gw = mcp_gateway(dir.path(), port, &["--http-402"]);
+    let gw = mcp_gateway(dir.path(), port, &["--http-402"]);
     when_up(&url).await;
     let seller = App::open_embedded(dir.path(), "seller", l402_mcp::clock::system())
         .await
@@ -344,8 +354,7 @@ async fn l402_on_the_http_transport() {
         challenge::decode_json(c.opaque.as_deref().unwrap()).unwrap()["tool"],
         "decode_invoice"
     );
-    gw.kill().unwrap();
-    gw.wait().unwrap();
+    drop(gw);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -353,7 +362,7 @@ async fn host_and_origin_are_checked_before_the_paywall() {
     let dir = tempfile::tempdir().unwrap();
     let port = common::free_port();
     let url = format!("http://127.0.0.1:{port}/mcp");
-    let mut gw = mcp_gateway(
+    let gw = mcp_gateway(
         dir.path(),
         port,
         &[
@@ -418,6 +427,5 @@ async fn host_and_origin_are_checked_before_the_paywall() {
         200
     );
     assert_eq!(post(&init, Some("evil.test"), None).await, 403);
-    gw.kill().unwrap();
-    gw.wait().unwrap();
+    drop(gw);
 }
