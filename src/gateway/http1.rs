@@ -29,6 +29,10 @@ pub(crate) enum WireError {
     Invalid(&'static str),
     #[error("the request's body failed: {0}")]
     RequestBody(String),
+    #[error("the upstream took nothing and sent nothing for as long as it may")]
+    TimedOut,
+    #[error("the client sent no more of the request's body for as long as it may")]
+    ClientStalled,
 }
 
 /// How a request's body is framed to the upstream.

@@ -16,6 +16,7 @@
 //! written, or when the connection closed before any answer and the request has no body and
 //! an idempotent method (RFC 9110 §9.2.2), as nginx retries on its cached connections.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -93,15 +94,23 @@ impl Conn {
         }
     }
 
-    /// Send the request's body as `framing` says.
+    /// Send the request's body as `framing` says; each of the client's frames, and each write
+    /// to the upstream, within `patience`.
     async fn write_body(
         &mut self,
         mut body: Body,
         framing: RequestFraming,
+        patience: Duration,
     ) -> Result<(), WireError> {
         let mut sent = 0u64;
-        while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
-        {
+        loop {
+            let next = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx));
+            let Some(frame) = tokio::time::timeout(patience, next)
+                .await
+                .map_err(|_| WireError::ClientStalled)?
+            else {
+                break;
+            };
             let frame = frame.map_err(|e| WireError::RequestBody(e.to_string()))?;
             // Trailers are not passed on.
             let Ok(data) = frame.into_data() else {
@@ -117,20 +126,43 @@ impl Conn {
                     chunk.put_slice(format!("{:x}\r\n", data.len()).as_bytes());
                     chunk.put_slice(&data);
                     chunk.put_slice(b"\r\n");
-                    self.stream.write_all(&chunk).await?;
+                    self.write_within(&chunk, patience).await?;
                 }
-                RequestFraming::Length(n) if sent <= n => self.stream.write_all(&data).await?,
+                RequestFraming::Length(n) if sent <= n => {
+                    self.write_within(&data, patience).await?;
+                }
                 _ => return Err(WireError::RequestBody("longer than its length".into())),
             }
         }
         match framing {
-            RequestFraming::Chunked => self.stream.write_all(b"0\r\n\r\n").await?,
+            RequestFraming::Chunked => self.write_within(b"0\r\n\r\n", patience).await?,
             RequestFraming::Length(n) if sent != n => {
                 return Err(WireError::RequestBody("shorter than its length".into()));
             }
             _ => {}
         }
         Ok(())
+    }
+
+    /// Write `bytes` to the upstream, which must take them within `patience`.
+    async fn write_within(&mut self, bytes: &[u8], patience: Duration) -> Result<(), WireError> {
+        tokio::time::timeout(patience, self.stream.write_all(bytes))
+            .await
+            .map_err(|_| WireError::TimedOut)?
+            .map_err(WireError::from)
+    }
+}
+
+/// `step`, which must be done within `limit` when there is one (else the upstream is too slow).
+async fn within<T, E: From<WireError>>(
+    limit: Option<Duration>,
+    step: impl Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    match limit {
+        Some(limit) => tokio::time::timeout(limit, step)
+            .await
+            .unwrap_or_else(|_| Err(WireError::TimedOut.into())),
+        None => step.await,
     }
 }
 
@@ -181,10 +213,33 @@ impl Pool {
 
     /// Send `request` (origin-form URI, `Host` set) on an idle connection, or a new one; the
     /// answer's head, with its body holding the connection until the body is read.
+    ///
+    /// `patience`, as nginx's `proxy_read_timeout` and `client_body_timeout`: a request without
+    /// a body must have its answer's head within it. One with a body must reach the upstream
+    /// (connection and head) within it, then each of its frames from the client and each write
+    /// to the upstream must take no longer, and its answer's head must come within it once the
+    /// body is sent: an upload longer than `patience` that keeps moving is not cut off.
     pub(crate) async fn send(
         self: &Arc<Self>,
         request: Request<Body>,
+        patience: Duration,
     ) -> Result<Response<PooledBody>, SendError> {
+        if request.body().is_end_stream() {
+            // One deadline for the whole exchange: one timer per request, as before.
+            return within(Some(patience), self.exchange(request, patience, true)).await;
+        }
+        self.exchange(request, patience, false).await
+    }
+
+    /// [`Pool::send`]: each step within `patience`, unless the caller bounds the `whole`
+    /// exchange.
+    async fn exchange(
+        self: &Arc<Self>,
+        request: Request<Body>,
+        patience: Duration,
+        whole: bool,
+    ) -> Result<Response<PooledBody>, SendError> {
+        let steps = (!whole).then_some(patience);
         let (parts, body) = request.into_parts();
         let empty = body.is_end_stream();
         let framing = RequestFraming::choose(
@@ -200,11 +255,16 @@ impl Pool {
         let replayable = empty && parts.method.is_idempotent();
         let mut body = (!empty).then_some(body);
         loop {
-            let (mut conn, reused) = match self.checkout() {
-                Some(conn) => (conn, true),
-                None => (self.connect().await?, false),
-            };
-            if let Err(e) = conn.stream.write_all(&head).await {
+            let reached = within(steps, async {
+                let (mut conn, reused) = match self.checkout() {
+                    Some(conn) => (conn, true),
+                    None => (self.connect().await?, false),
+                };
+                let written = conn.stream.write_all(&head).await;
+                Ok::<_, SendError>((conn, reused, written))
+            });
+            let (mut conn, reused, written) = reached.await?;
+            if let Err(e) = written {
                 // The upstream did not get the whole request (nor its body): another
                 // connection may take it.
                 if reused {
@@ -213,19 +273,19 @@ impl Pool {
                 return Err(WireError::Io(e).into());
             }
             if let Some(body) = body.take()
-                && let Err(e) = conn.write_body(body, framing).await
+                && let Err(e) = conn.write_body(body, framing, patience).await
             {
                 // The upstream may have answered before taking the whole body (a 413, say)
                 // and closed: that answer is passed on, on a connection not kept.
                 if let WireError::Io(_) = e
-                    && let Ok(mut head) = conn.read_head(to_head).await
+                    && let Ok(mut head) = within(steps, conn.read_head(to_head)).await
                 {
                     head.keep_alive = false;
                     return Ok(self.answer(conn, head));
                 }
                 return Err(e.into());
             }
-            match conn.read_head(to_head).await {
+            match within(steps, conn.read_head(to_head)).await {
                 Ok(head) => return Ok(self.answer(conn, head)),
                 Err(WireError::Closed) if reused && replayable => continue,
                 Err(e) => return Err(e.into()),
@@ -513,6 +573,9 @@ mod tests {
     use super::*;
     use axum::http::header;
 
+    /// The patience of requests that are not about timeouts.
+    const WAIT: Duration = Duration::from_secs(60);
+
     async fn read(r: Response<PooledBody>) -> Bytes {
         axum::body::to_bytes(Body::new(r.into_body()), usize::MAX)
             .await
@@ -540,7 +603,7 @@ mod tests {
     async fn a_connection_is_reused_only_after_its_body_was_read() {
         let addr = upstream().await;
         let pool = Pool::new(addr.ip().to_string(), addr.port());
-        let r = pool.send(get("h")).await.unwrap();
+        let r = pool.send(get("h"), WAIT).await.unwrap();
         assert_eq!(
             pool.idle_len(),
             0,
@@ -551,15 +614,15 @@ mod tests {
         assert_eq!(pool.idle_len(), 1);
         // Sequential requests share the one connection.
         for _ in 0..5 {
-            let r = pool.send(get("h")).await.unwrap();
+            let r = pool.send(get("h"), WAIT).await.unwrap();
             read(r).await;
         }
         assert_eq!(pool.idle_len(), 1);
         // A body dropped unread takes its connection with it.
-        let r = pool.send(get("h")).await.unwrap();
+        let r = pool.send(get("h"), WAIT).await.unwrap();
         drop(r);
         assert_eq!(pool.idle_len(), 0);
-        let r = pool.send(get("h")).await.unwrap();
+        let r = pool.send(get("h"), WAIT).await.unwrap();
         read(r).await;
         assert_eq!(pool.idle_len(), 1);
     }
@@ -569,7 +632,7 @@ mod tests {
         let addr = upstream().await;
         let pool = Pool::new(addr.ip().to_string(), addr.port());
         let answers =
-            futures::future::join_all((0..MAX_IDLE + 3).map(|_| pool.send(get("h")))).await;
+            futures::future::join_all((0..MAX_IDLE + 3).map(|_| pool.send(get("h"), WAIT))).await;
         for r in answers {
             read(r.unwrap()).await;
         }
@@ -663,7 +726,7 @@ mod tests {
         ])
         .await;
         let pool = pool_for(&s);
-        let r = pool.send(get("up")).await.unwrap();
+        let r = pool.send(get("up"), WAIT).await.unwrap();
         assert_eq!(r.headers()["transfer-encoding"], "chunked");
         assert_eq!(&read(r).await[..], b"hello world");
         assert_eq!(
@@ -671,7 +734,7 @@ mod tests {
             1,
             "a chunked answer leaves the connection usable"
         );
-        let r = pool.send(get("up")).await.unwrap();
+        let r = pool.send(get("up"), WAIT).await.unwrap();
         assert_eq!(&read(r).await[..], b"until the end");
         assert_eq!(
             pool.idle_len(),
@@ -691,9 +754,9 @@ mod tests {
         // answering: the GET goes again, on a new connection.
         let s = script(vec![(OK, false), (b"", true), (OK, false)]).await;
         let pool = pool_for(&s);
-        read(pool.send(get("up")).await.unwrap()).await;
+        read(pool.send(get("up"), WAIT).await.unwrap()).await;
         assert_eq!(pool.idle_len(), 1);
-        let r = pool.send(get("up")).await.unwrap();
+        let r = pool.send(get("up"), WAIT).await.unwrap();
         assert_eq!(&read(r).await[..], b"ok");
         assert_eq!(s.heads.lock().unwrap().len(), 3, "sent again once");
         assert_eq!(s.connections.load(Ordering::SeqCst), 2);
@@ -701,8 +764,8 @@ mod tests {
         // A POST is never sent twice: the client gets the error.
         let s = script(vec![(OK, false), (b"", true), (OK, false)]).await;
         let pool = pool_for(&s);
-        read(pool.send(get("up")).await.unwrap()).await;
-        let r = pool.send(request(Method::POST, Body::empty())).await;
+        read(pool.send(get("up"), WAIT).await.unwrap()).await;
+        let r = pool.send(request(Method::POST, Body::empty()), WAIT).await;
         assert!(
             matches!(r, Err(SendError::Wire(WireError::Closed))),
             "{r:?}"
@@ -712,9 +775,9 @@ mod tests {
         // A connection the upstream closed while idle is not used.
         let s = script(vec![(OK, true), (OK, false)]).await;
         let pool = pool_for(&s);
-        read(pool.send(get("up")).await.unwrap()).await;
+        read(pool.send(get("up"), WAIT).await.unwrap()).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let r = pool.send(get("up")).await.unwrap();
+        let r = pool.send(get("up"), WAIT).await.unwrap();
         assert_eq!(&read(r).await[..], b"ok");
         assert_eq!(s.connections.load(Ordering::SeqCst), 2);
     }
@@ -740,19 +803,19 @@ mod tests {
         .await;
         let pool = pool_for(&s);
         for _ in 0..2 {
-            let r = pool.send(get("up")).await.unwrap();
+            let r = pool.send(get("up"), WAIT).await.unwrap();
             let got = axum::body::to_bytes(Body::new(r.into_body()), usize::MAX).await;
             assert!(got.is_err());
             assert_eq!(pool.idle_len(), 0);
         }
         // Bytes after the answer, or `Connection: close`: read, but not reused.
         for _ in 0..2 {
-            let r = pool.send(get("up")).await.unwrap();
+            let r = pool.send(get("up"), WAIT).await.unwrap();
             assert_eq!(&read(r).await[..], b"ok");
             assert_eq!(pool.idle_len(), 0);
         }
         // No body: the connection is back at once.
-        let r = pool.send(get("up")).await.unwrap();
+        let r = pool.send(get("up"), WAIT).await.unwrap();
         assert_eq!(r.status(), 204);
         assert_eq!(pool.idle_len(), 1);
         assert_eq!(
@@ -777,7 +840,7 @@ mod tests {
             std::iter::repeat_n(Bytes::from_static(&BLOCK), 1024).map(Ok::<_, io::Error>),
         );
         let r = pool
-            .send(request(Method::POST, Body::from_stream(blocks)))
+            .send(request(Method::POST, Body::from_stream(blocks)), WAIT)
             .await
             .unwrap();
         assert_eq!(r.status(), axum::http::StatusCode::PAYLOAD_TOO_LARGE);
@@ -819,23 +882,23 @@ mod tests {
         with_length
             .headers_mut()
             .insert(header::CONTENT_LENGTH, "10".parse().unwrap());
-        let r = pool.send(with_length).await.unwrap();
+        let r = pool.send(with_length, WAIT).await.unwrap();
         assert_eq!(text(r).await, "POST /x?y=1 length 10 0123456789");
 
         let parts = futures::stream::iter(["ab", "", "cde", "f"].map(Ok::<_, std::io::Error>));
         let r = pool
-            .send(request(Method::PUT, Body::from_stream(parts)))
+            .send(request(Method::PUT, Body::from_stream(parts)), WAIT)
             .await
             .unwrap();
         assert_eq!(text(r).await, "PUT /x?y=1 te chunked abcdef");
 
         let r = pool
-            .send(request(Method::POST, Body::empty()))
+            .send(request(Method::POST, Body::empty()), WAIT)
             .await
             .unwrap();
         assert_eq!(text(r).await, "POST /x?y=1 length 0 ");
         let r = pool
-            .send(request(Method::DELETE, Body::empty()))
+            .send(request(Method::DELETE, Body::empty()), WAIT)
             .await
             .unwrap();
         assert_eq!(text(r).await, "DELETE /x?y=1 none ");
@@ -858,7 +921,7 @@ mod tests {
             }
         }
         let lying = Body::new(Lying(Some(Bytes::from_static(b"ab"))));
-        let r = pool.send(request(Method::POST, lying)).await;
+        let r = pool.send(request(Method::POST, lying), WAIT).await;
         assert!(
             matches!(r, Err(SendError::Wire(WireError::RequestBody(_)))),
             "{r:?}"

@@ -25,10 +25,10 @@ use axum::extract::ConnectInfo;
 use axum::http::uri::PathAndQuery;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri, header};
 use futures::future::BoxFuture;
-use tracing::warn;
+use tracing::{info, warn};
 
-use super::http1;
-use super::pool::{self, Pool};
+use super::http1::{self, WireError};
+use super::pool::{self, Pool, SendError};
 
 /// Headers that belong to one connection, never forwarded (RFC 9110 §7.6.1).
 const HOP_BY_HOP: [HeaderName; 9] = [
@@ -51,9 +51,15 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 const UNAVAILABLE: &str = "the upstream service is unavailable";
 /// What the client is told when the upstream does not answer in time.
 const TOO_SLOW: &str = "the upstream service did not answer in time";
+/// What the client is told when its request's body stops coming.
+const BODY_STALLED: &str = "the request's body stopped coming";
 
 /// How long the upstream has to answer a request (its status and headers; the body may take
-/// longer), counted from the request's start: nginx's `proxy_read_timeout`.
+/// longer), counted from the request's start for a request without a body and from the end of
+/// its body for one with a body, whose every step (each frame from the client, each write to
+/// the upstream) has as long: nginx's `proxy_read_timeout`, `proxy_send_timeout` and
+/// `client_body_timeout`. An `https://` upstream (through reqwest) has it from the request's
+/// start, upload included.
 pub(crate) const RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Forwards every request it gets to one upstream. A tower service (the gateway puts the
@@ -183,7 +189,7 @@ impl Plain {
         Ok(Uri::from(path_and_query))
     }
 
-    async fn send(&self, request: Request<Body>) -> Response<Body> {
+    async fn send(&self, request: Request<Body>, patience: Duration) -> Response<Body> {
         // The pool writes its own request line (always HTTP/1.1) and reads no extensions.
         let (mut parts, body) = request.into_parts();
         parts.uri = match self.target(std::mem::take(&mut parts.uri)) {
@@ -195,11 +201,31 @@ impl Plain {
         };
         // The upstream is asked by its own name, not the client's (which `prepare` dropped).
         parts.headers.insert(header::HOST, self.host.clone());
-        match self.pool.send(Request::from_parts(parts, body)).await {
+        match self
+            .pool
+            .send(Request::from_parts(parts, body), patience)
+            .await
+        {
             Ok(resp) => {
                 let (mut parts, body) = resp.into_parts();
                 strip(&mut parts.headers);
                 Response::from_parts(parts, Body::new(body))
+            }
+            Err(SendError::Wire(WireError::TimedOut)) => {
+                warn!(
+                    timeout_secs = patience.as_secs_f64(),
+                    "the upstream did not answer in time"
+                );
+                timed_out()
+            }
+            Err(SendError::Wire(WireError::ClientStalled)) => {
+                info!(
+                    timeout_secs = patience.as_secs_f64(),
+                    "the client stopped sending its request's body"
+                );
+                let mut r = Response::new(Body::from(BODY_STALLED));
+                *r.status_mut() = StatusCode::REQUEST_TIMEOUT;
+                r
             }
             Err(e) => {
                 warn!(error = %crate::error_chain(&e), "upstream request failed");
@@ -392,14 +418,13 @@ impl Proxy {
         peer: Option<IpAddr>,
     ) -> Response<Body> {
         prepare(request.headers_mut(), peer);
-        let answer = async {
-            match &*self.inner {
-                Upstream::Plain(p) => p.send(request).await,
-                Upstream::Reqwest(r) => r.send(request).await,
-            }
+        let r = match &*self.inner {
+            // The pool bounds each step itself (an upload that keeps moving may take longer).
+            Upstream::Plain(p) => return p.send(request, self.timeout).await,
+            Upstream::Reqwest(r) => r,
         };
         // Dropping a request not answered in time closes its upstream connection.
-        match tokio::time::timeout(self.timeout, answer).await {
+        match tokio::time::timeout(self.timeout, r.send(request)).await {
             Ok(response) => response,
             Err(_) => {
                 warn!(
@@ -430,6 +455,7 @@ impl tower::Service<Request<Body>> for Proxy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
     fn map(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -584,6 +610,88 @@ mod tests {
             let body = axum::body::to_bytes(r.into_body(), 1000).await.unwrap();
             assert_eq!(&body[..], TOO_SLOW.as_bytes(), "{scheme}");
         }
+    }
+
+    /// A body that sends `parts` pieces of `piece`, `gap` apart, then stalls for good if
+    /// `stall`.
+    fn trickle(
+        parts: usize,
+        gap: Duration,
+        stall: bool,
+    ) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send {
+        use futures::StreamExt as _;
+        futures::stream::iter(0..parts)
+            .then(move |_| async move {
+                tokio::time::sleep(gap).await;
+                Ok(Bytes::from_static(b"0123456789"))
+            })
+            .chain(futures::stream::once(async move {
+                if stall {
+                    std::future::pending::<()>().await;
+                }
+                Ok(Bytes::new())
+            }))
+    }
+
+    #[tokio::test]
+    async fn an_upload_longer_than_the_timeout_goes_through_while_it_moves() {
+        // An upstream that answers with the length of what it got.
+        let app = axum::Router::new().fallback(|body: Bytes| async move { body.len().to_string() });
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(l, app).await });
+        let proxy = Proxy::new(&format!("http://{addr}"))
+            .unwrap()
+            .with_timeout(Duration::from_millis(300));
+        let post = |body| Request::post("/x").body(body).unwrap();
+
+        // Eight pieces 100 ms apart: 800 ms of upload, never 300 ms without one.
+        let r = proxy
+            .forward(post(Body::from_stream(trickle(
+                8,
+                Duration::from_millis(100),
+                false,
+            ))))
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let body = axum::body::to_bytes(r.into_body(), 100).await.unwrap();
+        assert_eq!(&body[..], b"80");
+
+        // A body that stops coming: 408, the client's doing.
+        let r = proxy
+            .forward(post(Body::from_stream(trickle(1, Duration::ZERO, true))))
+            .await;
+        assert_eq!(r.status(), StatusCode::REQUEST_TIMEOUT);
+        let body = axum::body::to_bytes(r.into_body(), 1000).await.unwrap();
+        assert_eq!(&body[..], BODY_STALLED.as_bytes());
+    }
+
+    #[tokio::test]
+    async fn an_upstream_that_takes_a_body_and_never_answers_is_a_504() {
+        // Reads whatever comes, never answers.
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                tokio::spawn(async move {
+                    use tokio::io::AsyncReadExt as _;
+                    let mut sink = [0u8; 4096];
+                    while s.read(&mut sink).await.is_ok_and(|n| n > 0) {}
+                    std::future::pending::<()>().await;
+                });
+            }
+        });
+        let proxy = Proxy::new(&format!("http://{addr}"))
+            .unwrap()
+            .with_timeout(Duration::from_millis(200));
+        let r = proxy
+            .forward(
+                Request::post("/x")
+                    .body(Body::from_stream(trickle(3, Duration::ZERO, false)))
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::GATEWAY_TIMEOUT);
     }
 
     #[test]
