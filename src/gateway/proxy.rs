@@ -211,13 +211,7 @@ impl Plain {
                 strip(&mut parts.headers);
                 Response::from_parts(parts, Body::new(body))
             }
-            Err(SendError::Wire(WireError::TimedOut)) => {
-                warn!(
-                    timeout_secs = patience.as_secs_f64(),
-                    "the upstream did not answer in time"
-                );
-                timed_out()
-            }
+            Err(SendError::Wire(WireError::TimedOut)) => timed_out(patience),
             Err(SendError::Wire(WireError::ClientStalled)) => {
                 info!(
                     timeout_secs = patience.as_secs_f64(),
@@ -280,7 +274,12 @@ fn unavailable() -> Response<Body> {
     r
 }
 
-fn timed_out() -> Response<Body> {
+/// 504, for an upstream that took longer than `timeout`.
+fn timed_out(timeout: Duration) -> Response<Body> {
+    warn!(
+        timeout_secs = timeout.as_secs_f64(),
+        "the upstream did not answer in time"
+    );
     let mut r = Response::new(Body::from(TOO_SLOW));
     *r.status_mut() = StatusCode::GATEWAY_TIMEOUT;
     r
@@ -426,13 +425,7 @@ impl Proxy {
         // Dropping a request not answered in time closes its upstream connection.
         match tokio::time::timeout(self.timeout, r.send(request)).await {
             Ok(response) => response,
-            Err(_) => {
-                warn!(
-                    timeout_secs = self.timeout.as_secs_f64(),
-                    "the upstream did not answer in time"
-                );
-                timed_out()
-            }
+            Err(_) => timed_out(self.timeout),
         }
     }
 }
@@ -612,7 +605,7 @@ mod tests {
         }
     }
 
-    /// A body that sends `parts` pieces of `piece`, `gap` apart, then stalls for good if
+    /// A body of `parts` pieces of ten bytes, `gap` apart, that then stalls for good if
     /// `stall`.
     fn trickle(
         parts: usize,
