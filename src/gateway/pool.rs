@@ -146,10 +146,8 @@ impl Conn {
 
     /// Write `bytes` to the upstream, which must take them within `patience`.
     async fn write_within(&mut self, bytes: &[u8], patience: Duration) -> Result<(), WireError> {
-        tokio::time::timeout(patience, self.stream.write_all(bytes))
-            .await
-            .map_err(|_| WireError::TimedOut)?
-            .map_err(WireError::from)
+        let write = async { self.stream.write_all(bytes).await.map_err(WireError::from) };
+        within(Some(patience), write).await
     }
 }
 
@@ -226,22 +224,21 @@ impl Pool {
     ) -> Result<Response<PooledBody>, SendError> {
         if request.body().is_end_stream() {
             // One deadline for the whole exchange: one timer per request, as before.
-            return within(Some(patience), self.exchange(request, patience, true)).await;
+            return within(Some(patience), self.exchange(request, patience)).await;
         }
-        self.exchange(request, patience, false).await
+        self.exchange(request, patience).await
     }
 
-    /// [`Pool::send`]: each step within `patience`, unless the caller bounds the `whole`
-    /// exchange.
+    /// [`Pool::send`]: a request with a body has each step within `patience`; the caller
+    /// bounds the whole exchange of one without.
     async fn exchange(
         self: &Arc<Self>,
         request: Request<Body>,
         patience: Duration,
-        whole: bool,
     ) -> Result<Response<PooledBody>, SendError> {
-        let steps = (!whole).then_some(patience);
         let (parts, body) = request.into_parts();
         let empty = body.is_end_stream();
+        let steps = (!empty).then_some(patience);
         let framing = RequestFraming::choose(
             &parts.method,
             empty,
