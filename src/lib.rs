@@ -32,7 +32,7 @@ pub mod fault;
 pub mod fetch;
 pub mod fsutil;
 pub mod gateway;
-pub mod listen;
+pub(crate) mod listen;
 pub mod mcp;
 pub mod mcp_gateway;
 pub mod mint;

@@ -32,7 +32,7 @@ use crate::gateway::Gateway;
 /// waiting for it, so also how long a kept-alive connection may sit idle; then the connection
 /// is closed. Without it a client that never finishes its head holds a connection (and its
 /// task) for ever. nginx: `client_header_timeout` 60 s, `keepalive_timeout` 75 s.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Serve the gateway `app` on `listener` until `shutdown`; then stop accepting, let every open
 /// connection finish the request it is serving, and return when the last one has closed.
@@ -56,7 +56,11 @@ async fn serve_gateway(
 }
 
 /// [`serve_on`] for an axum router.
-pub async fn serve_router(listener: TcpListener, router: Router, shutdown: CancellationToken) {
+pub(crate) async fn serve_router(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+) {
     let answer = move |request, _peer| {
         let router = router.clone();
         async move {
