@@ -37,8 +37,17 @@ impl Drop for Gateway {
     }
 }
 
-/// `mcp-gateway` as wallet "seller" of `dir`, pricing the `tools` agent's `decode_invoice`.
-fn mcp_gateway(dir: &Path, port: u16, extra: &[&str]) -> Gateway {
+/// `mcp-gateway` as wallet "seller" of `dir`, pricing the `tools` agent's `decode_invoice`,
+/// once it takes MCP connections; and its `/mcp` URL.
+async fn mcp_gateway(dir: &Path, extra: &[&str]) -> (Gateway, String) {
+    let port = common::free_port();
+    let gateway = spawn_gateway(dir, port, extra);
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    when_up(&url).await;
+    (gateway, url)
+}
+
+fn spawn_gateway(dir: &Path, port: u16, extra: &[&str]) -> Gateway {
     let upstream = format!("{BIN} serve --data-dir {} --wallet tools", dir.display());
     Command::new(BIN)
         .args([
@@ -132,10 +141,7 @@ async fn a_buyer_agent_pays_a_seller_agents_tool_through_mcp_gateway() {
     let seller = App::open_embedded(dir.path(), "seller", l402_mcp::clock::system())
         .await
         .unwrap();
-    let port = common::free_port();
-    let url = format!("http://127.0.0.1:{port}/mcp");
-    let gw = mcp_gateway(dir.path(), port, &[]);
-    when_up(&url).await;
+    let (_gateway, url) = mcp_gateway(dir.path(), &[]).await;
     let buyer = spawn_agent(dir.path(), "buyer", &[], Stdio::null()).await;
     let invoice = seller
         .seller
@@ -282,16 +288,12 @@ async fn a_buyer_agent_pays_a_seller_agents_tool_through_mcp_gateway() {
         (-32043, Some("already_used"))
     );
     let _ = raw.cancel().await;
-    drop(gw);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn l402_on_the_http_transport() {
     let dir = tempfile::tempdir().unwrap();
-    let port = common::free_port();
-    let url = format!("http://127.0.0.1:{port}/mcp");
-    let gw = mcp_gateway(dir.path(), port, &["--http-402"]);
-    when_up(&url).await;
+    let (_gateway, url) = mcp_gateway(dir.path(), &["--http-402"]).await;
     let seller = App::open_embedded(dir.path(), "seller", l402_mcp::clock::system())
         .await
         .unwrap();
@@ -354,17 +356,13 @@ async fn l402_on_the_http_transport() {
         challenge::decode_json(c.opaque.as_deref().unwrap()).unwrap()["tool"],
         "decode_invoice"
     );
-    drop(gw);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn host_and_origin_are_checked_before_the_paywall() {
     let dir = tempfile::tempdir().unwrap();
-    let port = common::free_port();
-    let url = format!("http://127.0.0.1:{port}/mcp");
-    let gw = mcp_gateway(
+    let (_gateway, url) = mcp_gateway(
         dir.path(),
-        port,
         &[
             "--http-402",
             "--allowed-host",
@@ -372,8 +370,8 @@ async fn host_and_origin_are_checked_before_the_paywall() {
             "--allowed-origin",
             "https://app.test",
         ],
-    );
-    when_up(&url).await;
+    )
+    .await;
     // An unpaid call of the priced tool: 402 where it may go on, 403 before the paywall (no
     // challenge minted) where it may not.
     let call = json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": { "name": "decode_invoice", "arguments": { "bolt11": "lnbc1" } } });
@@ -427,5 +425,4 @@ async fn host_and_origin_are_checked_before_the_paywall() {
         200
     );
     assert_eq!(post(&init, Some("evil.test"), None).await, 403);
-    drop(gw);
 }
