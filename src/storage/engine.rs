@@ -24,7 +24,7 @@ use super::StorageError;
 use super::group::{Committer, Durability, Outcome};
 use super::inline::InlineReads;
 use super::pg_group::{self, PgCommitter, Turn};
-use super::sync_sql::{self, Arg, Columns, Statement, bind};
+use super::sync_sql::{self, Arg, Columns, Statement};
 use super::verify_cache::{self, VerifyCache};
 
 /// The ledger file in a data dir.
@@ -437,11 +437,8 @@ impl Engine {
     /// checkpoint); on PostgreSQL it is one statement on its own.
     pub(crate) async fn write_deferred(&self, note: Statement) -> Result<u64, StorageError> {
         let Some(committer) = &self.committer else {
-            return bind(sqlx::query(note.sql), &note.args)
-                .execute(self.writer())
-                .await
-                .map(|done| done.rows_affected())
-                .map_err(StorageError::from);
+            let mut conn = self.writer.acquire().await?;
+            return note.run(&mut conn).await;
         };
         answered::<Statement>(
             committer.submit(sync_run(note), Durability::Deferred).await,
